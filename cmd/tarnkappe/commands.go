@@ -1,0 +1,10 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// subcommands lists every subcommand. Each lives in its own cmd_<name>.go.
+func subcommands() []*cobra.Command {
+	return []*cobra.Command{
+		newVersionCmd(),
+	}
+}
