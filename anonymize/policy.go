@@ -1,0 +1,708 @@
+package anonymize
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// PolicyVersion is the only policy format version this package reads.
+const PolicyVersion = 1
+
+// Action is what a policy does to one column.
+type Action string
+
+// The column actions. Every input column must have exactly one.
+const (
+	ActionKeep         Action = "keep"         // copy unchanged
+	ActionDrop         Action = "drop"         // remove from the output
+	ActionPseudonymize Action = "pseudonymize" // keyed pseudonym (hmac, siv, ff1)
+	ActionDateShift    Action = "dateshift"    // keyed per-subject date shift
+	ActionGeneralize   Action = "generalize"   // hierarchy level (chosen by kanon for quasi-identifiers)
+	ActionCoarsen      Action = "coarsen"      // time bucket or spatial grid
+	ActionMask         Action = "mask"         // replace characters by a mask character
+)
+
+var allActions = []Action{ActionKeep, ActionDrop, ActionPseudonymize, ActionDateShift, ActionGeneralize, ActionCoarsen, ActionMask}
+
+// Policy is a validated anonymisation policy. Obtain one with ParsePolicy or
+// LoadPolicy; a Policy is immutable afterwards and safe to share.
+type Policy struct {
+	// Version must be 1. Required.
+	Version int `yaml:"version"`
+	// Subject names the column identifying the data subject (the vehicle, the
+	// person). Opt-out, date shift and DP contribution bounding are per subject.
+	// Required.
+	Subject string `yaml:"subject"`
+	// Keyring is the path of the keyring file (relative to the policy file).
+	// Required when any action needs keys; the CLI's --keys overrides it.
+	Keyring string `yaml:"keyring"`
+	// OptOut lists subjects whose rows are all removed before any other step.
+	OptOut *OptOutPolicy `yaml:"opt_out"`
+	// Columns names the action for every input column, in output order.
+	// Required: an input column the policy does not name is an error.
+	Columns ColumnRules `yaml:"columns"`
+	// KAnon, when present, generalises the quasi-identifiers to k-anonymity.
+	KAnon *KAnonPolicy `yaml:"kanon"`
+	// Mobility, when present, segments trips, trims their ends and coarsens
+	// positions and time.
+	Mobility *MobilityPolicy `yaml:"mobility"`
+	// Release, when present, computes differentially private aggregates.
+	Release *ReleasePolicy `yaml:"release"`
+
+	file string
+	pos  map[string]Position
+}
+
+// OptOutPolicy names the opt-out list.
+type OptOutPolicy struct {
+	// File holds one subject per line (blank lines and lines starting with #
+	// ignored), relative to the policy file. Required.
+	File string `yaml:"file"`
+	// Form says what the lines are: "clear" (the subject column's raw value,
+	// e.g. a VIN) or "pseudonym" (the output of the subject column's
+	// pseudonymize action). Required.
+	Form string `yaml:"form"`
+	// Domain is the keyring domain under which the list is held keyed in
+	// memory. Required.
+	Domain string `yaml:"domain"`
+}
+
+// ColumnRule is the action for one column.
+type ColumnRule struct {
+	Name         string
+	Action       Action
+	Pseudonymize *PseudonymizeSpec `yaml:"pseudonymize"`
+	DateShift    *DateShiftSpec    `yaml:"dateshift"`
+	Generalize   *GeneralizeSpec   `yaml:"generalize"`
+	Coarsen      *CoarsenSpec      `yaml:"coarsen"`
+	Mask         *MaskSpec         `yaml:"mask"`
+	Pos          Position
+}
+
+// PseudonymizeSpec configures a pseudonymize action.
+type PseudonymizeSpec struct {
+	// Method is hmac (one-way), siv (reversible by the key holder) or ff1
+	// (format-preserving, reversible). Required.
+	Method string `yaml:"method"`
+	// Domain is the keyring domain: the same value in two domains gives
+	// unlinkable pseudonyms. Required.
+	Domain string `yaml:"domain"`
+}
+
+// DateShiftSpec configures a dateshift action: every timestamp of one subject
+// moves by the same keyed offset within ±MaxDays.
+type DateShiftSpec struct {
+	Domain  string `yaml:"domain"`   // Required.
+	MaxDays int    `yaml:"max_days"` // Required, >= 1.
+}
+
+// GeneralizeSpec configures a generalize action outside k-anonymity (a fixed
+// level). Quasi-identifiers take their hierarchy from the kanon block and
+// their level from the search, and must write just "generalize".
+type GeneralizeSpec struct {
+	Hierarchy HierarchySpec `yaml:"hierarchy"`
+	Level     int           `yaml:"level"`
+}
+
+// CoarsenSpec configures a coarsen action: exactly one of Time (timestamp
+// columns: floor to the bucket) or Degrees (float columns: snap to the centre
+// of a grid cell of that many degrees).
+type CoarsenSpec struct {
+	Time    Duration `yaml:"time"`
+	Degrees float64  `yaml:"degrees"`
+}
+
+// MaskSpec configures a mask action on a string column: all characters but
+// the first KeepPrefix and last KeepSuffix become Char (default "*").
+type MaskSpec struct {
+	KeepPrefix int    `yaml:"keep_prefix"`
+	KeepSuffix int    `yaml:"keep_suffix"`
+	Char       string `yaml:"char"`
+}
+
+// HierarchySpec describes a generalisation hierarchy.
+type HierarchySpec struct {
+	// Type is interval (numbers: bins of Widths[i] at level i+1), mask
+	// (strings: level i masks the last i characters), table (ARX-style CSV in
+	// File) or date (timestamps: Units[i] at level i+1, from hour, day, week,
+	// month, year). Every hierarchy has a top level "*". Required.
+	Type   string    `yaml:"type"`
+	Widths []float64 `yaml:"widths"`
+	Levels int       `yaml:"levels"`
+	File   string    `yaml:"file"`
+	Units  []string  `yaml:"units"`
+}
+
+// KAnonPolicy configures k-anonymity over the quasi-identifiers.
+type KAnonPolicy struct {
+	QuasiIdentifiers []string                 `yaml:"quasi_identifiers"` // Required.
+	K                int                      `yaml:"k"`                 // Required, >= 2.
+	L                *LDiversityPolicy        `yaml:"l"`
+	T                *TClosenessPolicy        `yaml:"t"`
+	Suppression      float64                  `yaml:"suppression"` // max fraction of rows suppressed, [0,1)
+	Metric           string                   `yaml:"metric"`      // loss | discernibility | entropy | precision
+	Hierarchies      map[string]HierarchySpec `yaml:"hierarchies"` // one per quasi-identifier. Required.
+	// PerSubject counts distinct subjects, not rows, in every equivalence
+	// class: with many rows per subject, counting rows would overstate k.
+	// Default true; set false only when every subject has one row.
+	PerSubject *bool `yaml:"per_subject"`
+}
+
+// LDiversityPolicy adds l-diversity of a sensitive column.
+type LDiversityPolicy struct {
+	Sensitive string  `yaml:"sensitive"`
+	L         float64 `yaml:"l"`
+	Variant   string  `yaml:"variant"` // distinct | entropy | recursive
+	C         float64 `yaml:"c"`
+}
+
+// TClosenessPolicy adds t-closeness of a sensitive column.
+type TClosenessPolicy struct {
+	Sensitive string  `yaml:"sensitive"`
+	T         float64 `yaml:"t"`
+	Distance  string  `yaml:"distance"` // equal | ordered
+}
+
+// MobilityPolicy configures movement-profile protection.
+type MobilityPolicy struct {
+	Time string `yaml:"time"` // timestamp column. Required.
+	Lat  string `yaml:"lat"`  // Required.
+	Lon  string `yaml:"lon"`  // Required.
+	// TripGap splits a subject's readings into trips where consecutive
+	// readings are further apart in time. Required.
+	TripGap Duration `yaml:"trip_gap"`
+	// TrimMetres and TrimTime drop the start and end of every trip (homes and
+	// workplaces). At least one is required.
+	TrimMetres float64  `yaml:"trim_metres"`
+	TrimTime   Duration `yaml:"trim_time"`
+	// CellResolution is the H3 resolution of the output cell column (0..15).
+	CellResolution int `yaml:"cell_resolution"`
+	// CellColumn names the added cell column. Required when CellResolution is set.
+	CellColumn string `yaml:"cell_column"`
+	// UnicityPoints is p for the unicity measure before and after (default 4).
+	UnicityPoints int `yaml:"unicity_points"`
+}
+
+// ReleasePolicy configures a differentially private release of per-group
+// aggregates, bounded per subject.
+type ReleasePolicy struct {
+	By              []string        `yaml:"by"`      // grouping columns. Required.
+	Epsilon         float64         `yaml:"epsilon"` // Required, > 0.
+	Delta           float64         `yaml:"delta"`   // Required for private partition selection, in (0,1).
+	MaxPartitions   int             `yaml:"max_partitions"`
+	MaxPerPartition int             `yaml:"max_per_partition"`
+	Count           bool            `yaml:"count"`
+	Aggregates      []AggregateSpec `yaml:"aggregates"`
+	// PublicPartitions is a CSV file with the columns of By listing the
+	// partitions to release; without it partitions are selected privately.
+	PublicPartitions string `yaml:"public_partitions"`
+}
+
+// AggregateSpec is one DP aggregate of a numeric column, clamped to bounds.
+type AggregateSpec struct {
+	Column    string    `yaml:"column"`
+	Kind      string    `yaml:"kind"` // sum | mean | variance | quantiles
+	Lower     float64   `yaml:"lower"`
+	Upper     float64   `yaml:"upper"`
+	Quantiles []float64 `yaml:"quantiles"`
+}
+
+// ColumnRules is the ordered column → action mapping of a policy.
+type ColumnRules []ColumnRule
+
+// Lookup returns the rule for a column.
+func (cr ColumnRules) Lookup(name string) (ColumnRule, bool) {
+	for _, r := range cr {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return ColumnRule{}, false
+}
+
+func (cr *ColumnRules) decodeNode(d *decoder, n *yaml.Node, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return d.errAt(n, path, "want a mapping of column name to action, got %s", kindName(n))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Value == "" {
+			return d.errAt(k, path, "column names must be plain non-empty strings")
+		}
+		kp := joinPath(path, k.Value)
+		if seen[k.Value] {
+			return d.errAt(k, kp, "column %q named twice", k.Value)
+		}
+		seen[k.Value] = true
+		d.record(kp, k)
+		r := ColumnRule{Name: k.Value, Pos: Position{File: d.file, Line: k.Line, Column: k.Column}}
+		switch v.Kind {
+		case yaml.ScalarNode:
+			// Shorthand for actions without options: "keep", "drop", "generalize".
+			a := Action(v.Value)
+			switch a {
+			case ActionKeep, ActionDrop, ActionGeneralize:
+				r.Action = a
+			case ActionPseudonymize, ActionDateShift, ActionCoarsen, ActionMask:
+				return d.errAt(v, kp, "action %q needs options, e.g. {%s: {...}}", a, a)
+			default:
+				return d.errAt(v, kp, "unknown action %q (want one of %s)", v.Value, actionList())
+			}
+		case yaml.MappingNode:
+			if len(v.Content) != 2 {
+				return d.errAt(v, kp, "want exactly one action per column (one of %s)", actionList())
+			}
+			ak, av := v.Content[0], v.Content[1]
+			ap := joinPath(kp, ak.Value)
+			d.record(ap, ak)
+			var err error
+			switch Action(ak.Value) {
+			case ActionPseudonymize:
+				r.Pseudonymize = new(PseudonymizeSpec)
+				err = d.decode(av, reflectElem(r.Pseudonymize), ap)
+			case ActionDateShift:
+				r.DateShift = new(DateShiftSpec)
+				err = d.decode(av, reflectElem(r.DateShift), ap)
+			case ActionGeneralize:
+				r.Generalize = new(GeneralizeSpec)
+				err = d.decode(av, reflectElem(r.Generalize), ap)
+			case ActionCoarsen:
+				r.Coarsen = new(CoarsenSpec)
+				err = d.decode(av, reflectElem(r.Coarsen), ap)
+			case ActionMask:
+				r.Mask = new(MaskSpec)
+				err = d.decode(av, reflectElem(r.Mask), ap)
+			case ActionKeep, ActionDrop:
+				if !isNull(av) {
+					return d.errAt(av, ap, "action %q takes no options", ak.Value)
+				}
+			default:
+				return d.errAt(ak, ap, "unknown action %q (want one of %s)", ak.Value, actionList())
+			}
+			if err != nil {
+				return err
+			}
+			r.Action = Action(ak.Value)
+		default:
+			return d.errAt(v, kp, "want an action, got %s", kindName(v))
+		}
+		*cr = append(*cr, r)
+	}
+	return nil
+}
+
+func actionList() string {
+	s := make([]string, len(allActions))
+	for i, a := range allActions {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
+}
+
+// LoadPolicy reads and validates a policy file.
+func LoadPolicy(path string) (*Policy, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize.LoadPolicy: %w", err)
+	}
+	return ParsePolicy(path, src)
+}
+
+// ParsePolicy parses and validates a policy. file names the source in errors
+// and is the base for relative paths in the policy. Errors are *PolicyError
+// giving file, line and column.
+func ParsePolicy(file string, src []byte) (*Policy, error) {
+	p := &Policy{file: file}
+	pos, err := parseYAML(file, src, p)
+	if err != nil {
+		return nil, err
+	}
+	p.pos = pos
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// File returns the path the policy was read from.
+func (p *Policy) File() string { return p.file }
+
+// Resolve returns a path named in the policy relative to the policy's
+// directory (absolute paths unchanged).
+func (p *Policy) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || p.file == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(p.file), path)
+}
+
+func (p *Policy) errf(path, format string, args ...any) error {
+	pos, ok := p.pos[path]
+	if !ok {
+		// Fall back to the nearest recorded parent so the user still gets a line.
+		for q := path; q != ""; {
+			i := strings.LastIndexAny(q, ".[")
+			if i < 0 {
+				q = ""
+			} else {
+				q = q[:i]
+			}
+			if pp, ok := p.pos[q]; ok {
+				pos = pp
+				break
+			}
+		}
+		if pos.File == "" {
+			pos.File = p.file
+		}
+	}
+	return &PolicyError{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+var (
+	pseudonymMethods = []string{"hmac", "siv", "ff1"}
+	hierarchyTypes   = []string{"interval", "mask", "table", "date"}
+	dateUnits        = []string{"hour", "day", "week", "month", "year"}
+	kanonMetrics     = []string{"loss", "discernibility", "entropy", "precision"}
+	aggregateKinds   = []string{"sum", "mean", "variance", "quantiles"}
+)
+
+func (p *Policy) validate() error {
+	if p.Version != PolicyVersion {
+		if _, ok := p.pos["version"]; !ok {
+			return p.errf("version", "missing version (want version: %d)", PolicyVersion)
+		}
+		return p.errf("version", "unsupported version %d (want %d)", p.Version, PolicyVersion)
+	}
+	if p.Subject == "" {
+		return p.errf("subject", "missing subject column")
+	}
+	if len(p.Columns) == 0 {
+		return p.errf("columns", "missing columns: the policy must name every input column")
+	}
+	subj, ok := p.Columns.Lookup(p.Subject)
+	if !ok {
+		return p.errf("subject", "subject column %q is not named under columns", p.Subject)
+	}
+	if subj.Action == ActionKeep {
+		return p.errf("columns."+p.Subject, "the subject column must not be kept in clear: pseudonymize or drop it")
+	}
+	for _, r := range p.Columns {
+		cp := "columns." + r.Name
+		switch r.Action {
+		case ActionPseudonymize:
+			s := r.Pseudonymize
+			ap := cp + ".pseudonymize"
+			if !slices.Contains(pseudonymMethods, s.Method) {
+				return p.errf(ap+".method", "method %q: want one of %s", s.Method, strings.Join(pseudonymMethods, ", "))
+			}
+			if s.Domain == "" {
+				return p.errf(ap+".domain", "missing domain")
+			}
+		case ActionDateShift:
+			s := r.DateShift
+			ap := cp + ".dateshift"
+			if s.Domain == "" {
+				return p.errf(ap+".domain", "missing domain")
+			}
+			if s.MaxDays < 1 || s.MaxDays > 3650 {
+				return p.errf(ap+".max_days", "max_days must be in 1..3650, got %d", s.MaxDays)
+			}
+		case ActionGeneralize:
+			isQI := p.KAnon != nil && slices.Contains(p.KAnon.QuasiIdentifiers, r.Name)
+			if isQI && r.Generalize != nil {
+				return p.errf(cp+".generalize", "%q is a quasi-identifier: its hierarchy goes under kanon.hierarchies and its level is chosen by the search; write just \"generalize\"", r.Name)
+			}
+			if !isQI {
+				if r.Generalize == nil {
+					return p.errf(cp, "%q is not a kanon quasi-identifier: give {generalize: {hierarchy: ..., level: N}}", r.Name)
+				}
+				if err := p.validateHierarchy(cp+".generalize.hierarchy", r.Generalize.Hierarchy); err != nil {
+					return err
+				}
+				if r.Generalize.Level < 1 {
+					return p.errf(cp+".generalize.level", "level must be >= 1, got %d", r.Generalize.Level)
+				}
+			}
+		case ActionCoarsen:
+			s := r.Coarsen
+			ap := cp + ".coarsen"
+			if (s.Time > 0) == (s.Degrees != 0) {
+				return p.errf(ap, "give exactly one of time (a duration) or degrees (a grid size)")
+			}
+			if s.Degrees < 0 || s.Degrees > 90 {
+				return p.errf(ap+".degrees", "degrees must be in (0, 90], got %g", s.Degrees)
+			}
+		case ActionMask:
+			s := r.Mask
+			ap := cp + ".mask"
+			if s.KeepPrefix < 0 || s.KeepSuffix < 0 {
+				return p.errf(ap, "keep_prefix and keep_suffix must be >= 0")
+			}
+			if s.Char != "" && len([]rune(s.Char)) != 1 {
+				return p.errf(ap+".char", "char must be one character, got %q", s.Char)
+			}
+		}
+	}
+	if p.OptOut != nil {
+		o := p.OptOut
+		if o.File == "" {
+			return p.errf("opt_out.file", "missing file")
+		}
+		if o.Form != "clear" && o.Form != "pseudonym" {
+			return p.errf("opt_out.form", "form must be clear or pseudonym, got %q", o.Form)
+		}
+		if o.Form == "pseudonym" && subj.Action != ActionPseudonymize {
+			return p.errf("opt_out.form", "form pseudonym needs the subject column %q to be pseudonymized", p.Subject)
+		}
+		if o.Domain == "" {
+			return p.errf("opt_out.domain", "missing domain (the list is held keyed under it)")
+		}
+	}
+	if err := p.validateKAnon(); err != nil {
+		return err
+	}
+	if err := p.validateMobility(); err != nil {
+		return err
+	}
+	return p.validateRelease()
+}
+
+func (p *Policy) validateHierarchy(path string, h HierarchySpec) error {
+	if !slices.Contains(hierarchyTypes, h.Type) {
+		return p.errf(path+".type", "type %q: want one of %s", h.Type, strings.Join(hierarchyTypes, ", "))
+	}
+	switch h.Type {
+	case "interval":
+		if len(h.Widths) == 0 {
+			return p.errf(path+".widths", "interval hierarchy needs widths (one per level)")
+		}
+		for i, w := range h.Widths {
+			if w <= 0 || (i > 0 && w <= h.Widths[i-1]) {
+				return p.errf(path+".widths", "widths must be positive and increasing")
+			}
+		}
+	case "mask":
+		if h.Levels < 1 {
+			return p.errf(path+".levels", "mask hierarchy needs levels >= 1")
+		}
+	case "table":
+		if h.File == "" {
+			return p.errf(path+".file", "table hierarchy needs a file")
+		}
+	case "date":
+		if len(h.Units) == 0 {
+			return p.errf(path+".units", "date hierarchy needs units")
+		}
+		for _, u := range h.Units {
+			if !slices.Contains(dateUnits, u) {
+				return p.errf(path+".units", "unit %q: want one of %s", u, strings.Join(dateUnits, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validateKAnon() error {
+	k := p.KAnon
+	if k == nil {
+		for _, r := range p.Columns {
+			if r.Action == ActionGeneralize && r.Generalize == nil {
+				return p.errf("columns."+r.Name, "generalize without options needs a kanon block listing %q", r.Name)
+			}
+		}
+		return nil
+	}
+	if len(k.QuasiIdentifiers) == 0 {
+		return p.errf("kanon.quasi_identifiers", "missing quasi_identifiers")
+	}
+	if k.K < 2 {
+		return p.errf("kanon.k", "k must be >= 2, got %d", k.K)
+	}
+	if k.Suppression < 0 || k.Suppression >= 1 {
+		return p.errf("kanon.suppression", "suppression must be in [0, 1), got %g", k.Suppression)
+	}
+	if k.Metric == "" {
+		return p.errf("kanon.metric", "missing metric (one of %s)", strings.Join(kanonMetrics, ", "))
+	}
+	if !slices.Contains(kanonMetrics, k.Metric) {
+		return p.errf("kanon.metric", "metric %q: want one of %s", k.Metric, strings.Join(kanonMetrics, ", "))
+	}
+	seen := map[string]bool{}
+	for i, q := range k.QuasiIdentifiers {
+		qp := fmt.Sprintf("kanon.quasi_identifiers[%d]", i)
+		if seen[q] {
+			return p.errf(qp, "%q listed twice", q)
+		}
+		seen[q] = true
+		r, ok := p.Columns.Lookup(q)
+		if !ok {
+			return p.errf(qp, "quasi-identifier %q is not named under columns", q)
+		}
+		if r.Action != ActionGeneralize {
+			return p.errf(qp, "quasi-identifier %q must have action generalize, has %s", q, r.Action)
+		}
+		h, ok := k.Hierarchies[q]
+		if !ok {
+			return p.errf("kanon.hierarchies", "missing hierarchy for quasi-identifier %q", q)
+		}
+		if err := p.validateHierarchy("kanon.hierarchies."+q, h); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(k.Hierarchies) {
+		if !seen[name] {
+			return p.errf("kanon.hierarchies."+name, "hierarchy for %q, which is not a quasi-identifier", name)
+		}
+	}
+	if l := k.L; l != nil {
+		if l.Sensitive == "" {
+			return p.errf("kanon.l.sensitive", "missing sensitive column")
+		}
+		if _, ok := p.Columns.Lookup(l.Sensitive); !ok || seen[l.Sensitive] {
+			return p.errf("kanon.l.sensitive", "sensitive column %q must be named under columns and not be a quasi-identifier", l.Sensitive)
+		}
+		if l.L < 2 {
+			return p.errf("kanon.l.l", "l must be >= 2, got %g", l.L)
+		}
+		switch l.Variant {
+		case "distinct", "entropy":
+		case "recursive":
+			if l.C <= 0 {
+				return p.errf("kanon.l.c", "recursive l-diversity needs c > 0")
+			}
+		default:
+			return p.errf("kanon.l.variant", "variant %q: want distinct, entropy or recursive", l.Variant)
+		}
+	}
+	if t := k.T; t != nil {
+		if _, ok := p.Columns.Lookup(t.Sensitive); !ok || seen[t.Sensitive] {
+			return p.errf("kanon.t.sensitive", "sensitive column %q must be named under columns and not be a quasi-identifier", t.Sensitive)
+		}
+		if t.T <= 0 || t.T >= 1 {
+			return p.errf("kanon.t.t", "t must be in (0, 1), got %g", t.T)
+		}
+		if t.Distance != "equal" && t.Distance != "ordered" {
+			return p.errf("kanon.t.distance", "distance %q: want equal or ordered", t.Distance)
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validateMobility() error {
+	m := p.Mobility
+	if m == nil {
+		return nil
+	}
+	for _, c := range []struct{ key, col string }{{"time", m.Time}, {"lat", m.Lat}, {"lon", m.Lon}} {
+		if c.col == "" {
+			return p.errf("mobility."+c.key, "missing %s column", c.key)
+		}
+		if _, ok := p.Columns.Lookup(c.col); !ok {
+			return p.errf("mobility."+c.key, "column %q is not named under columns", c.col)
+		}
+	}
+	if m.TripGap <= 0 {
+		return p.errf("mobility.trip_gap", "missing trip_gap")
+	}
+	if m.TrimMetres < 0 {
+		return p.errf("mobility.trim_metres", "trim_metres must be >= 0")
+	}
+	if m.TrimMetres == 0 && m.TrimTime == 0 {
+		return p.errf("mobility", "give trim_metres or trim_time: untrimmed trip ends reveal homes and workplaces")
+	}
+	if m.CellResolution < 0 || m.CellResolution > 15 {
+		return p.errf("mobility.cell_resolution", "cell_resolution must be in 0..15, got %d", m.CellResolution)
+	}
+	if m.CellColumn == "" {
+		return p.errf("mobility.cell_column", "missing cell_column (the name of the added cell column)")
+	}
+	if _, ok := p.Columns.Lookup(m.CellColumn); ok {
+		return p.errf("mobility.cell_column", "cell column %q clashes with an input column", m.CellColumn)
+	}
+	if m.UnicityPoints < 0 {
+		return p.errf("mobility.unicity_points", "unicity_points must be >= 1")
+	}
+	return nil
+}
+
+func (p *Policy) validateRelease() error {
+	r := p.Release
+	if r == nil {
+		return nil
+	}
+	if len(r.By) == 0 {
+		return p.errf("release.by", "missing by (grouping columns)")
+	}
+	for i, b := range r.By {
+		if !p.knownColumn(b) {
+			return p.errf(fmt.Sprintf("release.by[%d]", i), "column %q is neither named under columns nor added by mobility", b)
+		}
+	}
+	if !(r.Epsilon > 0) {
+		return p.errf("release.epsilon", "epsilon must be > 0")
+	}
+	if r.Delta < 0 || r.Delta >= 1 {
+		return p.errf("release.delta", "delta must be in [0, 1), got %g", r.Delta)
+	}
+	if r.PublicPartitions == "" && r.Delta == 0 {
+		return p.errf("release.delta", "private partition selection needs delta > 0 (or give public_partitions)")
+	}
+	if r.MaxPartitions < 1 {
+		return p.errf("release.max_partitions", "max_partitions must be >= 1")
+	}
+	if r.MaxPerPartition < 1 {
+		return p.errf("release.max_per_partition", "max_per_partition must be >= 1")
+	}
+	if !r.Count && len(r.Aggregates) == 0 {
+		return p.errf("release", "nothing to release: set count: true or give aggregates")
+	}
+	for i, a := range r.Aggregates {
+		ap := fmt.Sprintf("release.aggregates[%d]", i)
+		if _, ok := p.Columns.Lookup(a.Column); !ok {
+			return p.errf(ap+".column", "column %q is not named under columns", a.Column)
+		}
+		if !slices.Contains(aggregateKinds, a.Kind) {
+			return p.errf(ap+".kind", "kind %q: want one of %s", a.Kind, strings.Join(aggregateKinds, ", "))
+		}
+		if !(a.Lower < a.Upper) {
+			return p.errf(ap, "need lower < upper, got [%g, %g]", a.Lower, a.Upper)
+		}
+		if a.Kind == "quantiles" {
+			if len(a.Quantiles) == 0 {
+				return p.errf(ap+".quantiles", "missing quantiles")
+			}
+			for _, q := range a.Quantiles {
+				if q < 0 || q > 1 {
+					return p.errf(ap+".quantiles", "quantiles must be in [0, 1], got %g", q)
+				}
+			}
+		} else if len(a.Quantiles) > 0 {
+			return p.errf(ap+".quantiles", "quantiles only apply to kind quantiles")
+		}
+	}
+	return nil
+}
+
+func (p *Policy) knownColumn(name string) bool {
+	if _, ok := p.Columns.Lookup(name); ok {
+		return true
+	}
+	return p.Mobility != nil && p.Mobility.CellColumn == name
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

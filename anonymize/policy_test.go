@@ -1,0 +1,148 @@
+package anonymize
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimalPolicy = `version: 1
+subject: vin
+columns:
+  vin: {pseudonymize: {method: hmac, domain: vin}}
+  speed: keep
+  secret: drop
+`
+
+func TestParsePolicyExample(t *testing.T) {
+	path := filepath.Join("..", "examples", "brakedisc", "policy.yaml")
+	p, err := LoadPolicy(path)
+	if err != nil {
+		t.Fatalf("example policy: %v", err)
+	}
+	if p.Subject != "vin" || p.KAnon == nil || p.KAnon.K != 10 || p.Mobility == nil || p.Release == nil || p.OptOut == nil {
+		t.Fatalf("example policy parsed incompletely: %+v", p)
+	}
+	r, ok := p.Columns.Lookup("vin")
+	if !ok || r.Action != ActionPseudonymize || r.Pseudonymize.Method != "hmac" {
+		t.Fatalf("vin rule = %+v", r)
+	}
+	if got := p.Resolve(p.Keyring); got != filepath.Join("..", "examples", "brakedisc", "keys.json") {
+		t.Errorf("Resolve(keyring) = %q", got)
+	}
+	// Column order is the file's order.
+	if p.Columns[0].Name != "vin" || p.Columns[1].Name != "ts" {
+		t.Errorf("column order lost: %v, %v", p.Columns[0].Name, p.Columns[1].Name)
+	}
+}
+
+func TestParsePolicyErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		wantPos string // "line:col"
+		wantMsg string
+	}{
+		{"unknown top key", minimalPolicy + "colums: {}\n", "7:1", `unknown key "colums"`},
+		{"unknown nested key", strings.Replace(minimalPolicy, "domain: vin", "domian: vin", 1), "4:38", `unknown key "domian"`},
+		{"unknown action", strings.Replace(minimalPolicy, "speed: keep", "speed: kepp", 1), "5:10", `unknown action "kepp"`},
+		{"missing version", strings.Replace(minimalPolicy, "version: 1\n", "", 1), "", "missing version"},
+		{"bad version", strings.Replace(minimalPolicy, "version: 1", "version: 2", 1), "1:1", "unsupported version 2"},
+		{"version not int", strings.Replace(minimalPolicy, "version: 1", "version: one", 1), "1:10", "want an integer"},
+		{"missing subject", strings.Replace(minimalPolicy, "subject: vin\n", "", 1), "", "missing subject"},
+		{"subject kept in clear", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: keep", 1), "4:3", "must not be kept in clear"},
+		{"subject not a column", strings.Replace(minimalPolicy, "subject: vin", "subject: owner", 1), "2:1", `subject column "owner" is not named`},
+		{"bad method", strings.Replace(minimalPolicy, "method: hmac", "method: md5", 1), "4:24", `method "md5"`},
+		{"missing domain", strings.Replace(minimalPolicy, ", domain: vin", "", 1), "4:9", "missing domain"},
+		{"duplicate column", minimalPolicy + "  speed: drop\n", "7:3", `column "speed" named twice`},
+		{"duplicate key", minimalPolicy + "subject: x\n", "7:1", `duplicate key "subject"`},
+		{"two actions", strings.Replace(minimalPolicy, "secret: drop", "secret: {drop: , keep: }", 1), "6:11", "exactly one action"},
+		{"action needs options", strings.Replace(minimalPolicy, "secret: drop", "secret: mask", 1), "6:11", "needs options"},
+		{"alias", "version: 1\nsubject: &a vin\n", "2:10", "anchors and aliases"},
+		{"coarsen both", minimalPolicy + "  ts: {coarsen: {time: 1h, degrees: 0.1}}\n", "7:8", "exactly one of time"},
+		{"bad duration", minimalPolicy + "  ts: {coarsen: {time: soon}}\n", "7:24", "positive duration"},
+		{"nan", minimalPolicy + "  lat: {coarsen: {degrees: .nan}}\n", "7:28", "finite number"},
+		{"k too small", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], k: 1, metric: loss, hierarchies: {age: {type: interval, widths: [5]}}}\n", "8:35", "k must be >= 2"},
+		{"missing k", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], metric: loss, hierarchies: {age: {type: interval, widths: [5]}}}\n", "8:1", "k must be >= 2"},
+		{"qi not generalized", minimalPolicy + "kanon: {quasi_identifiers: [speed], k: 5, metric: loss, hierarchies: {speed: {type: interval, widths: [5]}}}\n", "7:29", "must have action generalize"},
+		{"missing hierarchy", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], k: 5, metric: loss}\n", "8:1", "missing hierarchy"},
+		{"generalize without kanon", minimalPolicy + "  age: generalize\n", "7:3", "is not a kanon quasi-identifier"},
+		{"release without epsilon", minimalPolicy + "release: {by: [speed], delta: 1e-6, max_partitions: 1, max_per_partition: 1, count: true}\n", "7:1", "epsilon must be > 0"},
+		{"release unknown by", minimalPolicy + "release: {by: [nope], epsilon: 1, delta: 1e-6, max_partitions: 1, max_per_partition: 1, count: true}\n", "7:16", `column "nope"`},
+		{"release bounds", minimalPolicy + "release: {by: [speed], epsilon: 1, delta: 1e-6, max_partitions: 1, max_per_partition: 1, aggregates: [{column: speed, kind: mean, lower: 5, upper: 1}]}\n", "7:103", "need lower < upper"},
+		{"opt-out form", minimalPolicy + "opt_out: {file: x, form: maybe, domain: o}\n", "7:20", "form must be"},
+		{"empty", "", "", "empty policy"},
+		{"not a mapping", "- a\n- b\n", "1:1", "want a mapping"},
+		{"syntax", "version: [1\n", "", "line"},
+		{"string for int", strings.Replace(minimalPolicy, "version: 1", `version: "1"`, 1), "1:10", "want an integer"},
+		{"mobility trims nothing", minimalPolicy + "  ts: keep\n  lat: keep\n  lon: keep\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, cell_column: cell}\n", "10:1", "trim_metres or trim_time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePolicy("p.yaml", []byte(tt.src))
+			if err == nil {
+				t.Fatal("ParsePolicy succeeded, want error")
+			}
+			var pe *PolicyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T %v is not a *PolicyError", err, err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "p.yaml") {
+				t.Errorf("error %q does not name the file", msg)
+			}
+			if tt.wantPos != "" && !strings.HasPrefix(msg, "p.yaml:"+tt.wantPos+":") {
+				t.Errorf("error %q: want position %s", msg, tt.wantPos)
+			}
+			if !strings.Contains(msg, tt.wantMsg) {
+				t.Errorf("error %q: want it to contain %q", msg, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestParsePolicyMinimal(t *testing.T) {
+	p, err := ParsePolicy("p.yaml", []byte(minimalPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Columns) != 3 || p.KAnon != nil || p.Release != nil || p.Mobility != nil || p.OptOut != nil {
+		t.Fatalf("unexpected policy %+v", p)
+	}
+}
+
+// FuzzParsePolicy checks that no input makes the parser panic, and that an
+// accepted policy is internally consistent.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(minimalPolicy))
+	if src, err := os.ReadFile(filepath.Join("..", "examples", "brakedisc", "policy.yaml")); err == nil {
+		f.Add(src)
+	}
+	f.Add([]byte("version: 1\nsubject: &a vin\ncolumns: *a\n"))
+	f.Add([]byte("version: 1\nsubject: vin\ncolumns: {vin: drop}\nkanon: {k: 2}\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p, err := ParsePolicy("fuzz.yaml", src)
+		if err != nil {
+			if p != nil {
+				t.Fatal("policy returned with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if p.Version != PolicyVersion || p.Subject == "" {
+			t.Fatalf("accepted invalid policy: %+v", p)
+		}
+		if _, ok := p.Columns.Lookup(p.Subject); !ok {
+			t.Fatalf("accepted policy without the subject column")
+		}
+		for _, r := range p.Columns {
+			if r.Action == "" {
+				t.Fatalf("column %q without action", r.Name)
+			}
+		}
+	})
+}
