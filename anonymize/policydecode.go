@@ -293,5 +293,4 @@ func parseYAML(file string, src []byte, out any) (map[string]Position, error) {
 	return d.pos, nil
 }
 
-
 func reflectElem(p any) reflect.Value { return reflect.ValueOf(p).Elem() }

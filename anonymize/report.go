@@ -1,0 +1,154 @@
+package anonymize
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Report is the audit record of one run: what came in, what went out, what
+// was done to every column, under which key ids, with which privacy
+// guarantees and at which residual risk. It never contains key material and
+// never lists opted-out subjects. Stages that did not run leave their block
+// nil, and the JSON omits it.
+type Report struct {
+	Tool     string    `json:"tool"`
+	Policy   string    `json:"policy"`
+	Input    string    `json:"input,omitempty"`
+	Output   string    `json:"output,omitempty"`
+	Started  time.Time `json:"started"`
+	Duration float64   `json:"duration_seconds"`
+
+	Rows RowCounts `json:"rows"`
+	// Columns maps every input column (and every added column) to its action.
+	Columns map[string]string `json:"columns"`
+	// ColumnDetails says how each column was transformed, in output order.
+	ColumnDetails []ColumnDetail `json:"column_details,omitempty"`
+	// Keys maps keyring domain to key id. Never keys.
+	Keys map[string]string `json:"keys"`
+
+	OptOut   *OptOutReport   `json:"opt_out,omitempty"`
+	Mobility *MobilityReport `json:"mobility,omitempty"`
+	KAnon    *KAnonReport    `json:"kanon,omitempty"`
+	Risk     *RiskReport     `json:"risk,omitempty"`
+	DP       *DPReport       `json:"dp,omitempty"`
+}
+
+// RowCounts accounts for every input row: In = Out + Suppressed + Filtered.
+type RowCounts struct {
+	In         int64 `json:"in"`
+	Out        int64 `json:"out"`
+	Suppressed int64 `json:"suppressed"` // removed by k-anonymity
+	Filtered   int64 `json:"filtered"`   // removed by opt-out and trip trimming
+	// FilteredBy splits Filtered by reason ("opt_out", "trip_trim").
+	FilteredBy map[string]int64 `json:"filtered_by,omitempty"`
+}
+
+// Check reports whether the accounting identity holds.
+func (r RowCounts) Check() error {
+	if r.In < 0 || r.Out < 0 || r.Suppressed < 0 || r.Filtered < 0 {
+		return fmt.Errorf("anonymize: row accounting: negative count in %+v", r)
+	}
+	if r.In != r.Out+r.Suppressed+r.Filtered {
+		return fmt.Errorf("anonymize: row accounting broken: in %d != out %d + suppressed %d + filtered %d", r.In, r.Out, r.Suppressed, r.Filtered)
+	}
+	var by int64
+	for _, n := range r.FilteredBy {
+		by += n
+	}
+	if len(r.FilteredBy) > 0 && by != r.Filtered {
+		return fmt.Errorf("anonymize: row accounting broken: filtered %d but reasons sum to %d", r.Filtered, by)
+	}
+	return nil
+}
+
+// ColumnDetail describes the transformation of one output or input column.
+type ColumnDetail struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// OptOutReport counts opt-outs. It never names a subject.
+type OptOutReport struct {
+	Listed   int   `json:"listed"`   // entries in the opt-out file
+	Subjects int   `json:"subjects"` // distinct listed subjects seen in the input
+	Rows     int64 `json:"rows"`     // rows removed
+}
+
+// MobilityReport summarises trip processing.
+type MobilityReport struct {
+	Trips          int64   `json:"trips"`
+	TrimmedRows    int64   `json:"trimmed_rows"`
+	TrimMetres     float64 `json:"trim_metres"`
+	TrimSeconds    float64 `json:"trim_seconds"`
+	CellColumn     string  `json:"cell_column,omitempty"`
+	CellResolution int     `json:"cell_resolution,omitempty"`
+	UnicityPoints  int     `json:"unicity_points,omitempty"`
+}
+
+// KAnonReport records the k-anonymity stage.
+type KAnonReport struct {
+	K                int      `json:"k"`
+	QuasiIdentifiers []string `json:"quasi_identifiers"`
+	// PerSubject is true when classes count distinct subjects, not rows.
+	PerSubject bool `json:"per_subject"`
+	// Transformation maps each quasi-identifier to its chosen hierarchy level.
+	Transformation map[string]int `json:"transformation"`
+	// InformationLoss maps metric name to value (lower is better).
+	InformationLoss map[string]float64 `json:"information_loss"`
+	// ColumnLoss maps each quasi-identifier to its own loss in [0,1].
+	ColumnLoss map[string]float64 `json:"column_loss,omitempty"`
+	Classes    int                `json:"classes"`
+	// ClassSizes is a histogram of equivalence-class sizes after
+	// generalisation and suppression.
+	ClassSizes        []SizeBin `json:"class_sizes,omitempty"`
+	SuppressedClasses int       `json:"suppressed_classes"`
+	Verified          bool      `json:"verified"` // independent verifier agreed
+}
+
+// SizeBin is one bar of a class-size histogram: classes with Min..Max members.
+type SizeBin struct {
+	Min     int64 `json:"min"`
+	Max     int64 `json:"max"`
+	Classes int64 `json:"classes"`
+}
+
+// RiskReport gives re-identification risk before and after the policy.
+type RiskReport struct {
+	Before RiskMeasures `json:"before"`
+	After  RiskMeasures `json:"after"`
+}
+
+// RiskMeasures are re-identification risks in [0,1]. Nil means not computed.
+type RiskMeasures struct {
+	Prosecutor *float64 `json:"prosecutor,omitempty"`
+	Journalist *float64 `json:"journalist,omitempty"`
+	Marketer   *float64 `json:"marketer,omitempty"`
+	Unicity    *float64 `json:"unicity,omitempty"`
+	// UnicityCI is the 95% confidence interval of Unicity.
+	UnicityCI []float64 `json:"unicity_ci,omitempty"`
+}
+
+// DPReport records the differentially private release.
+type DPReport struct {
+	EpsilonSpent float64  `json:"epsilon_spent"`
+	DeltaSpent   float64  `json:"delta_spent"`
+	By           []string `json:"by"`
+	Partitions   int      `json:"partitions"`
+	Aggregates   []string `json:"aggregates"`
+	Output       string   `json:"output,omitempty"`
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("anonymize.Report.WriteJSON: %w", err)
+	}
+	return nil
+}
+
+func ptr(f float64) *float64 { return &f }

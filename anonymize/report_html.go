@@ -1,0 +1,301 @@
+package anonymize
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"image/color"
+	"io"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// palette is colour-blind safe (Okabe–Ito).
+var palette = [...]color.RGBA{
+	{0, 114, 178, 255},   // blue
+	{230, 159, 0, 255},   // orange
+	{0, 158, 115, 255},   // green
+	{204, 121, 167, 255}, // purple
+	{86, 180, 233, 255},  // sky
+	{213, 94, 0, 255},    // vermillion
+}
+
+// barChart renders grouped bars as an inline SVG element. series[i][j] is the
+// value of series i for category j.
+func barChart(title, ylabel string, categories []string, legends []string, series [][]float64) (template.HTML, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = ylabel
+	p.Y.Min = 0
+	n := len(series)
+	width := vg.Points(float64(40) / float64(max(n, 1)))
+	if len(categories) > 12 {
+		width = vg.Points(float64(300/len(categories)) / float64(max(n, 1)))
+	}
+	for i, s := range series {
+		bars, err := plotter.NewBarChart(plotter.Values(s), width)
+		if err != nil {
+			return "", err
+		}
+		bars.Color = palette[i%len(palette)]
+		bars.LineStyle.Width = 0
+		bars.Offset = vg.Length(float64(i)-float64(n-1)/2) * width
+		p.Add(bars)
+		if i < len(legends) && legends[i] != "" {
+			p.Legend.Add(legends[i], bars)
+		}
+	}
+	p.Legend.Top = true
+	p.NominalX(categories...)
+	if len(categories) > 8 {
+		p.X.Tick.Label.Rotation = 0.8
+		p.X.Tick.Label.XAlign = draw.XRight
+	}
+	c := vgsvg.New(6*vg.Inch, 3*vg.Inch)
+	p.Draw(draw.New(c))
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(&buf); err != nil {
+		return "", err
+	}
+	s := buf.String()
+	// Inline SVG in HTML needs no XML prolog or DOCTYPE.
+	if i := strings.Index(s, "<svg"); i > 0 {
+		s = s[i:]
+	}
+	return template.HTML(s), nil // produced by vgsvg from numbers and our own labels
+}
+
+type htmlChart struct {
+	Title string
+	SVG   template.HTML
+}
+
+type htmlData struct {
+	R      *Report
+	Charts []htmlChart
+	Keys   [][2]string
+	Cols   []ColumnDetail
+}
+
+// WriteHTML writes the report as one self-contained HTML page: no scripts, no
+// network, charts as inline SVG.
+func (r *Report) WriteHTML(w io.Writer) error {
+	d := htmlData{R: r}
+	add := func(title string, svg template.HTML, err error) error {
+		if err != nil {
+			return fmt.Errorf("anonymize.Report.WriteHTML: chart %q: %w", title, err)
+		}
+		d.Charts = append(d.Charts, htmlChart{Title: title, SVG: svg})
+		return nil
+	}
+	// Rows accounting.
+	cats := []string{"in", "out", "suppressed", "filtered"}
+	vals := []float64{float64(r.Rows.In), float64(r.Rows.Out), float64(r.Rows.Suppressed), float64(r.Rows.Filtered)}
+	for _, k := range sortedKeys(r.Rows.FilteredBy) {
+		cats = append(cats, "filtered: "+k)
+		vals = append(vals, float64(r.Rows.FilteredBy[k]))
+	}
+	svg, err := barChart("Rows accounting", "rows", cats, nil, [][]float64{vals})
+	if err := add("Rows accounting", svg, err); err != nil {
+		return err
+	}
+	if k := r.KAnon; k != nil {
+		if len(k.ClassSizes) > 0 {
+			var cats []string
+			var vals []float64
+			for _, b := range k.ClassSizes {
+				if b.Min == b.Max {
+					cats = append(cats, fmt.Sprint(b.Min))
+				} else {
+					cats = append(cats, fmt.Sprintf("%d–%d", b.Min, b.Max))
+				}
+				vals = append(vals, float64(b.Classes))
+			}
+			svg, err := barChart("Equivalence-class sizes", "classes", cats, nil, [][]float64{vals})
+			if err := add("Equivalence-class sizes", svg, err); err != nil {
+				return err
+			}
+		}
+		if len(k.ColumnLoss) > 0 {
+			cats := sortedKeys(k.ColumnLoss)
+			vals := make([]float64, len(cats))
+			for i, c := range cats {
+				vals[i] = k.ColumnLoss[c]
+			}
+			svg, err := barChart("Information loss per quasi-identifier", "loss (0 = none, 1 = all)", cats, nil, [][]float64{vals})
+			if err := add("Information loss per column", svg, err); err != nil {
+				return err
+			}
+		}
+	}
+	if rk := r.Risk; rk != nil {
+		var cats []string
+		var before, after []float64
+		for _, m := range []struct {
+			name string
+			b, a *float64
+		}{
+			{"prosecutor", rk.Before.Prosecutor, rk.After.Prosecutor},
+			{"journalist", rk.Before.Journalist, rk.After.Journalist},
+			{"marketer", rk.Before.Marketer, rk.After.Marketer},
+			{"unicity", rk.Before.Unicity, rk.After.Unicity},
+		} {
+			if m.b == nil && m.a == nil {
+				continue
+			}
+			cats = append(cats, m.name)
+			before = append(before, deref(m.b))
+			after = append(after, deref(m.a))
+		}
+		if len(cats) > 0 {
+			svg, err := barChart("Re-identification risk", "risk", cats, []string{"before", "after"}, [][]float64{before, after})
+			if err := add("Risk before and after", svg, err); err != nil {
+				return err
+			}
+		}
+	}
+	if dp := r.DP; dp != nil {
+		svg, err := barChart("Privacy budget spent", "", []string{"ε spent", "δ spent ×10⁶"}, nil, [][]float64{{dp.EpsilonSpent, dp.DeltaSpent * 1e6}})
+		if err := add("Privacy budget spent", svg, err); err != nil {
+			return err
+		}
+	}
+	for _, k := range sortedKeys(r.Keys) {
+		d.Keys = append(d.Keys, [2]string{k, r.Keys[k]})
+	}
+	d.Cols = r.ColumnDetails
+	if len(d.Cols) == 0 {
+		for _, c := range sortedKeys(r.Columns) {
+			d.Cols = append(d.Cols, ColumnDetail{Name: c, Action: r.Columns[c]})
+		}
+	}
+	if err := reportTemplate.Execute(w, d); err != nil {
+		return fmt.Errorf("anonymize.Report.WriteHTML: %w", err)
+	}
+	return nil
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
+}
+
+func pct(f *float64) string {
+	if f == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f%%", *f*100)
+}
+
+func sortedInts(m map[string]int) [][2]string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	out := make([][2]string, len(ks))
+	for i, k := range ks {
+		out[i] = [2]string{k, fmt.Sprint(m[k])}
+	}
+	return out
+}
+
+func sortedFloats(m map[string]float64) [][2]string {
+	out := make([][2]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		out = append(out, [2]string{k, fmt.Sprintf("%.4g", m[k])})
+	}
+	return out
+}
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct":          pct,
+	"sortedInts":   sortedInts,
+	"sortedFloats": sortedFloats,
+	"join":         strings.Join,
+}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Tarnkappe anonymisation report</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 62em; color: #222; background: #fff; }
+h1 { border-bottom: 3px solid #0072b2; padding-bottom: .3em; }
+h2 { color: #0072b2; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { border: 1px solid #ccc; padding: .3em .8em; text-align: left; }
+th { background: #eef4fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #007a55; font-weight: bold; }
+.bad { color: #c23b00; font-weight: bold; }
+figure { margin: 1em 0; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
+code { background: #f4f4f4; padding: 0 .2em; }
+</style>
+</head>
+<body>
+<h1>Tarnkappe anonymisation report</h1>
+<p>Policy <code>{{.R.Policy}}</code>{{with .R.Input}}, input <code>{{.}}</code>{{end}}{{with .R.Output}}, output <code>{{.}}</code>{{end}}.
+Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R.Duration}} s.</p>
+
+<h2>Rows</h2>
+<table>
+<tr><th>in</th><th>out</th><th>suppressed (k-anonymity)</th><th>filtered</th></tr>
+<tr><td class="num">{{.R.Rows.In}}</td><td class="num">{{.R.Rows.Out}}</td><td class="num">{{.R.Rows.Suppressed}}</td><td class="num">{{.R.Rows.Filtered}}</td></tr>
+</table>
+{{with .R.Rows.FilteredBy}}<p>Filtered by reason: {{range $k, $v := .}}<code>{{$k}}</code> {{$v}} &nbsp; {{end}}</p>{{end}}
+{{with .R.OptOut}}<p>Opt-out: {{.Listed}} entries listed, {{.Subjects}} of them present in the input, {{.Rows}} rows removed before any other step. The list is held keyed and is never reproduced here.</p>{{end}}
+
+<h2>Columns</h2>
+<table>
+<tr><th>column</th><th>action</th><th>detail</th></tr>
+{{range .Cols}}<tr><td><code>{{.Name}}</code></td><td>{{.Action}}</td><td>{{.Detail}}</td></tr>
+{{end}}</table>
+
+{{if .Keys}}<h2>Keys</h2>
+<p>Key ids identify which keys were used; the keys themselves never leave the keyring.</p>
+<table><tr><th>domain</th><th>key id</th></tr>
+{{range .Keys}}<tr><td><code>{{index . 0}}</code></td><td><code>{{index . 1}}</code></td></tr>
+{{end}}</table>{{end}}
+
+{{with .R.KAnon}}<h2>k-anonymity</h2>
+<p>k = <b>{{.K}}</b> over <code>{{join .QuasiIdentifiers ", "}}</code>{{if .PerSubject}}, counting distinct subjects per class{{end}}.
+{{.Classes}} equivalence classes; {{.SuppressedClasses}} suppressed.
+Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}<span class="bad">not run or failed</span>{{end}}.</p>
+<table><tr><th>quasi-identifier</th><th>generalisation level</th></tr>
+{{range sortedInts .Transformation}}<tr><td><code>{{index . 0}}</code></td><td class="num">{{index . 1}}</td></tr>
+{{end}}</table>
+<table><tr><th>information-loss metric</th><th>value</th></tr>
+{{range sortedFloats .InformationLoss}}<tr><td>{{index . 0}}</td><td class="num">{{index . 1}}</td></tr>
+{{end}}</table>{{end}}
+
+{{with .R.Risk}}<h2>Re-identification risk</h2>
+<table><tr><th></th><th>prosecutor</th><th>journalist</th><th>marketer</th><th>unicity</th></tr>
+<tr><th>before</th><td class="num">{{pct .Before.Prosecutor}}</td><td class="num">{{pct .Before.Journalist}}</td><td class="num">{{pct .Before.Marketer}}</td><td class="num">{{pct .Before.Unicity}}</td></tr>
+<tr><th>after</th><td class="num">{{pct .After.Prosecutor}}</td><td class="num">{{pct .After.Journalist}}</td><td class="num">{{pct .After.Marketer}}</td><td class="num">{{pct .After.Unicity}}</td></tr>
+</table>{{end}}
+
+{{with .R.Mobility}}<h2>Movement profiles</h2>
+<p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.</p>{{end}}
+
+{{with .R.DP}}<h2>Differentially private release</h2>
+<p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code>; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>{{end}}
+
+<h2>Charts</h2>
+{{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
+{{.SVG}}
+</figure>
+{{end}}
+<footer><p>Generated by {{.R.Tool}}. This page is self-contained: no scripts, no network.</p></footer>
+</body>
+</html>
+`))
