@@ -126,17 +126,27 @@ type MaskSpec struct {
 	Char       string `yaml:"char"`
 }
 
-// HierarchySpec describes a generalisation hierarchy.
+// HierarchySpec describes a generalisation hierarchy (see package kanon).
 type HierarchySpec struct {
-	// Type is interval (numbers: bins of Widths[i] at level i+1), mask
-	// (strings: level i masks the last i characters), table (ARX-style CSV in
-	// File) or date (timestamps: Units[i] at level i+1, from hour, day, week,
-	// month, year). Every hierarchy has a top level "*". Required.
-	Type   string    `yaml:"type"`
-	Widths []float64 `yaml:"widths"`
-	Levels int       `yaml:"levels"`
-	File   string    `yaml:"file"`
-	Units  []string  `yaml:"units"`
+	// Type is interval (numbers), mask (strings, masked from the right),
+	// table (ARX-style CSV in File) or date (timestamps: minute, hour, day,
+	// ISO week, month, year, *). Every hierarchy's top level is "*". Required.
+	Type string `yaml:"type"`
+	// Interval: level 1 groups values into intervals of Width from Origin;
+	// each level above merges FanOut intervals; Height interval levels;
+	// values outside [Min, Max] are errors.
+	Width  float64 `yaml:"width"`
+	FanOut int     `yaml:"fan_out"`
+	Height int     `yaml:"height"`
+	Origin float64 `yaml:"origin"`
+	Min    float64 `yaml:"min"`
+	Max    float64 `yaml:"max"`
+	// Mask: level i masks the last i characters, up to MaxMasked.
+	MaxMasked int `yaml:"max_masked"`
+	// Table: the CSV file (relative to the policy) and its separator
+	// (default ";", as ARX writes them).
+	File      string `yaml:"file"`
+	Separator string `yaml:"separator"`
 }
 
 // KAnonPolicy configures k-anonymity over the quasi-identifiers.
@@ -369,7 +379,6 @@ func (p *Policy) errf(path, format string, args ...any) error {
 var (
 	pseudonymMethods = []string{"hmac", "siv", "ff1"}
 	hierarchyTypes   = []string{"interval", "mask", "table", "date"}
-	dateUnits        = []string{"hour", "day", "week", "month", "year"}
 	kanonMetrics     = []string{"loss", "discernibility", "entropy", "precision"}
 	aggregateKinds   = []string{"sum", "mean", "variance", "quantiles"}
 )
@@ -481,31 +490,38 @@ func (p *Policy) validateHierarchy(path string, h HierarchySpec) error {
 	}
 	switch h.Type {
 	case "interval":
-		if len(h.Widths) == 0 {
-			return p.errf(path+".widths", "interval hierarchy needs widths (one per level)")
+		if !(h.Width > 0) {
+			return p.errf(path+".width", "interval hierarchy needs width > 0")
 		}
-		for i, w := range h.Widths {
-			if w <= 0 || (i > 0 && w <= h.Widths[i-1]) {
-				return p.errf(path+".widths", "widths must be positive and increasing")
-			}
+		if h.FanOut < 2 {
+			return p.errf(path+".fan_out", "interval hierarchy needs fan_out >= 2")
+		}
+		if h.Height < 1 || h.Height > 32 {
+			return p.errf(path+".height", "interval hierarchy needs height in 1..32")
+		}
+		if !(h.Min < h.Max) {
+			return p.errf(path+".max", "interval hierarchy needs min < max (the range of valid values)")
 		}
 	case "mask":
-		if h.Levels < 1 {
-			return p.errf(path+".levels", "mask hierarchy needs levels >= 1")
+		if h.MaxMasked < 1 {
+			return p.errf(path+".max_masked", "mask hierarchy needs max_masked >= 1")
 		}
 	case "table":
 		if h.File == "" {
 			return p.errf(path+".file", "table hierarchy needs a file")
 		}
-	case "date":
-		if len(h.Units) == 0 {
-			return p.errf(path+".units", "date hierarchy needs units")
+		if len([]rune(h.Separator)) > 1 {
+			return p.errf(path+".separator", "separator must be one character")
 		}
-		for _, u := range h.Units {
-			if !slices.Contains(dateUnits, u) {
-				return p.errf(path+".units", "unit %q: want one of %s", u, strings.Join(dateUnits, ", "))
-			}
-		}
+	}
+	if h.Type != "interval" && (h.Width != 0 || h.FanOut != 0 || h.Height != 0 || h.Origin != 0 || h.Min != 0 || h.Max != 0) {
+		return p.errf(path, "width, fan_out, height, origin, min and max only apply to type interval")
+	}
+	if h.Type != "mask" && h.MaxMasked != 0 {
+		return p.errf(path+".max_masked", "max_masked only applies to type mask")
+	}
+	if h.Type != "table" && (h.File != "" || h.Separator != "") {
+		return p.errf(path, "file and separator only apply to type table")
 	}
 	return nil
 }
@@ -607,6 +623,11 @@ func (p *Policy) validateMobility() error {
 		}
 		if _, ok := p.Columns.Lookup(c.col); !ok {
 			return p.errf("mobility."+c.key, "column %q is not named under columns", c.col)
+		}
+	}
+	for _, c := range []struct{ key, col string }{{"lat", m.Lat}, {"lon", m.Lon}} {
+		if r, _ := p.Columns.Lookup(c.col); r.Action != ActionDrop {
+			return p.errf("columns."+c.col, "%q is the mobility %s column: it is replaced by the cell column, so its action must be drop", c.col, c.key)
 		}
 	}
 	if m.TripGap <= 0 {

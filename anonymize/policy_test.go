@@ -64,9 +64,9 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"coarsen both", minimalPolicy + "  ts: {coarsen: {time: 1h, degrees: 0.1}}\n", "7:8", "exactly one of time"},
 		{"bad duration", minimalPolicy + "  ts: {coarsen: {time: soon}}\n", "7:24", "positive duration"},
 		{"nan", minimalPolicy + "  lat: {coarsen: {degrees: .nan}}\n", "7:28", "finite number"},
-		{"k too small", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], k: 1, metric: loss, hierarchies: {age: {type: interval, widths: [5]}}}\n", "8:35", "k must be >= 2"},
-		{"missing k", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], metric: loss, hierarchies: {age: {type: interval, widths: [5]}}}\n", "8:1", "k must be >= 2"},
-		{"qi not generalized", minimalPolicy + "kanon: {quasi_identifiers: [speed], k: 5, metric: loss, hierarchies: {speed: {type: interval, widths: [5]}}}\n", "7:29", "must have action generalize"},
+		{"k too small", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], k: 1, metric: loss, hierarchies: {age: {type: interval, width: 5, fan_out: 2, height: 2, min: 0, max: 120}}}\n", "8:35", "k must be >= 2"},
+		{"missing k", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], metric: loss, hierarchies: {age: {type: interval, width: 5, fan_out: 2, height: 2, min: 0, max: 120}}}\n", "8:1", "k must be >= 2"},
+		{"qi not generalized", minimalPolicy + "kanon: {quasi_identifiers: [speed], k: 5, metric: loss, hierarchies: {speed: {type: interval, width: 5, fan_out: 2, height: 2, min: 0, max: 120}}}\n", "7:29", "must have action generalize"},
 		{"missing hierarchy", minimalPolicy + "  age: generalize\nkanon: {quasi_identifiers: [age], k: 5, metric: loss}\n", "8:1", "missing hierarchy"},
 		{"generalize without kanon", minimalPolicy + "  age: generalize\n", "7:3", "is not a kanon quasi-identifier"},
 		{"release without epsilon", minimalPolicy + "release: {by: [speed], delta: 1e-6, max_partitions: 1, max_per_partition: 1, count: true}\n", "7:1", "epsilon must be > 0"},
@@ -77,7 +77,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", "1:1", "want a mapping"},
 		{"syntax", "version: [1\n", "", "line"},
 		{"string for int", strings.Replace(minimalPolicy, "version: 1", `version: "1"`, 1), "1:10", "want an integer"},
-		{"mobility trims nothing", minimalPolicy + "  ts: keep\n  lat: keep\n  lon: keep\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, cell_column: cell}\n", "10:1", "trim_metres or trim_time"},
+		{"mobility trims nothing", minimalPolicy + "  ts: keep\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, cell_column: cell}\n", "10:1", "trim_metres or trim_time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
