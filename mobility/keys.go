@@ -1,0 +1,129 @@
+package mobility
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// interner maps strings to dense ids; ids are assigned in order of first
+// appearance, so they are deterministic for a given input order.
+type interner struct {
+	ids  map[string]uint32
+	next uint32
+}
+
+func newInterner() *interner { return &interner{ids: map[string]uint32{}} }
+
+func (in *interner) id(s string) uint32 {
+	if v, ok := in.ids[s]; ok {
+		return v
+	}
+	v := in.next
+	in.ids[string([]byte(s))] = v // copy: s may alias Arrow memory
+	in.next++
+	return v
+}
+
+// checkKeyType accepts the column types keyValues can encode.
+func checkKeyType(fn, field, name string, t arrow.DataType) error {
+	switch t.ID() {
+	case arrow.FLOAT64, arrow.INT64, arrow.INT32, arrow.UINT64, arrow.UINT32, arrow.TIMESTAMP, arrow.DATE32,
+		arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
+		return nil
+	}
+	if isStringDict(t) {
+		return nil
+	}
+	return fmt.Errorf("%s: %s: column %q has unsupported type %s", fn, field, name, t)
+}
+
+// keyValues writes one uint64 per row that is equal for equal values and
+// different for different values of the column (strings go through in).
+// Nulls are errors naming the column and row.
+func keyValues(fn, name string, a arrow.Array, in *interner, rowBase int64, dst []uint64) error {
+	if err := checkNoNulls(fn, name, a, rowBase); err != nil {
+		return err
+	}
+	switch a := a.(type) {
+	case *array.Float64:
+		for i, v := range a.Float64Values() {
+			if v == 0 {
+				v = 0 // -0 and +0 are one value
+			}
+			if math.IsNaN(v) {
+				return fmt.Errorf("%s: column %q row %d: NaN", fn, name, rowBase+int64(i))
+			}
+			dst[i] = math.Float64bits(v)
+		}
+	case *array.Int64:
+		for i, v := range a.Int64Values() {
+			dst[i] = uint64(v)
+		}
+	case *array.Int32:
+		for i, v := range a.Int32Values() {
+			dst[i] = uint64(int64(v))
+		}
+	case *array.Uint64:
+		copy(dst, a.Uint64Values())
+	case *array.Uint32:
+		for i, v := range a.Uint32Values() {
+			dst[i] = uint64(v)
+		}
+	case *array.Timestamp:
+		for i, v := range a.TimestampValues() {
+			dst[i] = uint64(v)
+		}
+	case *array.Date32:
+		for i, v := range a.Date32Values() {
+			dst[i] = uint64(int64(v))
+		}
+	case *array.Dictionary:
+		dv := a.Dictionary()
+		ids := make([]uint64, dv.Len())
+		for d := range ids {
+			ids[d] = uint64(in.id(dictViewString(dv, d)))
+		}
+		for i := range dst[:a.Len()] {
+			dst[i] = ids[a.GetValueIndex(i)]
+		}
+	case *array.String:
+		for i := range dst[:a.Len()] {
+			dst[i] = uint64(in.id(a.Value(i)))
+		}
+	case *array.LargeString:
+		for i := range dst[:a.Len()] {
+			dst[i] = uint64(in.id(a.Value(i)))
+		}
+	case *array.Binary:
+		for i := range dst[:a.Len()] {
+			dst[i] = uint64(in.id(a.ValueString(i)))
+		}
+	default:
+		return fmt.Errorf("%s: column %q: unsupported type %s", fn, name, a.DataType())
+	}
+	return nil
+}
+
+func dictViewString(dv arrow.Array, i int) string {
+	switch d := dv.(type) {
+	case *array.String:
+		return d.Value(i)
+	case *array.LargeString:
+		return d.Value(i)
+	}
+	return dv.ValueStr(i)
+}
+
+// mix64 is the SplitMix64 finaliser: a fixed, well-distributed 64-bit mix,
+// so point hashes are reproducible across runs.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

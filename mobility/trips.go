@@ -1,0 +1,631 @@
+package mobility
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// TripIDMode chooses how trip identifiers are drawn.
+type TripIDMode int
+
+const (
+	// TripIDRandom draws each trip id from crypto/rand (63 bits). Ids carry
+	// no information about the subject or about the order of trips, so trips
+	// of one subject cannot be linked through them. The zero value, and the
+	// one to publish with.
+	TripIDRandom TripIDMode = iota
+	// TripIDSequence numbers trips 1, 2, 3, ... in the order they start.
+	// Reproducible, for tests and internal use. On input sorted by
+	// (subject, time) consecutive ids belong to the same subject: do not
+	// publish them as an unlinkable key.
+	TripIDSequence
+)
+
+// InputOrder says how rows arrive at a Segmenter.
+type InputOrder int
+
+const (
+	// OrderTime: rows of all subjects interleaved in time order (within
+	// Lateness), as ingestion produces them. Trips close when the stream's
+	// newest timestamp has moved Gap+Lateness past them. The zero value.
+	OrderTime InputOrder = iota
+	// OrderSubject: rows grouped by subject, each subject's rows in time
+	// order, as SortBySubjectTime produces them. Trips close when the
+	// subject changes; a subject that reappears later is an error.
+	OrderSubject
+)
+
+// TripOptions configures a Segmenter.
+type TripOptions struct {
+	// Subject is the column that identifies whose reading a row is (e.g.
+	// "vin"). Required.
+	Subject string
+	// Time is the timestamp column (any unit). Required.
+	Time string
+	// Lat and Lon are the float64 coordinate columns in degrees (WGS 84).
+	// Required.
+	Lat, Lon string
+	// Gap splits a subject's readings into trips: a reading more than Gap
+	// after the subject's previous one starts a new trip. Required, > 0.
+	Gap time.Duration
+	// TrimMetres drops every reading of a trip within this great-circle
+	// radius of the trip's first or of its last reading (the origin and the
+	// destination: homes and workplaces). The radius criterion is stronger
+	// than "the first D metres along the path": the straight-line distance
+	// never exceeds the path length, and points where a trip loops back near
+	// an endpoint go as well. 0 disables it; must be >= 0 and finite.
+	TrimMetres float64
+	// TrimDuration drops every reading less than this long after the trip's
+	// first reading or before its last. 0 disables it; must be >= 0.
+	TrimDuration time.Duration
+	// Lateness is how far behind the newest timestamp seen so far a row may
+	// arrive on interleaved input. A trip is closed once the newest timestamp
+	// is more than Gap+Lateness past the trip's last reading; a row that
+	// would have continued a closed trip is an error. Must be >= 0.
+	Lateness time.Duration
+	// Order says how rows arrive (default OrderTime).
+	Order InputOrder
+	// TripIDColumn, if not empty, names an int64 column appended to the
+	// output that holds each row's trip id.
+	TripIDColumn string
+	// TripIDs chooses how trip ids are drawn (default TripIDRandom).
+	TripIDs TripIDMode
+	// Mem allocates the output; nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+}
+
+// TripStats counts what a Segmenter did. After Flush,
+// RowsIn == RowsOut + RowsTrimmed.
+type TripStats struct {
+	RowsIn      int64 // rows pushed
+	RowsOut     int64 // rows emitted
+	RowsTrimmed int64 // rows dropped by endpoint trimming ("filtered")
+	Trips       int64 // trips closed
+	TripsEmpty  int64 // trips of which trimming left nothing
+	OpenRows    int64 // rows held in open trips right now
+	MaxOpenRows int64 // the most rows ever held at once
+}
+
+// Segmenter splits interleaved readings into trips per subject, trims trip
+// endpoints and emits the remaining rows once their trip is closed. Rows must
+// arrive in non-decreasing time order per subject, with rows of different
+// subjects interleaved in (roughly, see Lateness) time order, as ingestion
+// produces them; sort other input with SortBySubjectTime first.
+//
+// Memory is bounded by the rows of open trips (and the input batches they
+// point into, which stay retained until their last open row is emitted).
+//
+// A Segmenter is not safe for concurrent use. After an error it refuses
+// further input: its state may be partial, and it must be released.
+type Segmenter struct {
+	opts             TripOptions
+	mem              memory.Allocator
+	in, out          *arrow.Schema
+	subj, ts, la, lo int
+	gap, trim, late  int64 // in timestamp ticks
+	subjects         map[string]*subjectState
+	open             tripHeap
+	held             []*heldBatch
+	pending          []outRef
+	seq              int64
+	nextID           int64
+	watermark        int64
+	haveWatermark    bool
+	stats            TripStats
+	err              error
+	current          *subjectState // OrderSubject: the subject being read
+}
+
+type heldBatch struct {
+	rec     arrow.RecordBatch
+	seq     int64
+	pending int // rows still in open trips
+}
+
+type point struct {
+	h        *heldBatch
+	row      int32
+	ts       int64
+	lat, lon float64
+}
+
+type trip struct {
+	id      int64
+	subj    *subjectState
+	pts     []point
+	heapIdx int
+}
+
+type subjectState struct {
+	open        *trip
+	lastTs      int64
+	seen        bool
+	closedEarly bool // last trip closed by the watermark, not by a gap
+	done        bool // OrderSubject: the subject's group has ended
+}
+
+type outRef struct {
+	h    *heldBatch
+	row  int32
+	trip int64
+}
+
+// NewSegmenter validates opts against the input schema.
+func NewSegmenter(schema *arrow.Schema, opts TripOptions) (*Segmenter, error) {
+	const fn = "mobility.NewSegmenter"
+	if schema == nil {
+		return nil, fmt.Errorf("%s: nil schema", fn)
+	}
+	s := &Segmenter{opts: opts, in: schema, mem: opts.Mem, subjects: map[string]*subjectState{}}
+	if s.mem == nil {
+		s.mem = memory.DefaultAllocator
+	}
+	var err error
+	if s.subj, err = fieldIndex(fn, "Subject", schema, opts.Subject); err != nil {
+		return nil, err
+	}
+	if s.ts, err = fieldIndex(fn, "Time", schema, opts.Time); err != nil {
+		return nil, err
+	}
+	if s.la, err = fieldIndex(fn, "Lat", schema, opts.Lat); err != nil {
+		return nil, err
+	}
+	if s.lo, err = fieldIndex(fn, "Lon", schema, opts.Lon); err != nil {
+		return nil, err
+	}
+	if err := checkSubjectType(fn, "Subject", opts.Subject, schema.Field(s.subj).Type); err != nil {
+		return nil, err
+	}
+	if err := checkTimeType(fn, "Time", opts.Time, schema.Field(s.ts).Type); err != nil {
+		return nil, err
+	}
+	if err := checkCoordType(fn, "Lat", opts.Lat, schema.Field(s.la).Type); err != nil {
+		return nil, err
+	}
+	if err := checkCoordType(fn, "Lon", opts.Lon, schema.Field(s.lo).Type); err != nil {
+		return nil, err
+	}
+	if opts.Gap <= 0 {
+		return nil, fmt.Errorf("%s: Gap must be > 0, got %v", fn, opts.Gap)
+	}
+	if math.IsNaN(opts.TrimMetres) || math.IsInf(opts.TrimMetres, 0) || opts.TrimMetres < 0 {
+		return nil, fmt.Errorf("%s: TrimMetres must be finite and >= 0, got %v", fn, opts.TrimMetres)
+	}
+	if opts.TrimDuration < 0 {
+		return nil, fmt.Errorf("%s: TrimDuration must be >= 0, got %v", fn, opts.TrimDuration)
+	}
+	if opts.Lateness < 0 {
+		return nil, fmt.Errorf("%s: Lateness must be >= 0, got %v", fn, opts.Lateness)
+	}
+	if opts.Order != OrderTime && opts.Order != OrderSubject {
+		return nil, fmt.Errorf("%s: Order: unknown mode %d", fn, opts.Order)
+	}
+	if opts.TripIDs != TripIDRandom && opts.TripIDs != TripIDSequence {
+		return nil, fmt.Errorf("%s: TripIDs: unknown mode %d", fn, opts.TripIDs)
+	}
+	unit := schema.Field(s.ts).Type.(*arrow.TimestampType).Unit
+	s.gap = durationTicks(int64(opts.Gap), unit)
+	s.trim = durationTicks(int64(opts.TrimDuration), unit)
+	s.late = durationTicks(int64(opts.Lateness), unit)
+	if s.gap <= 0 {
+		return nil, fmt.Errorf("%s: Gap %v is below the resolution of column %q (%s)", fn, opts.Gap, opts.Time, unit)
+	}
+	s.out = schema
+	if opts.TripIDColumn != "" {
+		if len(schema.FieldIndices(opts.TripIDColumn)) > 0 {
+			return nil, fmt.Errorf("%s: TripIDColumn %q already exists in the input", fn, opts.TripIDColumn)
+		}
+		fields := append(slices.Clone(schema.Fields()), arrow.Field{Name: opts.TripIDColumn, Type: arrow.PrimitiveTypes.Int64})
+		md := schema.Metadata()
+		s.out = arrow.NewSchema(fields, &md)
+	}
+	return s, nil
+}
+
+// Schema is the output schema: the input's, plus the trip id column if asked.
+func (s *Segmenter) Schema() *arrow.Schema { return s.out }
+
+// Stats returns the counters so far.
+func (s *Segmenter) Stats() TripStats { return s.stats }
+
+// Push consumes one batch and returns the rows of every trip that closed,
+// trimmed, in input order (possibly zero rows; never nil on success). The
+// caller releases the result. Push retains rec as long as it needs it.
+func (s *Segmenter) Push(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	const fn = "mobility.Segmenter.Push"
+	if s.err != nil {
+		return nil, fmt.Errorf("%s: segmenter failed earlier: %w", fn, s.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkSameSchema(fn, s.in, rec); err != nil {
+		return nil, err
+	}
+	if err := s.consume(ctx, rec); err != nil {
+		s.err = err
+		return nil, err
+	}
+	out, err := s.emit(ctx)
+	if err != nil {
+		s.err = err
+	}
+	return out, err
+}
+
+// Flush closes every open trip and returns its rows. Call once at the end of
+// the input; the caller releases the result.
+func (s *Segmenter) Flush(ctx context.Context) (arrow.RecordBatch, error) {
+	if s.err != nil {
+		return nil, fmt.Errorf("mobility.Segmenter.Flush: segmenter failed earlier: %w", s.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for s.open.Len() > 0 {
+		s.close(s.open[0], false)
+	}
+	out, err := s.emit(ctx)
+	if err != nil {
+		s.err = err
+	}
+	return out, err
+}
+
+// Release drops every batch the Segmenter still holds.
+func (s *Segmenter) Release() {
+	for _, h := range s.held {
+		h.rec.Release()
+	}
+	s.held = nil
+	s.pending = nil
+	s.open = nil
+	if s.err == nil {
+		s.err = errors.New("segmenter released")
+	}
+}
+
+func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
+	const fn = "mobility.Segmenter.Push"
+	n := int(rec.NumRows())
+	if n == 0 {
+		return nil
+	}
+	if int64(n) > math.MaxInt32 {
+		return fmt.Errorf("%s: batch of %d rows is too large", fn, n)
+	}
+	base := s.stats.RowsIn
+	subjCol, tsCol := rec.Column(s.subj), rec.Column(s.ts)
+	if err := checkNoNulls(fn, s.opts.Subject, subjCol, base); err != nil {
+		return err
+	}
+	if err := checkNoNulls(fn, s.opts.Time, tsCol, base); err != nil {
+		return err
+	}
+	lat, lon := rec.Column(s.la).(*array.Float64), rec.Column(s.lo).(*array.Float64)
+	if err := checkCoords(fn, s.opts.Lat, s.opts.Lon, lat, lon, base); err != nil {
+		return err
+	}
+	tsv := tsCol.(*array.Timestamp).TimestampValues()
+	lav, lov := lat.Float64Values(), lon.Float64Values()
+
+	rec.Retain()
+	h := &heldBatch{rec: rec, seq: s.seq}
+	s.seq++
+	s.held = append(s.held, h)
+
+	keys := newStringKeyer(subjCol)
+	var byDict []*subjectState
+	if keys.dict != nil {
+		byDict = make([]*subjectState, len(keys.dvals))
+	}
+	lookup := func(i int) *subjectState {
+		if byDict != nil {
+			d := keys.dict.GetValueIndex(i)
+			if st := byDict[d]; st != nil {
+				return st
+			}
+			st := s.subject(keys.dvals[d])
+			byDict[d] = st
+			return st
+		}
+		return s.subject(keys.key(i))
+	}
+	for i := 0; i < n; i++ {
+		if i&0xffff == 0xffff {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		st, ts := lookup(i), int64(tsv[i])
+		if s.opts.Order == OrderSubject && st != s.current {
+			if st.done {
+				return fmt.Errorf("%s: column %q row %d: subject seen before in another group; with Order OrderSubject rows must be grouped by subject (sort with mobility.SortBySubjectTime)", fn, s.opts.Subject, base+int64(i))
+			}
+			if c := s.current; c != nil {
+				if c.open != nil {
+					s.close(c.open, false)
+				}
+				c.done = true
+			}
+			s.current = st
+		}
+		if st.seen && ts < st.lastTs {
+			// The subject's value is not printed: it is an identifier.
+			return fmt.Errorf("%s: column %q row %d: timestamp earlier than the subject's previous reading; input must be in time order per subject (sort it with mobility.SortBySubjectTime)", fn, s.opts.Time, base+int64(i))
+		}
+		if st.open != nil && ts-st.lastTs > s.gap {
+			s.close(st.open, false)
+		}
+		if st.open == nil {
+			if st.seen && st.closedEarly && ts-st.lastTs <= s.gap {
+				return fmt.Errorf("%s: column %q row %d: row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", fn, s.opts.Time, base+int64(i), s.opts.Lateness)
+			}
+			t := &trip{id: s.newID(), subj: st}
+			st.open = t
+			heap.Push(&s.open, t)
+		}
+		t := st.open
+		t.pts = append(t.pts, point{h: h, row: int32(i), ts: ts, lat: lav[i], lon: lov[i]})
+		h.pending++
+		st.lastTs, st.seen, st.closedEarly = ts, true, false
+		heap.Fix(&s.open, t.heapIdx)
+		if !s.haveWatermark || ts > s.watermark {
+			s.watermark, s.haveWatermark = ts, true
+		}
+	}
+	s.stats.RowsIn += int64(n)
+	s.stats.OpenRows += int64(n)
+	s.stats.MaxOpenRows = max(s.stats.MaxOpenRows, s.stats.OpenRows)
+	// Close trips no later row can continue.
+	for s.opts.Order == OrderTime && s.open.Len() > 0 {
+		t := s.open[0]
+		if s.watermark-t.subj.lastTs <= s.gap+s.late {
+			break
+		}
+		s.close(t, true)
+	}
+	return nil
+}
+
+func (s *Segmenter) subject(key string) *subjectState {
+	st := s.subjects[key]
+	if st == nil {
+		st = &subjectState{}
+		s.subjects[key] = st
+	}
+	return st
+}
+
+func (s *Segmenter) newID() int64 {
+	if s.opts.TripIDs == TripIDSequence {
+		s.nextID++
+		return s.nextID
+	}
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go >= 1.24)
+	return int64(binary.LittleEndian.Uint64(b[:]) & math.MaxInt64)
+}
+
+// close ends trip t: trims its endpoints and queues the kept rows for output.
+func (s *Segmenter) close(t *trip, early bool) {
+	heap.Remove(&s.open, t.heapIdx)
+	t.subj.open = nil
+	t.subj.closedEarly = early
+	first, last := t.pts[0], t.pts[len(t.pts)-1]
+	kept := 0
+	for _, p := range t.pts {
+		p.h.pending--
+		if s.keep(p, first, last) {
+			s.pending = append(s.pending, outRef{h: p.h, row: p.row, trip: t.id})
+			kept++
+		}
+	}
+	s.stats.Trips++
+	s.stats.OpenRows -= int64(len(t.pts))
+	s.stats.RowsTrimmed += int64(len(t.pts) - kept)
+	if kept == 0 {
+		s.stats.TripsEmpty++
+	}
+	t.pts = nil
+}
+
+// keep applies the trimming rule to one point of a trip.
+func (s *Segmenter) keep(p, first, last point) bool {
+	if s.trim > 0 && (p.ts-first.ts < s.trim || last.ts-p.ts < s.trim) {
+		return false
+	}
+	if d := s.opts.TrimMetres; d > 0 {
+		if haversineM(p.lat, p.lon, first.lat, first.lon) <= d || haversineM(p.lat, p.lon, last.lat, last.lon) <= d {
+			return false
+		}
+	}
+	return true
+}
+
+// emit builds the output batch from the queued rows, in input order, and
+// releases input batches no open trip needs any more.
+func (s *Segmenter) emit(ctx context.Context) (arrow.RecordBatch, error) {
+	refs := s.pending
+	s.pending = nil
+	slices.SortFunc(refs, func(a, b outRef) int {
+		if a.h.seq != b.h.seq {
+			if a.h.seq < b.h.seq {
+				return -1
+			}
+			return 1
+		}
+		return int(a.row) - int(b.row)
+	})
+	out, err := s.build(ctx, refs)
+	s.stats.RowsOut += int64(len(refs))
+	kept := s.held[:0]
+	for _, h := range s.held {
+		if h.pending == 0 {
+			h.rec.Release()
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(s.held[len(kept):])
+	s.held = kept
+	return out, err
+}
+
+func (s *Segmenter) build(ctx context.Context, refs []outRef) (arrow.RecordBatch, error) {
+	if len(refs) == 0 {
+		return emptyBatch(s.mem, s.out), nil
+	}
+	ctx = exec.WithAllocator(ctx, s.mem)
+	var parts []arrow.RecordBatch
+	defer func() {
+		for _, p := range parts {
+			p.Release()
+		}
+	}()
+	ib := array.NewInt32Builder(s.mem)
+	defer ib.Release()
+	for i := 0; i < len(refs); {
+		j := i
+		for j < len(refs) && refs[j].h == refs[i].h {
+			ib.Append(refs[j].row)
+			j++
+		}
+		idx := ib.NewArray()
+		part, err := takeRecord(ctx, refs[i].h.rec, idx)
+		idx.Release()
+		if err != nil {
+			return nil, fmt.Errorf("mobility.Segmenter: take rows: %w", err)
+		}
+		parts = append(parts, part)
+		i = j
+	}
+	cols, err := concatRecords(s.mem, parts)
+	if err != nil {
+		return nil, fmt.Errorf("mobility.Segmenter: concatenate: %w", err)
+	}
+	if s.opts.TripIDColumn != "" {
+		b := array.NewInt64Builder(s.mem)
+		b.Reserve(len(refs))
+		for _, r := range refs {
+			b.UnsafeAppend(r.trip)
+		}
+		cols = append(cols, b.NewArray())
+		b.Release()
+	}
+	rec := array.NewRecordBatch(s.out, cols, int64(len(refs)))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec, nil
+}
+
+// takeRecord gathers rows idx of rec (dictionary columns stay encoded).
+func takeRecord(ctx context.Context, rec arrow.RecordBatch, idx arrow.Array) (arrow.RecordBatch, error) {
+	d, err := compute.Take(ctx, *compute.DefaultTakeOptions(), compute.NewDatumWithoutOwning(rec), compute.NewDatumWithoutOwning(idx))
+	if err != nil {
+		return nil, err
+	}
+	return d.(*compute.RecordDatum).Value, nil
+}
+
+// concatRecords concatenates batches column by column (dictionaries are
+// unified); the caller releases the returned arrays.
+func concatRecords(mem memory.Allocator, parts []arrow.RecordBatch) ([]arrow.Array, error) {
+	ncol := int(parts[0].NumCols())
+	cols := make([]arrow.Array, 0, ncol)
+	chunk := make([]arrow.Array, len(parts))
+	for c := 0; c < ncol; c++ {
+		if len(parts) == 1 {
+			a := parts[0].Column(c)
+			a.Retain()
+			cols = append(cols, a)
+			continue
+		}
+		for p := range parts {
+			chunk[p] = parts[p].Column(c)
+		}
+		a, err := array.Concatenate(chunk, mem)
+		if err != nil {
+			for _, x := range cols {
+				x.Release()
+			}
+			return nil, err
+		}
+		cols = append(cols, a)
+	}
+	return cols, nil
+}
+
+// emptyBatch returns a zero-row batch of the schema.
+func emptyBatch(mem memory.Allocator, schema *arrow.Schema) arrow.RecordBatch {
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	return b.NewRecordBatch()
+}
+
+// tripHeap orders open trips by their last reading, oldest first.
+type tripHeap []*trip
+
+func (h tripHeap) Len() int { return len(h) }
+func (h tripHeap) Less(i, j int) bool {
+	return h[i].subj.lastTs < h[j].subj.lastTs
+}
+func (h tripHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *tripHeap) Push(x any) { t := x.(*trip); t.heapIdx = len(*h); *h = append(*h, t) }
+func (h *tripHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
+}
+
+// SegmentAll runs a Segmenter over every batch of src, passing each output
+// batch to emit (which must not keep it without retaining it), and returns
+// the final statistics. It is the convenience form for whole inputs.
+func SegmentAll(ctx context.Context, src array.RecordReader, opts TripOptions, emit func(arrow.RecordBatch) error) (TripStats, error) {
+	seg, err := NewSegmenter(src.Schema(), opts)
+	if err != nil {
+		return TripStats{}, err
+	}
+	defer seg.Release()
+	send := func(rec arrow.RecordBatch, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rec.Release()
+		if rec.NumRows() == 0 {
+			return nil
+		}
+		return emit(rec)
+	}
+	for src.Next() {
+		if err := send(seg.Push(ctx, src.RecordBatch())); err != nil {
+			return seg.Stats(), err
+		}
+	}
+	if err := src.Err(); err != nil {
+		return seg.Stats(), fmt.Errorf("mobility.SegmentAll: read input: %w", err)
+	}
+	if err := send(seg.Flush(ctx)); err != nil {
+		return seg.Stats(), err
+	}
+	return seg.Stats(), nil
+}
