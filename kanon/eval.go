@@ -1,0 +1,352 @@
+package kanon
+
+import (
+	"math/bits"
+)
+
+// lattice indexes the full-domain generalisation lattice: a node is one
+// level per quasi-identifier, its id the mixed-radix number of its levels.
+type lattice struct {
+	heights []int // levels per column (hierarchy height = heights[c]-1 steps)
+	mult    []int
+	size    int
+}
+
+func newLattice(heights []int) *lattice {
+	l := &lattice{heights: heights, mult: make([]int, len(heights))}
+	m := 1
+	for c := len(heights) - 1; c >= 0; c-- {
+		l.mult[c] = m
+		m *= heights[c]
+	}
+	l.size = m
+	return l
+}
+
+func (l *lattice) levels(id int, dst []int) []int {
+	dst = dst[:0]
+	for c := range l.heights {
+		dst = append(dst, (id/l.mult[c])%l.heights[c])
+	}
+	return dst
+}
+
+func (l *lattice) id(levels []int) int {
+	id := 0
+	for c, v := range levels {
+		id += v * l.mult[c]
+	}
+	return id
+}
+
+func (l *lattice) sum(id int) int {
+	s := 0
+	for c := range l.heights {
+		s += (id / l.mult[c]) % l.heights[c]
+	}
+	return s
+}
+
+// leq reports whether node a is componentwise <= node b.
+func (l *lattice) leq(a, b int) bool {
+	for c := range l.heights {
+		if (a/l.mult[c])%l.heights[c] > (b/l.mult[c])%l.heights[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// table is a histogram rolled up to a node: one row per distinct
+// (generalised quasi-identifiers, sensitive value) combination.
+type table struct {
+	node   int
+	ids    [][]int32 // ids[c][row] at the node's level of column c
+	sens   []int32   // nil without sensitive column
+	counts []int64
+}
+
+func (t *table) rows() int { return len(t.counts) }
+
+// classes is the partition of a node's rows into equivalence classes.
+type classes struct {
+	counts []int64
+	rep    []int32 // a table row of each class (for its generalised values)
+	// With a sensitive column: the table rows of class i are
+	// order[start[i]:start[i+1]], each row one sensitive value and its count.
+	start []int32
+	order []int32
+	t     *table
+}
+
+func (cl *classes) n() int { return len(cl.counts) }
+
+// hashTable is an open-addressing map from uint64 keys to int32, reset in
+// O(1) by bumping an epoch: the evaluation hot path allocates nothing.
+type hashTable struct {
+	keys  []uint64
+	vals  []int32
+	epoch []uint32
+	cur   uint32
+	mask  uint64
+}
+
+func (h *hashTable) reset(n int) {
+	want := 1 << bits.Len(uint(2*n+1))
+	if want < 16 {
+		want = 16
+	}
+	if len(h.keys) < want || len(h.keys) > 8*want {
+		h.keys = make([]uint64, want)
+		h.vals = make([]int32, want)
+		h.epoch = make([]uint32, want)
+		h.cur = 0
+		h.mask = uint64(want - 1)
+	}
+	h.cur++
+	if h.cur == 0 {
+		clear(h.epoch)
+		h.cur = 1
+	}
+}
+
+// getOrPut returns the value stored for k, or stores v and returns v, false.
+func (h *hashTable) getOrPut(k uint64, v int32) (int32, bool) {
+	i := (k * 0x9E3779B97F4A7C15) >> 20 & h.mask
+	for {
+		if h.epoch[i] != h.cur {
+			h.epoch[i] = h.cur
+			h.keys[i] = k
+			h.vals[i] = v
+			return v, false
+		}
+		if h.keys[i] == k {
+			return h.vals[i], true
+		}
+		i = (i + 1) & h.mask
+	}
+}
+
+// engine evaluates lattice nodes by rolling tables up.
+type engine struct {
+	h    *Histogram
+	lat  *lattice
+	base *table
+	// up[c][from][to] maps ids at level from to ids at level to.
+	up      [][][][]int32
+	hasSens bool
+	sensBit uint
+}
+
+func newEngine(h *Histogram) *engine {
+	heights := make([]int, len(h.dims))
+	for c, d := range h.dims {
+		heights[c] = d.levels
+	}
+	e := &engine{h: h, lat: newLattice(heights), hasSens: h.sens != nil}
+	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts}
+	e.up = make([][][][]int32, len(h.dims))
+	for c, d := range h.dims {
+		e.up[c] = make([][][]int32, d.levels)
+		for from := range d.levels {
+			e.up[c][from] = make([][]int32, d.levels)
+			for to := from; to < d.levels; to++ {
+				e.up[c][from][to] = d.upMap(from, to)
+			}
+		}
+	}
+	if h.sens != nil {
+		e.sensBit = uint(bits.Len(uint(h.sens.size(0))))
+	}
+	return e
+}
+
+// scratch holds per-worker buffers.
+type scratch struct {
+	ht      hashTable
+	cls     hashTable
+	keys    []uint64
+	levels  []int
+	slevels []int
+}
+
+// rollup rolls src up to node and returns the node's table and classes.
+// It reports ok=false when the generalised key does not fit 64 bits (callers
+// then use rollupWide).
+func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
+	lat := e.lat
+	s.levels = lat.levels(node, s.levels)
+	s.slevels = lat.levels(src.node, s.slevels)
+	ncol := len(lat.heights)
+	n := src.rows()
+	// Key layout: generalised ids per column, then the sensitive id.
+	widths := make([]uint, ncol)
+	var total uint
+	for c := range ncol {
+		widths[c] = uint(bits.Len(uint(e.h.dims[c].size(s.levels[c]))))
+		total += widths[c]
+	}
+	qiBits := total
+	if e.hasSens {
+		total += e.sensBit
+	}
+	if total > 64 {
+		return e.rollupWide(src, node, s)
+	}
+	if cap(s.keys) < n {
+		s.keys = make([]uint64, n)
+	}
+	keys := s.keys[:n]
+	clear(keys)
+	var shift uint
+	for c := range ncol {
+		m := e.up[c][s.slevels[c]][s.levels[c]]
+		col := src.ids[c]
+		for r, id := range col {
+			keys[r] |= uint64(m[id]) << shift
+		}
+		shift += widths[c]
+	}
+	if e.hasSens {
+		for r, v := range src.sens {
+			keys[r] |= uint64(v) << qiBits
+		}
+	}
+	s.ht.reset(n)
+	out := &table{node: node, ids: make([][]int32, ncol)}
+	rowOf := make([]int32, n)
+	for r, k := range keys {
+		idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
+		if !found {
+			out.counts = append(out.counts, 0)
+			keys[idx] = k // keys[idx] already consumed: idx <= r
+		}
+		out.counts[idx] += src.counts[r]
+		rowOf[r] = idx
+	}
+	m := len(out.counts)
+	// Decode the generalised ids of each new row from its key.
+	for c := range ncol {
+		col := make([]int32, m)
+		var sh uint
+		for cc := range c {
+			sh += widths[cc]
+		}
+		mask := uint64(1)<<widths[c] - 1
+		for i := range m {
+			col[i] = int32(keys[i] >> sh & mask)
+		}
+		out.ids[c] = col
+	}
+	if e.hasSens {
+		out.sens = make([]int32, m)
+		mask := uint64(1)<<e.sensBit - 1
+		for i := range m {
+			out.sens[i] = int32(keys[i] >> qiBits & mask)
+		}
+	}
+	return out, e.group(out, keys[:m], qiBits, s)
+}
+
+// group partitions the rows of t (keys as built by rollup) into classes.
+func (e *engine) group(t *table, keys []uint64, qiBits uint, s *scratch) *classes {
+	m := t.rows()
+	cl := &classes{t: t}
+	if !e.hasSens {
+		cl.counts = t.counts
+		cl.rep = make([]int32, m)
+		for i := range cl.rep {
+			cl.rep[i] = int32(i)
+		}
+		return cl
+	}
+	mask := uint64(1)<<qiBits - 1
+	if qiBits == 64 {
+		mask = ^uint64(0)
+	}
+	s.cls.reset(m)
+	classOf := make([]int32, m)
+	for i, k := range keys {
+		idx, found := s.cls.getOrPut(k&mask, int32(len(cl.counts)))
+		if !found {
+			cl.counts = append(cl.counts, 0)
+			cl.rep = append(cl.rep, int32(i))
+		}
+		cl.counts[idx] += t.counts[i]
+		classOf[i] = idx
+	}
+	e.csr(cl, classOf)
+	return cl
+}
+
+// csr lists the rows of each class contiguously (counting sort).
+func (e *engine) csr(cl *classes, classOf []int32) {
+	nc := len(cl.counts)
+	cl.start = make([]int32, nc+1)
+	for _, c := range classOf {
+		cl.start[c+1]++
+	}
+	for i := range nc {
+		cl.start[i+1] += cl.start[i]
+	}
+	pos := make([]int32, nc)
+	copy(pos, cl.start[:nc])
+	cl.order = make([]int32, len(classOf))
+	for r, c := range classOf {
+		cl.order[pos[c]] = int32(r)
+		pos[c]++
+	}
+}
+
+// rollupWide is the slow path for keys wider than 64 bits: string keys.
+func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes) {
+	lat := e.lat
+	ncol := len(lat.heights)
+	n := src.rows()
+	idx := make(map[string]int32, n)
+	clsIdx := make(map[string]int32)
+	buf := make([]byte, 0, 4*(ncol+1))
+	out := &table{node: node, ids: make([][]int32, ncol)}
+	cl := &classes{t: out}
+	var classOf []int32
+	for r := range n {
+		buf = buf[:0]
+		for c := range ncol {
+			v := e.up[c][s.slevels[c]][s.levels[c]][src.ids[c][r]]
+			buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+		}
+		qlen := len(buf)
+		if e.hasSens {
+			v := src.sens[r]
+			buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+		}
+		i, ok := idx[string(buf)]
+		if !ok {
+			i = int32(len(out.counts))
+			idx[string(buf)] = i
+			out.counts = append(out.counts, 0)
+			for c := range ncol {
+				out.ids[c] = append(out.ids[c], e.up[c][s.slevels[c]][s.levels[c]][src.ids[c][r]])
+			}
+			if e.hasSens {
+				out.sens = append(out.sens, src.sens[r])
+			}
+			ci, ok := clsIdx[string(buf[:qlen])]
+			if !ok {
+				ci = int32(len(cl.counts))
+				clsIdx[string(buf[:qlen])] = ci
+				cl.counts = append(cl.counts, 0)
+				cl.rep = append(cl.rep, i)
+			}
+			classOf = append(classOf, ci)
+		}
+		out.counts[i] += src.counts[r]
+		cl.counts[classOf[i]] += src.counts[r]
+	}
+	if e.hasSens {
+		e.csr(cl, classOf)
+	} else {
+		cl.counts = out.counts
+	}
+	return out, cl
+}

@@ -1,0 +1,503 @@
+package kanon
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// HistogramOptions configures a HistogramBuilder.
+type HistogramOptions struct {
+	// QuasiIdentifiers are the columns to generalise, in lattice order.
+	// Required, at least one, no duplicates.
+	QuasiIdentifiers []string
+	// Hierarchies holds one hierarchy per quasi-identifier. Required.
+	Hierarchies map[string]Hierarchy
+	// Sensitive is the sensitive column for l-diversity or t-closeness.
+	// Optional; it must not be a quasi-identifier.
+	Sensitive string
+}
+
+// Histogram counts the rows of each distinct combination of quasi-identifier
+// values (and sensitive value, if any). It is built in one pass over the data
+// and is all a Search needs: nodes of the lattice are evaluated by rolling it
+// up, never by rescanning rows. Its size is bounded by the number of distinct
+// combinations, not by the number of rows.
+type Histogram struct {
+	qi     []string
+	dims   []*dimension
+	sens   *dimension // nil without a sensitive column
+	sensNm string
+	leaves [][]int32 // leaves[c][e] = leaf id of column c in entry e
+	sensID []int32   // sensitive value id per entry (nil without sensitive column)
+	counts []int64
+	rows   int64
+}
+
+// QuasiIdentifiers returns the quasi-identifier columns in lattice order.
+func (h *Histogram) QuasiIdentifiers() []string { return slices.Clone(h.qi) }
+
+// Rows returns the number of rows counted.
+func (h *Histogram) Rows() int64 { return h.rows }
+
+// Entries returns the number of distinct combinations.
+func (h *Histogram) Entries() int { return len(h.counts) }
+
+// Sensitive returns the sensitive column, or "".
+func (h *Histogram) Sensitive() string { return h.sensNm }
+
+// HistogramBuilder builds a Histogram from record batches.
+type HistogramBuilder struct {
+	h       *Histogram
+	widths  []uint // bits per key component (qi columns, then sensitive)
+	wide    bool   // key does not fit 64 bits: string keys
+	index   map[uint64]int32
+	sindex  map[string]int32
+	caches  []*valueCache
+	scratch [][]int32
+	keybuf  []byte
+	err     error
+}
+
+// NewHistogramBuilder validates opts and returns an empty builder.
+func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
+	if len(opts.QuasiIdentifiers) == 0 {
+		return nil, errors.New("kanon.NewHistogramBuilder: QuasiIdentifiers must name at least one column")
+	}
+	seen := map[string]bool{}
+	h := &Histogram{qi: slices.Clone(opts.QuasiIdentifiers), sensNm: opts.Sensitive}
+	for _, c := range opts.QuasiIdentifiers {
+		if c == "" {
+			return nil, errors.New("kanon.NewHistogramBuilder: QuasiIdentifiers contains an empty name")
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("kanon.NewHistogramBuilder: QuasiIdentifiers names %q twice", c)
+		}
+		seen[c] = true
+		hi, ok := opts.Hierarchies[c]
+		if !ok || hi == nil {
+			return nil, fmt.Errorf("kanon.NewHistogramBuilder: Hierarchies has no hierarchy for column %q", c)
+		}
+		d, err := newDimension(c, hi)
+		if err != nil {
+			return nil, fmt.Errorf("kanon.NewHistogramBuilder: %w", err)
+		}
+		h.dims = append(h.dims, d)
+	}
+	if opts.Sensitive != "" {
+		if seen[opts.Sensitive] {
+			return nil, fmt.Errorf("kanon.NewHistogramBuilder: Sensitive column %q is also a quasi-identifier", opts.Sensitive)
+		}
+		d, _ := newDimension(opts.Sensitive, identityHierarchy{})
+		h.sens = d
+	}
+	b := &HistogramBuilder{h: h, index: make(map[uint64]int32)}
+	h.leaves = make([][]int32, len(h.dims))
+	ncomp := len(h.dims)
+	if h.sens != nil {
+		ncomp++
+	}
+	b.widths = make([]uint, ncomp)
+	for i := range ncomp {
+		b.widths[i] = 4
+		if i < len(h.dims) {
+			b.widths[i] = max(4, uint(bits.Len(uint(h.dims[i].size(0)))))
+		}
+	}
+	b.caches = make([]*valueCache, ncomp)
+	b.scratch = make([][]int32, ncomp)
+	b.checkWidth()
+	return b, nil
+}
+
+// identityHierarchy is the one-level hierarchy of a sensitive column.
+type identityHierarchy struct{}
+
+func (identityHierarchy) Levels() int { return 1 }
+func (identityHierarchy) Generalize(v string, level int) (string, error) {
+	if level != 0 {
+		return "", fmt.Errorf("level %d out of range [0,0]", level)
+	}
+	return v, nil
+}
+
+func (b *HistogramBuilder) dim(i int) *dimension {
+	if i < len(b.h.dims) {
+		return b.h.dims[i]
+	}
+	return b.h.sens
+}
+
+func (b *HistogramBuilder) checkWidth() {
+	var total uint
+	for _, w := range b.widths {
+		total += w
+	}
+	b.wide = total > 64
+}
+
+// Add counts the rows of batch. A null in a quasi-identifier or sensitive
+// column, a value outside its hierarchy, or a missing column is an error
+// naming the column and row (rows are numbered from 1 across all batches).
+// After an error the builder is unusable.
+func (b *HistogramBuilder) Add(batch arrow.RecordBatch) error {
+	if b.err != nil {
+		return b.err
+	}
+	if err := b.add(batch); err != nil {
+		b.err = err
+		return err
+	}
+	return nil
+}
+
+func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
+	n := int(batch.NumRows())
+	if n == 0 {
+		return nil
+	}
+	sch := batch.Schema()
+	for i := range b.widths {
+		d := b.dim(i)
+		idx := sch.FieldIndices(d.name)
+		if len(idx) == 0 {
+			return fmt.Errorf("kanon: column %q not in input (columns: %s)", d.name, strings.Join(fieldNames(sch), ", "))
+		}
+		if len(idx) > 1 {
+			return fmt.Errorf("kanon: column %q appears %d times in input", d.name, len(idx))
+		}
+		if b.caches[i] == nil {
+			b.caches[i] = &valueCache{}
+		}
+		ids, err := b.caches[i].leaves(d, batch.Column(idx[0]), b.h.rows, b.scratch[i][:0])
+		if err != nil {
+			return err
+		}
+		b.scratch[i] = ids
+		if need := uint(bits.Len(uint(d.size(0)))); need > b.widths[i] {
+			b.grow(i, need)
+		}
+	}
+	h := b.h
+	for r := range n {
+		e, ok := b.find(r)
+		if !ok {
+			e = int32(len(h.counts))
+			for c := range h.dims {
+				h.leaves[c] = append(h.leaves[c], b.scratch[c][r])
+			}
+			if h.sens != nil {
+				h.sensID = append(h.sensID, b.scratch[len(h.dims)][r])
+			}
+			h.counts = append(h.counts, 0)
+			b.insert(r, e)
+		}
+		h.counts[e]++
+	}
+	h.rows += int64(n)
+	return nil
+}
+
+func (b *HistogramBuilder) packRow(r int) uint64 {
+	var k uint64
+	var shift uint
+	for i, w := range b.widths {
+		k |= uint64(b.scratch[i][r]) << shift
+		shift += w
+	}
+	return k
+}
+
+func (b *HistogramBuilder) wideKey(r int) []byte {
+	b.keybuf = b.keybuf[:0]
+	for i := range b.widths {
+		b.keybuf = binary.LittleEndian.AppendUint32(b.keybuf, uint32(b.scratch[i][r]))
+	}
+	return b.keybuf
+}
+
+func (b *HistogramBuilder) find(r int) (int32, bool) {
+	if b.wide {
+		e, ok := b.sindex[string(b.wideKey(r))]
+		return e, ok
+	}
+	e, ok := b.index[b.packRow(r)]
+	return e, ok
+}
+
+func (b *HistogramBuilder) insert(r int, e int32) {
+	if b.wide {
+		b.sindex[string(b.wideKey(r))] = e
+		return
+	}
+	b.index[b.packRow(r)] = e
+}
+
+// grow widens key component i (a hierarchy without a fixed domain met more
+// values than fit) and re-keys the existing entries.
+func (b *HistogramBuilder) grow(i int, need uint) {
+	b.widths[i] = max(need, b.widths[i]*2)
+	wasWide := b.wide
+	b.checkWidth()
+	h := b.h
+	ncomp := len(b.widths)
+	comp := func(c, e int) int32 {
+		if c < len(h.dims) {
+			return h.leaves[c][e]
+		}
+		return h.sensID[e]
+	}
+	if b.wide {
+		b.sindex = make(map[string]int32, len(h.counts))
+		for e := range h.counts {
+			b.keybuf = b.keybuf[:0]
+			for c := range ncomp {
+				b.keybuf = binary.LittleEndian.AppendUint32(b.keybuf, uint32(comp(c, e)))
+			}
+			b.sindex[string(b.keybuf)] = int32(e)
+		}
+		b.index = nil
+		return
+	}
+	_ = wasWide
+	b.index = make(map[uint64]int32, len(h.counts))
+	for e := range h.counts {
+		var k uint64
+		var shift uint
+		for c, w := range b.widths {
+			k |= uint64(comp(c, e)) << shift
+			shift += w
+		}
+		b.index[k] = int32(e)
+	}
+}
+
+// Histogram returns the histogram built so far. The builder must not be used
+// afterwards.
+func (b *HistogramBuilder) Histogram() (*Histogram, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	b.index, b.sindex = nil, nil
+	return b.h, nil
+}
+
+// BuildHistogram reads every batch of rdr into a histogram. It does not
+// release rdr.
+func BuildHistogram(ctx context.Context, rdr array.RecordReader, opts HistogramOptions) (*Histogram, error) {
+	b, err := NewHistogramBuilder(opts)
+	if err != nil {
+		return nil, err
+	}
+	for rdr.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := b.Add(rdr.RecordBatch()); err != nil {
+			return nil, err
+		}
+	}
+	if err := rdr.Err(); err != nil {
+		return nil, fmt.Errorf("kanon.BuildHistogram: reading input: %w", err)
+	}
+	return b.Histogram()
+}
+
+func fieldNames(s *arrow.Schema) []string {
+	out := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// valueCache turns one column's Arrow values into leaf ids, caching by
+// native value so the hierarchy is consulted once per distinct value.
+type valueCache struct {
+	ints   map[int64]int32
+	floats map[uint64]int32
+	dict   []int32 // per dictionary index: leaf id, or -1 not yet computed
+	dictOf arrow.Array
+}
+
+// leaves appends the leaf id of every row of col to dst. base is the number
+// of rows already counted, for error messages.
+func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []int32) ([]int32, error) {
+	n := col.Len()
+	nullErr := func(i int) error {
+		return fmt.Errorf("kanon: column %q, row %d: null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)", d.name, base+int64(i)+1)
+	}
+	wrap := func(i int, err error) error {
+		return fmt.Errorf("kanon: row %d: %w", base+int64(i)+1, err)
+	}
+	if col.NullN() > 0 {
+		for i := range n {
+			if col.IsNull(i) {
+				return nil, nullErr(i)
+			}
+		}
+	}
+	switch a := col.(type) {
+	case *array.Dictionary:
+		dictVals := a.Dictionary()
+		if vc.dictOf != dictVals {
+			vc.dictOf = dictVals
+			vc.dict = vc.dict[:0]
+			for range dictVals.Len() {
+				vc.dict = append(vc.dict, -1)
+			}
+		}
+		for i := range n {
+			k := a.GetValueIndex(i)
+			id := vc.dict[k]
+			if id < 0 {
+				if dictVals.IsNull(k) {
+					return nil, nullErr(i)
+				}
+				s, err := formatValue(dictVals, k)
+				if err != nil {
+					return nil, wrap(i, fmt.Errorf("column %q: %w", d.name, err))
+				}
+				id, err = d.lookup(strings.Clone(s))
+				if err != nil {
+					return nil, wrap(i, err)
+				}
+				vc.dict[k] = id
+			}
+			dst = append(dst, id)
+		}
+		return dst, nil
+	case *array.String:
+		for i := range n {
+			v := a.Value(i)
+			id, ok := d.leaf[v]
+			if !ok {
+				var err error
+				if id, err = d.lookup(strings.Clone(v)); err != nil {
+					return nil, wrap(i, err)
+				}
+			}
+			dst = append(dst, id)
+		}
+		return dst, nil
+	case *array.LargeString:
+		for i := range n {
+			v := a.Value(i)
+			id, ok := d.leaf[v]
+			if !ok {
+				var err error
+				if id, err = d.lookup(strings.Clone(v)); err != nil {
+					return nil, wrap(i, err)
+				}
+			}
+			dst = append(dst, id)
+		}
+		return dst, nil
+	case *array.Int64:
+		return vc.intLeaves(d, n, a.Value, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Int32:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Int16:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Int8:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Uint32:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Uint16:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Uint8:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string { return strconv.FormatInt(v, 10) })
+	case *array.Boolean:
+		return vc.intLeaves(d, n, func(i int) int64 {
+			if a.Value(i) {
+				return 1
+			}
+			return 0
+		}, dst, wrap, func(v int64) string { return strconv.FormatBool(v == 1) })
+	case *array.Timestamp:
+		unit := a.DataType().(*arrow.TimestampType).Unit
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string {
+			return arrow.Timestamp(v).ToTime(unit).UTC().Format(time.RFC3339Nano)
+		})
+	case *array.Date32:
+		return vc.intLeaves(d, n, func(i int) int64 { return int64(a.Value(i)) }, dst, wrap, func(v int64) string {
+			return arrow.Date32(v).ToTime().Format("2006-01-02")
+		})
+	case *array.Float64:
+		return vc.floatLeaves(d, n, a.Value, dst, wrap)
+	case *array.Float32:
+		return vc.floatLeaves(d, n, func(i int) float64 { return float64(a.Value(i)) }, dst, wrap)
+	}
+	return nil, fmt.Errorf("kanon: column %q has type %s, which kanon cannot generalise (want string, dictionary, integer, float, boolean, date or timestamp)", d.name, col.DataType())
+}
+
+func (vc *valueCache) intLeaves(d *dimension, n int, val func(int) int64, dst []int32, wrap func(int, error) error, format func(int64) string) ([]int32, error) {
+	if vc.ints == nil {
+		vc.ints = make(map[int64]int32)
+	}
+	for i := range n {
+		v := val(i)
+		id, ok := vc.ints[v]
+		if !ok {
+			var err error
+			if id, err = d.lookup(format(v)); err != nil {
+				return nil, wrap(i, err)
+			}
+			vc.ints[v] = id
+		}
+		dst = append(dst, id)
+	}
+	return dst, nil
+}
+
+func (vc *valueCache) floatLeaves(d *dimension, n int, val func(int) float64, dst []int32, wrap func(int, error) error) ([]int32, error) {
+	if vc.floats == nil {
+		vc.floats = make(map[uint64]int32)
+	}
+	for i := range n {
+		v := val(i)
+		key := math.Float64bits(v)
+		id, ok := vc.floats[key]
+		if !ok {
+			if v != v {
+				return nil, wrap(i, fmt.Errorf("column %q: NaN", d.name))
+			}
+			var err error
+			if id, err = d.lookup(strconv.FormatFloat(v, 'g', -1, 64)); err != nil {
+				return nil, wrap(i, err)
+			}
+			vc.floats[key] = id
+		}
+		dst = append(dst, id)
+	}
+	return dst, nil
+}
+
+// formatValue renders element i of a (dictionary values) as a string.
+func formatValue(a arrow.Array, i int) (string, error) {
+	switch v := a.(type) {
+	case *array.String:
+		return v.Value(i), nil
+	case *array.LargeString:
+		return v.Value(i), nil
+	case *array.Int64:
+		return strconv.FormatInt(v.Value(i), 10), nil
+	case *array.Int32:
+		return strconv.FormatInt(int64(v.Value(i)), 10), nil
+	case *array.Float64:
+		return strconv.FormatFloat(v.Value(i), 'g', -1, 64), nil
+	case *array.Binary:
+		return string(v.Value(i)), nil
+	}
+	return "", fmt.Errorf("dictionary of type %s is not supported", a.DataType())
+}

@@ -1,0 +1,470 @@
+package kanon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Options configures Search.
+type Options struct {
+	// K is the k of k-anonymity: every released class has at least K rows.
+	// Required, >= 2.
+	K int
+	// SuppressionLimit is the fraction of rows that may be suppressed, in
+	// [0,1). At most floor(SuppressionLimit·rows) rows are suppressed, as in
+	// ARX. Zero means no suppression.
+	SuppressionLimit float64
+	// Metric is the information-loss metric to minimise. Required.
+	Metric Metric
+	// LDiversity, when set, also requires l-diversity of its sensitive
+	// column; the histogram must have been built with that column as
+	// HistogramOptions.Sensitive.
+	LDiversity *LDiversity
+	// TCloseness, when set, also requires t-closeness; same column rule.
+	TCloseness *TCloseness
+}
+
+func (o *Options) validate(h *Histogram) error {
+	const fn = "kanon.Search"
+	if o.K < 2 {
+		return fmt.Errorf("%s: K must be >= 2 (got %d)", fn, o.K)
+	}
+	if !(o.SuppressionLimit >= 0 && o.SuppressionLimit < 1) {
+		return fmt.Errorf("%s: SuppressionLimit must be in [0,1) (got %v)", fn, o.SuppressionLimit)
+	}
+	if _, err := ParseMetric(string(o.Metric)); err != nil {
+		return fmt.Errorf("%s: Metric: %w", fn, err)
+	}
+	sens := ""
+	if o.LDiversity != nil {
+		if err := o.LDiversity.validate(fn); err != nil {
+			return err
+		}
+		sens = o.LDiversity.Sensitive
+	}
+	if o.TCloseness != nil {
+		if err := o.TCloseness.validate(fn); err != nil {
+			return err
+		}
+		if sens != "" && sens != o.TCloseness.Sensitive {
+			return fmt.Errorf("%s: LDiversity and TCloseness name different sensitive columns (%q, %q); one is supported", fn, sens, o.TCloseness.Sensitive)
+		}
+		sens = o.TCloseness.Sensitive
+	}
+	if sens != "" && h.sensNm != sens {
+		return fmt.Errorf("%s: sensitive column %q: the histogram was built with Sensitive %q", fn, sens, h.sensNm)
+	}
+	return nil
+}
+
+// Result is the outcome of a search: the optimal full-domain generalisation.
+// Its JSON form is the "kanon" block of the run report.
+type Result struct {
+	K                int      `json:"k"`
+	QuasiIdentifiers []string `json:"quasi_identifiers"`
+	// Transformation maps each quasi-identifier to its generalisation level.
+	Transformation map[string]int `json:"transformation"`
+	// Levels is Transformation in quasi-identifier order.
+	Levels []int `json:"levels"`
+	// Metric is the metric that was minimised; InformationLoss has its value
+	// under that name, and the values of the other metrics for the same
+	// transformation and suppression.
+	Metric          Metric             `json:"metric"`
+	InformationLoss map[string]float64 `json:"information_loss"`
+	// PerColumnLoss has the per-column values of multi-dimensional metrics
+	// for Metric (entropy, loss, precision).
+	PerColumnLoss    map[string]float64 `json:"per_column_loss,omitempty"`
+	SuppressionLimit float64            `json:"suppression_limit"`
+	Rows             int64              `json:"rows"`
+	SuppressedRows   int64              `json:"suppressed_rows"`
+	Classes          int                `json:"classes"`
+	LDiversity       *LDiversity        `json:"l_diversity,omitempty"`
+	TCloseness       *TCloseness        `json:"t_closeness,omitempty"`
+	// LatticeSize is the number of transformations; NodesChecked how many
+	// the search had to roll up.
+	LatticeSize  int `json:"lattice_size"`
+	NodesChecked int `json:"nodes_checked"`
+}
+
+// ErrNoSolution is returned when no transformation satisfies the models
+// within the suppression limit (for example k larger than the input).
+var ErrNoSolution = errors.New("kanon: no transformation satisfies the privacy models within the suppression limit")
+
+// node tags
+const (
+	tagUnknown uint8 = iota
+	tagAnon
+	tagNotAnon
+)
+
+type searcher struct {
+	ctx         context.Context
+	h           *Histogram
+	o           Options
+	e           *engine
+	m           *metrics
+	chk         *checker
+	maxOutliers int64
+	tags        []uint8
+	monoCrit    bool // anonymity is monotone: predictive tagging is exact
+	monoMetric  bool
+	cache       []*table
+	s           scratch
+	checked     int
+	lv, lv2     []int
+	evaluated   map[int]*evaluation // anonymous nodes checked by probes
+	srcRows     int
+	fromBase    int
+}
+
+// Search finds the transformation of minimal information loss that satisfies
+// k-anonymity (and the l/t models of opts) with at most
+// floor(SuppressionLimit·rows) suppressed rows.
+//
+// The search is exact. Nodes are visited in order of a lower bound of their
+// loss, which needs no data (for MetricEntropy the bound is the loss itself);
+// the search stops when no unvisited node can beat the best found. Anonymity
+// is decided by rolling the histogram (or the smallest already rolled-up
+// table below the node) up to the node, and tagged through the lattice
+// (non-anonymous downwards, anonymous upwards) wherever the models are
+// monotone: k-anonymity always is (a class at or above k stays so when
+// merged, and merging classes below k can only lift rows above k), and
+// l-diversity and t-closeness are without suppression.
+//
+// Ties in loss go to the transformation on the lower lattice level (as
+// ARX's FLASH implementation does); remaining ties to ARX's FLASH ordering
+// (lower average relative level first), then to the lexically smallest
+// transformation. ARX itself resolves those last ties in traversal order, so
+// on exact ties of loss and level the transformations may differ while the
+// loss is the same.
+func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
+	if h == nil {
+		return nil, errors.New("kanon.Search: nil histogram")
+	}
+	if err := opts.validate(h); err != nil {
+		return nil, err
+	}
+	if h.rows == 0 {
+		return nil, errors.New("kanon.Search: empty input (no rows)")
+	}
+	s := &searcher{ctx: ctx, h: h, o: opts, e: newEngine(h), m: newMetrics(h)}
+	s.chk = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
+	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
+	s.tags = make([]uint8, s.e.lat.size)
+	s.monoCrit = (opts.LDiversity == nil && opts.TCloseness == nil) || s.maxOutliers == 0
+	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
+	s.cache = []*table{s.e.base}
+	return s.run()
+}
+
+type candidate struct {
+	id    int
+	bound float64
+	level int
+	prec  float64
+}
+
+func (s *searcher) run() (*Result, error) {
+	lat := s.e.lat
+	cands := make([]candidate, lat.size)
+	lv := make([]int, 0, len(lat.heights))
+	for id := range lat.size {
+		lv = lat.levels(id, lv)
+		c := candidate{id: id, bound: s.m.bound(s.o.Metric, lv)}
+		for col, l := range lv {
+			c.level += l
+			if h := lat.heights[col] - 1; h > 0 {
+				c.prec += float64(l) / float64(h)
+			}
+		}
+		cands[id] = c
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := cmp.Compare(a.bound, b.bound); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.level, b.level); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.prec, b.prec); c != 0 {
+			return c
+		}
+		// Column 0 is the most significant digit of the id: a smaller id is
+		// the lexically smaller transformation.
+		return cmp.Compare(a.id, b.id)
+	})
+	bounds := make([]float64, lat.size)
+	for _, c := range cands {
+		bounds[c.id] = c.bound
+	}
+	s.evaluated = make(map[int]*evaluation)
+	var best *evaluation
+	for i, c := range cands {
+		if i&63 == 0 {
+			if err := s.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if best != nil {
+			if c.bound > best.loss || (c.bound == best.loss && c.level >= best.level) {
+				// Sorted by bound: nothing later can have lower loss, and
+				// equal bounds only matter on a lower level.
+				if c.bound > best.loss {
+					break
+				}
+				continue
+			}
+		}
+		tag := s.tags[c.id]
+		if tag == tagNotAnon && s.monoCrit {
+			continue
+		}
+		if tag == tagAnon && s.monoCrit && s.monoMetric && s.evaluated[c.id] == nil {
+			// An anonymous predecessor exists with no more loss on a lower
+			// level; it was or will be considered.
+			continue
+		}
+		if s.monoCrit && tag == tagUnknown {
+			// Flash-style probe: walk a path of undecided nodes upwards from
+			// the candidate and binary-search it for the anonymity border.
+			// Every check tags a cone of the lattice, so most candidates
+			// are decided without being rolled up themselves.
+			s.probe(c.id, bounds)
+			tag = s.tags[c.id]
+			if tag == tagNotAnon {
+				continue
+			}
+			if tag == tagAnon && s.monoMetric && s.evaluated[c.id] == nil {
+				continue
+			}
+		}
+		ev := s.evaluated[c.id]
+		if ev == nil {
+			ev = s.evaluate(c.id)
+		}
+		if !ev.anonymous {
+			continue
+		}
+		if ev.cl == nil {
+			ev = s.evaluate(c.id)
+		}
+		ev.level = c.level
+		if best == nil || ev.loss < best.loss || (ev.loss == best.loss && c.level < best.level) {
+			best = ev
+		}
+	}
+	if best == nil {
+		return nil, ErrNoSolution
+	}
+	return s.result(best), nil
+}
+
+type evaluation struct {
+	node       int
+	anonymous  bool
+	loss       float64
+	perColumn  []float64
+	level      int
+	outliers   int64
+	cl         *classes
+	suppressed []bool
+}
+
+// evaluate rolls the histogram up to node, decides anonymity, tags the
+// lattice and, when anonymous, computes the loss.
+func (s *searcher) evaluate(node int) *evaluation {
+	s.checked++
+	src := s.source(node)
+	s.srcRows += src.rows()
+	if src == s.e.base {
+		s.fromBase++
+	}
+	t, cl := s.e.rollup(src, node, &s.s)
+	ev := &evaluation{node: node, cl: cl}
+	ev.suppressed = make([]bool, cl.n())
+	for i := range cl.n() {
+		if !s.chk.ok(cl, i) {
+			ev.suppressed[i] = true
+			ev.outliers += cl.counts[i]
+		}
+	}
+	ev.anonymous = ev.outliers <= s.maxOutliers
+	s.remember(t)
+	if s.monoCrit {
+		if ev.anonymous {
+			s.tagUp(node)
+		} else {
+			s.tagDown(node)
+		}
+	}
+	if ev.anonymous {
+		s.lv = s.e.lat.levels(node, s.lv)
+		ev.loss, ev.perColumn = s.m.value(s.o.Metric, s.lv, cl, ev.suppressed)
+	}
+	return ev
+}
+
+// source picks the smallest cached table below node.
+func (s *searcher) source(node int) *table {
+	best := s.cache[0]
+	for _, t := range s.cache[1:] {
+		if t.rows() < best.rows() && s.e.lat.leq(t.node, node) {
+			best = t
+		}
+	}
+	return best
+}
+
+const cacheTables = 64
+
+func (s *searcher) remember(t *table) {
+	if t.rows()*4 > s.e.base.rows() && len(s.cache) > 1 {
+		// Barely smaller than the base: not worth the memory.
+		return
+	}
+	if len(s.cache) >= cacheTables {
+		// Evict the largest cached table (never the base).
+		worst := 1
+		for i := 2; i < len(s.cache); i++ {
+			if s.cache[i].rows() > s.cache[worst].rows() {
+				worst = i
+			}
+		}
+		s.cache[worst] = t
+		return
+	}
+	s.cache = append(s.cache, t)
+}
+
+func (s *searcher) tagUp(node int) {
+	lat := s.e.lat
+	stack := []int{node}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if s.tags[n] == tagAnon {
+			continue
+		}
+		s.tags[n] = tagAnon
+		for c := range lat.heights {
+			if (n/lat.mult[c])%lat.heights[c] < lat.heights[c]-1 {
+				if m := n + lat.mult[c]; s.tags[m] != tagAnon {
+					stack = append(stack, m)
+				}
+			}
+		}
+	}
+}
+
+func (s *searcher) tagDown(node int) {
+	lat := s.e.lat
+	stack := []int{node}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if s.tags[n] == tagNotAnon {
+			continue
+		}
+		s.tags[n] = tagNotAnon
+		for c := range lat.heights {
+			if (n/lat.mult[c])%lat.heights[c] > 0 {
+				if m := n - lat.mult[c]; s.tags[m] != tagNotAnon {
+					stack = append(stack, m)
+				}
+			}
+		}
+	}
+}
+
+func (s *searcher) result(best *evaluation) *Result {
+	h := s.h
+	lv := s.e.lat.levels(best.node, nil)
+	r := &Result{
+		K:                s.o.K,
+		QuasiIdentifiers: slices.Clone(h.qi),
+		Transformation:   make(map[string]int, len(h.qi)),
+		Levels:           lv,
+		Metric:           s.o.Metric,
+		InformationLoss:  make(map[string]float64),
+		SuppressionLimit: s.o.SuppressionLimit,
+		Rows:             h.rows,
+		SuppressedRows:   best.outliers,
+		LDiversity:       s.o.LDiversity,
+		TCloseness:       s.o.TCloseness,
+		LatticeSize:      s.e.lat.size,
+		NodesChecked:     s.checked,
+	}
+	for c, q := range h.qi {
+		r.Transformation[q] = lv[c]
+	}
+	for i, sup := range best.suppressed {
+		if !sup {
+			r.Classes++
+		}
+		_ = i
+	}
+	for _, m := range metricNames {
+		v, _ := s.m.value(m, lv, best.cl, best.suppressed)
+		r.InformationLoss[string(m)] = v
+	}
+	r.InformationLoss[string(s.o.Metric)] = best.loss
+	if best.perColumn != nil {
+		r.PerColumnLoss = make(map[string]float64, len(h.qi))
+		for c, q := range h.qi {
+			r.PerColumnLoss[q] = best.perColumn[c]
+		}
+	}
+	return r
+}
+
+// probe decides the anonymity of node by a binary search on a greedy path of
+// undecided nodes from node upwards (the core of Kohlmayer et al.'s FLASH).
+func (s *searcher) probe(node int, bounds []float64) {
+	lat := s.e.lat
+	path := []int{node}
+	cur := node
+	for {
+		next := -1
+		for c := range lat.heights {
+			if (cur/lat.mult[c])%lat.heights[c] == lat.heights[c]-1 {
+				continue
+			}
+			m := cur + lat.mult[c]
+			if s.tags[m] != tagUnknown {
+				continue
+			}
+			if next < 0 || bounds[m] < bounds[next] || (bounds[m] == bounds[next] && m < next) {
+				next = m
+			}
+		}
+		if next < 0 {
+			break
+		}
+		path = append(path, next)
+		cur = next
+	}
+	lo, hi := 0, len(path)-1
+	for lo <= hi && s.tags[node] == tagUnknown {
+		mid := (lo + hi) / 2
+		n := path[mid]
+		if s.tags[n] != tagUnknown {
+			if s.tags[n] == tagAnon {
+				hi = mid - 1
+			} else {
+				lo = mid + 1
+			}
+			continue
+		}
+		ev := s.evaluate(n)
+		if ev.anonymous {
+			s.evaluated[n] = ev
+			hi = mid - 1
+		} else {
+			lo = mid + 1
+		}
+	}
+}
