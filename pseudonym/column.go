@@ -1,0 +1,539 @@
+package pseudonym
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// ColumnOptions configures the column functions (HMAC.Column,
+// Reversible.Column, FF1.Column, DateShift.Column).
+type ColumnOptions struct {
+	// Mem allocates every output buffer. Required.
+	Mem memory.Allocator
+	// Name is the column name, used in error messages only. Optional.
+	Name string
+	// Workers bounds the goroutines one call uses; 0 means GOMAXPROCS.
+	// Columns shorter than 32768 rows run on the calling goroutine.
+	Workers int
+}
+
+const (
+	// minChunk is the fewest rows worth a goroutine.
+	minChunk = 16 << 10
+	// maxMemo bounds the per-goroutine memo of repeated values (entries).
+	// Past it new values are still transformed, just not remembered, so a
+	// column of all-distinct values costs bounded memory.
+	maxMemo = 1 << 18
+	// cancelEvery is how many rows a worker does between context checks.
+	cancelEvery = 1 << 16
+)
+
+// valueTransform is one pseudonymization method as the column engine sees it.
+type valueTransform interface {
+	// fn names the method in errors ("pseudonym.HMAC.Column").
+	fn() string
+	// outLen is the output length for an n-byte input.
+	outLen(n int) int
+	// newWorker returns per-goroutine state.
+	newWorker() (valueWorker, error)
+	// int64OK reports whether int64 columns (as decimal text) are accepted.
+	int64OK() bool
+}
+
+type valueWorker interface {
+	// put writes the transform of src into dst (len outLen(len(src))).
+	put(dst, src []byte) error
+	destroy()
+}
+
+// --- adapters -------------------------------------------------------------
+
+type hmacTransform struct{ h *HMAC }
+
+func (t hmacTransform) fn() string     { return "pseudonym.HMAC.Column" }
+func (t hmacTransform) outLen(int) int { return t.h.outLen }
+func (t hmacTransform) int64OK() bool  { return true }
+func (t hmacTransform) newWorker() (valueWorker, error) {
+	if t.h.destroyed.Load() {
+		return nil, ErrDestroyed
+	}
+	return hmacWorker{t.h.newHasher()}, nil
+}
+
+type hmacWorker struct{ s *Hasher }
+
+func (w hmacWorker) put(dst, src []byte) error { w.s.put(dst, src); return nil }
+func (w hmacWorker) destroy()                  { w.s.Destroy() }
+
+type sivTransform struct{ r *Reversible }
+
+func (t sivTransform) fn() string       { return "pseudonym.Reversible.Column" }
+func (t sivTransform) outLen(n int) int { return t.r.sealedLen(n) }
+func (t sivTransform) int64OK() bool    { return true }
+func (t sivTransform) newWorker() (valueWorker, error) {
+	if t.r.seal == nil {
+		return nil, ErrDestroyed
+	}
+	return sivColWorker{t.r.newWorker()}, nil
+}
+
+type sivColWorker struct{ w *sivWorker }
+
+func (w sivColWorker) put(dst, src []byte) error { w.w.put(dst, src); return nil }
+func (w sivColWorker) destroy()                  { zero(w.w.buf[:cap(w.w.buf)]) }
+
+type ff1Transform struct {
+	f       *FF1
+	encrypt bool
+}
+
+func (t ff1Transform) fn() string {
+	if t.encrypt {
+		return "pseudonym.FF1.Column"
+	}
+	return "pseudonym.FF1.DecryptColumn"
+}
+func (t ff1Transform) outLen(n int) int { return n }
+func (t ff1Transform) int64OK() bool    { return false }
+func (t ff1Transform) newWorker() (valueWorker, error) {
+	w, err := t.f.newWorker()
+	if err != nil {
+		return nil, err
+	}
+	return ff1ColWorker{w, t.encrypt}, nil
+}
+
+type ff1ColWorker struct {
+	w       *ff1Worker
+	encrypt bool
+}
+
+func (w ff1ColWorker) put(dst, src []byte) error { return w.w.crypt(dst, src, w.encrypt) }
+func (w ff1ColWorker) destroy()                  { zero(w.w.buf[:cap(w.w.buf)]) }
+
+// Column returns a column of pseudonyms for arr, which may be string,
+// large_string, binary, large_binary, int64 (pseudonymized as decimal text,
+// so 42 and "42" agree) or a dictionary of those. String-like columns keep
+// their type; int64 becomes string. A dictionary column keeps its indices
+// (shared, not copied) and gets a new dictionary of pseudonyms. Nulls stay
+// null. The caller releases the result.
+func (h *HMAC) Column(ctx context.Context, arr arrow.Array, opts ColumnOptions) (arrow.Array, error) {
+	return transformColumn(ctx, hmacTransform{h}, arr, opts)
+}
+
+// Column returns a column of reversible pseudonyms for arr; types and nulls
+// as for HMAC.Column.
+func (r *Reversible) Column(ctx context.Context, arr arrow.Array, opts ColumnOptions) (arrow.Array, error) {
+	return transformColumn(ctx, sivTransform{r}, arr, opts)
+}
+
+// Column returns the FF1 encryption of a VIN column: string, large_string,
+// binary, large_binary or a dictionary of those. A value outside
+// VINAlphabet is an error naming the column, row and character position.
+func (f *FF1) Column(ctx context.Context, arr arrow.Array, opts ColumnOptions) (arrow.Array, error) {
+	return transformColumn(ctx, ff1Transform{f, true}, arr, opts)
+}
+
+// DecryptColumn inverts Column.
+func (f *FF1) DecryptColumn(ctx context.Context, arr arrow.Array, opts ColumnOptions) (arrow.Array, error) {
+	return transformColumn(ctx, ff1Transform{f, false}, arr, opts)
+}
+
+// ColumnError is the error of a column function at a row. Row is the 0-based
+// index in the array (-1 when the error is not about one row). It never
+// holds the value.
+type ColumnError struct {
+	Func   string
+	Column string
+	Row    int
+	Err    error
+}
+
+func (e *ColumnError) Error() string {
+	s := e.Func + ": "
+	if e.Column != "" {
+		s += "column " + strconv.Quote(e.Column) + ": "
+	}
+	if e.Row >= 0 {
+		s += "row " + strconv.Itoa(e.Row) + ": "
+	}
+	return s + e.Err.Error()
+}
+
+func (e *ColumnError) Unwrap() error { return e.Err }
+
+// ErrUnsupportedType: a column function got a column type it cannot handle.
+var ErrUnsupportedType = errors.New("unsupported column type")
+
+func transformColumn(ctx context.Context, t valueTransform, arr arrow.Array, opts ColumnOptions) (arrow.Array, error) {
+	cerr := func(row int, err error) error { return &ColumnError{t.fn(), opts.Name, row, err} }
+	if opts.Mem == nil {
+		return nil, cerr(-1, errors.New("ColumnOptions.Mem is required"))
+	}
+	if opts.Workers < 0 {
+		return nil, cerr(-1, errors.New("ColumnOptions.Workers must be >= 0"))
+	}
+	if arr == nil {
+		return nil, cerr(-1, errors.New("array is nil"))
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	switch a := arr.(type) {
+	case *array.String:
+		return plainColumn(ctx, t, opts, a, a.ValueOffsets(), dataBytes(a.Data()), arrow.BinaryTypes.String, cerr)
+	case *array.LargeString:
+		return plainColumn(ctx, t, opts, a, a.ValueOffsets(), dataBytes(a.Data()), arrow.BinaryTypes.LargeString, cerr)
+	case *array.Binary:
+		return plainColumn(ctx, t, opts, a, a.ValueOffsets(), dataBytes(a.Data()), arrow.BinaryTypes.Binary, cerr)
+	case *array.LargeBinary:
+		return plainColumn(ctx, t, opts, a, a.ValueOffsets(), dataBytes(a.Data()), arrow.BinaryTypes.LargeBinary, cerr)
+	case *array.Int64:
+		if !t.int64OK() {
+			break
+		}
+		return int64Column(ctx, t, opts, a, cerr)
+	case *array.Dictionary:
+		return dictColumn(ctx, t, opts, a, cerr)
+	}
+	return nil, cerr(-1, fmt.Errorf("%w %s (want string, large_string, binary, large_binary%s or a dictionary of those)",
+		ErrUnsupportedType, arr.DataType(), map[bool]string{true: ", int64"}[t.int64OK()]))
+}
+
+func dataBytes(d arrow.ArrayData) []byte {
+	if b := d.Buffers()[2]; b != nil {
+		return b.Bytes()
+	}
+	return nil
+}
+
+type offsetT interface{ ~int32 | ~int64 }
+
+func castSlice[T any](b []byte) []T {
+	var z T
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/int(unsafe.Sizeof(z)))
+}
+
+// validityOf copies arr's validity bitmap into a new buffer from mem (nil
+// when arr has no nulls): the input bitmap may start at a bit offset.
+func validityOf(mem memory.Allocator, arr arrow.Array) *memory.Buffer {
+	if arr.NullN() == 0 {
+		return nil
+	}
+	n := arr.Len()
+	buf := memory.NewResizableBuffer(mem)
+	buf.Resize(int(bitutil.BytesForBits(int64(n))))
+	src := arr.NullBitmapBytes()
+	if src == nil {
+		clear(buf.Bytes())
+		return buf
+	}
+	bitutil.CopyBitmap(src, arr.Data().Offset(), n, buf.Bytes(), 0)
+	return buf
+}
+
+// chunks splits n rows into at most w ranges of at least minChunk rows.
+func chunks(n, workers int) [][2]int {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	k := min(workers, n/minChunk)
+	if k < 1 {
+		k = 1
+	}
+	out := make([][2]int, k)
+	for i := range k {
+		out[i] = [2]int{i * n / k, (i + 1) * n / k}
+	}
+	return out
+}
+
+// rowErr records the lowest-row error across workers.
+type rowErr struct {
+	mu   sync.Mutex
+	row  int
+	err  error
+	stop atomic.Bool
+}
+
+func (r *rowErr) set(row int, err error) {
+	r.mu.Lock()
+	if r.err == nil || row < r.row {
+		r.row, r.err = row, err
+	}
+	r.mu.Unlock()
+	r.stop.Store(true)
+}
+
+// plainColumn transforms a string-like column in two passes: output offsets
+// from the input lengths (the output length depends only on the input
+// length), then values in parallel ranges that each memoize repeated inputs,
+// so a column with few distinct values costs a hash per distinct value plus
+// a map lookup and a copy per row.
+func plainColumn[I offsetT](ctx context.Context, t valueTransform, opts ColumnOptions, arr arrow.Array,
+	offs []I, data []byte, outType arrow.DataType, cerr func(int, error) error) (arrow.Array, error) {
+	if _, ok := any(offs).([]int32); ok {
+		return plainColumnOut[I, int32](ctx, t, opts, arr, offs, data, outType, cerr, true)
+	}
+	return plainColumnOut[I, int64](ctx, t, opts, arr, offs, data, outType, cerr, true)
+}
+
+func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts ColumnOptions, arr arrow.Array,
+	offs []I, data []byte, outType arrow.DataType, cerr func(int, error) error, memo bool) (arrow.Array, error) {
+	n := arr.Len()
+	mem := opts.Mem
+	valid := validityOf(mem, arr)
+	var bits []byte
+	if valid != nil {
+		bits = valid.Bytes()
+	}
+	offBuf := memory.NewResizableBuffer(mem)
+	offBuf.Resize((n + 1) * int(unsafe.Sizeof(O(0))))
+	oo := castSlice[O](offBuf.Bytes())
+	release := func() {
+		if valid != nil {
+			valid.Release()
+		}
+		offBuf.Release()
+	}
+	var total int64
+	maxTotal := int64(math.MaxInt32)
+	if unsafe.Sizeof(O(0)) == 8 {
+		maxTotal = math.MaxInt64
+	}
+	oo[0] = 0
+	for i := range n {
+		if bits == nil || bitutil.BitIsSet(bits, i) {
+			total += int64(t.outLen(int(offs[i+1] - offs[i])))
+			if total > maxTotal {
+				release()
+				return nil, cerr(i, fmt.Errorf("output exceeds the %d-byte limit of %s; split the batch", maxTotal, outType))
+			}
+		}
+		oo[i+1] = O(total)
+	}
+	dataBuf := memory.NewResizableBuffer(mem)
+	dataBuf.Resize(int(total))
+	out := dataBuf.Bytes()
+
+	var re rowErr
+	var wg sync.WaitGroup
+	for _, c := range chunks(n, opts.Workers) {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			w, err := t.newWorker()
+			if err != nil {
+				re.set(lo, err)
+				return
+			}
+			defer w.destroy()
+			var seen map[string]O
+			if memo {
+				seen = make(map[string]O)
+			}
+			for i := lo; i < hi; i++ {
+				if (i-lo)%cancelEvery == 0 {
+					if re.stop.Load() {
+						return
+					}
+					if err := ctx.Err(); err != nil {
+						re.set(i, err)
+						return
+					}
+				}
+				if bits != nil && !bitutil.BitIsSet(bits, i) {
+					continue
+				}
+				v := data[offs[i]:offs[i+1]]
+				dst := out[oo[i]:oo[i+1]]
+				if seen != nil {
+					if p, ok := seen[string(v)]; ok {
+						copy(dst, out[p:int(p)+len(dst)])
+						continue
+					}
+				}
+				if err := w.put(dst, v); err != nil {
+					re.set(i, err)
+					return
+				}
+				if seen != nil && len(seen) < maxMemo {
+					seen[string(v)] = oo[i]
+				}
+			}
+		}(c[0], c[1])
+	}
+	wg.Wait()
+	if re.err != nil {
+		zero(out)
+		dataBuf.Release()
+		release()
+		return nil, cerr(re.row, re.err)
+	}
+	nulls := arr.NullN()
+	res := array.NewData(outType, n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, nulls, 0)
+	release()
+	dataBuf.Release()
+	defer res.Release()
+	return array.MakeFromData(res), nil
+}
+
+// int64Column pseudonymizes int64 values as their decimal text into a
+// string column, memoizing repeated values.
+func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr *array.Int64,
+	cerr func(int, error) error) (arrow.Array, error) {
+	n := arr.Len()
+	mem := opts.Mem
+	vals := arr.Int64Values()
+	valid := validityOf(mem, arr)
+	var bits []byte
+	if valid != nil {
+		bits = valid.Bytes()
+	}
+	offBuf := memory.NewResizableBuffer(mem)
+	offBuf.Resize((n + 1) * 4)
+	oo := castSlice[int32](offBuf.Bytes())
+	release := func() {
+		if valid != nil {
+			valid.Release()
+		}
+		offBuf.Release()
+	}
+	var total int64
+	var tmp [24]byte
+	for i := range n {
+		if bits == nil || bitutil.BitIsSet(bits, i) {
+			total += int64(t.outLen(len(strconv.AppendInt(tmp[:0], vals[i], 10))))
+			if total > math.MaxInt32 {
+				release()
+				return nil, cerr(i, fmt.Errorf("output exceeds the %d-byte limit of string; split the batch", math.MaxInt32))
+			}
+		}
+		oo[i+1] = int32(total)
+	}
+	dataBuf := memory.NewResizableBuffer(mem)
+	dataBuf.Resize(int(total))
+	out := dataBuf.Bytes()
+	var re rowErr
+	var wg sync.WaitGroup
+	for _, c := range chunks(n, opts.Workers) {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			w, err := t.newWorker()
+			if err != nil {
+				re.set(lo, err)
+				return
+			}
+			defer w.destroy()
+			seen := make(map[int64]int32)
+			var buf [24]byte
+			for i := lo; i < hi; i++ {
+				if (i-lo)%cancelEvery == 0 {
+					if re.stop.Load() {
+						return
+					}
+					if err := ctx.Err(); err != nil {
+						re.set(i, err)
+						return
+					}
+				}
+				if bits != nil && !bitutil.BitIsSet(bits, i) {
+					continue
+				}
+				dst := out[oo[i]:oo[i+1]]
+				if p, ok := seen[vals[i]]; ok {
+					copy(dst, out[p:int(p)+len(dst)])
+					continue
+				}
+				if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
+					re.set(i, err)
+					return
+				}
+				if len(seen) < maxMemo {
+					seen[vals[i]] = oo[i]
+				}
+			}
+		}(c[0], c[1])
+	}
+	wg.Wait()
+	if re.err != nil {
+		dataBuf.Release()
+		release()
+		return nil, cerr(re.row, re.err)
+	}
+	res := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, arr.NullN(), 0)
+	release()
+	dataBuf.Release()
+	defer res.Release()
+	return array.MakeFromData(res), nil
+}
+
+// dictColumn transforms the dictionary only and keeps the indices: a column
+// of 10M rows over 50k distinct values costs 50k transforms.
+func dictColumn(ctx context.Context, t valueTransform, opts ColumnOptions, arr *array.Dictionary,
+	cerr func(int, error) error) (arrow.Array, error) {
+	dt := arr.DataType().(*arrow.DictionaryType)
+	dict := arr.Dictionary() // no reference added: not released here
+	var (
+		nd  arrow.Array
+		err error
+	)
+	// The dictionary's own errors are at dictionary entries; map them to
+	// the first row that uses the entry.
+	inner := func(entry int, e error) error {
+		row := -1
+		for i := 0; i < arr.Len(); i++ {
+			if arr.IsValid(i) && arr.GetValueIndex(i) == entry {
+				row = i
+				break
+			}
+		}
+		if row < 0 {
+			return cerr(-1, fmt.Errorf("dictionary entry %d (used by no row): %w", entry, e))
+		}
+		return cerr(row, e)
+	}
+	switch d := dict.(type) {
+	case *array.String:
+		nd, err = plainColumnOut[int32, int32](ctx, t, opts, d, d.ValueOffsets(), dataBytes(d.Data()), arrow.BinaryTypes.String, inner, false)
+	case *array.LargeString:
+		nd, err = plainColumnOut[int64, int64](ctx, t, opts, d, d.ValueOffsets(), dataBytes(d.Data()), arrow.BinaryTypes.LargeString, inner, false)
+	case *array.Binary:
+		nd, err = plainColumnOut[int32, int32](ctx, t, opts, d, d.ValueOffsets(), dataBytes(d.Data()), arrow.BinaryTypes.Binary, inner, false)
+	case *array.LargeBinary:
+		nd, err = plainColumnOut[int64, int64](ctx, t, opts, d, d.ValueOffsets(), dataBytes(d.Data()), arrow.BinaryTypes.LargeBinary, inner, false)
+	case *array.Int64:
+		if !t.int64OK() {
+			return nil, cerr(-1, fmt.Errorf("%w %s", ErrUnsupportedType, dt))
+		}
+		nd, err = int64Column(ctx, t, opts, d, inner)
+	default:
+		return nil, cerr(-1, fmt.Errorf("%w %s (want a dictionary of string, large_string, binary, large_binary%s)",
+			ErrUnsupportedType, dt, map[bool]string{true: " or int64"}[t.int64OK()]))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer nd.Release()
+	// Pseudonyms do not keep the order of the values, so an ordered
+	// dictionary becomes unordered; index and value types are kept (int64
+	// values become string).
+	ndt := &arrow.DictionaryType{IndexType: dt.IndexType, ValueType: nd.DataType(), Ordered: false}
+	return array.NewDictionaryArray(ndt, arr.Indices(), nd), nil
+}
