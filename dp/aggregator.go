@@ -1,0 +1,442 @@
+package dp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Aggregator streams record batches into per-(subject, partition)
+// reservoirs and, at the end, bounds contributions and pre-aggregates them
+// per partition into a Partial. Memory is O(subject×partition pairs · L∞),
+// not O(rows). Not safe for concurrent use (it parallelises internally).
+type Aggregator struct {
+	spec    *Spec
+	public  *PartitionList
+	subj    *colEncoder
+	keys    []*colEncoder
+	combine []*u64Table
+	rev     [][][2]uint32 // per combine level: id → (left id, right code)
+	pidKeys []string      // canonical tuple key of every partition code
+	pidPub  []bool        // whether the partition is listed (public mode)
+	shards  []*shard
+
+	sid, pid, tmp []uint32
+	valBufs       [][]float64
+	cols          [][]float64
+	rowsIn        int64
+	rowsNotPublic int64
+	err           error
+	done          bool
+}
+
+// NewAggregator validates opts and returns an Aggregator.
+func NewAggregator(opts Options) (*Aggregator, error) {
+	s, err := opts.validate("NewAggregator")
+	if err != nil {
+		return nil, err
+	}
+	a := &Aggregator{spec: s, public: opts.Public, subj: newColEncoder(opts.Subject, false)}
+	for _, g := range opts.GroupBy {
+		a.keys = append(a.keys, newColEncoder(g, true))
+	}
+	for range len(opts.GroupBy) - 1 {
+		a.combine = append(a.combine, newU64Table(1024))
+		a.rev = append(a.rev, nil)
+	}
+	n := runtime.GOMAXPROCS(0)
+	n = max(1, min(n, 8))
+	for range n {
+		sh, err := newShard(int(opts.MaxPerPartition), len(s.ValueColumns))
+		if err != nil {
+			return nil, err
+		}
+		a.shards = append(a.shards, sh)
+	}
+	a.valBufs = make([][]float64, len(s.ValueColumns))
+	a.cols = make([][]float64, len(s.ValueColumns))
+	return a, nil
+}
+
+func column(rec arrow.RecordBatch, name, role string) (arrow.Array, error) {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("%s column %q not found in the input (columns: %v)", role, name, fieldNames(rec.Schema()))
+	}
+	return rec.Column(idx[0]), nil
+}
+
+func fieldNames(s *arrow.Schema) []string {
+	var out []string
+	for _, f := range s.Fields() {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+func grow32(b []uint32, n int) []uint32 {
+	if cap(b) < n {
+		return make([]uint32, n)
+	}
+	return b[:n]
+}
+
+// Add feeds one record batch. After an error the Aggregator is unusable:
+// every later call returns the same error and nothing can be released.
+func (a *Aggregator) Add(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.err != nil {
+		return a.err
+	}
+	if a.done {
+		return errors.New("dp.Aggregator.Add: Partial was already called")
+	}
+	if err := a.add(ctx, rec); err != nil {
+		a.err = fmt.Errorf("dp.Aggregator.Add: %w", err)
+		a.closeEncoders()
+		return a.err
+	}
+	return nil
+}
+
+func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := int(rec.NumRows())
+	if n == 0 {
+		return nil
+	}
+	first := a.rowsIn
+	subjCol, err := column(rec, a.spec.Subject, "subject")
+	if err != nil {
+		return err
+	}
+	a.sid = grow32(a.sid, n)
+	if err := a.subj.encode(subjCol, a.sid, first); err != nil {
+		return err
+	}
+	a.pid = grow32(a.pid, n)
+	a.tmp = grow32(a.tmp, n)
+	for ki, enc := range a.keys {
+		col, err := column(rec, enc.name, "key")
+		if err != nil {
+			return err
+		}
+		dst := a.pid
+		if ki > 0 {
+			dst = a.tmp
+		}
+		if err := enc.encode(col, dst, first); err != nil {
+			return err
+		}
+		if ki > 0 {
+			t := a.combine[ki-1]
+			for i := range n {
+				before := t.n
+				id := t.get(uint64(a.pid[i])<<32 | uint64(a.tmp[i]))
+				if t.n > before {
+					a.rev[ki-1] = append(a.rev[ki-1], [2]uint32{a.pid[i], a.tmp[i]})
+				}
+				a.pid[i] = id
+			}
+		}
+	}
+	a.describeNewPartitions()
+	for vi, name := range a.spec.ValueColumns {
+		col, err := column(rec, name, "value")
+		if err != nil {
+			return err
+		}
+		vals, err := valueColumn(name, col, a.valBufs[vi], first)
+		if err != nil {
+			return err
+		}
+		if col.DataType().ID() != arrow.FLOAT64 {
+			a.valBufs[vi] = vals // keep the grown buffer for the next batch
+		}
+		a.cols[vi] = vals
+	}
+	// Route rows to shards by subject (branch-free append), skipping rows
+	// of partitions a public list does not name.
+	ns := uint32(len(a.shards))
+	for _, sh := range a.shards {
+		sh.rows = sh.rows[:0]
+		if cap(sh.rows) < n {
+			sh.rows = make([]int32, 0, n)
+		}
+	}
+	if a.public != nil {
+		for i := range n {
+			if !a.pidPub[a.pid[i]] {
+				a.rowsNotPublic++
+				continue
+			}
+			sh := a.shards[a.sid[i]%ns]
+			sh.rows = append(sh.rows, int32(i))
+		}
+	} else if ns == 2 {
+		r0, r1 := a.shards[0].rows[:n], a.shards[1].rows[:n]
+		c := [2]int{}
+		for i, s := range a.sid[:n] {
+			b := s & 1
+			r0[c[0]] = int32(i)
+			r1[c[1]] = int32(i)
+			c[b]++
+		}
+		a.shards[0].rows, a.shards[1].rows = r0[:c[0]], r1[:c[1]]
+	} else {
+		for i := range n {
+			sh := a.shards[a.sid[i]%ns]
+			sh.rows = append(sh.rows, int32(i))
+		}
+	}
+	var wg sync.WaitGroup
+	for _, sh := range a.shards {
+		wg.Go(func() { sh.add(a.sid, a.pid, a.cols, first) })
+	}
+	wg.Wait()
+	for _, sh := range a.shards {
+		if sh.err != nil {
+			return sh.err
+		}
+	}
+	a.rowsIn += int64(n)
+	return nil
+}
+
+// describeNewPartitions records the canonical key (and public flag) of
+// partition codes first seen in this batch: work per partition, not per row.
+func (a *Aggregator) describeNewPartitions() {
+	total := a.keys[0].cardinality()
+	if len(a.combine) > 0 {
+		total = a.combine[len(a.combine)-1].n
+	}
+	for p := len(a.pidKeys); p < total; p++ {
+		vals := make([]string, len(a.keys))
+		id := uint32(p)
+		for l := len(a.combine) - 1; l >= 0; l-- {
+			lr := a.rev[l][id]
+			vals[l+1] = a.keys[l+1].values[lr[1]]
+			id = lr[0]
+		}
+		vals[0] = a.keys[0].values[id]
+		k := tupleKey(vals)
+		a.pidKeys = append(a.pidKeys, k)
+		if a.public != nil {
+			a.pidPub = append(a.pidPub, a.public.keys[k])
+		}
+	}
+}
+
+func (a *Aggregator) closeEncoders() {
+	a.subj.close()
+	for _, k := range a.keys {
+		k.close()
+	}
+}
+
+// Close releases the references the Aggregator holds on input
+// dictionaries. Partial calls it; call it yourself when abandoning an
+// Aggregator.
+func (a *Aggregator) Close() { a.closeEncoders() }
+
+// accum holds pre-noise per-partition values of one shard (dense by code).
+type accum struct {
+	subjects []int64
+	rows     []int64
+	sums     [][]float64 // [aggregate][partition]
+	sumsq    [][]float64
+	leaves   [][]map[int]int64
+}
+
+func newAccum(nAgg, nPart int) *accum {
+	ac := &accum{subjects: make([]int64, nPart), rows: make([]int64, nPart)}
+	ac.sums = make([][]float64, nAgg)
+	ac.sumsq = make([][]float64, nAgg)
+	ac.leaves = make([][]map[int]int64, nAgg)
+	return ac
+}
+
+// Partial bounds contributions (L0 per subject, L∞ per pair, clamping) and
+// returns the pre-noise per-partition state. It consumes the Aggregator.
+func (a *Aggregator) Partial(ctx context.Context) (*Partial, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if a.done {
+		return nil, errors.New("dp.Aggregator.Partial: already called")
+	}
+	a.done = true
+	a.closeEncoders()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	spec := *a.spec
+	spec.KeyTypes = nil
+	for _, k := range a.keys {
+		spec.KeyTypes = append(spec.KeyTypes, k.kt)
+	}
+	nPart := len(a.pidKeys)
+	nSubj := a.subj.cardinality()
+	stats := make([]Stats, len(a.shards))
+	accs := make([]*accum, len(a.shards))
+	var wg sync.WaitGroup
+	for si, sh := range a.shards {
+		wg.Go(func() {
+			ac := newAccum(len(spec.Aggregates), nPart)
+			accs[si] = ac
+			stride := sh.k * sh.nv
+			sh.bound(int(spec.MaxPartitions), nSubj, si, len(a.shards), func(p chosenPair) {
+				ac.subjects[p.pid]++
+				ac.rows[p.pid] += int64(p.rows)
+				if sh.nv == 0 {
+					return
+				}
+				blk := sh.vals[int(p.blk)*stride : int(p.blk)*stride+p.rows*sh.nv]
+				for ai := range spec.Aggregates {
+					ag := &spec.Aggregates[ai]
+					accumulate(ac, ai, ag, p.pid, blk, sh.nv, nPart)
+				}
+			}, &stats[si])
+			sh.slots, sh.vals = nil, nil
+		})
+	}
+	wg.Wait()
+	p := &Partial{Spec: spec, Partitions: map[string]*PartitionState{}}
+	for _, st := range stats {
+		p.Stats.add(st)
+	}
+	p.Stats.RowsIn = a.rowsIn
+	p.Stats.RowsNotPublic = a.rowsNotPublic
+	for pid := range nPart {
+		var subjects int64
+		for _, ac := range accs {
+			subjects += ac.subjects[pid]
+		}
+		if subjects == 0 {
+			continue
+		}
+		ps := newPartitionState(&spec)
+		ps.Subjects = subjects
+		for _, ac := range accs {
+			ps.Rows += ac.rows[pid]
+			for ai := range spec.Aggregates {
+				if ac.sums[ai] != nil {
+					ps.Sums[ai] += ac.sums[ai][pid]
+				}
+				if ac.sumsq[ai] != nil {
+					ps.SumSquares[ai] += ac.sumsq[ai][pid]
+				}
+				if ac.leaves[ai] != nil && ac.leaves[ai][pid] != nil {
+					for l, c := range ac.leaves[ai][pid] {
+						ps.Leaves[ai][l] += c
+					}
+				}
+			}
+		}
+		p.Partitions[a.pidKeys[pid]] = ps
+	}
+	return p, nil
+}
+
+// numLeaves is the number of leaves of the library's default quantile tree
+// (branching factor 16, height 4).
+const numLeaves = 65536
+
+// leafIndex is the library's BoundedQuantiles.getIndex for a clamped value.
+func leafIndex(v, lo, hi float64) int {
+	if v >= hi {
+		return numLeaves - 1
+	}
+	return int((v - lo) / (hi - lo) * float64(numLeaves))
+}
+
+func clamp(v, lo, hi float64) float64 {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// accumulate adds one kept pair's rows (blk: rows × nv values) to the
+// partition accumulators of aggregate ai.
+func accumulate(ac *accum, ai int, ag *AggregateSpec, pid uint32, blk []float64, nv, nPart int) {
+	if ag.Kind == Count {
+		return
+	}
+	lo, hi := ag.Lower, ag.Upper
+	mid := lo + (hi-lo)/2
+	vi := ag.ValueIndex
+	switch ag.Kind {
+	case Sum:
+		if ac.sums[ai] == nil {
+			ac.sums[ai] = make([]float64, nPart)
+		}
+		var s float64
+		for r := vi; r < len(blk); r += nv {
+			s += clamp(blk[r], lo, hi)
+		}
+		ac.sums[ai][pid] += s
+	case Mean, Variance:
+		if ac.sums[ai] == nil {
+			ac.sums[ai] = make([]float64, nPart)
+			if ag.Kind == Variance {
+				ac.sumsq[ai] = make([]float64, nPart)
+			}
+		}
+		var s, s2 float64
+		for r := vi; r < len(blk); r += nv {
+			x := clamp(blk[r], lo, hi) - mid
+			s += x
+			s2 += x * x
+		}
+		ac.sums[ai][pid] += s
+		if ag.Kind == Variance {
+			ac.sumsq[ai][pid] += s2
+		}
+	case Quantiles:
+		if ac.leaves[ai] == nil {
+			ac.leaves[ai] = make([]map[int]int64, nPart)
+		}
+		m := ac.leaves[ai][pid]
+		if m == nil {
+			m = map[int]int64{}
+			ac.leaves[ai][pid] = m
+		}
+		for r := vi; r < len(blk); r += nv {
+			m[leafIndex(clamp(blk[r], lo, hi), lo, hi)]++
+		}
+	}
+}
+
+// Aggregate is the one-call form: it reads every batch of r, bounds
+// contributions and releases the result under acct. On any error nothing is
+// released and no budget is spent.
+func AggregateReader(ctx context.Context, r array.RecordReader, acct *Accountant, opts Options) (*Result, error) {
+	ag, err := NewAggregator(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer ag.Close()
+	for r.Next() {
+		if err := ag.Add(ctx, r.RecordBatch()); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("dp.AggregateReader: reading input: %w", err)
+	}
+	p, err := ag.Partial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Release(ctx, acct, ReleaseOptions{Mem: opts.Mem})
+}

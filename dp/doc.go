@@ -1,0 +1,83 @@
+// Package dp releases per-group aggregates (count, sum, mean, variance,
+// quantiles) of Arrow data with differential privacy, on top of
+// github.com/google/differential-privacy/go/v2 (its secure Laplace and
+// Gaussian noise, partition selection and confidence intervals; this package
+// draws no noise of its own).
+//
+// # Privacy model
+//
+// The protected unit is the subject (Options.Subject, e.g. a vehicle's vin):
+// every row of one subject together. A release is (ε, δ)-differentially
+// private with respect to adding or removing all rows of one subject:
+// whatever one vehicle did, the released table is almost equally likely
+// with or without it. To make that true, contributions are bounded before
+// any aggregation:
+//
+//   - L0 (MaxPartitions): a subject contributes to at most L0 partitions;
+//     if it has more, L0 of them are kept, chosen uniformly at random.
+//   - L∞ (MaxPerPartition): at most L∞ rows per (subject, partition); extra
+//     rows are dropped uniformly at random (reservoir sampling, so the choice
+//     does not depend on the order rows arrive in).
+//   - values are clamped to the declared [Lower, Upper] of each aggregate.
+//
+// Randomness for bounding comes from ChaCha8 seeded by crypto/rand. Noise is
+// drawn once per partition and aggregate, with the sensitivities the
+// library's dpagg objects use for the same bounds (L0, L∞, clamping).
+//
+// Partitions are either public (Options.Public: a list fixed without looking
+// at the data; listed partitions absent from the data are released with noise
+// over zero, unlisted data partitions are dropped) or selected privately with
+// the library's PreAggSelectPartition, which releases a partition only when
+// enough distinct subjects are in it that its presence reveals nobody.
+// Private selection spends its own share of ε and needs δ > 0; at ε ≈ 0.25 a
+// partition needs a few hundred subjects to be kept reliably, so choose
+// coarse partitions (or a public list). Result reports how many partitions
+// were kept and dropped.
+//
+// # Budget
+//
+// An Accountant holds the total (ε, δ). A release spends a share per
+// aggregate (Aggregate.Epsilon/Delta, or an even split of what declared
+// shares leave) plus the selection share, by basic composition. A release
+// that does not fit fails before any noise is drawn and spends nothing.
+// Result.Spent (JSON epsilon_spent, delta_spent) states what was spent.
+//
+// # Pipeline
+//
+//	ag, _ := dp.NewAggregator(opts)     // validates every parameter
+//	ag.Add(ctx, batch)                  // per batch: O(pairs·L∞) memory
+//	p, _ := ag.Partial(ctx)             // bound contributions, pre-aggregate
+//	p.Merge(other)                      // optional: partials of disjoint subjects
+//	res, _ := p.Release(ctx, acct, dp.ReleaseOptions{})  // noise, once
+//
+// A Partial is the exact, bounded, pre-noise state per partition; it is as
+// sensitive as the input and must not be published. Partials built from
+// disjoint sets of subjects merge into the partial of the whole, and
+// serialise, so a distributed combiner (the beam module) can use them.
+// Results are single-use: Release consumes the partial.
+//
+// # Input handling (fail closed)
+//
+// Subject and key columns: string, dictionary of strings, integer or
+// timestamp; a null is an error naming column and row. Value columns:
+// float or integer; null, NaN and ±Inf are errors naming column and row
+// (they have no place between declared bounds, and silently dropping them
+// would make the row count depend on them). After an error the Aggregator is
+// unusable and nothing can be released. Empty input is an error at Release
+// (unless public partitions are given). Every input row is accounted for in
+// Stats (used, not public, dropped by L0, dropped by L∞).
+//
+// # What it does not protect
+//
+//   - Subjects are whatever the Subject column says: if one person owns two
+//     vehicles, the person is protected only at twice the ε (group privacy).
+//   - Bounds, public partition lists and the schema are assumed public; bounds
+//     derived from the data would leak.
+//   - Budgets compose only inside one Accountant: releasing the same data
+//     again under a fresh Accountant adds up in reality.
+//   - The Partial (pre-noise state) is not private.
+//   - Floating-point side channels of the library's noise are handled by
+//     the library (secure discretised noise); our arithmetic on exact sums is
+//     ordinary float64 addition.
+//   - Timing and memory use depend on the data.
+package dp

@@ -1,0 +1,585 @@
+package dp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/differential-privacy/go/v2/dpagg"
+	"github.com/google/differential-privacy/go/v2/noise"
+)
+
+func baseOpts() Options {
+	return Options{
+		Subject: "vin", GroupBy: []string{"seg"},
+		Aggregates: []Aggregate{
+			{Kind: Count},
+			{Kind: Sum, Column: "temp", Lower: 0, Upper: 100},
+			{Kind: Mean, Column: "temp", Lower: 0, Upper: 100},
+			{Kind: Variance, Column: "temp", Lower: 0, Upper: 100},
+			{Kind: Quantiles, Column: "temp", Lower: 0, Upper: 100, Ranks: []float64{0.5}},
+		},
+		MaxPartitions: 2, MaxPerPartition: 3,
+	}
+}
+
+// TestExactArithmetic checks the released values against hand-computed ones
+// with the no-noise double, on data within the bounds (no sampling).
+func TestExactArithmetic(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rows := []row{
+		{"v1", "a", 10}, {"v1", "a", 20}, {"v2", "a", 30}, {"v1", "b", 200}, // 200 clamps to 100
+		{"v3", "b", 40}, {"v3", "b", 50}, {"v2", "b", -5}, // -5 clamps to 0
+	}
+	opts := baseOpts()
+	pl, _ := NewPartitionList("seg")
+	for _, k := range []string{"a", "b", "c"} {
+		pl.Add(k)
+	}
+	opts.Public = pl
+	p := partialOf(t, mem, opts, rows, 3)
+	acct, _ := NewAccountant(1, 0)
+	res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem, noise: &noNoise{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	rec := res.Record
+	if rec.NumRows() != 3 || res.PartitionsKept != 3 || res.PartitionsPublicEmpty != 1 {
+		t.Fatalf("rows %d kept %d empty %d", rec.NumRows(), res.PartitionsKept, res.PartitionsPublicEmpty)
+	}
+	want := []struct {
+		key             string
+		count           int64
+		sum, mean, vari float64
+		median          float64
+	}{
+		{"a", 3, 60, 20, 200.0 / 3, 20},
+		{"b", 4, 190, 47.5, varOf(100, 40, 50, 0), 45},
+		{"c", 0, 0, 50, 0, 50},
+	}
+	keys := col(t, rec, "seg").(*array.String)
+	for i, w := range want {
+		if keys.Value(i) != w.key {
+			t.Fatalf("row %d key %q want %q", i, keys.Value(i), w.key)
+		}
+		if got := col(t, rec, "count").(*array.Int64).Value(i); got != w.count {
+			t.Errorf("%s count %d want %d", w.key, got, w.count)
+		}
+		if got := col(t, rec, "sum_temp").(*array.Float64).Value(i); !near(got, w.sum, 1e-12) {
+			t.Errorf("%s sum %v want %v", w.key, got, w.sum)
+		}
+		if got := col(t, rec, "mean_temp").(*array.Float64).Value(i); w.count > 0 && !near(got, w.mean, 1e-12) {
+			t.Errorf("%s mean %v want %v", w.key, got, w.mean)
+		}
+		if got := col(t, rec, "variance_temp").(*array.Float64).Value(i); !near(got, w.vari, 1e-9) {
+			t.Errorf("%s variance %v want %v", w.key, got, w.vari)
+		}
+		// The quantile tree resolves 100/65536 per leaf.
+		if got := col(t, rec, "temp_p50").(*array.Float64).Value(i); w.count > 0 && math.Abs(got-w.median) > 15 {
+			t.Errorf("%s median %v want about %v", w.key, got, w.median)
+		}
+	}
+	if s := res.Stats; s.RowsIn != 7 || s.RowsUsed != 7 || s.RowsIn != s.RowsUsed+s.RowsNotPublic+s.RowsDroppedL0+s.RowsDroppedLInf {
+		t.Errorf("stats %+v", s)
+	}
+	if res.Spent.EpsilonSpent != 1 || acct.Spent().EpsilonSpent != 1 {
+		t.Errorf("spent %+v", res.Spent)
+	}
+}
+
+func varOf(xs ...float64) float64 {
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	return v / float64(len(xs))
+}
+
+// TestSameNoiseCallsAsLibrary feeds the same bounded rows row by row into the
+// library's BoundedMean, BoundedVariance and BoundedSumFloat64 (through a
+// recording no-noise double) and checks that our release asks the noise for
+// the same values with the same L0, L∞, ε and δ.
+func TestSameNoiseCallsAsLibrary(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rows := []row{{"v1", "a", 10}, {"v1", "a", 25}, {"v2", "a", 30}, {"v3", "a", 99}, {"v3", "a", 150}}
+	const lo, hi, l0, linf, eps = 0.0, 100.0, 2, 3, 0.9
+	for _, kind := range []Kind{Mean, Variance} {
+		t.Run(kind.String(), func(t *testing.T) {
+			opts := baseOpts()
+			opts.Aggregates = []Aggregate{{Kind: kind, Column: "temp", Lower: lo, Upper: hi}}
+			pl, _ := NewPartitionList("seg")
+			pl.Add("a")
+			opts.Public = pl
+			p := partialOf(t, mem, opts, rows, 2)
+			ours := &noNoise{}
+			acct, _ := NewAccountant(eps, 0)
+			res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem, noise: ours})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Release()
+			lib := &noNoise{}
+			var result func() (float64, error)
+			var add func(float64) error
+			switch kind {
+			case Mean:
+				bm, err := dpagg.NewBoundedMean(&dpagg.BoundedMeanOptions{Epsilon: eps, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi, Noise: lib})
+				if err != nil {
+					t.Fatal(err)
+				}
+				result, add = bm.Result, bm.Add
+			case Variance:
+				bv, err := dpagg.NewBoundedVariance(&dpagg.BoundedVarianceOptions{Epsilon: eps, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi, Noise: lib})
+				if err != nil {
+					t.Fatal(err)
+				}
+				result, add = bv.Result, bv.Add
+			}
+			lib.calls = nil // drop the constructor's parameter probes
+			for _, r := range rows {
+				add(r.v)
+			}
+			if _, err := result(); err != nil {
+				t.Fatal(err)
+			}
+			ours.calls = ours.calls[:len(lib.calls)] // the rest are interval computations
+			sortCalls(ours.calls)
+			sortCalls(lib.calls)
+			for i := range lib.calls {
+				o, l := ours.calls[i], lib.calls[i]
+				if o.l0 != l.l0 || o.lInf != l.lInf || o.eps != l.eps || o.delta != l.delta || !near(o.x, l.x, 1e-12) {
+					t.Errorf("noise call %d: ours %+v, library %+v", i, o, l)
+				}
+			}
+		})
+	}
+}
+
+func sortCalls(c []noiseCall) {
+	sort.Slice(c, func(i, j int) bool { return c[i].lInf < c[j].lInf || c[i].lInf == c[j].lInf && c[i].x < c[j].x })
+}
+
+// TestMergeHalves: partials of two halves (split by subject) merge into the
+// partial of the whole, also after a serialisation round trip.
+func TestMergeHalves(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var all, h1, h2 []row
+	for s := range 40 {
+		for j := range 2 { // within L0 = 2 and L∞ = 3: no sampling, exact
+			r := row{fmt.Sprintf("v%d", s), fmt.Sprintf("k%d", (s+j)%5), float64((s*7 + j) % 100)}
+			all = append(all, r)
+			if s%2 == 0 {
+				h1 = append(h1, r)
+			} else {
+				h2 = append(h2, r)
+			}
+		}
+	}
+	opts := baseOpts()
+	whole := partialOf(t, mem, opts, all, 7)
+	a := partialOf(t, mem, opts, h1, 5)
+	b := partialOf(t, mem, opts, h2, 64)
+	blob, err := b.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b2 Partial
+	if err := b2.UnmarshalBinary(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Merge(&b2); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Partitions) != len(whole.Partitions) {
+		t.Fatalf("%d partitions, whole has %d", len(a.Partitions), len(whole.Partitions))
+	}
+	for k, w := range whole.Partitions {
+		g := a.Partitions[k]
+		if g == nil || g.Subjects != w.Subjects || g.Rows != w.Rows || !slices.Equal(g.Sums, w.Sums) || !slices.Equal(g.SumSquares, w.SumSquares) {
+			t.Errorf("partition %q: merged %+v whole %+v", k, g, w)
+			continue
+		}
+		for i := range w.Leaves {
+			if fmt.Sprint(g.Leaves[i]) != fmt.Sprint(w.Leaves[i]) {
+				t.Errorf("partition %q leaves differ", k)
+			}
+		}
+	}
+	if a.Stats != whole.Stats {
+		t.Errorf("stats %+v vs %+v", a.Stats, whole.Stats)
+	}
+	if err := a.Merge(&b2); err == nil {
+		t.Error("merging a consumed partial must fail")
+	}
+	other := baseOpts()
+	other.MaxPerPartition = 4
+	c := partialOf(t, mem, other, h1, 5)
+	if err := a.Merge(c); err == nil {
+		t.Error("merging partials of different options must fail")
+	}
+}
+
+// laplaceCDF is the CDF of a centred Laplace distribution with scale b.
+func laplaceCDF(x, b float64) float64 {
+	if x < 0 {
+		return 0.5 * math.Exp(x/b)
+	}
+	return 1 - 0.5*math.Exp(-x/b)
+}
+
+// TestCountNoiseLaplaceScale: the noise of a released count follows Laplace
+// with scale L0·L∞/ε. The library's integer Laplace noise is a continuous
+// Laplace rounded to integers, so we compare the empirical CDF at the
+// half-integers with the Laplace CDF there: that statistic is at most the
+// continuous Kolmogorov–Smirnov statistic, so the KS critical value
+// D = sqrt(ln(2/α)/2)/sqrt(n) keeps the false-rejection probability ≤ α = 1e-3.
+// The same statistic against a 30 % larger scale must reject (the test can fail).
+func TestCountNoiseLaplaceScale(t *testing.T) {
+	const n, eps, l0, linf, rows = 10000, 0.5, 2, 3, 1000
+	b := float64(l0*linf) / eps
+	draws := make([]float64, n)
+	for i := range draws {
+		v, _, err := noisyCount(noise.Laplace(), rows, l0, linf, Budget{Epsilon: eps}, 0.05)
+		if err != nil {
+			t.Fatal(err)
+		}
+		draws[i] = float64(v - rows)
+	}
+	sort.Float64s(draws)
+	crit := math.Sqrt(math.Log(2/1e-3)/2) / math.Sqrt(n)
+	stat := func(scale float64) float64 {
+		var d float64
+		j := 0
+		for x := -20*b - 0.5; x <= 20*b; x++ {
+			for j < n && draws[j] <= x {
+				j++
+			}
+			d = math.Max(d, math.Abs(float64(j)/n-laplaceCDF(x, scale)))
+		}
+		return d
+	}
+	if d := stat(b); d > crit {
+		t.Errorf("KS statistic %.4f > %.4f: count noise is not Laplace(%v)", d, crit, b)
+	}
+	if d := stat(1.3 * b); d <= crit {
+		t.Errorf("KS statistic against the wrong scale %.4f <= %.4f: test has no power", d, crit)
+	}
+}
+
+// TestOneSubjectSensitivity: adding one subject with 10,000 rows (extreme
+// values, many partitions) changes the pre-noise state by at most the
+// sensitivities the noise is calibrated to: at most L0 partitions change,
+// each by at most L∞ rows, one subject, L∞·max(|lo|,|hi|) of sum, etc.
+func TestOneSubjectSensitivity(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var base []row
+	for s := range 30 {
+		base = append(base, row{fmt.Sprintf("v%d", s), fmt.Sprintf("k%d", s%7), float64(s)})
+	}
+	opts := baseOpts()
+	opts.Aggregates[1] = Aggregate{Kind: Sum, Column: "temp", Lower: -10, Upper: 100}
+	const l0, linf = 2, 3
+	for trial := range 5 {
+		extra := slices.Clone(base)
+		for i := range 10000 {
+			v := 1e9
+			if i%2 == 1 {
+				v = -1e9
+			}
+			extra = append(extra, row{"intruder", fmt.Sprintf("k%d", i%50), v})
+		}
+		// Shuffle the intruder's rows among the others: order must not matter.
+		slices.Reverse(extra)
+		p0 := partialOf(t, mem, opts, base, 8)
+		p1 := partialOf(t, mem, opts, extra, 1000)
+		changed := 0
+		for k, b := range p1.Partitions {
+			a := p0.Partitions[k]
+			if a == nil {
+				a = newPartitionState(&p1.Spec)
+			}
+			if a.Rows == b.Rows && a.Subjects == b.Subjects {
+				continue
+			}
+			changed++
+			if d := b.Rows - a.Rows; d < 1 || d > linf {
+				t.Errorf("trial %d %s: rows changed by %d", trial, k, d)
+			}
+			if d := b.Subjects - a.Subjects; d != 1 {
+				t.Errorf("trial %d %s: subjects changed by %d", trial, k, d)
+			}
+			for i, ag := range p1.Spec.Aggregates {
+				mid := ag.Lower + (ag.Upper-ag.Lower)/2
+				var bound, bound2 float64
+				switch ag.Kind {
+				case Sum:
+					bound = sumLInf(ag.Lower, ag.Upper, linf)
+				case Mean, Variance:
+					bound, bound2 = (ag.Upper-mid)*linf, (ag.Upper-mid)*(ag.Upper-mid)*linf
+				}
+				if d := math.Abs(b.Sums[i] - a.Sums[i]); d > bound+1e-9 {
+					t.Errorf("trial %d %s %v: sum changed by %v > %v", trial, k, ag.Kind, d, bound)
+				}
+				if d := math.Abs(b.SumSquares[i] - a.SumSquares[i]); d > bound2+1e-9 {
+					t.Errorf("trial %d %s %v: sum of squares changed by %v > %v", trial, k, ag.Kind, d, bound2)
+				}
+				var dl int64
+				for l, c := range b.Leaves[i] {
+					dl += c - a.Leaves[i][l]
+				}
+				if dl > linf {
+					t.Errorf("trial %d %s: quantile leaves changed by %d", trial, k, dl)
+				}
+			}
+		}
+		if changed > l0 || changed == 0 {
+			t.Errorf("trial %d: %d partitions changed, L0 = %d", trial, changed, l0)
+		}
+		if p1.Stats.RowsIn != p1.Stats.RowsUsed+p1.Stats.RowsDroppedL0+p1.Stats.RowsDroppedLInf {
+			t.Errorf("rows not accounted for: %+v", p1.Stats)
+		}
+	}
+}
+
+// TestL0UniformAndNeverExceeded: one subject in 20 partitions with L0 = 3
+// is in exactly 3 partitions after bounding, every time; each partition is
+// chosen with probability 3/20. Chi-square with 19 degrees of freedom at
+// α = 1e-4 (critical value 50.8): false-rejection probability 1e-4.
+func TestL0UniformAndNeverExceeded(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var rows []row
+	for k := range 20 {
+		rows = append(rows, row{"solo", fmt.Sprintf("k%02d", k), 1})
+	}
+	opts := baseOpts()
+	opts.Aggregates = []Aggregate{{Kind: Count}}
+	opts.MaxPartitions = 3
+	const trials = 2000
+	hits := map[string]int{}
+	for range trials {
+		p := partialOf(t, mem, opts, rows, 20)
+		if len(p.Partitions) != 3 {
+			t.Fatalf("subject in %d partitions, L0 = 3", len(p.Partitions))
+		}
+		for k := range p.Partitions {
+			hits[k]++
+		}
+	}
+	exp := float64(trials) * 3 / 20
+	var chi float64
+	for k := range 20 {
+		o := float64(hits[tupleKey([]string{fmt.Sprintf("k%02d", k)})])
+		chi += (o - exp) * (o - exp) / exp
+	}
+	if chi > 50.8 {
+		t.Errorf("chi-square %.1f > 50.8: L0 choice is not uniform (%v)", chi, hits)
+	}
+}
+
+// TestReservoirUniform: with L∞ = 3 and 10 rows in one pair, each row is
+// kept with probability 0.3 whatever its position. 20,000 trials; each
+// row's count is checked at ±4.5σ (false rejection ≤ 10·6.8e-6).
+func TestReservoirUniform(t *testing.T) {
+	r, err := newRand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const trials, n, k = 20000, 10, 3
+	sid := make([]uint32, n)
+	pid := make([]uint32, n)
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = float64(i)
+	}
+	var hits [n]int
+	for range trials {
+		s := &shard{k: k, nv: 1, rng: r}
+		s.alloc(16)
+		for i := range n {
+			s.rows = append(s.rows, int32(i))
+		}
+		s.add(sid, pid, [][]float64{vals}, 0)
+		for _, v := range s.vals[:k] {
+			hits[int(v)]++
+		}
+	}
+	p := float64(k) / n
+	sd := math.Sqrt(trials * p * (1 - p))
+	for i, h := range hits {
+		if math.Abs(float64(h)-trials*p) > 4.5*sd {
+			t.Errorf("row %d kept %d times, want %.0f ± %.0f", i, h, trials*p, 4.5*sd)
+		}
+	}
+}
+
+// TestSelectionDropsSingleSubjects: with δ = 1e-9 a partition holding one
+// subject is released with probability ≤ 1e-9; over 20,000 such partitions
+// the chance of any release is ≤ 2e-5. A partition with 2,000 subjects is
+// kept (failure probability negligible at ε = 1).
+func TestSelectionDropsSingleSubjects(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var rows []row
+	for s := range 1000 {
+		rows = append(rows, row{fmt.Sprintf("v%d", s), fmt.Sprintf("k%d", s), 1})
+	}
+	for s := range 2000 {
+		rows = append(rows, row{fmt.Sprintf("w%d", s), "big", 1})
+	}
+	opts := baseOpts()
+	opts.Aggregates = []Aggregate{{Kind: Count, Epsilon: 1}}
+	opts.MaxPartitions = 1
+	opts.Selection = Budget{Epsilon: 1, Delta: 1e-9}
+	blob, err := partialOf(t, mem, opts, rows, 4096).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for trial := range 20 {
+		var p Partial
+		if err := p.UnmarshalBinary(blob); err != nil {
+			t.Fatal(err)
+		}
+		acct, _ := NewAccountant(2, 1e-9)
+		res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.PartitionsKept != 1 || res.PartitionsDropped != 1000 {
+			t.Errorf("trial %d: kept %d dropped %d, want 1 and 1000", trial, res.PartitionsKept, res.PartitionsDropped)
+		}
+		if k := col(t, res.Record, "seg").(*array.String); k.Len() == 1 && k.Value(0) != "big" {
+			t.Errorf("released %q", k.Value(0))
+		}
+		res.Release()
+	}
+}
+
+func TestErrorsReleaseNothing(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	good := []row{{"v1", "a", 1}, {"v2", "a", 2}}
+	cases := []struct {
+		name    string
+		opts    func(*Options)
+		rows    []row
+		eps     float64
+		wantErr string
+	}{
+		{"overspent", func(o *Options) { o.Aggregates[0].Epsilon = 2 }, good, 1, "budget exceeded"},
+		{"lower>upper", func(o *Options) { o.Aggregates[1].Lower = 200 }, good, 1, "lower bound 200 must be smaller"},
+		{"nan bound", func(o *Options) { o.Aggregates[1].Upper = math.NaN() }, good, 1, "must be finite"},
+		{"no L0", func(o *Options) { o.MaxPartitions = 0 }, good, 1, "MaxPartitions must be >= 1"},
+		{"no Linf", func(o *Options) { o.MaxPerPartition = -1 }, good, 1, "MaxPerPartition must be >= 1"},
+		{"no subject", func(o *Options) { o.Subject = "" }, good, 1, "Subject must be set"},
+		{"missing subject column", func(o *Options) { o.Subject = "owner" }, good, 1, `subject column "owner" not found`},
+		{"missing value column", func(o *Options) { o.Aggregates[1].Column = "speed" }, good, 1, `value column "speed" not found`},
+		{"NaN value", nil, []row{{"v1", "a", 1}, {"v2", "a", math.NaN()}}, 1, `column "temp" row 1: value NaN is not finite`},
+		{"Inf value", nil, []row{{"v1", "a", math.Inf(1)}}, 1, `column "temp" row 0: value +Inf`},
+		{"empty input", nil, nil, 1, "no data"},
+		{"laplace delta", func(o *Options) { o.Aggregates[0].Delta = 1e-6 }, good, 1, "Delta must be 0 with Laplace"},
+		{"no delta for selection", func(o *Options) { o.Public = nil }, good, 1, "needs δ > 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := baseOpts()
+			opts.Aggregates = opts.Aggregates[:2]
+			pl, _ := NewPartitionList("seg")
+			pl.Add("a")
+			if c.name != "empty input" {
+				opts.Public = pl
+			}
+			if c.opts != nil {
+				c.opts(&opts)
+			}
+			acct, err := NewAccountant(c.eps, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = func() error {
+				ag, err := NewAggregator(opts)
+				if err != nil {
+					return err
+				}
+				defer ag.Close()
+				if len(c.rows) > 0 {
+					rec := makeBatch(t, mem, c.rows)
+					defer rec.Release()
+					if err := ag.Add(context.Background(), rec); err != nil {
+						// The aggregator is poisoned: Partial must fail too.
+						if _, err2 := ag.Partial(context.Background()); err2 == nil {
+							t.Error("Partial after a failed Add succeeded")
+						}
+						return err
+					}
+				}
+				p, err := ag.Partial(context.Background())
+				if err != nil {
+					return err
+				}
+				res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem})
+				if res != nil {
+					res.Release()
+					t.Error("a result came back with the error")
+				}
+				return err
+			}()
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+			}
+			if s := acct.Spent(); s.EpsilonSpent != 0 || s.DeltaSpent != 0 {
+				t.Errorf("budget spent on error: %+v", s)
+			}
+		})
+	}
+	for _, e := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		if _, err := NewAccountant(e, 0); err == nil {
+			t.Errorf("NewAccountant(%v) accepted", e)
+		}
+	}
+	for _, d := range []float64{-1e-9, 1, math.NaN()} {
+		if _, err := NewAccountant(1, d); err == nil {
+			t.Errorf("NewAccountant(1, %v) accepted", d)
+		}
+	}
+}
+
+func TestSingleUseAndBudget(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	opts := baseOpts()
+	pl, _ := NewPartitionList("seg")
+	pl.Add("a")
+	opts.Public = pl
+	p := partialOf(t, mem, opts, []row{{"v1", "a", 1}}, 1)
+	acct, _ := NewAccountant(1, 0)
+	res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Release()
+	if _, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem}); err == nil {
+		t.Error("second Release succeeded")
+	}
+	p2 := partialOf(t, mem, opts, []row{{"v1", "a", 1}}, 1)
+	if _, err := p2.Release(context.Background(), acct, ReleaseOptions{Mem: mem}); !errors.Is(err, ErrBudgetExceeded) {
+		t.Errorf("release on a spent accountant: %v", err)
+	}
+}

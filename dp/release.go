@@ -1,0 +1,498 @@
+package dp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/differential-privacy/go/v2/checks"
+	"github.com/google/differential-privacy/go/v2/dpagg"
+	"github.com/google/differential-privacy/go/v2/noise"
+)
+
+// ReleaseOptions configure Partial.Release.
+type ReleaseOptions struct {
+	// Mem allocates the result record. Defaults to memory.DefaultAllocator.
+	Mem memory.Allocator
+
+	// noise replaces the library noise in tests (a no-noise double for exact
+	// arithmetic). Unexported: never selectable by users, the CLI or a policy.
+	noise noise.Noise
+}
+
+// Result is a released table: one row per released partition with its key
+// columns, noisy aggregates and confidence intervals.
+type Result struct {
+	// Record has the key columns (strings as utf8, integers as int64,
+	// timestamps with their type), then per aggregate: Count "<name>"
+	// (int64), Sum and Mean "<name>" (float64), each with "<name>_ci_low",
+	// "<name>_ci_high" (float64) at Confidence; Variance "<name>"
+	// (float64, the library has no interval for it); Quantiles
+	// "<name>_p50", ... (float64). The caller releases it.
+	Record arrow.RecordBatch `json:"-"`
+	// PartitionsKept is the number of released partitions.
+	PartitionsKept int64 `json:"partitions_kept"`
+	// PartitionsDropped is the number of partitions present in the data
+	// that private partition selection did not release.
+	PartitionsDropped int64 `json:"partitions_dropped"`
+	// PartitionsPublicEmpty is the number of public partitions without any
+	// data, released with noise over zero.
+	PartitionsPublicEmpty int64 `json:"partitions_public_empty"`
+	// Confidence level of the intervals.
+	Confidence float64 `json:"confidence"`
+	// Stats account for every input row.
+	Stats Stats `json:"rows"`
+	// Spent is what this release spent; the totals are the accountant's.
+	Spent Spent `json:"budget"`
+	// Noise names the distribution ("laplace" or "gaussian").
+	Noise string `json:"noise"`
+}
+
+// Release releases the record.
+func (r *Result) Release() {
+	if r.Record != nil {
+		r.Record.Release()
+		r.Record = nil
+	}
+}
+
+// Release draws noise once per partition and aggregate and returns the
+// result. The partial is consumed (a second Release is an error: a noisy
+// value is never drawn twice). The budget is taken from acct before any
+// noise is drawn; if it does not suffice nothing is drawn or spent.
+func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptions) (*Result, error) {
+	if p.used {
+		return nil, errors.New("dp.Partial.Release: partial was already released or merged (results are single-use)")
+	}
+	if acct == nil {
+		return nil, errors.New("dp.Partial.Release: an Accountant is required")
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("dp.Partial.Release: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &p.Spec
+	if len(p.Partitions) == 0 && !s.Public {
+		return nil, fmt.Errorf("dp.Partial.Release: no data (%d input rows, %d used after bounding): nothing to release", p.Stats.RowsIn, p.Stats.RowsUsed)
+	}
+	if len(s.KeyTypes) == 0 {
+		// Public partitions but no data at all: keys are released as text.
+		for range s.GroupBy {
+			s.KeyTypes = append(s.KeyTypes, keyType{Kind: "string"})
+		}
+	}
+	n := ro.noise
+	if n == nil {
+		n = s.Noise.library()
+	}
+	eps, del := acct.Remaining()
+	aggB, selB, err := s.plan(eps, del)
+	if err != nil {
+		return nil, err
+	}
+	shares := make([]share, 0, len(aggB)+1)
+	for i, b := range aggB {
+		if err := checkMechanism(s.Noise, b); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[i].Name, err)
+		}
+		shares = append(shares, share{what: s.Aggregates[i].Name, epsilon: b.Epsilon, delta: b.Delta})
+	}
+	if !s.Public {
+		if err := checks.CheckEpsilonStrict(selB.Epsilon); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %v", err)
+		}
+		if err := checks.CheckDeltaStrict(selB.Delta); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %v", err)
+		}
+		shares = append(shares, share{what: "partition selection", epsilon: selB.Epsilon, delta: selB.Delta})
+	}
+	// Keys of the partitions to consider, before any noise.
+	var keys []string
+	if s.Public {
+		keys = s.PublicKeys
+	} else {
+		keys = p.sortedKeys()
+	}
+	if err := acct.spendAll(shares); err != nil {
+		return nil, fmt.Errorf("dp.Partial.Release: %w", err)
+	}
+	p.used = true // from here on, noise is drawn: the partial is spent
+
+	res := &Result{Confidence: s.Confidence, Stats: p.Stats, Noise: s.Noise.String()}
+	for _, sh := range shares {
+		res.Spent.EpsilonSpent += sh.epsilon
+		res.Spent.DeltaSpent += sh.delta
+	}
+	tot := acct.Spent()
+	res.Spent.EpsilonTotal, res.Spent.DeltaTotal = tot.EpsilonTotal, tot.DeltaTotal
+
+	mem := ro.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	b := newResultBuilder(mem, s)
+	defer b.release()
+	alpha := 1 - s.Confidence
+	empty := newPartitionState(s)
+	for _, k := range keys {
+		ps := p.Partitions[k]
+		if ps == nil {
+			if !s.Public {
+				continue
+			}
+			ps = empty
+			res.PartitionsPublicEmpty++
+		} else if !s.Public {
+			keep, err := selectPartition(ps.Subjects, s.MaxPartitions, selB)
+			if err != nil {
+				return nil, fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
+			}
+			if !keep {
+				res.PartitionsDropped++
+				continue
+			}
+		}
+		if err := b.appendKey(k); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: %w", err)
+		}
+		for i := range s.Aggregates {
+			if err := b.appendAggregate(i, ps, n, aggB[i], alpha); err != nil {
+				return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[i].Name, err)
+			}
+		}
+		res.PartitionsKept++
+	}
+	res.Record = b.record()
+	p.Partitions = nil
+	return res, nil
+}
+
+// checkMechanism rejects a share the library would reject, before noise.
+func checkMechanism(k NoiseKind, b Budget) error {
+	if err := checks.CheckEpsilonVeryStrict(b.Epsilon); err != nil {
+		return err
+	}
+	if k == Laplace {
+		return checks.CheckNoDelta(b.Delta)
+	}
+	return checks.CheckDeltaStrict(b.Delta)
+}
+
+// selectPartition is the library's PreAggSelectPartition fed with the
+// partition's number of distinct (bounded) subjects.
+func selectPartition(subjects, l0 int64, b Budget) (bool, error) {
+	sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0})
+	if err != nil {
+		return false, err
+	}
+	for range subjects {
+		if err := sel.Increment(); err != nil {
+			return false, err
+		}
+	}
+	return sel.ShouldKeepPartition()
+}
+
+// resultBuilder assembles the result record column by column.
+type resultBuilder struct {
+	s      *Spec
+	schema *arrow.Schema
+	rb     *array.RecordBuilder
+}
+
+func newResultBuilder(mem memory.Allocator, s *Spec) *resultBuilder {
+	var fields []arrow.Field
+	for i, g := range s.GroupBy {
+		fields = append(fields, arrow.Field{Name: g, Type: s.KeyTypes[i].arrowType()})
+	}
+	for _, a := range s.Aggregates {
+		for j, name := range a.outputNames() {
+			t := arrow.DataType(arrow.PrimitiveTypes.Float64)
+			if a.Kind == Count && j == 0 {
+				t = arrow.PrimitiveTypes.Int64
+			}
+			fields = append(fields, arrow.Field{Name: name, Type: t})
+		}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	return &resultBuilder{s: s, schema: schema, rb: array.NewRecordBuilder(mem, schema)}
+}
+
+func (b *resultBuilder) release() { b.rb.Release() }
+
+func (b *resultBuilder) record() arrow.RecordBatch { return b.rb.NewRecordBatch() }
+
+func (b *resultBuilder) appendKey(k string) error {
+	vals, err := splitTupleKey(k)
+	if err != nil {
+		return err
+	}
+	for i, v := range vals {
+		kt := b.s.KeyTypes[i]
+		switch fb := b.rb.Field(i).(type) {
+		case *array.StringBuilder:
+			fb.Append(v)
+		case *array.Int64Builder:
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("key column %q: %q is not an integer", b.s.GroupBy[i], v)
+			}
+			fb.Append(x)
+		case *array.TimestampBuilder:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return fmt.Errorf("key column %q: %q is not an RFC 3339 timestamp", b.s.GroupBy[i], v)
+			}
+			ts, err := arrow.TimestampFromTime(t, kt.Unit)
+			if err != nil {
+				return fmt.Errorf("key column %q: %w", b.s.GroupBy[i], err)
+			}
+			fb.Append(ts)
+		}
+	}
+	return nil
+}
+
+// fieldIndex is the first output column of aggregate i.
+func (b *resultBuilder) fieldIndex(i int) int {
+	idx := len(b.s.GroupBy)
+	for j := 0; j < i; j++ {
+		idx += len(b.s.Aggregates[j].outputNames())
+	}
+	return idx
+}
+
+func (b *resultBuilder) appendAggregate(i int, ps *PartitionState, n noise.Noise, bud Budget, alpha float64) error {
+	a := &b.s.Aggregates[i]
+	f := b.fieldIndex(i)
+	fl := func(j int, v float64) { b.rb.Field(f + j).(*array.Float64Builder).Append(v) }
+	l0, linf := b.s.MaxPartitions, b.s.MaxPerPartition
+	switch a.Kind {
+	case Count:
+		v, ci, err := noisyCount(n, ps.Rows, l0, linf, bud, alpha)
+		if err != nil {
+			return err
+		}
+		b.rb.Field(f).(*array.Int64Builder).Append(v)
+		fl(1, ci.LowerBound)
+		fl(2, ci.UpperBound)
+	case Sum:
+		v, ci, err := noisySum(n, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, alpha)
+		if err != nil {
+			return err
+		}
+		fl(0, v)
+		fl(1, ci.LowerBound)
+		fl(2, ci.UpperBound)
+	case Mean:
+		v, ci, err := noisyMean(n, ps.Rows, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, alpha)
+		if err != nil {
+			return err
+		}
+		fl(0, v)
+		fl(1, ci.LowerBound)
+		fl(2, ci.UpperBound)
+	case Variance:
+		v, err := noisyVariance(n, ps.Rows, ps.Sums[i], ps.SumSquares[i], l0, linf, a.Lower, a.Upper, bud)
+		if err != nil {
+			return err
+		}
+		fl(0, v)
+	case Quantiles:
+		qs, err := noisyQuantiles(n, ps.Leaves[i], l0, linf, a.Lower, a.Upper, a.Ranks, bud)
+		if err != nil {
+			return err
+		}
+		for j, q := range qs {
+			fl(j, q)
+		}
+	}
+	return nil
+}
+
+// noisyCount releases a row count where a subject adds at most linf rows to
+// at most l0 partitions. With linf == 1 it is the library's Count fed with
+// IncrementBy; otherwise it is exactly what the library's Count does inside
+// BoundedMean (whose per-partition contribution bound is unexported):
+// AddNoiseInt64(count, l0, linf, ε, δ), and the interval clamped at 0.
+func noisyCount(n noise.Noise, rows, l0, linf int64, b Budget, alpha float64) (int64, noise.ConfidenceInterval, error) {
+	if linf == 1 {
+		c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0, Noise: n})
+		if err != nil {
+			return 0, noise.ConfidenceInterval{}, err
+		}
+		if err := c.IncrementBy(rows); err != nil {
+			return 0, noise.ConfidenceInterval{}, err
+		}
+		v, err := c.Result()
+		if err != nil {
+			return 0, noise.ConfidenceInterval{}, err
+		}
+		ci, err := c.ComputeConfidenceInterval(alpha)
+		return v, ci, err
+	}
+	v, err := n.AddNoiseInt64(rows, l0, linf, b.Epsilon, b.Delta)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	ci, err := n.ComputeConfidenceIntervalInt64(v, l0, linf, b.Epsilon, b.Delta, alpha)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	ci.LowerBound, ci.UpperBound = math.Max(0, ci.LowerBound), math.Max(0, ci.UpperBound)
+	return v, ci, nil
+}
+
+// sumLInf is the library's L∞ sensitivity of a bounded sum with linf
+// contributions per partition: max(|lo|, |hi|)·linf (dpagg getLInfFloat).
+func sumLInf(lo, hi float64, linf int64) float64 {
+	return math.Max(math.Abs(lo), math.Abs(hi)) * float64(linf)
+}
+
+// noisySum releases a clamped sum as the library's BoundedSumFloat64 does
+// (noise with L∞ sensitivity max(|lo|,|hi|)·linf; interval trimmed to the
+// sign the bounds allow). The library's object takes one value per subject
+// and partition; we hold the exact pre-aggregated sum, so we call its noise
+// directly with the same parameters (tested against the library object).
+func noisySum(n noise.Noise, sum float64, l0, linf int64, lo, hi float64, b Budget, alpha float64) (float64, noise.ConfidenceInterval, error) {
+	sens := sumLInf(lo, hi, linf)
+	v, err := n.AddNoiseFloat64(sum, l0, sens, b.Epsilon, b.Delta)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	ci, err := n.ComputeConfidenceIntervalFloat64(v, l0, sens, b.Epsilon, b.Delta, alpha)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	if lo >= 0 {
+		ci.LowerBound, ci.UpperBound = math.Max(0, ci.LowerBound), math.Max(0, ci.UpperBound)
+	}
+	if hi <= 0 {
+		ci.LowerBound, ci.UpperBound = math.Min(0, ci.LowerBound), math.Min(0, ci.UpperBound)
+	}
+	return v, ci, nil
+}
+
+// noisyMean is the library's BoundedMean.Result on exact pre-aggregated
+// state: half the budget on the count (sensitivity linf), half on the sum
+// of values normalised to the bounds' midpoint (sensitivity
+// (hi-mid)·linf); mean = clamp(sum/max(1,count) + mid, lo, hi). The
+// interval is the library's (ComputeConfidenceInterval's search over the
+// split of α between numerator and denominator).
+func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, hi float64, b Budget, alpha float64) (float64, noise.ConfidenceInterval, error) {
+	mid := lo + (hi-lo)/2
+	maxDist := hi - mid
+	he, hd := b.Epsilon/2, b.Delta/2
+	cnt, err := n.AddNoiseInt64(rows, l0, linf, he, hd)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	sensSum := maxDist * float64(linf)
+	sum, err := n.AddNoiseFloat64(normSum, l0, sensSum, he, hd)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	mean := clamp(sum/math.Max(1, float64(cnt))+mid, lo, hi)
+
+	best := noise.ConfidenceInterval{LowerBound: lo, UpperBound: hi}
+	minSize := math.Inf(1)
+	for i := 1; i < 1000; i++ {
+		alphaNum := float64(i) / 1000 * alpha
+		alphaDen := (alpha - alphaNum) / (1 - alphaNum)
+		num, err := n.ComputeConfidenceIntervalFloat64(sum, l0, sensSum, he, hd, alphaNum)
+		if err != nil {
+			return 0, noise.ConfidenceInterval{}, err
+		}
+		den, err := n.ComputeConfidenceIntervalInt64(cnt, l0, linf, he, hd, alphaDen)
+		if err != nil {
+			return 0, noise.ConfidenceInterval{}, err
+		}
+		dl, du := math.Max(math.Max(0, den.LowerBound), 1), math.Max(math.Max(0, den.UpperBound), 1)
+		var ml, mu float64
+		if num.LowerBound >= 0 {
+			ml = num.LowerBound / du
+		} else {
+			ml = num.LowerBound / dl
+		}
+		if num.UpperBound >= 0 {
+			mu = num.UpperBound / dl
+		} else {
+			mu = num.UpperBound / du
+		}
+		ml, mu = clamp(ml+mid, lo, hi), clamp(mu+mid, lo, hi)
+		if mu-ml < minSize {
+			minSize = mu - ml
+			best = noise.ConfidenceInterval{LowerBound: ml, UpperBound: mu}
+		}
+	}
+	return mean, best, nil
+}
+
+// noisyVariance is the library's BoundedVariance.Result on exact state:
+// ε/3 (δ/3) each on count, normalised sum and normalised sum of squares
+// (sensitivities linf, (hi-mid)·linf, (hi-mid)²·linf); variance =
+// clamp(s2/c - (s/c)², 0, (hi-lo)²/4).
+func noisyVariance(n noise.Noise, rows int64, normSum, normSumSq float64, l0, linf int64, lo, hi float64, b Budget) (float64, error) {
+	mid := lo + (hi-lo)/2
+	maxDist := hi - mid
+	ce, cd := b.Epsilon/3, b.Delta/3
+	se, sd := b.Epsilon/3, b.Delta/3
+	qe, qd := b.Epsilon-ce-se, b.Delta-cd-sd
+	cnt, err := n.AddNoiseInt64(rows, l0, linf, ce, cd)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := n.AddNoiseFloat64(normSum, l0, maxDist*float64(linf), se, sd)
+	if err != nil {
+		return 0, err
+	}
+	sq, err := n.AddNoiseFloat64(normSumSq, l0, maxDist*maxDist*float64(linf), qe, qd)
+	if err != nil {
+		return 0, err
+	}
+	c := math.Max(1, float64(cnt))
+	m := sum / c
+	return clamp(sq/c-m*m, 0, (hi-lo)*(hi-lo)/4), nil
+}
+
+// noisyQuantiles feeds the library's BoundedQuantiles with the partition's
+// leaf counts (one representative value per leaf: the tree only depends on
+// which leaf a value falls in) and reads the ranks.
+func noisyQuantiles(n noise.Noise, leaves map[int]int64, l0, linf int64, lo, hi float64, ranks []float64, b Budget) ([]float64, error) {
+	q, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{
+		Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf,
+		Lower: lo, Upper: hi, Noise: n,
+	})
+	if err != nil {
+		return nil, err
+	}
+	idx := make([]int, 0, len(leaves))
+	for l := range leaves {
+		idx = append(idx, l)
+	}
+	sort.Ints(idx)
+	for _, l := range idx {
+		v := lo + (float64(l)+0.5)/numLeaves*(hi-lo)
+		for range leaves[l] {
+			if err := q.Add(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]float64, len(ranks))
+	for i, r := range ranks {
+		if out[i], err = q.Result(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
