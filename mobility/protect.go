@@ -1,0 +1,251 @@
+package mobility
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Scope is the linkable unit of published movement data: what one key in the
+// output stands for.
+type Scope int
+
+const (
+	// ScopeTrip replaces the subject column by a random per-trip id, so that
+	// the trips of one subject cannot be joined into a movement profile. The
+	// zero value, and the one unicity is low for.
+	ScopeTrip Scope = iota
+	// ScopeSubject keeps the subject column (to be pseudonymised by the
+	// caller): all trips of a subject stay linkable, and over days a
+	// coarsened trace is still unique (see doc.go).
+	ScopeSubject
+)
+
+// ProtectOptions is the whole movement-data policy: trips, trimming,
+// coarsening, suppression and the linkable unit.
+type ProtectOptions struct {
+	// Subject, Time, Lat, Lon name the input columns (see TripOptions).
+	// Required.
+	Subject, Time, Lat, Lon string
+	// Gap, TrimMetres, TrimDuration, Lateness and Order: see TripOptions.
+	// Gap is required; at least one of TrimMetres, TrimDuration must be set
+	// (untrimmed trip ends are homes and workplaces).
+	Gap          time.Duration
+	TrimMetres   float64
+	TrimDuration time.Duration
+	Lateness     time.Duration
+	Order        InputOrder
+	// Resolution is the H3 resolution of the cell column (0..15) and Cell
+	// its name (it replaces Lat; Lon is removed). Cell is required.
+	Resolution int
+	Cell       string
+	// Bucket is the width Time is floored to. Required, > 0.
+	Bucket time.Duration
+	// K suppresses (cell, bucket) groups with fewer than K distinct
+	// subjects (vehicles, counted on the Subject column before it is
+	// replaced). Required, >= 2.
+	K int
+	// Scope is the linkable unit of the output (default ScopeTrip).
+	Scope Scope
+	// TripID names the column that replaces Subject under ScopeTrip (at
+	// Subject's position, int64 random ids). Required with ScopeTrip.
+	TripID string
+	// TempDir holds the spool between the two passes ("" = os.TempDir()).
+	TempDir string
+	// Mem allocates everything; nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+}
+
+// ProtectStats accounts for every input row:
+// RowsIn == RowsOut + RowsTrimmed + RowsSuppressed.
+type ProtectStats struct {
+	RowsIn, RowsOut, RowsTrimmed, RowsSuppressed int64
+	Trips                                        TripStats
+	Cells                                        SuppressStats
+}
+
+func (o ProtectOptions) validate() error {
+	const fn = "mobility.Protect"
+	if o.TrimMetres == 0 && o.TrimDuration == 0 {
+		return fmt.Errorf("%s: TrimMetres or TrimDuration must be set: untrimmed trip ends reveal homes and workplaces", fn)
+	}
+	if o.Bucket <= 0 {
+		return fmt.Errorf("%s: Bucket must be > 0, got %v", fn, o.Bucket)
+	}
+	if o.K < 2 {
+		return fmt.Errorf("%s: K must be >= 2, got %d", fn, o.K)
+	}
+	switch o.Scope {
+	case ScopeTrip:
+		if o.TripID == "" {
+			return fmt.Errorf("%s: TripID (the column replacing the subject) is required with ScopeTrip", fn)
+		}
+	case ScopeSubject:
+	default:
+		return fmt.Errorf("%s: Scope: unknown scope %d", fn, o.Scope)
+	}
+	return nil
+}
+
+// Protect runs the movement policy over src in two passes, spooling the
+// coarsened rows to a temporary Arrow IPC file in between: trips are split
+// and trimmed (streaming), positions become H3 cells and times buckets,
+// (cell, bucket) groups with fewer than K subjects are suppressed, and under
+// ScopeTrip the subject column is replaced by per-trip ids. Every output batch
+// goes to emit, which must not keep it without retaining it. The anonymize
+// pipeline composes the same steps itself (Segmenter, Coarsener,
+// CellSuppressor); Protect is the one-call form and what the figures in
+// benchmarks/mobility/RESULTS.md are measured with.
+func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, emit func(arrow.RecordBatch) error) (ProtectStats, error) {
+	const fn = "mobility.Protect"
+	var st ProtectStats
+	if err := opts.validate(); err != nil {
+		return st, err
+	}
+	mem := opts.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	tripCol := opts.TripID
+	if opts.Scope == ScopeSubject {
+		tripCol = ""
+	}
+	seg, err := NewSegmenter(src.Schema(), TripOptions{
+		Subject: opts.Subject, Time: opts.Time, Lat: opts.Lat, Lon: opts.Lon,
+		Gap: opts.Gap, TrimMetres: opts.TrimMetres, TrimDuration: opts.TrimDuration,
+		Lateness: opts.Lateness, Order: opts.Order, TripIDColumn: tripCol, Mem: mem,
+	})
+	if err != nil {
+		return st, err
+	}
+	defer seg.Release()
+	co, err := NewCoarsener(seg.Schema(), CoarsenOptions{Lat: opts.Lat, Lon: opts.Lon, Resolution: opts.Resolution, Cell: opts.Cell, Time: opts.Time, Bucket: opts.Bucket, Mem: mem})
+	if err != nil {
+		return st, err
+	}
+	sup, err := NewCellSuppressor(co.Schema(), SuppressOptions{Subject: opts.Subject, Cell: opts.Cell, Time: opts.Time, K: opts.K, Mem: mem})
+	if err != nil {
+		return st, err
+	}
+	f, err := os.CreateTemp(opts.TempDir, "tarnkappe-mobility-*.arrows")
+	if err != nil {
+		return st, fmt.Errorf("%s: create spool: %w", fn, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	w := ipc.NewWriter(f, ipc.WithSchema(co.Schema()), ipc.WithAllocator(mem))
+	pass1 := func(rec arrow.RecordBatch, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rec.Release()
+		if rec.NumRows() == 0 {
+			return nil
+		}
+		c, err := co.Apply(ctx, rec)
+		if err != nil {
+			return err
+		}
+		defer c.Release()
+		if err := sup.Observe(ctx, c); err != nil {
+			return err
+		}
+		if err := w.Write(c); err != nil {
+			return fmt.Errorf("%s: write spool: %w", fn, err)
+		}
+		return nil
+	}
+	for src.Next() {
+		if err := pass1(seg.Push(ctx, src.RecordBatch())); err != nil {
+			w.Close()
+			return st, err
+		}
+	}
+	if err := src.Err(); err != nil {
+		w.Close()
+		return st, fmt.Errorf("%s: read input: %w", fn, err)
+	}
+	if err := pass1(seg.Flush(ctx)); err != nil {
+		w.Close()
+		return st, err
+	}
+	if err := w.Close(); err != nil {
+		return st, fmt.Errorf("%s: close spool: %w", fn, err)
+	}
+	st.Trips = seg.Stats()
+	if _, err := f.Seek(0, 0); err != nil {
+		return st, fmt.Errorf("%s: rewind spool: %w", fn, err)
+	}
+	rd, err := ipc.NewReader(f, ipc.WithAllocator(mem), ipc.WithSchema(co.Schema()))
+	if err != nil {
+		return st, fmt.Errorf("%s: read spool: %w", fn, err)
+	}
+	defer rd.Release()
+	outSchema, project := scopeSchema(co.Schema(), opts)
+	for rd.Next() {
+		kept, _, err := sup.Apply(ctx, rd.RecordBatch())
+		if err != nil {
+			return st, err
+		}
+		out := array.NewRecordBatch(outSchema, project(kept), kept.NumRows())
+		kept.Release()
+		err = emit(out)
+		out.Release()
+		if err != nil {
+			return st, err
+		}
+	}
+	if err := rd.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return st, fmt.Errorf("%s: read spool: %w", fn, err)
+	}
+	st.Cells = sup.Stats()
+	st.RowsIn = st.Trips.RowsIn
+	st.RowsTrimmed = st.Trips.RowsTrimmed
+	st.RowsSuppressed = st.Cells.RowsSuppressed
+	st.RowsOut = st.Cells.RowsKept
+	if st.RowsIn != st.RowsOut+st.RowsTrimmed+st.RowsSuppressed {
+		return st, fmt.Errorf("%s: row accounting mismatch: in %d != out %d + trimmed %d + suppressed %d", fn, st.RowsIn, st.RowsOut, st.RowsTrimmed, st.RowsSuppressed)
+	}
+	return st, nil
+}
+
+// scopeSchema returns the output schema and a column projection: under
+// ScopeTrip the trip id column takes the subject column's place.
+func scopeSchema(in *arrow.Schema, opts ProtectOptions) (*arrow.Schema, func(arrow.RecordBatch) []arrow.Array) {
+	if opts.Scope == ScopeSubject {
+		return in, func(r arrow.RecordBatch) []arrow.Array { return r.Columns() }
+	}
+	subj := in.FieldIndices(opts.Subject)[0]
+	trip := in.FieldIndices(opts.TripID)[0]
+	var order []int
+	for i := range in.Fields() {
+		switch i {
+		case subj:
+			order = append(order, trip)
+		case trip:
+		default:
+			order = append(order, i)
+		}
+	}
+	fields := make([]arrow.Field, len(order))
+	for i, j := range order {
+		fields[i] = in.Field(j)
+	}
+	md := in.Metadata()
+	out := arrow.NewSchema(fields, &md)
+	return out, func(r arrow.RecordBatch) []arrow.Array {
+		cols := make([]arrow.Array, len(order))
+		for i, j := range order {
+			cols[i] = r.Column(j)
+		}
+		return cols
+	}
+}
+

@@ -1,0 +1,151 @@
+package mobility
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+func protectOpts(mem memory.Allocator, t *testing.T) ProtectOptions {
+	return ProtectOptions{
+		Subject: "vin", Time: "ts", Lat: "lat", Lon: "lon",
+		Gap: 10 * time.Minute, TrimMetres: 1000, TrimDuration: 2 * time.Minute,
+		Resolution: 7, Cell: "cell", Bucket: time.Hour, K: 3,
+		Scope: ScopeTrip, TripID: "trip", TempDir: t.TempDir(), Mem: mem,
+	}
+}
+
+func TestProtect(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	rs := synthFleet(8, 60, 3)
+
+	// ScopeSubject: the vin stays, so the k-suppression can be verified
+	// independently on the output.
+	opts := protectOpts(mem, t)
+	opts.Scope = ScopeSubject
+	rd := makeReader(t, mem, rs, 2000)
+	subs := map[[2]string]map[string]bool{}
+	var rows int64
+	st, err := Protect(ctx, rd, opts, func(rec arrow.RecordBatch) error {
+		if rec.Schema().Field(2).Name != "cell" || rec.NumCols() != 4 {
+			t.Fatalf("output schema %s", rec.Schema())
+		}
+		vin := newStringKeyer(rec.Column(0))
+		cell := newStringKeyer(rec.Column(2))
+		ts := rec.Column(1).(*array.Timestamp)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			k := [2]string{cell.key(i), ts.ValueStr(i)}
+			if subs[k] == nil {
+				subs[k] = map[string]bool{}
+			}
+			subs[k][vin.key(i)] = true
+		}
+		rows += rec.NumRows()
+		return nil
+	})
+	rd.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RowsIn != int64(len(rs)) || rows != st.RowsOut || st.RowsIn != st.RowsOut+st.RowsTrimmed+st.RowsSuppressed {
+		t.Fatalf("accounting: %+v, emitted %d", st, rows)
+	}
+	if st.RowsTrimmed == 0 || st.RowsSuppressed == 0 || st.RowsOut == 0 {
+		t.Fatalf("test should exercise trimming, suppression and output: %+v", st)
+	}
+	for k, s := range subs {
+		if len(s) < opts.K {
+			t.Fatalf("released group %v has %d subjects < K=%d", k, len(s), opts.K)
+		}
+	}
+
+	// ScopeTrip: the vin column is replaced by int64 trip ids.
+	opts = protectOpts(mem, t)
+	rd = makeReader(t, mem, rs, 2000)
+	defer rd.Release()
+	st2, err := Protect(ctx, rd, opts, func(rec arrow.RecordBatch) error {
+		if rec.Schema().Field(0).Name != "trip" || rec.Schema().Field(0).Type.ID() != arrow.INT64 || len(rec.Schema().FieldIndices("vin")) != 0 {
+			t.Fatalf("ScopeTrip schema %s", rec.Schema())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.RowsOut != st.RowsOut {
+		t.Fatalf("scope changed the rows released: %d vs %d", st2.RowsOut, st.RowsOut)
+	}
+}
+
+func TestProtectOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*ProtectOptions)
+		want string
+	}{
+		{"no trimming", func(o *ProtectOptions) { o.TrimMetres, o.TrimDuration = 0, 0 }, "TrimMetres or TrimDuration must be set"},
+		{"no k", func(o *ProtectOptions) { o.K = 0 }, "K must be >= 2"},
+		{"no bucket", func(o *ProtectOptions) { o.Bucket = 0 }, "Bucket must be > 0"},
+		{"no trip column", func(o *ProtectOptions) { o.TripID = "" }, "TripID"},
+	} {
+		o := protectOpts(nil, t)
+		tc.mod(&o)
+		rd := makeReader(t, memory.DefaultAllocator, nil, 1)
+		_, err := Protect(context.Background(), rd, o, func(arrow.RecordBatch) error { return nil })
+		rd.Release()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestCompareMeans(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	rs := synthFleet(9, 40, 2)
+	rec := makeBatch(t, mem, rs)
+	defer rec.Release()
+	raw, err := NewCellMeans(rec.Schema(), CellMeanOptions{Subject: "vin", Value: "temp", Time: "ts", Bucket: time.Hour, Lat: "lat", Lon: "lon", Resolution: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Add(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// Identical data: every group within tolerance, zero error.
+	c := CompareMeans(raw, raw, 3, 0.1)
+	if c.Groups == 0 || c.Within != c.Groups || c.MaxRelErr != 0 {
+		t.Fatalf("self comparison %+v", c)
+	}
+	// Coarsened copy compared through its cell column: same groups, same means.
+	co, _ := NewCoarsener(rec.Schema(), CoarsenOptions{Lat: "lat", Lon: "lon", Resolution: 6, Cell: "cell", Time: "ts", Bucket: time.Hour, Mem: mem})
+	out, err := co.Apply(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	rel, err := NewCellMeans(out.Schema(), CellMeanOptions{Subject: "vin", Value: "temp", Time: "ts", Bucket: time.Hour, Cell: "cell"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rel.Add(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	c = CompareMeans(raw, rel, 3, 0.1)
+	if c.Groups == 0 || c.Within != c.Groups || c.MaxRelErr > 1e-12 {
+		t.Fatalf("coarsened comparison %+v", c)
+	}
+	// An empty release fails every group.
+	empty, _ := NewCellMeans(out.Schema(), CellMeanOptions{Subject: "vin", Value: "temp", Time: "ts", Bucket: time.Hour, Cell: "cell"})
+	if c := CompareMeans(raw, empty, 3, 0.1); c.Released != 0 || c.Within != 0 {
+		t.Fatalf("empty release %+v", c)
+	}
+}

@@ -1,0 +1,222 @@
+package mobility
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/uber/h3-go/v4"
+)
+
+// CellMeanOptions configures a CellMeans accumulator: the mean of a value per
+// (H3 cell, time bucket), the utility figure movement data is kept for (e.g.
+// hourly mean disc temperature per cell, for traffic control).
+type CellMeanOptions struct {
+	// Subject is counted per group (distinct values). Required.
+	Subject string
+	// Value is the float64 column averaged. Required.
+	Value string
+	// Time is the timestamp column, floored to Bucket. Both required.
+	Time   string
+	Bucket time.Duration
+	// Cell names an H3 cell column as the Coarsener writes it. Leave empty
+	// and set Lat, Lon and Resolution to map raw coordinates to cells.
+	Cell       string
+	Lat, Lon   string
+	Resolution int
+}
+
+// CellMeans accumulates per-(cell, bucket) sums, counts and distinct
+// subjects. Build one over the raw data and one over the released data with
+// the same Bucket and Resolution, then CompareMeans.
+type CellMeans struct {
+	opts                        CellMeanOptions
+	schema                      *arrow.Schema
+	subj, val, ts, cell, la, lo int
+	bucket                      int64
+	subjects                    *interner
+	groups                      map[cellKey]*meanAcc
+	rows                        int64
+	buf                         []uint64
+}
+
+type cellKey struct {
+	cell   string
+	bucket int64
+}
+
+type meanAcc struct {
+	sum  float64
+	n    int64
+	subs map[uint32]struct{}
+}
+
+// NewCellMeans validates opts against the schema.
+func NewCellMeans(schema *arrow.Schema, opts CellMeanOptions) (*CellMeans, error) {
+	const fn = "mobility.NewCellMeans"
+	if schema == nil {
+		return nil, fmt.Errorf("%s: nil schema", fn)
+	}
+	m := &CellMeans{opts: opts, schema: schema, cell: -1, la: -1, lo: -1, subjects: newInterner(), groups: map[cellKey]*meanAcc{}}
+	var err error
+	if m.subj, err = fieldIndex(fn, "Subject", schema, opts.Subject); err != nil {
+		return nil, err
+	}
+	if err := checkKeyType(fn, "Subject", opts.Subject, schema.Field(m.subj).Type); err != nil {
+		return nil, err
+	}
+	if m.val, err = fieldIndex(fn, "Value", schema, opts.Value); err != nil {
+		return nil, err
+	}
+	if schema.Field(m.val).Type.ID() != arrow.FLOAT64 {
+		return nil, fmt.Errorf("%s: Value: column %q has type %s; want float64", fn, opts.Value, schema.Field(m.val).Type)
+	}
+	if m.ts, err = fieldIndex(fn, "Time", schema, opts.Time); err != nil {
+		return nil, err
+	}
+	if err := checkTimeType(fn, "Time", opts.Time, schema.Field(m.ts).Type); err != nil {
+		return nil, err
+	}
+	if opts.Bucket <= 0 {
+		return nil, fmt.Errorf("%s: Bucket must be > 0", fn)
+	}
+	m.bucket = durationTicks(int64(opts.Bucket), schema.Field(m.ts).Type.(*arrow.TimestampType).Unit)
+	if m.bucket <= 0 {
+		return nil, fmt.Errorf("%s: Bucket below the time column's resolution", fn)
+	}
+	if opts.Cell != "" {
+		if m.cell, err = fieldIndex(fn, "Cell", schema, opts.Cell); err != nil {
+			return nil, err
+		}
+		if !isStringDict(schema.Field(m.cell).Type) && schema.Field(m.cell).Type.ID() != arrow.STRING {
+			return nil, fmt.Errorf("%s: Cell: column %q has type %s; want H3 cell strings", fn, opts.Cell, schema.Field(m.cell).Type)
+		}
+		return m, nil
+	}
+	if m.la, err = fieldIndex(fn, "Lat", schema, opts.Lat); err != nil {
+		return nil, err
+	}
+	if m.lo, err = fieldIndex(fn, "Lon", schema, opts.Lon); err != nil {
+		return nil, err
+	}
+	if err := checkCoordType(fn, "Lat", opts.Lat, schema.Field(m.la).Type); err != nil {
+		return nil, err
+	}
+	if err := checkCoordType(fn, "Lon", opts.Lon, schema.Field(m.lo).Type); err != nil {
+		return nil, err
+	}
+	if opts.Resolution < 0 || opts.Resolution > 15 {
+		return nil, fmt.Errorf("%s: Resolution must be in 0..15", fn)
+	}
+	return m, nil
+}
+
+// Add accumulates one batch.
+func (m *CellMeans) Add(ctx context.Context, rec arrow.RecordBatch) error {
+	const fn = "mobility.CellMeans.Add"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSameSchema(fn, m.schema, rec); err != nil {
+		return err
+	}
+	n := int(rec.NumRows())
+	if cap(m.buf) < n {
+		m.buf = make([]uint64, n)
+	}
+	subj := m.buf[:n]
+	if err := keyValues(fn, m.opts.Subject, rec.Column(m.subj), m.subjects, m.rows, subj); err != nil {
+		return err
+	}
+	val := rec.Column(m.val).(*array.Float64)
+	if err := checkNoNulls(fn, m.opts.Value, val, m.rows); err != nil {
+		return err
+	}
+	tsa := rec.Column(m.ts)
+	if err := checkNoNulls(fn, m.opts.Time, tsa, m.rows); err != nil {
+		return err
+	}
+	ts := tsa.(*array.Timestamp).TimestampValues()
+	cells := make([]string, n)
+	if m.cell >= 0 {
+		if err := checkNoNulls(fn, m.opts.Cell, rec.Column(m.cell), m.rows); err != nil {
+			return err
+		}
+		k := newStringKeyer(rec.Column(m.cell))
+		for i := range cells {
+			cells[i] = k.key(i)
+		}
+	} else {
+		lat, lon := rec.Column(m.la).(*array.Float64), rec.Column(m.lo).(*array.Float64)
+		if err := checkCoords(fn, m.opts.Lat, m.opts.Lon, lat, lon, m.rows); err != nil {
+			return err
+		}
+		memo := map[h3.Cell]string{}
+		for i := range cells {
+			c := h3.LatLngToCell(h3.LatLng{Lat: lat.Value(i), Lng: lon.Value(i)}, m.opts.Resolution)
+			s, ok := memo[c]
+			if !ok {
+				s = c.String()
+				memo[c] = s
+			}
+			cells[i] = s
+		}
+	}
+	for i, v := range val.Float64Values() {
+		k := cellKey{cells[i], floorDiv(int64(ts[i]), m.bucket)}
+		g := m.groups[k]
+		if g == nil {
+			g = &meanAcc{subs: map[uint32]struct{}{}}
+			m.groups[k] = g
+		}
+		g.sum += v
+		g.n++
+		g.subs[uint32(subj[i])] = struct{}{}
+	}
+	m.rows += int64(n)
+	return nil
+}
+
+// MeanComparison compares released means with raw means over the raw groups
+// that have at least MinSubjects distinct subjects.
+type MeanComparison struct {
+	MinSubjects int     `json:"min_subjects"`
+	Tolerance   float64 `json:"tolerance"`   // relative error allowed
+	Groups      int     `json:"groups"`      // raw groups with >= MinSubjects subjects
+	Released    int     `json:"released"`    // of those, present in the release
+	Within      int     `json:"within"`      // present and within Tolerance
+	MaxRelErr   float64 `json:"max_rel_err"` // over present groups
+	MeanRelErr  float64 `json:"mean_rel_err"`
+}
+
+// CompareMeans compares per-group means. A raw group missing from the
+// release counts as not within tolerance.
+func CompareMeans(raw, released *CellMeans, minSubjects int, tolerance float64) MeanComparison {
+	c := MeanComparison{MinSubjects: minSubjects, Tolerance: tolerance}
+	var sum float64
+	for k, g := range raw.groups {
+		if len(g.subs) < minSubjects {
+			continue
+		}
+		c.Groups++
+		r := released.groups[k]
+		if r == nil || r.n == 0 {
+			continue
+		}
+		c.Released++
+		want, got := g.sum/float64(g.n), r.sum/float64(r.n)
+		rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-12)
+		sum += rel
+		c.MaxRelErr = math.Max(c.MaxRelErr, rel)
+		if rel <= tolerance {
+			c.Within++
+		}
+	}
+	if c.Released > 0 {
+		c.MeanRelErr = sum / float64(c.Released)
+	}
+	return c
+}
