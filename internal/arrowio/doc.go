@@ -1,0 +1,41 @@
+// Package arrowio opens tabular files as streams of Arrow record batches and
+// writes record batches back to files. It is internal: the CLI, the examples
+// and the benchmarks use it; library users hand Tarnkappe an
+// array.RecordReader of their own and are not meant to depend on this package.
+//
+// # Formats
+//
+// The format is chosen by the file name's extension:
+//
+//   - .parquet: read with pqarrow, one batch at a time (row groups are
+//     streamed, the table is never materialised). Every string column and every
+//     column the stored Arrow schema marks as dictionary is read as a
+//     dictionary array (ArrowReadProperties.SetReadDict), so dictionary columns
+//     stay dictionary-encoded end to end. Written with zstd compression,
+//     Parquet dictionary encoding for string and dictionary columns, and the
+//     Arrow schema stored in the file metadata.
+//   - .arrow, .ipc: the Arrow IPC file format. A file without the "ARROW1"
+//     magic is read as an IPC stream. The IPC file format allows one dictionary
+//     per field, so the sink unifies the dictionaries of all batches (see Sink).
+//   - .csv: a header row is required. Column types come from CSVOptions.Schema
+//     or are inferred from a bounded prefix of rows (CSVOptions.InferRows).
+//     Values that do not parse as the column's type are errors naming the file,
+//     row and column; they never become nulls.
+//   - "-": an Arrow IPC stream on OpenOptions.Stdin / CreateOptions.Stdout.
+//
+// # Promises
+//
+// Every error names the file. Corrupt or truncated input (bad Parquet footer,
+// truncated IPC, empty file, malformed CSV) yields an error, never a panic:
+// arrow's readers are called behind a guard that turns their panics into
+// errors, and batches read from IPC are validated before they are handed on.
+// A Sink writes to a temporary file in the destination directory and renames
+// it into place only on Commit, after an fsync; Abort, or any error, removes
+// the temporary file, so a failed run leaves nothing behind.
+//
+// # What it does not do
+//
+// It does not convert between schemas, does not infer nested CSV types, and
+// does not buffer whole files in memory (except the per-column dictionaries an
+// IPC file sink must unify).
+package arrowio

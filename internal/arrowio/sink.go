@@ -1,0 +1,434 @@
+package arrowio
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	arrowcsv "github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// DefaultRowGroupRows is the Parquet row-group length when
+// ParquetOptions.RowGroupRows is zero: about a million rows keeps column
+// chunks large enough for good compression while a writer buffers one group.
+const DefaultRowGroupRows = 1 << 20
+
+// ParquetOptions configures Parquet sinks. The zero value means zstd at its
+// default level, one row group per DefaultRowGroupRows rows.
+type ParquetOptions struct {
+	// Codec is "zstd" (the default when empty), "snappy", "gzip", "lz4" or
+	// "none".
+	Codec string
+	// Level is the compression level; zero means the codec's default.
+	Level int
+	// RowGroupRows is the maximum number of rows per row group. Zero means
+	// DefaultRowGroupRows; negative is an error.
+	RowGroupRows int64
+	// Metadata is added to the file's key-value metadata (for example the
+	// policy version that produced it).
+	Metadata map[string]string
+}
+
+// CreateOptions configures Create.
+type CreateOptions struct {
+	// Mem allocates the writers' buffers. Nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+	// Stdout receives an Arrow IPC stream when the path is "-". Required
+	// then, ignored otherwise.
+	Stdout io.Writer
+	// Parquet configures .parquet sinks.
+	Parquet ParquetOptions
+	// CSV configures .csv sinks; only Comma is used when writing (nulls are
+	// written as empty cells).
+	CSV CSVOptions
+}
+
+// batchWriter is what each format's writer provides to the Sink.
+type batchWriter interface {
+	write(arrow.RecordBatch) error
+	// finish writes trailers (footer, end of stream) without closing the file.
+	finish() error
+	// discard frees what the writer holds after an error.
+	discard()
+}
+
+type sinkState int
+
+const (
+	sinkOpen sinkState = iota
+	sinkCommitted
+	sinkAborted
+	sinkFailed
+)
+
+// Sink writes record batches to a file. Data goes to a temporary file in the
+// destination directory; Commit flushes, fsyncs and renames it into place,
+// Abort (or any error) removes it, so the destination only ever holds a
+// complete file. The file is created readable by its owner only (0600): it
+// may hold personal data until a policy has run on it. A Sink is not safe for
+// concurrent use.
+type Sink struct {
+	path    string
+	tmpPath string
+	format  Format
+	schema  *arrow.Schema
+	f       *os.File
+	bw      *bufio.Writer
+	w       batchWriter
+	rows    int64
+	state   sinkState
+	err     error
+}
+
+// Create opens a Sink for path (format by extension, "-" for an Arrow IPC
+// stream on opts.Stdout). Every batch written must have exactly schema.
+func Create(path string, schema *arrow.Schema, opts CreateOptions) (sk *Sink, err error) {
+	if schema == nil {
+		return nil, errors.New("arrowio.Create: schema must not be nil")
+	}
+	if opts.Mem == nil {
+		opts.Mem = memory.DefaultAllocator
+	}
+	s := &Sink{path: path, format: FormatOf(path), schema: schema}
+	switch s.format {
+	case FormatUnknown:
+		return nil, fmt.Errorf("arrowio.Create %s: %w", path, ErrUnknownFormat)
+	case FormatStdio:
+		if opts.Stdout == nil {
+			return nil, errors.New("arrowio.Create -: Stdout must be set to write to standard output")
+		}
+		s.path = "stdout"
+		s.bw = bufio.NewWriterSize(opts.Stdout, 1<<16)
+		w, err := newIPCStreamWriter(s.bw, schema, opts.Mem)
+		if err != nil {
+			return nil, fmt.Errorf("arrowio.Create stdout: %w", err)
+		}
+		s.w = w
+		return s, nil
+	case FormatCSV:
+		if err := checkCSVSchema(plainSchema(schema)); err != nil {
+			return nil, fmt.Errorf("arrowio.Create %s: %w", path, err)
+		}
+	}
+	if opts.Parquet.RowGroupRows < 0 {
+		return nil, fmt.Errorf("arrowio.Create: Parquet.RowGroupRows must be >= 0, got %d", opts.Parquet.RowGroupRows)
+	}
+	codec, err := parquetCodec(opts.Parquet.Codec)
+	if err != nil {
+		return nil, err
+	}
+
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("arrowio.Create: %w", err)
+	}
+	s.f, s.tmpPath = f, f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(s.tmpPath)
+		}
+	}()
+	s.bw = bufio.NewWriterSize(f, 1<<20)
+	switch s.format {
+	case FormatParquet:
+		s.w, err = newParquetWriter(s.bw, schema, opts.Parquet, codec, opts.Mem)
+	case FormatIPC:
+		s.w, err = newIPCFileWriter(s.bw, dir, schema, opts.Mem)
+	case FormatCSV:
+		s.w = newCSVWriter(s.bw, schema, opts.CSV.comma(), opts.Mem)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("arrowio.Create %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func parquetCodec(name string) (compress.Compression, error) {
+	switch name {
+	case "", "zstd":
+		return compress.Codecs.Zstd, nil
+	case "snappy":
+		return compress.Codecs.Snappy, nil
+	case "gzip":
+		return compress.Codecs.Gzip, nil
+	case "lz4":
+		return compress.Codecs.Lz4Raw, nil
+	case "none":
+		return compress.Codecs.Uncompressed, nil
+	}
+	return 0, fmt.Errorf("arrowio.Create: Parquet.Codec %q unknown (want zstd, snappy, gzip, lz4 or none)", name)
+}
+
+// Path returns the destination path ("stdout" for "-").
+func (s *Sink) Path() string { return s.path }
+
+// Rows returns the number of rows written so far.
+func (s *Sink) Rows() int64 { return s.rows }
+
+// Schema returns the schema every batch must have.
+func (s *Sink) Schema() *arrow.Schema { return s.schema }
+
+// Write appends one batch. A batch with a different schema is an error. After
+// an error the Sink is failed: its temporary file is already removed, and
+// Commit returns the error.
+func (s *Sink) Write(rec arrow.RecordBatch) error {
+	switch s.state {
+	case sinkCommitted:
+		return fmt.Errorf("arrowio: write %s: sink already committed", s.path)
+	case sinkAborted:
+		return fmt.Errorf("arrowio: write %s: sink aborted", s.path)
+	case sinkFailed:
+		return s.err
+	}
+	if rec == nil {
+		return s.fail(errors.New("nil record batch"))
+	}
+	if !rec.Schema().Equal(s.schema) {
+		return s.fail(fmt.Errorf("batch schema %s differs from sink schema %s", rec.Schema(), s.schema))
+	}
+	if err := s.w.write(rec); err != nil {
+		return s.fail(err)
+	}
+	s.rows += rec.NumRows()
+	return nil
+}
+
+// fail records err, removes the temporary file and returns the error.
+func (s *Sink) fail(err error) error {
+	s.err = fmt.Errorf("arrowio: write %s: %w", s.path, err)
+	s.state = sinkFailed
+	s.w.discard()
+	s.removeTemp()
+	return s.err
+}
+
+func (s *Sink) removeTemp() {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	if s.tmpPath != "" {
+		os.Remove(s.tmpPath)
+		s.tmpPath = ""
+	}
+}
+
+// Commit finishes the file (footer, end of stream), flushes, fsyncs and
+// renames it to its destination. Commit after Commit is a no-op; Commit
+// after an error or Abort is an error.
+func (s *Sink) Commit() error {
+	switch s.state {
+	case sinkCommitted:
+		return nil
+	case sinkAborted:
+		return fmt.Errorf("arrowio: commit %s: sink aborted", s.path)
+	case sinkFailed:
+		return s.err
+	}
+	if err := s.w.finish(); err != nil {
+		return s.fail(err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return s.fail(err)
+	}
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return s.fail(err)
+		}
+		if err := s.f.Close(); err != nil {
+			s.f = nil
+			return s.fail(err)
+		}
+		s.f = nil
+		if err := os.Rename(s.tmpPath, s.path); err != nil {
+			return s.fail(err)
+		}
+		s.tmpPath = ""
+		syncDir(filepath.Dir(s.path))
+	}
+	s.state = sinkCommitted
+	return nil
+}
+
+// syncDir makes the rename durable. Best effort: some file systems refuse
+// to fsync a directory, and the data itself is already synced.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Abort discards everything written and removes the temporary file. Abort
+// after Commit is a no-op (the file stays); Abort is idempotent. For "-",
+// bytes already written to Stdout cannot be taken back; Abort stops writing.
+func (s *Sink) Abort() error {
+	if s.state != sinkOpen {
+		if s.state == sinkFailed {
+			s.state = sinkAborted
+		}
+		return nil
+	}
+	s.state = sinkAborted
+	s.w.discard()
+	s.removeTemp()
+	return nil
+}
+
+// plainSchema replaces dictionary fields by their value types.
+func plainSchema(sc *arrow.Schema) *arrow.Schema {
+	fields := make([]arrow.Field, sc.NumFields())
+	changed := false
+	for i, f := range sc.Fields() {
+		if dt, ok := f.Type.(*arrow.DictionaryType); ok {
+			f.Type = dt.ValueType
+			changed = true
+		}
+		fields[i] = f
+	}
+	if !changed {
+		return sc
+	}
+	md := sc.Metadata()
+	return arrow.NewSchema(fields, &md)
+}
+
+// ---- Parquet ----
+
+type parquetWriter struct {
+	fw *pqarrow.FileWriter
+}
+
+func newParquetWriter(w io.Writer, sc *arrow.Schema, o ParquetOptions, codec compress.Compression, mem memory.Allocator) (*parquetWriter, error) {
+	rg := o.RowGroupRows
+	if rg == 0 {
+		rg = DefaultRowGroupRows
+	}
+	props := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(codec),
+		parquet.WithMaxRowGroupLength(rg),
+		// Dictionary pages pay off for strings (VINs, makes, postcodes) and
+		// cost a failed attempt on floats; enable them where they help.
+		parquet.WithDictionaryDefault(false),
+	}
+	if o.Level != 0 {
+		props = append(props, parquet.WithCompressionLevel(o.Level))
+	}
+	for _, f := range sc.Fields() {
+		switch f.Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY, arrow.DICTIONARY:
+			props = append(props, parquet.WithDictionaryFor(f.Name, true))
+		}
+	}
+	fw, err := pqarrow.NewFileWriter(sc, w, parquet.NewWriterProperties(props...),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem)))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range o.Metadata {
+		if err := fw.AppendKeyValueMetadata(k, v); err != nil {
+			fw.Close()
+			return nil, err
+		}
+	}
+	return &parquetWriter{fw: fw}, nil
+}
+
+// write appends to the current row group; pqarrow starts a new one when it
+// reaches RowGroupRows, so batch size and row-group size are independent.
+func (p *parquetWriter) write(rec arrow.RecordBatch) error { return p.fw.WriteBuffered(rec) }
+func (p *parquetWriter) finish() error                     { return p.fw.Close() }
+func (p *parquetWriter) discard()                          { p.fw.Close() }
+
+// ---- IPC stream ("-") ----
+
+type ipcStreamWriter struct{ w *ipc.Writer }
+
+func newIPCStreamWriter(w io.Writer, sc *arrow.Schema, mem memory.Allocator) (*ipcStreamWriter, error) {
+	return &ipcStreamWriter{w: ipc.NewWriter(w, ipc.WithSchema(sc), ipc.WithAllocator(mem))}, nil
+}
+
+func (p *ipcStreamWriter) write(rec arrow.RecordBatch) error { return p.w.Write(rec) }
+func (p *ipcStreamWriter) finish() error                     { return p.w.Close() }
+func (p *ipcStreamWriter) discard()                          { p.w.Close() }
+
+// ---- CSV ----
+
+type csvWriter struct {
+	w     *arrowcsv.Writer
+	plain *arrow.Schema
+	mem   memory.Allocator
+}
+
+func newCSVWriter(w io.Writer, sc *arrow.Schema, comma rune, mem memory.Allocator) *csvWriter {
+	plain := plainSchema(sc)
+	return &csvWriter{
+		w:     arrowcsv.NewWriter(w, plain, arrowcsv.WithHeader(true), arrowcsv.WithComma(comma), arrowcsv.WithNullWriter("")),
+		plain: plain,
+		mem:   mem,
+	}
+}
+
+func (c *csvWriter) write(rec arrow.RecordBatch) error {
+	if c.plain == rec.Schema() || c.plain.Equal(rec.Schema()) {
+		return c.w.Write(rec)
+	}
+	plain, err := decodeDictionaries(rec, c.plain, c.mem)
+	if err != nil {
+		return err
+	}
+	defer plain.Release()
+	return c.w.Write(plain)
+}
+
+func (c *csvWriter) finish() error {
+	c.w.Flush()
+	return c.w.Error()
+}
+func (c *csvWriter) discard() {}
+
+// decodeDictionaries returns rec with its dictionary columns expanded to
+// their values (CSV has no dictionaries).
+func decodeDictionaries(rec arrow.RecordBatch, plain *arrow.Schema, mem memory.Allocator) (arrow.RecordBatch, error) {
+	ctx := compute.WithAllocator(context.Background(), mem)
+	cols := make([]arrow.Array, rec.NumCols())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, col := range rec.Columns() {
+		d, ok := col.(*array.Dictionary)
+		if !ok {
+			col.Retain()
+			cols[i] = col
+			continue
+		}
+		out, err := compute.TakeArray(ctx, d.Dictionary(), d.Indices())
+		if err != nil {
+			return nil, fmt.Errorf("column %q: decode dictionary: %w", rec.ColumnName(i), err)
+		}
+		cols[i] = out
+	}
+	return array.NewRecordBatch(plain, cols, rec.NumRows()), nil
+}

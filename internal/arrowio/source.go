@@ -1,0 +1,549 @@
+package arrowio
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// DefaultBatchSize is the number of rows per batch when OpenOptions.BatchSize
+// is zero: large enough to amortise per-batch costs, small enough that a
+// batch of a wide table stays in cache-friendly megabytes.
+const DefaultBatchSize = 64 * 1024
+
+// Stdio is the path that means standard input (Open) or standard output
+// (Create); the data is an Arrow IPC stream.
+const Stdio = "-"
+
+var (
+	// ErrUnknownFormat is returned for a path whose extension is not one of
+	// .parquet, .arrow, .ipc, .csv (or "-").
+	ErrUnknownFormat = errors.New("unknown file format (want .parquet, .arrow, .ipc, .csv or -)")
+	// ErrEmptyFile is returned when an input file has no bytes (or a CSV file
+	// has no header row).
+	ErrEmptyFile = errors.New("empty file")
+	// ErrCorrupt marks input that arrow's decoders could not make sense of.
+	ErrCorrupt = errors.New("corrupt input")
+)
+
+// Format is a file format known to this package.
+type Format int
+
+// The formats, chosen by extension (FormatOf).
+const (
+	FormatUnknown Format = iota
+	FormatParquet
+	FormatIPC // Arrow IPC file (or stream, when reading a file without the file magic)
+	FormatCSV
+	FormatStdio // Arrow IPC stream on stdin/stdout
+)
+
+// String names the format as users write it.
+func (f Format) String() string {
+	switch f {
+	case FormatParquet:
+		return "parquet"
+	case FormatIPC:
+		return "arrow"
+	case FormatCSV:
+		return "csv"
+	case FormatStdio:
+		return "arrow-stream"
+	}
+	return "unknown"
+}
+
+// FormatOf returns the format a path denotes by its extension
+// (case-insensitive), FormatStdio for "-", or FormatUnknown.
+func FormatOf(path string) Format {
+	if path == Stdio {
+		return FormatStdio
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".parquet":
+		return FormatParquet
+	case ".arrow", ".ipc":
+		return FormatIPC
+	case ".csv":
+		return FormatCSV
+	}
+	return FormatUnknown
+}
+
+// OpenOptions configures Open.
+type OpenOptions struct {
+	// Mem allocates every batch. Nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+	// BatchSize is the maximum number of rows per batch (larger IPC batches
+	// are handed out in zero-copy slices). Zero means DefaultBatchSize;
+	// negative is an error.
+	BatchSize int
+	// Stdin is read as an Arrow IPC stream when the path is "-". Required
+	// then, ignored otherwise.
+	Stdin io.Reader
+	// CSV configures .csv sources.
+	CSV CSVOptions
+}
+
+// Source is an open input: an array.RecordReader over a file's batches plus
+// Close. Batches returned by RecordBatch are valid until the next call to
+// Next; Retain them to keep them longer. A Source is not safe for concurrent
+// use.
+type Source struct {
+	ctx    context.Context
+	path   string
+	format Format
+	schema *arrow.Schema
+
+	rr       array.RecordReader
+	closer   io.Closer
+	validate bool // batches come from untrusted IPC bytes: check them
+	csv      *csvState
+
+	batchSize int64
+	// big is an inner batch larger than batchSize, handed out in slices;
+	// bigOff is the next row to hand out, slice the current slice.
+	big    arrow.RecordBatch
+	bigOff int64
+	slice  arrow.RecordBatch
+
+	refs   atomic.Int64
+	cur    arrow.RecordBatch
+	rows   int64 // rows handed out before cur
+	err    error
+	done   bool
+	closed bool
+}
+
+// Compile-time check: a Source is a record reader.
+var _ array.RecordReader = (*Source)(nil)
+
+// Open opens path for reading as a stream of record batches; the format
+// follows the extension (see FormatOf). The caller must Close (or Release)
+// the Source. ctx is checked before every batch.
+func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err error) {
+	if opts.BatchSize < 0 {
+		return nil, fmt.Errorf("arrowio.Open: BatchSize must be >= 0, got %d", opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.Mem == nil {
+		opts.Mem = memory.DefaultAllocator
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("arrowio.Open %s: %w", path, err)
+	}
+	s := &Source{ctx: ctx, path: path, format: FormatOf(path), batchSize: int64(opts.BatchSize)}
+	s.refs.Store(1)
+	switch s.format {
+	case FormatUnknown:
+		return nil, fmt.Errorf("arrowio.Open %s: %w", path, ErrUnknownFormat)
+	case FormatStdio:
+		if opts.Stdin == nil {
+			return nil, errors.New("arrowio.Open -: Stdin must be set to read from standard input")
+		}
+		s.path = "stdin"
+		err = guard(func() error { return s.openIPCStream(bufio.NewReader(opts.Stdin), maxStdinMessage, opts.Mem) })
+		if err != nil {
+			return nil, s.errorf(err)
+		}
+		return s, nil
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("arrowio.Open: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("arrowio.Open: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("arrowio.Open %s: is a directory", path)
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("arrowio.Open %s: %w", path, ErrEmptyFile)
+	}
+	s.closer = f
+	switch s.format {
+	case FormatParquet:
+		err = guard(func() error { return s.openParquet(f, opts) })
+	case FormatIPC:
+		err = guard(func() error { return s.openIPC(f, st.Size(), opts.Mem) })
+	case FormatCSV:
+		err = guard(func() error { return s.openCSV(f, opts) })
+	}
+	if err != nil {
+		return nil, s.errorf(err)
+	}
+	return s, nil
+}
+
+// errorf prefixes err with the operation and the file, unless it already
+// carries the file (a *CSVError).
+func (s *Source) errorf(err error) error {
+	var ce *CSVError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("arrowio: read %s: %w", s.path, err)
+}
+
+func (s *Source) openParquet(f *os.File, opts OpenOptions) error {
+	props := parquet.NewReaderProperties(opts.Mem)
+	// Read column chunks through a bounded buffer instead of whole: a row
+	// group of a wide file can be hundreds of megabytes.
+	props.BufferedStreamEnabled = true
+	props.BufferSize = 1 << 20
+	pf, err := file.NewParquetReader(f, file.WithReadProps(props))
+	if err != nil {
+		return fmt.Errorf("%w: not a Parquet file: %v", ErrCorrupt, err)
+	}
+	arrProps := pqarrow.ArrowReadProperties{BatchSize: int64(opts.BatchSize)}
+	if err := markDictColumns(pf, &arrProps); err != nil {
+		pf.Close()
+		return err
+	}
+	fr, err := pqarrow.NewFileReader(pf, arrProps, opts.Mem)
+	if err != nil {
+		pf.Close()
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	rr, err := fr.GetRecordReader(s.ctx, nil, nil)
+	if err != nil {
+		pf.Close()
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	s.rr = rr
+	s.schema = rr.Schema()
+	// file.Reader.Close closes f too; keep one closer.
+	s.closer = pf
+	return nil
+}
+
+// markDictColumns asks pqarrow to read every string leaf, and every leaf whose
+// stored Arrow type is a dictionary, as a dictionary array: decoding them to
+// plain strings would cost memory and time and throw away the encoding every
+// later stage (pseudonyms on the dictionary only) relies on.
+func markDictColumns(pf *file.Reader, props *pqarrow.ArrowReadProperties) error {
+	sc := pf.MetaData().Schema
+	var stored *arrow.Schema
+	if s, err := pqarrow.FromParquet(sc, props, pf.MetaData().KeyValueMetadata()); err == nil {
+		stored = s
+	}
+	for i := 0; i < sc.NumColumns(); i++ {
+		col := sc.Column(i)
+		if col.PhysicalType() != parquet.Types.ByteArray {
+			continue
+		}
+		isString := col.ConvertedType() == schema.ConvertedTypes.UTF8
+		if lt := col.LogicalType(); lt != nil {
+			if _, ok := lt.(schema.StringLogicalType); ok {
+				isString = true
+			}
+		}
+		isDict := false
+		if stored != nil {
+			if path := col.ColumnPath(); len(path) > 0 {
+				if idx := stored.FieldIndices(path[0]); len(idx) == 1 {
+					isDict = stored.Field(idx[0]).Type.ID() == arrow.DICTIONARY
+				}
+			}
+		}
+		if isString || isDict {
+			props.SetReadDict(i, true)
+		}
+	}
+	return nil
+}
+
+// ipcFileMagic opens (and closes) the Arrow IPC file format.
+const ipcFileMagic = "ARROW1"
+
+func (s *Source) openIPC(f *os.File, size int64, mem memory.Allocator) error {
+	var magic [len(ipcFileMagic)]byte
+	n, err := io.ReadFull(f, magic[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	s.validate = true
+	if n == len(magic) && string(magic[:]) == ipcFileMagic {
+		fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem))
+		if err != nil {
+			return fmt.Errorf("%w: Arrow IPC file (truncated?): %v", ErrCorrupt, err)
+		}
+		r := &ipcFileReader{f: fr}
+		r.refs.Store(1)
+		s.rr = r
+		s.schema = fr.Schema()
+		return nil
+	}
+	// No file magic: accept the IPC stream format, which tools write to
+	// .arrow files as often as the file format.
+	return s.openIPCStream(bufio.NewReader(f), size, mem)
+}
+
+// maxStdinMessage bounds one IPC message read from standard input, whose
+// size is unknown: a corrupt length must not make us allocate terabytes.
+const maxStdinMessage = 1 << 30
+
+func (s *Source) openIPCStream(r io.Reader, maxMessage int64, mem memory.Allocator) error {
+	s.validate = true
+	// ipc.NewReader ignores the size-limit options (arrow-go v18.8.0), so a
+	// corrupt body length would be allocated as claimed; build the message
+	// reader ourselves with limits. No message can exceed its file.
+	mr := ipc.NewMessageReader(r, ipc.WithAllocator(mem),
+		ipc.WithBodySizeLimit(maxMessage), ipc.WithMetadataSizeLimit(min(maxMessage, 64<<20)))
+	rr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(mem))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: no Arrow IPC schema message", ErrEmptyFile)
+		}
+		return fmt.Errorf("%w: not an Arrow IPC file or stream: %v", ErrCorrupt, err)
+	}
+	s.rr = rr
+	s.schema = rr.Schema()
+	return nil
+}
+
+// Schema returns the schema of every batch.
+func (s *Source) Schema() *arrow.Schema { return s.schema }
+
+// Path returns the path the Source was opened with ("stdin" for "-").
+func (s *Source) Path() string { return s.path }
+
+// Format returns the format the Source reads.
+func (s *Source) Format() Format { return s.format }
+
+// Rows returns the number of rows handed out so far, including the current
+// batch.
+func (s *Source) Rows() int64 {
+	if s.cur != nil {
+		return s.rows + s.cur.NumRows()
+	}
+	return s.rows
+}
+
+// Next advances to the next batch. It returns false at the end of the input
+// or on error; Err tells which.
+func (s *Source) Next() bool {
+	if s.cur != nil {
+		s.rows += s.cur.NumRows()
+		s.cur = nil
+	}
+	if s.slice != nil {
+		s.slice.Release()
+		s.slice = nil
+	}
+	if s.err != nil || s.done || s.closed {
+		return false
+	}
+	if s.big != nil {
+		if s.bigOff < s.big.NumRows() {
+			return s.nextSlice()
+		}
+		s.big = nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		s.err = s.errorf(err)
+		return false
+	}
+	var ok bool
+	if err := guard(func() error { ok = s.rr.Next(); return nil }); err != nil {
+		s.err = s.errorf(err)
+		return false
+	}
+	if !ok {
+		s.done = true
+		if err := s.rr.Err(); err != nil {
+			s.err = s.errorf(s.explain(err, nil))
+		}
+		return false
+	}
+	rec := s.rr.RecordBatch()
+	if err := s.rr.Err(); err != nil {
+		// The CSV reader hands out the batch in which a value failed to parse
+		// (with a null in its place) and reports the error beside it: that
+		// batch must not travel on.
+		s.err = s.errorf(s.explain(err, rec))
+		return false
+	}
+	if rec == nil {
+		s.err = s.errorf(fmt.Errorf("%w: reader returned no batch", ErrCorrupt))
+		return false
+	}
+	if !rec.Schema().Equal(s.schema) {
+		s.err = s.errorf(fmt.Errorf("%w: batch schema %s differs from file schema %s", ErrCorrupt, rec.Schema(), s.schema))
+		return false
+	}
+	if s.validate {
+		if err := validateBatch(rec); err != nil {
+			s.err = s.errorf(fmt.Errorf("%w: batch at row %d: %v", ErrCorrupt, s.rows, err))
+			return false
+		}
+	}
+	if rec.NumRows() > s.batchSize {
+		// IPC batches keep the size they were written with; cut them so
+		// BatchSize bounds every batch whatever the format.
+		s.big, s.bigOff = rec, 0
+		return s.nextSlice()
+	}
+	s.cur = rec
+	return true
+}
+
+// nextSlice hands out the next BatchSize rows of s.big (zero-copy).
+func (s *Source) nextSlice() bool {
+	end := min(s.bigOff+s.batchSize, s.big.NumRows())
+	s.slice = s.big.NewSlice(s.bigOff, end)
+	s.bigOff = end
+	s.cur = s.slice
+	return true
+}
+
+// explain turns a reader error into one that names the row and column where
+// it can (CSV), else returns err unchanged.
+func (s *Source) explain(err error, rec arrow.RecordBatch) error {
+	if s.csv == nil {
+		return err
+	}
+	return s.csv.explain(s.path, s.rows, err, rec)
+}
+
+// RecordBatch returns the current batch, valid until the next call to Next.
+func (s *Source) RecordBatch() arrow.RecordBatch { return s.cur }
+
+// Record returns the current batch.
+//
+// Deprecated: use RecordBatch; this exists to satisfy array.RecordReader.
+func (s *Source) Record() arrow.RecordBatch { return s.cur }
+
+// Err returns the error that stopped Next, or nil at a clean end.
+func (s *Source) Err() error { return s.err }
+
+// Retain adds a reference; each Retain needs a Release.
+func (s *Source) Retain() { s.refs.Add(1) }
+
+// Release drops a reference; the last one closes the Source.
+func (s *Source) Release() {
+	if s.refs.Add(-1) == 0 {
+		s.Close()
+	}
+}
+
+// Close releases the reader and closes the file. The current batch becomes
+// invalid. Close is idempotent.
+func (s *Source) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.cur = nil
+	s.big = nil
+	if s.slice != nil {
+		s.slice.Release()
+		s.slice = nil
+	}
+	var err error
+	if s.rr != nil {
+		err = guard(func() error { s.rr.Release(); return nil })
+		s.rr = nil
+	}
+	if s.closer != nil {
+		if cerr := s.closer.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		s.closer = nil
+	}
+	if err != nil {
+		return fmt.Errorf("arrowio: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// guard calls f, turning a panic in arrow's decoders (which some corrupt
+// inputs still provoke) into an ErrCorrupt error. Our own code returns errors
+// and never relies on this.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: decoder failed: %v", ErrCorrupt, r)
+		}
+	}()
+	return f()
+}
+
+// ipcFileReader adapts ipc.FileReader (random access) to array.RecordReader.
+type ipcFileReader struct {
+	f    *ipc.FileReader
+	i    int
+	cur  arrow.RecordBatch
+	err  error
+	refs atomic.Int64
+}
+
+func (r *ipcFileReader) Schema() *arrow.Schema { return r.f.Schema() }
+
+func (r *ipcFileReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.err != nil || r.i >= r.f.NumRecords() {
+		return false
+	}
+	rec, err := r.f.RecordBatchAt(r.i)
+	if err != nil {
+		r.err = fmt.Errorf("record batch %d: %w", r.i, err)
+		return false
+	}
+	r.i++
+	r.cur = rec
+	return true
+}
+
+func (r *ipcFileReader) RecordBatch() arrow.RecordBatch { return r.cur }
+func (r *ipcFileReader) Record() arrow.RecordBatch      { return r.cur }
+func (r *ipcFileReader) Err() error                     { return r.err }
+func (r *ipcFileReader) Retain()                        { r.refs.Add(1) }
+
+func (r *ipcFileReader) Release() {
+	if r.refs.Add(-1) > 0 {
+		return
+	}
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	r.f.Close()
+}
+
+// bytesReader lets the CSV source replay the prefix it used for inference.
+func replay(prefix []byte, rest io.Reader) io.Reader {
+	return io.MultiReader(bytes.NewReader(prefix), rest)
+}

@@ -1,0 +1,79 @@
+package arrowio
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// validateBatch checks that every column's buffers are large enough for its
+// length and that offsets and dictionary indices stay in range. IPC bytes
+// are untrusted: arrow's loader builds arrays from the lengths the message
+// claims, and an out-of-range index would otherwise surface as a panic (or a
+// silently wrong value) far downstream.
+func validateBatch(rec arrow.RecordBatch) error {
+	for i, col := range rec.Columns() {
+		if int64(col.Len()) != rec.NumRows() {
+			return fmt.Errorf("column %q has %d rows, batch has %d", rec.ColumnName(i), col.Len(), rec.NumRows())
+		}
+		if err := guard(func() error { return validateArray(col) }); err != nil {
+			return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
+		}
+	}
+	return nil
+}
+
+func validateArray(arr arrow.Array) error {
+	data := arr.Data()
+	n, off := data.Len(), data.Offset()
+	if n < 0 || off < 0 {
+		return fmt.Errorf("negative length %d or offset %d", n, off)
+	}
+	bufs := data.Buffers()
+	if arr.NullN() > 0 && arr.DataType().ID() != arrow.NULL {
+		if len(bufs) == 0 || bufs[0] == nil || bufs[0].Len()*8 < off+n {
+			return fmt.Errorf("validity bitmap too short for %d rows", n)
+		}
+	}
+	switch a := arr.(type) {
+	case *array.Dictionary:
+		dict := a.Dictionary()
+		if err := validateArray(dict); err != nil {
+			return fmt.Errorf("dictionary: %w", err)
+		}
+		idx := a.Indices()
+		if err := validateArray(idx); err != nil {
+			return fmt.Errorf("indices: %w", err)
+		}
+		m := dict.Len()
+		for i := 0; i < a.Len(); i++ {
+			if a.IsNull(i) {
+				continue
+			}
+			if v := a.GetValueIndex(i); v < 0 || v >= m {
+				return fmt.Errorf("row %d: dictionary index %d out of range [0,%d)", i, v, m)
+			}
+		}
+		return nil
+	case *array.Boolean:
+		if len(bufs) < 2 || bufs[1] == nil || bufs[1].Len()*8 < off+n {
+			return fmt.Errorf("boolean buffer too short for %d rows", n)
+		}
+		return nil
+	}
+	if fw, ok := arr.DataType().(arrow.FixedWidthDataType); ok && arr.DataType().ID() != arrow.NULL {
+		bits := fw.BitWidth()
+		if bits >= 8 {
+			need := (off + n) * (bits / 8)
+			if len(bufs) < 2 || (need > 0 && (bufs[1] == nil || bufs[1].Len() < need)) {
+				return fmt.Errorf("%s buffer too short for %d rows", arr.DataType(), n)
+			}
+		}
+		return nil
+	}
+	if v, ok := arr.(interface{ ValidateFull() error }); ok {
+		return v.ValidateFull()
+	}
+	return nil
+}
