@@ -40,7 +40,7 @@ func TestCoarsener(t *testing.T) {
 				t.Fatalf("row %d: cell %s, want %s", i, got, want)
 			}
 			b := time.UnixMilli(int64(ts.Value(i))).UTC()
-			if !b.Equal(r.ts.Truncate(15*time.Minute)) {
+			if !b.Equal(r.ts.Truncate(15 * time.Minute)) {
 				t.Fatalf("row %d: bucket %v for %v", i, b, r.ts)
 			}
 		}

@@ -248,4 +248,3 @@ func scopeSchema(in *arrow.Schema, opts ProtectOptions) (*arrow.Schema, func(arr
 		return cols
 	}
 }
-

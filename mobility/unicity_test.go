@@ -102,7 +102,7 @@ func TestUnicityMatchesEnumeration(t *testing.T) {
 	var pts []cellTrace
 	cells := []string{"a", "b", "c", "d"}
 	for s := 0; s < 30; s++ {
-		id := string(rune('A' + s%26)) + string(rune('a'+s/26))
+		id := string(rune('A'+s%26)) + string(rune('a'+s/26))
 		for j := 0; j < 2+s%3; j++ {
 			pts = append(pts, cellTrace{id, cells[(s*7+j*3)%4], (s*j + j) % 5})
 		}
