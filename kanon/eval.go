@@ -1,6 +1,7 @@
 package kanon
 
 import (
+	"fmt"
 	"math/bits"
 )
 
@@ -10,26 +11,51 @@ type lattice struct {
 	heights []int // levels per column (hierarchy height = heights[c]-1 steps)
 	mult    []int
 	size    int
+	lv      []uint8 // lv[id*d+c] = level of column c in node id
 }
 
-func newLattice(heights []int) *lattice {
+// maxLatticeSize bounds the number of transformations (and so the memory
+// of the search's per-node state).
+const maxLatticeSize = 1 << 24
+
+func newLattice(heights []int) (*lattice, error) {
 	l := &lattice{heights: heights, mult: make([]int, len(heights))}
 	m := 1
 	for c := len(heights) - 1; c >= 0; c-- {
 		l.mult[c] = m
 		m *= heights[c]
+		if m > maxLatticeSize {
+			return nil, fmt.Errorf("the lattice has more than %d transformations: use fewer quasi-identifiers or shallower hierarchies", maxLatticeSize)
+		}
 	}
 	l.size = m
-	return l
+	d := len(heights)
+	l.lv = make([]uint8, m*d)
+	cur := make([]uint8, d)
+	for id := range m {
+		copy(l.lv[id*d:], cur)
+		for c := d - 1; c >= 0; c-- {
+			cur[c]++
+			if int(cur[c]) < heights[c] {
+				break
+			}
+			cur[c] = 0
+		}
+	}
+	return l, nil
 }
 
 func (l *lattice) levels(id int, dst []int) []int {
 	dst = dst[:0]
-	for c := range l.heights {
-		dst = append(dst, (id/l.mult[c])%l.heights[c])
+	d := len(l.heights)
+	for _, v := range l.lv[id*d : id*d+d] {
+		dst = append(dst, int(v))
 	}
 	return dst
 }
+
+// level returns the level of column c in node id.
+func (l *lattice) level(id, c int) int { return int(l.lv[id*len(l.heights)+c]) }
 
 func (l *lattice) id(levels []int) int {
 	id := 0
@@ -39,18 +65,12 @@ func (l *lattice) id(levels []int) int {
 	return id
 }
 
-func (l *lattice) sum(id int) int {
-	s := 0
-	for c := range l.heights {
-		s += (id / l.mult[c]) % l.heights[c]
-	}
-	return s
-}
-
 // leq reports whether node a is componentwise <= node b.
 func (l *lattice) leq(a, b int) bool {
-	for c := range l.heights {
-		if (a/l.mult[c])%l.heights[c] > (b/l.mult[c])%l.heights[c] {
+	d := len(l.heights)
+	x, y := l.lv[a*d:a*d+d], l.lv[b*d:b*d+d]
+	for c := range x {
+		if x[c] > y[c] {
 			return false
 		}
 	}
@@ -96,7 +116,7 @@ func (h *hashTable) reset(n int) {
 	if want < 16 {
 		want = 16
 	}
-	if len(h.keys) < want || len(h.keys) > 8*want {
+	if len(h.keys) < want || len(h.keys) > 64*want {
 		h.keys = make([]uint64, want)
 		h.vals = make([]int32, want)
 		h.epoch = make([]uint32, want)
@@ -138,12 +158,16 @@ type engine struct {
 	sensBit uint
 }
 
-func newEngine(h *Histogram) *engine {
+func newEngine(h *Histogram) (*engine, error) {
 	heights := make([]int, len(h.dims))
 	for c, d := range h.dims {
 		heights[c] = d.levels
 	}
-	e := &engine{h: h, lat: newLattice(heights), hasSens: h.sens != nil}
+	lat, err := newLattice(heights)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{h: h, lat: lat, hasSens: h.sens != nil}
 	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts}
 	e.up = make([][][][]int32, len(h.dims))
 	for c, d := range h.dims {
@@ -158,7 +182,7 @@ func newEngine(h *Histogram) *engine {
 	if h.sens != nil {
 		e.sensBit = uint(bits.Len(uint(h.sens.size(0))))
 	}
-	return e
+	return e, nil
 }
 
 // scratch holds per-worker buffers.
@@ -214,7 +238,6 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 	}
 	s.ht.reset(n)
 	out := &table{node: node, ids: make([][]int32, ncol)}
-	rowOf := make([]int32, n)
 	for r, k := range keys {
 		idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
 		if !found {
@@ -222,7 +245,6 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 			keys[idx] = k // keys[idx] already consumed: idx <= r
 		}
 		out.counts[idx] += src.counts[r]
-		rowOf[r] = idx
 	}
 	m := len(out.counts)
 	// Decode the generalised ids of each new row from its key.
@@ -349,4 +371,69 @@ func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes)
 		cl.counts = out.counts
 	}
 	return out, cl
+}
+
+// growTable is a growable open-addressing map from uint64 keys to int32
+// values, for the histogram's index (Go's map costs several times more per
+// row on this path).
+type growTable struct {
+	keys []uint64
+	vals []int32 // -1 = empty
+	n    int
+	mask uint64
+}
+
+func newGrowTable(capHint int) *growTable {
+	size := 1 << bits.Len(uint(2*capHint+15))
+	g := &growTable{keys: make([]uint64, size), vals: make([]int32, size), mask: uint64(size - 1)}
+	for i := range g.vals {
+		g.vals[i] = -1
+	}
+	return g
+}
+
+func (g *growTable) slot(k uint64) uint64 {
+	i := (k * 0x9E3779B97F4A7C15) >> 17 & g.mask
+	for g.vals[i] >= 0 && g.keys[i] != k {
+		i = (i + 1) & g.mask
+	}
+	return i
+}
+
+// get returns the value of k and whether it is present.
+func (g *growTable) get(k uint64) (int32, bool) {
+	i := g.slot(k)
+	return g.vals[i], g.vals[i] >= 0
+}
+
+// getOrPut returns the value of k, or stores v under k and returns v, false.
+func (g *growTable) getOrPut(k uint64, v int32) (int32, bool) {
+	i := g.slot(k)
+	if g.vals[i] >= 0 {
+		return g.vals[i], true
+	}
+	if 2*(g.n+1) > len(g.keys) {
+		g.put(k, v)
+		return v, false
+	}
+	g.keys[i], g.vals[i] = k, v
+	g.n++
+	return v, false
+}
+
+// put stores v under k (k must not be present).
+func (g *growTable) put(k uint64, v int32) {
+	if 2*(g.n+1) > len(g.keys) {
+		old := *g
+		*g = *newGrowTable(len(old.keys))
+		for i, ov := range old.vals {
+			if ov >= 0 {
+				g.keys[g.slot(old.keys[i])], g.vals[g.slot(old.keys[i])] = old.keys[i], ov
+				g.n++
+			}
+		}
+	}
+	i := g.slot(k)
+	g.keys[i], g.vals[i] = k, v
+	g.n++
 }

@@ -61,7 +61,7 @@ type HistogramBuilder struct {
 	h       *Histogram
 	widths  []uint // bits per key component (qi columns, then sensitive)
 	wide    bool   // key does not fit 64 bits: string keys
-	index   map[uint64]int32
+	index   *growTable
 	sindex  map[string]int32
 	caches  []*valueCache
 	scratch [][]int32
@@ -101,7 +101,7 @@ func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
 		d, _ := newDimension(opts.Sensitive, identityHierarchy{})
 		h.sens = d
 	}
-	b := &HistogramBuilder{h: h, index: make(map[uint64]int32)}
+	b := &HistogramBuilder{h: h, index: newGrowTable(1024)}
 	h.leaves = make([][]int32, len(h.dims))
 	ncomp := len(h.dims)
 	if h.sens != nil {
@@ -179,6 +179,9 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		if b.caches[i] == nil {
 			b.caches[i] = &valueCache{}
 		}
+		if cap(b.scratch[i]) < n {
+			b.scratch[i] = make([]int32, 0, n)
+		}
 		ids, err := b.caches[i].leaves(d, batch.Column(idx[0]), b.h.rows, b.scratch[i][:0])
 		if err != nil {
 			return err
@@ -190,7 +193,13 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 	}
 	h := b.h
 	for r := range n {
-		e, ok := b.find(r)
+		var e int32
+		var ok bool
+		if b.wide {
+			e, ok = b.find(r)
+		} else {
+			e, ok = b.index.getOrPut(b.packRow(r), int32(len(h.counts)))
+		}
 		if !ok {
 			e = int32(len(h.counts))
 			for c := range h.dims {
@@ -200,7 +209,9 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 				h.sensID = append(h.sensID, b.scratch[len(h.dims)][r])
 			}
 			h.counts = append(h.counts, 0)
-			b.insert(r, e)
+			if b.wide {
+				b.insert(r, e)
+			}
 		}
 		h.counts[e]++
 	}
@@ -231,8 +242,7 @@ func (b *HistogramBuilder) find(r int) (int32, bool) {
 		e, ok := b.sindex[string(b.wideKey(r))]
 		return e, ok
 	}
-	e, ok := b.index[b.packRow(r)]
-	return e, ok
+	return b.index.get(b.packRow(r))
 }
 
 func (b *HistogramBuilder) insert(r int, e int32) {
@@ -240,7 +250,7 @@ func (b *HistogramBuilder) insert(r int, e int32) {
 		b.sindex[string(b.wideKey(r))] = e
 		return
 	}
-	b.index[b.packRow(r)] = e
+	b.index.put(b.packRow(r), e)
 }
 
 // grow widens key component i (a hierarchy without a fixed domain met more
@@ -270,7 +280,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 		return
 	}
 	_ = wasWide
-	b.index = make(map[uint64]int32, len(h.counts))
+	b.index = newGrowTable(len(h.counts))
 	for e := range h.counts {
 		var k uint64
 		var shift uint
@@ -278,7 +288,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 			k |= uint64(comp(c, e)) << shift
 			shift += w
 		}
-		b.index[k] = int32(e)
+		b.index.put(k, int32(e))
 	}
 }
 
@@ -357,8 +367,17 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 				vc.dict = append(vc.dict, -1)
 			}
 		}
+		var idx32 []int32
+		if ix, ok := a.Indices().(*array.Int32); ok {
+			idx32 = ix.Int32Values()
+		}
 		for i := range n {
-			k := a.GetValueIndex(i)
+			var k int
+			if idx32 != nil {
+				k = int(idx32[i])
+			} else {
+				k = a.GetValueIndex(i)
+			}
 			id := vc.dict[k]
 			if id < 0 {
 				if dictVals.IsNull(k) {

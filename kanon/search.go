@@ -119,6 +119,8 @@ type searcher struct {
 	evaluated   map[int]*evaluation // anonymous nodes checked by probes
 	srcRows     int
 	fromBase    int
+	cachedRows  int
+	kb          *kBounds
 }
 
 // Search finds the transformation of minimal information loss that satisfies
@@ -151,13 +153,18 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	if h.rows == 0 {
 		return nil, errors.New("kanon.Search: empty input (no rows)")
 	}
-	s := &searcher{ctx: ctx, h: h, o: opts, e: newEngine(h), m: newMetrics(h)}
+	e, err := newEngine(h)
+	if err != nil {
+		return nil, fmt.Errorf("kanon.Search: %w", err)
+	}
+	s := &searcher{ctx: ctx, h: h, o: opts, e: e, m: newMetrics(h)}
 	s.chk = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
 	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
 	s.tags = make([]uint8, s.e.lat.size)
 	s.monoCrit = (opts.LDiversity == nil && opts.TCloseness == nil) || s.maxOutliers == 0
 	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
 	s.cache = []*table{s.e.base}
+	s.kb = newKBounds(s.e, int64(opts.K))
 	return s.run()
 }
 
@@ -183,20 +190,7 @@ func (s *searcher) run() (*Result, error) {
 		}
 		cands[id] = c
 	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		if c := cmp.Compare(a.bound, b.bound); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.level, b.level); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.prec, b.prec); c != 0 {
-			return c
-		}
-		// Column 0 is the most significant digit of the id: a smaller id is
-		// the lexically smaller transformation.
-		return cmp.Compare(a.id, b.id)
-	})
+	sortCandidates(cands)
 	bounds := make([]float64, lat.size)
 	for _, c := range cands {
 		bounds[c.id] = c.bound
@@ -226,6 +220,9 @@ func (s *searcher) run() (*Result, error) {
 		if tag == tagAnon && s.monoCrit && s.monoMetric && s.evaluated[c.id] == nil {
 			// An anonymous predecessor exists with no more loss on a lower
 			// level; it was or will be considered.
+			continue
+		}
+		if tag == tagUnknown && s.provablyFails(c.id) {
 			continue
 		}
 		if s.monoCrit && tag == tagUnknown {
@@ -319,14 +316,16 @@ func (s *searcher) source(node int) *table {
 	return best
 }
 
-const cacheTables = 64
+// cacheBudget bounds the rows of all cached tables, as a multiple of the
+// histogram's entries: memory stays proportional to the histogram.
+const cacheBudget = 32
 
 func (s *searcher) remember(t *table) {
-	if t.rows()*4 > s.e.base.rows() && len(s.cache) > 1 {
+	if t.rows()*10 > s.e.base.rows()*9 {
 		// Barely smaller than the base: not worth the memory.
 		return
 	}
-	if len(s.cache) >= cacheTables {
+	for s.cachedRows+t.rows() > cacheBudget*s.e.base.rows() && len(s.cache) > 1 {
 		// Evict the largest cached table (never the base).
 		worst := 1
 		for i := 2; i < len(s.cache); i++ {
@@ -334,9 +333,14 @@ func (s *searcher) remember(t *table) {
 				worst = i
 			}
 		}
-		s.cache[worst] = t
-		return
+		if s.cache[worst].rows() <= t.rows() {
+			return
+		}
+		s.cachedRows -= s.cache[worst].rows()
+		s.cache[worst] = s.cache[len(s.cache)-1]
+		s.cache = s.cache[:len(s.cache)-1]
 	}
+	s.cachedRows += t.rows()
 	s.cache = append(s.cache, t)
 }
 
@@ -351,7 +355,7 @@ func (s *searcher) tagUp(node int) {
 		}
 		s.tags[n] = tagAnon
 		for c := range lat.heights {
-			if (n/lat.mult[c])%lat.heights[c] < lat.heights[c]-1 {
+			if lat.level(n, c) < lat.heights[c]-1 {
 				if m := n + lat.mult[c]; s.tags[m] != tagAnon {
 					stack = append(stack, m)
 				}
@@ -371,7 +375,7 @@ func (s *searcher) tagDown(node int) {
 		}
 		s.tags[n] = tagNotAnon
 		for c := range lat.heights {
-			if (n/lat.mult[c])%lat.heights[c] > 0 {
+			if lat.level(n, c) > 0 {
 				if m := n - lat.mult[c]; s.tags[m] != tagNotAnon {
 					stack = append(stack, m)
 				}
@@ -430,7 +434,7 @@ func (s *searcher) probe(node int, bounds []float64) {
 	for {
 		next := -1
 		for c := range lat.heights {
-			if (cur/lat.mult[c])%lat.heights[c] == lat.heights[c]-1 {
+			if lat.level(cur, c) == lat.heights[c]-1 {
 				continue
 			}
 			m := cur + lat.mult[c]
@@ -459,6 +463,10 @@ func (s *searcher) probe(node int, bounds []float64) {
 			}
 			continue
 		}
+		if s.provablyFails(n) {
+			lo = mid + 1
+			continue
+		}
 		ev := s.evaluate(n)
 		if ev.anonymous {
 			s.evaluated[n] = ev
@@ -467,4 +475,63 @@ func (s *searcher) probe(node int, bounds []float64) {
 			lo = mid + 1
 		}
 	}
+}
+
+// provablyFails checks the one- and two-column bounds of kBounds and tags
+// the node (and, with monotone models, all below it) when they prove it
+// non-anonymous.
+func (s *searcher) provablyFails(node int) bool {
+	s.lv2 = s.e.lat.levels(node, s.lv2)
+	if !s.kb.fails(s.lv2, s.maxOutliers, true) {
+		return false
+	}
+	if s.monoCrit {
+		s.tagDown(node)
+	} else {
+		s.tags[node] = tagNotAnon
+	}
+	return true
+}
+
+// sortCandidates orders by (bound, level, prec, id). It sorts packed uint64
+// keys (the bound's bits, truncated, and the index) and fixes the order
+// within runs of equal truncated bounds exactly: several times faster than
+// a comparison sort of the structs.
+func sortCandidates(cands []candidate) {
+	keys := make([]uint64, len(cands))
+	for i, c := range cands {
+		b := c.bound
+		if b < 0 || b != b {
+			b = 0 // bounds are >= 0; keep NaN out of the bit trick
+		}
+		keys[i] = math.Float64bits(b)&^(1<<24-1) | uint64(i)
+	}
+	slices.Sort(keys)
+	out := make([]candidate, len(cands))
+	for i, k := range keys {
+		out[i] = cands[k&(1<<24-1)]
+	}
+	less := func(a, b candidate) int {
+		if c := cmp.Compare(a.bound, b.bound); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.level, b.level); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.prec, b.prec); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	}
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && keys[j]>>24 == keys[i]>>24 {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(out[i:j], less)
+		}
+		i = j
+	}
+	copy(cands, out)
 }
