@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 )
 
 // uintN returns a uniform integer in [0, n) without modulo bias (Lemire's
@@ -121,7 +122,9 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64, firstRow int64) {
 				sl.blk = uint32(s.n)
 				s.n++
 				if stride > 0 {
-					s.vals = append(s.vals, make([]float64, stride)...)
+					// Slots are written before they are read (only the first
+					// min(seen, k) are used), so growing needs no clearing.
+					s.vals = slices.Grow(s.vals, stride)[:s.n*stride]
 				}
 				break
 			}

@@ -92,7 +92,9 @@ func (n *noNoise) AddNoiseFloat64(x float64, l0 int64, lInf, eps, delta float64)
 	return x, nil
 }
 
-func (n *noNoise) Threshold(int64, float64, float64, float64, float64) (float64, error) { return 0, nil }
+func (n *noNoise) Threshold(int64, float64, float64, float64, float64) (float64, error) {
+	return 0, nil
+}
 
 func (n *noNoise) ComputeConfidenceIntervalInt64(x, _, _ int64, _, _, _ float64) (noise.ConfidenceInterval, error) {
 	return noise.ConfidenceInterval{LowerBound: float64(x), UpperBound: float64(x)}, nil

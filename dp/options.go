@@ -130,18 +130,18 @@ type Options struct {
 // checked for compatibility before they are merged. It is built by
 // NewAggregator; do not edit it.
 type Spec struct {
-	Subject         string      `json:"subject"`
-	GroupBy         []string    `json:"group_by"`
-	Aggregates      []AggregateSpec   `json:"aggregates"`
-	MaxPartitions   int64       `json:"max_partitions"`
-	MaxPerPartition int64       `json:"max_per_partition"`
-	Noise           NoiseKind   `json:"noise"`
-	Selection       Budget      `json:"selection"`
-	Public          bool        `json:"public"`
-	Confidence      float64     `json:"confidence"`
-	ValueColumns    []string    `json:"value_columns"`
-	KeyTypes        []keyType   `json:"key_types,omitempty"`
-	PublicKeys      []string    `json:"public_keys,omitempty"`
+	Subject         string          `json:"subject"`
+	GroupBy         []string        `json:"group_by"`
+	Aggregates      []AggregateSpec `json:"aggregates"`
+	MaxPartitions   int64           `json:"max_partitions"`
+	MaxPerPartition int64           `json:"max_per_partition"`
+	Noise           NoiseKind       `json:"noise"`
+	Selection       Budget          `json:"selection"`
+	Public          bool            `json:"public"`
+	Confidence      float64         `json:"confidence"`
+	ValueColumns    []string        `json:"value_columns"`
+	KeyTypes        []keyType       `json:"key_types,omitempty"`
+	PublicKeys      []string        `json:"public_keys,omitempty"`
 }
 
 // AggregateSpec is one validated Aggregate (defaults filled in).

@@ -56,11 +56,11 @@ func newPartitionState(s *Spec) *PartitionState {
 type Stats struct {
 	RowsIn          int64 `json:"rows_in"`
 	RowsUsed        int64 `json:"rows_used"`
-	RowsNotPublic   int64 `json:"rows_not_public"`    // partition not in the public list
-	RowsDroppedL0   int64 `json:"rows_dropped_l0"`    // subject over MaxPartitions
-	RowsDroppedLInf int64 `json:"rows_dropped_linf"`  // pair over MaxPerPartition
-	Subjects        int64 `json:"subjects"`           // distinct subjects seen
-	PairsDroppedL0  int64 `json:"pairs_dropped_l0"`   // (subject, partition) pairs dropped
+	RowsNotPublic   int64 `json:"rows_not_public"`   // partition not in the public list
+	RowsDroppedL0   int64 `json:"rows_dropped_l0"`   // subject over MaxPartitions
+	RowsDroppedLInf int64 `json:"rows_dropped_linf"` // pair over MaxPerPartition
+	Subjects        int64 `json:"subjects"`          // distinct subjects seen
+	PairsDroppedL0  int64 `json:"pairs_dropped_l0"`  // (subject, partition) pairs dropped
 }
 
 func (s *Stats) add(o Stats) {

@@ -1,0 +1,272 @@
+package dpbench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/differential-privacy/go/v2/dpagg"
+	"github.com/tarnkappe/tarnkappe/dp"
+)
+
+const (
+	benchRows     = 10_000_000
+	benchVehicles = 100_000
+	benchSegments = 5_000
+	benchBatch    = 65_536
+	// Each vehicle drives on segments near its home segment: offsets in
+	// [0, segmentSpread), so about 12 distinct segments per vehicle.
+	segmentSpread = 12
+	l0, linf      = 8, 4
+	lo, hi        = 0.0, 600.0
+)
+
+// fleet is the benchmark input: vin and seg are dictionary<int32, utf8>
+// columns sharing one dictionary each across batches (as the fleet
+// generator and Parquet readers produce), temp is float64. Rows are
+// interleaved across vehicles, not grouped.
+type fleet struct {
+	batches []arrow.RecordBatch
+	vinDict []string
+	segDict []string
+}
+
+func (f *fleet) release() {
+	for _, b := range f.batches {
+		b.Release()
+	}
+}
+
+func buildFleet(rows, vehicles, segments int) *fleet {
+	mem := memory.NewGoAllocator()
+	r := rand.New(rand.NewPCG(1, 2)) // benchmark data only: reproducible
+	vinB := array.NewStringBuilder(mem)
+	for v := range vehicles {
+		vinB.Append(fmt.Sprintf("WVWZZZ1KZ%08d", v))
+	}
+	vins := vinB.NewArray()
+	defer vins.Release()
+	segB := array.NewStringBuilder(mem)
+	for s := range segments {
+		segB.Append(fmt.Sprintf("seg-%05d", s))
+	}
+	segs := segB.NewArray()
+	defer segs.Release()
+	home := make([]int32, vehicles)
+	for v := range home {
+		home[v] = int32(r.IntN(segments))
+	}
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "vin", Type: dt}, {Name: "seg", Type: dt}, {Name: "disc_temp_c", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	f := &fleet{}
+	for start := 0; start < rows; start += benchBatch {
+		n := min(benchBatch, rows-start)
+		vi := make([]int32, n)
+		si := make([]int32, n)
+		tv := make([]float64, n)
+		for i := range n {
+			v := r.IntN(vehicles)
+			vi[i] = int32(v)
+			si[i] = (home[v] + int32(r.IntN(segmentSpread))) % int32(segments)
+			tv[i] = 20 + 400*r.Float64()
+		}
+		vIdx := array.NewInt32Builder(mem)
+		vIdx.AppendValues(vi, nil)
+		sIdx := array.NewInt32Builder(mem)
+		sIdx.AppendValues(si, nil)
+		tB := array.NewFloat64Builder(mem)
+		tB.AppendValues(tv, nil)
+		va, sa, ta := vIdx.NewArray(), sIdx.NewArray(), tB.NewArray()
+		vd := array.NewDictionaryArray(dt, va, vins)
+		sd := array.NewDictionaryArray(dt, sa, segs)
+		f.batches = append(f.batches, array.NewRecordBatch(schema, []arrow.Array{vd, sd, ta}, int64(n)))
+		for _, a := range []arrow.Array{va, sa, vd, sd, ta} {
+			a.Release()
+		}
+		vIdx.Release()
+		sIdx.Release()
+		tB.Release()
+	}
+	return f
+}
+
+func report(b *testing.B, rows int) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(rows)
+	b.ReportMetric(ns, "ns/row")
+	b.ReportMetric(1e9/ns, "rows/s")
+	b.SetBytes(int64(rows) * 16) // vin and seg codes, temp
+}
+
+// BenchmarkDPAggregate: count + bounded mean of disc temperature per segment
+// with L0 = 8, L∞ = 4, private partition selection, on 10M rows, 100k
+// vehicles, 5,000 segments.
+//
+//	plain      non-private group-by over the dictionary codes: the floor
+//	tarnkappe  dp.NewAggregator → Add per batch → Partial → Release
+//	dpagg-rows the same bounding written by hand with Go maps, then the
+//	           library's objects per partition (Count, BoundedMean,
+//	           PreAggSelectPartition) fed row by row
+func BenchmarkDPAggregate(b *testing.B) {
+	f := buildFleet(benchRows, benchVehicles, benchSegments)
+	defer f.release()
+	ctx := context.Background()
+
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			counts := make([]int64, benchSegments)
+			sums := make([]float64, benchSegments)
+			for _, rec := range f.batches {
+				seg := rec.Column(1).(*array.Dictionary).Indices().(*array.Int32).Int32Values()
+				temp := rec.Column(2).(*array.Float64).Float64Values()
+				for i, s := range seg {
+					counts[s]++
+					sums[s] += temp[i]
+				}
+			}
+			means := make([]float64, benchSegments)
+			for s := range means {
+				if counts[s] > 0 {
+					means[s] = sums[s] / float64(counts[s])
+				}
+			}
+		}
+		report(b, benchRows)
+	})
+
+	b.Run("tarnkappe", func(b *testing.B) {
+		b.ReportAllocs()
+		var kept int64
+		for b.Loop() {
+			ag, err := dp.NewAggregator(dp.Options{
+				Subject: "vin", GroupBy: []string{"seg"},
+				Aggregates: []dp.Aggregate{
+					{Kind: dp.Count},
+					{Kind: dp.Mean, Column: "disc_temp_c", Lower: lo, Upper: hi},
+				},
+				MaxPartitions: l0, MaxPerPartition: linf,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, rec := range f.batches {
+				if err := ag.Add(ctx, rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p, err := ag.Partial(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			acct, _ := dp.NewAccountant(1, 1e-6)
+			res, err := p.Release(ctx, acct, dp.ReleaseOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			kept = res.PartitionsKept
+			res.Release()
+		}
+		report(b, benchRows)
+		b.ReportMetric(float64(kept), "partitions")
+	})
+
+	b.Run("dpagg-rows", func(b *testing.B) {
+		b.ReportAllocs()
+		var kept int
+		for b.Loop() {
+			kept = byHand(b, f)
+		}
+		report(b, benchRows)
+		b.ReportMetric(float64(kept), "partitions")
+	})
+}
+
+// byHand is what a user writes with the library alone: bound contributions
+// with maps (reservoir of L∞ rows per vehicle and segment, L0 segments per
+// vehicle), then per segment a Count, a BoundedMean and a
+// PreAggSelectPartition fed row by row.
+func byHand(b *testing.B, f *fleet) int {
+	type pair struct{ vin, seg int32 }
+	type res struct {
+		seen int
+		vals []float64
+	}
+	r := rand.New(rand.NewChaCha8([32]byte{1}))
+	pairs := map[pair]*res{}
+	for _, rec := range f.batches {
+		vin := rec.Column(0).(*array.Dictionary).Indices().(*array.Int32).Int32Values()
+		seg := rec.Column(1).(*array.Dictionary).Indices().(*array.Int32).Int32Values()
+		temp := rec.Column(2).(*array.Float64).Float64Values()
+		for i := range vin {
+			k := pair{vin[i], seg[i]}
+			p := pairs[k]
+			if p == nil {
+				p = &res{}
+				pairs[k] = p
+			}
+			p.seen++
+			if len(p.vals) < linf {
+				p.vals = append(p.vals, temp[i])
+			} else if j := r.IntN(p.seen); j < linf {
+				p.vals[j] = temp[i]
+			}
+		}
+	}
+	byVin := map[int32][]pair{}
+	for k := range pairs {
+		byVin[k.vin] = append(byVin[k.vin], k)
+	}
+	type objs struct {
+		count *dpagg.Count
+		mean  *dpagg.BoundedMean
+		sel   *dpagg.PreAggSelectPartition
+	}
+	parts := map[int32]*objs{}
+	for _, ps := range byVin {
+		r.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+		if len(ps) > l0 {
+			ps = ps[:l0]
+		}
+		for _, k := range ps {
+			o := parts[k.seg]
+			if o == nil {
+				c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: 0.5 / 2, MaxPartitionsContributed: l0})
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := dpagg.NewBoundedMean(&dpagg.BoundedMeanOptions{Epsilon: 0.5 / 2, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: 0.5, Delta: 1e-6, MaxPartitionsContributed: l0})
+				if err != nil {
+					b.Fatal(err)
+				}
+				o = &objs{c, m, s}
+				parts[k.seg] = o
+			}
+			o.sel.Increment()
+			for _, v := range pairs[k].vals {
+				o.count.Increment()
+				o.mean.Add(v)
+			}
+		}
+	}
+	kept := 0
+	for _, o := range parts {
+		keep, err := o.sel.ShouldKeepPartition()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if keep {
+			o.count.Result()
+			o.mean.Result()
+			kept++
+		}
+	}
+	return kept
+}
