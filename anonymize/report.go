@@ -119,6 +119,8 @@ type SizeBin struct {
 type RiskReport struct {
 	Before RiskMeasures `json:"before"`
 	After  RiskMeasures `json:"after"`
+	// UnicityNote says when unicity was measured on part of the data.
+	UnicityNote string `json:"unicity_note,omitempty"`
 }
 
 // RiskMeasures are re-identification risks in [0,1]. Nil means not computed.

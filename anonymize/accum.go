@@ -1,0 +1,307 @@
+package anonymize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/mobility"
+)
+
+// interner maps the text of values to small ids, per column.
+type interner struct {
+	ids  map[string]uint32
+	vals []string
+	ints map[int64]uint32
+}
+
+func newInterner() *interner {
+	return &interner{ids: map[string]uint32{}, ints: map[int64]uint32{}}
+}
+
+func (in *interner) id(s string) uint32 {
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	id := uint32(len(in.vals))
+	in.ids[s] = id
+	in.vals = append(in.vals, s)
+	return id
+}
+
+// column fills dst with the ids of col's values. Nulls are errors: a null
+// quasi-identifier cannot be generalised or counted safely.
+func (in *interner) column(name string, col arrow.Array, rowBase int64, dst []uint32) error {
+	if col.NullN() > 0 {
+		for i := range col.Len() {
+			if col.IsNull(i) {
+				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", name, rowBase+int64(i))
+			}
+		}
+	}
+	switch c := col.(type) {
+	case *array.Dictionary:
+		dict := c.Dictionary()
+		ids := make([]uint32, dict.Len())
+		for j := range ids {
+			if dict.IsNull(j) {
+				continue
+			}
+			s, err := valueText(dict, j)
+			if err != nil {
+				return fmt.Errorf("column %q: %w", name, err)
+			}
+			ids[j] = in.id(s)
+		}
+		for i := range c.Len() {
+			dst[i] = ids[c.GetValueIndex(i)]
+		}
+	case *array.Int64:
+		for i, v := range c.Int64Values() {
+			id, ok := in.ints[v]
+			if !ok {
+				id = in.id(strconv.FormatInt(v, 10))
+				in.ints[v] = id
+			}
+			dst[i] = id
+		}
+	default:
+		for i := range col.Len() {
+			s, err := valueText(col, i)
+			if err != nil {
+				return fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+			}
+			dst[i] = in.id(s)
+		}
+	}
+	return nil
+}
+
+// packKey appends ids as 4 bytes each.
+func packKey(dst []byte, ids ...uint32) []byte {
+	for _, id := range ids {
+		dst = append(dst, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	}
+	return dst
+}
+
+// accumulators collect what pass 1 learns: the quasi-identifier combinations
+// for k-anonymity, the DP aggregator, the unicity index of the output.
+type accumulators struct {
+	r  *Runner
+	pl *plan
+
+	// k-anonymity
+	kan       *kanonAcc
+	dpAgg     *dp.Aggregator
+	unicity   *mobility.UnicityIndex
+	rawUni    *mobility.UnicityIndex
+	rawRows   int64
+	rawCapped bool
+	uniRows   int64
+	uniCapped bool
+	result    *dp.Result
+	relSink   Sink
+	rowBase   int64
+}
+
+func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
+	a := &accumulators{r: r, pl: pl}
+	p := r.p
+	if p.KAnon != nil {
+		if p.KAnon.L != nil || p.KAnon.T != nil {
+			return nil, errors.New("kanon: l-diversity and t-closeness are not supported by the policy runner yet; use `tarnkappe kanon` on the output")
+		}
+		a.kan = newKanonAcc(r, pl)
+	}
+	if rel := p.Release; rel != nil {
+		opts := dp.Options{Subject: p.Subject, GroupBy: rel.By, MaxPartitions: int64(rel.MaxPartitions), MaxPerPartition: int64(rel.MaxPerPartition), Mem: r.mem}
+		if rel.Count {
+			opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: dp.Count})
+		}
+		for _, ag := range rel.Aggregates {
+			var k dp.Kind
+			switch ag.Kind {
+			case "sum":
+				k = dp.Sum
+			case "mean":
+				k = dp.Mean
+			case "variance":
+				k = dp.Variance
+			case "quantiles":
+				k = dp.Quantiles
+			}
+			opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: k, Column: ag.Column, Lower: ag.Lower, Upper: ag.Upper, Ranks: ag.Quantiles})
+		}
+		if rel.PublicPartitions != "" {
+			return nil, errors.New("release: public_partitions is not supported by the policy runner yet; use private partition selection (delta > 0)")
+		}
+		agg, err := dp.NewAggregator(opts)
+		if err != nil {
+			return nil, fmt.Errorf("release: %w", err)
+		}
+		a.dpAgg = agg
+	}
+	if m := p.Mobility; m != nil {
+		u, err := mobility.NewUnicityIndex(pl.trans, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.CellColumn}, Time: m.Time})
+		if err != nil {
+			a.release_()
+			return nil, fmt.Errorf("unicity: %w", err)
+		}
+		a.unicity = u
+		ru, err := mobility.NewUnicityIndex(pl.in, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.Lat, m.Lon}, Time: m.Time})
+		if err != nil {
+			a.release_()
+			return nil, fmt.Errorf("unicity: %w", err)
+		}
+		a.rawUni = ru
+	}
+	return a, nil
+}
+
+func (a *accumulators) release_() {
+	if a.dpAgg != nil {
+		a.dpAgg.Close()
+		a.dpAgg = nil
+	}
+}
+
+// add takes one transformed batch (serially, in order).
+func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
+	base := a.rowBase
+	a.rowBase += rec.NumRows()
+	if a.kan != nil {
+		if err := a.kan.add(rec, base); err != nil {
+			return err
+		}
+	}
+	if a.dpAgg != nil {
+		if err := a.dpAgg.Add(ctx, rec); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	if a.unicity != nil && !a.uniCapped {
+		if a.uniRows+rec.NumRows() > a.r.opts.UnicityMaxRows {
+			a.uniCapped = true
+		} else {
+			if err := a.unicity.Add(ctx, rec); err != nil {
+				return fmt.Errorf("unicity: %w", err)
+			}
+			a.uniRows += rec.NumRows()
+		}
+	}
+	return nil
+}
+
+// addRaw indexes input rows (after the opt-out filter) for the unicity
+// before the policy. Called by the producer goroutine only.
+func (a *accumulators) addRaw(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.rawUni == nil || a.rawCapped {
+		return nil
+	}
+	if a.rawRows+rec.NumRows() > a.r.opts.UnicityMaxRows {
+		a.rawCapped = true
+		return nil
+	}
+	a.rawRows += rec.NumRows()
+	if err := a.rawUni.Add(ctx, rec); err != nil {
+		return fmt.Errorf("unicity: %w", err)
+	}
+	return nil
+}
+
+// finish computes the DP release and the unicity after the policy, and fills
+// the report. The release is written to its sink but not committed yet.
+func (a *accumulators) finish(ctx context.Context, rep *Report) error {
+	p := a.r.p
+	if a.unicity != nil {
+		points := p.Mobility.UnicityPoints
+		if points == 0 {
+			points = 4
+		}
+		res, err := a.unicity.Estimate(mobility.UnicityOptions{P: points, Samples: 1000, Seed: 1})
+		if err != nil {
+			return fmt.Errorf("unicity: %w", err)
+		}
+		if rep.Risk == nil {
+			rep.Risk = &RiskReport{}
+		}
+		rep.Risk.After.Unicity = ptr(res.Unicity)
+		rep.Risk.After.UnicityCI = []float64{res.Lower, res.Upper}
+		raw, err := a.rawUni.Estimate(mobility.UnicityOptions{P: points, Samples: 1000, Seed: 1})
+		if err != nil {
+			return fmt.Errorf("unicity: %w", err)
+		}
+		rep.Risk.Before.Unicity = ptr(raw.Unicity)
+		rep.Risk.Before.UnicityCI = []float64{raw.Lower, raw.Upper}
+		if a.uniCapped || a.rawCapped {
+			rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", a.r.opts.UnicityMaxRows)
+		}
+	}
+	if a.dpAgg != nil {
+		rel := p.Release
+		part, err := a.dpAgg.Partial(ctx)
+		a.dpAgg = nil
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		acct, err := dp.NewAccountant(rel.Epsilon, rel.Delta)
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		res, err := part.Release(ctx, acct, dp.ReleaseOptions{Mem: a.r.mem})
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		a.result = res
+		sp := acct.Spent()
+		var names []string
+		if rel.Count {
+			names = append(names, "count")
+		}
+		for _, ag := range rel.Aggregates {
+			names = append(names, fmt.Sprintf("%s(%s) in [%g, %g]", ag.Kind, ag.Column, ag.Lower, ag.Upper))
+		}
+		rep.DP = &DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By, Partitions: int(res.PartitionsKept), Aggregates: names}
+		sink, err := a.r.opts.Release(res.Record.Schema())
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		a.relSink = sink
+		if err := sink.Write(res.Record); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	return nil
+}
+
+// commitRelease commits the DP release once the main output is committed.
+func (a *accumulators) commitRelease() error {
+	if a.relSink == nil {
+		return nil
+	}
+	s := a.relSink
+	a.relSink = nil
+	if err := s.Commit(); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+func (a *accumulators) release() {
+	a.release_()
+	if a.relSink != nil {
+		a.relSink.Abort()
+	}
+	if a.result != nil {
+		a.result.Release()
+	}
+	if a.kan != nil {
+		a.kan = nil
+	}
+}

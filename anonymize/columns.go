@@ -1,0 +1,232 @@
+package anonymize
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/kanon"
+)
+
+// colOp transforms one column of a batch. apply returns a new array the
+// caller releases; it must not release col.
+type colOp interface {
+	outType(in arrow.DataType) arrow.DataType
+	apply(ctx context.Context, mem memory.Allocator, col arrow.Array, rec arrow.RecordBatch, rowBase int64) (arrow.Array, error)
+}
+
+// stringDict is the output type of generalised and masked columns.
+var stringDict = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+
+func isStringLike(t arrow.DataType) bool {
+	switch t := t.(type) {
+	case *arrow.StringType, *arrow.LargeStringType:
+		return true
+	case *arrow.DictionaryType:
+		return isStringLike(t.ValueType)
+	}
+	return false
+}
+
+func isNumeric(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64, arrow.FLOAT32, arrow.FLOAT64:
+		return true
+	}
+	return false
+}
+
+// keepOp copies the column.
+type keepOp struct{}
+
+func (keepOp) outType(in arrow.DataType) arrow.DataType { return in }
+func (keepOp) apply(_ context.Context, _ memory.Allocator, col arrow.Array, _ arrow.RecordBatch, _ int64) (arrow.Array, error) {
+	col.Retain()
+	return col, nil
+}
+
+// coarsenTimeOp floors timestamps to a bucket aligned to the Unix epoch.
+type coarsenTimeOp struct {
+	name   string
+	bucket time.Duration
+}
+
+func (coarsenTimeOp) outType(in arrow.DataType) arrow.DataType { return in }
+func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, _ int64) (arrow.Array, error) {
+	ts := col.(*array.Timestamp)
+	unit := ts.DataType().(*arrow.TimestampType).Unit
+	ticks := int64(o.bucket / unit.Multiplier())
+	if ticks <= 0 {
+		return nil, fmt.Errorf("column %q: time bucket %v is finer than the column's unit", o.name, o.bucket)
+	}
+	b := array.NewTimestampBuilder(mem, ts.DataType().(*arrow.TimestampType))
+	defer b.Release()
+	b.Reserve(ts.Len())
+	vals := ts.TimestampValues()
+	for i, v := range vals {
+		if ts.IsNull(i) {
+			b.AppendNull()
+			continue
+		}
+		q := int64(v) / ticks
+		if int64(v)%ticks < 0 {
+			q--
+		}
+		b.UnsafeAppend(arrow.Timestamp(q * ticks))
+	}
+	return b.NewArray(), nil
+}
+
+// coarsenGridOp snaps float64 values to the centre of grid cells.
+type coarsenGridOp struct {
+	name    string
+	degrees float64
+}
+
+func (coarsenGridOp) outType(in arrow.DataType) arrow.DataType { return in }
+func (o coarsenGridOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
+	f := col.(*array.Float64)
+	b := array.NewFloat64Builder(mem)
+	defer b.Release()
+	b.Reserve(f.Len())
+	for i, v := range f.Float64Values() {
+		if f.IsNull(i) {
+			b.AppendNull()
+			continue
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("column %q, row %d: %v cannot be coarsened", o.name, rowBase+int64(i), v)
+		}
+		b.UnsafeAppend(math.Floor(v/o.degrees)*o.degrees + o.degrees/2)
+	}
+	return b.NewArray(), nil
+}
+
+// mapStringsOp applies a string → string function to a string-like column.
+// Dictionary columns are transformed through their dictionary only.
+type mapStringsOp struct {
+	name string
+	fn   func(string) (string, error)
+}
+
+func (mapStringsOp) outType(arrow.DataType) arrow.DataType { return stringDict }
+func (o mapStringsOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
+	return mapValues(mem, o.name, col, rowBase, o.fn)
+}
+
+// mapValues maps every distinct value of col (as text) through fn and
+// returns a dictionary<int32, utf8> array. A dictionary column's dictionary
+// is mapped once, whatever the number of rows.
+func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64, fn func(string) (string, error)) (arrow.Array, error) {
+	if d, ok := col.(*array.Dictionary); ok && d.Indices().DataType().ID() == arrow.INT32 {
+		dict := d.Dictionary()
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		for i := range dict.Len() {
+			if dict.IsNull(i) {
+				b.AppendNull()
+				continue
+			}
+			s, err := valueText(dict, i)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", name, err)
+			}
+			out, err := fn(s)
+			if err != nil {
+				return nil, fmt.Errorf("column %q, value %d of the dictionary: %w", name, i, err)
+			}
+			b.Append(out)
+		}
+		nd := b.NewArray()
+		defer nd.Release()
+		return array.NewDictionaryArray(stringDict, d.Indices(), nd), nil
+	}
+	bld := array.NewDictionaryBuilder(mem, stringDict).(*array.BinaryDictionaryBuilder)
+	defer bld.Release()
+	cache := map[string]string{}
+	for i := range col.Len() {
+		if col.IsNull(i) {
+			bld.AppendNull()
+			continue
+		}
+		s, err := valueText(col, i)
+		if err != nil {
+			return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+		}
+		out, ok := cache[s]
+		if !ok {
+			if out, err = fn(s); err != nil {
+				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+			}
+			cache[s] = out
+		}
+		if err := bld.AppendString(out); err != nil {
+			return nil, err
+		}
+	}
+	return bld.NewArray(), nil
+}
+
+// valueText is the text form of a value that hierarchies and masks see.
+func valueText(a arrow.Array, i int) (string, error) {
+	switch a := a.(type) {
+	case *array.String:
+		return a.Value(i), nil
+	case *array.LargeString:
+		return a.Value(i), nil
+	case *array.Dictionary:
+		return valueText(a.Dictionary(), a.GetValueIndex(i))
+	case *array.Int64:
+		return strconv.FormatInt(a.Value(i), 10), nil
+	case *array.Int32:
+		return strconv.FormatInt(int64(a.Value(i)), 10), nil
+	case *array.Int16:
+		return strconv.FormatInt(int64(a.Value(i)), 10), nil
+	case *array.Int8:
+		return strconv.FormatInt(int64(a.Value(i)), 10), nil
+	case *array.Uint64:
+		return strconv.FormatUint(a.Value(i), 10), nil
+	case *array.Uint32:
+		return strconv.FormatUint(uint64(a.Value(i)), 10), nil
+	case *array.Float64:
+		return strconv.FormatFloat(a.Value(i), 'g', -1, 64), nil
+	case *array.Float32:
+		return strconv.FormatFloat(float64(a.Value(i)), 'g', -1, 32), nil
+	case *array.Boolean:
+		return strconv.FormatBool(a.Value(i)), nil
+	case *array.Timestamp:
+		unit := a.DataType().(*arrow.TimestampType).Unit
+		return a.Value(i).ToTime(unit).UTC().Format(time.RFC3339Nano), nil
+	case *array.Date32:
+		return a.Value(i).ToTime().Format("2006-01-02"), nil
+	}
+	return "", fmt.Errorf("type %s is not supported here", a.DataType())
+}
+
+// maskFn replaces all but the first keepPrefix and last keepSuffix
+// characters by ch.
+func maskFn(spec MaskSpec) func(string) (string, error) {
+	ch := '*'
+	if spec.Char != "" {
+		ch, _ = utf8.DecodeRuneInString(spec.Char)
+	}
+	return func(s string) (string, error) {
+		r := []rune(s)
+		for i := spec.KeepPrefix; i < len(r)-spec.KeepSuffix; i++ {
+			r[i] = ch
+		}
+		return string(r), nil
+	}
+}
+
+// generalizeFn generalises values to a fixed hierarchy level.
+func generalizeFn(h kanon.Hierarchy, level int) func(string) (string, error) {
+	return func(s string) (string, error) { return h.Generalize(s, level) }
+}

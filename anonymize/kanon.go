@@ -1,0 +1,499 @@
+package anonymize
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/kanon"
+)
+
+// kanonAcc counts quasi-identifier combinations in pass 1. With PerSubject
+// it counts distinct subjects per combination: one vehicle with 500 readings
+// is one member of its class, not 500, or k would be overstated.
+type kanonAcc struct {
+	r          *Runner
+	qi         []string
+	qiIdx      []int
+	subjIdx    int
+	perSubject bool
+	in         []*interner // per quasi-identifier
+	subj       *interner
+	// combos maps packed raw ids to rows (or, per subject, to the subjects
+	// seen with that combination).
+	combos map[string]int64
+	pairs  map[string]struct{} // per subject: packed (combo, subject)
+	ids    [][]uint32
+	sid    []uint32
+	key    []byte
+}
+
+func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
+	k := r.p.KAnon
+	a := &kanonAcc{r: r, qi: k.QuasiIdentifiers, qiIdx: pl.qiIdx, subjIdx: pl.subjTrans,
+		perSubject: k.PerSubject == nil || *k.PerSubject, subj: newInterner(),
+		combos: map[string]int64{}, pairs: map[string]struct{}{}}
+	for range a.qi {
+		a.in = append(a.in, newInterner())
+	}
+	a.ids = make([][]uint32, len(a.qi))
+	return a
+}
+
+func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
+	n := int(rec.NumRows())
+	for j, c := range a.qiIdx {
+		a.ids[j] = growU32(a.ids[j], n)
+		if err := a.in[j].column(a.qi[j], rec.Column(c), rowBase, a.ids[j]); err != nil {
+			return err
+		}
+	}
+	if a.perSubject {
+		a.sid = growU32(a.sid, n)
+		if err := a.subj.column(a.r.p.Subject, rec.Column(a.subjIdx), rowBase, a.sid); err != nil {
+			return err
+		}
+	}
+	comp := make([]uint32, len(a.qi))
+	for i := range n {
+		for j := range a.qi {
+			comp[j] = a.ids[j][i]
+		}
+		a.key = packKey(a.key[:0], comp...)
+		if !a.perSubject {
+			a.combos[string(a.key)]++
+			continue
+		}
+		nk := len(a.key)
+		a.key = packKey(a.key, a.sid[i])
+		if _, ok := a.pairs[string(a.key)]; ok {
+			continue
+		}
+		a.pairs[string(a.key)] = struct{}{}
+		a.combos[string(a.key[:nk])]++
+	}
+	return nil
+}
+
+func growU32(b []uint32, n int) []uint32 {
+	if cap(b) < n {
+		return make([]uint32, n)
+	}
+	return b[:n]
+}
+
+func unpack(key string, i int) uint32 {
+	return uint32(key[4*i]) | uint32(key[4*i+1])<<8 | uint32(key[4*i+2])<<16 | uint32(key[4*i+3])<<24
+}
+
+// kanonResult is the chosen generalisation and which generalised classes
+// are suppressed.
+type kanonResult struct {
+	a          *kanonAcc
+	res        *kanon.Result
+	levels     []int
+	hier       []kanon.Hierarchy
+	suppressed map[string]bool // generalised class key (values joined by \x00) → suppressed
+	classes    map[string]int64
+	before     []int64 // class sizes at level 0
+	// verification of the written output: distinct subjects (or rows) per
+	// generalised class
+	outSubjects map[string]struct{}
+	outClasses  map[string]int64
+	outIntern   []*interner
+	outSubj     *interner
+}
+
+// search builds kanon's histogram from the counted combinations (one row per
+// combination and, per subject, per subject) and runs the optimal search.
+func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
+	a := acc.kan
+	k := r.p.KAnon
+	if len(a.combos) == 0 {
+		return nil, errors.New("kanon: no rows left for k-anonymity")
+	}
+	hier := make(map[string]kanon.Hierarchy, len(a.qi))
+	hs := make([]kanon.Hierarchy, len(a.qi))
+	for i, q := range a.qi {
+		hier[q] = r.hier[q]
+		hs[i] = r.hier[q]
+	}
+	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier})
+	if err != nil {
+		return nil, fmt.Errorf("kanon: %w", err)
+	}
+	// Feed the histogram in batches of string columns: every combination
+	// repeated by its count (rows, or distinct subjects).
+	keys := make([]string, 0, len(a.combos))
+	for key := range a.combos {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	fields := make([]arrow.Field, len(a.qi))
+	for i, q := range a.qi {
+		fields[i] = arrow.Field{Name: q, Type: arrow.BinaryTypes.String}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	mem := memory.NewGoAllocator()
+	bld := array.NewRecordBuilder(mem, schema)
+	defer bld.Release()
+	flush := func() error {
+		rec := bld.NewRecordBatch()
+		defer rec.Release()
+		if rec.NumRows() == 0 {
+			return nil
+		}
+		if err := hb.Add(rec); err != nil {
+			return fmt.Errorf("kanon: %w", err)
+		}
+		return nil
+	}
+	var before []int64
+	for _, key := range keys {
+		n := a.combos[key]
+		before = append(before, n)
+		for rep := int64(0); rep < n; rep++ {
+			for i := range a.qi {
+				bld.Field(i).(*array.StringBuilder).Append(a.in[i].vals[unpack(key, i)])
+			}
+			if bld.Field(0).Len() >= 1<<16 {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	h, err := hb.Histogram()
+	if err != nil {
+		return nil, fmt.Errorf("kanon: %w", err)
+	}
+	metric, err := kanon.ParseMetric(k.Metric)
+	if err != nil {
+		return nil, fmt.Errorf("kanon: %w", err)
+	}
+	res, err := kanon.Search(context.Background(), h, kanon.Options{K: k.K, SuppressionLimit: k.Suppression, Metric: metric})
+	if err != nil {
+		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
+	}
+	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: hs, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
+		outSubjects: map[string]struct{}{}, outClasses: map[string]int64{}, outSubj: newInterner()}
+	// Class sizes at the chosen levels, from our own counts: distinct
+	// subjects per class (a subject seen with two raw combinations that meet
+	// in one class counts once).
+	memberSeen := map[string]struct{}{}
+	gen := func(key string) (string, error) {
+		var g []byte
+		for i := range a.qi {
+			v, err := hs[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
+			if err != nil {
+				return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+			}
+			g = append(g, v...)
+			g = append(g, 0)
+		}
+		return string(g), nil
+	}
+	if a.perSubject {
+		nq := 4 * len(a.qi)
+		for pair := range a.pairs {
+			c, err := gen(pair[:nq])
+			if err != nil {
+				return nil, err
+			}
+			mk := c + pair[nq:]
+			if _, ok := memberSeen[mk]; ok {
+				continue
+			}
+			memberSeen[mk] = struct{}{}
+			kr.classes[c]++
+		}
+	} else {
+		for key, n := range a.combos {
+			c, err := gen(key)
+			if err != nil {
+				return nil, err
+			}
+			kr.classes[c] += n
+		}
+	}
+	var supp int64
+	for c, n := range kr.classes {
+		if n < int64(k.K) {
+			kr.suppressed[c] = true
+			supp += n
+		}
+	}
+	// Cross-check against the search: both count suppressed members the same
+	// way unless a subject straddles classes, where ours is the exact count.
+	if a.perSubject && len(a.pairs) == len(a.subj.vals) && supp != res.SuppressedRows {
+		return nil, fmt.Errorf("kanon: internal check failed: search suppresses %d members, recount %d", res.SuppressedRows, supp)
+	}
+	if limit := int64(math.Floor(k.Suppression * float64(h.Rows()))); supp > limit {
+		return nil, fmt.Errorf("kanon: %d members would be suppressed, above the limit %d", supp, limit)
+	}
+	for range a.qi {
+		kr.outIntern = append(kr.outIntern, newInterner())
+	}
+	return kr, nil
+}
+
+// generalize returns rec with quasi-identifiers generalised, suppressed
+// classes removed, dropped columns projected away. It also feeds the output
+// verification. Not safe for concurrent use (the verifier's state).
+func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatch, mem memory.Allocator, rowBase int64) (arrow.RecordBatch, int64, error) {
+	a := kr.a
+	n := int(rec.NumRows())
+	cols := make([]arrow.Array, len(rec.Columns()))
+	for i := range cols {
+		cols[i] = rec.Column(i)
+	}
+	var owned []arrow.Array
+	defer func() {
+		for _, c := range owned {
+			c.Release()
+		}
+	}()
+	ids := make([][]uint32, len(a.qi))
+	for j, c := range a.qiIdx {
+		h, lvl := kr.hier[j], kr.levels[j]
+		g, err := mapValues(mem, a.qi[j], rec.Column(c), rowBase, func(s string) (string, error) { return h.Generalize(s, lvl) })
+		if err != nil {
+			return nil, 0, fmt.Errorf("kanon: %w", err)
+		}
+		owned = append(owned, g)
+		cols[c] = g
+		ids[j] = make([]uint32, n)
+		if err := kr.outIntern[j].column(a.qi[j], g, rowBase, ids[j]); err != nil {
+			return nil, 0, err
+		}
+	}
+	// Class of every row, and the suppression mask.
+	keyOf := make(map[string]string)
+	mb := array.NewBooleanBuilder(mem)
+	defer mb.Release()
+	mb.Reserve(n)
+	var sid []uint32
+	if a.perSubject {
+		sid = make([]uint32, n)
+		if err := kr.outSubj.column(pl.trans.Field(a.subjIdx).Name, rec.Column(a.subjIdx), rowBase, sid); err != nil {
+			return nil, 0, err
+		}
+	}
+	var suppressed int64
+	var packed []byte
+	comp := make([]uint32, len(a.qi))
+	for i := range n {
+		for j := range a.qi {
+			comp[j] = ids[j][i]
+		}
+		packed = packKey(packed[:0], comp...)
+		cls, ok := keyOf[string(packed)]
+		if !ok {
+			var g []byte
+			for j := range a.qi {
+				g = append(g, kr.outIntern[j].vals[comp[j]]...)
+				g = append(g, 0)
+			}
+			cls = string(g)
+			keyOf[string(packed)] = cls
+		}
+		if kr.suppressed[cls] {
+			mb.UnsafeAppend(false)
+			suppressed++
+			continue
+		}
+		mb.UnsafeAppend(true)
+		if a.perSubject {
+			mk := cls + string(packKey(nil, sid[i]))
+			if _, ok := kr.outSubjects[mk]; !ok {
+				kr.outSubjects[mk] = struct{}{}
+				kr.outClasses[cls]++
+			}
+		} else {
+			kr.outClasses[cls]++
+		}
+	}
+	full := array.NewRecordBatch(pl.gen, cols, int64(n))
+	defer full.Release()
+	out := project(pl.out, full, pl.keep)
+	defer out.Release()
+	if suppressed == 0 {
+		out.Retain()
+		return out, 0, nil
+	}
+	mask := mb.NewArray()
+	defer mask.Release()
+	f, err := compute.FilterRecordBatch(ctx, out, mask, compute.DefaultFilterOptions())
+	if err != nil {
+		return nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", rowBase, err)
+	}
+	return f, suppressed, nil
+}
+
+// finish verifies the written output independently of the search (every
+// written class has at least k members) and fills the report.
+func (kr *kanonResult) finish(rep *Report) error {
+	k := kr.a.r.p.KAnon
+	minOut := int64(math.MaxInt64)
+	for cls, n := range kr.outClasses {
+		if n < int64(k.K) {
+			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, k.K, cls)
+		}
+		minOut = min(minOut, n)
+	}
+	sizes := make([]int64, 0, len(kr.outClasses))
+	var members int64
+	for _, n := range kr.outClasses {
+		sizes = append(sizes, n)
+		members += n
+	}
+	res := kr.res
+	kr2 := &KAnonReport{K: k.K, QuasiIdentifiers: kr.a.qi, PerSubject: kr.a.perSubject, Transformation: res.Transformation,
+		InformationLoss: res.InformationLoss, ColumnLoss: res.PerColumnLoss, Classes: len(kr.outClasses),
+		ClassSizes: sizeBins(sizes), SuppressedClasses: len(kr.suppressed), Verified: true}
+	rep.KAnon = kr2
+	if rep.Risk == nil {
+		rep.Risk = &RiskReport{}
+	}
+	var totalBefore int64
+	minBefore := int64(math.MaxInt64)
+	for _, n := range kr.before {
+		totalBefore += n
+		minBefore = min(minBefore, n)
+	}
+	// Prosecutor risk is the highest re-identification probability of any
+	// member, 1/smallest class; journalist risk equals it when the data is
+	// its own population (no population table is given); marketer risk is
+	// the expected share re-identified, classes/members.
+	rep.Risk.Before.Prosecutor = ptr(1 / float64(minBefore))
+	rep.Risk.Before.Journalist = ptr(1 / float64(minBefore))
+	rep.Risk.Before.Marketer = ptr(float64(len(kr.before)) / float64(totalBefore))
+	if len(kr.outClasses) > 0 {
+		rep.Risk.After.Prosecutor = ptr(1 / float64(minOut))
+		rep.Risk.After.Journalist = ptr(1 / float64(minOut))
+		rep.Risk.After.Marketer = ptr(float64(len(kr.outClasses)) / float64(members))
+	}
+	return nil
+}
+
+// sizeBins is a histogram of class sizes in power-of-two bins.
+func sizeBins(sizes []int64) []SizeBin {
+	if len(sizes) == 0 {
+		return nil
+	}
+	bins := map[int]int64{}
+	maxb := 0
+	for _, s := range sizes {
+		b := 0
+		for (int64(1) << (b + 1)) <= s {
+			b++
+		}
+		bins[b]++
+		maxb = max(maxb, b)
+	}
+	var out []SizeBin
+	for b := 0; b <= maxb; b++ {
+		if bins[b] == 0 {
+			continue
+		}
+		out = append(out, SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
+	}
+	return out
+}
+
+// spillFile holds pass-1 output for the second pass, as an Arrow IPC stream
+// (LZ4-compressed) in a temporary file removed at the end of the run.
+type spillFile struct {
+	f      *os.File
+	bw     *bufio.Writer
+	w      *ipc.Writer
+	schema *arrow.Schema
+	mem    memory.Allocator
+	rows   int64
+}
+
+func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
+	f, err := os.CreateTemp(dir, "tarnkappe-spill-*.arrows")
+	if err != nil {
+		return nil, fmt.Errorf("spill: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	return &spillFile{f: f, bw: bw, schema: schema, mem: mem,
+		w: ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem), ipc.WithLZ4())}, nil
+}
+
+func (s *spillFile) write(rec arrow.RecordBatch) error {
+	s.rows += rec.NumRows()
+	if err := s.w.Write(rec); err != nil {
+		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
+func (s *spillFile) finish() error {
+	if err := s.w.Close(); err != nil {
+		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	}
+	if _, err := s.f.Seek(0, 0); err != nil {
+		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
+func (s *spillFile) remove() {
+	name := s.f.Name()
+	s.f.Close()
+	os.Remove(name)
+}
+
+// pass2 reads the spill, generalises and suppresses (generalisation in
+// parallel, class bookkeeping in order) and writes to sink.
+func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, sink Sink) (written, suppressed int64, err error) {
+	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
+	if err != nil {
+		return 0, 0, fmt.Errorf("spill: %w", err)
+	}
+	defer rd.Release()
+	var rowBase int64
+	for rd.Next() {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		rec := rd.RecordBatch()
+		out, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
+		if err != nil {
+			return 0, 0, err
+		}
+		rowBase += rec.NumRows()
+		suppressed += sup
+		written += out.NumRows()
+		err = sink.Write(out)
+		out.Release()
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return 0, 0, fmt.Errorf("spill: %w", err)
+	}
+	if rowBase != spill.rows {
+		return 0, 0, fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
+	}
+	return written, suppressed, nil
+}
