@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+)
+
+// aggFlags holds the flag-mode options of "tarnkappe aggregate".
+type aggFlags struct {
+	in, out, subject, by, public, report, noiseKind, ranks string
+	count                                                  bool
+	sums, means, variances, quantiles                      []string
+	epsilon, delta, confidence                             float64
+	l0, linf                                               int64
+}
+
+func newAggregateCmd() *cobra.Command {
+	var f aggFlags
+	cmd := &cobra.Command{
+		Use:   "aggregate --in IN --out OUT --subject COL --by A,B [aggregates] --epsilon E [--delta D] --max-partitions L0 --max-per-partition LINF",
+		Short: "Differentially private aggregates per group (count, sum, mean, variance, quantiles)",
+		Long: `aggregate releases per-group statistics with differential privacy: every row of
+one subject (--subject, e.g. vin) is protected together. Each subject contributes
+to at most --max-partitions groups and at most --max-per-partition rows per group
+(chosen at random); values are clamped to the bounds given as col:lo:hi.
+
+Groups are selected privately (needs --delta > 0) unless --public-partitions
+names a file listing them (columns = the --by columns). The output has the key
+columns, the noisy values and confidence intervals at --confidence.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAggregate(cmd, &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.in, "in", "", "input file (.parquet, .arrow, .csv, - for Arrow IPC on stdin)")
+	fl.StringVar(&f.out, "out", "", "output file (format by extension, - for Arrow IPC on stdout)")
+	fl.StringVar(&f.subject, "subject", "", "column naming the privacy unit (e.g. vin)")
+	fl.StringVar(&f.by, "by", "", "comma-separated key columns")
+	fl.BoolVar(&f.count, "count", false, "release the row count per group")
+	fl.StringArrayVar(&f.sums, "sum", nil, "release the sum of col clamped to [lo, hi] (col:lo:hi, repeatable)")
+	fl.StringArrayVar(&f.means, "mean", nil, "release the mean of col clamped to [lo, hi] (col:lo:hi, repeatable)")
+	fl.StringArrayVar(&f.variances, "variance", nil, "release the variance of col clamped to [lo, hi] (col:lo:hi, repeatable)")
+	fl.StringArrayVar(&f.quantiles, "quantiles", nil, "release quantiles of col clamped to [lo, hi] (col:lo:hi, repeatable)")
+	fl.StringVar(&f.ranks, "ranks", "0.5,0.9,0.99", "quantile ranks for --quantiles")
+	fl.Float64Var(&f.epsilon, "epsilon", 0, "total privacy budget ε of the release (required)")
+	fl.Float64Var(&f.delta, "delta", 0, "total privacy budget δ (needed for private partition selection and Gaussian noise)")
+	fl.Int64Var(&f.l0, "max-partitions", 0, "L0: groups one subject may contribute to (required)")
+	fl.Int64Var(&f.linf, "max-per-partition", 0, "L∞: rows one subject may contribute to one group (required)")
+	fl.StringVar(&f.public, "public-partitions", "", "file listing the groups to release (no selection budget)")
+	fl.Float64Var(&f.confidence, "confidence", 0.95, "confidence level of the intervals")
+	fl.StringVar(&f.noiseKind, "noise", "laplace", "noise distribution: laplace or gaussian")
+	fl.StringVar(&f.report, "report", "", "write a JSON summary (budget spent, partitions kept/dropped, rows) to this file")
+	return cmd
+}
+
+// parseBounded parses "col:lo:hi" (the column name may itself contain ':').
+func parseBounded(flag, s string) (string, float64, float64, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 3 {
+		return "", 0, 0, fmt.Errorf("--%s %q: want col:lo:hi", flag, s)
+	}
+	n := len(parts)
+	col := strings.Join(parts[:n-2], ":")
+	lo, err1 := strconv.ParseFloat(parts[n-2], 64)
+	hi, err2 := strconv.ParseFloat(parts[n-1], 64)
+	if col == "" || err1 != nil || err2 != nil {
+		return "", 0, 0, fmt.Errorf("--%s %q: want col:lo:hi with numeric bounds", flag, s)
+	}
+	return col, lo, hi, nil
+}
+
+func aggregateOptions(f *aggFlags) (dp.Options, error) {
+	opts := dp.Options{Subject: f.subject, MaxPartitions: f.l0, MaxPerPartition: f.linf, Confidence: f.confidence}
+	for _, b := range strings.Split(f.by, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			opts.GroupBy = append(opts.GroupBy, b)
+		}
+	}
+	switch f.noiseKind {
+	case "laplace":
+	case "gaussian":
+		opts.Noise = dp.Gaussian
+	default:
+		return opts, fmt.Errorf("--noise %q: want laplace or gaussian", f.noiseKind)
+	}
+	if f.count {
+		opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: dp.Count})
+	}
+	var ranks []float64
+	for _, r := range strings.Split(f.ranks, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil {
+			return opts, fmt.Errorf("--ranks %q: %q is not a number", f.ranks, r)
+		}
+		ranks = append(ranks, v)
+	}
+	for _, g := range []struct {
+		flag string
+		kind dp.Kind
+		vals []string
+	}{{"sum", dp.Sum, f.sums}, {"mean", dp.Mean, f.means}, {"variance", dp.Variance, f.variances}, {"quantiles", dp.Quantiles, f.quantiles}} {
+		for _, s := range g.vals {
+			col, lo, hi, err := parseBounded(g.flag, s)
+			if err != nil {
+				return opts, err
+			}
+			a := dp.Aggregate{Kind: g.kind, Column: col, Lower: lo, Upper: hi}
+			if g.kind == dp.Quantiles {
+				a.Ranks = ranks
+			}
+			opts.Aggregates = append(opts.Aggregates, a)
+		}
+	}
+	if len(opts.Aggregates) == 0 {
+		return opts, errors.New("no aggregate requested")
+	}
+	return opts, nil
+}
+
+func runAggregate(cmd *cobra.Command, f *aggFlags) error {
+	ctx := cmd.Context()
+	if f.in == "" || f.out == "" {
+		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --in data.parquet --out release.parquet --subject vin --by segment --count --epsilon 1 --delta 1e-6 --max-partitions 4 --max-per-partition 1")
+	}
+	opts, err := aggregateOptions(f)
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "request at least one of --count, --sum, --mean, --variance, --quantiles; bounds as col:lo:hi")
+	}
+	acct, err := dp.NewAccountant(f.epsilon, f.delta)
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "--epsilon must be > 0 and --delta in [0, 1)")
+	}
+	if f.public != "" {
+		pl, err := dp.NewPartitionList(opts.GroupBy...)
+		if err != nil {
+			return usageError(fmt.Errorf("aggregate: %w", err), "--by names the key columns")
+		}
+		src, err := arrowio.Open(ctx, f.public, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
+		if err != nil {
+			return usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
+		}
+		for src.Next() {
+			if err := pl.AddRecord(src.RecordBatch()); err != nil {
+				src.Close()
+				return usageError(fmt.Errorf("aggregate: public partitions %s: %w", f.public, err), "the file needs the --by columns")
+			}
+		}
+		err = src.Err()
+		src.Close()
+		if err != nil {
+			return usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
+		}
+		opts.Public = pl
+	}
+	ag, err := dp.NewAggregator(opts)
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	defer ag.Close()
+	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	defer src.Close()
+	for src.Next() {
+		if err := ag.Add(ctx, src.RecordBatch()); err != nil {
+			return usageError(fmt.Errorf("aggregate: %s: %w", f.in, err), "")
+		}
+	}
+	if err := src.Err(); err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	p, err := ag.Partial(ctx)
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	res, err := p.Release(ctx, acct, dp.ReleaseOptions{})
+	if err != nil {
+		hint := ""
+		if errors.Is(err, dp.ErrBudgetExceeded) {
+			hint = "raise --epsilon/--delta or lower the declared shares"
+		}
+		return usageError(fmt.Errorf("aggregate: %w", err), hint)
+	}
+	defer res.Release()
+	sink, err := arrowio.Create(f.out, res.Record.Schema(), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
+	if err != nil {
+		return usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	if err := sink.Write(res.Record); err != nil {
+		sink.Abort()
+		return fmt.Errorf("aggregate: writing %s: %w", f.out, err)
+	}
+	if err := sink.Commit(); err != nil {
+		return fmt.Errorf("aggregate: writing %s: %w", f.out, err)
+	}
+	if f.report != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.report, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("aggregate: report: %w", err)
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: aggregate: released %d partitions (%d dropped by selection, %d public without data); rows in %d, used %d; spent ε=%g δ=%g\n",
+		res.PartitionsKept, res.PartitionsDropped, res.PartitionsPublicEmpty, res.Stats.RowsIn, res.Stats.RowsUsed, res.Spent.EpsilonSpent, res.Spent.DeltaSpent)
+	return nil
+}
