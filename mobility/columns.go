@@ -203,3 +203,9 @@ func haversineM(lat1, lon1, lat2, lon2 float64) float64 {
 	a := s1*s1 + math.Cos(p1)*math.Cos(p2)*s2*s2
 	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(a)))
 }
+
+// DistanceMetres is the great-circle distance in metres between two WGS 84
+// coordinates (the distance endpoint trimming uses).
+func DistanceMetres(lat1, lon1, lat2, lon2 float64) float64 {
+	return haversineM(lat1, lon1, lat2, lon2)
+}
