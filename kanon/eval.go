@@ -101,47 +101,77 @@ type classes struct {
 
 func (cl *classes) n() int { return len(cl.counts) }
 
-// hashTable is an open-addressing map from uint64 keys to int32, reset in
-// O(1) by bumping an epoch: the evaluation hot path allocates nothing.
-type hashTable struct {
-	keys  []uint64
-	vals  []int32
-	epoch []uint32
-	cur   uint32
-	mask  uint64
+// row returns a table row of class i.
+func (cl *classes) row(i int) int32 {
+	if cl.rep == nil {
+		return int32(i)
+	}
+	return cl.rep[i]
 }
 
-func (h *hashTable) reset(n int) {
+// hashTable is an open-addressing map from uint64 keys to int32, reset in
+// O(1) by bumping an epoch: the evaluation hot path allocates nothing. Key,
+// value and epoch share a slot so a probe touches one cache line. Small key
+// spaces use a dense array instead of hashing.
+type hashTable struct {
+	slots []slot
+	cur   uint32
+	mask  uint64
+	dense bool
+}
+
+type slot struct {
+	key   uint64
+	val   int32
+	epoch uint32
+}
+
+// denseLimit is the largest key space indexed directly.
+const denseLimit = 1 << 16
+
+// reset prepares the table for n keys; keySpace is an upper bound of the
+// keys (0 when unknown), used to pick the dense layout.
+func (h *hashTable) reset(n int, keySpace uint64) {
 	want := 1 << bits.Len(uint(2*n+1))
-	if want < 16 {
-		want = 16
+	want = max(want, 16)
+	h.dense = keySpace > 0 && keySpace <= denseLimit && keySpace <= uint64(4*want)
+	if h.dense {
+		want = max(want, int(keySpace))
 	}
-	if len(h.keys) < want || len(h.keys) > 64*want {
-		h.keys = make([]uint64, want)
-		h.vals = make([]int32, want)
-		h.epoch = make([]uint32, want)
+	if len(h.slots) < want {
+		h.slots = make([]slot, want)
 		h.cur = 0
-		h.mask = uint64(want - 1)
+	}
+	h.mask = uint64(len(h.slots) - 1)
+	if h.dense {
+		h.mask = ^uint64(0)
 	}
 	h.cur++
 	if h.cur == 0 {
-		clear(h.epoch)
+		clear(h.slots)
 		h.cur = 1
 	}
 }
 
 // getOrPut returns the value stored for k, or stores v and returns v, false.
 func (h *hashTable) getOrPut(k uint64, v int32) (int32, bool) {
-	i := (k * 0x9E3779B97F4A7C15) >> 20 & h.mask
-	for {
-		if h.epoch[i] != h.cur {
-			h.epoch[i] = h.cur
-			h.keys[i] = k
-			h.vals[i] = v
+	if h.dense {
+		s := &h.slots[k]
+		if s.epoch != h.cur {
+			s.epoch, s.val = h.cur, v
 			return v, false
 		}
-		if h.keys[i] == k {
-			return h.vals[i], true
+		return s.val, true
+	}
+	i := (k * 0x9E3779B97F4A7C15) >> 20 & h.mask
+	for {
+		s := &h.slots[i]
+		if s.epoch != h.cur {
+			s.epoch, s.key, s.val = h.cur, k, v
+			return v, false
+		}
+		if s.key == k {
+			return s.val, true
 		}
 		i = (i + 1) & h.mask
 	}
@@ -187,6 +217,7 @@ func newEngine(h *Histogram) (*engine, error) {
 
 // scratch holds per-worker buffers.
 type scratch struct {
+	out     table // rollup output, reused; clone it to keep it
 	ht      hashTable
 	cls     hashTable
 	keys    []uint64
@@ -236,8 +267,13 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 			keys[r] |= uint64(v) << qiBits
 		}
 	}
-	s.ht.reset(n)
-	out := &table{node: node, ids: make([][]int32, ncol)}
+	s.ht.reset(n, uint64(1)<<total)
+	out := &s.out
+	out.node = node
+	out.counts = out.counts[:0]
+	if len(out.ids) != ncol {
+		out.ids = make([][]int32, ncol)
+	}
 	for r, k := range keys {
 		idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
 		if !found {
@@ -249,7 +285,11 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 	m := len(out.counts)
 	// Decode the generalised ids of each new row from its key.
 	for c := range ncol {
-		col := make([]int32, m)
+		col := out.ids[c][:0]
+		if cap(col) < m {
+			col = make([]int32, m)
+		}
+		col = col[:m]
 		var sh uint
 		for cc := range c {
 			sh += widths[cc]
@@ -261,7 +301,10 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 		out.ids[c] = col
 	}
 	if e.hasSens {
-		out.sens = make([]int32, m)
+		if cap(out.sens) < m {
+			out.sens = make([]int32, m)
+		}
+		out.sens = out.sens[:m]
 		mask := uint64(1)<<e.sensBit - 1
 		for i := range m {
 			out.sens[i] = int32(keys[i] >> qiBits & mask)
@@ -275,18 +318,14 @@ func (e *engine) group(t *table, keys []uint64, qiBits uint, s *scratch) *classe
 	m := t.rows()
 	cl := &classes{t: t}
 	if !e.hasSens {
-		cl.counts = t.counts
-		cl.rep = make([]int32, m)
-		for i := range cl.rep {
-			cl.rep[i] = int32(i)
-		}
+		cl.counts = t.counts // rep nil: class i is table row i
 		return cl
 	}
 	mask := uint64(1)<<qiBits - 1
 	if qiBits == 64 {
 		mask = ^uint64(0)
 	}
-	s.cls.reset(m)
+	s.cls.reset(m, uint64(1)<<qiBits)
 	classOf := make([]int32, m)
 	for i, k := range keys {
 		idx, found := s.cls.getOrPut(k&mask, int32(len(cl.counts)))
@@ -436,4 +475,64 @@ func (g *growTable) put(k uint64, v int32) {
 	i := g.slot(k)
 	g.keys[i], g.vals[i] = k, v
 	g.n++
+}
+
+// clone copies t out of the scratch buffers.
+func (t *table) clone() *table {
+	c := &table{node: t.node, counts: append([]int64(nil), t.counts...), ids: make([][]int32, len(t.ids))}
+	for i, col := range t.ids {
+		c.ids[i] = append([]int32(nil), col...)
+	}
+	if t.sens != nil {
+		c.sens = append([]int32(nil), t.sens...)
+	}
+	return c
+}
+
+// regroup builds the classes of a (cloned) table.
+func (e *engine) regroup(t *table, s *scratch) *classes {
+	cl := &classes{t: t}
+	if !e.hasSens {
+		cl.counts = t.counts
+		return cl
+	}
+	ncol := len(t.ids)
+	widths := make([]uint, ncol)
+	var total uint
+	for c := range ncol {
+		widths[c] = uint(bits.Len(uint(e.h.dims[c].size(e.lat.level(t.node, c)))))
+		total += widths[c]
+	}
+	if total > 64 {
+		idx := make(map[string]int32)
+		buf := make([]byte, 0, 4*ncol)
+		classOf := make([]int32, t.rows())
+		for r := range t.rows() {
+			buf = buf[:0]
+			for c := range ncol {
+				v := t.ids[c][r]
+				buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+			}
+			i, ok := idx[string(buf)]
+			if !ok {
+				i = int32(len(cl.counts))
+				idx[string(buf)] = i
+				cl.counts = append(cl.counts, 0)
+				cl.rep = append(cl.rep, int32(r))
+			}
+			cl.counts[i] += t.counts[r]
+			classOf[r] = i
+		}
+		e.csr(cl, classOf)
+		return cl
+	}
+	keys := make([]uint64, t.rows())
+	var sh uint
+	for c := range ncol {
+		for r, v := range t.ids[c] {
+			keys[r] |= uint64(v) << sh
+		}
+		sh += widths[c]
+	}
+	return e.group(t, keys, total, s)
 }

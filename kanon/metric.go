@@ -211,7 +211,7 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 			cnt := make(map[int32]float64)
 			for i, s := range suppressed {
 				if s {
-					cnt[cl.t.ids[c][cl.rep[i]]] += float64(cl.counts[i])
+					cnt[cl.t.ids[c][cl.row(i)]] += float64(cl.counts[i])
 				}
 			}
 			var e float64
@@ -247,7 +247,7 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 				if suppressed[i] {
 					agg += float64(n)
 				} else {
-					agg += float64(n) * share[cl.t.ids[c][cl.rep[i]]]
+					agg += float64(n) * share[cl.t.ids[c][cl.row(i)]]
 				}
 			}
 			perColumn[c] = m.normLoss(c, agg)

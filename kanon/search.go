@@ -246,9 +246,6 @@ func (s *searcher) run() (*Result, error) {
 		if !ev.anonymous {
 			continue
 		}
-		if ev.cl == nil {
-			ev = s.evaluate(c.id)
-		}
 		ev.level = c.level
 		if best == nil || ev.loss < best.loss || (ev.loss == best.loss && c.level < best.level) {
 			best = ev
@@ -302,7 +299,28 @@ func (s *searcher) evaluate(node int) *evaluation {
 		s.lv = s.e.lat.levels(node, s.lv)
 		ev.loss, ev.perColumn = s.m.value(s.o.Metric, s.lv, cl, ev.suppressed)
 	}
+	// cl lives in scratch buffers that the next roll-up reuses.
+	ev.cl, ev.suppressed = nil, nil
 	return ev
+}
+
+// classesOf rolls the histogram up to node again and returns its classes
+// and which of them are suppressed, in freshly allocated memory.
+func (s *searcher) classesOf(node int) (*classes, []bool, int64) {
+	t, _ := s.e.rollup(s.source(node), node, &s.s)
+	t = t.clone()
+	var keys []uint64
+	_ = keys
+	cl := s.e.regroup(t, &s.s)
+	supp := make([]bool, cl.n())
+	var out int64
+	for i := range cl.n() {
+		if !s.chk.ok(cl, i) {
+			supp[i] = true
+			out += cl.counts[i]
+		}
+	}
+	return cl, supp, out
 }
 
 // source picks the smallest cached table below node.
@@ -325,6 +343,16 @@ func (s *searcher) remember(t *table) {
 		// Barely smaller than the base: not worth the memory.
 		return
 	}
+	if s.cachedRows+t.rows() > cacheBudget*s.e.base.rows() {
+		largest := 0
+		for _, c := range s.cache[1:] {
+			largest = max(largest, c.rows())
+		}
+		if largest <= t.rows() {
+			return
+		}
+	}
+	t = t.clone()
 	for s.cachedRows+t.rows() > cacheBudget*s.e.base.rows() && len(s.cache) > 1 {
 		// Evict the largest cached table (never the base).
 		worst := 1
@@ -405,14 +433,14 @@ func (s *searcher) result(best *evaluation) *Result {
 	for c, q := range h.qi {
 		r.Transformation[q] = lv[c]
 	}
-	for i, sup := range best.suppressed {
+	cl, supp, _ := s.classesOf(best.node)
+	for _, sup := range supp {
 		if !sup {
 			r.Classes++
 		}
-		_ = i
 	}
 	for _, m := range metricNames {
-		v, _ := s.m.value(m, lv, best.cl, best.suppressed)
+		v, _ := s.m.value(m, lv, cl, supp)
 		r.InformationLoss[string(m)] = v
 	}
 	r.InformationLoss[string(s.o.Metric)] = best.loss
