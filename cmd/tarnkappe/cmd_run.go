@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/spf13/cobra"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+	"github.com/tarnkappe/tarnkappe/pseudonym"
+)
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run --policy P --in IN --out OUT [--keys K] [--report R.json] [--html R.html]",
+		Short: "Apply an anonymisation policy to a file",
+		Long: `run streams IN through the policy P (see examples/brakedisc/policy.yaml) and
+writes OUT (.parquet, .arrow/.ipc, .csv, or - for an Arrow IPC stream on stdout).
+Every input column must be named by the policy. OUT is written to a temporary file
+and renamed on success: on any error no output file remains.
+
+When the policy has a release block, the differentially private aggregates go to
+--release (default: OUT with ".release" before the extension).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.policy == "" || f.in == "" || f.out == "" {
+				return usageError(errors.New("run: --policy, --in and --out are required"), "see 'tarnkappe run --help'")
+			}
+			rep, err := runPolicy(cmd, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: %d rows in, %d out, %d suppressed, %d filtered\n",
+				rep.Rows.In, rep.Rows.Out, rep.Rows.Suppressed, rep.Rows.Filtered)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&f.policy, "policy", "", "policy file (YAML)")
+	c.Flags().StringVar(&f.in, "in", "", "input file, or - for an Arrow IPC stream on stdin")
+	c.Flags().StringVar(&f.out, "out", "", "output file, or - for an Arrow IPC stream on stdout")
+	c.Flags().StringVar(&f.keys, "keys", "", "keyring file (overrides the policy's keyring)")
+	c.Flags().StringVar(&f.report, "report", "", "write the JSON report here")
+	c.Flags().StringVar(&f.html, "html", "", "write the HTML report here")
+	c.Flags().StringVar(&f.release, "release", "", "DP release output (when the policy has a release block)")
+	return c
+}
+
+type runFlags struct {
+	policy, in, out, keys, report, html, release string
+	keyring                                      *pseudonym.Keyring // set by demo: an ephemeral keyring
+}
+
+// isTerminal reports whether w is a character device (a terminal): the
+// progress bar is drawn only then, so logs and pipes stay clean.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func releasePath(out string) string {
+	if out == "-" {
+		return "release.parquet"
+	}
+	ext := filepath.Ext(out)
+	return strings.TrimSuffix(out, ext) + ".release" + ext
+}
+
+func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
+	ctx := cmd.Context()
+	p, err := anonymize.LoadPolicy(f.policy)
+	if err != nil {
+		return nil, usageError(err, "fix the policy file; every key is checked against the documented policy format")
+	}
+	kr := f.keyring
+	if kr == nil && (f.keys != "" || p.Keyring != "") {
+		path := f.keys
+		if path == "" {
+			path = p.Resolve(p.Keyring)
+		}
+		kr, err = pseudonym.LoadKeyring(path)
+		if err != nil {
+			return nil, usageError(err, "create a keyring with 'tarnkappe keygen --out FILE' and pass it with --keys")
+		}
+		defer kr.Destroy()
+	}
+	mem := memory.DefaultAllocator
+	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	if err != nil {
+		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
+	}
+	defer src.Close()
+	rel := f.release
+	if rel == "" {
+		rel = releasePath(f.out)
+	}
+	opts := anonymize.Options{
+		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ProgressTotal: -1,
+		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
+			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
+		},
+	}
+	if isTerminal(cmd.ErrOrStderr()) {
+		opts.Progress = cmd.ErrOrStderr()
+	}
+	if p.Release == nil {
+		opts.Release = nil
+	}
+	r, err := anonymize.NewRunner(opts)
+	if err != nil {
+		return nil, usageError(err, "")
+	}
+	defer r.Close()
+	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
+		return arrowio.Create(f.out, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
+	})
+	if err != nil {
+		return nil, usageError(err, "")
+	}
+	if rep.DP != nil {
+		rep.DP.Output = rel
+	}
+	if f.report != "" {
+		var buf bytes.Buffer
+		if err := rep.WriteJSON(&buf); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(f.report, buf.Bytes()); err != nil {
+			return nil, err
+		}
+	}
+	if f.html != "" {
+		var buf bytes.Buffer
+		if err := rep.WriteHTML(&buf); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(f.html, buf.Bytes()); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
