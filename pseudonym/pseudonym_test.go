@@ -191,12 +191,18 @@ func TestReversible(t *testing.T) {
 	}
 	body[len(body)-1] ^= 1
 	tampered := p[:9] + r.b32.EncodeToString(body)
+	// 33 sealed bytes take 53 base32 characters with one unused low bit;
+	// flipping it must not give a second spelling of the same pseudonym.
+	const b32 = "abcdefghijklmnopqrstuvwxyz234567"
+	last := strings.IndexByte(b32, p[len(p)-1])
+	nonCanonical := p[:len(p)-1] + string(b32[last^1])
 	for _, tc := range []struct {
 		name string
 		r    *Reversible
 		p    string
 		want error
 	}{
+		{"non-canonical base32", r, nonCanonical, nil},
 		{"wrong domain", other, p, ErrRevealFailed},
 		{"unknown key id", rs, p, ErrUnknownKeyID},
 		{"tampered", r, tampered, ErrRevealFailed},

@@ -298,7 +298,9 @@ func (r *Reversible) Reveal(pseudonym string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: key id %q: %w", fn, id, ErrUnknownKeyID)
 	}
 	sealed, err := r.b32.DecodeString(body)
-	if err != nil || len(sealed) < blockLen {
+	// encoding/base32 ignores the unused low bits of the last character;
+	// requiring the canonical spelling keeps one pseudonym per value.
+	if err != nil || len(sealed) < blockLen || r.b32.EncodeToString(sealed) != body {
 		return nil, fmt.Errorf("%s: not a reversible pseudonym (bad base32 body)", fn)
 	}
 	out, err := s.open(nil, sealed, []byte(sivAD), []byte(r.domain))
