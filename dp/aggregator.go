@@ -49,10 +49,13 @@ func NewAggregator(opts Options) (*Aggregator, error) {
 		a.combine = append(a.combine, newU64Table(1024))
 		a.rev = append(a.rev, nil)
 	}
-	n := runtime.GOMAXPROCS(0)
-	n = max(1, min(n, 8))
-	for range n {
-		sh, err := newShard(int(opts.MaxPerPartition), len(s.ValueColumns))
+	// A power of two of shards (1, 2, 4 or 8) so that routing is a mask.
+	var shift uint
+	for 1<<(shift+1) <= min(runtime.GOMAXPROCS(0), 8) {
+		shift++
+	}
+	for range 1 << shift {
+		sh, err := newShard(int(opts.MaxPerPartition), len(s.ValueColumns), shift)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +166,7 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	// Route rows to shards by subject (branch-free append), skipping rows
 	// of partitions a public list does not name.
-	ns := uint32(len(a.shards))
+	mask := uint32(len(a.shards) - 1)
 	for _, sh := range a.shards {
 		sh.rows = sh.rows[:0]
 		if cap(sh.rows) < n {
@@ -176,10 +179,10 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 				a.rowsNotPublic++
 				continue
 			}
-			sh := a.shards[a.sid[i]%ns]
+			sh := a.shards[a.sid[i]&mask]
 			sh.rows = append(sh.rows, int32(i))
 		}
-	} else if ns == 2 {
+	} else if mask == 1 {
 		r0, r1 := a.shards[0].rows[:n], a.shards[1].rows[:n]
 		c := [2]int{}
 		for i, s := range a.sid[:n] {
@@ -191,7 +194,7 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 		a.shards[0].rows, a.shards[1].rows = r0[:c[0]], r1[:c[1]]
 	} else {
 		for i := range n {
-			sh := a.shards[a.sid[i]%ns]
+			sh := a.shards[a.sid[i]&mask]
 			sh.rows = append(sh.rows, int32(i))
 		}
 	}
@@ -282,31 +285,30 @@ func (a *Aggregator) Partial(ctx context.Context) (*Partial, error) {
 		spec.KeyTypes = append(spec.KeyTypes, k.kt)
 	}
 	nPart := len(a.pidKeys)
-	nSubj := a.subj.cardinality()
 	stats := make([]Stats, len(a.shards))
 	accs := make([]*accum, len(a.shards))
+	errs := make([]error, len(a.shards))
 	var wg sync.WaitGroup
 	for si, sh := range a.shards {
 		wg.Go(func() {
 			ac := newAccum(len(spec.Aggregates), nPart)
 			accs[si] = ac
-			stride := sh.k * sh.nv
-			sh.bound(int(spec.MaxPartitions), nSubj, si, len(a.shards), func(p chosenPair) {
+			errs[si] = sh.bound(int(spec.MaxPartitions), func(p chosenPair) {
 				ac.subjects[p.pid]++
 				ac.rows[p.pid] += int64(p.rows)
 				if sh.nv == 0 {
 					return
 				}
-				blk := sh.vals[int(p.blk)*stride : int(p.blk)*stride+p.rows*sh.nv]
 				for ai := range spec.Aggregates {
-					ag := &spec.Aggregates[ai]
-					accumulate(ac, ai, ag, p.pid, blk, sh.nv, nPart)
+					accumulate(ac, ai, &spec.Aggregates[ai], p.pid, p.vals, sh.nv, nPart)
 				}
 			}, &stats[si])
-			sh.slots, sh.vals = nil, nil
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("dp.Aggregator.Partial: %w", err)
+	}
 	p := &Partial{Spec: spec, Partitions: map[string]*PartitionState{}}
 	for _, st := range stats {
 		p.Stats.add(st)

@@ -411,15 +411,17 @@ func TestReservoirUniform(t *testing.T) {
 	}
 	var hits [n]int
 	for range trials {
-		s := &shard{k: k, nv: 1, rng: r}
-		s.alloc(16)
+		s := &shard{k: k, nv: 1, rng: r, buckets: make([]bucket, bucketsPerShard)}
 		for i := range n {
 			s.rows = append(s.rows, int32(i))
 		}
 		s.add(sid, pid, [][]float64{vals}, 0)
-		for _, v := range s.vals[:k] {
-			hits[int(v)]++
-		}
+		var st Stats
+		s.bound(1, func(p chosenPair) {
+			for _, v := range p.vals {
+				hits[int(v)]++
+			}
+		}, &st)
 	}
 	p := float64(k) / n
 	sd := math.Sqrt(trials * p * (1 - p))
