@@ -101,6 +101,8 @@ type accumulators struct {
 	dpAgg     *dp.Aggregator
 	unicity   *mobility.UnicityIndex
 	rawUni    *mobility.UnicityIndex
+	cells     *mobility.CellSuppressor
+	cellSuppressed int64
 	rawRows   int64
 	rawCapped bool
 	uniRows   int64
@@ -148,7 +150,19 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 		a.dpAgg = agg
 	}
 	if m := p.Mobility; m != nil {
-		u, err := mobility.NewUnicityIndex(pl.trans, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.CellColumn}, Time: m.Time})
+		cs, err := mobility.NewCellSuppressor(pl.trans, mobility.SuppressOptions{Subject: p.Subject, Cell: m.CellColumn, Time: m.Time, K: m.K, Mem: r.mem})
+		if err != nil {
+			a.release_()
+			return nil, fmt.Errorf("mobility: %w", err)
+		}
+		a.cells = cs
+		// The unicity after the policy is measured on the output's linkable
+		// unit: the subject's pseudonym, or the trip id under scope trip.
+		unit := p.Subject
+		if m.Scope == "trip" {
+			unit = m.TripIDColumn
+		}
+		u, err := mobility.NewUnicityIndex(pl.gen, mobility.UnicityColumns{Subject: unit, Space: []string{m.CellColumn}, Time: m.Time})
 		if err != nil {
 			a.release_()
 			return nil, fmt.Errorf("unicity: %w", err)
@@ -185,16 +199,28 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 			return fmt.Errorf("release: %w", err)
 		}
 	}
-	if a.unicity != nil && !a.uniCapped {
-		if a.uniRows+rec.NumRows() > a.r.opts.UnicityMaxRows {
-			a.uniCapped = true
-		} else {
-			if err := a.unicity.Add(ctx, rec); err != nil {
-				return fmt.Errorf("unicity: %w", err)
-			}
-			a.uniRows += rec.NumRows()
+	if a.cells != nil {
+		if err := a.cells.Observe(ctx, rec); err != nil {
+			return fmt.Errorf("mobility: %w", err)
 		}
 	}
+	return nil
+}
+
+// addOut indexes written rows (before projection, after every suppression)
+// for the unicity after the policy.
+func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.unicity == nil || a.uniCapped {
+		return nil
+	}
+	if a.uniRows+rec.NumRows() > a.r.opts.UnicityMaxRows {
+		a.uniCapped = true
+		return nil
+	}
+	if err := a.unicity.Add(ctx, rec); err != nil {
+		return fmt.Errorf("unicity: %w", err)
+	}
+	a.uniRows += rec.NumRows()
 	return nil
 }
 

@@ -250,8 +250,8 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	return kr, nil
 }
 
-// generalize returns rec with quasi-identifiers generalised, suppressed
-// classes removed, dropped columns projected away. It also feeds the output
+// apply returns rec (pl.trans) as pl.gen: quasi-identifiers generalised,
+// suppressed classes removed. It also feeds the output
 // verification. Not safe for concurrent use (the verifier's state).
 func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatch, mem memory.Allocator, rowBase int64) (arrow.RecordBatch, int64, error) {
 	a := kr.a
@@ -327,16 +327,13 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 		}
 	}
 	full := array.NewRecordBatch(pl.gen, cols, int64(n))
-	defer full.Release()
-	out := project(pl.out, full, pl.keep)
-	defer out.Release()
 	if suppressed == 0 {
-		out.Retain()
-		return out, 0, nil
+		return full, 0, nil
 	}
+	defer full.Release()
 	mask := mb.NewArray()
 	defer mask.Release()
-	f, err := compute.FilterRecordBatch(ctx, out, mask, compute.DefaultFilterOptions())
+	f, err := compute.FilterRecordBatch(ctx, full, mask, compute.DefaultFilterOptions())
 	if err != nil {
 		return nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", rowBase, err)
 	}
@@ -462,9 +459,9 @@ func (s *spillFile) remove() {
 	os.Remove(name)
 }
 
-// pass2 reads the spill, generalises and suppresses (generalisation in
-// parallel, class bookkeeping in order) and writes to sink.
-func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, sink Sink) (written, suppressed int64, err error) {
+// pass2 reads the spill, applies cell suppression and k-anonymity, and
+// writes the kept columns to sink.
+func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, acc *accumulators, sink Sink) (written, suppressed int64, err error) {
 	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
 	if err != nil {
 		return 0, 0, fmt.Errorf("spill: %w", err)
@@ -476,12 +473,34 @@ func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kano
 			return 0, 0, err
 		}
 		rec := rd.RecordBatch()
-		out, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
-		if err != nil {
+		n := rec.NumRows()
+		rec.Retain()
+		if acc.cells != nil {
+			kept, dropped, err := acc.cells.Apply(ctx, rec)
+			rec.Release()
+			if err != nil {
+				return 0, 0, fmt.Errorf("mobility: %w", err)
+			}
+			rec = kept
+			acc.cellSuppressed += dropped
+			suppressed += dropped
+		}
+		if kr != nil {
+			g, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
+			rec.Release()
+			if err != nil {
+				return 0, 0, err
+			}
+			rec = g
+			suppressed += sup
+		}
+		if err := acc.addOut(ctx, rec); err != nil {
+			rec.Release()
 			return 0, 0, err
 		}
-		rowBase += rec.NumRows()
-		suppressed += sup
+		out := project(pl.out, rec, pl.keep)
+		rec.Release()
+		rowBase += n
 		written += out.NumRows()
 		err = sink.Write(out)
 		out.Release()

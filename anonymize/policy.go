@@ -195,6 +195,16 @@ type MobilityPolicy struct {
 	CellResolution int `yaml:"cell_resolution"`
 	// CellColumn names the added cell column. Required when CellResolution is set.
 	CellColumn string `yaml:"cell_column"`
+	// K suppresses rows in (cell, time bucket) groups with fewer than K
+	// distinct subjects. The time column must be coarsened to a bucket by its
+	// column action. Required, >= 2.
+	K int `yaml:"k"`
+	// Scope is the linkable unit of the output: "subject" (rows of one
+	// subject stay linkable through the subject column's action) or "trip"
+	// (a random id per trip, in TripIDColumn, is the only link; the subject
+	// column must be dropped). Required.
+	Scope        string `yaml:"scope"`
+	TripIDColumn string `yaml:"trip_id_column"`
 	// UnicityPoints is p for the unicity measure before and after (default 4).
 	UnicityPoints int `yaml:"unicity_points"`
 }
@@ -648,6 +658,30 @@ func (p *Policy) validateMobility() error {
 	if _, ok := p.Columns.Lookup(m.CellColumn); ok {
 		return p.errf("mobility.cell_column", "cell column %q clashes with an input column", m.CellColumn)
 	}
+	if m.K < 2 {
+		return p.errf("mobility.k", "k (distinct subjects per cell and time bucket) must be >= 2, got %d", m.K)
+	}
+	if r, _ := p.Columns.Lookup(m.Time); r.Action != ActionCoarsen || r.Coarsen.Time <= 0 {
+		return p.errf("columns."+m.Time, "%q is the mobility time column: its action must be {coarsen: {time: BUCKET}} so that cells are counted per time bucket", m.Time)
+	}
+	switch m.Scope {
+	case "subject":
+		if m.TripIDColumn != "" {
+			return p.errf("mobility.trip_id_column", "trip_id_column only applies to scope trip")
+		}
+	case "trip":
+		if m.TripIDColumn == "" {
+			return p.errf("mobility.trip_id_column", "scope trip needs trip_id_column (the name of the added trip id column)")
+		}
+		if p.knownInput(m.TripIDColumn) || m.TripIDColumn == m.CellColumn {
+			return p.errf("mobility.trip_id_column", "trip id column %q clashes with another column", m.TripIDColumn)
+		}
+		if r, _ := p.Columns.Lookup(p.Subject); r.Action != ActionDrop {
+			return p.errf("columns."+p.Subject, "with mobility scope trip the subject column must be dropped: a pseudonym would link the trips again")
+		}
+	default:
+		return p.errf("mobility.scope", "scope must be subject or trip, got %q", m.Scope)
+	}
 	if m.UnicityPoints < 0 {
 		return p.errf("mobility.unicity_points", "unicity_points must be >= 1")
 	}
@@ -713,10 +747,15 @@ func (p *Policy) validateRelease() error {
 }
 
 func (p *Policy) knownColumn(name string) bool {
-	if _, ok := p.Columns.Lookup(name); ok {
+	if p.knownInput(name) {
 		return true
 	}
-	return p.Mobility != nil && p.Mobility.CellColumn == name
+	return p.Mobility != nil && (p.Mobility.CellColumn == name || (p.Mobility.TripIDColumn != "" && p.Mobility.TripIDColumn == name))
+}
+
+func (p *Policy) knownInput(name string) bool {
+	_, ok := p.Columns.Lookup(name)
+	return ok
 }
 
 func sortedKeys[V any](m map[string]V) []string {

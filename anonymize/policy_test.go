@@ -78,6 +78,10 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"syntax", "version: [1\n", "", "line"},
 		{"string for int", strings.Replace(minimalPolicy, "version: 1", `version: "1"`, 1), "1:10", "want an integer"},
 		{"mobility trims nothing", minimalPolicy + "  ts: keep\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, cell_column: cell}\n", "10:1", "trim_metres or trim_time"},
+		{"mobility lat kept", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: keep\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "8:3", "its action must be drop"},
+		{"mobility time not coarsened", minimalPolicy + "  ts: keep\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "7:3", "coarsen: {time: BUCKET}"},
+		{"mobility trip scope keeps pseudonym", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip}\n", "4:3", "link the trips again"},
+		{"mobility no k", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, scope: subject}\n", "10:1", "k (distinct subjects"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,6 +86,12 @@ type MobilityReport struct {
 	CellColumn     string  `json:"cell_column,omitempty"`
 	CellResolution int     `json:"cell_resolution,omitempty"`
 	UnicityPoints  int     `json:"unicity_points,omitempty"`
+	// K is the minimum of distinct subjects per (cell, time bucket);
+	// SuppressedRows the rows removed for falling below it (counted in
+	// rows.suppressed).
+	K              int    `json:"k"`
+	SuppressedRows int64  `json:"suppressed_rows"`
+	Scope          string `json:"scope"`
 }
 
 // KAnonReport records the k-anonymity stage.

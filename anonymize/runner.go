@@ -339,6 +339,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 		seg, err := mobility.NewSegmenter(in, mobility.TripOptions{
 			Subject: p.Subject, Time: m.Time, Lat: m.Lat, Lon: m.Lon, Gap: m.TripGap.D(),
 			TrimMetres: m.TrimMetres, TrimDuration: m.TrimTime.D(), Lateness: m.TripGap.D(), Mem: r.mem,
+			TripIDColumn: m.TripIDColumn, TripIDs: mobility.TripIDRandom,
 		})
 		if err != nil {
 			return nil, err
@@ -362,7 +363,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 	for i, f := range pl.mid.Fields() {
 		rule, ok := p.Columns.Lookup(f.Name)
 		if !ok {
-			// Added by mobility (the cell column): released as is.
+			// Added by mobility (the cell and trip id columns): released as is.
 			rule = ColumnRule{Name: f.Name, Action: ActionKeep}
 		}
 		var op colOp
@@ -476,7 +477,11 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	for _, f := range pl.mid.Fields() {
 		rule, ok := p.Columns.Lookup(f.Name)
 		if !ok {
-			rep.ColumnDetails = append(rep.ColumnDetails, ColumnDetail{Name: f.Name, Action: "added", Detail: "H3 cell of the mobility coordinates"})
+			d := fmt.Sprintf("H3 cell (resolution %d) of the trimmed coordinates", p.Mobility.CellResolution)
+			if f.Name == p.Mobility.TripIDColumn {
+				d = "random per-trip id (mobility scope trip)"
+			}
+			rep.ColumnDetails = append(rep.ColumnDetails, ColumnDetail{Name: f.Name, Action: "added", Detail: d})
 			rep.Columns[f.Name] = "added"
 			continue
 		}
@@ -508,7 +513,8 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	}
 	defer acc.release()
 
-	twoPass := p.KAnon != nil
+	// k-anonymity and cell suppression decide in pass 1 what pass 2 removes.
+	twoPass := p.KAnon != nil || p.Mobility != nil
 	if twoPass {
 		if spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
 			return nil, err
@@ -577,21 +583,30 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		if err := spill.finish(); err != nil {
 			return nil, err
 		}
-		ka, err := r.search(acc, pl)
-		if err != nil {
-			return nil, err
+		var ka *kanonResult
+		if p.KAnon != nil {
+			if ka, err = r.search(acc, pl); err != nil {
+				return nil, err
+			}
 		}
 		if sink, err = create(pl.out); err != nil {
 			return nil, err
 		}
-		written, suppressed, err := r.pass2(ctx, pl, spill, ka, sink)
+		written, suppressed, err := r.pass2(ctx, pl, spill, ka, acc, sink)
 		if err != nil {
 			return nil, err
 		}
 		rowsOut = written
 		rep.Rows.Suppressed = suppressed
-		if err := ka.finish(rep); err != nil {
-			return nil, err
+		if ka != nil {
+			if err := ka.finish(rep); err != nil {
+				return nil, err
+			}
+		}
+		if acc.cells != nil {
+			rep.Mobility.K = p.Mobility.K
+			rep.Mobility.SuppressedRows = acc.cellSuppressed
+			rep.Mobility.Scope = p.Mobility.Scope
 		}
 	}
 	rep.Rows.Out = rowsOut

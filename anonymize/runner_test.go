@@ -137,6 +137,8 @@ mobility:
   trim_metres: 200
   cell_resolution: 7
   cell_column: cell
+  k: 3
+  scope: subject
 release:
   by: [cell, ts]
   epsilon: 1
