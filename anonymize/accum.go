@@ -97,19 +97,19 @@ type accumulators struct {
 	pl *plan
 
 	// k-anonymity
-	kan       *kanonAcc
-	dpAgg     *dp.Aggregator
-	unicity   *mobility.UnicityIndex
-	rawUni    *mobility.UnicityIndex
-	cells     *mobility.CellSuppressor
+	kan            *kanonAcc
+	dpAgg          *dp.Aggregator
+	unicity        *mobility.UnicityIndex
+	rawUni         *mobility.UnicityIndex
+	cells          *mobility.CellSuppressor
 	cellSuppressed int64
-	rawRows   int64
-	rawCapped bool
-	uniRows   int64
-	uniCapped bool
-	result    *dp.Result
-	relSink   Sink
-	rowBase   int64
+	rawRows        int64
+	rawCapped      bool
+	uniRows        int64
+	uniCapped      bool
+	result         *dp.Result
+	relSink        Sink
+	rowBase        int64
 }
 
 func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
