@@ -373,7 +373,10 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 					return
 				}
 				if seen != nil && len(seen) < maxMemo {
-					seen[string(v)] = oo[i]
+					// The key views the input buffer instead of copying it:
+					// the map dies with this call, the input outlives it,
+					// and neither is written.
+					seen[unsafe.String(unsafe.SliceData(v), len(v))] = oo[i]
 				}
 			}
 		}(c[0], c[1])

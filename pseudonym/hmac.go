@@ -250,6 +250,9 @@ func (h *HMAC) Pseudonym(value []byte) string {
 // Verify reports whether pseudonym is the pseudonym of value, comparing in
 // constant time.
 func (h *HMAC) Verify(value []byte, pseudonym string) bool {
+	if h.destroyed.Load() {
+		return false
+	}
 	s := h.newHasher()
 	defer s.Destroy()
 	want := s.Append(make([]byte, 0, h.outLen), value)
@@ -258,9 +261,9 @@ func (h *HMAC) Verify(value []byte, pseudonym string) bool {
 	return ok
 }
 
-// Destroy zeroes the key state. Later calls produce no pseudonyms: Hashers
-// made afterwards panic-free return ErrDestroyed through the column
-// functions, and Pseudonym returns "".
+// Destroy zeroes the key state. Afterwards nothing produces pseudonyms:
+// the column functions fail with ErrDestroyed, Pseudonym returns "",
+// Verify returns false and Hasher.Append appends nothing.
 func (h *HMAC) Destroy() {
 	h.destroyed.Store(true)
 	zero(h.istate[:])

@@ -287,6 +287,9 @@ func TestDestroy(t *testing.T) {
 	if p := h.Pseudonym([]byte("x")); p != "" {
 		t.Errorf("destroyed HMAC made pseudonym %q", p)
 	}
+	if h.Verify(nil, "") || h.Verify([]byte("x"), "") {
+		t.Error("destroyed HMAC verifies")
+	}
 	f.Destroy()
 	if _, err := f.Encrypt("WVWZZZ1JZXW000001"); !errors.Is(err, ErrDestroyed) {
 		t.Errorf("destroyed FF1: %v", err)
