@@ -9,6 +9,10 @@ func subcommands() []*cobra.Command {
 		newKeygenCmd(),
 		newRevealCmd(),
 		newRunCmd(),
+		newDemoCmd(),
 		newAggregateCmd(),
+		newKanonCmd(),
+		newVerifyCmd(),
+		newRiskCmd(),
 	}
 }
