@@ -9,7 +9,6 @@ func subcommands() []*cobra.Command {
 		newKeygenCmd(),
 		newRevealCmd(),
 		newRunCmd(),
-		newDemoCmd(),
 		newAggregateCmd(),
 		newKanonCmd(),
 		newVerifyCmd(),
