@@ -280,6 +280,40 @@ func (r *rowErr) set(row int, err error) {
 	r.stop.Store(true)
 }
 
+// memoTable remembers the outputs of repeated inputs. Keys and outputs are
+// copied into compact arenas, so a hit touches a small working set (table
+// plus arenas, a few MB for 50k values) instead of the first occurrence's
+// place in the column-sized input and output buffers.
+type memoTable struct {
+	m     map[string]string
+	arena memoArena
+}
+
+func newMemoTable() *memoTable { return &memoTable{m: make(map[string]string)} }
+
+func (t *memoTable) put(v, out []byte) {
+	if len(t.m) < maxMemo {
+		t.m[t.arena.keep(v)] = t.arena.keep(out)
+	}
+}
+
+// memoArena hands out strings backed by large chunks. A chunk is never
+// appended past its capacity, so strings already handed out never move;
+// full chunks stay alive through the strings that view them.
+type memoArena struct{ buf []byte }
+
+func (a *memoArena) keep(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(64<<10, len(b)))
+	}
+	k := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[k], len(b))
+}
+
 // plainColumn transforms a string-like column in two passes: output offsets
 // from the input lengths (the output length depends only on the input
 // length), then values in parallel ranges that each memoize repeated inputs,
@@ -343,9 +377,9 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 				return
 			}
 			defer w.destroy()
-			var seen map[string]O
+			var seen *memoTable
 			if memo {
-				seen = make(map[string]O)
+				seen = newMemoTable()
 			}
 			for i := lo; i < hi; i++ {
 				if (i-lo)%cancelEvery == 0 {
@@ -363,8 +397,8 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 				v := data[offs[i]:offs[i+1]]
 				dst := out[oo[i]:oo[i+1]]
 				if seen != nil {
-					if p, ok := seen[string(v)]; ok {
-						copy(dst, out[p:int(p)+len(dst)])
+					if p, ok := seen.m[string(v)]; ok {
+						copy(dst, p)
 						continue
 					}
 				}
@@ -372,11 +406,8 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 					re.set(i, err)
 					return
 				}
-				if seen != nil && len(seen) < maxMemo {
-					// The key views the input buffer instead of copying it:
-					// the map dies with this call, the input outlives it,
-					// and neither is written.
-					seen[unsafe.String(unsafe.SliceData(v), len(v))] = oo[i]
+				if seen != nil {
+					seen.put(v, dst)
 				}
 			}
 		}(c[0], c[1])
@@ -444,7 +475,8 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 				return
 			}
 			defer w.destroy()
-			seen := make(map[int64]int32)
+			seen := make(map[int64]string)
+			var arena memoArena
 			var buf [24]byte
 			for i := lo; i < hi; i++ {
 				if (i-lo)%cancelEvery == 0 {
@@ -461,7 +493,7 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 				}
 				dst := out[oo[i]:oo[i+1]]
 				if p, ok := seen[vals[i]]; ok {
-					copy(dst, out[p:int(p)+len(dst)])
+					copy(dst, p)
 					continue
 				}
 				if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
@@ -469,7 +501,7 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 					return
 				}
 				if len(seen) < maxMemo {
-					seen[vals[i]] = oo[i]
+					seen[vals[i]] = arena.keep(dst)
 				}
 			}
 		}(c[0], c[1])

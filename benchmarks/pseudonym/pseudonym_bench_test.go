@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -108,6 +110,7 @@ func BenchmarkPseudonymizeVIN(b *testing.B) {
 	mem := memory.NewGoAllocator()
 
 	b.Run("naive", func(b *testing.B) {
+		runtime.GC() // start each case without the previous one's garbage
 		// What a user writes by hand: a fresh HMAC per row, hex, a string
 		// per row, into a new column.
 		key := make([]byte, 32)
@@ -133,6 +136,7 @@ func BenchmarkPseudonymizeVIN(b *testing.B) {
 		reportRows(b, col.Len())
 	})
 	b.Run("plain", func(b *testing.B) {
+		runtime.GC()
 		b.SetBytes(data.bytes)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -145,6 +149,7 @@ func BenchmarkPseudonymizeVIN(b *testing.B) {
 		reportRows(b, data.plain.Len())
 	})
 	b.Run("dict", func(b *testing.B) {
+		runtime.GC()
 		b.SetBytes(data.bytes)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -166,6 +171,7 @@ func BenchmarkPseudonymizeVIN(b *testing.B) {
 			vins[i] = []byte(v)
 		}
 		buf := make([]byte, 0, h.Len())
+		runtime.GC()
 		b.SetBytes(17)
 		b.ReportAllocs()
 		i := 0
@@ -175,6 +181,27 @@ func BenchmarkPseudonymizeVIN(b *testing.B) {
 				i = 0
 			}
 		}
+		b.StopTimer()
+		// The machine is shared, so also time ours and the floor in
+		// alternating short rounds: both see the same load, and the ratio
+		// (x-floor) is what the issue asks about.
+		var msg [64]byte
+		var ours, floor time.Duration
+		const rounds, per = 100, 5000
+		for range rounds {
+			t0 := time.Now()
+			for j := range per {
+				buf = s.Append(buf[:0], vins[j])
+			}
+			t1 := time.Now()
+			for range per {
+				sum := sha256.Sum256(msg[:])
+				msg[0] = sum[0]
+			}
+			ours += t1.Sub(t0)
+			floor += time.Since(t1)
+		}
+		b.ReportMetric(float64(ours)/float64(floor), "x-floor")
 	})
 }
 
