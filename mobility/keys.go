@@ -127,3 +127,46 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// denser maps the keys keyValues produces for a subject column to dense
+// uint32 ids. String-like columns are interned already (their keys are dense
+// ids); numeric keys (an int64 trip id) go through a map.
+type denser struct {
+	strs *interner
+	ids  map[uint64]uint32
+	next uint32
+}
+
+func newDenser() *denser { return &denser{strs: newInterner(), ids: map[uint64]uint32{}} }
+
+// isInterned reports whether keyValues interns values of type t.
+func isInterned(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.DICTIONARY:
+		return true
+	}
+	return false
+}
+
+// keys fills dst with dense subject ids for column a.
+func (d *denser) keys(fn, name string, a arrow.Array, rowBase int64, dst []uint64) error {
+	if err := keyValues(fn, name, a, d.strs, rowBase, dst); err != nil {
+		return err
+	}
+	if isInterned(a.DataType()) {
+		return nil
+	}
+	for i, v := range dst {
+		id, ok := d.ids[v]
+		if !ok {
+			id = d.next
+			d.ids[v] = id
+			d.next++
+		}
+		dst[i] = uint64(id)
+	}
+	return nil
+}
+
+// count is the number of distinct subjects seen.
+func (d *denser) count() int { return int(d.strs.next) + int(d.next) }

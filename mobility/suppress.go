@@ -45,7 +45,7 @@ type CellSuppressor struct {
 	mem            memory.Allocator
 	schema         *arrow.Schema
 	subj, cell, ts int
-	subjects       *interner
+	subjects       *denser
 	cells          *interner
 	groups         map[[2]uint64]*groupSubjects
 	sealed         bool
@@ -63,7 +63,7 @@ func NewCellSuppressor(schema *arrow.Schema, opts SuppressOptions) (*CellSuppres
 	if schema == nil {
 		return nil, fmt.Errorf("%s: nil schema", fn)
 	}
-	s := &CellSuppressor{opts: opts, schema: schema, mem: opts.Mem, subjects: newInterner(), cells: newInterner(), groups: map[[2]uint64]*groupSubjects{}}
+	s := &CellSuppressor{opts: opts, schema: schema, mem: opts.Mem, subjects: newDenser(), cells: newInterner(), groups: map[[2]uint64]*groupSubjects{}}
 	if s.mem == nil {
 		s.mem = memory.DefaultAllocator
 	}
@@ -93,7 +93,7 @@ func (s *CellSuppressor) keys(fn string, rec arrow.RecordBatch, base int64) ([]u
 		}
 		s.buf[i] = s.buf[i][:n]
 	}
-	if err := keyValues(fn, s.opts.Subject, rec.Column(s.subj), s.subjects, base, s.buf[0]); err != nil {
+	if err := s.subjects.keys(fn, s.opts.Subject, rec.Column(s.subj), base, s.buf[0]); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := keyValues(fn, s.opts.Cell, rec.Column(s.cell), s.cells, base, s.buf[1]); err != nil {

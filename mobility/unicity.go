@@ -54,7 +54,7 @@ type UnicityIndex struct {
 	space    []int
 	ts       int
 	latlon   bool
-	subjects *interner
+	subjects *denser
 	strs     *interner
 	pairs    []subjPoint
 	rows     int64
@@ -79,7 +79,7 @@ func NewUnicityIndex(schema *arrow.Schema, cols UnicityColumns) (*UnicityIndex, 
 	if schema == nil {
 		return nil, fmt.Errorf("%s: nil schema", fn)
 	}
-	u := &UnicityIndex{cols: cols, schema: schema, subjects: newInterner(), strs: newInterner()}
+	u := &UnicityIndex{cols: cols, schema: schema, subjects: newDenser(), strs: newInterner()}
 	var err error
 	if u.subj, err = fieldIndex(fn, "Subject", schema, cols.Subject); err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func (u *UnicityIndex) Add(ctx context.Context, rec arrow.RecordBatch) error {
 			return err
 		}
 	}
-	if err := keyValues(fn, u.cols.Subject, rec.Column(u.subj), u.subjects, u.rows, u.buf[0]); err != nil {
+	if err := u.subjects.keys(fn, u.cols.Subject, rec.Column(u.subj), u.rows, u.buf[0]); err != nil {
 		return err
 	}
 	if err := keyValues(fn, u.cols.Time, rec.Column(u.ts), u.strs, u.rows, u.buf[1]); err != nil {
@@ -157,7 +157,7 @@ func (u *UnicityIndex) Add(ctx context.Context, rec arrow.RecordBatch) error {
 			return err
 		}
 	}
-	if len(u.subjects.ids) > math.MaxUint32-1 {
+	if u.subjects.count() > math.MaxUint32-1 {
 		return fmt.Errorf("%s: more than 2³² subjects", fn)
 	}
 	subj := u.buf[0]
@@ -196,7 +196,7 @@ func (u *UnicityIndex) build() {
 		return int(a.s) - int(b.s)
 	})
 	pairs = slices.Compact(pairs)
-	u.nSubj = int(u.subjects.next)
+	u.nSubj = u.subjects.count()
 	// Inverted index: point id (dense, by hash order) → sorted subjects.
 	u.ptSubj = make([]uint32, len(pairs))
 	u.ptStart = u.ptStart[:0]

@@ -237,3 +237,43 @@ func TestUnicityErrors(t *testing.T) {
 		t.Fatalf("empty: error %v", err)
 	}
 }
+
+// TestUnicityInt64Subjects: numeric subject keys (random 63-bit trip ids) are
+// mapped to dense ids, not truncated.
+func TestUnicityInt64Subjects(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "trip", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "cell", Type: arrow.BinaryTypes.String},
+		{Name: "ts", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	// Two subjects whose ids agree in the low 32 bits, sharing one point.
+	for _, r := range []struct {
+		id   int64
+		cell string
+		ts   int64
+	}{{1<<40 | 7, "x", 1}, {2<<40 | 7, "x", 1}, {2<<40 | 7, "y", 2}} {
+		b.Field(0).(*array.Int64Builder).Append(r.id)
+		b.Field(1).(*array.StringBuilder).Append(r.cell)
+		b.Field(2).(*array.Int64Builder).Append(r.ts)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	u, err := NewUnicityIndex(schema, UnicityColumns{Subject: "trip", Space: []string{"cell"}, Time: "ts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Add(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.Estimate(UnicityOptions{P: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Subjects != 2 || res.Unique != 1 {
+		t.Fatalf("got %+v, want 2 subjects, 1 unique", res)
+	}
+}

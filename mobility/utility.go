@@ -37,7 +37,7 @@ type CellMeans struct {
 	schema                      *arrow.Schema
 	subj, val, ts, cell, la, lo int
 	bucket                      int64
-	subjects                    *interner
+	subjects                    *denser
 	groups                      map[cellKey]*meanAcc
 	rows                        int64
 	buf                         []uint64
@@ -60,7 +60,7 @@ func NewCellMeans(schema *arrow.Schema, opts CellMeanOptions) (*CellMeans, error
 	if schema == nil {
 		return nil, fmt.Errorf("%s: nil schema", fn)
 	}
-	m := &CellMeans{opts: opts, schema: schema, cell: -1, la: -1, lo: -1, subjects: newInterner(), groups: map[cellKey]*meanAcc{}}
+	m := &CellMeans{opts: opts, schema: schema, cell: -1, la: -1, lo: -1, subjects: newDenser(), groups: map[cellKey]*meanAcc{}}
 	var err error
 	if m.subj, err = fieldIndex(fn, "Subject", schema, opts.Subject); err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (m *CellMeans) Add(ctx context.Context, rec arrow.RecordBatch) error {
 		m.buf = make([]uint64, n)
 	}
 	subj := m.buf[:n]
-	if err := keyValues(fn, m.opts.Subject, rec.Column(m.subj), m.subjects, m.rows, subj); err != nil {
+	if err := m.subjects.keys(fn, m.opts.Subject, rec.Column(m.subj), m.rows, subj); err != nil {
 		return err
 	}
 	val := rec.Column(m.val).(*array.Float64)
