@@ -9,6 +9,7 @@ func subcommands() []*cobra.Command {
 		newKeygenCmd(),
 		newRevealCmd(),
 		newRunCmd(),
+		newDemoCmd(),
 		newAggregateCmd(),
 		newKanonCmd(),
 		newVerifyCmd(),
