@@ -145,6 +145,19 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	defer b.release()
 	alpha := 1 - s.Confidence
 	empty := newPartitionState(s)
+	var sel *selector
+	if !s.Public {
+		if sel, err = newSelector(s.MaxPartitions, selB); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
+		}
+	}
+	plans := make([]*ciPlan, len(s.Aggregates))
+	for i := range s.Aggregates {
+		a := &s.Aggregates[i]
+		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", a.Name, err)
+		}
+	}
 	// Noise per partition is independent, so partitions are released in
 	// parallel; rows are then appended in key order.
 	outs := make([]partitionOut, len(keys))
@@ -162,7 +175,7 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 					}
 					ps, o.empty = empty, true
 				} else if !s.Public {
-					keep, err := selectPartition(ps.Subjects, s.MaxPartitions, selB)
+					keep, err := sel.keep(ps.Subjects)
 					if err != nil {
 						errs[w] = fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
 						return
@@ -175,7 +188,7 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 				o.keep = true
 				o.aggs = make([]aggOut, len(s.Aggregates))
 				for i := range s.Aggregates {
-					if err := computeAggregate(s, i, ps, n, aggB[i], alpha, &o.aggs[i]); err != nil {
+					if err := computeAggregate(s, i, ps, n, aggB[i], plans[i], &o.aggs[i]); err != nil {
 						errs[w] = fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[i].Name, err)
 						return
 					}
@@ -221,10 +234,44 @@ func checkMechanism(k NoiseKind, b Budget) error {
 	return checks.CheckDeltaStrict(b.Delta)
 }
 
-// selectPartition is the library's PreAggSelectPartition fed with the
-// partition's number of distinct (bounded) subjects.
-func selectPartition(subjects, l0 int64, b Budget) (bool, error) {
-	sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0})
+// selector decides which data partitions are released. It is the library's
+// PreAggSelectPartition: for L0 <= 3 the object itself, fed with the
+// partition's number of (bounded) subjects; for L0 > 3 the library's
+// algorithm for that case — a Gaussian count of subjects with (ε, δ/2),
+// kept when it reaches the library's threshold for δ/2 — with the threshold
+// computed once per release instead of once per partition (the object also
+// draws and discards one noise sample per partition when it is built).
+type selector struct {
+	l0  int64
+	b   Budget
+	thr int64 // L0 > 3: keep when the noisy subject count is >= thr
+}
+
+func newSelector(l0 int64, b Budget) (*selector, error) {
+	if _, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0}); err != nil {
+		return nil, err
+	}
+	s := &selector{l0: l0, b: b}
+	if l0 > 3 {
+		t, err := noise.Gaussian().Threshold(l0, 1, b.Epsilon, b.Delta/2, b.Delta/2)
+		if err != nil {
+			return nil, err
+		}
+		// Rounded up, as Count.ThresholdedResult does.
+		s.thr = int64(math.Ceil(t))
+	}
+	return s, nil
+}
+
+func (s *selector) keep(subjects int64) (bool, error) {
+	if s.l0 > 3 {
+		v, err := noise.Gaussian().AddNoiseInt64(subjects, s.l0, 1, s.b.Epsilon, s.b.Delta/2)
+		if err != nil {
+			return false, err
+		}
+		return v >= s.thr, nil
+	}
+	sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: s.b.Epsilon, Delta: s.b.Delta, MaxPartitionsContributed: s.l0})
 	if err != nil {
 		return false, err
 	}
@@ -319,24 +366,24 @@ type aggOut struct {
 	vals  []float64
 }
 
-func computeAggregate(s *Spec, i int, ps *PartitionState, n noise.Noise, bud Budget, alpha float64, out *aggOut) error {
+func computeAggregate(s *Spec, i int, ps *PartitionState, n noise.Noise, bud Budget, plan *ciPlan, out *aggOut) error {
 	a := &s.Aggregates[i]
 	l0, linf := s.MaxPartitions, s.MaxPerPartition
 	switch a.Kind {
 	case Count:
-		v, ci, err := noisyCount(n, ps.Rows, l0, linf, bud, alpha)
+		v, ci, err := noisyCount(n, ps.Rows, l0, linf, bud, plan)
 		if err != nil {
 			return err
 		}
 		out.count, out.vals = v, []float64{ci.LowerBound, ci.UpperBound}
 	case Sum:
-		v, ci, err := noisySum(n, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, alpha)
+		v, ci, err := noisySum(n, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, plan)
 		if err != nil {
 			return err
 		}
 		out.vals = []float64{v, ci.LowerBound, ci.UpperBound}
 	case Mean:
-		v, ci, err := noisyMean(n, ps.Rows, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, alpha)
+		v, ci, err := noisyMean(n, ps.Rows, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, plan)
 		if err != nil {
 			return err
 		}
@@ -368,36 +415,73 @@ func (b *resultBuilder) appendAggregate(i int, o *aggOut) {
 	}
 }
 
-// noisyCount releases a row count where a subject adds at most linf rows to
-// at most l0 partitions. With linf == 1 it is the library's Count fed with
-// IncrementBy; otherwise it is exactly what the library's Count does inside
-// BoundedMean (whose per-partition contribution bound is unexported):
-// AddNoiseInt64(count, l0, linf, ε, δ), and the interval clamped at 0.
-func noisyCount(n noise.Noise, rows, l0, linf int64, b Budget, alpha float64) (int64, noise.ConfidenceInterval, error) {
-	if linf == 1 {
-		c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0, Noise: n})
+// ciPlan holds confidence intervals of the noise around zero, computed once
+// per release and aggregate by the library's ComputeConfidenceInterval. The
+// library computes every interval around zero and shifts it by the noisy
+// value (its intervals are translation invariant), so per partition the
+// interval is the noisy value plus these offsets — the same numbers as a
+// per-partition library call, without recomputing quantiles (and, for
+// Gaussian noise, σ) for every partition.
+type ciPlan struct {
+	lo, hi       float64   // Count (integer interval) or Sum
+	numLo, numHi []float64 // Mean: numerator interval at each α split
+	denLo, denHi []float64 // Mean: denominator interval at each α split
+}
+
+// ciSteps is the resolution of the search for the tightest split of α in
+// the mean's interval. The library searches 1000 splits; every split gives a
+// valid interval (coverage ≥ 1-α), the search only picks the narrowest, so
+// 100 splits lose little width.
+const ciSteps = 100
+
+func newCIPlan(n noise.Noise, k Kind, l0, linf int64, lo, hi float64, b Budget, alpha float64) (*ciPlan, error) {
+	p := &ciPlan{}
+	switch k {
+	case Count:
+		ci, err := n.ComputeConfidenceIntervalInt64(0, l0, linf, b.Epsilon, b.Delta, alpha)
 		if err != nil {
-			return 0, noise.ConfidenceInterval{}, err
+			return nil, err
 		}
-		if err := c.IncrementBy(rows); err != nil {
-			return 0, noise.ConfidenceInterval{}, err
-		}
-		v, err := c.Result()
+		p.lo, p.hi = ci.LowerBound, ci.UpperBound
+	case Sum:
+		ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, sumLInf(lo, hi, linf), b.Epsilon, b.Delta, alpha)
 		if err != nil {
-			return 0, noise.ConfidenceInterval{}, err
+			return nil, err
 		}
-		ci, err := c.ComputeConfidenceInterval(alpha)
-		return v, ci, err
+		p.lo, p.hi = ci.LowerBound, ci.UpperBound
+	case Mean:
+		mid := lo + (hi-lo)/2
+		sens := (hi - mid) * float64(linf)
+		he, hd := b.Epsilon/2, b.Delta/2
+		for i := 1; i < ciSteps; i++ {
+			alphaNum := float64(i) / ciSteps * alpha
+			alphaDen := (alpha - alphaNum) / (1 - alphaNum)
+			num, err := n.ComputeConfidenceIntervalFloat64(0, l0, sens, he, hd, alphaNum)
+			if err != nil {
+				return nil, err
+			}
+			den, err := n.ComputeConfidenceIntervalInt64(0, l0, linf, he, hd, alphaDen)
+			if err != nil {
+				return nil, err
+			}
+			p.numLo, p.numHi = append(p.numLo, num.LowerBound), append(p.numHi, num.UpperBound)
+			p.denLo, p.denHi = append(p.denLo, den.LowerBound), append(p.denHi, den.UpperBound)
+		}
 	}
+	return p, nil
+}
+
+// noisyCount releases a row count where a subject adds at most linf rows to
+// at most l0 partitions: AddNoiseInt64(count, l0, linf, ε, δ), the interval
+// clamped at 0. That is the library's Count.Result (for linf = 1, as a
+// standalone Count; for linf > 1, as the Count inside BoundedMean, whose
+// per-partition bound is unexported) — tested call for call.
+func noisyCount(n noise.Noise, rows, l0, linf int64, b Budget, plan *ciPlan) (int64, noise.ConfidenceInterval, error) {
 	v, err := n.AddNoiseInt64(rows, l0, linf, b.Epsilon, b.Delta)
 	if err != nil {
 		return 0, noise.ConfidenceInterval{}, err
 	}
-	ci, err := n.ComputeConfidenceIntervalInt64(v, l0, linf, b.Epsilon, b.Delta, alpha)
-	if err != nil {
-		return 0, noise.ConfidenceInterval{}, err
-	}
-	ci.LowerBound, ci.UpperBound = math.Max(0, ci.LowerBound), math.Max(0, ci.UpperBound)
+	ci := noise.ConfidenceInterval{LowerBound: math.Max(0, float64(v)+plan.lo), UpperBound: math.Max(0, float64(v)+plan.hi)}
 	return v, ci, nil
 }
 
@@ -412,16 +496,12 @@ func sumLInf(lo, hi float64, linf int64) float64 {
 // sign the bounds allow). The library's object takes one value per subject
 // and partition; we hold the exact pre-aggregated sum, so we call its noise
 // directly with the same parameters (tested against the library object).
-func noisySum(n noise.Noise, sum float64, l0, linf int64, lo, hi float64, b Budget, alpha float64) (float64, noise.ConfidenceInterval, error) {
-	sens := sumLInf(lo, hi, linf)
-	v, err := n.AddNoiseFloat64(sum, l0, sens, b.Epsilon, b.Delta)
+func noisySum(n noise.Noise, sum float64, l0, linf int64, lo, hi float64, b Budget, plan *ciPlan) (float64, noise.ConfidenceInterval, error) {
+	v, err := n.AddNoiseFloat64(sum, l0, sumLInf(lo, hi, linf), b.Epsilon, b.Delta)
 	if err != nil {
 		return 0, noise.ConfidenceInterval{}, err
 	}
-	ci, err := n.ComputeConfidenceIntervalFloat64(v, l0, sens, b.Epsilon, b.Delta, alpha)
-	if err != nil {
-		return 0, noise.ConfidenceInterval{}, err
-	}
+	ci := noise.ConfidenceInterval{LowerBound: v + plan.lo, UpperBound: v + plan.hi}
 	if lo >= 0 {
 		ci.LowerBound, ci.UpperBound = math.Max(0, ci.LowerBound), math.Max(0, ci.UpperBound)
 	}
@@ -431,19 +511,13 @@ func noisySum(n noise.Noise, sum float64, l0, linf int64, lo, hi float64, b Budg
 	return v, ci, nil
 }
 
-// ciSteps is the resolution of the search for the tightest split of α in
-// the mean's interval. The library searches 1000 splits; every split gives a
-// valid interval (coverage ≥ 1-α), the search only picks the narrowest, so
-// 100 splits lose little width and cost a tenth per partition.
-const ciSteps = 100
-
 // noisyMean is the library's BoundedMean.Result on exact pre-aggregated
 // state: half the budget on the count (sensitivity linf), half on the sum
 // of values normalised to the bounds' midpoint (sensitivity
 // (hi-mid)·linf); mean = clamp(sum/max(1,count) + mid, lo, hi). The
 // interval is the library's (ComputeConfidenceInterval's search over the
 // split of α between numerator and denominator, at ciSteps resolution).
-func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, hi float64, b Budget, alpha float64) (float64, noise.ConfidenceInterval, error) {
+func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, hi float64, b Budget, plan *ciPlan) (float64, noise.ConfidenceInterval, error) {
 	mid := lo + (hi-lo)/2
 	maxDist := hi - mid
 	he, hd := b.Epsilon/2, b.Delta/2
@@ -451,8 +525,7 @@ func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, h
 	if err != nil {
 		return 0, noise.ConfidenceInterval{}, err
 	}
-	sensSum := maxDist * float64(linf)
-	sum, err := n.AddNoiseFloat64(normSum, l0, sensSum, he, hd)
+	sum, err := n.AddNoiseFloat64(normSum, l0, maxDist*float64(linf), he, hd)
 	if err != nil {
 		return 0, noise.ConfidenceInterval{}, err
 	}
@@ -460,28 +533,21 @@ func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, h
 
 	best := noise.ConfidenceInterval{LowerBound: lo, UpperBound: hi}
 	minSize := math.Inf(1)
-	for i := 1; i < ciSteps; i++ {
-		alphaNum := float64(i) / ciSteps * alpha
-		alphaDen := (alpha - alphaNum) / (1 - alphaNum)
-		num, err := n.ComputeConfidenceIntervalFloat64(sum, l0, sensSum, he, hd, alphaNum)
-		if err != nil {
-			return 0, noise.ConfidenceInterval{}, err
-		}
-		den, err := n.ComputeConfidenceIntervalInt64(cnt, l0, linf, he, hd, alphaDen)
-		if err != nil {
-			return 0, noise.ConfidenceInterval{}, err
-		}
-		dl, du := math.Max(math.Max(0, den.LowerBound), 1), math.Max(math.Max(0, den.UpperBound), 1)
+	for i := range plan.numLo {
+		nl, nu := sum+plan.numLo[i], sum+plan.numHi[i]
+		// As the library: the count's interval clamped at 0 (Count), then at 1.
+		dl := math.Max(math.Max(0, float64(cnt)+plan.denLo[i]), 1)
+		du := math.Max(math.Max(0, float64(cnt)+plan.denHi[i]), 1)
 		var ml, mu float64
-		if num.LowerBound >= 0 {
-			ml = num.LowerBound / du
+		if nl >= 0 {
+			ml = nl / du
 		} else {
-			ml = num.LowerBound / dl
+			ml = nl / dl
 		}
-		if num.UpperBound >= 0 {
-			mu = num.UpperBound / dl
+		if nu >= 0 {
+			mu = nu / dl
 		} else {
-			mu = num.UpperBound / du
+			mu = nu / du
 		}
 		ml, mu = clamp(ml+mid, lo, hi), clamp(mu+mid, lo, hi)
 		if mu-ml < minSize {
