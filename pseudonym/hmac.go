@@ -109,6 +109,7 @@ type HMAC struct {
 	// probe messages when the HMAC was made.
 	fast      bool
 	destroyed atomic.Bool
+	b32       *base32.Encoding // lowercase, unpadded; read-only after init
 }
 
 // NewHMAC derives the HMAC key for opts.Domain from the keyring and returns
@@ -174,6 +175,7 @@ func encodedLen(e Encoding, n int) int {
 // init precomputes the inner and outer states (RFC 2104 / FIPS 198-1) and
 // checks the one-block fast path against crypto/hmac.
 func (h *HMAC) init(key []byte) error {
+	h.b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 	var k0 [sha256.BlockSize]byte
 	if len(key) > sha256.BlockSize {
 		s := sha256.Sum256(key)
@@ -280,10 +282,6 @@ func (h *HMAC) newHasher() *Hasher {
 		ia: in.(encoding.BinaryAppender), oa: out.(encoding.BinaryAppender),
 		st: make([]byte, 0, sha256StateSize),
 	}
-	switch h.enc {
-	case Base32:
-		s.b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-	}
 	return s
 }
 
@@ -298,7 +296,6 @@ type Hasher struct {
 	blk     [sha256.BlockSize]byte
 	st      []byte
 	mac     [sha256.Size]byte
-	b32     *base32.Encoding
 }
 
 // Append appends the pseudonym of value to dst and returns the result.
@@ -329,7 +326,7 @@ func (s *Hasher) encode(dst, mac []byte) {
 	case Base64URL:
 		base64.RawURLEncoding.Encode(dst, mac)
 	default:
-		s.b32.Encode(dst, mac)
+		s.h.b32.Encode(dst, mac)
 	}
 }
 

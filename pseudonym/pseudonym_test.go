@@ -101,6 +101,10 @@ func TestHMACAllLengths(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { buf = s.Append(buf[:0], v) }); n != 0 {
 		t.Errorf("Append into a sized buffer allocates %v times per value", n)
 	}
+	long := []byte(strings.Repeat("long value ", 20)) // the general path
+	if n := testing.AllocsPerRun(1000, func() { buf = s.Append(buf[:0], long) }); n != 0 {
+		t.Errorf("Append of a %d-byte value allocates %v times", len(long), n)
+	}
 }
 
 func TestRotation(t *testing.T) {

@@ -216,6 +216,9 @@ type Reversible struct {
 	seal   *siv
 	open   map[string]*siv // key id -> cipher for every key in the keyring
 	b32    *base32.Encoding
+	// ad is (sivAD, domain). Its capacity equals its length, so the
+	// append in seal/open always copies and concurrent calls share nothing.
+	ad [][]byte
 }
 
 // NewReversible derives AES-SIV keys for opts.Domain from every key of the
@@ -226,6 +229,7 @@ func NewReversible(kr *Keyring, opts ReversibleOptions) (*Reversible, error) {
 		return nil, errors.New(fn + ": keyring is nil")
 	}
 	r := &Reversible{domain: opts.Domain, open: map[string]*siv{},
+		ad:  [][]byte{[]byte(sivAD), []byte(opts.Domain)},
 		b32: base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)}
 	ids := kr.KeyIDs()
 	if len(ids) == 0 {
@@ -303,7 +307,7 @@ func (r *Reversible) Reveal(pseudonym string) ([]byte, error) {
 	if err != nil || len(sealed) < blockLen || r.b32.EncodeToString(sealed) != body {
 		return nil, fmt.Errorf("%s: not a reversible pseudonym (bad base32 body)", fn)
 	}
-	out, err := s.open(nil, sealed, []byte(sivAD), []byte(r.domain))
+	out, err := s.open(nil, sealed, r.ad...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: key id %q, domain %q: %w", fn, id, r.domain, ErrRevealFailed)
 	}
@@ -333,7 +337,7 @@ func (r *Reversible) newWorker() *sivWorker { return &sivWorker{r: r} }
 // put writes the pseudonym of value into dst (len r.sealedLen(len(value))).
 func (w *sivWorker) put(dst, value []byte) {
 	r := w.r
-	w.buf = r.seal.seal(w.buf[:0], value, []byte(sivAD), []byte(r.domain))
+	w.buf = r.seal.seal(w.buf[:0], value, r.ad...)
 	n := copy(dst, r.keyID)
 	dst[n] = '-'
 	r.b32.Encode(dst[n+1:], w.buf)
