@@ -1,0 +1,209 @@
+package pipelinebench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
+	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+	"github.com/tarnkappe/tarnkappe/pseudonym"
+)
+
+// benchInput returns the cached fleet file, generating it on first use,
+// plus its row count and an opt-out list of 1% of its vehicles.
+func benchInput(b *testing.B) (path string, rows int64, optout string) {
+	b.Helper()
+	rows = 10_000_000
+	if s := os.Getenv("TARNKAPPE_BENCH_ROWS"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			b.Fatalf("TARNKAPPE_BENCH_ROWS=%q: want a positive integer", s)
+		}
+		rows = n
+	}
+	dir := os.Getenv("TARNKAPPE_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "tarnkappe-bench")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path = filepath.Join(dir, fmt.Sprintf("fleet-%d.parquet", rows))
+	optout = filepath.Join(dir, fmt.Sprintf("optout-%d.txt", rows))
+	if _, err := os.Stat(path); err == nil {
+		if _, err := os.Stat(optout); err == nil {
+			return path, rows, optout
+		}
+	}
+	cfg := brakedisc.DefaultConfig()
+	cfg.Rows = rows
+	cfg.Vehicles = int(max(rows/500, 10))
+	b.Logf("generating %d rows, %d vehicles into %s", rows, cfg.Vehicles, path)
+	if err := brakedisc.WriteFile(context.Background(), path, cfg, memory.DefaultAllocator); err != nil {
+		b.Fatal(err)
+	}
+	// Every 100th VIN opts out.
+	src, err := arrowio.Open(context.Background(), path, arrowio.OpenOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	seen := map[string]bool{}
+	vi := src.Schema().FieldIndices("vin")[0]
+	for src.Next() {
+		d := src.RecordBatch().Column(vi).(*array.Dictionary)
+		s := d.Dictionary().(*array.String)
+		for i := range s.Len() {
+			seen[strings.Clone(s.Value(i))] = true
+		}
+	}
+	if err := src.Err(); err != nil {
+		b.Fatal(err)
+	}
+	vins := make([]string, 0, len(seen))
+	for v := range seen {
+		vins = append(vins, v)
+	}
+	sort.Strings(vins)
+	var sb strings.Builder
+	for i := 0; i < len(vins); i += 100 {
+		sb.WriteString(vins[i] + "\n")
+	}
+	if err := os.WriteFile(optout, []byte(sb.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path, rows, optout
+}
+
+func report(b *testing.B, path string, rows int64) {
+	b.Helper()
+	if st, err := os.Stat(path); err == nil {
+		b.SetBytes(st.Size())
+	}
+	per := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(rows)/per, "rows/s")
+	b.ReportMetric(per*1e9/float64(rows), "ns/row")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		// Maxrss is in KiB on Linux; it is the process's peak so far, so run
+		// one benchmark per process to attribute it.
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB")
+	}
+}
+
+// BenchmarkParquetRoundTrip is the baseline: read the fleet and write it
+// back, nothing in between.
+func BenchmarkParquetRoundTrip(b *testing.B) {
+	in, rows, _ := benchInput(b)
+	out := filepath.Join(b.TempDir(), "roundtrip.parquet")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		src, err := arrowio.Open(context.Background(), in, arrowio.OpenOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink, err := arrowio.Create(out, src.Schema(), arrowio.CreateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int64
+		for src.Next() {
+			n += src.RecordBatch().NumRows()
+			if err := sink.Write(src.RecordBatch()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := src.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := sink.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		src.Close()
+		if n != rows {
+			b.Fatalf("round trip read %d rows, want %d", n, rows)
+		}
+	}
+	report(b, in, rows)
+}
+
+// BenchmarkPipeline runs the full example policy (opt-out, pseudonyms,
+// trips, trimming, cells, cell suppression, k-anonymity with its second
+// pass, DP release, unicity) from Parquet to Parquet.
+func BenchmarkPipeline(b *testing.B) {
+	in, rows, optout := benchInput(b)
+	dir := b.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "brakedisc", "policy.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	policyPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, src, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ob, err := os.ReadFile(optout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "optout.txt"), ob, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p, err := anonymize.LoadPolicy(policyPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kr, err := pseudonym.NewKeyring()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kr.Destroy()
+	out := filepath.Join(dir, "anonymized.parquet")
+	rel := filepath.Join(dir, "release.parquet")
+	r, err := anonymize.NewRunner(anonymize.Options{
+		Policy: p, Keyring: kr, TempDir: dir,
+		Release: func(s *arrow.Schema) (anonymize.Sink, error) {
+			return arrowio.Create(rel, s, arrowio.CreateOptions{})
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var last *anonymize.Report
+	for b.Loop() {
+		src, err := arrowio.Open(context.Background(), in, arrowio.OpenOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := r.Run(context.Background(), src, func(s *arrow.Schema) (anonymize.Sink, error) {
+			return arrowio.Create(out, s, arrowio.CreateOptions{})
+		})
+		src.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Rows.In != rows {
+			b.Fatalf("pipeline read %d rows, want %d", rep.Rows.In, rows)
+		}
+		last = rep
+	}
+	report(b, in, rows)
+	if last != nil {
+		b.ReportMetric(float64(last.Rows.Out)/float64(rows), "out/in")
+	}
+}
