@@ -69,7 +69,7 @@ func NewDateShift(kr *Keyring, opts DateShiftOptions) (*DateShift, error) {
 	if g < time.Second || (24*time.Hour)%g != 0 {
 		return nil, fmt.Errorf("%s: Granularity must divide 24h and be at least 1s, got %s", fn, opts.Granularity)
 	}
-	id, key, err := kr.deriveKey(fn, PurposeDateShift, opts.Domain, opts.KeyID, 32)
+	id, key, err := kr.deriveKey(fn, purposeDateShift, opts.Domain, opts.KeyID, 32)
 	if err != nil {
 		return nil, err
 	}

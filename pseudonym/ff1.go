@@ -58,7 +58,7 @@ func NewFF1(kr *Keyring, opts FF1Options) (*FF1, error) {
 	if kr == nil {
 		return nil, errors.New(fn + ": keyring is nil")
 	}
-	id, key, err := kr.deriveKey(fn, PurposeFF1, opts.Domain, opts.KeyID, ff1KeyLen)
+	id, key, err := kr.deriveKey(fn, purposeFF1, opts.Domain, opts.KeyID, ff1KeyLen)
 	if err != nil {
 		return nil, err
 	}

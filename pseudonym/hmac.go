@@ -142,7 +142,7 @@ func NewHMAC(kr *Keyring, opts HMACOptions) (*HMAC, error) {
 		}
 	}
 	h.outLen = len(h.prefix) + encodedLen(h.enc, h.nbytes)
-	id, key, err := kr.deriveKey(fn, PurposeHMAC, opts.Domain, opts.KeyID, 32)
+	id, key, err := kr.deriveKey(fn, purposeHMAC, opts.Domain, opts.KeyID, 32)
 	if err != nil {
 		return nil, err
 	}

@@ -55,17 +55,17 @@ const (
 	maxKeyringFile = 1 << 20
 )
 
-// Purpose names the algorithm a derived key is for. It is bound into the
+// purpose names the algorithm a derived key is for. It is bound into the
 // HKDF info, so the HMAC, AES-SIV, FF1 and date-shift keys of one domain are
 // independent.
-type Purpose string
+type purpose string
 
 // The purposes this package derives keys for.
 const (
-	PurposeHMAC      Purpose = "hmac-sha256"
-	PurposeSIV       Purpose = "aes-siv-cmac-512"
-	PurposeFF1       Purpose = "ff1-aes256"
-	PurposeDateShift Purpose = "dateshift-hmac-sha256"
+	purposeHMAC      purpose = "hmac-sha256"
+	purposeSIV       purpose = "aes-siv-cmac-512"
+	purposeFF1       purpose = "ff1-aes256"
+	purposeDateShift purpose = "dateshift-hmac-sha256"
 )
 
 var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}$`)
@@ -232,7 +232,7 @@ func (kr *Keyring) MarshalJSON() ([]byte, error) {
 
 // deriveKey derives an n-byte key for purpose and domain from the master key
 // with the given id ("" = active key). The caller zeroes the result.
-func (kr *Keyring) deriveKey(fn string, purpose Purpose, domain, id string, n int) (string, []byte, error) {
+func (kr *Keyring) deriveKey(fn string, purpose purpose, domain, id string, n int) (string, []byte, error) {
 	if err := checkDomain(domain); err != nil {
 		return "", nil, fmt.Errorf("%s: Domain %w", fn, err)
 	}

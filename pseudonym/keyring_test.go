@@ -300,7 +300,7 @@ func TestDomainAndPurposeSeparation(t *testing.T) {
 	kr := fixedKeyring(t, 1)
 	defer kr.Destroy()
 	seen := map[string]string{}
-	for _, p := range []Purpose{PurposeHMAC, PurposeSIV, PurposeFF1, PurposeDateShift} {
+	for _, p := range []purpose{purposeHMAC, purposeSIV, purposeFF1, purposeDateShift} {
 		for _, d := range []string{"pool-a/vin", "pool-b/vin", "pool-a/vin2"} {
 			_, k, err := kr.deriveKey("test", p, d, "", 32)
 			if err != nil {

@@ -45,7 +45,7 @@ func TestHMACOptions(t *testing.T) {
 		}
 	}
 	// The pseudonym is HMAC-SHA256 under the HKDF-derived key, truncated.
-	_, key, _ := kr.deriveKey("t", PurposeHMAC, "d", "", 32)
+	_, key, _ := kr.deriveKey("t", purposeHMAC, "d", "", 32)
 	m := hmac.New(sha256.New, key)
 	m.Write(v)
 	h, _ := NewHMAC(kr, HMACOptions{Domain: "d", Encoding: Hex})
@@ -80,7 +80,7 @@ func TestHMACAllLengths(t *testing.T) {
 	kr := fixedKeyring(t, 4)
 	defer kr.Destroy()
 	h, _ := NewHMAC(kr, HMACOptions{Domain: "lengths", Bits: 256, Encoding: Hex})
-	_, key, _ := kr.deriveKey("t", PurposeHMAC, "lengths", "", 32)
+	_, key, _ := kr.deriveKey("t", purposeHMAC, "lengths", "", 32)
 	s := h.NewHasher()
 	for n := 0; n <= 200; n++ {
 		v := []byte(strings.Repeat("x", n))

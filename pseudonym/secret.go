@@ -43,3 +43,22 @@ func (k *masterKey) destroy() {
 
 // zero overwrites b; used for temporary derived keys.
 func zero(b []byte) { clear(b) }
+
+// Compile-time checks: every key-holding type redacts itself for fmt, JSON
+// and slog.
+var (
+	_ fmt.Formatter  = (*Keyring)(nil)
+	_ fmt.Stringer   = (*Keyring)(nil)
+	_ fmt.GoStringer = (*Keyring)(nil)
+	_ fmt.Formatter  = (*HMAC)(nil)
+	_ fmt.Formatter  = (*Hasher)(nil)
+	_ fmt.Formatter  = (*Reversible)(nil)
+	_ fmt.Formatter  = (*FF1)(nil)
+	_ fmt.Formatter  = (*DateShift)(nil)
+	_ slog.LogValuer = (*HMAC)(nil)
+	_ slog.LogValuer = (*masterKey)(nil)
+
+	_ valueTransform = hmacTransform{}
+	_ valueTransform = sivTransform{}
+	_ valueTransform = ff1Transform{}
+)

@@ -239,7 +239,7 @@ func NewReversible(kr *Keyring, opts ReversibleOptions) (*Reversible, error) {
 		return nil, fmt.Errorf("%s: KeyID %q: %w", fn, opts.KeyID, ErrUnknownKeyID)
 	}
 	for _, id := range ids {
-		_, key, err := kr.deriveKey(fn, PurposeSIV, opts.Domain, id, sivKeyLen)
+		_, key, err := kr.deriveKey(fn, purposeSIV, opts.Domain, id, sivKeyLen)
 		if err != nil {
 			return nil, err
 		}
