@@ -42,6 +42,24 @@
 // info = purpose NUL domain, where the purpose names the algorithm. Two
 // domains, or two algorithms in one domain, never share a key.
 //
+// Exactly (so that a partner can reimplement it; TestInteropDerivation pins
+// it to an independent computation):
+//
+//	key id     = hex(SHA-256("tarnkappe/keyring/key-id/v1" || 0x00 || master)[:4])
+//	domain key = HKDF-SHA256(ikm = master, salt = "tarnkappe/pseudonym/v1",
+//	                         info = purpose || 0x00 || domain, L)
+//	purposes   = "hmac-sha256" (L=32), "aes-siv-cmac-512" (L=64),
+//	             "ff1-aes256" (L=32), "dateshift-hmac-sha256" (L=32)
+//	HMAC       = encode(HMAC-SHA256(domain key, value)[:Bits/8]), prefix in front
+//	Reversible = key id || "-" || base32(AES-SIV(domain key; AD1 =
+//	             "tarnkappe/pseudonym/siv/v1", AD2 = domain; value)), lowercase,
+//	             unpadded, canonical
+//	DateShift  = (floor(u64(HMAC-SHA256(domain key, subject)[:8]) * steps / 2^64)
+//	             - MaxDays*24h/g) * g, steps = 2*MaxDays*24h/g + 1
+//
+// Domains are 1-256 bytes of UTF-8 without control characters (so info is
+// unambiguous). int64 values are pseudonymized as their decimal text.
+//
 // The keyring file is versioned JSON written 0600 through a temporary file
 // and a rename (WriteFile). LoadKeyring refuses files that group or others
 // can access (ErrInsecureKeyring) — failing closed, since a readable keyring

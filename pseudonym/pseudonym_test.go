@@ -326,3 +326,30 @@ func TestDateShiftOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestInteropDerivation pins the whole chain (key id, HKDF-SHA256 with the
+// documented salt and info, HMAC-SHA256, truncation to 128 bits, lowercase
+// unpadded base32) to a value computed independently with Python's hmac
+// and hashlib (HKDF written out from RFC 5869), so that a consortium member
+// can reimplement it and get the same pseudonyms:
+//
+//	k = bytes(range(32))
+//	prk = hmac.new(b"tarnkappe/pseudonym/v1", k, sha256).digest()
+//	dk = hmac.new(prk, b"hmac-sha256\x00brakedisc-pool/vin\x01", sha256).digest()
+//	mac = hmac.new(dk, b"WVWZZZ1JZXW000001", sha256).digest()[:16]
+//	base32(mac).lower().rstrip("=")  -> "qrrh6jei6tczlhlmq2haejkzmi"
+//	sha256(b"tarnkappe/keyring/key-id/v1\x00" + k).hexdigest()[:8] -> "bf007b11"
+func TestInteropDerivation(t *testing.T) {
+	kr := fixedKeyring(t, 0)
+	defer kr.Destroy()
+	if id := kr.ActiveKeyID(); id != "bf007b11" {
+		t.Errorf("key id %s, want bf007b11", id)
+	}
+	h, err := NewHMAC(kr, HMACOptions{Domain: "brakedisc-pool/vin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Pseudonym([]byte("WVWZZZ1JZXW000001")); got != "qrrh6jei6tczlhlmq2haejkzmi" {
+		t.Errorf("pseudonym %s, want qrrh6jei6tczlhlmq2haejkzmi", got)
+	}
+}
