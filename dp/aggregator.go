@@ -200,7 +200,7 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	var wg sync.WaitGroup
 	for _, sh := range a.shards {
-		wg.Go(func() { sh.add(a.sid, a.pid, a.cols, first) })
+		wg.Go(func() { sh.add(a.sid, a.pid, a.cols) })
 	}
 	wg.Wait()
 	for _, sh := range a.shards {
@@ -419,9 +419,9 @@ func accumulate(ac *accum, ai int, ag *AggregateSpec, pid uint32, blk []float64,
 	}
 }
 
-// Aggregate is the one-call form: it reads every batch of r, bounds
-// contributions and releases the result under acct. On any error nothing is
-// released and no budget is spent.
+// AggregateReader is the one-call form: it reads every batch of r, bounds
+// contributions and releases the result under acct. On any error before
+// noise is drawn nothing is released and no budget is spent.
 func AggregateReader(ctx context.Context, r array.RecordReader, acct *Accountant, opts Options) (*Result, error) {
 	ag, err := NewAggregator(opts)
 	if err != nil {

@@ -33,14 +33,6 @@ func newRand() (*rand.ChaCha8, error) {
 	return rand.NewChaCha8(seed), nil
 }
 
-// pairSlot is one (subject, partition) pair in a bucket's open-addressing
-// table: 16 bytes, so that one probe is usually one cache line.
-type pairSlot struct {
-	key  uint64 // subject<<32 | partition; emptyKey when free
-	seen uint32 // rows of this pair seen so far
-	blk  uint32 // index of the pair's reservoir block in bucket.vals
-}
-
 const emptyKey = ^uint64(0)
 
 // Bucketing. A shard owns the subjects with subject%nShards == its index and
@@ -48,23 +40,27 @@ const emptyKey = ^uint64(0)
 // pair table. Rows are first staged per bucket (an append to one of a few
 // hundred buffer tails, which stay in cache) and a bucket's staged rows are
 // applied to its table in one go when bucketStage rows have gathered. The
-// table of one bucket is small enough to stay in L2 while its rows are
-// applied, so the random accesses of hashing hit the cache instead of DRAM:
-// this is what makes bounding cost a few ns per row instead of a cache miss.
+// table of one bucket is small, so while its rows are applied the random
+// accesses of hashing mostly hit the cache instead of DRAM.
 const (
 	bucketsPerShard = 512
 	bucketStage     = 2048
 )
 
 // bucket holds the pairs of some subjects: staged rows and the pair table.
+//
+// The table is open addressing over flat words, one slot of
+// 2 + k·nv words per pair: the key (subject<<32 | partition, emptyKey when
+// free), the number of rows seen, then the reservoir (k rows of nv values,
+// as float64 bits). Key, count and reservoir share one or two cache lines,
+// so a row costs one miss at most.
 type bucket struct {
 	stKeys []uint64  // staged rows: subject<<32 | partition
 	stVals []float64 // staged rows' values, nv per row
-	slots  []pairSlot
+	words  []uint64
 	mask   uint64
 	shift  uint
-	n      int
-	vals   []float64 // reservoir blocks, k·nv per pair
+	n      int // pairs
 }
 
 // shard owns its buckets, so shards never share state and run in parallel
@@ -80,6 +76,7 @@ type shard struct {
 	shift   uint // log2 of the number of shards (a power of two)
 	k       int  // L∞
 	nv      int  // value columns
+	stride  int  // words per slot: 2 + k·nv
 	rng     *rand.ChaCha8
 	rows    []int32 // rows of the current batch that belong to this shard
 	err     error
@@ -92,37 +89,38 @@ func newShard(k, nv int, shift uint) (*shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shard{k: k, nv: nv, rng: r, shift: shift, buckets: make([]bucket, bucketsPerShard)}, nil
+	return &shard{k: k, nv: nv, stride: 2 + k*nv, rng: r, shift: shift, buckets: make([]bucket, bucketsPerShard)}, nil
 }
 
-func (b *bucket) alloc(size int) {
-	b.slots = make([]pairSlot, size)
-	for i := range b.slots {
-		b.slots[i].key = emptyKey
+func (b *bucket) alloc(slots, stride int) {
+	b.words = make([]uint64, slots*stride)
+	for i := 0; i < len(b.words); i += stride {
+		b.words[i] = emptyKey
 	}
-	b.mask = uint64(size - 1)
-	b.shift = uint(64 - bitsLen(size))
+	b.mask = uint64(slots - 1)
+	b.shift = uint(64 - bitsLen(slots))
 }
 
-func (b *bucket) grow() {
-	old := b.slots
-	b.alloc(2 * len(old))
-	for _, sl := range old {
-		if sl.key == emptyKey {
+func (b *bucket) grow(stride int) {
+	old := b.words
+	b.alloc(2*len(old)/stride, stride)
+	for o := 0; o < len(old); o += stride {
+		key := old[o]
+		if key == emptyKey {
 			continue
 		}
-		i := (sl.key * fib) >> b.shift
-		for b.slots[i].key != emptyKey {
+		i := (key * fib) >> b.shift
+		for b.words[int(i)*stride] != emptyKey {
 			i = (i + 1) & b.mask
 		}
-		b.slots[i] = sl
+		copy(b.words[int(i)*stride:int(i+1)*stride], old[o:o+stride])
 	}
 }
 
 // add stages the rows s.rows of a batch: sid and pid are the dense subject
 // and partition codes, cols the value columns. A bucket whose stage is full
-// is applied to its table at once. firstRow numbers rows in errors.
-func (s *shard) add(sid, pid []uint32, cols [][]float64, firstRow int64) {
+// is applied to its table at once.
+func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	nv := s.nv
 	for _, r := range s.rows {
 		id := sid[r]
@@ -132,80 +130,68 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64, firstRow int64) {
 			b.stVals = append(b.stVals, cols[c][r])
 		}
 		if len(b.stKeys) >= bucketStage {
-			if err := s.apply(b); err != nil {
-				s.err = fmt.Errorf("row %d: %w", firstRow+int64(r), err)
-				return
-			}
+			s.apply(b)
 		}
 	}
 }
 
 // apply runs the staged rows of b through its pair table and reservoirs.
-func (s *shard) apply(b *bucket) error {
-	k, nv := s.k, s.nv
-	stride := k * nv
-	if b.slots == nil {
-		b.alloc(64)
+func (s *shard) apply(b *bucket) {
+	k, nv, stride := s.k, s.nv, s.stride
+	if b.words == nil {
+		b.alloc(64, stride)
 	}
 	// Touch every staged row's home slot first: independent loads the CPU
 	// overlaps, so the table is in cache for the dependent probes below
 	// (Go has no prefetch intrinsic; a live accumulator keeps the loads).
 	var sink uint64
 	for _, key := range b.stKeys {
-		sink += b.slots[(key*fib)>>b.shift].key
+		sink += b.words[int((key*fib)>>b.shift)*stride]
 	}
 	s.sink += sink
 	for e, key := range b.stKeys {
 		i := (key * fib) >> b.shift
-		var sl *pairSlot
+		var base int
 		for {
-			sl = &b.slots[i]
-			if sl.key == key {
+			base = int(i) * stride
+			kk := b.words[base]
+			if kk == key {
 				break
 			}
-			if sl.key == emptyKey {
-				if 4*(b.n+1) > 3*len(b.slots) {
-					b.grow()
+			if kk == emptyKey {
+				if 4*(b.n+1) > 3*(int(b.mask)+1) {
+					b.grow(stride)
 					i = (key * fib) >> b.shift
 					continue
 				}
-				sl.key = key
-				sl.blk = uint32(b.n)
+				b.words[base] = key
 				b.n++
-				if stride > 0 {
-					// Slots are written before they are read (only the first
-					// min(seen, k) are used), so growing needs no clearing.
-					b.vals = slices.Grow(b.vals, stride)[:b.n*stride]
-				}
 				break
 			}
 			i = (i + 1) & b.mask
 		}
-		if sl.seen == math.MaxUint32 {
-			return fmt.Errorf("more than %d rows for one (subject, partition) pair", uint32(math.MaxUint32))
-		}
-		sl.seen++
+		seen := b.words[base+1] + 1
+		b.words[base+1] = seen
 		if nv == 0 {
 			continue
 		}
 		var pos int
-		if int(sl.seen) <= k {
-			pos = int(sl.seen) - 1
+		if seen <= uint64(k) {
+			pos = int(seen) - 1
 		} else {
-			j := uintN(s.rng, uint64(sl.seen))
+			j := uintN(s.rng, seen)
 			if j >= uint64(k) {
 				continue
 			}
 			pos = int(j)
 		}
-		dst := int(sl.blk)*stride + pos*nv
+		dst := base + 2 + pos*nv
 		for c := range nv {
-			b.vals[dst+c] = b.stVals[e*nv+c]
+			b.words[dst+c] = math.Float64bits(b.stVals[e*nv+c])
 		}
 	}
 	b.stKeys = b.stKeys[:0]
 	b.stVals = b.stVals[:0]
-	return nil
 }
 
 // chosenPair is a pair that survived L0 bounding.
@@ -220,15 +206,13 @@ type chosenPair struct {
 // shuffle over the subject's pairs). visit is called for every kept pair.
 // All pairs of a subject live in one bucket.
 func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
-	stride := s.k * s.nv
-	var order []int32
-	var start []int32
+	stride := s.stride
+	var order, start []int32
+	vals := make([]float64, s.k*s.nv)
 	for bi := range s.buckets {
 		b := &s.buckets[bi]
 		if len(b.stKeys) > 0 {
-			if err := s.apply(b); err != nil {
-				return err
-			}
+			s.apply(b)
 		}
 		if b.n == 0 {
 			continue
@@ -237,15 +221,15 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 		// subject's index within the bucket.
 		div := uint64(bucketsPerShard) << s.shift
 		maxLocal := 0
-		for _, sl := range b.slots {
-			if sl.key != emptyKey {
-				maxLocal = max(maxLocal, int((sl.key>>32)/div))
+		for o := 0; o < len(b.words); o += stride {
+			if key := b.words[o]; key != emptyKey {
+				maxLocal = max(maxLocal, int((key>>32)/div))
 			}
 		}
 		start = append(start[:0], make([]int32, maxLocal+2)...)
-		for _, sl := range b.slots {
-			if sl.key != emptyKey {
-				start[int((sl.key>>32)/div)+1]++
+		for o := 0; o < len(b.words); o += stride {
+			if key := b.words[o]; key != emptyKey {
+				start[int((key>>32)/div)+1]++
 			}
 		}
 		for i := 1; i < len(start); i++ {
@@ -253,10 +237,10 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 		}
 		order = slices.Grow(order[:0], b.n)[:b.n]
 		fill := append([]int32(nil), start[:maxLocal+1]...)
-		for i, sl := range b.slots {
-			if sl.key != emptyKey {
-				l := int((sl.key >> 32) / div)
-				order[fill[l]] = int32(i)
+		for o := 0; o < len(b.words); o += stride {
+			if key := b.words[o]; key != emptyKey {
+				l := int((key >> 32) / div)
+				order[fill[l]] = int32(o)
 				fill[l]++
 			}
 		}
@@ -272,25 +256,27 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 					j := i + int(uintN(s.rng, uint64(len(grp)-i)))
 					grp[i], grp[j] = grp[j], grp[i]
 				}
-				for _, si := range grp[l0:] {
-					st.RowsDroppedL0 += int64(b.slots[si].seen)
+				for _, o := range grp[l0:] {
+					st.RowsDroppedL0 += int64(b.words[o+1])
 					st.PairsDroppedL0++
 				}
 				keep = l0
 			}
-			for _, si := range grp[:keep] {
-				sl := b.slots[si]
-				rows := int(sl.seen)
-				if rows > s.k {
-					st.RowsDroppedLInf += int64(rows - s.k)
-					rows = s.k
+			for _, o := range grp[:keep] {
+				rows := int64(b.words[o+1])
+				if rows > int64(s.k) {
+					st.RowsDroppedLInf += rows - int64(s.k)
+					rows = int64(s.k)
 				}
-				st.RowsUsed += int64(rows)
-				off := int(sl.blk) * stride
-				visit(chosenPair{pid: uint32(sl.key), rows: rows, vals: b.vals[off : off+rows*s.nv]})
+				st.RowsUsed += rows
+				v := vals[:int(rows)*s.nv]
+				for c := range v {
+					v[c] = math.Float64frombits(b.words[int(o)+2+c])
+				}
+				visit(chosenPair{pid: uint32(b.words[o]), rows: int(rows), vals: v})
 			}
 		}
-		b.slots, b.vals, b.stKeys, b.stVals = nil, nil, nil, nil
+		b.words, b.stKeys, b.stVals = nil, nil, nil
 	}
 	return nil
 }

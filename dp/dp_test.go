@@ -427,11 +427,11 @@ func TestReservoirUniform(t *testing.T) {
 	}
 	var hits [n]int
 	for range trials {
-		s := &shard{k: k, nv: 1, rng: r, buckets: make([]bucket, bucketsPerShard)}
+		s := &shard{k: k, nv: 1, stride: 2 + k, rng: r, buckets: make([]bucket, bucketsPerShard)}
 		for i := range n {
 			s.rows = append(s.rows, int32(i))
 		}
-		s.add(sid, pid, [][]float64{vals}, 0)
+		s.add(sid, pid, [][]float64{vals})
 		var st Stats
 		s.bound(1, func(p chosenPair) {
 			for _, v := range p.vals {

@@ -158,6 +158,14 @@ type AggregateSpec struct {
 	ValueIndex int `json:"value_index"`
 }
 
+// Validate checks every option (ε shares, bounds, contribution bounds, column
+// names) without reading data, with the same errors NewAggregator returns:
+// a policy loader can reject a bad policy before any input is opened.
+func (o Options) Validate() error {
+	_, err := o.validate("Options.Validate")
+	return err
+}
+
 // validate checks o and returns its spec. fn names the caller in errors.
 func (o *Options) validate(fn string) (*Spec, error) {
 	if o.Subject == "" {

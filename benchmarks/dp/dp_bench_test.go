@@ -31,8 +31,6 @@ const (
 // interleaved across vehicles, not grouped.
 type fleet struct {
 	batches []arrow.RecordBatch
-	vinDict []string
-	segDict []string
 }
 
 func (f *fleet) release() {
@@ -185,54 +183,60 @@ func BenchmarkDPAggregate(b *testing.B) {
 	})
 }
 
-// byHand is what a user writes with the library alone: bound contributions
-// with maps (reservoir of L∞ rows per vehicle and segment, L0 segments per
-// vehicle), then per segment a Count, a BoundedMean and a
+// byHand is what a competent user writes with the library alone: bound
+// contributions with a map from (vehicle, segment) to a reservoir of L∞ rows
+// (flat slice, no per-pair allocation), L0 segments per vehicle chosen with
+// a shuffle, then per segment a Count, a BoundedMean and a
 // PreAggSelectPartition fed row by row.
 func byHand(b *testing.B, f *fleet) int {
-	type pair struct{ vin, seg int32 }
-	type res struct {
+	type reservoir struct {
 		seen int
-		vals []float64
+		vals [linf]float64
 	}
 	r := rand.New(rand.NewChaCha8([32]byte{1}))
-	pairs := map[pair]*res{}
+	index := map[uint64]int32{}
+	var res []reservoir
+	var keys []uint64
 	for _, rec := range f.batches {
 		vin := rec.Column(0).(*array.Dictionary).Indices().(*array.Int32).Int32Values()
 		seg := rec.Column(1).(*array.Dictionary).Indices().(*array.Int32).Int32Values()
 		temp := rec.Column(2).(*array.Float64).Float64Values()
 		for i := range vin {
-			k := pair{vin[i], seg[i]}
-			p := pairs[k]
-			if p == nil {
-				p = &res{}
-				pairs[k] = p
+			k := uint64(vin[i])<<32 | uint64(seg[i])
+			j, ok := index[k]
+			if !ok {
+				j = int32(len(res))
+				index[k] = j
+				res = append(res, reservoir{})
+				keys = append(keys, k)
 			}
+			p := &res[j]
 			p.seen++
-			if len(p.vals) < linf {
-				p.vals = append(p.vals, temp[i])
-			} else if j := r.IntN(p.seen); j < linf {
-				p.vals[j] = temp[i]
+			if p.seen <= linf {
+				p.vals[p.seen-1] = temp[i]
+			} else if x := r.IntN(p.seen); x < linf {
+				p.vals[x] = temp[i]
 			}
 		}
 	}
-	byVin := map[int32][]pair{}
-	for k := range pairs {
-		byVin[k.vin] = append(byVin[k.vin], k)
+	byVin := make([][]int32, benchVehicles)
+	for j, k := range keys {
+		byVin[k>>32] = append(byVin[k>>32], int32(j))
 	}
 	type objs struct {
 		count *dpagg.Count
 		mean  *dpagg.BoundedMean
 		sel   *dpagg.PreAggSelectPartition
 	}
-	parts := map[int32]*objs{}
+	parts := make([]*objs, benchSegments)
 	for _, ps := range byVin {
 		r.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 		if len(ps) > l0 {
 			ps = ps[:l0]
 		}
-		for _, k := range ps {
-			o := parts[k.seg]
+		for _, j := range ps {
+			seg := uint32(keys[j])
+			o := parts[seg]
 			if o == nil {
 				c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: 0.5 / 2, MaxPartitionsContributed: l0})
 				if err != nil {
@@ -247,10 +251,11 @@ func byHand(b *testing.B, f *fleet) int {
 					b.Fatal(err)
 				}
 				o = &objs{c, m, s}
-				parts[k.seg] = o
+				parts[seg] = o
 			}
 			o.sel.Increment()
-			for _, v := range pairs[k].vals {
+			p := &res[j]
+			for _, v := range p.vals[:min(p.seen, linf)] {
 				o.count.Increment()
 				o.mean.Add(v)
 			}
@@ -258,6 +263,9 @@ func byHand(b *testing.B, f *fleet) int {
 	}
 	kept := 0
 	for _, o := range parts {
+		if o == nil {
+			continue
+		}
 		keep, err := o.sel.ShouldKeepPartition()
 		if err != nil {
 			b.Fatal(err)
