@@ -351,6 +351,7 @@ func (kr *Keyring) WriteFile(path string, overwrite bool) (err error) {
 		if err = os.Rename(tmpName, path); err != nil {
 			return fmt.Errorf("%s: %w", fn, err)
 		}
+		syncDir(dir)
 		return nil
 	}
 	// os.Link fails if path exists: no window in which another writer's file
@@ -364,7 +365,17 @@ func (kr *Keyring) WriteFile(path string, overwrite bool) (err error) {
 		return err
 	}
 	os.Remove(tmpName)
+	syncDir(dir)
 	return nil
+}
+
+// syncDir makes the new directory entry durable where the platform allows;
+// failure only weakens crash durability, not correctness, so it is ignored.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }
 
 // LoadKeyring reads a keyring file. It refuses a file that group or others
