@@ -148,13 +148,57 @@ func isInterned(t arrow.DataType) bool {
 	return false
 }
 
-// keys fills dst with dense subject ids for column a.
+// noSubject marks a row with a null subject in the output of keysNullable.
+const noSubject = math.MaxUint64
+
+// keys fills dst with dense subject ids for column a; nulls are errors.
 func (d *denser) keys(fn, name string, a arrow.Array, rowBase int64, dst []uint64) error {
 	if err := keyValues(fn, name, a, d.strs, rowBase, dst); err != nil {
 		return err
 	}
+	d.densify(a, dst)
+	return nil
+}
+
+// keysNullable is keys where a null subject is allowed and marked noSubject
+// (a row that belongs to no trace, such as a detached trip endpoint). It
+// returns the number of null rows.
+func (d *denser) keysNullable(fn, name string, a arrow.Array, rowBase int64, dst []uint64) (int, error) {
+	nulls := a.NullN()
+	if nulls == 0 {
+		return 0, d.keys(fn, name, a, rowBase, dst)
+	}
+	// Key the valid rows on a copy with nulls replaced: keyValues rejects
+	// nulls, so work per valid run.
+	n := a.Len()
+	for i := 0; i < n; {
+		if a.IsNull(i) {
+			dst[i] = noSubject
+			i++
+			continue
+		}
+		j := i
+		for j < n && a.IsValid(j) {
+			j++
+		}
+		part := array.NewSlice(a, int64(i), int64(j))
+		err := keyValues(fn, name, part, d.strs, rowBase+int64(i), dst[i:j])
+		if err == nil {
+			d.densify(part, dst[i:j])
+		}
+		part.Release()
+		if err != nil {
+			return 0, err
+		}
+		i = j
+	}
+	return nulls, nil
+}
+
+// densify maps numeric keys to dense ids in place.
+func (d *denser) densify(a arrow.Array, dst []uint64) {
 	if isInterned(a.DataType()) {
-		return nil
+		return
 	}
 	for i, v := range dst {
 		id, ok := d.ids[v]
@@ -165,7 +209,6 @@ func (d *denser) keys(fn, name string, a arrow.Array, rowBase int64, dst []uint6
 		}
 		dst[i] = uint64(id)
 	}
-	return nil
 }
 
 // count is the number of distinct subjects seen.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -42,6 +43,10 @@ type ProtectOptions struct {
 	TrimDuration time.Duration
 	Lateness     time.Duration
 	Order        InputOrder
+	// Endpoints: drop the trimmed readings (default) or detach them from
+	// their trip (null trip id; only with ScopeTrip, which removes the
+	// subject column). See EndpointMode.
+	Endpoints EndpointMode
 	// Resolution is the H3 resolution of the cell column (0..15) and Cell
 	// its name (it replaces Lat; Lon is removed). Cell is required.
 	Resolution int
@@ -54,6 +59,14 @@ type ProtectOptions struct {
 	K int
 	// Scope is the linkable unit of the output (default ScopeTrip).
 	Scope Scope
+	// TraceK, if >= 2, publishes a trip's id only when at least TraceK
+	// distinct subjects made a trip with exactly the same released trace
+	// (set of (cell, bucket) points); the rows of rarer trips are released
+	// detached (null trip id), so they still count in per-cell aggregates.
+	// This is k-anonymity of whole trajectories: no published trace, and no
+	// set of points from one, singles out fewer than TraceK vehicles. Needs
+	// ScopeTrip. 0 disables it.
+	TraceK int
 	// TripID names the column that replaces Subject under ScopeTrip (at
 	// Subject's position, int64 random ids). Required with ScopeTrip.
 	TripID string
@@ -64,9 +77,13 @@ type ProtectOptions struct {
 }
 
 // ProtectStats accounts for every input row:
-// RowsIn == RowsOut + RowsTrimmed + RowsSuppressed.
+// RowsIn == RowsOut + RowsTrimmed + RowsSuppressed. RowsDetached counts the
+// trip endpoints emitted with a null trip id (before suppression; part of
+// RowsOut or RowsSuppressed).
 type ProtectStats struct {
 	RowsIn, RowsOut, RowsTrimmed, RowsSuppressed int64
+	RowsDetached                                 int64
+	Traces                                       TraceStats // TraceK only
 	Trips                                        TripStats
 	Cells                                        SuppressStats
 }
@@ -82,12 +99,21 @@ func (o ProtectOptions) validate() error {
 	if o.K < 2 {
 		return fmt.Errorf("%s: K must be >= 2, got %d", fn, o.K)
 	}
+	if o.TraceK < 0 || o.TraceK == 1 {
+		return fmt.Errorf("%s: TraceK must be 0 (off) or >= 2, got %d", fn, o.TraceK)
+	}
 	switch o.Scope {
 	case ScopeTrip:
 		if o.TripID == "" {
 			return fmt.Errorf("%s: TripID (the column replacing the subject) is required with ScopeTrip", fn)
 		}
 	case ScopeSubject:
+		if o.TraceK > 0 {
+			return fmt.Errorf("%s: TraceK needs ScopeTrip (it decides which trip ids are published)", fn)
+		}
+		if o.Endpoints == EndpointsDetach {
+			return fmt.Errorf("%s: Endpoints EndpointsDetach needs ScopeTrip: detached endpoints that keep the subject column point at homes again", fn)
+		}
 	default:
 		return fmt.Errorf("%s: Scope: unknown scope %d", fn, o.Scope)
 	}
@@ -120,7 +146,7 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 	seg, err := NewSegmenter(src.Schema(), TripOptions{
 		Subject: opts.Subject, Time: opts.Time, Lat: opts.Lat, Lon: opts.Lon,
 		Gap: opts.Gap, TrimMetres: opts.TrimMetres, TrimDuration: opts.TrimDuration,
-		Lateness: opts.Lateness, Order: opts.Order, TripIDColumn: tripCol, Mem: mem,
+		Lateness: opts.Lateness, Order: opts.Order, Endpoints: opts.Endpoints, TripIDColumn: tripCol, Mem: mem,
 	})
 	if err != nil {
 		return st, err
@@ -141,6 +167,11 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 	defer os.Remove(f.Name())
 	defer f.Close()
 	w := ipc.NewWriter(f, ipc.WithSchema(co.Schema()), ipc.WithAllocator(mem))
+	var gate *traceGate
+	if opts.TraceK > 0 {
+		gate = newTraceGate(co.Schema(), opts.TraceK, opts.TripID, opts.Subject, opts.Cell, opts.Time)
+	}
+	var observed int64
 	pass1 := func(rec arrow.RecordBatch, err error) error {
 		if err != nil {
 			return err
@@ -157,6 +188,12 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 		if err := sup.Observe(ctx, c); err != nil {
 			return err
 		}
+		if gate != nil {
+			if err := gate.observe(c, observed); err != nil {
+				return err
+			}
+		}
+		observed += c.NumRows()
 		if err := w.Write(c); err != nil {
 			return fmt.Errorf("%s: write spool: %w", fn, err)
 		}
@@ -180,6 +217,10 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 		return st, fmt.Errorf("%s: close spool: %w", fn, err)
 	}
 	st.Trips = seg.Stats()
+	if gate != nil {
+		sup.seal()
+		gate.decide(sup)
+	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return st, fmt.Errorf("%s: rewind spool: %w", fn, err)
 	}
@@ -194,6 +235,19 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 		if err != nil {
 			return st, err
 		}
+		if gate != nil {
+			tc, err := gate.apply(mem, kept)
+			if err != nil {
+				kept.Release()
+				return st, err
+			}
+			cols := slices.Clone(kept.Columns())
+			cols[gate.trip] = tc
+			gated := array.NewRecordBatch(kept.Schema(), cols, kept.NumRows())
+			tc.Release()
+			kept.Release()
+			kept = gated
+		}
 		out := array.NewRecordBatch(outSchema, project(kept), kept.NumRows())
 		kept.Release()
 		err = emit(out)
@@ -206,8 +260,12 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 		return st, fmt.Errorf("%s: read spool: %w", fn, err)
 	}
 	st.Cells = sup.Stats()
+	if gate != nil {
+		st.Traces = gate.stats
+	}
 	st.RowsIn = st.Trips.RowsIn
 	st.RowsTrimmed = st.Trips.RowsTrimmed
+	st.RowsDetached = st.Trips.RowsDetached
 	st.RowsSuppressed = st.Cells.RowsSuppressed
 	st.RowsOut = st.Cells.RowsKept
 	if st.RowsIn != st.RowsOut+st.RowsTrimmed+st.RowsSuppressed {

@@ -2,6 +2,7 @@ package mobility
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,9 @@ func TestProtectOptions(t *testing.T) {
 		{"no k", func(o *ProtectOptions) { o.K = 0 }, "K must be >= 2"},
 		{"no bucket", func(o *ProtectOptions) { o.Bucket = 0 }, "Bucket must be > 0"},
 		{"no trip column", func(o *ProtectOptions) { o.TripID = "" }, "TripID"},
+		{"trace k of 1", func(o *ProtectOptions) { o.TraceK = 1 }, "TraceK must be 0 (off) or >= 2"},
+		{"trace k without trip scope", func(o *ProtectOptions) { o.Scope, o.TraceK = ScopeSubject, 5 }, "TraceK needs ScopeTrip"},
+		{"detach keeping the subject", func(o *ProtectOptions) { o.Scope, o.Endpoints = ScopeSubject, EndpointsDetach }, "needs ScopeTrip"},
 	} {
 		o := protectOpts(nil, t)
 		tc.mod(&o)
@@ -147,5 +151,74 @@ func TestCompareMeans(t *testing.T) {
 	empty, _ := NewCellMeans(out.Schema(), CellMeanOptions{Subject: "vin", Value: "temp", Time: "ts", Bucket: time.Hour, Cell: "cell"})
 	if c := CompareMeans(raw, empty, 3, 0.1); c.Released != 0 || c.Within != 0 {
 		t.Fatalf("empty release %+v", c)
+	}
+}
+
+// TestProtectTraceK: every published trip's trace is shared by at least
+// TraceK trips, rarer trips are released detached (null id), no row is lost,
+// and unicity of the published trips, measured independently, is zero.
+func TestProtectTraceK(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	rs := synthFleet(12, 80, 3)
+	opts := protectOpts(mem, t)
+	opts.Resolution, opts.K, opts.TraceK, opts.Endpoints = 5, 3, 3, EndpointsDetach
+	rd := makeReader(t, mem, rs, 1500)
+	defer rd.Release()
+	traces := map[int64]map[string]bool{}
+	var nulls int64
+	var u *UnicityIndex
+	st, err := Protect(ctx, rd, opts, func(rec arrow.RecordBatch) error {
+		if u == nil {
+			var err error
+			if u, err = NewUnicityIndex(rec.Schema(), UnicityColumns{Subject: "trip", Space: []string{"cell"}, Time: "ts", SkipNullSubjects: true}); err != nil {
+				return err
+			}
+		}
+		trip := rec.Column(0).(*array.Int64)
+		cell := newStringKeyer(rec.Column(2))
+		ts := rec.Column(1)
+		for i := 0; i < trip.Len(); i++ {
+			if trip.IsNull(i) {
+				nulls++
+				continue
+			}
+			if traces[trip.Value(i)] == nil {
+				traces[trip.Value(i)] = map[string]bool{}
+			}
+			traces[trip.Value(i)][cell.key(i)+"@"+ts.ValueStr(i)] = true
+		}
+		return u.Add(ctx, rec)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RowsIn != int64(len(rs)) || st.RowsTrimmed != 0 || st.RowsIn != st.RowsOut+st.RowsSuppressed {
+		t.Fatalf("accounting %+v", st)
+	}
+	count := map[string]int{}
+	for _, tr := range traces {
+		var keys []string
+		for k := range tr {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		count[strings.Join(keys, ",")]++
+	}
+	for sig, n := range count {
+		if n < opts.TraceK {
+			t.Fatalf("published trace %s shared by %d trips < TraceK %d", sig, n, opts.TraceK)
+		}
+	}
+	if st.Traces.Published != len(traces) || st.Traces.Published == 0 || st.Traces.Published == st.Traces.Trips || nulls == 0 {
+		t.Fatalf("trace stats %+v, published ids seen %d, null rows %d", st.Traces, len(traces), nulls)
+	}
+	res, err := u.Estimate(UnicityOptions{P: 4, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unique != 0 || res.Unlinked != nulls {
+		t.Fatalf("unicity of published trips %+v (null rows %d)", res, nulls)
 	}
 }

@@ -158,15 +158,7 @@ func (s *CellSuppressor) Apply(ctx context.Context, rec arrow.RecordBatch) (arro
 	if err := checkSameSchema(fn, s.schema, rec); err != nil {
 		return nil, 0, err
 	}
-	if !s.sealed {
-		s.sealed = true
-		s.stats.Groups = len(s.groups)
-		for _, g := range s.groups {
-			if len(g.subs) < s.opts.K {
-				s.stats.GroupsSuppressed++
-			}
-		}
-	}
+	s.seal()
 	base := s.stats.RowsKept + s.stats.RowsSuppressed
 	_, cell, ts, err := s.keys(fn, rec, base)
 	if err != nil {
@@ -202,5 +194,30 @@ func (s *CellSuppressor) Apply(ctx context.Context, rec arrow.RecordBatch) (arro
 	return out, dropped, nil
 }
 
+// seal ends observation and counts the groups.
+func (s *CellSuppressor) seal() {
+	if s.sealed {
+		return
+	}
+	s.sealed = true
+	s.stats.Groups = len(s.groups)
+	for _, g := range s.groups {
+		if len(g.subs) < s.opts.K {
+			s.stats.GroupsSuppressed++
+		}
+	}
+}
+
 // Stats returns the counters so far (group counts once Apply has started).
 func (s *CellSuppressor) Stats() SuppressStats { return s.stats }
+
+// keptGroup reports whether the (cell, time) group of a cell value and a
+// time key survives suppression; only valid once observation is complete.
+func (s *CellSuppressor) keptGroup(cell string, ts uint64) bool {
+	id, ok := s.cells.ids[cell]
+	if !ok {
+		return false
+	}
+	g := s.groups[[2]uint64{uint64(id), ts}]
+	return g != nil && len(g.subs) >= s.opts.K
+}

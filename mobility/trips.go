@@ -48,6 +48,22 @@ const (
 	OrderSubject
 )
 
+// EndpointMode says what happens to the readings trimming takes off a trip.
+type EndpointMode int
+
+const (
+	// EndpointsDrop removes them (counted in TripStats.RowsTrimmed). The
+	// zero value.
+	EndpointsDrop EndpointMode = iota
+	// EndpointsDetach keeps them but cuts them from the trip: their trip id
+	// is null, so they join per-cell aggregates (no bias against cells where
+	// trips start and end) without being attachable to any trip. Requires
+	// TripIDColumn, and the subject column must then be dropped or replaced
+	// by the trip id (Protect's ScopeTrip does): a detached row that still
+	// carries the subject points at its home again.
+	EndpointsDetach
+)
+
 // TripOptions configures a Segmenter.
 type TripOptions struct {
 	// Subject is the column that identifies whose reading a row is (e.g.
@@ -76,6 +92,9 @@ type TripOptions struct {
 	// is more than Gap+Lateness past the trip's last reading; a row that
 	// would have continued a closed trip is an error. Must be >= 0.
 	Lateness time.Duration
+	// Endpoints says whether trimmed readings are dropped (default) or
+	// detached from their trip.
+	Endpoints EndpointMode
 	// Order says how rows arrive (default OrderTime).
 	Order InputOrder
 	// TripIDColumn, if not empty, names an int64 column appended to the
@@ -90,13 +109,14 @@ type TripOptions struct {
 // TripStats counts what a Segmenter did. After Flush,
 // RowsIn == RowsOut + RowsTrimmed.
 type TripStats struct {
-	RowsIn      int64 // rows pushed
-	RowsOut     int64 // rows emitted
-	RowsTrimmed int64 // rows dropped by endpoint trimming ("filtered")
-	Trips       int64 // trips closed
-	TripsEmpty  int64 // trips of which trimming left nothing
-	OpenRows    int64 // rows held in open trips right now
-	MaxOpenRows int64 // the most rows ever held at once
+	RowsIn       int64 // rows pushed
+	RowsOut      int64 // rows emitted (including detached ones)
+	RowsTrimmed  int64 // rows dropped by endpoint trimming ("filtered")
+	RowsDetached int64 // rows emitted detached from their trip (null trip id)
+	Trips        int64 // trips closed
+	TripsEmpty   int64 // trips of which trimming left nothing
+	OpenRows     int64 // rows held in open trips right now
+	MaxOpenRows  int64 // the most rows ever held at once
 }
 
 // Segmenter splits interleaved readings into trips per subject, trims trip
@@ -157,6 +177,9 @@ type subjectState struct {
 	done        bool // OrderSubject: the subject's group has ended
 }
 
+// detachedTrip marks an output row detached from its trip (trip ids are >= 0).
+const detachedTrip = -1
+
 type outRef struct {
 	h    *heldBatch
 	row  int32
@@ -210,6 +233,15 @@ func NewSegmenter(schema *arrow.Schema, opts TripOptions) (*Segmenter, error) {
 	if opts.Lateness < 0 {
 		return nil, fmt.Errorf("%s: Lateness must be >= 0, got %v", fn, opts.Lateness)
 	}
+	switch opts.Endpoints {
+	case EndpointsDrop:
+	case EndpointsDetach:
+		if opts.TripIDColumn == "" {
+			return nil, fmt.Errorf("%s: Endpoints EndpointsDetach requires TripIDColumn (detached rows are marked by a null trip id)", fn)
+		}
+	default:
+		return nil, fmt.Errorf("%s: Endpoints: unknown mode %d", fn, opts.Endpoints)
+	}
 	if opts.Order != OrderTime && opts.Order != OrderSubject {
 		return nil, fmt.Errorf("%s: Order: unknown mode %d", fn, opts.Order)
 	}
@@ -228,7 +260,7 @@ func NewSegmenter(schema *arrow.Schema, opts TripOptions) (*Segmenter, error) {
 		if len(schema.FieldIndices(opts.TripIDColumn)) > 0 {
 			return nil, fmt.Errorf("%s: TripIDColumn %q already exists in the input", fn, opts.TripIDColumn)
 		}
-		fields := append(slices.Clone(schema.Fields()), arrow.Field{Name: opts.TripIDColumn, Type: arrow.PrimitiveTypes.Int64})
+		fields := append(slices.Clone(schema.Fields()), arrow.Field{Name: opts.TripIDColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: opts.Endpoints == EndpointsDetach})
 		md := schema.Metadata()
 		s.out = arrow.NewSchema(fields, &md)
 	}
@@ -426,17 +458,22 @@ func (s *Segmenter) close(t *trip, early bool) {
 	t.subj.open = nil
 	t.subj.closedEarly = early
 	first, last := t.pts[0], t.pts[len(t.pts)-1]
-	kept := 0
+	kept, detached := 0, 0
 	for _, p := range t.pts {
 		p.h.pending--
-		if s.keep(p, first, last) {
+		switch {
+		case s.keep(p, first, last):
 			s.pending = append(s.pending, outRef{h: p.h, row: p.row, trip: t.id})
 			kept++
+		case s.opts.Endpoints == EndpointsDetach:
+			s.pending = append(s.pending, outRef{h: p.h, row: p.row, trip: detachedTrip})
+			detached++
 		}
 	}
 	s.stats.Trips++
 	s.stats.OpenRows -= int64(len(t.pts))
-	s.stats.RowsTrimmed += int64(len(t.pts) - kept)
+	s.stats.RowsTrimmed += int64(len(t.pts) - kept - detached)
+	s.stats.RowsDetached += int64(detached)
 	if kept == 0 {
 		s.stats.TripsEmpty++
 	}
@@ -521,7 +558,11 @@ func (s *Segmenter) build(ctx context.Context, refs []outRef) (arrow.RecordBatch
 		b := array.NewInt64Builder(s.mem)
 		b.Reserve(len(refs))
 		for _, r := range refs {
-			b.UnsafeAppend(r.trip)
+			if r.trip == detachedTrip {
+				b.UnsafeAppendBoolToBitmap(false)
+			} else {
+				b.UnsafeAppend(r.trip)
+			}
 		}
 		cols = append(cols, b.NewArray())
 		b.Release()

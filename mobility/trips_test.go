@@ -329,3 +329,54 @@ func TestTripIDsRandomAreDistinct(t *testing.T) {
 		t.Fatalf("%d distinct ids for %d trips", len(trips), st.Trips)
 	}
 }
+
+// TestEndpointsDetach: the readings trimming takes off are emitted with a
+// null trip id — exactly those the reference trims — and the trips keep
+// their distance from their original endpoints.
+func TestEndpointsDetach(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rs := synthFleet(11, 30, 2)
+	rd := makeReader(t, mem, rs, 500)
+	defer rd.Release()
+	opts := tripOpts(mem)
+	opts.Endpoints = EndpointsDetach
+	trimmed := map[string]bool{}
+	for _, tr := range refTrips(rs, opts.Gap) {
+		first, last := tr[0], tr[len(tr)-1]
+		for _, r := range tr {
+			if haversineM(r.lat, r.lon, first.lat, first.lon) <= opts.TrimMetres || haversineM(r.lat, r.lon, last.lat, last.lon) <= opts.TrimMetres ||
+				r.ts.Sub(first.ts) < opts.TrimDuration || last.ts.Sub(r.ts) < opts.TrimDuration {
+				trimmed[fmt.Sprint(r.subj, r.ts.UnixMilli())] = true
+			}
+		}
+	}
+	var detached int
+	st, err := SegmentAll(context.Background(), rd, opts, func(rec arrow.RecordBatch) error {
+		if !rec.Schema().Field(5).Nullable {
+			t.Fatal("trip column must be nullable with EndpointsDetach")
+		}
+		rows, _ := rowsOf(t, rec)
+		trip := rec.Column(5)
+		for i, r := range rows {
+			k := fmt.Sprint(r.subj, r.ts.UnixMilli())
+			if trip.IsNull(i) != trimmed[k] {
+				t.Fatalf("row %s: detached=%v, reference trims=%v", k, trip.IsNull(i), trimmed[k])
+			}
+			if trip.IsNull(i) {
+				detached++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RowsTrimmed != 0 || st.RowsOut != st.RowsIn || st.RowsDetached != int64(len(trimmed)) || detached != len(trimmed) || detached == 0 {
+		t.Fatalf("stats %+v, detached %d, reference %d", st, detached, len(trimmed))
+	}
+	opts.TripIDColumn = ""
+	if _, err := NewSegmenter(testSchema(), opts); err == nil || !strings.Contains(err.Error(), "requires TripIDColumn") {
+		t.Fatalf("detach without trip column: %v", err)
+	}
+}

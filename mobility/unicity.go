@@ -36,6 +36,11 @@ type UnicityColumns struct {
 	// Time is the temporal column of a point (a timestamp, or any key type
 	// such as a bucket). Required.
 	Time string
+	// SkipNullSubjects lets rows with a null subject through: they belong
+	// to no trace (trip endpoints detached by EndpointsDetach) and are
+	// counted in UnicityResult.Unlinked. Otherwise a null subject is an
+	// error naming the row.
+	SkipNullSubjects bool
 }
 
 // UnicityIndex holds the traces of all subjects: the set of distinct
@@ -58,6 +63,7 @@ type UnicityIndex struct {
 	strs     *interner
 	pairs    []subjPoint
 	rows     int64
+	unlinked int64
 	buf      [][]uint64
 	built    bool
 	// built form
@@ -146,7 +152,13 @@ func (u *UnicityIndex) Add(ctx context.Context, rec arrow.RecordBatch) error {
 			return err
 		}
 	}
-	if err := u.subjects.keys(fn, u.cols.Subject, rec.Column(u.subj), u.rows, u.buf[0]); err != nil {
+	if u.cols.SkipNullSubjects {
+		nulls, err := u.subjects.keysNullable(fn, u.cols.Subject, rec.Column(u.subj), u.rows, u.buf[0])
+		if err != nil {
+			return err
+		}
+		u.unlinked += int64(nulls)
+	} else if err := u.subjects.keys(fn, u.cols.Subject, rec.Column(u.subj), u.rows, u.buf[0]); err != nil {
 		return err
 	}
 	if err := keyValues(fn, u.cols.Time, rec.Column(u.ts), u.strs, u.rows, u.buf[1]); err != nil {
@@ -165,6 +177,9 @@ func (u *UnicityIndex) Add(ctx context.Context, rec arrow.RecordBatch) error {
 		h := uint64(0x9e3779b97f4a7c15)
 		for _, col := range u.buf[1:] {
 			h = mix64(h ^ col[i])
+		}
+		if subj[i] == noSubject {
+			continue
 		}
 		sp := subjPoint{p: h, s: uint32(subj[i])}
 		// Consecutive duplicates are common (a parked or slow subject in one
@@ -248,11 +263,12 @@ type UnicityResult struct {
 	Subjects   int     `json:"subjects"`        // subjects in the data
 	Points     int     `json:"points_distinct"` // distinct (space, time) points
 	Rows       int64   `json:"rows"`
-	Sampled    int     `json:"sampled"` // subjects in the estimate's denominator
-	Unique     int     `json:"unique"`  // of those, uniquely identified
-	Short      int     `json:"short"`   // drawn subjects with fewer than P points
-	Unicity    float64 `json:"unicity"` // Unique / Sampled
-	Lower      float64 `json:"lower"`   // Wilson score interval
+	Unlinked   int64   `json:"unlinked_rows"` // rows with a null subject (SkipNullSubjects)
+	Sampled    int     `json:"sampled"`       // subjects in the estimate's denominator
+	Unique     int     `json:"unique"`        // of those, uniquely identified
+	Short      int     `json:"short"`         // drawn subjects with fewer than P points
+	Unicity    float64 `json:"unicity"`       // Unique / Sampled
+	Lower      float64 `json:"lower"`         // Wilson score interval
 	Upper      float64 `json:"upper"`
 	Confidence float64 `json:"confidence"`
 	Census     bool    `json:"census"` // every subject was evaluated
@@ -283,7 +299,7 @@ func (u *UnicityIndex) Estimate(opts UnicityOptions) (UnicityResult, error) {
 		return UnicityResult{}, fmt.Errorf("%s: Confidence must be in (0, 1), got %v", fn, opts.Confidence)
 	}
 	u.build()
-	res := UnicityResult{P: opts.P, Subjects: u.nSubj, Points: len(u.ptStart) - 1, Rows: u.rows, Confidence: conf}
+	res := UnicityResult{P: opts.P, Subjects: u.nSubj, Points: len(u.ptStart) - 1, Rows: u.rows, Unlinked: u.unlinked, Confidence: conf}
 	if u.nSubj == 0 {
 		return res, fmt.Errorf("%s: no subjects (empty input)", fn)
 	}

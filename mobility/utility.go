@@ -15,7 +15,8 @@ import (
 // (H3 cell, time bucket), the utility figure movement data is kept for (e.g.
 // hourly mean disc temperature per cell, for traffic control).
 type CellMeanOptions struct {
-	// Subject is counted per group (distinct values). Required.
+	// Subject is counted per group (distinct values; rows with a null
+	// subject count in the mean but not as a subject). Required.
 	Subject string
 	// Value is the float64 column averaged. Required.
 	Value string
@@ -128,7 +129,7 @@ func (m *CellMeans) Add(ctx context.Context, rec arrow.RecordBatch) error {
 		m.buf = make([]uint64, n)
 	}
 	subj := m.buf[:n]
-	if err := m.subjects.keys(fn, m.opts.Subject, rec.Column(m.subj), m.rows, subj); err != nil {
+	if _, err := m.subjects.keysNullable(fn, m.opts.Subject, rec.Column(m.subj), m.rows, subj); err != nil {
 		return err
 	}
 	val := rec.Column(m.val).(*array.Float64)
@@ -174,7 +175,9 @@ func (m *CellMeans) Add(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 		g.sum += v
 		g.n++
-		g.subs[uint32(subj[i])] = struct{}{}
+		if subj[i] != noSubject {
+			g.subs[uint32(subj[i])] = struct{}{}
+		}
 	}
 	m.rows += int64(n)
 	return nil
