@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/differential-privacy/go/v2/dpagg"
@@ -724,4 +725,158 @@ func TestSelectorMatchesLibrary(t *testing.T) {
 	if math.Abs(z) > 4.5 || ours < trials/4 || ours > trials*3/4 {
 		t.Errorf("kept %d (ours) vs %d (library) of %d at n = %d: z = %.2f", ours, lib, trials, n, z)
 	}
+}
+
+// TestDictionaryIntAndTimestampKeys: dictionary subjects whose dictionary
+// changes between batches, integer and timestamp keys; exact counts with the
+// no-noise double; key types survive into the result; null dictionary
+// values are rejected.
+func TestDictionaryIntAndTimestampKeys(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	tsType := &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "vin", Type: dt}, {Name: "road", Type: arrow.PrimitiveTypes.Int64}, {Name: "hour", Type: tsType}}, nil)
+	batch := func(dict []string, idx []int32, roads []int64, hours []int64, nullDict bool) arrow.RecordBatch {
+		db := array.NewStringBuilder(mem)
+		defer db.Release()
+		for _, d := range dict {
+			db.Append(d)
+		}
+		if nullDict {
+			db.AppendNull()
+		}
+		da := db.NewArray()
+		defer da.Release()
+		ib := array.NewInt32Builder(mem)
+		defer ib.Release()
+		ib.AppendValues(idx, nil)
+		ia := ib.NewArray()
+		defer ia.Release()
+		vin := array.NewDictionaryArray(dt, ia, da)
+		defer vin.Release()
+		rb := array.NewInt64Builder(mem)
+		defer rb.Release()
+		rb.AppendValues(roads, nil)
+		ra := rb.NewArray()
+		defer ra.Release()
+		hb := array.NewTimestampBuilder(mem, tsType)
+		defer hb.Release()
+		for _, h := range hours {
+			hb.Append(arrow.Timestamp(h * 3600_000))
+		}
+		ha := hb.NewArray()
+		defer ha.Release()
+		return array.NewRecordBatch(schema, []arrow.Array{vin, ra, ha}, int64(len(idx)))
+	}
+	opts := Options{Subject: "vin", GroupBy: []string{"road", "hour"}, Aggregates: []Aggregate{{Kind: Count}}, MaxPartitions: 5, MaxPerPartition: 5}
+	ag, err := NewAggregator(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ag.Close()
+	b1 := batch([]string{"A", "B"}, []int32{0, 1, 1}, []int64{7, 7, 9}, []int64{10, 10, 11}, false)
+	b2 := batch([]string{"C", "B", "A"}, []int32{0, 2, 1}, []int64{7, 7, 9}, []int64{10, 10, 11}, false)
+	for _, b := range []arrow.RecordBatch{b1, b2} {
+		if err := ag.Add(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+	p, err := ag.Partial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stats.Subjects != 3 {
+		t.Errorf("subjects %d, want 3 (A and B in both batches)", p.Stats.Subjects)
+	}
+	acct, _ := NewAccountant(1, 0)
+	p.Spec.Public = true // release every data partition (no selection) for exact counts
+	p.Spec.PublicKeys = p.sortedKeys()
+	res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem, noise: &noNoise{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	rec := res.Record
+	roads := col(t, rec, "road").(*array.Int64)
+	hours := col(t, rec, "hour").(*array.Timestamp)
+	counts := col(t, rec, "count").(*array.Int64)
+	got := map[string]int64{}
+	for i := 0; i < int(rec.NumRows()); i++ {
+		got[fmt.Sprintf("%d@%s", roads.Value(i), hours.Value(i).ToTime(arrow.Millisecond).UTC().Format("15"))] = counts.Value(i)
+	}
+	want := map[string]int64{"7@10": 4, "9@11": 2}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", got, want)
+	}
+	if rec.Schema().Field(1).Type.ID() != arrow.TIMESTAMP {
+		t.Errorf("hour key type %v", rec.Schema().Field(1).Type)
+	}
+
+	ag2, _ := NewAggregator(opts)
+	defer ag2.Close()
+	b3 := batch([]string{"A"}, []int32{0, 1}, []int64{1, 1}, []int64{1, 1}, true)
+	defer b3.Release()
+	if err := ag2.Add(context.Background(), b3); err == nil || !strings.Contains(err.Error(), `column "vin" row 1: null`) {
+		t.Errorf("null dictionary value: %v", err)
+	}
+}
+
+// TestQuantilesMatchLibrary: quantiles released from leaf counts equal the
+// library's BoundedQuantiles fed the same values row by row (no-noise double).
+func TestQuantilesMatchLibrary(t *testing.T) {
+	const lo, hi, l0, linf = -5.0, 120.0, 2, 50
+	vals := []float64{-7, 0, 1.5, 3, 3, 17.25, 40, 41, 42, 99.9, 119.99, 120, 300}
+	leaves := map[int]int64{}
+	lib, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{Epsilon: 1, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi, Noise: &noNoise{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vals {
+		leaves[leafIndex(clamp(v, lo, hi), lo, hi)]++
+		lib.Add(v)
+	}
+	ranks := []float64{0, 0.1, 0.5, 0.9, 0.99, 1}
+	got, err := noisyQuantiles(&noNoise{}, leaves, l0, linf, lo, hi, ranks, Budget{Epsilon: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range ranks {
+		want, _ := lib.Result(r)
+		if got[i] != want {
+			t.Errorf("rank %v: %v, library %v", r, got[i], want)
+		}
+	}
+}
+
+// FuzzPartialUnmarshal: a serialised partial from elsewhere (a Beam worker)
+// is checked before use; malformed input is an error, never a panic, and an
+// accepted partial releases without panicking.
+func FuzzPartialUnmarshal(f *testing.F) {
+	mem := memory.NewGoAllocator()
+	opts := baseOpts()
+	p := partialOf(f, mem, opts, []row{{"v1", "a", 1}, {"v2", "b", 50}, {"v2", "a", 99}}, 2)
+	blob, err := p.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(blob)
+	f.Add([]byte(`{"spec":{},"partitions":{}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var q Partial
+		if err := q.UnmarshalBinary(b); err != nil {
+			return
+		}
+		for _, ps := range q.Partitions {
+			if ps.Rows > 1e5 { // valid but slow to release (one library Add per row for quantiles)
+				return
+			}
+		}
+		acct, _ := NewAccountant(1, 1e-6)
+		if res, err := q.Release(context.Background(), acct, ReleaseOptions{noise: &noNoise{}}); err == nil {
+			res.Release()
+		}
+	})
 }

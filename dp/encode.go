@@ -199,6 +199,9 @@ func (t *u64Table) grow() {
 	}
 }
 
+// nullCode marks a null dictionary value in a remap.
+const nullCode = ^uint32(0)
+
 // colEncoder turns one column's values into dense uint32 codes that are
 // stable across batches. Dictionary columns are remapped once per distinct
 // dictionary (so rows cost one slice lookup); strings go through a map;
@@ -259,6 +262,11 @@ func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error
 		if e.lastDict == nil || e.lastDict != dict.Data() {
 			e.remap = e.remap[:0]
 			for j := 0; j < dict.Len(); j++ {
+				if dict.IsNull(j) {
+					// A null dictionary value: rows pointing at it are null.
+					e.remap = append(e.remap, nullCode)
+					continue
+				}
 				var s string
 				switch d := dict.(type) {
 				case *array.String:
@@ -282,13 +290,20 @@ func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error
 				if uint64(v) >= uint64(len(remap)) {
 					return fmt.Errorf("column %q row %d: dictionary index %d out of range", e.name, firstRow+int64(i), v)
 				}
-				out[i] = remap[v]
+				c := remap[v]
+				if c == nullCode {
+					return fmt.Errorf("column %q row %d: null value (nulls are not allowed in subject and key columns)", e.name, firstRow+int64(i))
+				}
+				out[i] = c
 			}
 		default:
 			for i := 0; i < a.Len(); i++ {
 				v := a.GetValueIndex(i)
 				if v < 0 || v >= len(remap) {
 					return fmt.Errorf("column %q row %d: dictionary index %d out of range", e.name, firstRow+int64(i), v)
+				}
+				if remap[v] == nullCode {
+					return fmt.Errorf("column %q row %d: null value (nulls are not allowed in subject and key columns)", e.name, firstRow+int64(i))
 				}
 				out[i] = remap[v]
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 
@@ -123,6 +124,10 @@ func (p *Partial) Merge(o *Partial) error {
 	return nil
 }
 
+// maxSubjects bounds the subjects of one partition in a partial (2^40):
+// far above any real fleet, low enough that counts cannot overflow.
+const maxSubjects = 1 << 40
+
 // check validates a partial's shape, so that a deserialised partial cannot
 // cause a panic or an out-of-range leaf.
 func (p *Partial) check() error {
@@ -140,21 +145,45 @@ func (p *Partial) check() error {
 		if ps == nil || len(ps.Sums) != n || len(ps.SumSquares) != n || len(ps.Leaves) != n {
 			return fmt.Errorf("partition %q: state does not match the %d aggregates", k, n)
 		}
-		if ps.Subjects < 1 || ps.Rows < ps.Subjects || ps.Rows > ps.Subjects*p.Spec.MaxPerPartition {
+		if ps.Subjects < 1 || ps.Subjects > maxSubjects || ps.Rows < ps.Subjects || ps.Rows > ps.Subjects*p.Spec.MaxPerPartition {
 			return fmt.Errorf("partition %q: %d rows from %d subjects violates the bounds", k, ps.Rows, ps.Subjects)
 		}
 		vals, err := splitTupleKey(k)
 		if err != nil || len(vals) != len(p.Spec.GroupBy) {
 			return fmt.Errorf("partition %q: malformed key", k)
 		}
+		// The invariants bounding guarantees: a tampered or corrupted
+		// partial fails here instead of releasing values whose sensitivity
+		// the noise does not cover.
+		rows := float64(ps.Rows)
 		for i, a := range p.Spec.Aggregates {
 			if (a.Kind == Quantiles) != (ps.Leaves[i] != nil) {
 				return fmt.Errorf("partition %q: aggregate %d has the wrong state", k, i)
 			}
+			var total int64
 			for l, c := range ps.Leaves[i] {
-				if l < 0 || l >= numLeaves || c < 0 {
+				if l < 0 || l >= numLeaves || c < 0 || c > ps.Rows {
 					return fmt.Errorf("partition %q: aggregate %d: leaf %d count %d out of range", k, i, l, c)
 				}
+				total += c
+			}
+			if a.Kind == Quantiles && total != ps.Rows {
+				return fmt.Errorf("partition %q: aggregate %d: leaf counts add up to %d, not %d rows", k, i, total, ps.Rows)
+			}
+			mid := a.Lower + (a.Upper-a.Lower)/2
+			var maxAbs, maxSq float64
+			switch a.Kind {
+			case Sum:
+				maxAbs = math.Max(math.Abs(a.Lower), math.Abs(a.Upper))
+			case Mean, Variance:
+				maxAbs = a.Upper - mid
+				if a.Kind == Variance {
+					maxSq = maxAbs * maxAbs
+				}
+			}
+			const slack = 1 + 1e-9 // float rounding of sums
+			if s, q := ps.Sums[i], ps.SumSquares[i]; math.IsNaN(s) || math.IsNaN(q) || math.Abs(s) > rows*maxAbs*slack || q < 0 || q > rows*maxSq*slack {
+				return fmt.Errorf("partition %q: aggregate %d: sums (%v, %v) outside what %d bounded rows allow", k, i, s, q, ps.Rows)
 			}
 		}
 	}
