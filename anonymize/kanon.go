@@ -108,8 +108,9 @@ type kanonResult struct {
 	before     []int64 // class sizes at level 0
 	// verification of the written output: distinct subjects (or rows) per
 	// generalised class
-	outSubjects map[string]struct{}
+	outSubjects map[uint64]struct{} // class id << 32 | subject id
 	outClasses  map[string]int64
+	classIDs    map[string]uint32
 	outIntern   []*interner
 	outSubj     *interner
 }
@@ -189,7 +190,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
 	}
 	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: hs, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
-		outSubjects: map[string]struct{}{}, outClasses: map[string]int64{}, outSubj: newInterner()}
+		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner()}
 	// Class sizes at the chosen levels, from our own counts: distinct
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
@@ -281,7 +282,12 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 		}
 	}
 	// Class of every row, and the suppression mask.
-	keyOf := make(map[string]string)
+	type class struct {
+		key        string
+		id         uint32
+		suppressed bool
+	}
+	keyOf := make(map[string]class)
 	mb := array.NewBooleanBuilder(mem)
 	defer mb.Release()
 	mb.Reserve(n)
@@ -307,23 +313,29 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 				g = append(g, kr.outIntern[j].vals[comp[j]]...)
 				g = append(g, 0)
 			}
-			cls = string(g)
+			cls.key = string(g)
+			id, seen := kr.classIDs[cls.key]
+			if !seen {
+				id = uint32(len(kr.classIDs))
+				kr.classIDs[cls.key] = id
+			}
+			cls.id, cls.suppressed = id, kr.suppressed[cls.key]
 			keyOf[string(packed)] = cls
 		}
-		if kr.suppressed[cls] {
+		if cls.suppressed {
 			mb.UnsafeAppend(false)
 			suppressed++
 			continue
 		}
 		mb.UnsafeAppend(true)
 		if a.perSubject {
-			mk := cls + string(packKey(nil, sid[i]))
+			mk := uint64(cls.id)<<32 | uint64(sid[i])
 			if _, ok := kr.outSubjects[mk]; !ok {
 				kr.outSubjects[mk] = struct{}{}
-				kr.outClasses[cls]++
+				kr.outClasses[cls.key]++
 			}
 		} else {
-			kr.outClasses[cls]++
+			kr.outClasses[cls.key]++
 		}
 	}
 	full := array.NewRecordBatch(pl.gen, cols, int64(n))
@@ -467,10 +479,40 @@ func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kano
 		return 0, 0, fmt.Errorf("spill: %w", err)
 	}
 	defer rd.Release()
+	// The sink (Parquet encoding and compression) runs on its own goroutine,
+	// overlapping with suppression and generalisation of the next batch.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	outc := make(chan arrow.RecordBatch, 2)
+	werr := make(chan error, 1)
+	go func() {
+		var first error
+		for rec := range outc {
+			if first == nil {
+				if first = sink.Write(rec); first != nil {
+					cancel(first)
+				}
+			}
+			rec.Release()
+		}
+		werr <- first
+	}()
+	err = r.pass2Batches(ctx, pl, rd, spill, kr, acc, outc, &written, &suppressed)
+	close(outc)
+	if we := <-werr; we != nil {
+		return 0, 0, we
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return written, suppressed, nil
+}
+
+func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spill *spillFile, kr *kanonResult, acc *accumulators, outc chan<- arrow.RecordBatch, written, suppressed *int64) error {
 	var rowBase int64
 	for rd.Next() {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return context.Cause(ctx)
 		}
 		rec := rd.RecordBatch()
 		n := rec.NumRows()
@@ -479,40 +521,41 @@ func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kano
 			kept, dropped, err := acc.cells.Apply(ctx, rec)
 			rec.Release()
 			if err != nil {
-				return 0, 0, fmt.Errorf("mobility: %w", err)
+				return fmt.Errorf("mobility: %w", err)
 			}
 			rec = kept
 			acc.cellSuppressed += dropped
-			suppressed += dropped
+			*suppressed += dropped
 		}
 		if kr != nil {
 			g, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
 			rec.Release()
 			if err != nil {
-				return 0, 0, err
+				return err
 			}
 			rec = g
-			suppressed += sup
+			*suppressed += sup
 		}
 		if err := acc.addOut(ctx, rec); err != nil {
 			rec.Release()
-			return 0, 0, err
+			return err
 		}
 		out := project(pl.out, rec, pl.keep)
 		rec.Release()
 		rowBase += n
-		written += out.NumRows()
-		err = sink.Write(out)
-		out.Release()
-		if err != nil {
-			return 0, 0, err
+		*written += out.NumRows()
+		select {
+		case outc <- out:
+		case <-ctx.Done():
+			out.Release()
+			return context.Cause(ctx)
 		}
 	}
 	if err := rd.Err(); err != nil {
-		return 0, 0, fmt.Errorf("spill: %w", err)
+		return fmt.Errorf("spill: %w", err)
 	}
 	if rowBase != spill.rows {
-		return 0, 0, fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
+		return fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
 	}
-	return written, suppressed, nil
+	return nil
 }

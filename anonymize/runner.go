@@ -62,7 +62,7 @@ type Options struct {
 	Input, Output string
 	// UnicityMaxRows bounds the rows the unicity measure indexes (its memory
 	// grows with them); rows beyond are not indexed and the report says so.
-	// 0 means 4,000,000.
+	// 0 means 1,000,000.
 	UnicityMaxRows int64
 }
 
@@ -107,7 +107,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("%s: UnicityMaxRows must be >= 0", fn)
 	}
 	if r.opts.UnicityMaxRows == 0 {
-		r.opts.UnicityMaxRows = 4_000_000
+		r.opts.UnicityMaxRows = 1_000_000
 	}
 	if p.Release != nil && opts.Release == nil {
 		return nil, fmt.Errorf("%s: the policy has a release block but Options.Release is nil", fn)

@@ -8,7 +8,8 @@
 // into a cache directory ($TARNKAPPE_BENCH_DIR, default
 // $TMPDIR/tarnkappe-bench) and reused by later runs. The row count is
 // $TARNKAPPE_BENCH_ROWS (default 10,000,000; the fleet has one vehicle per
-// 500 rows, the demo's density).
+// 500 rows, the demo's density, up to 20,000 vehicles: larger inputs are
+// longer histories of the same fleet).
 //
 // Nothing here runs under `go test ./...` beyond compiling: the functions
 // are benchmarks only.
