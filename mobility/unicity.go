@@ -260,13 +260,13 @@ type UnicityOptions struct {
 // UnicityResult is a unicity estimate.
 type UnicityResult struct {
 	P          int     `json:"points"`
-	Subjects   int     `json:"subjects"`        // subjects in the data
+	Subjects   int     `json:"subjects"`        // subjects with at least one row
 	Points     int     `json:"points_distinct"` // distinct (space, time) points
 	Rows       int64   `json:"rows"`
 	Unlinked   int64   `json:"unlinked_rows"` // rows with a null subject (SkipNullSubjects)
 	Sampled    int     `json:"sampled"`       // subjects in the estimate's denominator
 	Unique     int     `json:"unique"`        // of those, uniquely identified
-	Short      int     `json:"short"`         // drawn subjects with fewer than P points
+	Short      int     `json:"short"`         // fewer than P points: among drawn (ShortUseAll) or left out (ShortExclude)
 	Unicity    float64 `json:"unicity"`       // Unique / Sampled
 	Lower      float64 `json:"lower"`         // Wilson score interval
 	Upper      float64 `json:"upper"`
@@ -300,7 +300,7 @@ func (u *UnicityIndex) Estimate(opts UnicityOptions) (UnicityResult, error) {
 	}
 	u.build()
 	res := UnicityResult{P: opts.P, Subjects: u.nSubj, Points: len(u.ptStart) - 1, Rows: u.rows, Unlinked: u.unlinked, Confidence: conf}
-	if u.nSubj == 0 {
+	if len(u.traces) == 0 {
 		return res, fmt.Errorf("%s: no subjects (empty input)", fn)
 	}
 	var seed [32]byte
@@ -312,8 +312,14 @@ func (u *UnicityIndex) Estimate(opts UnicityOptions) (UnicityResult, error) {
 	}
 	rng := rand.New(rand.NewChaCha8(seed))
 	cand := make([]uint32, 0, u.nSubj)
+	res.Subjects = 0
 	for s := 0; s < u.nSubj; s++ {
 		n := u.traceStart[s+1] - u.traceStart[s]
+		if n == 0 {
+			// An id without rows: a dictionary entry no row uses.
+			continue
+		}
+		res.Subjects++
 		if n < opts.P && opts.Short == ShortExclude {
 			res.Short++
 			continue

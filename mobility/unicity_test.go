@@ -277,3 +277,28 @@ func TestUnicityInt64Subjects(t *testing.T) {
 		t.Fatalf("got %+v, want 2 subjects, 1 unique", res)
 	}
 }
+
+// TestUnicityUnusedDictionaryEntries: subjects that only appear in a
+// dictionary, without rows, are not subjects.
+func TestUnicityUnusedDictionaryEntries(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rec := makeBatch(t, mem, []reading{{subj: "A", ts: testT0, lat: 48, lon: 11}, {subj: "B", ts: testT0, lat: 48.1, lon: 11}})
+	defer rec.Release()
+	one := rec.NewSlice(0, 1) // dictionary still holds A and B
+	defer one.Release()
+	u, err := NewUnicityIndex(rec.Schema(), UnicityColumns{Subject: "vin", Space: []string{"lat", "lon"}, Time: "ts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Add(context.Background(), one); err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.Estimate(UnicityOptions{P: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Subjects != 1 || res.Sampled != 1 || res.Unique != 1 {
+		t.Fatalf("got %+v, want the one subject with rows, unique", res)
+	}
+}
