@@ -387,3 +387,23 @@ func TestDefaultSpan(t *testing.T) {
 	}
 	_ = arrow.Timestamp(0)
 }
+
+// BenchmarkNewReader measures the simulation alone (no file): one op is the
+// whole stream of cfg.Rows rows at the 30 s interval.
+func BenchmarkNewReader(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Rows = 200_000
+	cfg.Vehicles = 2000
+	b.ReportAllocs()
+	for b.Loop() {
+		rr, err := NewReader(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rr.Next() {
+		}
+		rr.Release()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*cfg.Rows), "ns/row")
+	b.ReportMetric(float64(int64(b.N)*cfg.Rows)/b.Elapsed().Seconds(), "rows/s")
+}

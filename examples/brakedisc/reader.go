@@ -37,8 +37,8 @@ type reader struct {
 	mem    memory.Allocator
 	refs   atomic.Int64
 
-	vehicles []*vehicle
-	heap     []int32 // vehicle indices, min-heap by (nextMS, index)
+	vehicles []vehicle
+	heap     []heapEntry // min-heap by (ms, idx)
 
 	vinDict, makeDict, modelDict, postcodeDict, sexDict arrow.Array
 
@@ -79,11 +79,12 @@ func NewReader(cfg Config, mem memory.Allocator) (array.RecordReader, error) {
 
 	startMS := cfg.Start.UnixMilli()
 	dt := emitInterval(cfg)
-	r.vehicles = make([]*vehicle, len(statics))
-	r.heap = make([]int32, len(statics))
+	r.vehicles = make([]vehicle, len(statics))
+	r.heap = make([]heapEntry, len(statics))
 	for i := range statics {
-		r.vehicles[i] = newVehicle(&statics[i], cfg.Seed, i, startMS, cfg.Start.Weekday(), dt)
-		r.heap[i] = int32(i)
+		v := &r.vehicles[i]
+		v.init(&statics[i], cfg.Seed, i, startMS, cfg.Start.Weekday(), dt)
+		r.heap[i] = heapEntry{ms: v.nextMS, idx: int32(i)}
 	}
 	for i := len(r.heap)/2 - 1; i >= 0; i-- {
 		r.down(i)
@@ -113,9 +114,15 @@ func stringArray(mem memory.Allocator, vals []string) arrow.Array {
 	return b.NewArray()
 }
 
-func (r *reader) less(a, b int32) bool {
-	ta, tb := r.vehicles[a].nextMS, r.vehicles[b].nextMS
-	return ta < tb || ta == tb && a < b
+// heapEntry keeps the key beside the index so sifting does not chase
+// pointers into the (cache-cold) vehicles.
+type heapEntry struct {
+	ms  int64
+	idx int32
+}
+
+func less(a, b heapEntry) bool {
+	return a.ms < b.ms || a.ms == b.ms && a.idx < b.idx
 }
 
 func (r *reader) down(i int) {
@@ -127,10 +134,10 @@ func (r *reader) down(i int) {
 			return
 		}
 		m := l
-		if rr := l + 1; rr < n && r.less(h[rr], h[l]) {
+		if rr := l + 1; rr < n && less(h[rr], h[l]) {
 			m = rr
 		}
-		if !r.less(h[m], h[i]) {
+		if !less(h[m], h[i]) {
 			return
 		}
 		h[i], h[m] = h[m], h[i]
@@ -157,8 +164,8 @@ func (r *reader) Next() bool {
 		b.Reserve(n)
 	}
 	for k := 0; k < n; k++ {
-		i := r.heap[0]
-		v := r.vehicles[i]
+		i := r.heap[0].idx
+		v := &r.vehicles[i]
 		st := v.st
 		r.vinB.UnsafeAppend(i)
 		r.makeB.UnsafeAppend(st.makeIdx)
@@ -175,6 +182,7 @@ func (r *reader) Next() bool {
 		r.tempB.UnsafeAppend(v.discTempC)
 		r.padB.UnsafeAppend(v.padReportedMM)
 		v.advance()
+		r.heap[0].ms = v.nextMS
 		r.down(0)
 	}
 	r.emitted += int64(n)

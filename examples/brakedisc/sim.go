@@ -48,9 +48,24 @@ type leg struct {
 // vehicle is one vehicle's simulation state. Memory per vehicle is bounded
 // (its current trip's path and legs), so the fleet is O(vehicles).
 type vehicle struct {
+	// Hot: touched every simulated second, kept together in a few cache
+	// lines (the fleet is too large for cache, so layout is speed).
+	pcg                               rand.PCG // rng's source, drawn from directly in the hot loop
+	s                                 float64  // metres along the path
+	v                                 float64  // m/s
+	discC                             float64  // disc temperature, °C
+	amb                               float64  // ambient temperature, refreshed every few minutes
+	padMM                             float64
+	pressure                          float64 // bar, at the last step
+	tMS                               int64   // simulation time of the state, ms
+	legIdx, stopS, slowS, hardS       int     // current leg; seconds left standing, slowed, braking hard
+	ambSteps                          int
+	slowF, hardA                      float64
+	speedFactor, accel, decel, massKg float64 // the driver and the car (copied from st)
+	legs                              []leg
+
 	st  *staticVehicle
 	rng *rand.Rand
-	pcg *rand.PCG // rng's source, drawn from directly in the hot loop
 
 	at      int8  // where it is parked (placeXxx), while not driving
 	pos     point // current true position
@@ -60,27 +75,10 @@ type vehicle struct {
 	planIdx int
 
 	// the current trip
-	path   []point
-	cum    []float64 // cumulative path length at each waypoint
-	seg    int       // path segment the vehicle is on
-	legs   []leg
-	legIdx int
-	dest   int8
-	s      float64 // metres along the path
-	v      float64 // m/s
-	stopS  int     // seconds left standing at a stop
-	slowS  int     // seconds left in a traffic slowdown
-	slowF  float64
-	hardS  int // seconds left of an emergency stop
-	hardA  float64
-
-	// brakes
-	discC    float64 // disc temperature, °C
-	amb      float64 // ambient temperature, refreshed every few minutes
-	ambSteps int
-	padMM    float64
-	pressure float64 // bar, at the last step
-	tMS      int64   // simulation time of the state, ms
+	path []point
+	cum  []float64 // cumulative path length at each waypoint
+	seg  int       // path segment the vehicle is on
+	dest int8
 
 	// the reading due at nextMS
 	nextMS        int64
@@ -103,25 +101,28 @@ func ambientC(ms int64) float64 {
 		5.5*math.Sin(2*math.Pi*(hour-9)/24) + 3*math.Sin(2*math.Pi*days/9.3)
 }
 
-// newVehicle parks the vehicle at home at the start of day 0.
-func newVehicle(st *staticVehicle, seed int64, idx int, startMS int64, startWD time.Weekday, emitEveryS int) *vehicle {
-	pcg := rand.NewPCG(uint64(seed)^0x5bd1e995, uint64(idx)+1)
-	v := &vehicle{
-		st:         st,
-		rng:        rand.New(pcg),
-		pcg:        pcg,
-		at:         placeHome,
-		pos:        st.home,
-		tMS:        startMS,
-		padMM:      st.padStart,
-		emitEveryS: emitEveryS,
-		startMS:    startMS,
-		startWD:    startWD,
+// init parks the vehicle at home at the start of day 0. v must not move in
+// memory afterwards (its rng points at its own PCG).
+func (v *vehicle) init(st *staticVehicle, seed int64, idx int, startMS int64, startWD time.Weekday, emitEveryS int) {
+	*v = vehicle{
+		pcg:         *rand.NewPCG(uint64(seed)^0x5bd1e995, uint64(idx)+1),
+		st:          st,
+		at:          placeHome,
+		pos:         st.home,
+		tMS:         startMS,
+		padMM:       st.padStart,
+		emitEveryS:  emitEveryS,
+		startMS:     startMS,
+		startWD:     startWD,
+		speedFactor: st.speedFactor,
+		accel:       st.accel,
+		decel:       st.decel,
+		massKg:      st.massKg,
 	}
+	v.rng = rand.New(&v.pcg)
 	v.discC = ambientC(startMS)
 	v.day = -1
 	v.nextTrip(startMS)
-	return v
 }
 
 func (v *vehicle) placePoint(p int8) point {
@@ -363,7 +364,6 @@ func (v *vehicle) pointAt(s float64) point {
 // (one call per simulated second of driving): one PCG draw decides the rare
 // events, the position is only interpolated when a reading is recorded.
 func (v *vehicle) step() bool {
-	st := v.st
 	v.tMS += stepS * 1000
 	if v.ambSteps--; v.ambSteps <= 0 {
 		v.amb, v.ambSteps = ambientC(v.tMS), 300
@@ -377,7 +377,7 @@ func (v *vehicle) step() bool {
 	}
 	u := v.pcg.Uint64()
 	l := &v.legs[v.legIdx]
-	target := min(l.vmax*st.speedFactor, maxSpeedMPS)
+	target := min(l.vmax*v.speedFactor, maxSpeedMPS)
 	if v.slowS > 0 {
 		v.slowS--
 		target *= v.slowF
@@ -386,7 +386,7 @@ func (v *vehicle) step() bool {
 	}
 	vEnd := 0.0
 	if !l.stop && v.legIdx+1 < len(v.legs) {
-		vEnd = min(v.legs[v.legIdx+1].vmax*st.speedFactor, maxSpeedMPS)
+		vEnd = min(v.legs[v.legIdx+1].vmax*v.speedFactor, maxSpeedMPS)
 	}
 	remaining := l.end - v.s
 	var a float64
@@ -397,15 +397,15 @@ func (v *vehicle) step() bool {
 	case v.v > 12 && u>>40&0xffff < 26: // p = 0.0004: something runs onto the road
 		v.hardS, v.hardA = int(u>>56&1)+1, 5.5+3.5*float64(u>>32&0xff)/255
 		a = -v.hardA
-	case v.v > vEnd && (v.v*v.v-vEnd*vEnd)/(2*st.decel) >= remaining-v.v*stepS:
+	case v.v > vEnd && (v.v*v.v-vEnd*vEnd)/(2*v.decel) >= remaining-v.v*stepS:
 		a = -(v.v*v.v - vEnd*vEnd) / (2 * max(remaining, 1))
 		a = max(a, -9)
 	case v.v < target:
 		q := v.v / target
-		a = st.accel * (1 - q*q)
+		a = v.accel * (1 - q*q)
 		a = min(max(a, 0.25), target-v.v)
 	case v.v > target:
-		a = -min(st.decel, v.v-target)
+		a = -min(v.decel, v.v-target)
 	default:
 		a = 0.3 * (float64(u>>48&0xff)/255 - 0.5)
 	}
@@ -414,7 +414,7 @@ func (v *vehicle) step() bool {
 	ds := (v0 + v1) / 2 * stepS
 	if v1 == 0 && v0 == 0 && remaining > 0 {
 		// standing after a slowdown: creep off again
-		v1 = min(st.accel, target)
+		v1 = min(v.accel, target)
 		ds = v1 / 2
 	}
 	if a < -engineBrakeMPS2 && v0 > v1 {
@@ -450,7 +450,7 @@ func (v *vehicle) step() bool {
 // energy the engine does not absorb, the pad wears with that energy.
 func (v *vehicle) brake(v0, v1, a float64) {
 	friction := (-a - engineBrakeMPS2*0.5) / -a
-	energy := 0.5 * v.st.massKg * (v0*v0 - v1*v1) * friction * frontDiscShare
+	energy := 0.5 * v.massKg * (v0*v0 - v1*v1) * friction * frontDiscShare
 	v.discC += energy / discHeatCapJPerK
 	v.padMM = max(v.padMM-energy*padWearMMPerJ, padMinMM)
 	v.pressure = max(brakeBarPerMPS2*(-a)+1.5*v.rng.NormFloat64(), 2)
