@@ -16,6 +16,7 @@ import (
 // aggFlags holds the flag-mode options of "tarnkappe aggregate".
 type aggFlags struct {
 	in, out, subject, by, public, report, noiseKind, ranks string
+	policy, keys                                           string // policy mode (cmd_run.go)
 	count                                                  bool
 	sums, means, variances, quantiles                      []string
 	epsilon, delta, confidence                             float64
@@ -57,6 +58,8 @@ columns, the noisy values and confidence intervals at --confidence.`,
 	fl.Float64Var(&f.confidence, "confidence", 0.95, "confidence level of the intervals")
 	fl.StringVar(&f.noiseKind, "noise", "laplace", "noise distribution: laplace or gaussian")
 	fl.StringVar(&f.report, "report", "", "write a JSON summary (budget spent, partitions kept/dropped, rows) to this file")
+	fl.StringVar(&f.policy, "policy", "", "policy mode: release the policy's release block (after its opt-out, mobility and column steps)")
+	fl.StringVar(&f.keys, "keys", "", "policy mode: keyring file (overrides the policy's keyring)")
 	return cmd
 }
 
@@ -125,6 +128,9 @@ func aggregateOptions(f *aggFlags) (dp.Options, error) {
 }
 
 func runAggregate(cmd *cobra.Command, f *aggFlags) error {
+	if f.policy != "" {
+		return runAggregatePolicy(cmd, f)
+	}
 	ctx := cmd.Context()
 	if f.in == "" || f.out == "" {
 		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --in data.parquet --out release.parquet --subject vin --by segment --count --epsilon 1 --delta 1e-6 --max-partitions 4 --max-per-partition 1")

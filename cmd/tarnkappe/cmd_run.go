@@ -57,7 +57,35 @@ When the policy has a release block, the differentially private aggregates go to
 type runFlags struct {
 	policy, in, out, keys, report, html, release string
 	keyring                                      *pseudonym.Keyring // set by demo: an ephemeral keyring
+	releaseOnly                                  bool               // aggregate --policy: no anonymised rows written
 }
+
+// runAggregatePolicy is `tarnkappe aggregate --policy P --in IN --out OUT
+// [--keys K]`: the policy's release block, computed after its opt-out,
+// mobility and column steps, written to OUT; the anonymised rows are not
+// written anywhere.
+func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
+	if af.in == "" || af.out == "" {
+		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --policy policy.yaml --in data.parquet --out release.parquet")
+	}
+	if af.subject != "" || af.by != "" || af.count || len(af.sums)+len(af.means)+len(af.variances)+len(af.quantiles) > 0 || af.epsilon != 0 || af.public != "" {
+		return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
+	}
+	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, report: af.report, releaseOnly: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: aggregate: released %d partitions by %s; rows in %d; spent ε=%g δ=%g\n",
+		rep.DP.Partitions, strings.Join(rep.DP.By, ","), rep.Rows.In, rep.DP.EpsilonSpent, rep.DP.DeltaSpent)
+	return nil
+}
+
+// discardSink drops the anonymised rows in aggregate --policy mode.
+type discardSink struct{}
+
+func (discardSink) Write(arrow.RecordBatch) error { return nil }
+func (discardSink) Commit() error                 { return nil }
+func (discardSink) Abort() error                  { return nil }
 
 // isTerminal reports whether w is a character device (a terminal): the
 // progress bar is drawn only then, so logs and pipes stay clean.
@@ -83,6 +111,9 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	p, err := anonymize.LoadPolicy(f.policy)
 	if err != nil {
 		return nil, usageError(err, "fix the policy file; every key is checked against the documented policy format")
+	}
+	if f.releaseOnly && p.Release == nil {
+		return nil, usageError(fmt.Errorf("aggregate: policy %s has no release block", f.policy), "add a release block (see examples/brakedisc/policy.yaml)")
 	}
 	kr := f.keyring
 	if kr == nil && (f.keys != "" || p.Keyring != "") {
@@ -124,6 +155,9 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	}
 	defer r.Close()
 	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
+		if f.releaseOnly {
+			return discardSink{}, nil
+		}
 		return arrowio.Create(f.out, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
 	})
 	if err != nil {
