@@ -125,6 +125,11 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	for _, r := range s.rows {
 		id := sid[r]
 		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
+		if b.stKeys == nil {
+			// Staging buffers are allocated at full size on first use.
+			b.stKeys = make([]uint64, 0, bucketStage)
+			b.stVals = make([]float64, 0, bucketStage*nv)
+		}
 		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r]))
 		for c := 0; c < nv; c++ {
 			b.stVals = append(b.stVals, cols[c][r])
@@ -207,7 +212,7 @@ type chosenPair struct {
 // All pairs of a subject live in one bucket.
 func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 	stride := s.stride
-	var order, start []int32
+	var order, start, occ, loc, fill []int32
 	vals := make([]float64, s.k*s.nv)
 	for bi := range s.buckets {
 		b := &s.buckets[bi]
@@ -217,32 +222,32 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 		if b.n == 0 {
 			continue
 		}
-		// Group the bucket's pairs by subject: counting sort on the
+		// Group the bucket's pairs by subject: one pass over the table
+		// collects the occupied slots, then a counting sort on the
 		// subject's index within the bucket.
 		div := uint64(bucketsPerShard) << s.shift
+		occ, loc = occ[:0], loc[:0]
 		maxLocal := 0
 		for o := 0; o < len(b.words); o += stride {
 			if key := b.words[o]; key != emptyKey {
-				maxLocal = max(maxLocal, int((key>>32)/div))
+				l := int((key >> 32) / div)
+				occ = append(occ, int32(o))
+				loc = append(loc, int32(l))
+				maxLocal = max(maxLocal, l)
 			}
 		}
 		start = append(start[:0], make([]int32, maxLocal+2)...)
-		for o := 0; o < len(b.words); o += stride {
-			if key := b.words[o]; key != emptyKey {
-				start[int((key>>32)/div)+1]++
-			}
+		for _, l := range loc {
+			start[l+1]++
 		}
 		for i := 1; i < len(start); i++ {
 			start[i] += start[i-1]
 		}
-		order = slices.Grow(order[:0], b.n)[:b.n]
-		fill := append([]int32(nil), start[:maxLocal+1]...)
-		for o := 0; o < len(b.words); o += stride {
-			if key := b.words[o]; key != emptyKey {
-				l := int((key >> 32) / div)
-				order[fill[l]] = int32(o)
-				fill[l]++
-			}
+		order = slices.Grow(order[:0], len(occ))[:len(occ)]
+		fill = append(fill[:0], start[:maxLocal+1]...)
+		for i, l := range loc {
+			order[fill[l]] = occ[i]
+			fill[l]++
 		}
 		for l := 0; l <= maxLocal; l++ {
 			grp := order[start[l]:start[l+1]]

@@ -264,8 +264,9 @@ func laplaceCDF(x, b float64) float64 {
 // with scale L0·L∞/ε. The library's integer Laplace noise is a continuous
 // Laplace rounded to integers, so we compare the empirical CDF at the
 // half-integers with the Laplace CDF there: that statistic is at most the
-// continuous Kolmogorov–Smirnov statistic, so the KS critical value
-// D = sqrt(ln(2/α)/2)/sqrt(n) keeps the false-rejection probability ≤ α = 1e-3.
+// continuous Kolmogorov–Smirnov statistic, so the critical value from the
+// Dvoretzky–Kiefer–Wolfowitz inequality (Massart), P(D > c) ≤ 2·exp(-2nc²),
+// c = sqrt(ln(2/α)/(2n)), keeps the false-rejection probability ≤ α = 1e-3.
 // The same statistic against a 30 % larger scale must reject (the test can fail).
 func TestCountNoiseLaplaceScale(t *testing.T) {
 	const n, eps, l0, linf, rows = 10000, 0.5, 2, 3, 1000
