@@ -591,3 +591,25 @@ func TestFormatOf(t *testing.T) {
 	}
 	_ = time.Now
 }
+
+// A sink committed without batches is a valid empty file of every format.
+func TestZeroRowFiles(t *testing.T) {
+	for _, ext := range []string{".parquet", ".arrow", ".csv"} {
+		t.Run(ext, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			p := filepath.Join(t.TempDir(), "empty"+ext)
+			sk, err := Create(p, testSchema(), CreateOptions{Mem: mem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sk.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			sc, rows := readAll(t, mem, p, OpenOptions{})
+			if len(rows) != 0 || sc.NumFields() != testSchema().NumFields() {
+				t.Errorf("%d rows, schema %s", len(rows), sc)
+			}
+		})
+	}
+}

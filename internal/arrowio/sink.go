@@ -376,6 +376,7 @@ type csvWriter struct {
 	w     *arrowcsv.Writer
 	plain *arrow.Schema
 	mem   memory.Allocator
+	wrote bool
 }
 
 func newCSVWriter(w io.Writer, sc *arrow.Schema, comma rune, mem memory.Allocator) *csvWriter {
@@ -388,6 +389,7 @@ func newCSVWriter(w io.Writer, sc *arrow.Schema, comma rune, mem memory.Allocato
 }
 
 func (c *csvWriter) write(rec arrow.RecordBatch) error {
+	c.wrote = true
 	if c.plain == rec.Schema() || c.plain.Equal(rec.Schema()) {
 		return c.w.Write(rec)
 	}
@@ -400,6 +402,18 @@ func (c *csvWriter) write(rec arrow.RecordBatch) error {
 }
 
 func (c *csvWriter) finish() error {
+	if !c.wrote {
+		// The arrow writer emits the header with the first batch; an empty
+		// CSV still needs its header to be read back.
+		b := array.NewRecordBuilder(c.mem, c.plain)
+		empty := b.NewRecordBatch()
+		b.Release()
+		err := c.w.Write(empty)
+		empty.Release()
+		if err != nil {
+			return err
+		}
+	}
 	c.w.Flush()
 	return c.w.Error()
 }
