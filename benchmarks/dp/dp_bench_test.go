@@ -142,10 +142,12 @@ func BenchmarkDPAggregate(b *testing.B) {
 		for b.Loop() {
 			ag, err := dp.NewAggregator(dp.Options{
 				Subject: "vin", GroupBy: []string{"seg"},
+				// The same budget as byHand: ε 0.25 count, 0.25 mean, 0.5 + δ selection.
 				Aggregates: []dp.Aggregate{
-					{Kind: dp.Count},
-					{Kind: dp.Mean, Column: "disc_temp_c", Lower: lo, Upper: hi},
+					{Kind: dp.Count, Epsilon: 0.25},
+					{Kind: dp.Mean, Column: "disc_temp_c", Lower: lo, Upper: hi, Epsilon: 0.25},
 				},
+				Selection:     dp.Budget{Epsilon: 0.5, Delta: 1e-6},
 				MaxPartitions: l0, MaxPerPartition: linf,
 			})
 			if err != nil {
