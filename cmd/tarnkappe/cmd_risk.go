@@ -8,21 +8,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
 type riskFlags struct {
 	in, qi, delimiter string
+	// unicity of movement traces (package mobility)
+	subject, space, time string
+	points, samples      int
+	seed                 uint64
 }
 
 func newRiskCmd() *cobra.Command {
 	f := &riskFlags{}
 	cmd := &cobra.Command{
-		Use:   "risk --in FILE --qi a,b,c",
+		Use:   "risk --in FILE --qi a,b,c | --subject vin --points 4",
 		Short: "Re-identification risk (prosecutor, journalist, marketer) of a file",
 		Long: `risk groups the rows of FILE by the quasi-identifiers and prints the
 re-identification risk as JSON: highest and average prosecutor risk, journalist risk
 (the file taken as its own population, an upper bound), marketer risk and the
-fraction of unique rows.`,
+fraction of unique rows.
+
+With --subject, risk also measures the unicity of movement traces (de Montjoye et
+al., "Unique in the Crowd", 2013): the share of subjects singled out by --points
+points drawn at random from their own trace of (--space, --time) values, with a
+95% Wilson interval.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRisk(cmd, f) },
 	}
@@ -30,13 +40,20 @@ fraction of unique rows.`,
 	fl.StringVar(&f.in, "in", "", "file to measure; required")
 	fl.StringVar(&f.qi, "qi", "", "quasi-identifier columns, comma-separated")
 	fl.StringVar(&f.delimiter, "delimiter", "", "CSV field delimiter (default: guessed from the header)")
+	fl.StringVar(&f.subject, "subject", "", "unicity: column whose traces are measured (e.g. vin, or a trip id)")
+	fl.IntVar(&f.points, "points", 4, "unicity: points the adversary knows, drawn at random from each trace")
+	fl.IntVar(&f.samples, "samples", 0, "unicity: subjects drawn (0 = all)")
+	fl.Uint64Var(&f.seed, "seed", 1, "unicity: seed of the draw (a measurement: same data and seed, same figure)")
+	fl.StringVar(&f.space, "space", "lat,lon", "unicity: spatial columns of a point: latitude,longitude or one cell column")
+	fl.StringVar(&f.time, "time", "ts", "unicity: time column of a point (a timestamp or a bucket)")
 	return cmd
 }
 
 // riskOutput is what risk prints; each measure has its own block so further
 // measures (unicity of movement profiles) can be added beside "qi".
 type riskOutput struct {
-	QI *kanon.Risk `json:"qi,omitempty"`
+	QI      *kanon.Risk             `json:"qi,omitempty"`
+	Unicity *mobility.UnicityResult `json:"unicity,omitempty"`
 }
 
 func runRisk(cmd *cobra.Command, f *riskFlags) error {
@@ -44,14 +61,23 @@ func runRisk(cmd *cobra.Command, f *riskFlags) error {
 		return usageError(errors.New("--in is required"), "see 'tarnkappe risk --help'")
 	}
 	var out riskOutput
-	if f.qi == "" {
-		return usageError(errors.New("--qi is required"), "name the quasi-identifier columns, e.g. --qi age,sex,postcode")
+	if f.qi == "" && f.subject == "" {
+		return usageError(errors.New("--qi is required (or --subject for the unicity of movement traces)"), "name the quasi-identifier columns, e.g. --qi age,sex,postcode")
 	}
-	r, err := qiRisk(cmd, f)
-	if err != nil {
-		return err
+	if f.qi != "" {
+		r, err := qiRisk(cmd, f)
+		if err != nil {
+			return err
+		}
+		out.QI = r
 	}
-	out.QI = r
+	if f.subject != "" {
+		u, err := unicityRisk(cmd, f)
+		if err != nil {
+			return err
+		}
+		out.Unicity = u
+	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
@@ -67,6 +93,24 @@ func qiRisk(cmd *cobra.Command, f *riskFlags) (*kanon.Risk, error) {
 	r, err := kanon.MeasureRisk(cmd.Context(), src, splitList(f.qi))
 	if err != nil {
 		return nil, usageError(fmt.Errorf("%s: %w", f.in, err), "")
+	}
+	return &r, nil
+}
+
+// unicityRisk measures the unicity of the subjects' traces in f.in.
+func unicityRisk(cmd *cobra.Command, f *riskFlags) (*mobility.UnicityResult, error) {
+	if f.points < 1 || f.samples < 0 {
+		return nil, usageError(fmt.Errorf("--points must be >= 1 and --samples >= 0, got %d and %d", f.points, f.samples), "")
+	}
+	src, err := openInput(cmd.Context(), cmd, f.in, f.delimiter)
+	if err != nil {
+		return nil, usageError(err, "")
+	}
+	defer src.Close()
+	cols := mobility.UnicityColumns{Subject: f.subject, Space: splitList(f.space), Time: f.time}
+	r, err := mobility.Unicity(cmd.Context(), src, cols, mobility.UnicityOptions{P: f.points, Samples: f.samples, Seed: f.seed})
+	if err != nil {
+		return nil, usageError(fmt.Errorf("%s: %w", f.in, err), "name the trace columns with --space and --time")
 	}
 	return &r, nil
 }
