@@ -81,7 +81,11 @@ func (l *lattice) leq(a, b int) bool {
 // (generalised quasi-identifiers, sensitive value) combination.
 type table struct {
 	node   int
-	ids    [][]int32 // ids[c][row] at the node's level of column c
+	ids    [][]int32 // ids[c][row] at the node's level of column c (see ensureIDs)
+	// A roll-up leaves ids packed in keys; ensureIDs decodes them.
+	packed  []uint64
+	widths  []uint
+	decoded bool
 	sens   []int32   // nil without sensitive column
 	counts []int64
 }
@@ -198,7 +202,7 @@ func newEngine(h *Histogram) (*engine, error) {
 		return nil, err
 	}
 	e := &engine{h: h, lat: lat, hasSens: h.sens != nil}
-	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts}
+	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts, decoded: true}
 	e.up = make([][][][]int32, len(h.dims))
 	for c, d := range h.dims {
 		e.up[c] = make([][][]int32, d.levels)
@@ -283,23 +287,11 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 		out.counts[idx] += src.counts[r]
 	}
 	m := len(out.counts)
-	// Decode the generalised ids of each new row from its key.
-	for c := range ncol {
-		col := out.ids[c][:0]
-		if cap(col) < m {
-			col = make([]int32, m)
-		}
-		col = col[:m]
-		var sh uint
-		for cc := range c {
-			sh += widths[cc]
-		}
-		mask := uint64(1)<<widths[c] - 1
-		for i := range m {
-			col[i] = int32(keys[i] >> sh & mask)
-		}
-		out.ids[c] = col
-	}
+	// The generalised ids are decoded from the keys only when needed
+	// (caching, metrics that look at values): most checks need counts only.
+	out.packed = keys[:m]
+	out.widths = append(out.widths[:0], widths...)
+	out.decoded = false
 	if e.hasSens {
 		if cap(out.sens) < m {
 			out.sens = make([]int32, m)
@@ -367,7 +359,7 @@ func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes)
 	idx := make(map[string]int32, n)
 	clsIdx := make(map[string]int32)
 	buf := make([]byte, 0, 4*(ncol+1))
-	out := &table{node: node, ids: make([][]int32, ncol)}
+	out := &table{node: node, ids: make([][]int32, ncol), decoded: true}
 	cl := &classes{t: out}
 	var classOf []int32
 	for r := range n {
@@ -477,9 +469,33 @@ func (g *growTable) put(k uint64, v int32) {
 	g.n++
 }
 
+// ensureIDs decodes the generalised ids of a rolled-up table.
+func (t *table) ensureIDs() {
+	if t.decoded {
+		return
+	}
+	m := len(t.counts)
+	var sh uint
+	for c, w := range t.widths {
+		col := t.ids[c][:0]
+		if cap(col) < m {
+			col = make([]int32, m)
+		}
+		col = col[:m]
+		mask := uint64(1)<<w - 1
+		for i, k := range t.packed[:m] {
+			col[i] = int32(k >> sh & mask)
+		}
+		t.ids[c] = col
+		sh += w
+	}
+	t.decoded = true
+}
+
 // clone copies t out of the scratch buffers.
 func (t *table) clone() *table {
-	c := &table{node: t.node, counts: append([]int64(nil), t.counts...), ids: make([][]int32, len(t.ids))}
+	t.ensureIDs()
+	c := &table{node: t.node, counts: append([]int64(nil), t.counts...), ids: make([][]int32, len(t.ids)), decoded: true}
 	for i, col := range t.ids {
 		c.ids[i] = append([]int32(nil), col...)
 	}

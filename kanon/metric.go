@@ -187,6 +187,9 @@ func geoMean(vals []float64) float64 {
 // metrics.
 func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []bool) (total float64, perColumn []float64) {
 	nc := len(levels)
+	if metric == MetricEntropyNM || metric == MetricLoss {
+		cl.t.ensureIDs()
+	}
 	switch metric {
 	case MetricEntropy:
 		perColumn = make([]float64, nc)

@@ -120,6 +120,7 @@ type searcher struct {
 	srcRows     int
 	fromBase    int
 	cachedRows  int
+	badStone    map[int]bool // stepping stones too large to help
 	kb          *kBounds
 }
 
@@ -214,7 +215,9 @@ func (s *searcher) run() (*Result, error) {
 			}
 		}
 		tag := s.tags[c.id]
-		if tag == tagNotAnon && s.monoCrit {
+		if tag == tagNotAnon {
+			// Set by monotone tagging or by a k-only proof (valid for
+			// every model).
 			continue
 		}
 		if tag == tagAnon && s.monoCrit && s.monoMetric && s.evaluated[c.id] == nil {
@@ -253,6 +256,9 @@ func (s *searcher) run() (*Result, error) {
 	}
 	if best == nil {
 		return nil, ErrNoSolution
+	}
+	if debugSearch {
+		println("srcRows", s.srcRows, "fromBase", s.fromBase, "checked", s.checked, "cache", len(s.cache), s.cachedRows)
 	}
 	return s.result(best), nil
 }
@@ -294,6 +300,19 @@ func (s *searcher) evaluate(node int) *evaluation {
 		} else {
 			s.tagDown(node)
 		}
+	} else if !ev.anonymous {
+		// l and t are not monotone with suppression, but the rows in
+		// classes below k are: if they alone exceed the limit, every node
+		// below fails too.
+		var small int64
+		for _, n := range cl.counts {
+			if n < int64(s.o.K) {
+				small += n
+			}
+		}
+		if small > s.maxOutliers {
+			s.tagDown(node)
+		}
 	}
 	if ev.anonymous {
 		s.lv = s.e.lat.levels(node, s.lv)
@@ -323,8 +342,43 @@ func (s *searcher) classesOf(node int) (*classes, []bool, int64) {
 	return cl, supp, out
 }
 
-// source picks the smallest cached table below node.
+// source picks the smallest cached table below node. When that is the
+// histogram itself, it first rolls the histogram up to a stepping stone —
+// the node with every column of node capped at level 1 — and caches it:
+// level 1 already merges most values, and the stones are shared by all the
+// nodes with the same columns at level 0.
 func (s *searcher) source(node int) *table {
+	best := s.cachedSource(node)
+	if best != s.e.base || !s.monoCrit {
+		// Without monotone tagging nearly every node is rolled up, mostly
+		// from level-0 heavy sources: stones would not be reused enough.
+		return best
+	}
+	lat := s.e.lat
+	s.lv2 = lat.levels(node, s.lv2)
+	for c, l := range s.lv2 {
+		s.lv2[c] = min(l, 1)
+	}
+	stone := lat.id(s.lv2)
+	if stone == node || stone == 0 || s.badStone[stone] {
+		return best
+	}
+	t, _ := s.e.rollup(s.e.base, stone, &s.s)
+	s.srcRows += s.e.base.rows()
+	if t.rows()*2 > s.e.base.rows() {
+		if s.badStone == nil {
+			s.badStone = map[int]bool{}
+		}
+		s.badStone[stone] = true
+		return best
+	}
+	t = t.clone()
+	s.cache = append(s.cache, t)
+	s.cachedRows += t.rows()
+	return t
+}
+
+func (s *searcher) cachedSource(node int) *table {
 	best := s.cache[0]
 	for _, t := range s.cache[1:] {
 		if t.rows() < best.rows() && s.e.lat.leq(t.node, node) {
@@ -513,11 +567,10 @@ func (s *searcher) provablyFails(node int) bool {
 	if !s.kb.fails(s.lv2, s.maxOutliers, true) {
 		return false
 	}
-	if s.monoCrit {
-		s.tagDown(node)
-	} else {
-		s.tags[node] = tagNotAnon
-	}
+	// The bound counts rows in classes below k only, and those never
+	// increase along generalisation: the proof holds for every node below,
+	// whatever the other models.
+	s.tagDown(node)
 	return true
 }
 

@@ -1,0 +1,3 @@
+package kanon
+
+const debugSearch = false
