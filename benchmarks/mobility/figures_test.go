@@ -110,14 +110,18 @@ func computeFigures(tb testing.TB, schema *arrow.Schema, raw []arrow.RecordBatch
 		tb.Fatal(err)
 	}
 	defer src.Release()
+	subject := opts.TripID
+	if opts.Scope == mobility.ScopeSubject {
+		subject = opts.Subject // the (pseudonymised) vehicle stays the unit
+	}
 	var after *mobility.UnicityIndex
 	var relMeans *mobility.CellMeans
 	f.Protect, err = mobility.Protect(ctx, src, opts, func(rec arrow.RecordBatch) error {
 		if after == nil {
-			if after, err = mobility.NewUnicityIndex(rec.Schema(), mobility.UnicityColumns{Subject: opts.TripID, Space: []string{opts.Cell}, Time: "ts", SkipNullSubjects: true}); err != nil {
+			if after, err = mobility.NewUnicityIndex(rec.Schema(), mobility.UnicityColumns{Subject: subject, Space: []string{opts.Cell}, Time: "ts", SkipNullSubjects: true}); err != nil {
 				return err
 			}
-			if relMeans, err = mobility.NewCellMeans(rec.Schema(), mobility.CellMeanOptions{Subject: opts.TripID, Value: "disc_temp_c", Time: "ts", Bucket: time.Hour, Cell: opts.Cell}); err != nil {
+			if relMeans, err = mobility.NewCellMeans(rec.Schema(), mobility.CellMeanOptions{Subject: subject, Value: "disc_temp_c", Time: "ts", Bucket: time.Hour, Cell: opts.Cell}); err != nil {
 				return err
 			}
 		}
@@ -176,6 +180,12 @@ func TestPolicyAblation(t *testing.T) {
 		{"res 7", func(o *mobility.ProtectOptions) { o.Resolution = 7 }},
 		{"res 5, K 10, no TraceK", func(o *mobility.ProtectOptions) { o.Resolution, o.K, o.TraceK = 5, 10, 0 }},
 		{"TraceK 2", func(o *mobility.ProtectOptions) { o.TraceK = 2 }},
+		{"stable vehicle pseudonym (ScopeSubject), endpoints dropped", func(o *mobility.ProtectOptions) {
+			o.Scope, o.TraceK, o.Endpoints = mobility.ScopeSubject, 0, mobility.EndpointsDrop
+		}},
+		{"stable vehicle pseudonym, res 5, K 10, endpoints dropped", func(o *mobility.ProtectOptions) {
+			o.Scope, o.TraceK, o.Endpoints, o.Resolution, o.K = mobility.ScopeSubject, 0, mobility.EndpointsDrop, 5, 10
+		}},
 	} {
 		o := demoPolicy(t.TempDir(), mem)
 		v.mod(&o)
