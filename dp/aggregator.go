@@ -119,6 +119,12 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 	if err != nil {
 		return err
 	}
+	if fast, err := a.addFast(rec, subjCol, first); fast || err != nil {
+		if err == nil {
+			a.rowsIn += int64(n)
+		}
+		return err
+	}
 	a.sid = grow32(a.sid, n)
 	if err := a.subj.encode(subjCol, a.sid, first); err != nil {
 		return err
@@ -210,6 +216,75 @@ func (a *Aggregator) add(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	a.rowsIn += int64(n)
 	return nil
+}
+
+// addFast is the path for the common layout — dictionary subject and one
+// dictionary key column, float64 values — where every per-row step is a
+// slice lookup and can run in the shards in parallel: each shard checks a
+// contiguous share of the values for NaN/±Inf, then picks its own subjects'
+// rows and stages them. fast is false when the batch does not qualify.
+func (a *Aggregator) addFast(rec arrow.RecordBatch, subjCol arrow.Array, first int64) (fast bool, err error) {
+	if len(a.keys) != 1 {
+		return false, nil
+	}
+	keyCol, err := column(rec, a.keys[0].name, "key")
+	if err != nil {
+		return false, err
+	}
+	cols := make([][]float64, len(a.spec.ValueColumns))
+	for vi, name := range a.spec.ValueColumns {
+		col, err := column(rec, name, "value")
+		if err != nil {
+			return false, err
+		}
+		f, ok := col.(*array.Float64)
+		if !ok || col.NullN() > 0 {
+			return false, nil
+		}
+		cols[vi] = f.Float64Values()
+	}
+	sIdx, sRemap, ok, err := a.subj.prepareDict(subjCol)
+	if !ok || err != nil {
+		return false, err
+	}
+	kIdx, kRemap, ok, err := a.keys[0].prepareDict(keyCol)
+	if !ok || err != nil {
+		return false, err
+	}
+	a.describeNewPartitions()
+	n := len(sIdx)
+	ns := len(a.shards)
+	var wg sync.WaitGroup
+	for w, sh := range a.shards {
+		wg.Go(func() {
+			sh.err = nil
+			for vi, vals := range cols {
+				lo, hi := w*n/ns, (w+1)*n/ns
+				for i, v := range vals[lo:hi] {
+					if v-v != 0 {
+						sh.err = fmt.Errorf("column %q row %d: value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", a.spec.ValueColumns[vi], first+int64(lo+i), v)
+						return
+					}
+				}
+			}
+			if err := sh.addDict(uint32(w), uint32(ns-1), sIdx, sRemap, kIdx, kRemap, a.pidPub, cols); err != nil {
+				name := a.spec.Subject
+				if err.column == 1 {
+					name = a.keys[0].name
+				}
+				sh.err = fmt.Errorf("column %q row %d: %s", name, first+int64(err.row), err.what)
+			}
+		})
+	}
+	wg.Wait()
+	for _, sh := range a.shards {
+		a.rowsNotPublic += sh.notPublic
+		sh.notPublic = 0
+		if sh.err != nil {
+			return true, sh.err
+		}
+	}
+	return true, nil
 }
 
 // describeNewPartitions records the canonical key (and public flag) of

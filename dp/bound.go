@@ -72,15 +72,16 @@ type bucket struct {
 // a uniformly random k-subset of the pair's rows. Memory is O(pairs·k·nv)
 // plus the bounded staging buffers, independent of the number of rows.
 type shard struct {
-	buckets []bucket
-	shift   uint // log2 of the number of shards (a power of two)
-	k       int  // L∞
-	nv      int  // value columns
-	stride  int  // words per slot: 2 + k·nv
-	rng     *rand.ChaCha8
-	rows    []int32 // rows of the current batch that belong to this shard
-	err     error
-	sink    uint64 // keeps the touch loads of apply alive
+	buckets   []bucket
+	shift     uint // log2 of the number of shards (a power of two)
+	k         int  // L∞
+	nv        int  // value columns
+	stride    int  // words per slot: 2 + k·nv
+	rng       *rand.ChaCha8
+	rows      []int32 // rows of the current batch that belong to this shard
+	err       error
+	notPublic int64  // rows skipped because their partition is not listed
+	sink      uint64 // keeps the touch loads of apply alive
 }
 
 // newShard returns a shard of 1<<shift shards.
@@ -138,6 +139,68 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 			s.apply(b)
 		}
 	}
+}
+
+// badRow is a row the fast path rejects: a dictionary index out of range or
+// pointing at a null value.
+type badRow struct {
+	row    int
+	column int // 0 subject, 1 key
+	what   string
+}
+
+func (e badRow) Error() string { return e.what }
+
+// addDict is add for dictionary-coded subject and key columns: it picks
+// this shard's rows (subject code & mask == me, branch-free) and stages
+// them, mapping indices through the remaps as it goes.
+func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []int32, kRemap []uint32, pub []bool, cols [][]float64) *badRow {
+	n := len(sIdx)
+	if cap(s.rows) < n {
+		s.rows = make([]int32, n)
+	}
+	rows := s.rows[:n]
+	cnt := 0
+	for i, x := range sIdx {
+		if uint64(uint32(x)) >= uint64(len(sRemap)) {
+			return &badRow{i, 0, fmt.Sprintf("dictionary index %d out of range", x)}
+		}
+		sid := sRemap[x]
+		if sid == nullCode {
+			return &badRow{i, 0, "null value (nulls are not allowed in subject and key columns)"}
+		}
+		rows[cnt] = int32(i)
+		cnt += int((((sid ^ me) & mask) - 1) >> 31)
+	}
+	nv := s.nv
+	for _, r := range rows[:cnt] {
+		x := kIdx[r]
+		if uint64(uint32(x)) >= uint64(len(kRemap)) {
+			return &badRow{int(r), 1, fmt.Sprintf("dictionary index %d out of range", x)}
+		}
+		pid := kRemap[x]
+		if pid == nullCode {
+			return &badRow{int(r), 1, "null value (nulls are not allowed in subject and key columns)"}
+		}
+		if pub != nil && !pub[pid] {
+			s.notPublic++
+			continue
+		}
+		id := sRemap[sIdx[r]]
+		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
+		if b.stKeys == nil {
+			b.stKeys = make([]uint64, 0, bucketStage)
+			b.stVals = make([]float64, 0, bucketStage*nv)
+		}
+		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid))
+		for c := 0; c < nv; c++ {
+			b.stVals = append(b.stVals, cols[c][r])
+		}
+		if len(b.stKeys) >= bucketStage {
+			s.apply(b)
+		}
+	}
+	return nil
 }
 
 // apply runs the staged rows of b through its pair table and reservoirs.

@@ -881,3 +881,114 @@ func FuzzPartialUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// dictBatch encodes rows with dictionary subject and key columns (the fast
+// path); nullKeyRow >= 0 makes that row's key point at a null dictionary value.
+func dictBatch(t testing.TB, mem memory.Allocator, rows []row, nullKeyRow int) arrow.RecordBatch {
+	t.Helper()
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "vin", Type: dt}, {Name: "seg", Type: dt}, {Name: "temp", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	enc := func(get func(row) string, nullAt int) arrow.Array {
+		codes := map[string]int32{}
+		db := array.NewStringBuilder(mem)
+		defer db.Release()
+		ib := array.NewInt32Builder(mem)
+		defer ib.Release()
+		for i, r := range rows {
+			v := get(r)
+			c, ok := codes[v]
+			if !ok {
+				c = int32(len(codes))
+				codes[v] = c
+				db.Append(v)
+			}
+			if i == nullAt {
+				c = int32(len(codes))
+				db.AppendNull()
+				codes["\x00null"] = c
+			}
+			ib.Append(c)
+		}
+		d, ix := db.NewArray(), ib.NewArray()
+		defer d.Release()
+		defer ix.Release()
+		return array.NewDictionaryArray(dt, ix, d)
+	}
+	vin := enc(func(r row) string { return r.subj }, -1)
+	defer vin.Release()
+	seg := enc(func(r row) string { return r.key }, nullKeyRow)
+	defer seg.Release()
+	fb := array.NewFloat64Builder(mem)
+	defer fb.Release()
+	for _, r := range rows {
+		fb.Append(r.v)
+	}
+	temp := fb.NewArray()
+	defer temp.Release()
+	return array.NewRecordBatch(schema, []arrow.Array{vin, seg, temp}, int64(len(rows)))
+}
+
+// TestFastPathMatchesGeneralPath: dictionary-coded input (the parallel fast
+// path) gives the same partial as plain strings (the general path), with and
+// without a public list; bad rows are reported with column and row.
+func TestFastPathMatchesGeneralPath(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var rows []row
+	for s := range 200 {
+		for j := range 2 {
+			rows = append(rows, row{fmt.Sprintf("v%d", s), fmt.Sprintf("k%d", (s*3+j)%17), float64((s*13 + j) % 100)})
+		}
+	}
+	pl, _ := NewPartitionList("seg")
+	for k := range 10 {
+		pl.Add(fmt.Sprintf("k%d", k))
+	}
+	for _, public := range []*PartitionList{nil, pl} {
+		opts := baseOpts()
+		opts.Public = public
+		slow := partialOf(t, mem, opts, rows, 128)
+		ag, err := NewAggregator(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(rows); i += 150 {
+			rec := dictBatch(t, mem, rows[i:min(len(rows), i+150)], -1)
+			err := ag.Add(context.Background(), rec)
+			rec.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		fast, err := ag.Partial(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast.Stats != slow.Stats || len(fast.Partitions) != len(slow.Partitions) {
+			t.Fatalf("public=%v: stats %+v vs %+v, %d vs %d partitions", public != nil, fast.Stats, slow.Stats, len(fast.Partitions), len(slow.Partitions))
+		}
+		for k, w := range slow.Partitions {
+			g := fast.Partitions[k]
+			if g == nil || g.Subjects != w.Subjects || g.Rows != w.Rows || !slices.Equal(g.Sums, w.Sums) || !slices.Equal(g.SumSquares, w.SumSquares) {
+				t.Errorf("public=%v partition %q: fast %+v, general %+v", public != nil, k, g, w)
+			}
+		}
+	}
+	for _, c := range []struct {
+		rows    []row
+		nullKey int
+		want    string
+	}{
+		{[]row{{"a", "x", 1}, {"b", "x", 2}, {"c", "y", math.Inf(-1)}}, -1, `column "temp" row 2: value -Inf is not finite`},
+		{[]row{{"a", "x", 1}, {"b", "x", 2}}, 1, `column "seg" row 1: null value`},
+	} {
+		ag, _ := NewAggregator(baseOpts())
+		rec := dictBatch(t, mem, c.rows, c.nullKey)
+		err := ag.Add(context.Background(), rec)
+		rec.Release()
+		ag.Close()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}

@@ -258,31 +258,7 @@ func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error
 	}
 	switch a := arr.(type) {
 	case *array.Dictionary:
-		dict := a.Dictionary()
-		if e.lastDict == nil || e.lastDict != dict.Data() {
-			e.remap = e.remap[:0]
-			for j := 0; j < dict.Len(); j++ {
-				if dict.IsNull(j) {
-					// A null dictionary value: rows pointing at it are null.
-					e.remap = append(e.remap, nullCode)
-					continue
-				}
-				var s string
-				switch d := dict.(type) {
-				case *array.String:
-					s = d.Value(j)
-				case *array.LargeString:
-					s = d.Value(j)
-				}
-				e.remap = append(e.remap, e.strCode(s))
-			}
-			// Hold a reference: a released dictionary's memory could be
-			// reused by the next batch's, and a pointer match would then
-			// apply a stale remap.
-			e.close()
-			e.lastDict = dict.Data()
-			e.lastDict.Retain()
-		}
+		e.buildRemap(a.Dictionary())
 		remap := e.remap
 		switch idx := a.Indices().(type) {
 		case *array.Int32:
@@ -343,6 +319,62 @@ func (e *colEncoder) intCode(t *u64Table, arr arrow.Array, i int, v int64) uint3
 		e.values = append(e.values, s)
 	}
 	return c
+}
+
+// prepareDict readies the fast path for a dictionary column with int32
+// indices and no nulls at the index level: it (re)builds the remap of the
+// dictionary and returns the indices and the remap (nullCode marks null
+// dictionary values; indices must still be range-checked). ok is false when
+// the column does not qualify and must go through encode.
+func (e *colEncoder) prepareDict(arr arrow.Array) (idx []int32, remap []uint32, ok bool, err error) {
+	a, isDict := arr.(*array.Dictionary)
+	if !isDict || arr.NullN() > 0 {
+		return nil, nil, false, nil
+	}
+	ind, isI32 := a.Indices().(*array.Int32)
+	if !isI32 {
+		return nil, nil, false, nil
+	}
+	kt, supported := keyTypeOf(arr.DataType())
+	if !supported {
+		return nil, nil, false, nil
+	}
+	if e.kt.Kind == "" {
+		e.kt = kt
+	} else if e.kt != kt {
+		return nil, nil, false, fmt.Errorf("column %q: type changed between batches (%s)", e.name, arr.DataType())
+	}
+	e.buildRemap(a.Dictionary())
+	return ind.Int32Values(), e.remap, true, nil
+}
+
+// buildRemap maps every entry of dict to a code, unless dict is the one
+// mapped last.
+func (e *colEncoder) buildRemap(dict arrow.Array) {
+	if e.lastDict != nil && e.lastDict == dict.Data() {
+		return
+	}
+	e.remap = e.remap[:0]
+	for j := 0; j < dict.Len(); j++ {
+		if dict.IsNull(j) {
+			// A null dictionary value: rows pointing at it are null.
+			e.remap = append(e.remap, nullCode)
+			continue
+		}
+		var s string
+		switch d := dict.(type) {
+		case *array.String:
+			s = d.Value(j)
+		case *array.LargeString:
+			s = d.Value(j)
+		}
+		e.remap = append(e.remap, e.strCode(s))
+	}
+	// Hold a reference: a released dictionary's memory could be reused by
+	// the next batch's, and a pointer match would then apply a stale remap.
+	e.close()
+	e.lastDict = dict.Data()
+	e.lastDict.Retain()
 }
 
 // close drops the reference to the last dictionary.
