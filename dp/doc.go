@@ -44,6 +44,7 @@
 //
 // # Pipeline
 //
+//	opts.Validate()                     // optional: check a policy early
 //	ag, _ := dp.NewAggregator(opts)     // validates every parameter
 //	ag.Add(ctx, batch)                  // per batch: O(pairs·L∞) memory
 //	p, _ := ag.Partial(ctx)             // bound contributions, pre-aggregate
@@ -55,6 +56,17 @@
 // disjoint sets of subjects merge into the partial of the whole, and
 // serialise, so a distributed combiner (the beam module) can use them.
 // Results are single-use: Release consumes the partial.
+//
+// # Performance
+//
+// Bounding works on columns: subject and key values become dense integer
+// codes (dictionary columns by remapping their dictionary once per batch,
+// other columns through open-addressing tables), rows are staged per bucket
+// of subjects and applied to small per-bucket pair tables whose slots hold
+// key, row count and reservoir together; shards of subjects run on all cores.
+// Dictionary-coded subject and key columns with float64 values take a fully
+// parallel path. Noise is drawn per partition, in parallel; intervals and the
+// selection threshold are computed once per release. See benchmarks/dp.
 //
 // # Input handling (fail closed)
 //
@@ -75,7 +87,9 @@
 //     derived from the data would leak.
 //   - Budgets compose only inside one Accountant: releasing the same data
 //     again under a fresh Accountant adds up in reality.
-//   - The Partial (pre-noise state) is not private.
+//   - The Partial (pre-noise state) is not private, and neither are the
+//     operator's figures in Result (Stats, PartitionsKept/Dropped): they are
+//     exact counts for the report. Only Result.Record is the release.
 //   - Floating-point side channels of the library's noise are handled by
 //     the library (secure discretised noise); our arithmetic on exact sums is
 //     ordinary float64 addition.

@@ -50,6 +50,10 @@ type Result struct {
 	// Confidence level of the intervals.
 	Confidence float64 `json:"confidence"`
 	// Stats account for every input row.
+	//
+	// Stats and the partition counts above are exact facts about the input
+	// for the operator's accounting (report, logs). They are NOT
+	// differentially private: publish Record, not these.
 	Stats Stats `json:"rows"`
 	// Spent is what this release spent; the totals are the accountant's.
 	Spent Spent `json:"budget"`
