@@ -423,8 +423,10 @@ func sizeBins(sizes []int64) []SizeBin {
 	return out
 }
 
-// spillFile holds pass-1 output for the second pass, as an Arrow IPC stream
-// (LZ4-compressed) in a temporary file removed at the end of the run.
+// spillFile holds pass-1 output for the second pass, as an uncompressed
+// Arrow IPC stream in a temporary file removed at the end of the run
+// (uncompressed: the file is read back at once, usually from the page cache,
+// and LZ4 would cost more CPU than the disk saves).
 type spillFile struct {
 	f      *os.File
 	bw     *bufio.Writer
@@ -441,7 +443,7 @@ func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFil
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	return &spillFile{f: f, bw: bw, schema: schema, mem: mem,
-		w: ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem), ipc.WithLZ4())}, nil
+		w: ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem))}, nil
 }
 
 func (s *spillFile) write(rec arrow.RecordBatch) error {
