@@ -28,8 +28,45 @@
 //   - Memory is bounded by the batch size and the number of distinct
 //     quasi-identifier combinations and subjects, not by the number of rows.
 //
+// # Passes and memory
+//
+// When the policy has a kanon or mobility block, the Runner needs two passes:
+// pass 1 reads the source once, applies opt-out, trips, trimming, cells and
+// the column actions, feeds the accumulators (quasi-identifier combinations,
+// subjects per cell and time bucket, the DP aggregator, the unicity index)
+// and spills the transformed rows to a temporary Arrow IPC stream; pass 2
+// reads the spill back, suppresses cell-buckets with fewer than k subjects,
+// generalises the quasi-identifiers to the levels the search chose,
+// suppresses classes below k and writes. Spilling the transformed rows
+// (rather than re-opening the source) means stdin needs no special case and
+// the expensive steps (trips, H3 cells, pseudonyms) run once; its cost is
+// temporary disk space about the size of the uncompressed transformed data.
+//
+// Memory is bounded by the batch size times the number of batches in flight
+// (2 × Workers), plus state that grows with distinct subjects and groups, not
+// rows: quasi-identifier combinations per subject, (cell, bucket, subject)
+// sets, the DP reservoirs (subject × partition × max_per_partition) and the
+// unicity indexes, which are capped at Options.UnicityMaxRows rows.
+//
+// k-anonymity counts distinct subjects per class by default (kanon.per_subject):
+// with hundreds of readings per vehicle, counting rows would overstate k. The
+// search runs on a histogram with one entry per (subject, combination); the
+// written output is then verified independently (every written class has at
+// least k distinct subjects) and the run fails if not.
+//
+// Risk before and after: prosecutor risk is 1 / the smallest class, journalist
+// risk equals it (no population table is given, so the data is its own
+// population), marketer risk is classes / subjects. Unicity (package
+// mobility) is measured on the raw positions before and on (cell, time
+// bucket) of the written rows after, for the output's linkable unit.
+//
 // What it does not do: it does not decide which columns are identifying (the
 // policy author does), it does not protect against an attacker who holds the
 // keyring, and k-anonymity protects against re-identification by the listed
-// quasi-identifiers only.
+// quasi-identifiers only. l-diversity and t-closeness blocks are parsed and
+// validated but the Runner refuses them (use `tarnkappe kanon` on the
+// output); a release with public_partitions is refused likewise. Rows of a
+// subject removed by cell suppression in pass 2 still count in the pass-1
+// class sizes; the output verification catches the rare case where that
+// leaves a class below k, and the run fails closed.
 package anonymize
