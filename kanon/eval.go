@@ -3,6 +3,8 @@ package kanon
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
+	"sync"
 )
 
 // lattice indexes the full-domain generalisation lattice: a node is one
@@ -221,6 +223,8 @@ func newEngine(h *Histogram) (*engine, error) {
 
 // scratch holds per-worker buffers.
 type scratch struct {
+	par     []partial // per-worker state of parallel roll-ups
+	keys2   []uint64
 	out     table // rollup output, reused; clone it to keep it
 	ht      hashTable
 	cls     hashTable
@@ -256,35 +260,26 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 		s.keys = make([]uint64, n)
 	}
 	keys := s.keys[:n]
-	clear(keys)
-	var shift uint
-	for c := range ncol {
-		m := e.up[c][s.slevels[c]][s.levels[c]]
-		col := src.ids[c]
-		for r, id := range col {
-			keys[r] |= uint64(m[id]) << shift
-		}
-		shift += widths[c]
-	}
-	if e.hasSens {
-		for r, v := range src.sens {
-			keys[r] |= uint64(v) << qiBits
-		}
-	}
-	s.ht.reset(n, uint64(1)<<total)
 	out := &s.out
 	out.node = node
 	out.counts = out.counts[:0]
 	if len(out.ids) != ncol {
 		out.ids = make([][]int32, ncol)
 	}
-	for r, k := range keys {
-		idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
-		if !found {
-			out.counts = append(out.counts, 0)
-			keys[idx] = k // keys[idx] already consumed: idx <= r
+	workers := min(runtime.GOMAXPROCS(0), maxWorkers, n/parallelRows)
+	if workers < 2 {
+		e.packKeys(src, keys, 0, n, widths, qiBits, s)
+		s.ht.reset(n, uint64(1)<<total)
+		for r, k := range keys {
+			idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
+			if !found {
+				out.counts = append(out.counts, 0)
+				keys[idx] = k // keys[idx] already consumed: idx <= r
+			}
+			out.counts[idx] += src.counts[r]
 		}
-		out.counts[idx] += src.counts[r]
+	} else {
+		keys = e.rollupParallel(src, keys, widths, qiBits, total, workers, s)
 	}
 	m := len(out.counts)
 	// The generalised ids are decoded from the keys only when needed
@@ -551,4 +546,91 @@ func (e *engine) regroup(t *table, s *scratch) *classes {
 		sh += widths[c]
 	}
 	return e.group(t, keys, total, s)
+}
+
+// Parallel roll-ups split the source rows into chunks, group each chunk on
+// its own core and merge the (much smaller) partial tables.
+const (
+	parallelRows = 8192 // rows per worker below which one core is faster
+	maxWorkers   = 8
+)
+
+type partial struct {
+	ht     hashTable
+	counts []int64
+	m      int
+}
+
+// packKeys writes the generalised key of rows [lo,hi) of src into keys.
+func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, qiBits uint, s *scratch) {
+	lvl, slvl := s.levels, s.slevels
+	k := keys[lo:hi]
+	clear(k)
+	var shift uint
+	for c := range widths {
+		m := e.up[c][slvl[c]][lvl[c]]
+		for r, id := range src.ids[c][lo:hi] {
+			k[r] |= uint64(m[id]) << shift
+		}
+		shift += widths[c]
+	}
+	if e.hasSens {
+		for r, v := range src.sens[lo:hi] {
+			k[r] |= uint64(v) << qiBits
+		}
+	}
+}
+
+func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits, total uint, workers int, s *scratch) []uint64 {
+	n := len(keys)
+	for len(s.par) < workers {
+		s.par = append(s.par, partial{})
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &s.par[w]
+			e.packKeys(src, keys, lo, hi, widths, qiBits, s)
+			p.ht.reset(hi-lo, uint64(1)<<total)
+			p.counts = p.counts[:0]
+			k := keys[lo:hi]
+			cnt := src.counts[lo:hi]
+			for r, key := range k {
+				idx, found := p.ht.getOrPut(key, int32(len(p.counts)))
+				if !found {
+					p.counts = append(p.counts, 0)
+					k[idx] = key
+				}
+				p.counts[idx] += cnt[r]
+			}
+			p.m = len(p.counts)
+		}()
+	}
+	wg.Wait()
+	sum := 0
+	for w := range workers {
+		sum += s.par[w].m
+	}
+	if cap(s.keys2) < sum {
+		s.keys2 = make([]uint64, sum)
+	}
+	final := s.keys2[:0]
+	out := &s.out
+	s.ht.reset(sum, uint64(1)<<total)
+	for w := range workers {
+		p := &s.par[w]
+		lo := w * n / workers
+		for i, key := range keys[lo : lo+p.m] {
+			idx, found := s.ht.getOrPut(key, int32(len(out.counts)))
+			if !found {
+				out.counts = append(out.counts, 0)
+				final = append(final, key)
+			}
+			out.counts[idx] += p.counts[i]
+		}
+	}
+	return final
 }

@@ -389,15 +389,19 @@ func (s *searcher) cachedSource(node int) *table {
 }
 
 // cacheBudget bounds the rows of all cached tables, as a multiple of the
-// histogram's entries: memory stays proportional to the histogram.
-const cacheBudget = 32
+// histogram's entries (memory stays proportional to the histogram), and
+// cacheMaxRows absolutely (about 180 MB with ten quasi-identifiers).
+const (
+	cacheBudget  = 128
+	cacheMaxRows = 1 << 22
+)
 
 func (s *searcher) remember(t *table) {
 	if t.rows()*10 > s.e.base.rows()*9 {
 		// Barely smaller than the base: not worth the memory.
 		return
 	}
-	if s.cachedRows+t.rows() > cacheBudget*s.e.base.rows() {
+	if s.cachedRows+t.rows() > s.cacheLimit() {
 		largest := 0
 		for _, c := range s.cache[1:] {
 			largest = max(largest, c.rows())
@@ -407,7 +411,7 @@ func (s *searcher) remember(t *table) {
 		}
 	}
 	t = t.clone()
-	for s.cachedRows+t.rows() > cacheBudget*s.e.base.rows() && len(s.cache) > 1 {
+	for s.cachedRows+t.rows() > s.cacheLimit() && len(s.cache) > 1 {
 		// Evict the largest cached table (never the base).
 		worst := 1
 		for i := 2; i < len(s.cache); i++ {
@@ -615,4 +619,8 @@ func sortCandidates(cands []candidate) {
 		i = j
 	}
 	copy(cands, out)
+}
+
+func (s *searcher) cacheLimit() int {
+	return min(cacheBudget*s.e.base.rows(), cacheMaxRows)
 }
