@@ -82,14 +82,14 @@ func (l *lattice) leq(a, b int) bool {
 // table is a histogram rolled up to a node: one row per distinct
 // (generalised quasi-identifiers, sensitive value) combination.
 type table struct {
-	node   int
-	ids    [][]int32 // ids[c][row] at the node's level of column c (see ensureIDs)
+	node int
+	ids  [][]int32 // ids[c][row] at the node's level of column c (see ensureIDs)
 	// A roll-up leaves ids packed in keys; ensureIDs decodes them.
 	packed  []uint64
 	widths  []uint
 	decoded bool
-	sens   []int32   // nil without sensitive column
-	counts []int64
+	sens    []int32 // nil without sensitive column
+	counts  []int64
 }
 
 func (t *table) rows() int { return len(t.counts) }
