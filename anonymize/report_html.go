@@ -249,7 +249,7 @@ Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R
 
 <h2>Rows</h2>
 <table>
-<tr><th>in</th><th>out</th><th>suppressed (k-anonymity)</th><th>filtered</th></tr>
+<tr><th>in</th><th>out</th><th>suppressed (k-anonymity, cell k)</th><th>filtered</th></tr>
 <tr><td class="num">{{.R.Rows.In}}</td><td class="num">{{.R.Rows.Out}}</td><td class="num">{{.R.Rows.Suppressed}}</td><td class="num">{{.R.Rows.Filtered}}</td></tr>
 </table>
 {{with .R.Rows.FilteredBy}}<p>Filtered by reason: {{range $k, $v := .}}<code>{{$k}}</code> {{$v}} &nbsp; {{end}}</p>{{end}}
@@ -285,7 +285,8 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 </table>{{end}}
 
 {{with .R.Mobility}}<h2>Movement profiles</h2>
-<p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.</p>{{end}}
+<p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
+{{if .K}}{{.SuppressedRows}} rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}</p>{{end}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>
 <p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code>; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>{{end}}
