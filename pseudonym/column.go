@@ -300,7 +300,10 @@ func (t *memoTable) put(v, out []byte) {
 // memoArena hands out strings backed by large chunks. A chunk is never
 // appended past its capacity, so strings already handed out never move;
 // full chunks stay alive through the strings that view them.
-type memoArena struct{ buf []byte }
+type memoArena struct {
+	buf    []byte
+	chunks [][]byte
+}
 
 func (a *memoArena) keep(b []byte) string {
 	if len(b) == 0 {
@@ -308,10 +311,21 @@ func (a *memoArena) keep(b []byte) string {
 	}
 	if cap(a.buf)-len(a.buf) < len(b) {
 		a.buf = make([]byte, 0, max(64<<10, len(b)))
+		a.chunks = append(a.chunks, a.buf)
 	}
 	k := len(a.buf)
 	a.buf = append(a.buf, b...)
 	return unsafe.String(&a.buf[k], len(b))
+}
+
+// wipe zeroes the arena when a column is done: a table from values to
+// pseudonyms should not linger in freed memory. Strings from keep must not
+// be used afterwards.
+func (a *memoArena) wipe() {
+	for _, c := range a.chunks {
+		clear(c[:cap(c)])
+	}
+	a.chunks, a.buf = nil, nil
 }
 
 // plainColumn transforms a string-like column in two passes: output offsets
@@ -380,6 +394,7 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 			var seen *memoTable
 			if memo {
 				seen = newMemoTable()
+				defer seen.arena.wipe()
 			}
 			for i := lo; i < hi; i++ {
 				if (i-lo)%cancelEvery == 0 {
@@ -477,6 +492,7 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 			defer w.destroy()
 			seen := make(map[int64]string)
 			var arena memoArena
+			defer arena.wipe()
 			var buf [24]byte
 			for i := lo; i < hi; i++ {
 				if (i-lo)%cancelEvery == 0 {
