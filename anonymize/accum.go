@@ -152,7 +152,7 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 	if m := p.Mobility; m != nil {
 		cs, err := mobility.NewCellSuppressor(pl.trans, mobility.SuppressOptions{Subject: p.Subject, Cell: m.CellColumn, Time: m.Time, K: m.K, Mem: r.mem})
 		if err != nil {
-			a.release_()
+			a.closeAgg()
 			return nil, fmt.Errorf("mobility: %w", err)
 		}
 		a.cells = cs
@@ -164,13 +164,13 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 		}
 		u, err := mobility.NewUnicityIndex(pl.gen, mobility.UnicityColumns{Subject: unit, Space: []string{m.CellColumn}, Time: m.Time})
 		if err != nil {
-			a.release_()
+			a.closeAgg()
 			return nil, fmt.Errorf("unicity: %w", err)
 		}
 		a.unicity = u
 		ru, err := mobility.NewUnicityIndex(pl.in, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.Lat, m.Lon}, Time: m.Time})
 		if err != nil {
-			a.release_()
+			a.closeAgg()
 			return nil, fmt.Errorf("unicity: %w", err)
 		}
 		a.rawUni = ru
@@ -178,7 +178,7 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 	return a, nil
 }
 
-func (a *accumulators) release_() {
+func (a *accumulators) closeAgg() {
 	if a.dpAgg != nil {
 		a.dpAgg.Close()
 		a.dpAgg = nil
@@ -320,14 +320,12 @@ func (a *accumulators) commitRelease() error {
 }
 
 func (a *accumulators) release() {
-	a.release_()
+	a.closeAgg()
 	if a.relSink != nil {
 		a.relSink.Abort()
 	}
 	if a.result != nil {
 		a.result.Release()
 	}
-	if a.kan != nil {
-		a.kan = nil
-	}
+	a.kan = nil
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -360,7 +358,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 			kanonQI[q] = true
 		}
 	}
-	for i, f := range pl.mid.Fields() {
+	for _, f := range pl.mid.Fields() {
 		rule, ok := p.Columns.Lookup(f.Name)
 		if !ok {
 			// Added by mobility (the cell and trip id columns): released as is.
@@ -392,7 +390,6 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 		pl.ops = append(pl.ops, op)
 		pl.actions = append(pl.actions, rule.Action)
 		tf = append(tf, arrow.Field{Name: f.Name, Type: op.outType(f.Type), Nullable: f.Nullable})
-		_ = i
 	}
 	pl.trans = arrow.NewSchema(tf, nil)
 	gf := make([]arrow.Field, len(tf))
@@ -475,23 +472,19 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		Rows: RowCounts{FilteredBy: map[string]int64{}},
 	}
 	for _, f := range pl.mid.Fields() {
-		rule, ok := p.Columns.Lookup(f.Name)
-		if !ok {
+		if _, ok := p.Columns.Lookup(f.Name); !ok {
 			d := fmt.Sprintf("H3 cell (resolution %d) of the trimmed coordinates", p.Mobility.CellResolution)
 			if f.Name == p.Mobility.TripIDColumn {
 				d = "random per-trip id (mobility scope trip)"
 			}
 			rep.ColumnDetails = append(rep.ColumnDetails, ColumnDetail{Name: f.Name, Action: "added", Detail: d})
 			rep.Columns[f.Name] = "added"
-			continue
 		}
-		_ = rule
 	}
 	for _, c := range p.Columns {
 		rep.Columns[c.Name] = string(c.Action)
 		rep.ColumnDetails = append(rep.ColumnDetails, ColumnDetail{Name: c.Name, Action: string(c.Action), Detail: describeRule(c, p)})
 	}
-	sort.SliceStable(rep.ColumnDetails, func(i, j int) bool { return false })
 
 	var sink Sink
 	var spill *spillFile
@@ -754,5 +747,3 @@ func describeRule(c ColumnRule, p *Policy) string {
 	}
 	return ""
 }
-
-var _ = strings.Join
