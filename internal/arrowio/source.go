@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -291,21 +292,28 @@ func (s *Source) openIPC(f *os.File, size int64, mem memory.Allocator) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	s.validate = true
-	if n == len(magic) && string(magic[:]) == ipcFileMagic {
-		fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem))
-		if err != nil {
-			return fmt.Errorf("%w: Arrow IPC file (truncated?): %v", ErrCorrupt, err)
-		}
-		r := &ipcFileReader{f: fr}
-		r.refs.Store(1)
-		s.rr = r
-		s.schema = fr.Schema()
-		return nil
+	if n < len(magic) || string(magic[:]) != ipcFileMagic {
+		// No file magic: accept the IPC stream format, which tools write
+		// to .arrow files as often as the file format.
+		return s.openIPCStream(bufio.NewReader(f), size, mem)
 	}
-	// No file magic: accept the IPC stream format, which tools write to
-	// .arrow files as often as the file format.
-	return s.openIPCStream(bufio.NewReader(f), size, mem)
+	// The file format is magic, padding, an IPC stream, the footer, its
+	// length and the magic again. Check the trailer (a truncated file
+	// fails here), then read the stream section sequentially through the
+	// verifying message reader; the footer only indexes that stream.
+	var tail [10]byte
+	if size < int64(8+len(tail)) {
+		return fmt.Errorf("%w: Arrow IPC file of %d bytes is truncated", ErrCorrupt, size)
+	}
+	if _, err := f.ReadAt(tail[:], size-int64(len(tail))); err != nil {
+		return err
+	}
+	footer := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if string(tail[4:]) != ipcFileMagic || footer <= 0 || footer > size-8-int64(len(tail)) {
+		return fmt.Errorf("%w: Arrow IPC file has no valid footer (truncated?)", ErrCorrupt)
+	}
+	stream := io.NewSectionReader(f, 8, size-int64(len(tail))-footer-8)
+	return s.openIPCStream(bufio.NewReaderSize(stream, 1<<16), size, mem)
 }
 
 // maxStdinMessage bounds one IPC message read from standard input, whose
@@ -314,15 +322,13 @@ const maxStdinMessage = 1 << 30
 
 func (s *Source) openIPCStream(r io.Reader, maxMessage int64, mem memory.Allocator) error {
 	s.validate = true
-	// ipc.NewReader ignores the size-limit options (arrow-go v18.8.0), so a
-	// corrupt body length would be allocated as claimed; build the message
-	// reader ourselves with limits. No message can exceed its file.
-	mr := ipc.NewMessageReader(r, ipc.WithAllocator(mem),
-		ipc.WithBodySizeLimit(maxMessage), ipc.WithMetadataSizeLimit(min(maxMessage, 64<<20)))
-	rr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(mem))
+	rr, err := ipc.NewReaderFromMessageReader(newMsgReader(r, maxMessage), ipc.WithAllocator(mem))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: no Arrow IPC schema message", ErrEmptyFile)
+		}
+		if errors.Is(err, ErrCorrupt) {
+			return err
 		}
 		return fmt.Errorf("%w: not an Arrow IPC file or stream: %v", ErrCorrupt, err)
 	}
@@ -498,52 +504,7 @@ func guard(f func() error) (err error) {
 	return f()
 }
 
-// ipcFileReader adapts ipc.FileReader (random access) to array.RecordReader.
-type ipcFileReader struct {
-	f    *ipc.FileReader
-	i    int
-	cur  arrow.RecordBatch
-	err  error
-	refs atomic.Int64
-}
-
-func (r *ipcFileReader) Schema() *arrow.Schema { return r.f.Schema() }
-
-func (r *ipcFileReader) Next() bool {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	if r.err != nil || r.i >= r.f.NumRecords() {
-		return false
-	}
-	rec, err := r.f.RecordBatchAt(r.i)
-	if err != nil {
-		r.err = fmt.Errorf("record batch %d: %w", r.i, err)
-		return false
-	}
-	r.i++
-	r.cur = rec
-	return true
-}
-
-func (r *ipcFileReader) RecordBatch() arrow.RecordBatch { return r.cur }
-func (r *ipcFileReader) Record() arrow.RecordBatch      { return r.cur }
-func (r *ipcFileReader) Err() error                     { return r.err }
-func (r *ipcFileReader) Retain()                        { r.refs.Add(1) }
-
-func (r *ipcFileReader) Release() {
-	if r.refs.Add(-1) > 0 {
-		return
-	}
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	r.f.Close()
-}
-
-// bytesReader lets the CSV source replay the prefix it used for inference.
+// replay lets the CSV source replay the prefix it used for inference.
 func replay(prefix []byte, rest io.Reader) io.Reader {
 	return io.MultiReader(bytes.NewReader(prefix), rest)
 }

@@ -13,6 +13,19 @@ import (
 // claims, and an out-of-range index would otherwise surface as a panic (or a
 // silently wrong value) far downstream.
 func validateBatch(rec arrow.RecordBatch) error {
+	// A row count must be backed by bytes: a batch without a column whose
+	// buffers grow with its length (null and empty-struct columns have
+	// none) could claim 2^60 rows from a few bytes.
+	backed := false
+	for _, col := range rec.Columns() {
+		switch col.DataType().(type) {
+		case arrow.FixedWidthDataType, arrow.BinaryDataType, *arrow.DictionaryType:
+			backed = backed || col.DataType().ID() != arrow.NULL
+		}
+	}
+	if !backed && rec.NumRows() > 0 {
+		return fmt.Errorf("batch claims %d rows but has no column holding data", rec.NumRows())
+	}
 	for i, col := range rec.Columns() {
 		if int64(col.Len()) != rec.NumRows() {
 			return fmt.Errorf("column %q has %d rows, batch has %d", rec.ColumnName(i), col.Len(), rec.NumRows())
