@@ -164,6 +164,7 @@ type point struct {
 
 type trip struct {
 	id      int64
+	key     int64 // heap key: a past lastTs, refreshed lazily (<= subj.lastTs)
 	subj    *subjectState
 	pts     []point
 	heapIdx int
@@ -406,7 +407,7 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 			if st.seen && st.closedEarly && ts-st.lastTs <= s.gap {
 				return fmt.Errorf("%s: column %q row %d: row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", fn, s.opts.Time, base+int64(i), s.opts.Lateness)
 			}
-			t := &trip{id: s.newID(), subj: st}
+			t := &trip{id: s.newID(), subj: st, key: ts}
 			st.open = t
 			heap.Push(&s.open, t)
 		}
@@ -414,7 +415,6 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 		t.pts = append(t.pts, point{h: h, row: int32(i), ts: ts, lat: lav[i], lon: lov[i]})
 		h.pending++
 		st.lastTs, st.seen, st.closedEarly = ts, true, false
-		heap.Fix(&s.open, t.heapIdx)
 		if !s.haveWatermark || ts > s.watermark {
 			s.watermark, s.haveWatermark = ts, true
 		}
@@ -423,10 +423,17 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 	s.stats.OpenRows += int64(n)
 	s.stats.MaxOpenRows = max(s.stats.MaxOpenRows, s.stats.OpenRows)
 	// Close trips no later row can continue.
+	// Heap keys are refreshed lazily: a key never exceeds its trip's true
+	// last timestamp, so when the smallest key does not qualify, no trip does.
 	for s.opts.Order == OrderTime && s.open.Len() > 0 {
 		t := s.open[0]
-		if s.watermark-t.subj.lastTs <= s.gap+s.late {
+		if s.watermark-t.key <= s.gap+s.late {
 			break
+		}
+		if t.key != t.subj.lastTs {
+			t.key = t.subj.lastTs
+			heap.Fix(&s.open, 0)
+			continue
 		}
 		s.close(t, true)
 	}
@@ -458,11 +465,12 @@ func (s *Segmenter) close(t *trip, early bool) {
 	t.subj.open = nil
 	t.subj.closedEarly = early
 	first, last := t.pts[0], t.pts[len(t.pts)-1]
+	ends := newEndpointRadius(first, last, s.opts.TrimMetres)
 	kept, detached := 0, 0
 	for _, p := range t.pts {
 		p.h.pending--
 		switch {
-		case s.keep(p, first, last):
+		case s.keep(p, first, last, &ends):
 			s.pending = append(s.pending, outRef{h: p.h, row: p.row, trip: t.id})
 			kept++
 		case s.opts.Endpoints == EndpointsDetach:
@@ -481,16 +489,50 @@ func (s *Segmenter) close(t *trip, early bool) {
 }
 
 // keep applies the trimming rule to one point of a trip.
-func (s *Segmenter) keep(p, first, last point) bool {
+func (s *Segmenter) keep(p, first, last point, ends *endpointRadius) bool {
 	if s.trim > 0 && (p.ts-first.ts < s.trim || last.ts-p.ts < s.trim) {
 		return false
 	}
-	if d := s.opts.TrimMetres; d > 0 {
-		if haversineM(p.lat, p.lon, first.lat, first.lon) <= d || haversineM(p.lat, p.lon, last.lat, last.lon) <= d {
-			return false
-		}
+	return s.opts.TrimMetres <= 0 || !ends.within(p.lat, p.lon)
+}
+
+// endpointRadius tests "within d metres of either endpoint" without the
+// arcsine and square root of the haversine: d' <= d exactly when the
+// haversine term a <= sin²(d/2R), and the endpoints' cosines are computed
+// once per trip, the point's once for both endpoints. The test checks it
+// against haversineM.
+type endpointRadius struct {
+	lat1, lon1, cos1 float64
+	lat2, lon2, cos2 float64
+	thr              float64
+}
+
+func newEndpointRadius(first, last point, d float64) endpointRadius {
+	const rad = math.Pi / 180
+	e := endpointRadius{
+		lat1: first.lat * rad, lon1: first.lon * rad,
+		lat2: last.lat * rad, lon2: last.lon * rad,
 	}
-	return true
+	e.cos1, e.cos2 = math.Cos(e.lat1), math.Cos(e.lat2)
+	if x := d / (2 * earthRadiusM); x >= math.Pi/2 {
+		e.thr = 1 // the radius covers the globe
+	} else {
+		sx := math.Sin(x)
+		e.thr = sx * sx
+	}
+	return e
+}
+
+func (e *endpointRadius) within(lat, lon float64) bool {
+	const rad = math.Pi / 180
+	p, l := lat*rad, lon*rad
+	cp := math.Cos(p)
+	s1, s2 := math.Sin((p-e.lat1)/2), math.Sin((l-e.lon1)/2)
+	if s1*s1+cp*e.cos1*s2*s2 <= e.thr {
+		return true
+	}
+	s1, s2 = math.Sin((p-e.lat2)/2), math.Sin((l-e.lon2)/2)
+	return s1*s1+cp*e.cos2*s2*s2 <= e.thr
 }
 
 // emit builds the output batch from the queued rows, in input order, and
@@ -618,13 +660,12 @@ func emptyBatch(mem memory.Allocator, schema *arrow.Schema) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
-// tripHeap orders open trips by their last reading, oldest first.
+// tripHeap orders open trips by their (lazily refreshed) last reading,
+// oldest first.
 type tripHeap []*trip
 
-func (h tripHeap) Len() int { return len(h) }
-func (h tripHeap) Less(i, j int) bool {
-	return h[i].subj.lastTs < h[j].subj.lastTs
-}
+func (h tripHeap) Len() int           { return len(h) }
+func (h tripHeap) Less(i, j int) bool { return h[i].key < h[j].key }
 func (h tripHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].heapIdx, h[j].heapIdx = i, j

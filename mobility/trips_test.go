@@ -380,3 +380,26 @@ func TestEndpointsDetach(t *testing.T) {
 		t.Fatalf("detach without trip column: %v", err)
 	}
 }
+
+// TestEndpointRadiusMatchesHaversine: the fast radius test agrees with the
+// haversine distance away from the boundary (1 mm).
+func TestEndpointRadiusMatchesHaversine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 20000 {
+		a := point{lat: 47 + rng.Float64()*2, lon: 10 + rng.Float64()*3}
+		b := point{lat: a.lat + rng.NormFloat64()*0.01, lon: a.lon + rng.NormFloat64()*0.01}
+		p := point{lat: a.lat + rng.NormFloat64()*0.02, lon: a.lon + rng.NormFloat64()*0.02}
+		d := rng.Float64() * 3000
+		e := newEndpointRadius(a, b, d)
+		da, db := haversineM(p.lat, p.lon, a.lat, a.lon), haversineM(p.lat, p.lon, b.lat, b.lon)
+		if math.Abs(da-d) < 1e-3 || math.Abs(db-d) < 1e-3 {
+			continue
+		}
+		if want := da <= d || db <= d; e.within(p.lat, p.lon) != want {
+			t.Fatalf("within(%v) = %v, haversine says %v (%.3f, %.3f vs %.3f)", p, !want, want, da, db, d)
+		}
+	}
+	if e := newEndpointRadius(point{}, point{}, 3e7); !e.within(-45, 170) {
+		t.Fatal("a radius beyond half the globe must cover every point")
+	}
+}
