@@ -1,5 +1,10 @@
 package kanon
 
+import (
+	"runtime"
+	"sync"
+)
+
 // kBounds proves nodes non-anonymous without rolling the histogram up: the
 // classes of a node refine the partition by any one or two of its columns,
 // so rows whose value (or pair of values) occurs fewer than k times are in
@@ -16,6 +21,34 @@ type kBounds struct {
 type pairJoint struct {
 	a, b   []int32 // leaf ids
 	counts []int64
+}
+
+// precomputePairs builds every pair joint up front, one goroutine per core:
+// without suppression nearly all are needed.
+func (kb *kBounds) precomputePairs() {
+	d := len(kb.e.h.dims)
+	var pairs [][2]int
+	for a := range d {
+		for b := a + 1; b < d; b++ {
+			pairs = append(pairs, [2]int{a, b})
+		}
+	}
+	out := make([]*pairJoint, len(pairs))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(pairs)))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(pairs); i += workers {
+				out[i] = kb.joint(pairs[i][0], pairs[i][1])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, p := range pairs {
+		kb.pairs[p] = out[i]
+	}
 }
 
 func newKBounds(e *engine, k int64) *kBounds {

@@ -66,6 +66,7 @@ type HistogramBuilder struct {
 	caches  []*valueCache
 	scratch [][]int32
 	keybuf  []byte
+	keys    []uint64
 	err     error
 }
 
@@ -192,13 +193,41 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		}
 	}
 	h := b.h
+	if h.rows == 0 && len(h.counts) == 0 {
+		// Size the first batch's structures for all its rows being
+		// distinct: no rehashing or regrowth while the histogram fills.
+		hint := min(n, 1<<20)
+		if !b.wide && b.index.n == 0 {
+			b.index = newGrowTable(hint)
+		}
+		for c := range h.dims {
+			h.leaves[c] = make([]int32, 0, hint)
+		}
+		h.counts = make([]int64, 0, hint)
+	}
+	if !b.wide {
+		// Pack the keys column by column (sequential memory access), then
+		// count them.
+		if cap(b.keys) < n {
+			b.keys = make([]uint64, n)
+		}
+		keys := b.keys[:n]
+		clear(keys)
+		var shift uint
+		for i, w := range b.widths {
+			for r, id := range b.scratch[i][:n] {
+				keys[r] |= uint64(id) << shift
+			}
+			shift += w
+		}
+	}
 	for r := range n {
 		var e int32
 		var ok bool
 		if b.wide {
 			e, ok = b.find(r)
 		} else {
-			e, ok = b.index.getOrPut(b.packRow(r), int32(len(h.counts)))
+			e, ok = b.index.getOrPut(b.keys[r], int32(len(h.counts)))
 		}
 		if !ok {
 			e = int32(len(h.counts))

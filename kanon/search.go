@@ -166,6 +166,7 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
 	s.cache = []*table{s.e.base}
 	s.kb = newKBounds(s.e, int64(opts.K))
+	s.kb.precomputePairs()
 	return s.run()
 }
 
