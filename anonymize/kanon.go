@@ -33,6 +33,7 @@ type kanonAcc struct {
 	// seen with that combination).
 	combos map[string]int64
 	pairs  map[string]struct{} // per subject: packed (combo, subject)
+	last   []string            // per subject id: the combination last recorded
 	ids    [][]uint32
 	sid    []uint32
 	key    []byte
@@ -74,13 +75,22 @@ func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
 			a.combos[string(a.key)]++
 			continue
 		}
-		nk := len(a.key)
-		a.key = packKey(a.key, a.sid[i])
-		if _, ok := a.pairs[string(a.key)]; ok {
+		// Quasi-identifiers rarely change within a subject: compare with the
+		// subject's last combination before touching the pair map.
+		sid := a.sid[i]
+		if int(sid) < len(a.last) && a.last[sid] == string(a.key) {
 			continue
 		}
-		a.pairs[string(a.key)] = struct{}{}
-		a.combos[string(a.key[:nk])]++
+		nk := len(a.key)
+		a.key = packKey(a.key, sid)
+		if _, ok := a.pairs[string(a.key)]; !ok {
+			a.pairs[string(a.key)] = struct{}{}
+			a.combos[string(a.key[:nk])]++
+		}
+		for int(sid) >= len(a.last) {
+			a.last = append(a.last, "")
+		}
+		a.last[sid] = string(a.key[:nk])
 	}
 	return nil
 }
@@ -111,6 +121,7 @@ type kanonResult struct {
 	outSubjects map[uint64]struct{} // class id << 32 | subject id
 	outClasses  map[string]int64
 	classIDs    map[string]uint32
+	lastClass   []int64 // per output subject id: class id last counted, or -1
 	outIntern   []*interner
 	outSubj     *interner
 }
@@ -329,7 +340,15 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 		}
 		mb.UnsafeAppend(true)
 		if a.perSubject {
-			mk := uint64(cls.id)<<32 | uint64(sid[i])
+			s := sid[i]
+			for int(s) >= len(kr.lastClass) {
+				kr.lastClass = append(kr.lastClass, -1)
+			}
+			if kr.lastClass[s] == int64(cls.id) {
+				continue
+			}
+			kr.lastClass[s] = int64(cls.id)
+			mk := uint64(cls.id)<<32 | uint64(s)
 			if _, ok := kr.outSubjects[mk]; !ok {
 				kr.outSubjects[mk] = struct{}{}
 				kr.outClasses[cls.key]++
