@@ -1,10 +1,5 @@
 package kanon
 
-import (
-	"runtime"
-	"sync"
-)
-
 // kBounds proves nodes non-anonymous without rolling the histogram up: the
 // classes of a node refine the partition by any one or two of its columns,
 // so rows whose value (or pair of values) occurs fewer than k times are in
@@ -14,45 +9,14 @@ type kBounds struct {
 	e      *engine
 	k      int64
 	single [][]int64 // single[c][l]: rows in values of column c at level l with count < k
-	pairs  map[[2]int]*pairJoint
 	memo   map[[4]int]int64
-}
-
-type pairJoint struct {
-	a, b   []int32 // leaf ids
-	counts []int64
-}
-
-// precomputePairs builds every pair joint up front, one goroutine per core:
-// without suppression nearly all are needed.
-func (kb *kBounds) precomputePairs() {
-	d := len(kb.e.h.dims)
-	var pairs [][2]int
-	for a := range d {
-		for b := a + 1; b < d; b++ {
-			pairs = append(pairs, [2]int{a, b})
-		}
-	}
-	out := make([]*pairJoint, len(pairs))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(pairs)))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(pairs); i += workers {
-				out[i] = kb.joint(pairs[i][0], pairs[i][1])
-			}
-		}()
-	}
-	wg.Wait()
-	for i, p := range pairs {
-		kb.pairs[p] = out[i]
-	}
+	// source returns a rolled-up table at or below (la, lb) on columns a
+	// and b; nil means the histogram itself.
+	source func(a, b, la, lb int) *table
 }
 
 func newKBounds(e *engine, k int64) *kBounds {
-	kb := &kBounds{e: e, k: k, pairs: make(map[[2]int]*pairJoint), memo: make(map[[4]int]int64)}
+	kb := &kBounds{e: e, k: k, memo: make(map[[4]int]int64)}
 	h := e.h
 	kb.single = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
@@ -114,18 +78,24 @@ func (kb *kBounds) pair(a, b, la, lb int) int64 {
 		kb.memo[key] = kb.single[a][la]
 		return kb.memo[key]
 	}
-	pj := kb.pairs[[2]int{a, b}]
-	if pj == nil {
-		pj = kb.joint(a, b)
-		kb.pairs[[2]int{a, b}] = pj
+	// Count the pairs of generalised values from the smallest rolled-up
+	// table that is at or below (la, lb) on a and b (its other columns do
+	// not matter).
+	src := kb.e.base
+	if kb.source != nil {
+		src = kb.source(a, b, la, lb)
 	}
-	ga, gb := da.gen[la], db.gen[lb]
+	lat := kb.e.lat
+	pa, pb := lat.level(src.node, a), lat.level(src.node, b)
+	src.ensureIDs()
+	ma, mb := kb.e.up[a][pa][la], kb.e.up[b][pb][lb]
 	wb := db.size(lb)
 	var out int64
 	if n := da.size(la) * wb; n <= 1<<20 {
 		cnt := make([]int64, n)
-		for i, c := range pj.counts {
-			cnt[int(ga[pj.a[i]])*wb+int(gb[pj.b[i]])] += c
+		ia, ib := src.ids[a], src.ids[b]
+		for i, c := range src.counts {
+			cnt[int(ma[ia[i]])*wb+int(mb[ib[i]])] += c
 		}
 		for _, c := range cnt {
 			if c < kb.k {
@@ -133,9 +103,9 @@ func (kb *kBounds) pair(a, b, la, lb int) int64 {
 			}
 		}
 	} else {
-		cnt := make(map[uint64]int64, len(pj.counts))
-		for i, c := range pj.counts {
-			cnt[uint64(ga[pj.a[i]])*uint64(wb)+uint64(gb[pj.b[i]])] += c
+		cnt := make(map[uint64]int64)
+		for i, c := range src.counts {
+			cnt[uint64(ma[src.ids[a][i]])*uint64(wb)+uint64(mb[src.ids[b][i]])] += c
 		}
 		for _, c := range cnt {
 			if c < kb.k {
@@ -145,40 +115,4 @@ func (kb *kBounds) pair(a, b, la, lb int) int64 {
 	}
 	kb.memo[key] = out
 	return out
-}
-
-// joint counts the rows of each pair of leaves of columns a and b.
-func (kb *kBounds) joint(a, b int) *pairJoint {
-	h := kb.e.h
-	pj := &pairJoint{}
-	sa, sb := h.dims[a].size(0), h.dims[b].size(0)
-	if n := sa * sb; n <= 1<<22 {
-		cnt := make([]int64, n)
-		for i, c := range h.counts {
-			cnt[int(h.leaves[a][i])*sb+int(h.leaves[b][i])] += c
-		}
-		for i, c := range cnt {
-			if c != 0 {
-				pj.a = append(pj.a, int32(i/sb))
-				pj.b = append(pj.b, int32(i%sb))
-				pj.counts = append(pj.counts, c)
-			}
-		}
-		return pj
-	}
-	idx := make(map[uint64]int32)
-	for i, n := range h.counts {
-		x, y := h.leaves[a][i], h.leaves[b][i]
-		k := uint64(uint32(x))<<32 | uint64(uint32(y))
-		j, ok := idx[k]
-		if !ok {
-			j = int32(len(pj.counts))
-			idx[k] = j
-			pj.a = append(pj.a, x)
-			pj.b = append(pj.b, y)
-			pj.counts = append(pj.counts, 0)
-		}
-		pj.counts[j] += n
-	}
-	return pj
 }

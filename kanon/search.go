@@ -166,7 +166,7 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
 	s.cache = []*table{s.e.base}
 	s.kb = newKBounds(s.e, int64(opts.K))
-	s.kb.precomputePairs()
+	s.kb.source = s.pairSource
 	return s.run()
 }
 
@@ -624,4 +624,17 @@ func sortCandidates(cands []candidate) {
 
 func (s *searcher) cacheLimit() int {
 	return min(cacheBudget*s.e.base.rows(), cacheMaxRows)
+}
+
+// pairSource picks the smallest cached table at or below levels (la, lb) on
+// columns a and b.
+func (s *searcher) pairSource(a, b, la, lb int) *table {
+	best := s.e.base
+	lat := s.e.lat
+	for _, t := range s.cache[1:] {
+		if t.rows() < best.rows() && lat.level(t.node, a) <= la && lat.level(t.node, b) <= lb {
+			best = t
+		}
+	}
+	return best
 }
