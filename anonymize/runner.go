@@ -649,7 +649,9 @@ func (r *Runner) produce(ctx context.Context, pl *plan, src array.RecordReader, 
 				defer rec.Release()
 				mid, err := c.Apply(ctx, rec)
 				if err != nil {
-					return nil, err
+					// Trips come out regrouped, so the row is counted within
+					// this batch of trips, emitted after input row base.
+					return nil, fmt.Errorf("mobility (trips emitted after input row %d): %w", base, err)
 				}
 				defer mid.Release()
 				return r.transform(ctx, pl, mid, base)
