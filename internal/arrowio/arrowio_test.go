@@ -613,3 +613,15 @@ func TestZeroRowFiles(t *testing.T) {
 		})
 	}
 }
+
+// A Parquet file whose stored Arrow schema (ARROW:schema metadata) claims
+// impossible vector lengths is refused before arrow's unchecked decoder
+// sizes allocations by them (larger claims crashed the process).
+func TestDamagedStoredSchema(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	err := drain(mem, filepath.Join("testdata", "damaged-schema.parquet"), OpenOptions{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "stored in the Parquet metadata is damaged") {
+		t.Errorf("got %v", err)
+	}
+}

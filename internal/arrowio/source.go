@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -222,6 +223,10 @@ func (s *Source) openParquet(f *os.File, opts OpenOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: not a Parquet file: %v", ErrCorrupt, err)
 	}
+	if err := checkStoredSchema(pf); err != nil {
+		pf.Close()
+		return err
+	}
 	arrProps := pqarrow.ArrowReadProperties{BatchSize: int64(opts.BatchSize)}
 	if err := markDictColumns(pf, &arrProps); err != nil {
 		pf.Close()
@@ -276,6 +281,48 @@ func markDictColumns(pf *file.Reader, props *pqarrow.ArrowReadProperties) error 
 		if isString || isDict {
 			props.SetReadDict(i, true)
 		}
+	}
+	return nil
+}
+
+// checkStoredSchema verifies the Arrow schema pqarrow keeps in the Parquet
+// key-value metadata (an IPC schema message, base64) before pqarrow decodes
+// it with arrow's unchecked flatbuffer reader (see ipcmsg.go): a corrupt
+// copy must be an error, not a fatal out-of-memory.
+func checkStoredSchema(pf *file.Reader) error {
+	kv := pf.MetaData().KeyValueMetadata()
+	if kv == nil {
+		return nil
+	}
+	ser := kv.FindValue("ARROW:schema")
+	if ser == nil {
+		return nil
+	}
+	// Decode as pqarrow does: padded, else unpadded base64. What neither
+	// decodes, pqarrow rejects by itself.
+	var raw []byte
+	var err error
+	if len(*ser)%4 == 0 {
+		raw, err = base64.StdEncoding.DecodeString(*ser)
+	}
+	if len(raw) == 0 || err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(*ser); err != nil {
+			return nil
+		}
+	}
+	bad := fmt.Errorf("%w: the Arrow schema stored in the Parquet metadata is damaged", ErrCorrupt)
+	if len(raw) < 8 {
+		return bad
+	}
+	n, rest := binary.LittleEndian.Uint32(raw), raw[4:]
+	if n == 0xFFFFFFFF {
+		n, rest = binary.LittleEndian.Uint32(raw[4:]), raw[8:]
+	}
+	if n < 8 || int64(n) > int64(len(rest)) {
+		return bad
+	}
+	if _, err := checkMessage(rest[:n]); err != nil {
+		return fmt.Errorf("%w: %v", bad, err)
 	}
 	return nil
 }
