@@ -151,7 +151,7 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	}
 	r, err := anonymize.NewRunner(opts)
 	if err != nil {
-		return nil, usageError(err, "")
+		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:), the opt-out list and hierarchy files the policy names")
 	}
 	defer r.Close()
 	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
