@@ -662,16 +662,25 @@ func (r *Runner) produce(ctx context.Context, pl *plan, src array.RecordReader, 
 			return r.transform(ctx, pl, rec, base)
 		})
 	}
-	for src.Next() {
+	// Decoding the source runs one goroutine ahead of the serial stages.
+	pctx, stop := context.WithCancel(ctx)
+	batches, srcErr := prefetch(pctx, src, 2)
+	defer func() {
+		stop()
+		for rec := range batches {
+			rec.Release()
+		}
+	}()
+	for rec := range batches {
 		if err := ctx.Err(); err != nil {
+			rec.Release()
 			return err
 		}
-		rec := src.RecordBatch()
 		n := rec.NumRows()
 		if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
+			rec.Release()
 			return fmt.Errorf("batch starting at row %d has a different schema from the first", rowBase)
 		}
-		rec.Retain()
 		if r.optout != nil {
 			mask, dropped, err := r.optout.filterMask(r.mem, r.p.Subject, rec.Column(pl.subject), rowBase)
 			if err != nil {
@@ -711,7 +720,7 @@ func (r *Runner) produce(ctx context.Context, pl *plan, src array.RecordReader, 
 			bar.Add64(n)
 		}
 	}
-	if err := src.Err(); err != nil {
+	if err := srcErr(); err != nil {
 		return fmt.Errorf("reading the input after row %d: %w", rowBase, err)
 	}
 	if pl.seg != nil {
@@ -748,4 +757,36 @@ func describeRule(c ColumnRule, p *Policy) string {
 		}
 	}
 	return ""
+}
+
+// prefetch reads src on its own goroutine, up to depth batches ahead. The
+// channel yields retained batches (the receiver releases them) and is closed
+// at the end of the input, on error or when ctx is cancelled; wait then
+// reports the reader's error.
+func prefetch(ctx context.Context, src array.RecordReader, depth int) (<-chan arrow.RecordBatch, func() error) {
+	ch := make(chan arrow.RecordBatch, depth)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		for src.Next() {
+			rec := src.RecordBatch()
+			rec.Retain()
+			select {
+			case ch <- rec:
+			case <-ctx.Done():
+				rec.Release()
+				errc <- ctx.Err()
+				return
+			}
+		}
+		errc <- src.Err()
+	}()
+	var err error
+	done := false
+	return ch, func() error {
+		if !done {
+			err, done = <-errc, true
+		}
+		return err
+	}
 }
