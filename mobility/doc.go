@@ -45,7 +45,7 @@
 //     joined into a multi-day profile. With a stable vehicle pseudonym a
 //     coarsened 14-day trace stays unique (see the ablation in
 //     benchmarks/mobility/RESULTS.md).
-//  6. Trace k-anonymity (Protect's TraceK): a trip keeps its id only when
+//  6. Trace k-anonymity (TraceGate, Protect's TraceK): a trip keeps its id only when
 //     at least TraceK vehicles made a trip with exactly the same released
 //     trace; the rows of rarer trips are released detached. Per-trip ids
 //     alone leave 19% of trips unique at 4 points (H3 res 6, 1 h): routes
@@ -58,6 +58,17 @@
 // make/model/year combination, joins a vehicle's trips and detached rows
 // again. Coarsen or generalise such columns in the same release (package
 // kanon, anonymize's column actions); this package only sees movement.
+//
+// # Composing the steps
+//
+// Protect runs everything over a record reader in two passes (spooling the
+// coarsened rows to a temporary Arrow IPC file). A pipeline that has its own
+// passes calls the pieces per batch: pass 1 — Segmenter.Push (then Flush),
+// Coarsener.Apply, CellSuppressor.Observe, TraceGate.Observe; then
+// TraceGate.Seal(suppressor); pass 2 — CellSuppressor.Apply, TraceGate.Apply,
+// and replace the subject column by the trip id. Measure the result with a
+// UnicityIndex on (trip, cell, time) with SkipNullSubjects, and the raw input
+// with one on (subject, lat/lon, time).
 //
 // # Why H3
 //

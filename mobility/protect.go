@@ -229,7 +229,11 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 		return st, fmt.Errorf("%s: read spool: %w", fn, err)
 	}
 	defer rd.Release()
-	outSchema, project := scopeSchema(co.Schema(), opts)
+	gatedSchema := co.Schema()
+	if gate != nil {
+		gatedSchema = withNullable(gatedSchema, opts.TripID)
+	}
+	outSchema, project := scopeSchema(gatedSchema, opts)
 	for rd.Next() {
 		kept, _, err := sup.Apply(ctx, rd.RecordBatch())
 		if err != nil {
@@ -243,7 +247,7 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 			}
 			cols := slices.Clone(kept.Columns())
 			cols[gate.trip] = tc
-			gated := array.NewRecordBatch(kept.Schema(), cols, kept.NumRows())
+			gated := array.NewRecordBatch(gatedSchema, cols, kept.NumRows())
 			tc.Release()
 			kept.Release()
 			kept = gated

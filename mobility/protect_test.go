@@ -222,3 +222,97 @@ func TestProtectTraceK(t *testing.T) {
 		t.Fatalf("unicity of published trips %+v (null rows %d)", res, nulls)
 	}
 }
+
+// TestTraceGateMatchesProtect: the per-batch building blocks (Segmenter,
+// Coarsener, CellSuppressor, TraceGate), composed as a pipeline would,
+// publish the same trips as Protect.
+func TestTraceGateMatchesProtect(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	rs := synthFleet(13, 60, 3)
+	opts := protectOpts(mem, t)
+	opts.Resolution, opts.K, opts.TraceK, opts.Endpoints = 5, 3, 3, EndpointsDetach
+	rd := makeReader(t, mem, rs, 1000)
+	defer rd.Release()
+	want, err := Protect(ctx, rd, opts, func(arrow.RecordBatch) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	seg, err := NewSegmenter(testSchema(), TripOptions{Subject: "vin", Time: "ts", Lat: "lat", Lon: "lon", Gap: opts.Gap,
+		TrimMetres: opts.TrimMetres, TrimDuration: opts.TrimDuration, Endpoints: EndpointsDetach, TripIDColumn: "trip", Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Release()
+	co, err := NewCoarsener(seg.Schema(), CoarsenOptions{Lat: "lat", Lon: "lon", Resolution: 5, Cell: "cell", Time: "ts", Bucket: opts.Bucket, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := NewCellSuppressor(co.Schema(), SuppressOptions{Subject: "vin", Cell: "cell", Time: "ts", K: 3, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, err := NewTraceGate(co.Schema(), TraceGateOptions{Subject: "vin", Trip: "trip", Cell: "cell", Time: "ts", K: 3, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pass 1: segment, coarsen, observe; keep the coarsened batches (a
+	// pipeline would spool them or read the source twice).
+	var spool []arrow.RecordBatch
+	defer func() {
+		for _, r := range spool {
+			r.Release()
+		}
+	}()
+	add := func(rec arrow.RecordBatch, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		c, err := co.Apply(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sup.Observe(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := gate.Observe(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		spool = append(spool, c)
+	}
+	src := makeReader(t, mem, rs, 1000)
+	defer src.Release()
+	for src.Next() {
+		add(seg.Push(ctx, src.RecordBatch()))
+	}
+	add(seg.Flush(ctx))
+	gate.Seal(sup)
+	var rows, nulls int64
+	for _, c := range spool {
+		kept, _, err := sup.Apply(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := gate.Apply(ctx, kept)
+		kept.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !out.Schema().Field(out.Schema().FieldIndices("trip")[0]).Nullable {
+			t.Fatal("gated trip column must be nullable")
+		}
+		rows += out.NumRows()
+		nulls += int64(out.Column(out.Schema().FieldIndices("trip")[0]).NullN())
+		out.Release()
+	}
+	got := gate.Stats()
+	if got != want.Traces || rows != want.RowsOut {
+		t.Fatalf("pipeline: %+v, %d rows; Protect: %+v, %d rows", got, rows, want.Traces, want.RowsOut)
+	}
+	if nulls == 0 || got.Published == 0 {
+		t.Fatalf("test should detach and publish some trips: %+v", got)
+	}
+}

@@ -2,6 +2,7 @@ package mobility
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 
@@ -10,12 +11,157 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// traceGate implements Protect's TraceK: a trip keeps its id only when at
-// least TraceK distinct subjects made a trip with exactly the same coarsened
-// trace (the set of its released (cell, bucket) points). Rows of other trips
-// are detached (null trip id): they stay in per-cell aggregates but no
-// published trace is rarer than TraceK vehicles, so no set of points drawn
-// from a published trace singles out fewer than TraceK vehicles.
+// TraceGateOptions configures a TraceGate. All column names refer to the
+// coarsened rows (after Segmenter and Coarsener, before the subject column is
+// dropped).
+type TraceGateOptions struct {
+	// Subject is the real subject (e.g. "vin"): K counts distinct subjects.
+	// Required.
+	Subject string
+	// Trip is the int64 trip id column (Segmenter's TripIDColumn). Required.
+	Trip string
+	// Cell and Time are the coarsened point columns. Required.
+	Cell, Time string
+	// K is the number of distinct subjects a trace must be shared by for
+	// its trip to keep its id. Required, >= 2.
+	K int
+	// Mem allocates the output; nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+}
+
+// TraceGate is k-anonymity of whole trajectories, in two passes like
+// CellSuppressor: a trip keeps its id only when at least K distinct subjects
+// made a trip with exactly the same released trace (the set of its
+// (cell, bucket) points that survive cell suppression). Rows of other trips
+// are detached (null trip id): they stay in per-cell aggregates, but no
+// published trace is rarer than K subjects, so no set of points drawn from a
+// published trace singles out fewer than K subjects. Observe every coarsened
+// batch, Seal with the CellSuppressor that observed the same rows, then
+// Apply to every batch (after the suppressor's Apply).
+type TraceGate struct {
+	*traceGate
+	mem    memory.Allocator
+	schema *arrow.Schema
+	out    *arrow.Schema // the trip column is nullable
+	rows   int64
+	sealed bool
+}
+
+// NewTraceGate validates opts against the coarsened schema.
+func NewTraceGate(schema *arrow.Schema, opts TraceGateOptions) (*TraceGate, error) {
+	const fn = "mobility.NewTraceGate"
+	if schema == nil {
+		return nil, fmt.Errorf("%s: nil schema", fn)
+	}
+	for _, c := range []struct{ field, name string }{{"Subject", opts.Subject}, {"Trip", opts.Trip}, {"Cell", opts.Cell}, {"Time", opts.Time}} {
+		i, err := fieldIndex(fn, c.field, schema, c.name)
+		if err != nil {
+			return nil, err
+		}
+		t := schema.Field(i).Type
+		switch c.field {
+		case "Subject":
+			err = checkKeyType(fn, c.field, c.name, t)
+		case "Trip":
+			if t.ID() != arrow.INT64 {
+				err = fmt.Errorf("%s: Trip: column %q has type %s; want int64", fn, c.name, t)
+			}
+		case "Cell":
+			if !isStringDict(t) && t.ID() != arrow.STRING {
+				err = fmt.Errorf("%s: Cell: column %q has type %s; want H3 cell strings", fn, c.name, t)
+			}
+		case "Time":
+			err = checkTimeType(fn, c.field, c.name, t)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if opts.K < 2 {
+		return nil, fmt.Errorf("%s: K must be >= 2, got %d", fn, opts.K)
+	}
+	mem := opts.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	return &TraceGate{traceGate: newTraceGate(schema, opts.K, opts.Trip, opts.Subject, opts.Cell, opts.Time), mem: mem, schema: schema, out: withNullable(schema, opts.Trip)}, nil
+}
+
+// Schema is the output schema: the input's with the trip column nullable.
+func (g *TraceGate) Schema() *arrow.Schema { return g.out }
+
+// withNullable returns schema with the named field marked nullable.
+func withNullable(schema *arrow.Schema, name string) *arrow.Schema {
+	fields := slices.Clone(schema.Fields())
+	for i := range fields {
+		if fields[i].Name == name {
+			fields[i].Nullable = true
+		}
+	}
+	md := schema.Metadata()
+	return arrow.NewSchema(fields, &md)
+}
+
+// Observe collects the traces of one batch (first pass).
+func (g *TraceGate) Observe(ctx context.Context, rec arrow.RecordBatch) error {
+	const fn = "mobility.TraceGate.Observe"
+	if g.sealed {
+		return fmt.Errorf("%s: called after Seal", fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSameSchema(fn, g.schema, rec); err != nil {
+		return err
+	}
+	if err := g.observe(rec, g.rows); err != nil {
+		return err
+	}
+	g.rows += rec.NumRows()
+	return nil
+}
+
+// Seal decides which trips keep their id, counting only the points sup
+// releases (sup must have observed the same rows). sup may be nil when no
+// cell suppression is applied.
+func (g *TraceGate) Seal(sup *CellSuppressor) {
+	if g.sealed {
+		return
+	}
+	g.sealed = true
+	if sup != nil {
+		sup.seal()
+	}
+	g.decide(sup)
+}
+
+// Apply returns rec with the trip ids of unpublished trips set to null
+// (second pass, after Seal). The caller releases the result.
+func (g *TraceGate) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	const fn = "mobility.TraceGate.Apply"
+	if !g.sealed {
+		return nil, fmt.Errorf("%s: call Seal after observing every batch", fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkSameSchema(fn, g.schema, rec); err != nil {
+		return nil, err
+	}
+	tc, err := g.apply(g.mem, rec)
+	if err != nil {
+		return nil, err
+	}
+	defer tc.Release()
+	cols := slices.Clone(rec.Columns())
+	cols[g.trip] = tc
+	return array.NewRecordBatch(g.out, cols, rec.NumRows()), nil
+}
+
+// Stats returns the counters (trip counts once sealed).
+func (g *TraceGate) Stats() TraceStats { return g.stats }
+
+// traceGate is the state behind TraceGate and Protect's TraceK.
 type traceGate struct {
 	k         int
 	trip      int // column positions in the coarsened schema
@@ -99,7 +245,7 @@ func (g *traceGate) decide(sup *CellSuppressor) {
 	for id, t := range g.trips {
 		pts := t.pts[:0]
 		for _, p := range t.pts {
-			if sup.keptGroup(g.cells[p.cell], uint64(p.ts)) {
+			if sup == nil || sup.keptGroup(g.cells[p.cell], uint64(p.ts)) {
 				pts = append(pts, p)
 			}
 		}
