@@ -127,7 +127,7 @@ func (o ProtectOptions) validate() error {
 // ScopeTrip the subject column is replaced by per-trip ids. Every output batch
 // goes to emit, which must not keep it without retaining it. The anonymize
 // pipeline composes the same steps itself (Segmenter, Coarsener,
-// CellSuppressor); Protect is the one-call form and what the figures in
+// CellSuppressor, TraceGate); Protect is the one-call form and what the figures in
 // benchmarks/mobility/RESULTS.md are measured with.
 func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, emit func(arrow.RecordBatch) error) (ProtectStats, error) {
 	const fn = "mobility.Protect"
