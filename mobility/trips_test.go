@@ -403,3 +403,25 @@ func TestEndpointRadiusMatchesHaversine(t *testing.T) {
 		t.Fatal("a radius beyond half the globe must cover every point")
 	}
 }
+
+func TestCancelledContext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := makeBatch(t, mem, synthFleet(1, 2, 1))
+	defer rec.Release()
+	seg, err := NewSegmenter(rec.Schema(), tripOpts(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Release()
+	if _, err := seg.Push(ctx, rec); err != context.Canceled {
+		t.Fatalf("Push with a cancelled context: %v", err)
+	}
+	rd := makeReader(t, mem, synthFleet(1, 2, 1), 10)
+	defer rd.Release()
+	if _, err := SortBySubjectTime(ctx, rd, SortOptions{Subject: "vin", Time: "ts", Mem: mem}); err != context.Canceled {
+		t.Fatalf("SortBySubjectTime with a cancelled context: %v", err)
+	}
+}
