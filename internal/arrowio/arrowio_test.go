@@ -625,3 +625,42 @@ func TestDamagedStoredSchema(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// IPC batches are validated: a dictionary index past the dictionary's end
+// (which arrow's reader accepts) is an error naming file and column.
+func TestIPCBadDictionaryIndex(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dictB := array.NewStringBuilder(mem)
+	dictB.AppendValues([]string{"a", "b"}, nil)
+	dict := dictB.NewArray()
+	dictB.Release()
+	defer dict.Release()
+	idxB := array.NewInt32Builder(mem)
+	idxB.AppendValues([]int32{0, 1, 7}, nil)
+	idx := idxB.NewArray()
+	idxB.Release()
+	defer idx.Release()
+	col := array.NewDictionaryArray(testDictType, idx, dict)
+	defer col.Release()
+	sc := arrow.NewSchema([]arrow.Field{{Name: "vin", Type: testDictType}}, nil)
+	rec := array.NewRecordBatch(sc, []arrow.Array{col}, 3)
+	defer rec.Release()
+	var buf bytes.Buffer
+	sk, err := Create("-", sc, CreateOptions{Mem: mem, Stdout: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "bad.arrow")
+	os.WriteFile(p, buf.Bytes(), 0o600)
+	err = drain(mem, p, OpenOptions{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `column "vin"`) || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("got %v", err)
+	}
+}
