@@ -425,3 +425,53 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("SortBySubjectTime with a cancelled context: %v", err)
 	}
 }
+
+// TestSortPlainStringSubjects covers the non-dictionary key path with spills.
+func TestSortPlainStringSubjects(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(3, 3))
+	var pts []cellTrace
+	for i := 0; i < 500; i++ {
+		pts = append(pts, cellTrace{fmt.Sprint("s", rng.IntN(37)), "c", rng.IntN(1000)})
+	}
+	var recs []arrow.RecordBatch
+	for i := 0; i < len(pts); i += 60 {
+		recs = append(recs, cellBatch(t, mem, pts[i:min(i+60, len(pts))]))
+	}
+	src, err := array.NewRecordReader(recs[0].Schema(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		r.Release()
+	}
+	defer src.Release()
+	sorted, err := SortBySubjectTime(context.Background(), src, SortOptions{Subject: "trip", Time: "ts", MaxRowsInMemory: 120, BatchSize: 77, TempDir: t.TempDir(), Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sorted.Release()
+	var got [][2]string
+	for sorted.Next() {
+		rec := sorted.RecordBatch()
+		s, ts := rec.Column(0).(*array.String), rec.Column(2).(*array.Timestamp)
+		for i := 0; i < s.Len(); i++ {
+			got = append(got, [2]string{s.Value(i), fmt.Sprintf("%020d", ts.Value(i))})
+		}
+	}
+	if err := sorted.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(pts) || sorted.Runs() < 3 {
+		t.Fatalf("%d rows in %d runs, want %d rows in several runs", len(got), sorted.Runs(), len(pts))
+	}
+	if !slices.IsSortedFunc(got, func(a, b [2]string) int {
+		if c := strings.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		return strings.Compare(a[1], b[1])
+	}) {
+		t.Fatal("not sorted by (subject, time)")
+	}
+}
