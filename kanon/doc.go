@@ -71,6 +71,10 @@
 //
 // # What it does not do
 //
+// k counts rows, as in ARX. When a subject (a vehicle, a person) has many
+// rows, k rows may be one subject: group or sample per subject first, or
+// choose k accordingly (the fleet benchmark uses k in rows).
+//
 // It does not do local recoding other than Mondrian, cell suppression,
 // d-presence, k-map or differential privacy (see package dp); it keeps the
 // histogram in memory (bounded by distinct combinations); attribute

@@ -121,7 +121,6 @@ type searcher struct {
 	fromBase    int
 	cachedRows  int
 	badStone    map[int]bool // stepping stones too large to help
-	upper       float64      // least loss of an anonymous node evaluated so far
 	kb          *kBounds
 }
 
@@ -166,7 +165,6 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	s.monoCrit = (opts.LDiversity == nil && opts.TCloseness == nil) || s.maxOutliers == 0
 	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
 	s.cache = []*table{s.e.base}
-	s.upper = math.Inf(1)
 	s.kb = newKBounds(s.e, int64(opts.K))
 	s.kb.source = s.pairSource
 	return s.run()
@@ -327,7 +325,6 @@ func (s *searcher) evaluate(node int) *evaluation {
 	if ev.anonymous {
 		s.lv = s.e.lat.levels(node, s.lv)
 		ev.loss, ev.perColumn = s.m.value(s.o.Metric, s.lv, cl, ev.suppressed)
-		s.upper = min(s.upper, ev.loss)
 	}
 	// cl lives in scratch buffers that the next roll-up reuses.
 	ev.cl, ev.suppressed = nil, nil
