@@ -33,7 +33,9 @@ func newRand() (*rand.ChaCha8, error) {
 	return rand.NewChaCha8(seed), nil
 }
 
-const emptyKey = ^uint64(0)
+// Slots store key+1, so that a zeroed slot (fresh memory, no
+// initialisation pass) is free: keys are < 2^64-1 (subject codes < 2^32-1).
+const emptyKey = 0
 
 // Bucketing. A shard owns the subjects with subject%nShards == its index and
 // splits them further into bucketsPerShard buckets, each with its own small
@@ -50,12 +52,12 @@ const (
 // bucket holds the pairs of some subjects: staged rows and the pair table.
 //
 // The table is open addressing over flat words, one slot of
-// 2 + k·nv words per pair: the key (subject<<32 | partition, emptyKey when
+// 2 + k·nv words per pair: the key (subject<<32 | partition, plus 1; 0 when
 // free), the number of rows seen, then the reservoir (k rows of nv values,
 // as float64 bits). Key, count and reservoir share one or two cache lines,
 // so a row costs one miss at most.
 type bucket struct {
-	stKeys []uint64  // staged rows: subject<<32 | partition
+	stKeys []uint64  // staged rows: subject<<32 | partition, plus 1
 	stVals []float64 // staged rows' values, nv per row
 	words  []uint64
 	mask   uint64
@@ -95,9 +97,6 @@ func newShard(k, nv int, shift uint) (*shard, error) {
 
 func (b *bucket) alloc(slots, stride int) {
 	b.words = make([]uint64, slots*stride)
-	for i := 0; i < len(b.words); i += stride {
-		b.words[i] = emptyKey
-	}
 	b.mask = uint64(slots - 1)
 	b.shift = uint(64 - bitsLen(slots))
 }
@@ -131,7 +130,7 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 			b.stKeys = make([]uint64, 0, bucketStage)
 			b.stVals = make([]float64, 0, bucketStage*nv)
 		}
-		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r]))
+		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r])+1)
 		for c := 0; c < nv; c++ {
 			b.stVals = append(b.stVals, cols[c][r])
 		}
@@ -192,7 +191,7 @@ func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []i
 			b.stKeys = make([]uint64, 0, bucketStage)
 			b.stVals = make([]float64, 0, bucketStage*nv)
 		}
-		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid))
+		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid)+1)
 		for c := 0; c < nv; c++ {
 			b.stVals = append(b.stVals, cols[c][r])
 		}
@@ -207,7 +206,7 @@ func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []i
 func (s *shard) apply(b *bucket) {
 	k, nv, stride := s.k, s.nv, s.stride
 	if b.words == nil {
-		b.alloc(64, stride)
+		b.alloc(256, stride)
 	}
 	// Touch every staged row's home slot first: independent loads the CPU
 	// overlaps, so the table is in cache for the dependent probes below
@@ -293,7 +292,7 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 		maxLocal := 0
 		for o := 0; o < len(b.words); o += stride {
 			if key := b.words[o]; key != emptyKey {
-				l := int((key >> 32) / div)
+				l := int(((key - 1) >> 32) / div)
 				occ = append(occ, int32(o))
 				loc = append(loc, int32(l))
 				maxLocal = max(maxLocal, l)
@@ -341,7 +340,7 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 				for c := range v {
 					v[c] = math.Float64frombits(b.words[int(o)+2+c])
 				}
-				visit(chosenPair{pid: uint32(b.words[o]), rows: int(rows), vals: v})
+				visit(chosenPair{pid: uint32(b.words[o] - 1), rows: int(rows), vals: v})
 			}
 		}
 		b.words, b.stKeys, b.stVals = nil, nil, nil
