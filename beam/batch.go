@@ -1,0 +1,61 @@
+package beam
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Batch is the element the pipeline moves between workers: one Arrow record
+// batch as an Arrow IPC stream, with where its rows came from so that an
+// error on any worker can name the input file and row.
+type Batch struct {
+	// File is the index of the input file in Options.Inputs.
+	File int
+	// Base is the row number (from 0, within the file) of the batch's first
+	// input row. Rows removed by an earlier step keep the base of their batch.
+	Base int64
+	// Rows is the number of rows in IPC.
+	Rows int64
+	// IPC is the batch as an Arrow IPC stream (schema + one record batch).
+	IPC []byte
+}
+
+// encodeBatch serialises rec as an Arrow IPC stream.
+func encodeBatch(file int, base int64, rec arrow.RecordBatch, mem memory.Allocator) (Batch, error) {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return Batch{}, fmt.Errorf("encoding batch at row %d: %w", base, err)
+	}
+	if err := w.Close(); err != nil {
+		return Batch{}, fmt.Errorf("encoding batch at row %d: %w", base, err)
+	}
+	return Batch{File: file, Base: base, Rows: rec.NumRows(), IPC: buf.Bytes()}, nil
+}
+
+// decode returns the record batch in b. The caller releases it.
+func (b Batch) decode(mem memory.Allocator) (arrow.RecordBatch, error) {
+	r, err := ipc.NewReader(bytes.NewReader(b.IPC), ipc.WithAllocator(mem))
+	if err != nil {
+		return nil, fmt.Errorf("decoding batch at row %d: %w", b.Base, err)
+	}
+	defer r.Release()
+	if !r.Next() {
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("decoding batch at row %d: %w", b.Base, err)
+		}
+		return nil, fmt.Errorf("decoding batch at row %d: no record", b.Base)
+	}
+	rec := r.RecordBatch()
+	rec.Retain()
+	if rec.NumRows() != b.Rows {
+		rec.Release()
+		return nil, fmt.Errorf("decoding batch at row %d: %d rows, header says %d", b.Base, rec.NumRows(), b.Rows)
+	}
+	return rec, nil
+}

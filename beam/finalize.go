@@ -1,0 +1,311 @@
+package beam
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+)
+
+// release draws the noise of a merged partial under the policy's budget and
+// returns the released table and its report block.
+func release(ctx context.Context, w *worker, p *dp.Partial) (ReleaseOutput, error) {
+	rel := w.p.Release
+	acct, err := dp.NewAccountant(rel.Epsilon, rel.Delta)
+	if err != nil {
+		return ReleaseOutput{}, err
+	}
+	mem := memory.DefaultAllocator
+	res, err := p.Release(ctx, acct, dp.ReleaseOptions{Mem: mem})
+	if err != nil {
+		return ReleaseOutput{}, err
+	}
+	defer res.Release()
+	b, err := encodeBatch(0, 0, res.Record, mem)
+	if err != nil {
+		return ReleaseOutput{}, err
+	}
+	sp := acct.Spent()
+	var names []string
+	if rel.Count {
+		names = append(names, "count")
+	}
+	for _, ag := range rel.Aggregates {
+		names = append(names, fmt.Sprintf("%s(%s) in [%g, %g]", ag.Kind, ag.Column, ag.Lower, ag.Upper))
+	}
+	rep, err := json.Marshal(anonymize.DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By,
+		Partitions: int(res.PartitionsKept), Aggregates: names})
+	if err != nil {
+		return ReleaseOutput{}, err
+	}
+	return ReleaseOutput{IPC: b.IPC, Report: rep}, nil
+}
+
+// finalizeFn is the single commit step: it runs once every other step has
+// succeeded (its side inputs are complete only then), merges the output
+// shards into the output file through a temporary file and a rename,
+// verifies k-anonymity of what was written, writes the release and the
+// report, and removes the shards.
+type finalizeFn struct {
+	Cfg Config
+}
+
+func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
+	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool) (err error) {
+	cfg := f.Cfg
+	defer func() {
+		os.RemoveAll(cfg.TempDir)
+		if err != nil {
+			err = fmt.Errorf("tarnkappe/beam: %w", err)
+		}
+	}()
+	start := time.Now()
+	w, err := newWorker(cfg)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if err := w.planInput(ctx, cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("input %s: %w", cfg.Inputs[0], err)
+	}
+	c := map[string]int64{}
+	var k string
+	var n int64
+	for counts(&k, &n) {
+		c[k] += n
+	}
+	var names []string
+	var name string
+	for shards(&name) {
+		names = append(names, name)
+	}
+	// Shard names sort by (input file, row): the output keeps the input order.
+	sort.Strings(names)
+
+	mem := memory.DefaultAllocator
+	sink, err := arrowio.Create(cfg.Output, w.out, arrowio.CreateOptions{Mem: mem})
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sink.Abort()
+		}
+	}()
+	var written int64
+	for _, nm := range names {
+		n, err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), sink)
+		if err != nil {
+			return err
+		}
+		written += n
+	}
+	if written != c[countOut] {
+		return fmt.Errorf("output: merged %d rows, the steps wrote %d", written, c[countOut])
+	}
+	rep := &anonymize.Report{Tool: "tarnkappe-beam", Policy: w.p.File(), Input: cfg.Inputs[0], Output: cfg.Output,
+		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: w.keys,
+		Rows: anonymize.RowCounts{In: c[countIn], Out: written, Suppressed: c[countSuppressed], FilteredBy: map[string]int64{}}}
+	for _, col := range w.p.Columns {
+		rep.Columns[col.Name] = string(col.Action)
+		rep.ColumnDetails = append(rep.ColumnDetails, anonymize.ColumnDetail{Name: col.Name, Action: string(col.Action)})
+	}
+	if w.p.OptOut != nil {
+		rep.Rows.FilteredBy["opt_out"] = c[countOptOut]
+		rep.Rows.Filtered = c[countOptOut]
+		rep.OptOut = &anonymize.OptOutReport{Listed: w.optout.listed, Rows: c[countOptOut], Subjects: -1}
+	}
+	if err := rep.Rows.Check(); err != nil {
+		return err
+	}
+	var raw []byte
+	if decision(&raw) {
+		var d Decision
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("kanon: %w", err)
+		}
+		var sizes []int64
+		var e HistEntry
+		for classes(&e) {
+			sizes = append(sizes, e.N)
+		}
+		if err := kanonReport(rep, w, &d, sizes); err != nil {
+			return err
+		}
+	}
+	var relSink *arrowio.Sink
+	var ro ReleaseOutput
+	if rel(&ro) {
+		var dr anonymize.DPReport
+		if err := json.Unmarshal(ro.Report, &dr); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		dr.Output = cfg.ReleaseOutput
+		rep.DP = &dr
+		rec, err := Batch{IPC: ro.IPC, Rows: -1}.decodeAny(mem)
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		relSink, err = arrowio.Create(cfg.ReleaseOutput, rec.Schema(), arrowio.CreateOptions{Mem: mem})
+		if err != nil {
+			rec.Release()
+			return fmt.Errorf("release: %w", err)
+		}
+		err = relSink.Write(rec)
+		rec.Release()
+		if err != nil {
+			relSink.Abort()
+			return fmt.Errorf("release: %w", err)
+		}
+	} else if w.p.Release != nil {
+		return errors.New("release: the policy has a release block but no release was computed")
+	}
+	rep.Duration = time.Since(start).Seconds()
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		if relSink != nil {
+			relSink.Abort()
+		}
+		return err
+	}
+	committed = true
+	if err := sink.Commit(); err != nil {
+		if relSink != nil {
+			relSink.Abort()
+		}
+		return err
+	}
+	if relSink != nil {
+		if err := relSink.Commit(); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	if cfg.Report != "" {
+		tmp := cfg.Report + ".tmp"
+		if err := os.WriteFile(tmp, js.Bytes(), 0o600); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := os.Rename(tmp, cfg.Report); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	return nil
+}
+
+// decodeAny decodes a batch without checking its row count.
+func (b Batch) decodeAny(mem memory.Allocator) (arrow.RecordBatch, error) {
+	r, err := ipc.NewReader(bytes.NewReader(b.IPC), ipc.WithAllocator(mem))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	if !r.Next() {
+		if r.Err() != nil {
+			return nil, r.Err()
+		}
+		return nil, errors.New("no record")
+	}
+	rec := r.RecordBatch()
+	rec.Retain()
+	return rec, nil
+}
+
+func copyShard(ctx context.Context, path string, sink *arrowio.Sink) (int64, error) {
+	src, err := arrowio.Open(ctx, path, arrowio.OpenOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("output shard: %w", err)
+	}
+	defer src.Close()
+	var n int64
+	for src.Next() {
+		rec := src.RecordBatch()
+		if err := sink.Write(rec); err != nil {
+			return 0, fmt.Errorf("output: %w", err)
+		}
+		n += rec.NumRows()
+	}
+	if err := src.Err(); err != nil {
+		return 0, fmt.Errorf("output shard %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// kanonReport verifies the written classes (every one has at least k
+// members: an independent recount of the output, not the search's word)
+// and fills the report's kanon and risk blocks.
+func kanonReport(rep *anonymize.Report, w *worker, d *Decision, sizes []int64) error {
+	k := w.p.KAnon
+	minOut := int64(math.MaxInt64)
+	var members int64
+	for _, n := range sizes {
+		if n < int64(k.K) {
+			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d", n, k.K)
+		}
+		minOut = min(minOut, n)
+		members += n
+	}
+	rep.KAnon = &anonymize.KAnonReport{K: k.K, QuasiIdentifiers: d.QuasiIdentifiers, PerSubject: d.PerSubject,
+		Transformation: d.Transformation, InformationLoss: d.InformationLoss, ColumnLoss: d.ColumnLoss,
+		Classes: len(sizes), ClassSizes: sizeBins(sizes), SuppressedClasses: len(d.Suppressed), Verified: true}
+	rep.Risk = &anonymize.RiskReport{}
+	var total int64
+	minBefore := int64(math.MaxInt64)
+	for _, n := range d.Before {
+		total += n
+		minBefore = min(minBefore, n)
+	}
+	if total > 0 {
+		rep.Risk.Before.Prosecutor = ptr(1 / float64(minBefore))
+		rep.Risk.Before.Journalist = ptr(1 / float64(minBefore))
+		rep.Risk.Before.Marketer = ptr(float64(len(d.Before)) / float64(total))
+	}
+	if len(sizes) > 0 {
+		rep.Risk.After.Prosecutor = ptr(1 / float64(minOut))
+		rep.Risk.After.Journalist = ptr(1 / float64(minOut))
+		rep.Risk.After.Marketer = ptr(float64(len(sizes)) / float64(members))
+	}
+	return nil
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// sizeBins is a histogram of class sizes in power-of-two bins (the
+// single-machine report's).
+func sizeBins(sizes []int64) []anonymize.SizeBin {
+	if len(sizes) == 0 {
+		return nil
+	}
+	bins := map[int]int64{}
+	maxb := 0
+	for _, s := range sizes {
+		b := 0
+		for (int64(1) << (b + 1)) <= s {
+			b++
+		}
+		bins[b]++
+		maxb = max(maxb, b)
+	}
+	var out []anonymize.SizeBin
+	for b := 0; b <= maxb; b++ {
+		if bins[b] > 0 {
+			out = append(out, anonymize.SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
+		}
+	}
+	return out
+}

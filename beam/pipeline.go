@@ -1,0 +1,898 @@
+package beam
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"reflect"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+)
+
+// Config is what the pipeline graph carries to every worker: the policy
+// text, where input and output live, and a reference to the keyring (its
+// path), never the keys themselves. Workers read the keyring in Setup, so
+// the serialised pipeline (which runners log, store and show in their UIs)
+// holds no key material. Paths must be readable by every worker (a shared
+// file system when the runner is a cluster).
+type Config struct {
+	// Policy is the policy file's content. Required.
+	Policy []byte
+	// PolicyFile is where the policy was read from; relative paths in the
+	// policy (opt-out list, hierarchy tables) resolve against its directory.
+	// Required.
+	PolicyFile string
+	// Keys is the path of the keyring file. Required when the policy uses
+	// keys (pseudonyms, date shifts, opt-out).
+	Keys string
+	// Inputs are the input files (Parquet, Arrow IPC or CSV, by extension).
+	// Required.
+	Inputs []string
+	// Output is the anonymised output file. Required.
+	Output string
+	// ReleaseOutput receives the DP release. Required when the policy has a
+	// release block.
+	ReleaseOutput string
+	// Report, when set, receives the JSON report.
+	Report string
+	// TempDir holds the output shards until the final step merges them into
+	// Output. Required; it is created by the pipeline and removed by the
+	// final step (the CLI picks a fresh directory beside Output).
+	TempDir string
+	// BatchSize is the number of rows per Arrow batch read; 0 means
+	// arrowio.DefaultBatchSize.
+	BatchSize int
+	// Shards is the number of subject shards of the DP release's
+	// contribution bounding; 0 means 16.
+	Shards int
+}
+
+// Validate checks the fields every step needs.
+func (c Config) Validate() error {
+	const fn = "beam.Config"
+	switch {
+	case len(c.Policy) == 0:
+		return errors.New(fn + ": Policy is required")
+	case c.PolicyFile == "":
+		return errors.New(fn + ": PolicyFile is required")
+	case len(c.Inputs) == 0:
+		return errors.New(fn + ": Inputs is required")
+	case c.Output == "":
+		return errors.New(fn + ": Output is required")
+	case c.TempDir == "":
+		return errors.New(fn + ": TempDir is required")
+	case c.BatchSize < 0:
+		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
+	case c.Shards < 0:
+		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
+	}
+	w, err := newWorker(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
+	defer w.close()
+	if w.p.Release != nil && c.ReleaseOutput == "" {
+		return errors.New(fn + ": the policy has a release block but ReleaseOutput is empty")
+	}
+	return nil
+}
+
+func (c Config) shards() int {
+	if c.Shards == 0 {
+		return 16
+	}
+	return c.Shards
+}
+
+// Count names a row count of one step; the final step sums them per name.
+const (
+	countIn         = "in"
+	countOptOut     = "opt_out"
+	countSuppressed = "suppressed"
+	countOut        = "out"
+)
+
+// ---- reading ----
+
+// readFn reads one input file (its index arrives as the element) into
+// batches.
+type readFn struct {
+	Cfg Config
+}
+
+func (f *readFn) ProcessElement(ctx context.Context, file int, emit func(Batch), count func(string, int64)) error {
+	path := f.Cfg.Inputs[file]
+	mem := memory.DefaultAllocator
+	src, err := arrowio.Open(ctx, path, arrowio.OpenOptions{Mem: mem, BatchSize: f.Cfg.BatchSize})
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	defer src.Close()
+	var base int64
+	for src.Next() {
+		rec := src.RecordBatch()
+		b, err := encodeBatch(file, base, rec, mem)
+		if err != nil {
+			return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+		}
+		emit(b)
+		base += rec.NumRows()
+	}
+	if err := src.Err(); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s, after row %d: %w", path, base, err)
+	}
+	count(countIn, base)
+	return nil
+}
+
+// Read reads cfg.Inputs into batches (one file per worker, then reshuffled
+// so that later steps spread over all workers). counts receives the input
+// row count.
+func Read(s beam.Scope, cfg Config) (batches, counts beam.PCollection) {
+	s = s.Scope("tarnkappe.Read")
+	idx := make([]int, len(cfg.Inputs))
+	for i := range idx {
+		idx[i] = i
+	}
+	files := beam.CreateList(s, idx)
+	batches, counts = beam.ParDo2(s, &readFn{Cfg: cfg}, files)
+	return beam.Reshuffle(s, batches), counts
+}
+
+// ---- opt-out and column actions ----
+
+// transformFn drops opted-out subjects and applies the column actions.
+type transformFn struct {
+	Cfg     Config
+	OptOut  bool // apply the opt-out filter
+	Columns bool // apply the column actions (pseudonyms, coarsening, ...)
+
+	w *worker
+}
+
+func (f *transformFn) Setup() error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	f.w = w
+	return nil
+}
+
+func (f *transformFn) Teardown() {
+	if f.w != nil {
+		f.w.close()
+	}
+}
+
+func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Batch), count func(string, int64)) error {
+	mem := memory.DefaultAllocator
+	path := f.Cfg.Inputs[b.File]
+	rec, err := b.decode(mem)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+	}
+	defer rec.Release()
+	out, dropped, err := f.apply(ctx, mem, rec, b.Base)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+	}
+	defer out.Release()
+	if dropped > 0 {
+		count(countOptOut, dropped)
+	}
+	ob, err := encodeBatch(b.File, b.Base, out, mem)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+	}
+	emit(ob)
+	return nil
+}
+
+func (f *transformFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
+	w := f.w
+	switch {
+	case f.OptOut && f.Columns:
+		return w.transform(ctx, mem, rec, base)
+	case f.Columns:
+		saved := w.optout
+		w.optout = nil
+		defer func() { w.optout = saved }()
+		return w.transform(ctx, mem, rec, base)
+	case f.OptOut:
+		if w.optout == nil {
+			rec.Retain()
+			return rec, 0, nil
+		}
+		col := rec.Schema().FieldIndices(w.p.Subject)
+		if len(col) == 0 {
+			return nil, 0, fmt.Errorf("subject column %q is missing from the input", w.p.Subject)
+		}
+		mask, n, err := w.optout.filterMask(mem, w.p.Subject, rec.Column(col[0]), base)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer mask.Release()
+		if n == 0 {
+			rec.Retain()
+			return rec, 0, nil
+		}
+		out, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+		if err != nil {
+			return nil, 0, fmt.Errorf("opt-out filter, batch starting at row %d: %w", base, err)
+		}
+		return out, n, nil
+	}
+	rec.Retain()
+	return rec, 0, nil
+}
+
+// OptOut drops every row of the subjects on the policy's opt-out list. The
+// list is read by each worker from the path the policy names and held keyed
+// (HMAC under the opt-out domain), never in the pipeline graph.
+func OptOut(s beam.Scope, cfg Config, batches beam.PCollection) (kept, counts beam.PCollection) {
+	s = s.Scope("tarnkappe.OptOut")
+	return beam.ParDo2(s, &transformFn{Cfg: cfg, OptOut: true}, batches)
+}
+
+// Pseudonymize applies the policy's column actions to raw input batches:
+// keyed pseudonyms (hmac, siv, ff1) and date shifts with the keyring that
+// each worker reads from cfg.Keys in Setup, coarsening, masks and fixed-level
+// generalisation; quasi-identifiers are left for Generalize. The column
+// kernels are package pseudonym's, over whole Arrow columns (dictionary
+// columns through their dictionary only).
+func Pseudonymize(s beam.Scope, cfg Config, batches beam.PCollection) beam.PCollection {
+	s = s.Scope("tarnkappe.Pseudonymize")
+	out, _ := beam.ParDo2(s, &transformFn{Cfg: cfg, Columns: true}, batches)
+	return out
+}
+
+// ---- k-anonymity ----
+
+// appendField appends a length-prefixed string (so that no value can forge
+// a separator).
+func appendField(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func splitFields(key string) ([]string, error) {
+	var out []string
+	b := []byte(key)
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errors.New("corrupt combination key")
+		}
+		out = append(out, string(b[k:k+int(n)]))
+		b = b[k+int(n):]
+	}
+	return out, nil
+}
+
+// rowTexts returns the text of col's values, failing on nulls.
+func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
+	out := make([]string, col.Len())
+	var dictText []string
+	d, isDict := col.(*array.Dictionary)
+	if isDict {
+		dict := d.Dictionary()
+		dictText = make([]string, dict.Len())
+		for j := range dictText {
+			if dict.IsNull(j) {
+				continue
+			}
+			s, err := valueText(dict, j)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", name, err)
+			}
+			dictText[j] = s
+		}
+	}
+	for i := range out {
+		if col.IsNull(i) || (isDict && d.Dictionary().IsNull(d.GetValueIndex(i))) {
+			return nil, fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", name, base+int64(i))
+		}
+		if isDict {
+			out[i] = dictText[d.GetValueIndex(i)]
+			continue
+		}
+		s, err := valueText(col, i)
+		if err != nil {
+			return nil, fmt.Errorf("column %q, row %d: %w", name, base+int64(i), err)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// combosFn emits the quasi-identifier combinations of a batch: per subject
+// (the default) each distinct (combination, subject) pair once, otherwise
+// each combination with its row count.
+type combosFn struct {
+	Cfg Config
+	w   *worker
+}
+
+func (f *combosFn) Setup() error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	f.w = w
+	return nil
+}
+
+func (f *combosFn) Teardown() {
+	if f.w != nil {
+		f.w.close()
+	}
+}
+
+func perSubject(w *worker) bool {
+	return w.p.KAnon.PerSubject == nil || *w.p.KAnon.PerSubject
+}
+
+func (f *combosFn) ProcessElement(ctx context.Context, b Batch, emit func(string, int64)) error {
+	mem := memory.DefaultAllocator
+	rec, err := b.decode(mem)
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	w := f.w
+	k := w.p.KAnon
+	texts := make([][]string, len(k.QuasiIdentifiers))
+	for j, q := range k.QuasiIdentifiers {
+		c := rec.Schema().FieldIndices(q)
+		if len(c) == 0 {
+			return fmt.Errorf("tarnkappe/beam: kanon: quasi-identifier %q is missing", q)
+		}
+		if texts[j], err = rowTexts(q, rec.Column(c[0]), b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: input %s: kanon: %w", f.Cfg.Inputs[b.File], err)
+		}
+	}
+	per := perSubject(w)
+	var subj []string
+	if per {
+		c := rec.Schema().FieldIndices(w.p.Subject)
+		if subj, err = rowTexts(w.p.Subject, rec.Column(c[0]), b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: input %s: kanon: %w", f.Cfg.Inputs[b.File], err)
+		}
+	}
+	seen := map[string]int64{}
+	var key []byte
+	for i := range int(rec.NumRows()) {
+		key = key[:0]
+		for j := range texts {
+			key = appendField(key, texts[j][i])
+		}
+		if per {
+			key = appendField(key, subj[i])
+			seen[string(key)] = 1
+			continue
+		}
+		seen[string(key)]++
+	}
+	for k, n := range seen {
+		emit(k, n)
+	}
+	return nil
+}
+
+// histAcc gathers the (deduplicated) combinations into one histogram.
+type histAcc struct {
+	M map[string]int64
+}
+
+type histCombineFn struct{}
+
+func (histCombineFn) CreateAccumulator() histAcc { return histAcc{M: map[string]int64{}} }
+func (histCombineFn) AddInput(a histAcc, e HistEntry) histAcc {
+	if a.M == nil {
+		a.M = map[string]int64{}
+	}
+	a.M[e.Key] += e.N
+	return a
+}
+func (histCombineFn) MergeAccumulators(a, b histAcc) histAcc {
+	if a.M == nil {
+		return b
+	}
+	for k, n := range b.M {
+		a.M[k] += n
+	}
+	return a
+}
+func (histCombineFn) ExtractOutput(a histAcc) histAcc { return a }
+
+func encHist(a histAcc) ([]byte, error) { return json.Marshal(a.M) }
+func decHist(b []byte) (histAcc, error) {
+	a := histAcc{M: map[string]int64{}}
+	err := json.Unmarshal(b, &a.M)
+	return a, err
+}
+
+// HistEntry is one counted combination (per subject: one pair).
+type HistEntry struct {
+	Key string
+	N   int64
+}
+
+func toEntry(k string, n int64) HistEntry { return HistEntry{Key: k, N: n} }
+
+// searchFn runs kanon's optimal search on the gathered histogram.
+type searchFn struct {
+	Cfg Config
+}
+
+func (f *searchFn) ProcessElement(ctx context.Context, h histAcc, emit func([]byte)) error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	defer w.close()
+	d, err := search(ctx, w, h.M)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	emit(b)
+	return nil
+}
+
+// classFn generalises quasi-identifiers at the chosen levels, suppresses the
+// classes below k and projects the written columns (the second pass).
+type classFn struct {
+	Cfg Config
+	w   *worker
+	d   *Decision
+	sup map[string]bool
+}
+
+func (f *classFn) Setup(ctx context.Context) error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	f.w = w
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
+	return nil
+}
+
+func (f *classFn) Teardown() {
+	if f.w != nil {
+		f.w.close()
+	}
+}
+
+func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, emit func(Batch), members func(string, int64), count func(string, int64)) error {
+	mem := memory.DefaultAllocator
+	if f.d == nil && f.w.p.KAnon != nil {
+		var raw []byte
+		if !decision(&raw) {
+			return errors.New("tarnkappe/beam: kanon: no search result")
+		}
+		var d Decision
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("tarnkappe/beam: kanon: %w", err)
+		}
+		f.d = &d
+		f.sup = map[string]bool{}
+		for _, c := range d.Suppressed {
+			f.sup[c] = true
+		}
+	}
+	rec, err := b.decode(mem)
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	if err := f.w.planTrans(rec.Schema()); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[b.File], err)
+	}
+	out, suppressed, err := f.apply(ctx, mem, rec, b.Base, members)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[b.File], err)
+	}
+	defer out.Release()
+	if suppressed > 0 {
+		count(countSuppressed, suppressed)
+	}
+	count(countOut, out.NumRows())
+	if out.NumRows() == 0 {
+		return nil
+	}
+	ob, err := encodeBatch(b.File, b.Base, out, mem)
+	if err != nil {
+		return err
+	}
+	emit(ob)
+	return nil
+}
+
+// Generalize makes the transformed batches k-anonymous, exactly as the
+// single-machine Runner does: a distributed histogram of quasi-identifier
+// combinations (per subject by default) by CombinePerKey and one global
+// Combine, kanon's optimal search on it, then a second ParDo that
+// generalises and suppresses with the search's decision as a side input.
+// Without a kanon block it only projects the written columns. It returns the
+// output batches, the decision (zero or one JSON element), the sizes of the
+// written classes (for independent verification) and row counts.
+func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection) {
+	s = s.Scope("tarnkappe.Generalize")
+	w, err := newWorker(cfg)
+	if err != nil {
+		panic(err) // Config.Validate rejects this before the pipeline is built
+	}
+	hasK := w.p.KAnon != nil
+	w.close()
+	if hasK {
+		pairs := beam.ParDo(s, &combosFn{Cfg: cfg}, trans)
+		summed := beam.CombinePerKey(s, sumInt64, pairs)
+		hist := beam.Combine(s, histCombineFn{}, beam.ParDo(s, toEntry, summed))
+		decision = beam.ParDo(s, &searchFn{Cfg: cfg}, hist)
+	} else {
+		decision = beam.CreateList(s, [][]byte{})
+	}
+	var members beam.PCollection
+	out, members, counts = beam.ParDo3(s, &classFn{Cfg: cfg}, trans, beam.SideInput{Input: decision})
+	distinct := beam.CombinePerKey(s, sumInt64, members)
+	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
+	classes = beam.ParDo(s, toEntry, perClass)
+	return out, decision, classes, counts
+}
+
+func sumInt64(a, b int64) int64 { return a + b }
+
+// memberClass maps a (class, subject) membership to its class.
+// Per subject the key is (class, subject) and counts once; per row it is
+// (class, "", "rows") with the row count.
+func memberClass(key string, n int64, emit func(string, int64)) error {
+	f, err := splitFields(key)
+	switch {
+	case err == nil && len(f) == 2:
+		emit(f[0], 1)
+	case err == nil && len(f) == 3:
+		emit(f[0], n)
+	default:
+		return fmt.Errorf("tarnkappe/beam: corrupt class membership key")
+	}
+	return nil
+}
+
+// ---- DP release ----
+
+// shardFn splits a batch by subject shard, so that every subject's rows
+// meet in one place for contribution bounding.
+type shardFn struct {
+	Cfg Config
+	w   *worker
+}
+
+func (f *shardFn) Setup() error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	f.w = w
+	return nil
+}
+
+func (f *shardFn) Teardown() {
+	if f.w != nil {
+		f.w.close()
+	}
+}
+
+func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Batch)) error {
+	mem := memory.DefaultAllocator
+	rec, err := b.decode(mem)
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	c := rec.Schema().FieldIndices(f.w.p.Subject)
+	if len(c) == 0 {
+		return fmt.Errorf("tarnkappe/beam: release: subject column %q is missing", f.w.p.Subject)
+	}
+	subj, err := rowTexts(f.w.p.Subject, rec.Column(c[0]), b.Base)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: release: %w", f.Cfg.Inputs[b.File], err)
+	}
+	n := f.Cfg.shards()
+	idx := make([][]int32, n)
+	for i, s := range subj {
+		h := fnv.New64a()
+		h.Write([]byte(s))
+		sh := int(h.Sum64() % uint64(n))
+		idx[sh] = append(idx[sh], int32(i))
+	}
+	for sh, rows := range idx {
+		if len(rows) == 0 {
+			continue
+		}
+		sub, err := takeRows(ctx, mem, rec, rows)
+		if err != nil {
+			return fmt.Errorf("tarnkappe/beam: release: %w", err)
+		}
+		ob, err := encodeBatch(b.File, b.Base, sub, mem)
+		sub.Release()
+		if err != nil {
+			return err
+		}
+		emit(sh, ob)
+	}
+	return nil
+}
+
+func takeRows(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error) {
+	if len(rows) == int(rec.NumRows()) {
+		rec.Retain()
+		return rec, nil
+	}
+	ib := array.NewInt32Builder(mem)
+	defer ib.Release()
+	ib.AppendValues(rows, nil)
+	ix := ib.NewArray()
+	defer ix.Release()
+	d, err := compute.Take(ctx, compute.TakeOptions{BoundsCheck: false}, compute.NewDatumWithoutOwning(rec), compute.NewDatumWithoutOwning(ix))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Release()
+	out := d.(*compute.RecordDatum).Value
+	out.Retain()
+	return out, nil
+}
+
+// partialFn bounds the contributions of one shard of subjects and returns
+// its pre-noise partial (dp.Partial, serialised).
+type partialFn struct {
+	Cfg Config
+}
+
+func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(*Batch) bool, emit func([]byte)) error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	defer w.close()
+	mem := memory.DefaultAllocator
+	ag, err := dp.NewAggregator(dpOptions(w, mem))
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	var b Batch
+	for batches(&b) {
+		rec, err := b.decode(mem)
+		if err != nil {
+			ag.Close()
+			return err
+		}
+		err = ag.Add(ctx, rec)
+		rec.Release()
+		if err != nil {
+			ag.Close()
+			return fmt.Errorf("tarnkappe/beam: input %s, batch starting at row %d: release: %w", f.Cfg.Inputs[b.File], b.Base, err)
+		}
+	}
+	p, err := ag.Partial(ctx)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	raw, err := p.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	emit(raw)
+	return nil
+}
+
+// dpOptions is the release block of the policy as dp.Options (as the
+// single-machine Runner builds them).
+func dpOptions(w *worker, mem memory.Allocator) dp.Options {
+	rel := w.p.Release
+	opts := dp.Options{Subject: w.p.Subject, GroupBy: rel.By, MaxPartitions: int64(rel.MaxPartitions), MaxPerPartition: int64(rel.MaxPerPartition), Mem: mem}
+	if rel.Count {
+		opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: dp.Count})
+	}
+	for _, ag := range rel.Aggregates {
+		var k dp.Kind
+		switch ag.Kind {
+		case "sum":
+			k = dp.Sum
+		case "mean":
+			k = dp.Mean
+		case "variance":
+			k = dp.Variance
+		case "quantiles":
+			k = dp.Quantiles
+		}
+		opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: k, Column: ag.Column, Lower: ag.Lower, Upper: ag.Upper, Ranks: ag.Quantiles})
+	}
+	return opts
+}
+
+// partialCombineFn merges the shards' partials (disjoint subjects) into the
+// partial of the whole input. The accumulator is the serialised partial
+// (nil when empty) so that any runner can ship it.
+type partialCombineFn struct{}
+
+func (partialCombineFn) CreateAccumulator() []byte { return nil }
+
+func (partialCombineFn) AddInput(a, e []byte) ([]byte, error) { return mergePartials(a, e) }
+
+func (partialCombineFn) MergeAccumulators(a, b []byte) ([]byte, error) { return mergePartials(a, b) }
+
+func (partialCombineFn) ExtractOutput(a []byte) []byte { return a }
+
+func mergePartials(a, b []byte) ([]byte, error) {
+	if len(a) == 0 {
+		return b, nil
+	}
+	if len(b) == 0 {
+		return a, nil
+	}
+	var pa, pb dp.Partial
+	if err := pa.UnmarshalBinary(a); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	if err := pb.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	if err := pa.Merge(&pb); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	return pa.MarshalBinary()
+}
+
+// ReleasePartial is the keyed half of Release: rows are sharded by subject
+// (GroupByKey), each shard's contributions are bounded by dp.Aggregator
+// (L0 partitions per subject, L∞ rows per partition, clamping), and the
+// shards' partials merge in a CombineFn into one pre-noise dp.Partial
+// (serialised). That partial is NOT private; only ReleaseResult publishes.
+func ReleasePartial(s beam.Scope, cfg Config, trans beam.PCollection) beam.PCollection {
+	s = s.Scope("tarnkappe.ReleasePartial")
+	keyed := beam.ParDo(s, &shardFn{Cfg: cfg}, trans)
+	grouped := beam.GroupByKey(s, keyed)
+	partials := beam.ParDo(s, &partialFn{Cfg: cfg}, grouped)
+	return beam.Combine(s, partialCombineFn{}, partials)
+}
+
+// ReleaseOutput is a released table and its report block.
+type ReleaseOutput struct {
+	IPC    []byte // the dp.Result record as an Arrow IPC stream
+	Report []byte // anonymize.DPReport as JSON
+}
+
+// releaseFn draws the noise, once per partition and aggregate, under the
+// policy's budget.
+type releaseFn struct {
+	Cfg Config
+}
+
+func (f *releaseFn) ProcessElement(ctx context.Context, raw []byte, emit func(ReleaseOutput)) error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	defer w.close()
+	if len(raw) == 0 {
+		return errors.New("tarnkappe/beam: release: no rows left to release")
+	}
+	var p dp.Partial
+	if err := p.UnmarshalBinary(raw); err != nil {
+		return fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	out, err := release(ctx, w, &p)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: release: %w", err)
+	}
+	emit(out)
+	return nil
+}
+
+// Release computes the policy's differentially private aggregates:
+// ReleasePartial, then noise and partition selection once, at the end, with
+// the policy's (ε, δ). The result has zero or one element.
+func Release(s beam.Scope, cfg Config, trans beam.PCollection) beam.PCollection {
+	p := ReleasePartial(s, cfg, trans)
+	return beam.ParDo(s.Scope("tarnkappe.Release"), &releaseFn{Cfg: cfg}, p)
+}
+
+// ---- writing ----
+
+// shardWriteFn writes each output batch to its own Arrow IPC file in the
+// temporary directory and emits its name; names are unique per attempt, so
+// a retried bundle's orphan files are never merged.
+type shardWriteFn struct {
+	Cfg Config
+}
+
+func (f *shardWriteFn) ProcessElement(ctx context.Context, b Batch, emit func(string)) error {
+	mem := memory.DefaultAllocator
+	rec, err := b.decode(mem)
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("part-%06d-%015d-%s.arrow", b.File, b.Base, hex.EncodeToString(rnd[:]))
+	sk, err := arrowio.Create(filepath.Join(f.Cfg.TempDir, name), rec.Schema(), arrowio.CreateOptions{Mem: mem})
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: output shard: %w", err)
+	}
+	if err := sk.Write(rec); err != nil {
+		sk.Abort()
+		return fmt.Errorf("tarnkappe/beam: output shard: %w", err)
+	}
+	if err := sk.Commit(); err != nil {
+		return fmt.Errorf("tarnkappe/beam: output shard: %w", err)
+	}
+	emit(name)
+	return nil
+}
+
+// Anonymize is the whole policy as one pipeline: Read → OptOut and column
+// actions → Generalize (k-anonymity) → shards → a final step that merges the
+// shards into cfg.Output (temporary file, renamed), writes the DP release
+// and the report. Nothing is committed unless every step succeeded.
+func Anonymize(s beam.Scope, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return err
+	}
+	hasRelease := w.p.Release != nil
+	w.close()
+	raw, inCounts := Read(s, cfg)
+	trans, tCounts := beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{Cfg: cfg, OptOut: true, Columns: true}, raw)
+	out, decision, classes, gCounts := Generalize(s, cfg, trans)
+	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
+	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, inCounts, tCounts, gCounts))
+	rel := beam.CreateList(s, []ReleaseOutput{})
+	if hasRelease {
+		rel = Release(s, cfg, trans)
+	}
+	fin := s.Scope("tarnkappe.Commit")
+	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
+		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
+		beam.SideInput{Input: classes}, beam.SideInput{Input: rel})
+	return nil
+}
+
+func init() {
+	for _, t := range []any{(*readFn)(nil), (*transformFn)(nil), (*combosFn)(nil), (*searchFn)(nil), (*classFn)(nil),
+		(*shardFn)(nil), (*partialFn)(nil), (*releaseFn)(nil), (*shardWriteFn)(nil), (*finalizeFn)(nil),
+		(*histCombineFn)(nil), (*partialCombineFn)(nil), (*Batch)(nil), (*HistEntry)(nil), (*ReleaseOutput)(nil), (*histAcc)(nil)} {
+		beam.RegisterType(reflect.TypeOf(t).Elem())
+	}
+	beam.RegisterFunction(sumInt64)
+	beam.RegisterFunction(toEntry)
+	beam.RegisterFunction(memberClass)
+	beam.RegisterCoder(reflect.TypeOf(histAcc{}), encHist, decHist)
+}
