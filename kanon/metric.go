@@ -157,6 +157,20 @@ func (m *metrics) bound(metric Metric, levels []int) float64 {
 			}
 		}
 		return s / float64(len(levels))
+	case MetricDiscernibility, MetricDiscernibilityNM:
+		// At most min(rows, Π generalised domain sizes) classes, and a sum
+		// of squares of a fixed total is smallest when the parts are equal:
+		// DM* >= rows²/classes. DM (non-monotonic) >= DM*.
+		classes := m.rows
+		p := 1.0
+		for c, l := range levels {
+			p *= float64(m.h.dims[c].size(l))
+			if p >= classes {
+				break
+			}
+		}
+		classes = min(classes, p)
+		return m.rows * m.rows / classes
 	}
 	return 0
 }

@@ -63,6 +63,15 @@ func TestAdultReferenceLT(t *testing.T) {
 			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.2, Distance: TEqual}}, 3.11880088e8, "1,4,1,0,3,2,2,1"},
 		{"t0.2-equal,k5,supp0", Options{K: 5, SuppressionLimit: 0, Metric: MetricDiscernibility,
 			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.2, Distance: TEqual}}, 4.56853172e8, "1,4,1,1,3,2,2,1"},
+		// TestAnonymizationOrderedDistanceTCloseness (occupation ordered as text).
+		{"t0.2-ordered,k5,supp0.04", Options{K: 5, SuppressionLimit: 0.04, Metric: MetricDiscernibility,
+			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.2, Distance: TOrdered}}, 2712340.0, "0,0,1,1,2,2,2,0"},
+		{"t0.2-ordered,k100,supp0.04", Options{K: 100, SuppressionLimit: 0.04, Metric: MetricDiscernibility,
+			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.2, Distance: TOrdered}}, 1.9937246e7, "1,0,1,2,3,2,2,1"},
+		{"t0.1-ordered,k5,supp0", Options{K: 5, SuppressionLimit: 0, Metric: MetricDiscernibility,
+			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.1, Distance: TOrdered}}, 9.786802e7, "1,1,1,2,3,2,2,1"},
+		{"t0.2-ordered,k100,supp0", Options{K: 100, SuppressionLimit: 0, Metric: MetricDiscernibility,
+			TCloseness: &TCloseness{Sensitive: "occupation", T: 0.2, Distance: TOrdered}}, 1.6231213e8, "1,4,1,1,1,2,2,1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
