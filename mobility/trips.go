@@ -147,6 +147,7 @@ type Segmenter struct {
 	stats            TripStats
 	err              error
 	current          *subjectState // OrderSubject: the subject being read
+	free             [][]point     // point buffers of closed trips, reused
 }
 
 type heldBatch struct {
@@ -326,6 +327,7 @@ func (s *Segmenter) Release() {
 	s.held = nil
 	s.pending = nil
 	s.open = nil
+	s.free = nil
 	if s.err == nil {
 		s.err = errors.New("segmenter released")
 	}
@@ -408,6 +410,9 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 				return fmt.Errorf("%s: column %q row %d: row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", fn, s.opts.Time, base+int64(i), s.opts.Lateness)
 			}
 			t := &trip{id: s.newID(), subj: st, key: ts}
+			if k := len(s.free); k > 0 {
+				t.pts, s.free = s.free[k-1], s.free[:k-1]
+			}
 			st.open = t
 			heap.Push(&s.open, t)
 		}
@@ -484,6 +489,10 @@ func (s *Segmenter) close(t *trip, early bool) {
 	s.stats.RowsDetached += int64(detached)
 	if kept == 0 {
 		s.stats.TripsEmpty++
+	}
+	if cap(t.pts) <= 1<<12 && len(s.free) < 1<<12 {
+		clear(t.pts) // drop the batch pointers
+		s.free = append(s.free, t.pts[:0])
 	}
 	t.pts = nil
 }
