@@ -195,6 +195,9 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	if got.Rows.In != want.Rows.In || got.Rows.Out != want.Rows.Out || got.Rows.Suppressed != want.Rows.Suppressed || got.Rows.Filtered != want.Rows.Filtered {
 		t.Errorf("rows: beam %+v, single machine %+v", got.Rows, want.Rows)
 	}
+	if got.OptOut == nil || want.OptOut == nil || *got.OptOut != *want.OptOut {
+		t.Errorf("opt-out: beam %+v, single machine %+v", got.OptOut, want.OptOut)
+	}
 	if want.Rows.Filtered == 0 || want.Rows.Suppressed == 0 {
 		t.Errorf("the fixture should exercise opt-out and suppression: %+v", want.Rows)
 	}
@@ -215,6 +218,25 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	for m, w := range want.KAnon.InformationLoss {
 		if g := got.KAnon.InformationLoss[m]; math.Abs(g-w) > 1e-12*math.Max(1, math.Abs(w)) {
 			t.Errorf("information loss %s: beam %v, single machine %v", m, g, w)
+		}
+	}
+	if !reflect.DeepEqual(got.KAnon.ClassSizes, want.KAnon.ClassSizes) {
+		t.Errorf("class sizes: beam %v, single machine %v", got.KAnon.ClassSizes, want.KAnon.ClassSizes)
+	}
+	if got.Risk == nil || want.Risk == nil {
+		t.Fatal("risk block missing")
+	}
+	for _, r := range []struct {
+		name string
+		g, w *float64
+	}{
+		{"before.prosecutor", got.Risk.Before.Prosecutor, want.Risk.Before.Prosecutor},
+		{"before.marketer", got.Risk.Before.Marketer, want.Risk.Before.Marketer},
+		{"after.prosecutor", got.Risk.After.Prosecutor, want.Risk.After.Prosecutor},
+		{"after.marketer", got.Risk.After.Marketer, want.Risk.After.Marketer},
+	} {
+		if r.g == nil || r.w == nil || *r.g != *r.w {
+			t.Errorf("risk %s: beam %v, single machine %v", r.name, r.g, r.w)
 		}
 	}
 	if !reflect.DeepEqual(got.Keys, want.Keys) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -85,7 +86,12 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	c := map[string]int64{}
 	var k string
 	var n int64
+	optSubjects := 0
 	for counts(&k, &n) {
+		if strings.HasPrefix(k, optOutSubjectPrefix) {
+			optSubjects++
+			continue
+		}
 		c[k] += n
 	}
 	var names []string
@@ -128,7 +134,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if w.p.OptOut != nil {
 		rep.Rows.FilteredBy["opt_out"] = c[countOptOut]
 		rep.Rows.Filtered = c[countOptOut]
-		rep.OptOut = &anonymize.OptOutReport{Listed: w.optout.listed, Rows: c[countOptOut], Subjects: -1}
+		rep.OptOut = &anonymize.OptOutReport{Listed: w.optout.listed, Rows: c[countOptOut], Subjects: optSubjects}
 	}
 	if err := rep.Rows.Check(); err != nil {
 		return err

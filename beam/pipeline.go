@@ -103,6 +103,9 @@ const (
 	countOptOut     = "opt_out"
 	countSuppressed = "suppressed"
 	countOut        = "out"
+	// optOutSubjectPrefix + hex(keyed subject) counts distinct opted-out
+	// subjects.
+	optOutSubjectPrefix = "opt_out_subject:"
 )
 
 // ---- reading ----
@@ -193,6 +196,14 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	defer out.Release()
 	if dropped > 0 {
 		count(countOptOut, dropped)
+	}
+	// Distinct opted-out subjects are counted under their keyed form (an
+	// HMAC under the opt-out key), deduplicated by the counts' CombinePerKey.
+	if o := f.w.optout; o != nil {
+		for k := range o.seen {
+			count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
+			delete(o.seen, k)
+		}
 	}
 	ob, err := encodeBatch(b.File, b.Base, out, mem)
 	if err != nil {

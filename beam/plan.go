@@ -602,6 +602,9 @@ type optOutSet struct {
 	keys   map[string]struct{}
 	listed int
 	toForm func(string) (string, error)
+	// seen holds the keyed form of listed subjects met since the last
+	// drain (never the subjects in clear).
+	seen map[string]struct{}
 }
 
 func loadOptOut(path string, mac *pseudonym.HMAC, toForm func(string) (string, error)) (*optOutSet, error) {
@@ -610,7 +613,7 @@ func loadOptOut(path string, mac *pseudonym.HMAC, toForm func(string) (string, e
 		return nil, fmt.Errorf("opt-out list: %w", err)
 	}
 	defer f.Close()
-	s := &optOutSet{mac: mac, keys: map[string]struct{}{}, toForm: toForm}
+	s := &optOutSet{mac: mac, keys: map[string]struct{}{}, toForm: toForm, seen: map[string]struct{}{}}
 	h := mac.NewHasher()
 	defer h.Destroy()
 	sc := bufio.NewScanner(f)
@@ -637,6 +640,7 @@ func loadOptOut(path string, mac *pseudonym.HMAC, toForm func(string) (string, e
 }
 
 // filterMask returns true for rows to keep and the number of rows dropped.
+// It records the keyed form of every listed subject it meets in s.seen.
 func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.Array, base int64) (arrow.Array, int64, error) {
 	h := s.mac.NewHasher()
 	defer h.Destroy()
@@ -648,6 +652,9 @@ func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.A
 		}
 		buf = h.Append(buf[:0], []byte(f))
 		_, hit := s.keys[string(buf)]
+		if hit {
+			s.seen[string(buf)] = struct{}{}
+		}
 		return hit, nil
 	}
 	b := array.NewBooleanBuilder(mem)

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
+	"github.com/tarnkappe/tarnkappe/pseudonym"
+)
+
+// TestRunPrism runs the command on prism over a small fleet with the demo
+// policy (without mobility) and checks the files and report fields.
+func TestRunPrism(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := realMain(nil, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage") {
+		t.Fatalf("no arguments: exit %d, stderr %q", code, stderr.String())
+	}
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "fleet.parquet")
+	if err := brakedisc.WriteFile(context.Background(), in, brakedisc.Config{Vehicles: 200, Rows: 10_000, Seed: 3}, memory.NewGoAllocator()); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := pseudonym.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.WriteFile(filepath.Join(dir, "keys.json"), false); err != nil {
+		t.Fatal(err)
+	}
+	kr.Destroy()
+	os.WriteFile(filepath.Join(dir, "optout.txt"), nil, 0o600)
+	pol := regexp.MustCompile(`(?ms)^mobility:.*?^release:`).ReplaceAllString(string(brakedisc.DemoPolicy()), "release:")
+	pol = strings.Replace(pol, "by: [cell]", "by: [make]", 1)
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o600)
+	out := filepath.Join(dir, "out.parquet")
+	report := filepath.Join(dir, "report.json")
+	stderr.Reset()
+	code := realMain([]string{"run", "--runner", "prism", "--policy", filepath.Join(dir, "policy.yaml"), "--in", in, "--out", out, "--report", report}, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, p := range []string{out, filepath.Join(dir, "out.release.parquet"), report} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+	var rep struct {
+		Rows struct{ In, Out, Suppressed, Filtered int64 }
+		Keys map[string]string
+		Kanon struct {
+			K              int
+			Transformation map[string]int
+		}
+		DP struct {
+			EpsilonSpent float64 `json:"epsilon_spent"`
+		}
+	}
+	raw, _ := os.ReadFile(report)
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows.In != 10_000 || rep.Rows.In != rep.Rows.Out+rep.Rows.Suppressed+rep.Rows.Filtered {
+		t.Errorf("rows: %+v", rep.Rows)
+	}
+	if rep.Kanon.K != 10 || len(rep.Kanon.Transformation) != 4 || rep.Keys["vin"] == "" || rep.DP.EpsilonSpent <= 0 {
+		t.Errorf("report: %s", raw)
+	}
+	if !strings.Contains(stderr.String(), "rows in 10000") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
