@@ -56,8 +56,8 @@ func TestRunPrism(t *testing.T) {
 		}
 	}
 	var rep struct {
-		Rows struct{ In, Out, Suppressed, Filtered int64 }
-		Keys map[string]string
+		Rows  struct{ In, Out, Suppressed, Filtered int64 }
+		Keys  map[string]string
 		Kanon struct {
 			K              int
 			Transformation map[string]int
