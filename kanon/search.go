@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Options configures Search.
@@ -113,7 +115,9 @@ type searcher struct {
 	monoCrit    bool // anonymity is monotone: predictive tagging is exact
 	monoMetric  bool
 	cache       []*table
-	s           scratch
+	s           scratch   // for roll-ups outside checks (stones, results)
+	w0          worker    // sequential checks
+	workers     []*worker // parallel checks
 	checked     int
 	lv, lv2     []int
 	evaluated   map[int]*evaluation // anonymous nodes checked by probes
@@ -160,6 +164,10 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	}
 	s := &searcher{ctx: ctx, h: h, o: opts, e: e, m: newMetrics(h)}
 	s.chk = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
+	s.w0.chk = s.chk
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		s.workers = append(s.workers, &worker{chk: newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)})
+	}
 	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
 	s.tags = make([]uint8, s.e.lat.size)
 	s.monoCrit = (opts.LDiversity == nil && opts.TCloseness == nil) || s.maxOutliers == 0
@@ -199,11 +207,38 @@ func (s *searcher) run() (*Result, error) {
 	}
 	s.evaluated = make(map[int]*evaluation)
 	var best *evaluation
+	consider := func(ev *evaluation, c candidate) {
+		if !ev.anonymous {
+			return
+		}
+		ev.level = c.level
+		if best == nil || ev.loss < best.loss || (ev.loss == best.loss && c.level < best.level) {
+			best = ev
+		}
+	}
+	var pending []candidate
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		nodes := make([]int, len(pending))
+		for i, c := range pending {
+			nodes[i] = c.id
+		}
+		for i, ev := range s.checkBatch(nodes) {
+			consider(ev, pending[i])
+		}
+		pending = pending[:0]
+	}
 	for i, c := range cands {
 		if i&63 == 0 {
 			if err := s.ctx.Err(); err != nil {
 				return nil, err
 			}
+		}
+		if best == nil && len(pending) > 0 && c.bound > pending[0].bound {
+			// A pending check may set the bound that ends the search.
+			flush()
 		}
 		if best != nil {
 			if c.bound > best.loss || (c.bound == best.loss && c.level >= best.level) {
@@ -250,18 +285,22 @@ func (s *searcher) run() (*Result, error) {
 				continue
 			}
 		}
+		if !s.monoCrit && len(s.workers) > 1 {
+			// Without tagging, checks do not depend on each other: run
+			// them a batch at a time on all cores, in candidate order.
+			pending = append(pending, c)
+			if len(pending) == len(s.workers) {
+				flush()
+			}
+			continue
+		}
 		ev := s.evaluated[c.id]
 		if ev == nil {
 			ev = s.evaluate(c.id)
 		}
-		if !ev.anonymous {
-			continue
-		}
-		ev.level = c.level
-		if best == nil || ev.loss < best.loss || (ev.loss == best.loss && c.level < best.level) {
-			best = ev
-		}
+		consider(ev, c)
 	}
+	flush()
 	if best == nil {
 		return nil, ErrNoSolution
 	}
@@ -285,50 +324,89 @@ type evaluation struct {
 // evaluate rolls the histogram up to node, decides anonymity, tags the
 // lattice and, when anonymous, computes the loss.
 func (s *searcher) evaluate(node int) *evaluation {
-	s.checked++
 	src := s.source(node)
+	ev, t, small := s.check(node, src, &s.w0)
+	s.integrate(ev, t, small, src)
+	return ev
+}
+
+// worker holds what one goroutine needs to check nodes.
+type worker struct {
+	s   scratch
+	chk *checker
+	lv  []int
+}
+
+// check rolls src up to node, decides anonymity and computes the loss of an
+// anonymous node. It touches no searcher state, so checks run in parallel.
+// t lives in w's scratch buffers until w's next check.
+func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *table, small int64) {
+	t, cl := s.e.rollup(src, node, &w.s)
+	ev = &evaluation{node: node}
+	suppressed := make([]bool, cl.n())
+	for i := range cl.n() {
+		if !w.chk.ok(cl, i) {
+			suppressed[i] = true
+			ev.outliers += cl.counts[i]
+		}
+		if cl.counts[i] < int64(s.o.K) {
+			small += cl.counts[i]
+		}
+	}
+	ev.anonymous = ev.outliers <= s.maxOutliers
+	if ev.anonymous {
+		w.lv = s.e.lat.levels(node, w.lv)
+		ev.loss, ev.perColumn = s.m.value(s.o.Metric, w.lv, cl, suppressed)
+	}
+	return ev, t, small
+}
+
+// integrate records a check: caches its table and tags the lattice.
+func (s *searcher) integrate(ev *evaluation, t *table, small int64, src *table) {
+	s.checked++
 	s.srcRows += src.rows()
 	if src == s.e.base {
 		s.fromBase++
 	}
-	t, cl := s.e.rollup(src, node, &s.s)
-	ev := &evaluation{node: node, cl: cl}
-	ev.suppressed = make([]bool, cl.n())
-	for i := range cl.n() {
-		if !s.chk.ok(cl, i) {
-			ev.suppressed[i] = true
-			ev.outliers += cl.counts[i]
-		}
-	}
-	ev.anonymous = ev.outliers <= s.maxOutliers
 	s.remember(t)
+	node := ev.node
 	if s.monoCrit {
 		if ev.anonymous {
 			s.tagUp(node)
 		} else {
 			s.tagDown(node)
 		}
-	} else if !ev.anonymous {
+	} else if !ev.anonymous && small > s.maxOutliers {
 		// l and t are not monotone with suppression, but the rows in
 		// classes below k are: if they alone exceed the limit, every node
 		// below fails too.
-		var small int64
-		for _, n := range cl.counts {
-			if n < int64(s.o.K) {
-				small += n
-			}
-		}
-		if small > s.maxOutliers {
-			s.tagDown(node)
-		}
+		s.tagDown(node)
 	}
-	if ev.anonymous {
-		s.lv = s.e.lat.levels(node, s.lv)
-		ev.loss, ev.perColumn = s.m.value(s.o.Metric, s.lv, cl, ev.suppressed)
+}
+
+// checkBatch checks nodes in parallel (one worker per core) and integrates
+// the results in order.
+func (s *searcher) checkBatch(nodes []int) []*evaluation {
+	srcs := make([]*table, len(nodes))
+	for i, n := range nodes {
+		srcs[i] = s.source(n)
 	}
-	// cl lives in scratch buffers that the next roll-up reuses.
-	ev.cl, ev.suppressed = nil, nil
-	return ev
+	evs := make([]*evaluation, len(nodes))
+	tabs := make([]*table, len(nodes))
+	smalls := make([]int64, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs[i], tabs[i], smalls[i] = s.check(n, srcs[i], s.workers[i])
+		}()
+	}
+	wg.Wait()
+	for i := range nodes {
+		s.integrate(evs[i], tabs[i], smalls[i], srcs[i])
+	}
+	return evs
 }
 
 // classesOf rolls the histogram up to node again and returns its classes
