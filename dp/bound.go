@@ -46,7 +46,7 @@ const emptyKey = 0
 // accesses of hashing mostly hit the cache instead of DRAM.
 const (
 	bucketsPerShard = 512
-	bucketStage     = 2048
+	bucketStage     = 4096
 )
 
 // bucket holds the pairs of some subjects: staged rows and the pair table.
@@ -82,6 +82,7 @@ type shard struct {
 	rng       *rand.ChaCha8
 	rows      []int32 // rows of the current batch that belong to this shard
 	err       error
+	initSlots int    // size the largest bucket table has grown to
 	notPublic int64  // rows skipped because their partition is not listed
 	sink      uint64 // keeps the touch loads of apply alive
 }
@@ -113,7 +114,10 @@ func (b *bucket) grow(stride int) {
 		for b.words[int(i)*stride] != emptyKey {
 			i = (i + 1) & b.mask
 		}
-		copy(b.words[int(i)*stride:int(i+1)*stride], old[o:o+stride])
+		dst := b.words[int(i)*stride : int(i+1)*stride]
+		for w := range dst {
+			dst[w] = old[o+w]
+		}
 	}
 }
 
@@ -206,7 +210,9 @@ func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []i
 func (s *shard) apply(b *bucket) {
 	k, nv, stride := s.k, s.nv, s.stride
 	if b.words == nil {
-		b.alloc(256, stride)
+		// Subjects spread evenly over buckets, so a new bucket starts at
+		// the size the first buckets grew to instead of growing again.
+		b.alloc(max(256, s.initSlots), stride)
 	}
 	// Touch every staged row's home slot first: independent loads the CPU
 	// overlaps, so the table is in cache for the dependent probes below
@@ -259,6 +265,9 @@ func (s *shard) apply(b *bucket) {
 	}
 	b.stKeys = b.stKeys[:0]
 	b.stVals = b.stVals[:0]
+	if slots := len(b.words) / stride; slots > s.initSlots {
+		s.initSlots = slots
+	}
 }
 
 // chosenPair is a pair that survived L0 bounding.
