@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
@@ -547,16 +548,15 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 // generalises and suppresses with the search's decision as a side input.
 // Without a kanon block it only projects the written columns. It returns the
 // output batches, the decision (zero or one JSON element), the sizes of the
-// written classes (for independent verification) and row counts.
-func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection) {
+// written classes (for independent verification) and row counts, or an
+// error when the policy does not parse.
+func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
 	s = s.Scope("tarnkappe.Generalize")
-	w, err := newWorker(cfg)
+	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		panic(err) // Config.Validate rejects this before the pipeline is built
+		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
-	hasK := w.p.KAnon != nil
-	w.close()
-	if hasK {
+	if p.KAnon != nil {
 		pairs := beam.ParDo(s, &combosFn{Cfg: cfg}, trans)
 		summed := beam.CombinePerKey(s, sumInt64, pairs)
 		hist := beam.Combine(s, histCombineFn{}, beam.ParDo(s, toEntry, summed))
@@ -569,7 +569,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
 	classes = beam.ParDo(s, toEntry, perClass)
-	return out, decision, classes, counts
+	return out, decision, classes, counts, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -882,7 +882,10 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	w.close()
 	raw, inCounts := Read(s, cfg)
 	trans, tCounts := beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{Cfg: cfg, OptOut: true, Columns: true}, raw)
-	out, decision, classes, gCounts := Generalize(s, cfg, trans)
+	out, decision, classes, gCounts, err := Generalize(s, cfg, trans)
+	if err != nil {
+		return err
+	}
 	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
 	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, inCounts, tCounts, gCounts))
 	rel := beam.CreateList(s, []ReleaseOutput{})
