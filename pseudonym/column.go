@@ -247,38 +247,65 @@ func validityOf(mem memory.Allocator, arr arrow.Array) *memory.Buffer {
 	return buf
 }
 
-// chunks splits n rows into at most w ranges of at least minChunk rows.
-func chunks(n, workers int) [][2]int {
+// schedule hands out ranges ("grains") of rows in increasing order to the
+// goroutines of one column. Pulling grains instead of splitting the column
+// in fixed halves keeps all cores busy when the machine is shared and one
+// thread gets less CPU than another.
+type schedule struct {
+	n, grain, workers int
+	next              atomic.Int64
+}
+
+func newSchedule(n, workers int) *schedule {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	k := min(workers, n/minChunk)
-	if k < 1 {
-		k = 1
+	workers = max(1, min(workers, n/minChunk))
+	grain := n
+	if workers > 1 {
+		grain = max(minChunk, (n+8*workers-1)/(8*workers))
 	}
-	out := make([][2]int, k)
-	for i := range k {
-		out[i] = [2]int{i * n / k, (i + 1) * n / k}
-	}
-	return out
+	return &schedule{n: n, grain: max(grain, 1), workers: workers}
 }
 
-// rowErr records the lowest-row error across workers.
+// take returns the next grain, or false when none is left or an error was
+// found at a row before it.
+func (s *schedule) take(re *rowErr) (lo, hi int, ok bool) {
+	g := s.next.Add(1) - 1
+	lo = int(g) * s.grain
+	if lo >= s.n || g > int64(s.n) || re.before(lo) {
+		return 0, 0, false
+	}
+	return lo, min(lo+s.grain, s.n), true
+}
+
+// rowErr records the lowest-row error across workers. Grains are taken in
+// increasing order, so every grain before the failing one is finished (or
+// fails lower) and the reported row is the first bad row of the column.
 type rowErr struct {
-	mu   sync.Mutex
-	row  int
-	err  error
-	stop atomic.Bool
+	mu     sync.Mutex
+	row    int
+	err    error
+	minRow atomic.Int64 // lowest failing row so far; MaxInt64 while none
+}
+
+func newRowErr() *rowErr {
+	r := &rowErr{}
+	r.minRow.Store(math.MaxInt64)
+	return r
 }
 
 func (r *rowErr) set(row int, err error) {
 	r.mu.Lock()
 	if r.err == nil || row < r.row {
 		r.row, r.err = row, err
+		r.minRow.Store(int64(row))
 	}
 	r.mu.Unlock()
-	r.stop.Store(true)
 }
+
+// before reports whether an error was found at a row before row.
+func (r *rowErr) before(row int) bool { return r.minRow.Load() < int64(row) }
 
 // memoTable remembers the outputs of repeated inputs. Keys and outputs are
 // copied into compact arenas, so a hit touches a small working set (table
@@ -379,15 +406,16 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 	dataBuf.Resize(int(total))
 	out := dataBuf.Bytes()
 
-	var re rowErr
+	re := newRowErr()
+	sc := newSchedule(n, opts.Workers)
 	var wg sync.WaitGroup
-	for _, c := range chunks(n, opts.Workers) {
+	for range sc.workers {
 		wg.Add(1)
-		go func(lo, hi int) {
+		go func() {
 			defer wg.Done()
 			w, err := t.newWorker()
 			if err != nil {
-				re.set(lo, err)
+				re.set(-1, err)
 				return
 			}
 			defer w.destroy()
@@ -396,36 +424,42 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 				seen = newMemoTable()
 				defer seen.arena.wipe()
 			}
-			for i := lo; i < hi; i++ {
-				if (i-lo)%cancelEvery == 0 {
-					if re.stop.Load() {
-						return
+			for {
+				lo, hi, ok := sc.take(re)
+				if !ok {
+					return
+				}
+				for i := lo; i < hi; i++ {
+					if (i-lo)%cancelEvery == 0 {
+						if re.before(lo) {
+							return
+						}
+						if err := ctx.Err(); err != nil {
+							re.set(i, err)
+							return
+						}
 					}
-					if err := ctx.Err(); err != nil {
+					if bits != nil && !bitutil.BitIsSet(bits, i) {
+						continue
+					}
+					v := data[offs[i]:offs[i+1]]
+					dst := out[oo[i]:oo[i+1]]
+					if seen != nil {
+						if p, ok := seen.m[string(v)]; ok {
+							copy(dst, p)
+							continue
+						}
+					}
+					if err := w.put(dst, v); err != nil {
 						re.set(i, err)
 						return
 					}
-				}
-				if bits != nil && !bitutil.BitIsSet(bits, i) {
-					continue
-				}
-				v := data[offs[i]:offs[i+1]]
-				dst := out[oo[i]:oo[i+1]]
-				if seen != nil {
-					if p, ok := seen.m[string(v)]; ok {
-						copy(dst, p)
-						continue
+					if seen != nil {
+						seen.put(v, dst)
 					}
 				}
-				if err := w.put(dst, v); err != nil {
-					re.set(i, err)
-					return
-				}
-				if seen != nil {
-					seen.put(v, dst)
-				}
 			}
-		}(c[0], c[1])
+		}()
 	}
 	wg.Wait()
 	if re.err != nil {
@@ -478,15 +512,16 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 	dataBuf := memory.NewResizableBuffer(mem)
 	dataBuf.Resize(int(total))
 	out := dataBuf.Bytes()
-	var re rowErr
+	re := newRowErr()
+	sc := newSchedule(n, opts.Workers)
 	var wg sync.WaitGroup
-	for _, c := range chunks(n, opts.Workers) {
+	for range sc.workers {
 		wg.Add(1)
-		go func(lo, hi int) {
+		go func() {
 			defer wg.Done()
 			w, err := t.newWorker()
 			if err != nil {
-				re.set(lo, err)
+				re.set(-1, err)
 				return
 			}
 			defer w.destroy()
@@ -494,33 +529,39 @@ func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr 
 			var arena memoArena
 			defer arena.wipe()
 			var buf [24]byte
-			for i := lo; i < hi; i++ {
-				if (i-lo)%cancelEvery == 0 {
-					if re.stop.Load() {
-						return
+			for {
+				lo, hi, ok := sc.take(re)
+				if !ok {
+					return
+				}
+				for i := lo; i < hi; i++ {
+					if (i-lo)%cancelEvery == 0 {
+						if re.before(lo) {
+							return
+						}
+						if err := ctx.Err(); err != nil {
+							re.set(i, err)
+							return
+						}
 					}
-					if err := ctx.Err(); err != nil {
+					if bits != nil && !bitutil.BitIsSet(bits, i) {
+						continue
+					}
+					dst := out[oo[i]:oo[i+1]]
+					if p, ok := seen[vals[i]]; ok {
+						copy(dst, p)
+						continue
+					}
+					if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
 						re.set(i, err)
 						return
 					}
-				}
-				if bits != nil && !bitutil.BitIsSet(bits, i) {
-					continue
-				}
-				dst := out[oo[i]:oo[i+1]]
-				if p, ok := seen[vals[i]]; ok {
-					copy(dst, p)
-					continue
-				}
-				if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
-					re.set(i, err)
-					return
-				}
-				if len(seen) < maxMemo {
-					seen[vals[i]] = arena.keep(dst)
+					if len(seen) < maxMemo {
+						seen[vals[i]] = arena.keep(dst)
+					}
 				}
 			}
-		}(c[0], c[1])
+		}()
 	}
 	wg.Wait()
 	if re.err != nil {
