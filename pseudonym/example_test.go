@@ -168,3 +168,57 @@ func ExampleNewDateShift() {
 	// Output:
 	// 2026-03-03 07:30:00 25m0s
 }
+
+func ExampleKeyring_Rotate() {
+	kr := exampleKeys()
+	defer kr.Destroy()
+	before, _ := pseudonym.NewHMAC(kr, pseudonym.HMACOptions{Domain: "brakedisc-pool/vin"})
+	old := before.Pseudonym([]byte("WVWZZZ1JZXW000001"))
+
+	if _, err := kr.Rotate(); err != nil {
+		log.Fatal(err)
+	}
+	after, _ := pseudonym.NewHMAC(kr, pseudonym.HMACOptions{Domain: "brakedisc-pool/vin"})
+	fmt.Println(after.KeyID() != before.KeyID(), after.Pseudonym([]byte("WVWZZZ1JZXW000001")) != old)
+
+	// Data made before the rotation records its key id (reports do); the
+	// old key is still in the keyring and reproduces its pseudonyms.
+	again, _ := pseudonym.NewHMAC(kr, pseudonym.HMACOptions{Domain: "brakedisc-pool/vin", KeyID: before.KeyID()})
+	fmt.Println(again.Pseudonym([]byte("WVWZZZ1JZXW000001")) == old, len(kr.KeyIDs()))
+	// Output:
+	// true true
+	// true 2
+}
+
+func ExampleDateShift_Column() {
+	kr := exampleKeys()
+	defer kr.Destroy()
+	d, err := pseudonym.NewDateShift(kr, pseudonym.DateShiftOptions{Domain: "brakedisc-pool/ts", MaxDays: 14})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mem := memory.NewGoAllocator()
+	tb := array.NewTimestampBuilder(mem, &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"})
+	sb := array.NewStringBuilder(mem)
+	t0 := time.Date(2026, 3, 2, 7, 30, 0, 0, time.UTC)
+	for i, vin := range []string{"WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", "WVWZZZ1JZXW000001"} {
+		tb.Append(arrow.Timestamp(t0.Add(time.Duration(i) * time.Hour).Unix()))
+		sb.Append(vin)
+	}
+	ts, vins := tb.NewArray(), sb.NewArray()
+	tb.Release()
+	sb.Release()
+	defer ts.Release()
+	defer vins.Release()
+
+	out, err := d.Column(context.Background(), ts, vins, pseudonym.ColumnOptions{Mem: mem, Name: "ts"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Release()
+	shifted := out.(*array.Timestamp)
+	// Rows 0 and 2 belong to the same vehicle: their distance is kept.
+	fmt.Println(time.Duration(shifted.Value(2)-shifted.Value(0)) * time.Second)
+	// Output:
+	// 2h0m0s
+}
