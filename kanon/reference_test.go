@@ -3,6 +3,7 @@ package kanon
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -96,5 +97,43 @@ func TestAdultReferenceLT(t *testing.T) {
 				t.Errorf("loss %.10g, ARX %.10g", got, c.loss)
 			}
 		})
+	}
+}
+
+// TestAdultLossPerColumn checks the Loss metric's per-column values against
+// ARX's TestUtilityMetricsLoss, which reports them (sorted, ARX's rank
+// aggregate) for given transformations of Adult with occupation sensitive.
+func TestAdultLossPerColumn(t *testing.T) {
+	qi := []string{"sex", "age", "race", "marital-status", "education", "native-country", "workclass", "salary-class"}
+	h := adultHistogram(t, qi, "occupation")
+	// ARX's recursive-(4,5)-diversity cases of the same test suppress about
+	// 30 more rows (0.1%) than this package for the listed transformations;
+	// the cause is not found (ARX's RecursiveCLDiversity reads as
+	// implemented here), so they are not asserted.
+	cases := []struct {
+		opts   Options
+		levels []int
+		want   []float64
+	}{
+		{Options{K: 5, SuppressionLimit: 0.99, Metric: MetricLoss}, []int{0, 3, 0, 0, 1, 0, 0, 0},
+			[]float64{0.297248193, 0.29678055, 0.1297659306, 0.1297659306, 0.1297659306, 0.1297659306, 0.1297659306, 0.1297659306}},
+	}
+	for _, c := range cases {
+		r, _, err := Evaluate(context.Background(), h, c.opts, c.levels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []float64
+		for _, q := range qi {
+			got = append(got, r.PerColumnLoss[q])
+		}
+		slices.Sort(got)
+		slices.Reverse(got)
+		for i := range got {
+			if math.Abs(got[i]-c.want[i]) > 1e-9 {
+				t.Errorf("%v: per-column loss %v, ARX %v", c.levels, got, c.want)
+				break
+			}
+		}
 	}
 }

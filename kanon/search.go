@@ -727,3 +727,37 @@ func (s *searcher) pairSource(a, b, la, lb int) *table {
 	}
 	return best
 }
+
+// Evaluate returns the result of one given transformation (levels in
+// quasi-identifier order) under opts: its suppressed rows, classes and the
+// value of every metric, whether or not it satisfies the models within the
+// suppression limit (Anonymous reports that). It is what Search computes
+// for the optimum, for any node — to compare a chosen transformation with
+// the optimum, or with another tool's.
+func Evaluate(ctx context.Context, h *Histogram, opts Options, levels []int) (*Result, bool, error) {
+	if h == nil {
+		return nil, false, errors.New("kanon.Evaluate: nil histogram")
+	}
+	if err := opts.validate(h); err != nil {
+		return nil, false, err
+	}
+	if h.rows == 0 {
+		return nil, false, errors.New("kanon.Evaluate: empty input (no rows)")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	r := &Result{K: opts.K, QuasiIdentifiers: slices.Clone(h.qi), Levels: slices.Clone(levels), LDiversity: opts.LDiversity, TCloseness: opts.TCloseness}
+	s, err := newSearcherFor(h, r)
+	if err != nil {
+		return nil, false, fmt.Errorf("kanon.Evaluate: %w", err)
+	}
+	s.o = opts
+	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
+	node := s.e.lat.id(levels)
+	cl, supp, out := s.classesOf(node)
+	lv := s.e.lat.levels(node, nil)
+	loss, per := s.m.value(opts.Metric, lv, cl, supp)
+	res := s.result(&evaluation{node: node, loss: loss, perColumn: per, outliers: out})
+	return res, out <= s.maxOutliers, nil
+}
