@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -44,6 +45,7 @@ func BenchmarkReadParquet(b *testing.B) {
 	b.Run("arrowio", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(st.Size())
+		cpu0 := processCPU()
 		for b.Loop() {
 			src, err := arrowio.Open(context.Background(), path, arrowio.OpenOptions{})
 			if err != nil {
@@ -58,11 +60,12 @@ func BenchmarkReadParquet(b *testing.B) {
 			}
 			src.Close()
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*benchRows), "ns/row")
+		reportRows(b, cpu0)
 	})
 	b.Run("pqarrow-plain", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(st.Size())
+		cpu0 := processCPU()
 		for b.Loop() {
 			pf, err := file.OpenParquetFile(path, false)
 			if err != nil {
@@ -86,7 +89,7 @@ func BenchmarkReadParquet(b *testing.B) {
 			rr.Release()
 			pf.Close()
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*benchRows), "ns/row")
+		reportRows(b, cpu0)
 	})
 }
 
@@ -99,6 +102,7 @@ func BenchmarkReadFormats(b *testing.B) {
 		b.Run(ext[1:], func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(st.Size())
+			cpu0 := processCPU()
 			for b.Loop() {
 				src, err := arrowio.Open(context.Background(), path, arrowio.OpenOptions{})
 				if err != nil {
@@ -111,7 +115,7 @@ func BenchmarkReadFormats(b *testing.B) {
 				}
 				src.Close()
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*benchRows), "ns/row")
+			reportRows(b, cpu0)
 		})
 	}
 }
@@ -125,12 +129,21 @@ func BenchmarkWriteFleet(b *testing.B) {
 	for _, ext := range []string{".parquet", ".arrow", ".csv"} {
 		b.Run(ext[1:], func(b *testing.B) {
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			for b.Loop() {
 				if err := brakedisc.WriteFile(context.Background(), filepath.Join(dir, "w"+ext), cfg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*benchRows), "ns/row")
+			reportRows(b, cpu0)
 		})
 	}
+}
+
+// reportRows adds wall and CPU nanoseconds per row (CPU: the process's,
+// which on a shared machine is the fairer figure).
+func reportRows(b *testing.B, cpu0 time.Duration) {
+	rows := float64(int64(b.N) * benchRows)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/rows, "ns/row")
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/rows, "cpu-ns/row")
 }
