@@ -12,8 +12,13 @@
 //     compressions an HMAC of a short value needs at the least.
 //
 // One op of naive/plain/dict is the whole column, so their ns/op compare
-// directly; each also reports ns/row. The column is built lazily on first
-// use, so `go test ./...` only compiles this package. Run:
+// directly; each also reports ns/row. Because the machine these run on is
+// often shared, plain and dict also report x-naive (median over rounds that
+// alternate one op of ours with the naive code on a window of rows) and
+// distinct reports x-floor (median over alternating rounds of 1,000 values
+// against sha256.Sum256): ratios whose two halves saw the same load. The
+// column is built lazily on first use, so `go test ./...` only compiles
+// this package. Run:
 //
 //	go test ./benchmarks/pseudonym/ -run '^$' -bench . -count 3
 //
