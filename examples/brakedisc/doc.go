@@ -41,7 +41,9 @@
 // # Promises
 //
 // The same Config gives the same rows, and written with arrowio the same
-// Parquet bytes. Config.Rows is exact. Memory is O(Config.Vehicles): the
+// Parquet bytes, on the same architecture (the Go compiler may fuse
+// floating-point multiply-adds on some, e.g. arm64, which changes the last
+// bits of simulated values). Config.Rows is exact. Memory is O(Config.Vehicles): the
 // vehicles are simulated as rows are read, so 100M rows stream through a
 // constant footprint. Randomness is math/rand/v2 PCG, seeded from
 // Config.Seed: this is simulation, never privacy randomness.

@@ -407,9 +407,16 @@ func TestCSVNullsAndHeaderOnly(t *testing.T) {
 	}
 	src.Close()
 
+	bom := filepath.Join(dir, "bom.csv")
+	os.WriteFile(bom, []byte("\xef\xbb\xbfvin,n\nX,1\n"), 0o600)
+	sc, rows := readAll(t, mem, bom, OpenOptions{})
+	if sc.Field(0).Name != "vin" || len(rows) != 1 || rows[0] != "X|1" {
+		t.Errorf("BOM CSV: schema %s rows %q", sc, rows)
+	}
+
 	h := filepath.Join(dir, "h.csv")
 	os.WriteFile(h, []byte("a,b\n"), 0o600)
-	sc, rows := readAll(t, mem, h, OpenOptions{})
+	sc, rows = readAll(t, mem, h, OpenOptions{})
 	if len(rows) != 0 || sc.NumFields() != 2 {
 		t.Errorf("header-only CSV: %d rows, schema %s", len(rows), sc)
 	}

@@ -103,6 +103,15 @@ func (s *Source) openCSV(f *os.File, opts OpenOptions) error {
 		nulls[v] = true
 	}
 
+	// A UTF-8 byte order mark (spreadsheet exports) is not part of the
+	// first column's name.
+	var bom [3]byte
+	if n, _ := io.ReadFull(f, bom[:]); n != 3 || bom != [3]byte{0xEF, 0xBB, 0xBF} {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+
 	// Read the header and the inference prefix with encoding/csv, keeping
 	// every byte consumed so the arrow reader can start over from byte 0
 	// without seeking (the same code then serves pipes).

@@ -1,6 +1,7 @@
 package arrowio_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 
 // Create writes batches to a temporary file and renames it into place on
 // Commit; Open streams the batches back.
-func Example() {
+func ExampleCreate() {
 	dir, err := os.MkdirTemp("", "arrowio-example")
 	if err != nil {
 		log.Fatal(err)
@@ -89,4 +90,39 @@ func ExampleOpen_csvError() {
 	}
 	// Output:
 	// owners.csv row 2 column birth_year
+}
+
+// Open with "-" reads an Arrow IPC stream from OpenOptions.Stdin (Create
+// with "-" writes one to CreateOptions.Stdout), so commands can be piped.
+func ExampleOpen() {
+	mem := memory.NewGoAllocator()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "pad_wear_mm", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	b.Field(0).(*array.Float64Builder).AppendValues([]float64{11.2, 9.8}, nil)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+
+	var pipe bytes.Buffer
+	sink, err := arrowio.Create("-", schema, arrowio.CreateOptions{Mem: mem, Stdout: &pipe})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := sink.Write(rec); err != nil {
+		log.Fatal(err)
+	}
+	if err := sink.Commit(); err != nil {
+		log.Fatal(err)
+	}
+
+	src, err := arrowio.Open(context.Background(), "-", arrowio.OpenOptions{Mem: mem, Stdin: &pipe})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	for src.Next() {
+		fmt.Println(src.RecordBatch().Column(0))
+	}
+	// Output:
+	// [11.2 9.8]
 }
