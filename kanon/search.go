@@ -164,9 +164,11 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	}
 	s := &searcher{ctx: ctx, h: h, o: opts, e: e, m: newMetrics(h)}
 	s.chk = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
-	s.w0.chk = s.chk
+	// Sequential checks share the searcher's scratch buffers (roll-ups are
+	// never concurrent there): one set of large hash tables, not two.
+	s.w0.chk, s.w0.s = s.chk, &s.s
 	for range max(1, runtime.GOMAXPROCS(0)) {
-		s.workers = append(s.workers, &worker{chk: newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)})
+		s.workers = append(s.workers, &worker{s: &scratch{}, chk: newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)})
 	}
 	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
 	s.tags = make([]uint8, s.e.lat.size)
@@ -332,7 +334,7 @@ func (s *searcher) evaluate(node int) *evaluation {
 
 // worker holds what one goroutine needs to check nodes.
 type worker struct {
-	s   scratch
+	s   *scratch
 	chk *checker
 	lv  []int
 }
@@ -341,7 +343,7 @@ type worker struct {
 // anonymous node. It touches no searcher state, so checks run in parallel.
 // t lives in w's scratch buffers until w's next check.
 func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *table, small int64) {
-	t, cl := s.e.rollup(src, node, &w.s)
+	t, cl := s.e.rollup(src, node, w.s)
 	ev = &evaluation{node: node}
 	suppressed := make([]bool, cl.n())
 	for i := range cl.n() {
