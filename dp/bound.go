@@ -51,15 +51,17 @@ const (
 
 // bucket holds the pairs of some subjects: staged rows and the pair table.
 //
-// The table is open addressing over flat words, one slot of
-// 2 + k·nv words per pair: the key (subject<<32 | partition, plus 1; 0 when
-// free), the number of rows seen, then the reservoir (k rows of nv values,
-// as float64 bits). Key, count and reservoir share one or two cache lines,
-// so a row costs one miss at most.
+// The table is open addressing over flat words, one slot per pair: the key
+// (subject<<32 | partition, plus 1; 0 when free), the number of rows seen,
+// then the reservoir (k rows of nv values, as float64 bits) when it is small
+// (k·nv <= maxInline: key, count and reservoir share one or two cache lines,
+// so a row costs one miss at most), else the index of the pair's reservoir
+// in the bucket's arena.
 type bucket struct {
 	stKeys []uint64  // staged rows: subject<<32 | partition, plus 1
 	stVals []float64 // staged rows' values, nv per row
 	words  []uint64
+	arena  []uint64 // reservoirs when they are not inline, kn words per pair
 	mask   uint64
 	shift  uint
 	n      int // pairs
@@ -78,7 +80,9 @@ type shard struct {
 	shift     uint // log2 of the number of shards (a power of two)
 	k         int  // L∞
 	nv        int  // value columns
-	stride    int  // words per slot: 2 + k·nv
+	stride    int  // words per slot: 2 + k·nv inline, 3 with an arena
+	kn        int  // reservoir words per pair: k·nv
+	inline    bool // reservoir inside the slot (small k·nv) or in the arena
 	rng       *rand.ChaCha8
 	rows      []int32 // rows of the current batch that belong to this shard
 	err       error
@@ -93,7 +97,24 @@ func newShard(k, nv int, shift uint) (*shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shard{k: k, nv: nv, stride: 2 + k*nv, rng: r, shift: shift, buckets: make([]bucket, bucketsPerShard)}, nil
+	s := &shard{k: k, nv: nv, kn: k * nv, rng: r, shift: shift, buckets: make([]bucket, bucketsPerShard)}
+	s.setLayout()
+	return s, nil
+}
+
+// maxInline is the largest reservoir (k·nv words) kept inside the slot.
+// Larger reservoirs live in a per-bucket arena, so that empty slots (the
+// table is at most 3/4 full) do not each carry k·nv unused words.
+const maxInline = 8
+
+func (s *shard) setLayout() {
+	s.kn = s.k * s.nv
+	s.inline = s.kn <= maxInline
+	if s.inline {
+		s.stride = 2 + s.kn
+	} else {
+		s.stride = 3
+	}
 }
 
 func (b *bucket) alloc(slots, stride int) {
@@ -130,9 +151,9 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 		id := sid[r]
 		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
 		if b.stKeys == nil {
-			// Staging buffers are allocated at full size on first use.
-			b.stKeys = make([]uint64, 0, bucketStage)
-			b.stVals = make([]float64, 0, bucketStage*nv)
+			// Staging starts small (small inputs stay small) and grows to bucketStage.
+			b.stKeys = make([]uint64, 0, 256)
+			b.stVals = make([]float64, 0, 256*nv)
 		}
 		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r])+1)
 		for c := 0; c < nv; c++ {
@@ -192,8 +213,8 @@ func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []i
 		id := sRemap[sIdx[r]]
 		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
 		if b.stKeys == nil {
-			b.stKeys = make([]uint64, 0, bucketStage)
-			b.stVals = make([]float64, 0, bucketStage*nv)
+			b.stKeys = make([]uint64, 0, 256)
+			b.stVals = make([]float64, 0, 256*nv)
 		}
 		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid)+1)
 		for c := 0; c < nv; c++ {
@@ -208,7 +229,7 @@ func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []i
 
 // apply runs the staged rows of b through its pair table and reservoirs.
 func (s *shard) apply(b *bucket) {
-	k, nv, stride := s.k, s.nv, s.stride
+	k, nv, stride, kn, inline := s.k, s.nv, s.stride, s.kn, s.inline
 	if b.words == nil {
 		// Subjects spread evenly over buckets, so a new bucket starts at
 		// the size the first buckets grew to instead of growing again.
@@ -238,6 +259,10 @@ func (s *shard) apply(b *bucket) {
 					continue
 				}
 				b.words[base] = key
+				if !inline {
+					b.words[base+2] = uint64(len(b.arena) / kn)
+					b.arena = slices.Grow(b.arena, kn)[:len(b.arena)+kn]
+				}
 				b.n++
 				break
 			}
@@ -258,9 +283,12 @@ func (s *shard) apply(b *bucket) {
 			}
 			pos = int(j)
 		}
-		dst := base + 2 + pos*nv
+		tgt, dst := b.words, base+2+pos*nv
+		if !inline {
+			tgt, dst = b.arena, int(b.words[base+2])*kn+pos*nv
+		}
 		for c := range nv {
-			b.words[dst+c] = math.Float64bits(b.stVals[e*nv+c])
+			tgt[dst+c] = math.Float64bits(b.stVals[e*nv+c])
 		}
 	}
 	b.stKeys = b.stKeys[:0]
@@ -346,13 +374,17 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 				}
 				st.RowsUsed += rows
 				v := vals[:int(rows)*s.nv]
+				src, off := b.words, int(o)+2
+				if !s.inline {
+					src, off = b.arena, int(b.words[o+2])*s.kn
+				}
 				for c := range v {
-					v[c] = math.Float64frombits(b.words[int(o)+2+c])
+					v[c] = math.Float64frombits(src[off+c])
 				}
 				visit(chosenPair{pid: uint32(b.words[o] - 1), rows: int(rows), vals: v})
 			}
 		}
-		b.words, b.stKeys, b.stVals = nil, nil, nil
+		*b = bucket{}
 	}
 	return nil
 }

@@ -413,8 +413,10 @@ func TestL0UniformAndNeverExceeded(t *testing.T) {
 }
 
 // TestReservoirUniform: with L∞ = 3 and 10 rows in one pair, each row is
-// kept with probability 0.3 whatever its position. 20,000 trials; each
-// row's count is checked at ±4.5σ (false rejection ≤ 10·6.8e-6).
+// kept with probability 0.3 whatever its position, for a reservoir inside
+// the slot (one value column) and one in the arena (three columns). 20,000
+// trials each; each row's count is checked at ±4.5σ (false rejection
+// ≤ 2·10·6.8e-6).
 func TestReservoirUniform(t *testing.T) {
 	r, err := newRand()
 	if err != nil {
@@ -427,25 +429,42 @@ func TestReservoirUniform(t *testing.T) {
 	for i := range vals {
 		vals[i] = float64(i)
 	}
-	var hits [n]int
-	for range trials {
-		s := &shard{k: k, nv: 1, stride: 2 + k, rng: r, buckets: make([]bucket, bucketsPerShard)}
-		for i := range n {
-			s.rows = append(s.rows, int32(i))
+	for _, nv := range []int{1, 3} {
+		cols := make([][]float64, nv)
+		for c := range cols {
+			cols[c] = vals
 		}
-		s.add(sid, pid, [][]float64{vals})
-		var st Stats
-		s.bound(1, func(p chosenPair) {
-			for _, v := range p.vals {
-				hits[int(v)]++
+		var hits [n]int
+		s := &shard{k: k, nv: nv, rng: r, buckets: make([]bucket, bucketsPerShard)}
+		s.setLayout()
+		if s.inline != (nv == 1) {
+			t.Fatalf("nv=%d: inline=%v", nv, s.inline)
+		}
+		for range trials {
+			// bound empties every bucket, so the shard is reused.
+			s.rows = s.rows[:0]
+			for i := range n {
+				s.rows = append(s.rows, int32(i))
 			}
-		}, &st)
-	}
-	p := float64(k) / n
-	sd := math.Sqrt(trials * p * (1 - p))
-	for i, h := range hits {
-		if math.Abs(float64(h)-trials*p) > 4.5*sd {
-			t.Errorf("row %d kept %d times, want %.0f ± %.0f", i, h, trials*p, 4.5*sd)
+			s.add(sid, pid, cols)
+			var st Stats
+			s.bound(1, func(p chosenPair) {
+				for i := 0; i < len(p.vals); i += nv {
+					for c := 1; c < nv; c++ {
+						if p.vals[i+c] != p.vals[i] {
+							t.Fatalf("row values torn apart: %v", p.vals)
+						}
+					}
+					hits[int(p.vals[i])]++
+				}
+			}, &st)
+		}
+		p := float64(k) / n
+		sd := math.Sqrt(trials * p * (1 - p))
+		for i, h := range hits {
+			if math.Abs(float64(h)-trials*p) > 4.5*sd {
+				t.Errorf("nv=%d: row %d kept %d times, want %.0f ± %.0f", nv, i, h, trials*p, 4.5*sd)
+			}
 		}
 	}
 }
@@ -944,9 +963,12 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 	for k := range 10 {
 		pl.Add(fmt.Sprintf("k%d", k))
 	}
-	for _, public := range []*PartitionList{nil, pl} {
+	for ci, public := range []*PartitionList{nil, pl, nil} {
 		opts := baseOpts()
 		opts.Public = public
+		if ci == 2 {
+			opts.MaxPerPartition = 12 // reservoirs in the arena, not the slot
+		}
 		slow := partialOf(t, mem, opts, rows, 128)
 		ag, err := NewAggregator(opts)
 		if err != nil {
