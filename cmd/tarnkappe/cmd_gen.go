@@ -3,8 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 	"github.com/tarnkappe/tarnkappe/internal/arrowio"
@@ -51,6 +55,7 @@ complete.`,
 			if err != nil {
 				return usageError(fmt.Errorf("gen: %w", err), "check that the directory of --out exists and is writable")
 			}
+			bar := genProgress(cmd, cfg.Rows)
 			ctx := cmd.Context()
 			for rr.Next() {
 				if err := ctx.Err(); err != nil {
@@ -60,6 +65,12 @@ complete.`,
 				if err := sink.Write(rr.RecordBatch()); err != nil {
 					return fmt.Errorf("gen: %w", err)
 				}
+				if bar != nil {
+					bar.Add64(rr.RecordBatch().NumRows())
+				}
+			}
+			if bar != nil {
+				bar.Finish()
 			}
 			if err := rr.Err(); err != nil {
 				sink.Abort()
@@ -79,4 +90,21 @@ complete.`,
 	f.Int64Var(&rows, "rows", def.Rows, "exact number of rows")
 	f.Int64Var(&seed, "seed", def.Seed, "random seed: the same seed and sizes give the same bytes")
 	return cmd
+}
+
+// genProgress returns a progress bar on stderr when stderr is a terminal
+// (never in scripts or pipes, whose stderr must stay readable), else nil.
+func genProgress(cmd *cobra.Command, rows int64) *progressbar.ProgressBar {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || rows < 1_000_000 {
+		return nil
+	}
+	return progressbar.NewOptions64(rows,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription("gen"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish())
 }
