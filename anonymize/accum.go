@@ -18,6 +18,9 @@ type interner struct {
 	ids  map[string]uint32
 	vals []string
 	ints map[int64]uint32
+	// the last dictionary interned and its ids (see dictKey)
+	lastDict dictKey
+	lastIDs  []uint32
 }
 
 func newInterner() *interner {
@@ -47,16 +50,26 @@ func (in *interner) column(name string, col arrow.Array, rowBase int64, dst []ui
 	switch c := col.(type) {
 	case *array.Dictionary:
 		dict := c.Dictionary()
-		ids := make([]uint32, dict.Len())
-		for j := range ids {
-			if dict.IsNull(j) {
-				continue
+		sd, isStr := stringDictOf(c)
+		var ids []uint32
+		if isStr && in.lastIDs != nil && in.lastDict.matches(sd) {
+			ids = in.lastIDs
+		} else {
+			ids = make([]uint32, dict.Len())
+			for j := range ids {
+				if dict.IsNull(j) {
+					continue
+				}
+				s, err := valueText(dict, j)
+				if err != nil {
+					return fmt.Errorf("column %q: %w", name, err)
+				}
+				ids[j] = in.id(s)
 			}
-			s, err := valueText(dict, j)
-			if err != nil {
-				return fmt.Errorf("column %q: %w", name, err)
+			if isStr {
+				in.lastDict.set(sd)
+				in.lastIDs = ids
 			}
-			ids[j] = in.id(s)
 		}
 		for i := range c.Len() {
 			dst[i] = ids[c.GetValueIndex(i)]

@@ -24,7 +24,13 @@ type optOutSet struct {
 	// (identity for clear lists, the subject's pseudonym otherwise).
 	toForm func(string) (string, error)
 	seen   map[string]struct{} // keyed subjects matched at least once
+	// last dictionary tested and its results (see dictKey)
+	lastDict dictKey
+	lastHits []bool
 }
+
+// forget drops the last dictionary (input data) at the end of a run.
+func (s *optOutSet) forget() { s.lastDict, s.lastHits = dictKey{}, nil }
 
 // loadOptOut reads one subject per line from r. Lines are trimmed; blank
 // lines and lines starting with # are ignored. name is used in errors.
@@ -55,6 +61,34 @@ func loadOptOut(name string, r io.Reader, mac *pseudonym.HMAC, toForm func(strin
 	return s, nil
 }
 
+// dictHits tests every entry of d's dictionary, reusing the results for an
+// identical dictionary in consecutive batches.
+func (s *optOutSet) dictHits(d *array.Dictionary, test func(string) (bool, error), subject string) ([]bool, error) {
+	sd, isStr := stringDictOf(d)
+	if isStr && s.lastHits != nil && s.lastDict.matches(sd) {
+		return s.lastHits, nil
+	}
+	dict := d.Dictionary()
+	hits := make([]bool, dict.Len())
+	for i := range hits {
+		if dict.IsNull(i) {
+			continue
+		}
+		v, err := valueText(dict, i)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", subject, err)
+		}
+		if hits[i], err = test(v); err != nil {
+			return nil, fmt.Errorf("column %q: %w", subject, err)
+		}
+	}
+	if isStr {
+		s.lastDict.set(sd)
+		s.lastHits = hits
+	}
+	return hits, nil
+}
+
 // filterMask returns a boolean array: true for rows to keep. A dictionary
 // subject column is tested once per dictionary entry.
 func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.Array, rowBase int64) (arrow.Array, int64, error) {
@@ -78,19 +112,9 @@ func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.A
 	b.Reserve(col.Len())
 	var dropped int64
 	if d, ok := col.(*array.Dictionary); ok {
-		dict := d.Dictionary()
-		hits := make([]bool, dict.Len())
-		for i := range hits {
-			if dict.IsNull(i) {
-				continue
-			}
-			v, err := valueText(dict, i)
-			if err != nil {
-				return nil, 0, fmt.Errorf("column %q: %w", subject, err)
-			}
-			if hits[i], err = test(v); err != nil {
-				return nil, 0, fmt.Errorf("column %q: %w", subject, err)
-			}
+		hits, err := s.dictHits(d, test, subject)
+		if err != nil {
+			return nil, 0, err
 		}
 		for i := range d.Len() {
 			if d.IsNull(i) {

@@ -238,15 +238,16 @@ type plan struct {
 	subject   int
 	seg       *mobility.Segmenter
 	coarsen   mobility.CoarsenOptions
-	mid       *arrow.Schema // after mobility
-	ops       []colOp       // per mid column
-	actions   []Action      // per mid column
-	trans     *arrow.Schema // after column transforms
-	gen       *arrow.Schema // trans with quasi-identifiers generalised (pass 2)
-	keep      []int         // trans columns written
-	out       *arrow.Schema // written schema
-	qiIdx     []int         // quasi-identifiers in trans
-	subjTrans int           // subject in trans
+	mid       *arrow.Schema      // after mobility
+	ops       []colOp            // per mid column
+	caches    []*dictResultCache // per mid column, for ops that map dictionaries
+	actions   []Action           // per mid column
+	trans     *arrow.Schema      // after column transforms
+	gen       *arrow.Schema      // trans with quasi-identifiers generalised (pass 2)
+	keep      []int              // trans columns written
+	out       *arrow.Schema      // written schema
+	qiIdx     []int              // quasi-identifiers in trans
+	subjTrans int                // subject in trans
 }
 
 // checkSchema enforces deny-by-default and the column types each action needs.
@@ -388,6 +389,12 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 			}
 		}
 		pl.ops = append(pl.ops, op)
+		switch op.(type) {
+		case *pseudonymOp, mapStringsOp:
+			pl.caches = append(pl.caches, &dictResultCache{})
+		default:
+			pl.caches = append(pl.caches, nil)
+		}
 		pl.actions = append(pl.actions, rule.Action)
 		tf = append(tf, arrow.Field{Name: f.Name, Type: op.outType(f.Type), Nullable: f.Nullable})
 	}
@@ -435,9 +442,18 @@ func (r *Runner) transform(ctx context.Context, pl *plan, rec arrow.RecordBatch,
 		}
 	}()
 	for i, op := range pl.ops {
+		if cache := pl.caches[i]; cache != nil {
+			if c := cache.lookup(rec.Column(i)); c != nil {
+				cols[i] = c
+				continue
+			}
+		}
 		c, err := op.apply(ctx, r.mem, rec.Column(i), rec, rowBase)
 		if err != nil {
 			return nil, err
+		}
+		if cache := pl.caches[i]; cache != nil {
+			cache.store(rec.Column(i), c)
 		}
 		cols[i] = c
 	}
@@ -466,6 +482,16 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	if pl.seg != nil {
 		defer pl.seg.Release()
 	}
+	defer func() {
+		for _, c := range pl.caches {
+			if c != nil {
+				c.release()
+			}
+		}
+		if r.optout != nil {
+			r.optout.forget()
+		}
+	}()
 	rep = &Report{
 		Tool: "tarnkappe", Policy: p.File(), Input: r.opts.Input, Output: r.opts.Output,
 		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: r.keys,
