@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -41,7 +43,12 @@ func NewAggregator(opts Options) (*Aggregator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Aggregator{spec: s, public: opts.Public, subj: newColEncoder(opts.Subject, false)}
+	a := &Aggregator{spec: s, subj: newColEncoder(opts.Subject, false)}
+	if opts.Public != nil {
+		// A snapshot: the list the spec recorded is the list rows are
+		// filtered by, even if the caller changes theirs later.
+		a.public = &PartitionList{columns: slices.Clone(opts.Public.columns), keys: maps.Clone(opts.Public.keys)}
+	}
 	for _, g := range opts.GroupBy {
 		a.keys = append(a.keys, newColEncoder(g, true))
 	}
