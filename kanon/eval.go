@@ -487,6 +487,28 @@ func (t *table) ensureIDs() {
 	t.decoded = true
 }
 
+// cloneInto copies t into dst, reusing dst's buffers (dst may be nil).
+func (t *table) cloneInto(dst *table) *table {
+	if dst == nil {
+		return t.clone()
+	}
+	t.ensureIDs()
+	dst.node, dst.decoded, dst.packed, dst.widths = t.node, true, nil, nil
+	dst.counts = append(dst.counts[:0], t.counts...)
+	if len(dst.ids) != len(t.ids) {
+		dst.ids = make([][]int32, len(t.ids))
+	}
+	for i, col := range t.ids {
+		dst.ids[i] = append(dst.ids[i][:0], col...)
+	}
+	if t.sens != nil {
+		dst.sens = append(dst.sens[:0], t.sens...)
+	} else {
+		dst.sens = nil
+	}
+	return dst
+}
+
 // clone copies t out of the scratch buffers.
 func (t *table) clone() *table {
 	t.ensureIDs()

@@ -125,6 +125,7 @@ type searcher struct {
 	fromBase    int
 	cachedRows  int
 	badStone    map[int]bool // stepping stones too large to help
+	free        []*table     // evicted tables whose buffers clones reuse
 	kb          *kBounds
 }
 
@@ -498,7 +499,7 @@ func (s *searcher) remember(t *table) {
 			return
 		}
 	}
-	t = t.clone()
+	t = t.cloneInto(s.takeFree(t.rows()))
 	for s.cachedRows+t.rows() > s.cacheLimit() && len(s.cache) > 1 {
 		// Evict the largest cached table (never the base).
 		worst := 1
@@ -508,9 +509,13 @@ func (s *searcher) remember(t *table) {
 			}
 		}
 		if s.cache[worst].rows() <= t.rows() {
+			s.free = append(s.free, t)
 			return
 		}
 		s.cachedRows -= s.cache[worst].rows()
+		if len(s.free) < 64 {
+			s.free = append(s.free, s.cache[worst])
+		}
 		s.cache[worst] = s.cache[len(s.cache)-1]
 		s.cache = s.cache[:len(s.cache)-1]
 	}
@@ -762,4 +767,16 @@ func Evaluate(ctx context.Context, h *Histogram, opts Options, levels []int) (*R
 	loss, per := s.m.value(opts.Metric, lv, cl, supp)
 	res := s.result(&evaluation{node: node, loss: loss, perColumn: per, outliers: out})
 	return res, out <= s.maxOutliers, nil
+}
+
+// takeFree returns an evicted table with room for rows, or nil.
+func (s *searcher) takeFree(rows int) *table {
+	for i, t := range s.free {
+		if cap(t.counts) >= rows {
+			s.free[i] = s.free[len(s.free)-1]
+			s.free = s.free[:len(s.free)-1]
+			return t
+		}
+	}
+	return nil
 }
