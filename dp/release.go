@@ -128,6 +128,22 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	} else {
 		keys = p.sortedKeys()
 	}
+	// Everything that can fail without drawing noise happens before the
+	// budget is spent.
+	alpha := 1 - s.Confidence
+	var sel *selector
+	if !s.Public {
+		if sel, err = newSelector(s.MaxPartitions, selB); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
+		}
+	}
+	plans := make([]*ciPlan, len(s.Aggregates))
+	for i := range s.Aggregates {
+		a := &s.Aggregates[i]
+		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha); err != nil {
+			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", a.Name, err)
+		}
+	}
 	if err := acct.spendAll(shares); err != nil {
 		return nil, fmt.Errorf("dp.Partial.Release: %w", err)
 	}
@@ -147,21 +163,7 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	}
 	b := newResultBuilder(mem, s)
 	defer b.release()
-	alpha := 1 - s.Confidence
 	empty := newPartitionState(s)
-	var sel *selector
-	if !s.Public {
-		if sel, err = newSelector(s.MaxPartitions, selB); err != nil {
-			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
-		}
-	}
-	plans := make([]*ciPlan, len(s.Aggregates))
-	for i := range s.Aggregates {
-		a := &s.Aggregates[i]
-		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha); err != nil {
-			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", a.Name, err)
-		}
-	}
 	// Noise per partition is independent, so partitions are released in
 	// parallel; rows are then appended in key order.
 	outs := make([]partitionOut, len(keys))
