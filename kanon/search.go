@@ -307,9 +307,6 @@ func (s *searcher) run() (*Result, error) {
 	if best == nil {
 		return nil, ErrNoSolution
 	}
-	if debugSearch {
-		println("srcRows", s.srcRows, "fromBase", s.fromBase, "checked", s.checked, "cache", len(s.cache), s.cachedRows)
-	}
 	return s.result(best), nil
 }
 

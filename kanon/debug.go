@@ -1,3 +1,0 @@
-package kanon
-
-const debugSearch = false
