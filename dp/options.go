@@ -38,9 +38,10 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// DefaultRanks are the quantile ranks used when an Aggregate of kind
-// Quantiles names none.
-var DefaultRanks = []float64{0.5, 0.9, 0.99}
+// DefaultRanks returns the quantile ranks used when an Aggregate of kind
+// Quantiles names none: p50, p90, p99. (A function, so that no package
+// state can be changed by a caller.)
+func DefaultRanks() []float64 { return []float64{0.5, 0.9, 0.99} }
 
 // Aggregate is one statistic computed for every released partition.
 type Aggregate struct {
@@ -52,7 +53,7 @@ type Aggregate struct {
 	// Lower and Upper clamp every value. Required for every kind but Count;
 	// Lower < Upper, both finite. They must not depend on the data.
 	Lower, Upper float64
-	// Ranks for Quantiles, each in [0, 1]. Defaults to DefaultRanks.
+	// Ranks for Quantiles, each in [0, 1]. Defaults to DefaultRanks().
 	Ranks []float64
 	// Epsilon and Delta are this aggregate's share of the release budget.
 	// Zero means "an even split of what the declared shares leave".
@@ -260,7 +261,7 @@ func (o *Options) validate(fn string) (*Spec, error) {
 			if a.Kind == Quantiles {
 				as.Ranks = append([]float64(nil), a.Ranks...)
 				if len(as.Ranks) == 0 {
-					as.Ranks = append([]float64(nil), DefaultRanks...)
+					as.Ranks = DefaultRanks()
 				}
 				for _, r := range as.Ranks {
 					if !(r >= 0 && r <= 1) {
