@@ -1,6 +1,7 @@
 package dp
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,6 +190,12 @@ func (p *Partial) check() error {
 	}
 	return nil
 }
+
+// Partials travel between workers as bytes.
+var (
+	_ encoding.BinaryMarshaler   = (*Partial)(nil)
+	_ encoding.BinaryUnmarshaler = (*Partial)(nil)
+)
 
 // MarshalBinary serialises the partial (JSON).
 func (p *Partial) MarshalBinary() ([]byte, error) {
