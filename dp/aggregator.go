@@ -261,37 +261,73 @@ func (a *Aggregator) addFast(rec arrow.RecordBatch, subjCol arrow.Array, first i
 	a.describeNewPartitions()
 	n := len(sIdx)
 	ns := len(a.shards)
+	a.sid, a.pid = grow32(a.sid, n), grow32(a.pid, n)
+	// Phase 1, rows split in contiguous halves (quarters, ...): codes
+	// through the remaps, null, range and NaN/±Inf checks.
+	errs := make([]error, ns)
 	var wg sync.WaitGroup
-	for w, sh := range a.shards {
+	for w := range ns {
 		wg.Go(func() {
-			sh.err = nil
+			lo, hi := w*n/ns, (w+1)*n/ns
+			if bad := mapCodes(sIdx[lo:hi], sRemap, a.sid[lo:hi]); bad >= 0 {
+				errs[w] = fmt.Errorf("column %q row %d: %s", a.spec.Subject, first+int64(lo+bad), badCode(sIdx[lo+bad], sRemap))
+				return
+			}
+			if bad := mapCodes(kIdx[lo:hi], kRemap, a.pid[lo:hi]); bad >= 0 {
+				errs[w] = fmt.Errorf("column %q row %d: %s", a.keys[0].name, first+int64(lo+bad), badCode(kIdx[lo+bad], kRemap))
+				return
+			}
 			for vi, vals := range cols {
-				lo, hi := w*n/ns, (w+1)*n/ns
 				for i, v := range vals[lo:hi] {
 					if v-v != 0 {
-						sh.err = fmt.Errorf("column %q row %d: value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", a.spec.ValueColumns[vi], first+int64(lo+i), v)
+						errs[w] = fmt.Errorf("column %q row %d: value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", a.spec.ValueColumns[vi], first+int64(lo+i), v)
 						return
 					}
 				}
 			}
-			if err := sh.addDict(uint32(w), uint32(ns-1), sIdx, sRemap, kIdx, kRemap, a.pidPub, cols); err != nil {
-				name := a.spec.Subject
-				if err.column == 1 {
-					name = a.keys[0].name
-				}
-				sh.err = fmt.Errorf("column %q row %d: %s", name, first+int64(err.row), err.what)
-			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return true, err
+	}
+	// Phase 2, per shard: pick this shard's rows and stage them.
+	for w, sh := range a.shards {
+		wg.Go(func() {
+			sh.route(uint32(w), uint32(ns-1), a.sid[:n], a.pid[:n], a.pidPub)
+			sh.add(a.sid, a.pid, cols)
 		})
 	}
 	wg.Wait()
 	for _, sh := range a.shards {
 		a.rowsNotPublic += sh.notPublic
 		sh.notPublic = 0
-		if sh.err != nil {
-			return true, sh.err
-		}
 	}
 	return true, nil
+}
+
+// mapCodes writes remap[idx[i]] to out[i] and returns the first row whose
+// index is out of range or points at a null value, or -1.
+func mapCodes(idx []int32, remap []uint32, out []uint32) int {
+	out = out[:len(idx)]
+	for i, x := range idx {
+		if uint64(uint32(x)) >= uint64(len(remap)) {
+			return i
+		}
+		c := remap[x]
+		if c == nullCode {
+			return i
+		}
+		out[i] = c
+	}
+	return -1
+}
+
+func badCode(x int32, remap []uint32) string {
+	if uint64(uint32(x)) >= uint64(len(remap)) {
+		return fmt.Sprintf("dictionary index %d out of range", x)
+	}
+	return "null value (nulls are not allowed in subject and key columns)"
 }
 
 // describeNewPartitions records the canonical key (and public flag) of

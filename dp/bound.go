@@ -165,66 +165,33 @@ func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	}
 }
 
-// badRow is a row the fast path rejects: a dictionary index out of range or
-// pointing at a null value.
-type badRow struct {
-	row    int
-	column int // 0 subject, 1 key
-	what   string
-}
-
-func (e badRow) Error() string { return e.what }
-
-// addDict is add for dictionary-coded subject and key columns: it picks
-// this shard's rows (subject code & mask == me, branch-free) and stages
-// them, mapping indices through the remaps as it goes.
-func (s *shard) addDict(me, mask uint32, sIdx []int32, sRemap []uint32, kIdx []int32, kRemap []uint32, pub []bool, cols [][]float64) *badRow {
-	n := len(sIdx)
-	if cap(s.rows) < n {
-		s.rows = make([]int32, n)
+// route sets s.rows to the rows of this shard (subject & mask == me),
+// branch-free, skipping (and counting) rows of partitions a public list does
+// not name.
+func (s *shard) route(me, mask uint32, sid, pid []uint32, pub []bool) {
+	if cap(s.rows) < len(sid) {
+		s.rows = make([]int32, len(sid))
 	}
-	rows := s.rows[:n]
+	rows := s.rows[:len(sid)]
 	cnt := 0
-	for i, x := range sIdx {
-		if uint64(uint32(x)) >= uint64(len(sRemap)) {
-			return &badRow{i, 0, fmt.Sprintf("dictionary index %d out of range", x)}
+	if pub == nil {
+		for i, id := range sid {
+			rows[cnt] = int32(i)
+			cnt += int((((id ^ me) & mask) - 1) >> 31)
 		}
-		sid := sRemap[x]
-		if sid == nullCode {
-			return &badRow{i, 0, "null value (nulls are not allowed in subject and key columns)"}
-		}
-		rows[cnt] = int32(i)
-		cnt += int((((sid ^ me) & mask) - 1) >> 31)
-	}
-	nv := s.nv
-	for _, r := range rows[:cnt] {
-		x := kIdx[r]
-		if uint64(uint32(x)) >= uint64(len(kRemap)) {
-			return &badRow{int(r), 1, fmt.Sprintf("dictionary index %d out of range", x)}
-		}
-		pid := kRemap[x]
-		if pid == nullCode {
-			return &badRow{int(r), 1, "null value (nulls are not allowed in subject and key columns)"}
-		}
-		if pub != nil && !pub[pid] {
-			s.notPublic++
-			continue
-		}
-		id := sRemap[sIdx[r]]
-		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
-		if b.stKeys == nil {
-			b.stKeys = make([]uint64, 0, 256)
-			b.stVals = make([]float64, 0, 256*nv)
-		}
-		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid)+1)
-		for c := 0; c < nv; c++ {
-			b.stVals = append(b.stVals, cols[c][r])
-		}
-		if len(b.stKeys) >= bucketStage {
-			s.apply(b)
+	} else {
+		for i, id := range sid {
+			own := int((((id ^ me) & mask) - 1) >> 31)
+			listed := 0
+			if pub[pid[i]] {
+				listed = 1
+			}
+			rows[cnt] = int32(i)
+			cnt += own & listed
+			s.notPublic += int64(own &^ listed)
 		}
 	}
-	return nil
+	s.rows = rows[:cnt]
 }
 
 // apply runs the staged rows of b through its pair table and reservoirs.
