@@ -234,3 +234,26 @@ func (c *checker) emd(cl *classes, rows []int32, n int64) float64 {
 		return d / float64(m-1)
 	}
 }
+
+// minTCloseSize is the smallest class size that can satisfy equal-distance
+// t-closeness: a class of c rows holds at most c values, so its distance to
+// the overall distribution q is at least 1 - (sum of the c largest q). Rows
+// in smaller classes always fail. 0 without equal-distance t-closeness.
+func (c *checker) minTCloseSize() int64 {
+	if c.t == nil || c.t.Distance != TEqual || len(c.q) == 0 {
+		return 0
+	}
+	q := slices.Clone(c.q)
+	slices.Sort(q)
+	slices.Reverse(q)
+	var sum float64
+	for i, v := range q {
+		sum += v
+		// A small tolerance keeps the bound safe against rounding: it may
+		// only make the bound weaker.
+		if 1-sum <= c.t.T+1e-9 {
+			return int64(i + 1)
+		}
+	}
+	return int64(len(q))
+}

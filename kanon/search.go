@@ -126,6 +126,7 @@ type searcher struct {
 	cachedRows  int
 	badStone    map[int]bool // stepping stones too large to help
 	free        []*table     // evicted tables whose buffers clones reuse
+	kEff        int64        // classes below this size always fail (k, or l's minimum)
 	kb          *kBounds
 }
 
@@ -176,7 +177,8 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	s.monoCrit = (opts.LDiversity == nil && opts.TCloseness == nil) || s.maxOutliers == 0
 	s.monoMetric = opts.Metric.monotone(s.maxOutliers)
 	s.cache = []*table{s.e.base}
-	s.kb = newKBounds(s.e, int64(opts.K))
+	s.kEff = max(effectiveK(opts), s.chk.minTCloseSize())
+	s.kb = newKBounds(s.e, s.kEff)
 	s.kb.source = s.pairSource
 	return s.run()
 }
@@ -349,7 +351,7 @@ func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *ta
 			suppressed[i] = true
 			ev.outliers += cl.counts[i]
 		}
-		if cl.counts[i] < int64(s.o.K) {
+		if cl.counts[i] < s.kEff {
 			small += cl.counts[i]
 		}
 	}
@@ -776,4 +778,20 @@ func (s *searcher) takeFree(rows int) *table {
 		}
 	}
 	return nil
+}
+
+// effectiveK is the class size below which every class fails the models:
+// k, or for l-diversity the l distinct values a class needs (so at least l
+// rows). Rows in such classes never increase along generalisation, which
+// makes them usable for pruning even when l itself is not monotone.
+func effectiveK(o Options) int64 {
+	k := int64(o.K)
+	if l := o.LDiversity; l != nil {
+		need := int64(l.L) // distinct and recursive: floor(l) values, as ARX
+		if l.Variant == LEntropy {
+			need = int64(math.Ceil(l.L)) // entropy log(m) >= log(l) needs m >= l
+		}
+		k = max(k, need)
+	}
+	return k
 }
