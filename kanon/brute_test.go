@@ -89,6 +89,23 @@ func bruteOptimum(t *testing.T, rows [][]string, sens []string, hier []*TableHie
 						h -= p * math.Log(p)
 					}
 					bad = h < math.Log(opts.LDiversity.L)
+				case LRecursive:
+					var f []int
+					for _, c := range vals {
+						f = append(f, c)
+					}
+					slices.Sort(f)
+					slices.Reverse(f)
+					l := int(opts.LDiversity.L)
+					if len(f) < l {
+						bad = true
+					} else {
+						tail := 0
+						for _, x := range f[l-1:] {
+							tail += x
+						}
+						bad = !(float64(f[0]) < opts.LDiversity.C*float64(tail))
+					}
 				}
 			}
 			if !bad && opts.TCloseness != nil {
@@ -97,10 +114,21 @@ func bruteOptimum(t *testing.T, rows [][]string, sens []string, hier []*TableHie
 					vals[sens[i]] += 1 / float64(len(members))
 				}
 				var dist float64
-				for _, v := range slices.Sorted(maps.Keys(globalSens)) {
-					dist += math.Abs(vals[v] - globalSens[v])
+				keys := slices.Sorted(maps.Keys(globalSens))
+				if opts.TCloseness.Distance == TEqual {
+					for _, v := range keys {
+						dist += math.Abs(vals[v] - globalSens[v])
+					}
+					dist /= 2
+				} else {
+					var cum float64
+					for _, v := range keys {
+						cum += vals[v] - globalSens[v]
+						dist += math.Abs(cum)
+					}
+					dist /= float64(len(keys) - 1)
 				}
-				bad = dist/2 > opts.TCloseness.T
+				bad = dist > opts.TCloseness.T
 			}
 			if bad {
 				supp[key] = true
@@ -242,12 +270,17 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 					h := plain
 					switch model {
 					case "l":
-						opts.LDiversity = &LDiversity{Sensitive: "s", L: 2, Variant: []LVariant{LDistinct, LEntropy}[trial%2]}
+						// l above k in some trials exercises the pruning by the
+						// class size l implies.
+						opts.LDiversity = &LDiversity{Sensitive: "s", L: float64(2 + trial%2), Variant: []LVariant{LDistinct, LEntropy, LRecursive}[trial%3], C: 2}
 						h = withSens
 					case "t":
 						// T avoids the exact boundaries where the summation order of
 						// floating point decides.
-						opts.TCloseness = &TCloseness{Sensitive: "s", T: 0.3517, Distance: TEqual}
+						opts.TCloseness = &TCloseness{Sensitive: "s", T: 0.3517, Distance: []TDistance{TEqual, TOrdered}[trial%2]}
+						if trial%2 == 1 {
+							opts.TCloseness.T = 0.2317
+						}
 						h = withSens
 					}
 					name := fmt.Sprintf("trial %d %s supp=%v %s k=%d", trial, metric, supp, model, opts.K)
