@@ -88,6 +88,7 @@ type shard struct {
 	err       error
 	initSlots int    // size the largest bucket table has grown to
 	notPublic int64  // rows skipped because their partition is not listed
+	staged    int64  // rows staged so far
 	sink      uint64 // keeps the touch loads of apply alive
 }
 
@@ -147,13 +148,12 @@ func (b *bucket) grow(stride int) {
 // is applied to its table at once.
 func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	nv := s.nv
+	s.staged += int64(len(s.rows))
 	for _, r := range s.rows {
 		id := sid[r]
 		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
-		if b.stKeys == nil {
-			// Staging starts small (small inputs stay small) and grows to bucketStage.
-			b.stKeys = make([]uint64, 0, 256)
-			b.stVals = make([]float64, 0, 256*nv)
+		if len(b.stKeys) == cap(b.stKeys) {
+			s.growStage(b)
 		}
 		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r])+1)
 		for c := 0; c < nv; c++ {
@@ -192,6 +192,23 @@ func (s *shard) route(me, mask uint32, sid, pid []uint32, pub []bool) {
 		}
 	}
 	s.rows = rows[:cnt]
+}
+
+// growStage makes room in b's staging buffers. Staging starts small, so
+// that small inputs stay small; once the shard has staged bigStage rows the
+// input is big and buffers jump straight to bucketStage (one allocation
+// instead of a chain of doublings across every bucket).
+func (s *shard) growStage(b *bucket) {
+	const bigStage = 1 << 17
+	c := min(bucketStage, max(256, 2*cap(b.stKeys)))
+	if s.staged > bigStage {
+		c = bucketStage
+	}
+	keys := make([]uint64, len(b.stKeys), c)
+	copy(keys, b.stKeys)
+	vals := make([]float64, len(b.stVals), c*s.nv)
+	copy(vals, b.stVals)
+	b.stKeys, b.stVals = keys, vals
 }
 
 // apply runs the staged rows of b through its pair table and reservoirs.
