@@ -76,6 +76,9 @@ type metrics struct {
 	// shareSum[c][level]: Σ over rows of the share of their value (no suppression).
 	shareSum [][]float64
 	domain   []float64
+	// distinct[c][level]: distinct generalised values of column c present
+	// in the data at level, relative to level 0 (ARX's FLASH strategy).
+	distinct [][]float64
 }
 
 func newMetrics(h *Histogram) *metrics {
@@ -85,6 +88,7 @@ func newMetrics(h *Histogram) *metrics {
 	m.shares = make([][][]float64, nc)
 	m.shareSum = make([][]float64, nc)
 	m.domain = make([]float64, nc)
+	m.distinct = make([][]float64, nc)
 	for c, d := range h.dims {
 		// Frequencies of leaves and of generalised values, over the input.
 		leafCnt := make([]float64, d.size(0))
@@ -115,6 +119,18 @@ func newMetrics(h *Histogram) *metrics {
 				ent = -ent
 			}
 			m.entropy[c][l] = ent
+			present, present0 := 0, 0
+			for _, n := range genCnt {
+				if n > 0 {
+					present++
+				}
+			}
+			for _, n := range leafCnt {
+				if n > 0 {
+					present0++
+				}
+			}
+			m.distinct[c] = append(m.distinct[c], float64(present)/float64(max(present0, 1)))
 			share := make([]float64, d.size(l))
 			for leaf := range domainLeaves {
 				share[gen[leaf]]++

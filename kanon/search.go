@@ -146,8 +146,8 @@ type searcher struct {
 //
 // Ties in loss go to the transformation on the lower lattice level (as
 // ARX's FLASH implementation does); remaining ties to ARX's FLASH ordering
-// (lower average relative level first), then to the lexically smallest
-// transformation. ARX itself resolves those last ties in traversal order, so
+// (lower average relative level first, then more distinct values kept),
+// then to the lexically smallest transformation. ARX itself resolves those last ties in traversal order, so
 // on exact ties of loss and level the transformations may differ while the
 // loss is the same.
 func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
@@ -184,10 +184,11 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 }
 
 type candidate struct {
-	id    int
-	bound float64
-	level int
-	prec  float64
+	id       int
+	bound    float64
+	level    int
+	prec     float64 // Σ level/height: ARX's second FLASH criterion
+	distinct float64 // Σ distinct(level)/distinct(0): ARX's third, larger first
 }
 
 func (s *searcher) run() (*Result, error) {
@@ -202,6 +203,7 @@ func (s *searcher) run() (*Result, error) {
 			if h := lat.heights[col] - 1; h > 0 {
 				c.prec += float64(l) / float64(h)
 			}
+			c.distinct += s.m.distinct[col][l]
 		}
 		cands[id] = c
 	}
@@ -700,6 +702,9 @@ func sortCandidates(cands []candidate) {
 			return c
 		}
 		if c := cmp.Compare(a.prec, b.prec); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.distinct, a.distinct); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.id, b.id)
