@@ -408,3 +408,26 @@ func BenchmarkNewReader(b *testing.B) {
 	b.ReportMetric(float64(int64(b.N)*cfg.Rows)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(int64(b.N)*cfg.Rows), "cpu-ns/row")
 }
+
+// The interval shrinks when more rows are asked of the window, never below
+// 1 s; beyond that the readings run past Start+Days.
+func TestEmitIntervalAndWindow(t *testing.T) {
+	def := DefaultConfig()
+	for _, tc := range []struct {
+		vehicles int
+		rows     int64
+		want     int
+	}{{2000, 1_000_000, 29}, {2000, 0, 30}, {2000, 100, 30}, {2000, 10_000_000, 2}, {20_000, 10_000_000, 29}, {10, 100_000_000, 1}} {
+		cfg := def
+		cfg.Vehicles, cfg.Rows = tc.vehicles, tc.rows
+		if got := emitInterval(cfg); got != tc.want {
+			t.Errorf("%d vehicles, %d rows: interval %d s, want %d", tc.vehicles, tc.rows, got, tc.want)
+		}
+	}
+	cfg := smallConfig(5, 20_000)
+	cfg.Days = 1
+	rows := readRows(t, cfg)
+	if last := time.UnixMilli(rows[len(rows)-1].ts).UTC(); !last.After(cfg.Start.Add(48 * time.Hour)) {
+		t.Errorf("20,000 rows of 5 vehicles should run well past one day, last reading %v", last)
+	}
+}

@@ -20,6 +20,8 @@ const rowsPerVehicleDay30s = 35.7
 
 // emitInterval returns the reporting interval that spreads cfg.Rows over
 // cfg.Days: 30 s, or shorter (down to 1 s) when more rows are asked for.
+// It rounds down (the default fleet reports every 29 s), so the rows fit
+// the window rather than overrun it.
 func emitInterval(cfg Config) int {
 	if cfg.Rows <= 0 {
 		return baseEmitS
