@@ -65,7 +65,8 @@ type Options struct {
 }
 
 // Runner applies a policy to record batch streams. Create one with
-// NewRunner; Close it to zero the derived keys.
+// NewRunner; Close it to zero the derived keys. A Runner runs one source at a
+// time (Run is not safe for concurrent use); it may run several in turn.
 type Runner struct {
 	opts    Options
 	p       *Policy
