@@ -29,7 +29,7 @@ func newGenCmd() *cobra.Command {
 		Short: "Generate synthetic brake-disc telemetry (a simulated fleet around Munich)",
 		Long: `gen writes the synthetic brake-disc fleet: vehicles with home and work
 anchors driving plausible trips around Munich, with speed, brake pressure,
-disc temperature and pad wear every 30 s while driving, and the vehicle and
+disc temperature and pad wear about every 30 s while driving, and the vehicle and
 owner attributes a data pool holds. The same seed and sizes give the same
 bytes. The format follows the extension of --out (.parquet, .arrow, .ipc,
 .csv); "-" writes an Arrow IPC stream to stdout. The file appears only when

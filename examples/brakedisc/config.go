@@ -24,7 +24,7 @@ type Config struct {
 	// it is not midnight already). Zero means 2026-03-02 (a Monday).
 	Start time.Time
 	// Days is the window the readings are spread over. Readings are taken
-	// every 30 s while a vehicle drives; when Rows would not fit into Days
+	// about every 30 s while a vehicle drives; when Rows would not fit into Days
 	// at that rate the interval shrinks (down to 1 s), and only beyond that
 	// does the simulation run past Start+Days. Fewer Rows than the window
 	// holds simply end the stream early. Zero means 14; negative is an

@@ -28,7 +28,7 @@
 //     does not absorb into the disc (9 kg of cast iron), which cools
 //     exponentially towards the ambient temperature of early-spring Munich,
 //     faster when moving. The pad wears in proportion to braking energy.
-//   - The telematics unit reports every 30 s while driving (shorter when
+//   - The telematics unit reports about every 30 s while driving (shorter when
 //     Config.Rows needs more rows than Config.Days holds), with a few metres
 //     of GPS noise and sensor resolution.
 //   - VINs have a real WMI of their make (WBA BMW, WVW Volkswagen, WDD
