@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 )
 
 var testDictType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
@@ -669,5 +671,32 @@ func TestIPCBadDictionaryIndex(t *testing.T) {
 	err = drain(mem, p, OpenOptions{})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `column "vin"`) || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// Parquet sinks write zstd and dictionary pages for string and dictionary
+// columns (and not for floats, where dictionaries only cost).
+func TestParquetEncoding(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := filepath.Join(t.TempDir(), "enc.parquet")
+	writeFile(t, mem, p, 2, 500)
+	pf, err := file.OpenParquetFile(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	rg := pf.MetaData().RowGroup(0)
+	for i, wantDict := range map[int]bool{0: true, 2: false, 4: true} { // vin, speed, note
+		cc, err := rg.ColumnChunk(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc.Compression() != compress.Codecs.Zstd {
+			t.Errorf("column %d: compression %v, want zstd", i, cc.Compression())
+		}
+		if cc.HasDictionaryPage() != wantDict {
+			t.Errorf("column %d: dictionary page %v, want %v", i, cc.HasDictionaryPage(), wantDict)
+		}
 	}
 }
