@@ -571,9 +571,12 @@ func (e *engine) regroup(t *table, s *scratch) *classes {
 }
 
 // Parallel roll-ups split the source rows into chunks, group each chunk on
-// its own core and merge the (much smaller) partial tables.
+// its own core and merge the partial tables. The merge costs as much as the
+// partial tables are large, so it only pays for large sources: measured on
+// Adult (19,502 entries) one core is as fast in wall time and uses a
+// quarter less CPU.
 const (
-	parallelRows = 8192 // rows per worker below which one core is faster
+	parallelRows = 32768 // rows per worker below which one core is faster
 	maxWorkers   = 8
 )
 
