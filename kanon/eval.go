@@ -192,6 +192,7 @@ type engine struct {
 	up      [][][][]int32
 	hasSens bool
 	sensBit uint
+	parRows int // rows per worker for parallel roll-ups (tests lower it)
 }
 
 func newEngine(h *Histogram) (*engine, error) {
@@ -203,7 +204,7 @@ func newEngine(h *Histogram) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{h: h, lat: lat, hasSens: h.sens != nil}
+	e := &engine{h: h, lat: lat, hasSens: h.sens != nil, parRows: parallelRows}
 	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts, decoded: true}
 	e.up = make([][][][]int32, len(h.dims))
 	for c, d := range h.dims {
@@ -266,7 +267,7 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 	if len(out.ids) != ncol {
 		out.ids = make([][]int32, ncol)
 	}
-	workers := min(runtime.GOMAXPROCS(0), maxWorkers, n/parallelRows)
+	workers := min(runtime.GOMAXPROCS(0), maxWorkers, n/e.parRows)
 	if workers < 2 {
 		e.packKeys(src, keys, 0, n, widths, qiBits, s)
 		s.ht.reset(n, uint64(1)<<total)

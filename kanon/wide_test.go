@@ -65,3 +65,42 @@ func TestWideKeys(t *testing.T) {
 		t.Errorf("suppressed %d (search %d), verified rows %d", supp, res.SuppressedRows, rep.Rows)
 	}
 }
+
+// TestParallelRollup checks that chunked parallel roll-ups give the same
+// classes as the sequential path, on Adult with a sensitive column.
+func TestParallelRollup(t *testing.T) {
+	qi := []string{"sex", "age", "race", "marital-status", "education", "native-country", "workclass", "salary-class"}
+	h := adultHistogram(t, qi, "occupation")
+	seq, err := newEngine(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	par, _ := newEngine(h)
+	par.parRows = 1000
+	var s1, s2 scratch
+	for _, node := range []int{0, 1, 17, seq.lat.size / 3, seq.lat.size / 2, seq.lat.size - 1} {
+		t1, c1 := seq.rollup(seq.base, node, &s1)
+		t2, c2 := par.rollup(par.base, node, &s2)
+		if t1.rows() != t2.rows() || c1.n() != c2.n() {
+			t.Fatalf("node %d: %d/%d rows, %d/%d classes", node, t1.rows(), t2.rows(), c1.n(), c2.n())
+		}
+		a, b := t1.clone(), t2.clone()
+		count := func(x *table) map[string]int64 {
+			m := map[string]int64{}
+			for r := range x.rows() {
+				k := fmt.Sprint(x.sens[r])
+				for c := range x.ids {
+					k += "," + fmt.Sprint(x.ids[c][r])
+				}
+				m[k] += x.counts[r]
+			}
+			return m
+		}
+		ma, mb := count(a), count(b)
+		for k, v := range ma {
+			if mb[k] != v {
+				t.Fatalf("node %d: row %s: %d vs %d", node, k, v, mb[k])
+			}
+		}
+	}
+}
