@@ -148,6 +148,9 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		defer nd.Release()
 		return array.NewDictionaryArray(stringDict, d.Indices(), nd), nil
 	}
+	if c, ok := col.(*array.Int64); ok {
+		return mapInt64s(mem, name, c, rowBase, fn)
+	}
 	bld := array.NewDictionaryBuilder(mem, stringDict).(*array.BinaryDictionaryBuilder)
 	defer bld.Release()
 	cache := map[string]string{}
@@ -172,6 +175,45 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		}
 	}
 	return bld.NewArray(), nil
+}
+
+// mapInt64s is mapValues for int64 columns (years, codes): each distinct
+// number is mapped once and rows get dictionary indices directly.
+func mapInt64s(mem memory.Allocator, name string, col *array.Int64, rowBase int64, fn func(string) (string, error)) (arrow.Array, error) {
+	byNum := map[int64]int32{}
+	byText := map[string]int32{}
+	var vals []string
+	ib := array.NewInt32Builder(mem)
+	defer ib.Release()
+	ib.Reserve(col.Len())
+	for i, v := range col.Int64Values() {
+		if col.IsNull(i) {
+			ib.AppendNull()
+			continue
+		}
+		j, ok := byNum[v]
+		if !ok {
+			out, err := fn(strconv.FormatInt(v, 10))
+			if err != nil {
+				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+			}
+			if j, ok = byText[out]; !ok {
+				j = int32(len(vals))
+				byText[out] = j
+				vals = append(vals, out)
+			}
+			byNum[v] = j
+		}
+		ib.UnsafeAppend(j)
+	}
+	idx := ib.NewArray()
+	defer idx.Release()
+	sb := array.NewStringBuilder(mem)
+	defer sb.Release()
+	sb.AppendValues(vals, nil)
+	dict := sb.NewArray()
+	defer dict.Release()
+	return array.NewDictionaryArray(stringDict, idx, dict), nil
 }
 
 // valueText is the text form of a value that hierarchies and masks see.
