@@ -700,3 +700,44 @@ func TestParquetEncoding(t *testing.T) {
 		}
 	}
 }
+
+// An IPC file sink writes batches straight through while their dictionaries
+// equal the first batch's, and falls back to unifying (rereading what it
+// wrote) when one differs; either way the file reads back unchanged.
+func TestIPCFileDictionaryFallback(t *testing.T) {
+	for _, changeAt := range []int{-1, 1, 3} {
+		t.Run(fmt.Sprint(changeAt), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			dir := t.TempDir()
+			p := filepath.Join(dir, "d.arrow")
+			sk, err := Create(p, testSchema(), CreateOptions{Mem: mem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for b := 0; b < 5; b++ {
+				dictBatch := 0 // same dictionary by value, new arrays each batch
+				if changeAt >= 0 && b >= changeAt {
+					dictBatch = b
+				}
+				rec := testBatch(t, mem, dictBatch, 40)
+				want = append(want, rowStrings(rec)...)
+				if err := sk.Write(rec); err != nil {
+					t.Fatal(err)
+				}
+				rec.Release()
+			}
+			if err := sk.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if e, _ := os.ReadDir(dir); len(e) != 1 {
+				t.Errorf("left behind: %v", e)
+			}
+			_, got := readAll(t, mem, p, OpenOptions{})
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("read back %d rows differing from the %d written", len(got), len(want))
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package arrowio
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -17,18 +18,29 @@ import (
 // ipcFileWriter writes the Arrow IPC file format.
 //
 // The file format allows a single dictionary per field, but batches from a
-// pipeline carry their own dictionaries (a Parquet row group, a pseudonymised
-// batch). Without dictionary fields, batches go straight to the file. With
-// them, each batch's dictionary indices are transposed into a growing
-// unified dictionary per field and the batch (indices only) is spooled to a
-// temporary IPC stream next to the output; finish writes the unified
-// dictionaries once and replays the spool. Memory stays O(distinct values).
+// pipeline may carry their own dictionaries (a Parquet row group, a batch
+// pseudonymised on its own). Without dictionary fields, batches go straight
+// to the file. With them, batches also go straight to the file as long as
+// every batch has the first batch's dictionaries (the common case: a
+// generator's fixed dictionaries, a transform of a whole dictionary). When a
+// dictionary differs, the writer falls back: it reads back what it wrote,
+// transposes each batch's indices into a growing unified dictionary per
+// field, spools the batches (indices only) to a temporary IPC stream next to
+// the output, and continues so; finish writes the unified dictionaries once
+// and replays the spool. Memory stays O(distinct values).
 type ipcFileWriter struct {
-	out    io.Writer
+	out    *bufio.Writer // buffers outF
+	outF   *os.File
+	dir    string
 	schema *arrow.Schema
 	mem    memory.Allocator
 
-	direct *ipc.FileWriter
+	direct *ipc.FileWriter // no dictionary fields
+
+	// optimistic mode: dictionary fields, all batches so far with first's
+	// dictionaries
+	opt   *ipc.FileWriter
+	first []arrow.Array // retained dictionaries of the first batch
 
 	// spool mode
 	dictCols  []int
@@ -40,8 +52,8 @@ type ipcFileWriter struct {
 	spoolPath string
 }
 
-func newIPCFileWriter(out io.Writer, dir string, sc *arrow.Schema, mem memory.Allocator) (w *ipcFileWriter, err error) {
-	w = &ipcFileWriter{out: out, schema: sc, mem: mem}
+func newIPCFileWriter(out *bufio.Writer, outF *os.File, dir string, sc *arrow.Schema, mem memory.Allocator) (*ipcFileWriter, error) {
+	w := &ipcFileWriter{out: out, outF: outF, dir: dir, schema: sc, mem: mem}
 	spoolFields := make([]arrow.Field, sc.NumFields())
 	for i, f := range sc.Fields() {
 		spoolFields[i] = f
@@ -49,40 +61,145 @@ func newIPCFileWriter(out io.Writer, dir string, sc *arrow.Schema, mem memory.Al
 			if _, ok := dt.ValueType.(*arrow.DictionaryType); ok {
 				return nil, fmt.Errorf("field %q: nested dictionaries are not supported", f.Name)
 			}
-			u, err := array.NewDictionaryUnifier(mem, dt.ValueType)
-			if err != nil {
-				w.discard()
-				return nil, fmt.Errorf("field %q: %w", f.Name, err)
-			}
 			w.dictCols = append(w.dictCols, i)
-			w.unifiers = append(w.unifiers, u)
 			spoolFields[i] = arrow.Field{Name: f.Name, Type: arrow.PrimitiveTypes.Int32, Nullable: f.Nullable}
 		}
 	}
-	if len(w.dictCols) == 0 {
-		fw, err := ipc.NewFileWriter(out, ipc.WithSchema(sc), ipc.WithAllocator(mem))
-		if err != nil {
-			return nil, err
-		}
-		w.direct = fw
-		return w, nil
-	}
 	w.spoolSc = arrow.NewSchema(spoolFields, nil)
-	f, err := os.CreateTemp(dir, ".arrowio-spool-*")
+	fw, err := ipc.NewFileWriter(out, ipc.WithSchema(sc), ipc.WithAllocator(mem))
 	if err != nil {
-		w.discard()
 		return nil, err
+	}
+	if len(w.dictCols) == 0 {
+		w.direct = fw
+	} else {
+		w.opt = fw
+	}
+	return w, nil
+}
+
+// startSpool creates the unifiers and the spool file.
+func (w *ipcFileWriter) startSpool() error {
+	for _, ci := range w.dictCols {
+		dt := w.schema.Field(ci).Type.(*arrow.DictionaryType)
+		u, err := array.NewDictionaryUnifier(w.mem, dt.ValueType)
+		if err != nil {
+			return fmt.Errorf("field %q: %w", w.schema.Field(ci).Name, err)
+		}
+		w.unifiers = append(w.unifiers, u)
+	}
+	f, err := os.CreateTemp(w.dir, ".arrowio-spool-*")
+	if err != nil {
+		return err
 	}
 	w.spoolF, w.spoolPath = f, f.Name()
 	w.spoolBuf = bufio.NewWriterSize(f, 1<<20)
-	w.spoolW = ipc.NewWriter(w.spoolBuf, ipc.WithSchema(w.spoolSc), ipc.WithAllocator(mem))
-	return w, nil
+	w.spoolW = ipc.NewWriter(w.spoolBuf, ipc.WithSchema(w.spoolSc), ipc.WithAllocator(w.mem))
+	return nil
+}
+
+// sameDicts reports whether rec's dictionaries are the first batch's.
+func (w *ipcFileWriter) sameDicts(rec arrow.RecordBatch) bool {
+	for k, ci := range w.dictCols {
+		d, ok := rec.Column(ci).(*array.Dictionary)
+		if !ok {
+			return false
+		}
+		dd := d.Dictionary()
+		if dd.Data() != w.first[k].Data() && (dd.Len() != w.first[k].Len() || !array.Equal(dd, w.first[k])) {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *ipcFileWriter) releaseFirst() {
+	for _, d := range w.first {
+		d.Release()
+	}
+	w.first = nil
+}
+
+// fallback moves from optimistic to spool mode: the batches written so far
+// are read back from the output, spooled, and the output is emptied.
+func (w *ipcFileWriter) fallback() error {
+	err := w.opt.Close()
+	w.opt = nil
+	w.releaseFirst()
+	if err != nil {
+		return err
+	}
+	if err := w.out.Flush(); err != nil {
+		return err
+	}
+	size, err := w.outF.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if err := w.startSpool(); err != nil {
+		return err
+	}
+	var tail [10]byte
+	if _, err := w.outF.ReadAt(tail[:], size-int64(len(tail))); err != nil {
+		return err
+	}
+	footer := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if footer <= 0 || footer > size-8-int64(len(tail)) {
+		return fmt.Errorf("%w: rereading our own IPC output: bad footer", ErrCorrupt)
+	}
+	section := io.NewSectionReader(w.outF, 8, size-int64(len(tail))-footer-8)
+	rr, err := ipc.NewReaderFromMessageReader(newMsgReader(bufio.NewReader(section), size), ipc.WithAllocator(w.mem))
+	if err != nil {
+		return fmt.Errorf("rereading our own IPC output: %w", err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		if err := w.spoolBatch(rr.RecordBatch()); err != nil {
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return fmt.Errorf("rereading our own IPC output: %w", err)
+	}
+	if err := w.outF.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := w.outF.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	w.out.Reset(w.outF)
+	return nil
 }
 
 func (w *ipcFileWriter) write(rec arrow.RecordBatch) error {
 	if w.direct != nil {
 		return w.direct.Write(rec)
 	}
+	if w.opt != nil {
+		switch {
+		case w.first == nil:
+			for _, ci := range w.dictCols {
+				d, ok := rec.Column(ci).(*array.Dictionary)
+				if !ok {
+					return fmt.Errorf("column %q: want a dictionary array, got %s", rec.ColumnName(ci), rec.Column(ci).DataType())
+				}
+				d.Dictionary().Retain()
+				w.first = append(w.first, d.Dictionary())
+			}
+			return w.opt.Write(rec)
+		case w.sameDicts(rec):
+			return w.opt.Write(rec)
+		}
+		if err := w.fallback(); err != nil {
+			return err
+		}
+	}
+	return w.spoolBatch(rec)
+}
+
+// spoolBatch transposes rec's dictionary indices into the unified
+// dictionaries and appends the batch to the spool.
+func (w *ipcFileWriter) spoolBatch(rec arrow.RecordBatch) error {
 	cols := make([]arrow.Array, rec.NumCols())
 	copy(cols, rec.Columns())
 	var owned []arrow.Array
@@ -139,6 +256,12 @@ func (w *ipcFileWriter) finish() error {
 	if w.direct != nil {
 		err := w.direct.Close()
 		w.direct = nil
+		return err
+	}
+	if w.opt != nil {
+		err := w.opt.Close()
+		w.opt = nil
+		w.releaseFirst()
 		return err
 	}
 	defer w.discard()
@@ -221,6 +344,11 @@ func (w *ipcFileWriter) replay(ctx context.Context, fw *ipc.FileWriter, sp arrow
 }
 
 func (w *ipcFileWriter) discard() {
+	if w.opt != nil {
+		w.opt.Close()
+		w.opt = nil
+	}
+	w.releaseFirst()
 	if w.spoolW != nil {
 		w.spoolW.Close()
 		w.spoolW = nil

@@ -150,7 +150,7 @@ func Create(path string, schema *arrow.Schema, opts CreateOptions) (sk *Sink, er
 	case FormatParquet:
 		s.w, err = newParquetWriter(s.bw, schema, opts.Parquet, codec, opts.Mem)
 	case FormatIPC:
-		s.w, err = newIPCFileWriter(s.bw, dir, schema, opts.Mem)
+		s.w, err = newIPCFileWriter(s.bw, s.f, dir, schema, opts.Mem)
 	case FormatCSV:
 		s.w = newCSVWriter(s.bw, schema, opts.CSV.comma(), opts.Mem)
 	}
