@@ -14,9 +14,10 @@
 //     stay dictionary-encoded end to end. Written with zstd compression,
 //     Parquet dictionary encoding for string and dictionary columns, and the
 //     Arrow schema stored in the file metadata.
-//   - .arrow, .ipc: the Arrow IPC file format. A file without the "ARROW1"
-//     magic is read as an IPC stream. The IPC file format allows one dictionary
-//     per field, so the sink unifies the dictionaries of all batches (see Sink).
+//   - .arrow, .ipc: the Arrow IPC file format (read sequentially through its
+//     stream section). A file without the "ARROW1" magic is read as an IPC
+//     stream. The IPC file format allows one dictionary per field; when
+//     batches bring different dictionaries the sink unifies them.
 //   - .csv: a header row is required. Column types come from CSVOptions.Schema
 //     or are inferred from a bounded prefix of rows (CSVOptions.InferRows).
 //     Values that do not parse as the column's type are errors naming the file,
@@ -26,9 +27,14 @@
 // # Promises
 //
 // Every error names the file. Corrupt or truncated input (bad Parquet footer,
-// truncated IPC, empty file, malformed CSV) yields an error, never a panic:
-// arrow's readers are called behind a guard that turns their panics into
-// errors, and batches read from IPC are validated before they are handed on.
+// truncated IPC, empty file, malformed CSV) yields an error, never a panic
+// or a crash: arrow's readers are called behind a guard that turns their
+// panics into errors; IPC messages are framed by this package and their
+// metadata bounds-checked before arrow decodes them (arrow-go sizes
+// allocations by lengths in the metadata, so a few corrupt bytes could
+// otherwise exhaust memory), as is the Arrow schema stored in Parquet
+// metadata; and batches read from IPC are validated (buffer sizes, offsets,
+// dictionary indices) before they are handed on.
 // A Sink writes to a temporary file in the destination directory and renames
 // it into place only on Commit, after an fsync; Abort, or any error, removes
 // the temporary file, so a failed run leaves nothing behind.
