@@ -162,12 +162,17 @@ func (b *HistogramBuilder) Add(batch arrow.RecordBatch) error {
 	return nil
 }
 
+// histChunk bounds the rows converted at once, so the per-column scratch
+// buffers stay small (and in cache) whatever the batch size.
+const histChunk = 8192
+
 func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 	n := int(batch.NumRows())
 	if n == 0 {
 		return nil
 	}
 	sch := batch.Schema()
+	cols := make([]arrow.Array, len(b.widths))
 	for i := range b.widths {
 		d := b.dim(i)
 		idx := sch.FieldIndices(d.name)
@@ -180,17 +185,7 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		if b.caches[i] == nil {
 			b.caches[i] = &valueCache{}
 		}
-		if cap(b.scratch[i]) < n {
-			b.scratch[i] = make([]int32, 0, n)
-		}
-		ids, err := b.caches[i].leaves(d, batch.Column(idx[0]), b.h.rows, b.scratch[i][:0])
-		if err != nil {
-			return err
-		}
-		b.scratch[i] = ids
-		if need := uint(bits.Len(uint(d.size(0)))); need > b.widths[i] {
-			b.grow(i, need)
-		}
+		cols[i] = batch.Column(idx[0])
 	}
 	h := b.h
 	if h.rows == 0 && len(h.counts) == 0 {
@@ -205,23 +200,56 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		}
 		h.counts = make([]int64, 0, hint)
 	}
+	for lo := 0; lo < n; lo += histChunk {
+		hi := min(n, lo+histChunk)
+		if err := b.addChunk(cols, lo, hi, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addChunk counts rows [lo,hi) of the batch whose columns are cols.
+func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
+	m := hi - lo
+	h := b.h
+	for i, col := range cols {
+		d := b.dim(i)
+		if lo > 0 || hi < n {
+			col = array.NewSlice(col, int64(lo), int64(hi))
+		}
+		if cap(b.scratch[i]) < m {
+			b.scratch[i] = make([]int32, 0, m)
+		}
+		ids, err := b.caches[i].leaves(d, col, h.rows, b.scratch[i][:0])
+		if col != cols[i] {
+			col.Release()
+		}
+		if err != nil {
+			return err
+		}
+		b.scratch[i] = ids
+		if need := uint(bits.Len(uint(d.size(0)))); need > b.widths[i] {
+			b.grow(i, need)
+		}
+	}
 	if !b.wide {
 		// Pack the keys column by column (sequential memory access), then
 		// count them.
-		if cap(b.keys) < n {
-			b.keys = make([]uint64, n)
+		if cap(b.keys) < m {
+			b.keys = make([]uint64, m)
 		}
-		keys := b.keys[:n]
+		keys := b.keys[:m]
 		clear(keys)
 		var shift uint
 		for i, w := range b.widths {
-			for r, id := range b.scratch[i][:n] {
+			for r, id := range b.scratch[i][:m] {
 				keys[r] |= uint64(id) << shift
 			}
 			shift += w
 		}
 	}
-	for r := range n {
+	for r := range m {
 		var e int32
 		var ok bool
 		if b.wide {
@@ -244,7 +272,7 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		}
 		h.counts[e]++
 	}
-	h.rows += int64(n)
+	h.rows += int64(m)
 	return nil
 }
 
