@@ -9,14 +9,23 @@ type kBounds struct {
 	e      *engine
 	k      int64
 	single [][]int64 // single[c][l]: rows in values of column c at level l with count < k
-	memo   map[[4]int]int64
+	memo   []int64 // by memoIndex; -1 = not computed
+	maxH   int
 	// source returns a rolled-up table at or below (la, lb) on columns a
 	// and b; nil means the histogram itself.
 	source func(a, b, la, lb int) *table
 }
 
 func newKBounds(e *engine, k int64) *kBounds {
-	kb := &kBounds{e: e, k: k, memo: make(map[[4]int]int64)}
+	kb := &kBounds{e: e, k: k}
+	d := len(e.h.dims)
+	for _, dim := range e.h.dims {
+		kb.maxH = max(kb.maxH, dim.levels)
+	}
+	kb.memo = make([]int64, d*d*kb.maxH*kb.maxH)
+	for i := range kb.memo {
+		kb.memo[i] = -1
+	}
 	h := e.h
 	kb.single = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
@@ -64,8 +73,8 @@ func (kb *kBounds) fails(levels []int, maxOutliers int64, usePairs bool) bool {
 }
 
 func (kb *kBounds) pair(a, b, la, lb int) int64 {
-	key := [4]int{a, b, la, lb}
-	if v, ok := kb.memo[key]; ok {
+	key := ((a*len(kb.e.h.dims)+b)*kb.maxH+la)*kb.maxH + lb
+	if v := kb.memo[key]; v >= 0 {
 		return v
 	}
 	// A column at its top level has one value: the pair bound is the single.
