@@ -187,7 +187,6 @@ func buildFleet(cfg Config) ([]staticVehicle, fleetDicts) {
 			}
 		}
 		v.otherCum = [3]float64{0.45, 0.8, 1}
-		v.oneOffCenterOfLife = v.home
 		v.oneOffSigma = 4000 + 6000*r.Float64()
 		v.speedFactor = 0.93 + 0.14*r.Float64()
 		v.accel = 1.4 + 1.2*r.Float64()

@@ -217,7 +217,7 @@ func (v *vehicle) errandDest() int8 {
 }
 
 func (v *vehicle) randomDest() int8 {
-	v.oneOff = clampRegion(jitter(v.rng, v.st.oneOffCenterOfLife, v.st.oneOffSigma))
+	v.oneOff = clampRegion(jitter(v.rng, v.st.home, v.st.oneOffSigma))
 	return placeOneOff
 }
 
@@ -256,9 +256,6 @@ func (v *vehicle) startTrip(depMS int64, dest int8) {
 	v.tMS = depMS
 	v.dest = dest
 	from, to := v.pos, v.placePoint(dest)
-	if dest == placeOneOff || dest == v.at {
-		to = v.placePoint(dest)
-	}
 	d := dist(from, to)
 
 	// Waypoints: out of the local street, along a wandering line, into the
