@@ -22,7 +22,9 @@
 //     are taken in order of a data-free lower bound of their loss, decided
 //     by FLASH-style binary search on paths with predictive tagging
 //     (Kohlmayer et al. 2012) where the models are monotone, and proved
-//     non-anonymous for free by one- and two-column marginals.
+//     non-anonymous for free by one- and two-column marginals. Large
+//     roll-ups are split across cores; where l or t with suppression rule
+//     out tagging, independent nodes are checked in parallel.
 //  3. Applier rewrites batches: quasi-identifiers become dictionary-encoded
 //     generalised values, rows of suppressed classes are dropped and
 //     counted (in = out + suppressed).
