@@ -115,6 +115,7 @@ type accumulators struct {
 	unicity        *mobility.UnicityIndex
 	rawUni         *mobility.UnicityIndex
 	cells          *mobility.CellSuppressor
+	gate           *mobility.TraceGate
 	cellSuppressed int64
 	rawRows        int64
 	rawCapped      bool
@@ -169,13 +170,21 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 			return nil, fmt.Errorf("mobility: %w", err)
 		}
 		a.cells = cs
+		if m.TraceK > 0 {
+			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem})
+			if err != nil {
+				a.closeAgg()
+				return nil, fmt.Errorf("mobility: %w", err)
+			}
+			a.gate = g
+		}
 		// The unicity after the policy is measured on the output's linkable
 		// unit: the subject's pseudonym, or the trip id under scope trip.
 		unit := p.Subject
 		if m.Scope == "trip" {
 			unit = m.TripIDColumn
 		}
-		u, err := mobility.NewUnicityIndex(pl.gen, mobility.UnicityColumns{Subject: unit, Space: []string{m.CellColumn}, Time: m.Time})
+		u, err := mobility.NewUnicityIndex(pl.gen, mobility.UnicityColumns{Subject: unit, Space: []string{m.CellColumn}, Time: m.Time, SkipNullSubjects: m.Scope == "trip"})
 		if err != nil {
 			a.closeAgg()
 			return nil, fmt.Errorf("unicity: %w", err)
@@ -214,6 +223,11 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	if a.cells != nil {
 		if err := a.cells.Observe(ctx, rec); err != nil {
+			return fmt.Errorf("mobility: %w", err)
+		}
+	}
+	if a.gate != nil {
+		if err := a.gate.Observe(ctx, rec); err != nil {
 			return fmt.Errorf("mobility: %w", err)
 		}
 	}

@@ -548,6 +548,14 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 			acc.cellSuppressed += dropped
 			*suppressed += dropped
 		}
+		if acc.gate != nil {
+			gated, err := acc.gate.Apply(ctx, rec)
+			rec.Release()
+			if err != nil {
+				return fmt.Errorf("mobility: %w", err)
+			}
+			rec = gated
+		}
 		if kr != nil {
 			g, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
 			rec.Release()

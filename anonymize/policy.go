@@ -205,6 +205,14 @@ type MobilityPolicy struct {
 	// column must be dropped). Required.
 	Scope        string `yaml:"scope"`
 	TripIDColumn string `yaml:"trip_id_column"`
+	// Endpoints says what happens to trimmed readings: "drop" (the default)
+	// or "detach" (kept for per-cell figures with a null trip id; scope trip
+	// only).
+	Endpoints string `yaml:"endpoints"`
+	// TraceK keeps a trip's id only when at least TraceK vehicles made a
+	// trip with the same released (cell, bucket) trace; other trips' rows
+	// are detached. 0 disables it; scope trip only, >= 2.
+	TraceK int `yaml:"trace_k"`
 	// UnicityPoints is p for the unicity measure before and after (default 4).
 	UnicityPoints int `yaml:"unicity_points"`
 }
@@ -681,6 +689,23 @@ func (p *Policy) validateMobility() error {
 		}
 	default:
 		return p.errf("mobility.scope", "scope must be subject or trip, got %q", m.Scope)
+	}
+	switch m.Endpoints {
+	case "", "drop":
+	case "detach":
+		if m.Scope != "trip" {
+			return p.errf("mobility.endpoints", "endpoints detach needs scope trip: a detached reading that keeps the subject points at its home again")
+		}
+	default:
+		return p.errf("mobility.endpoints", "endpoints must be drop or detach, got %q", m.Endpoints)
+	}
+	if m.TraceK != 0 {
+		if m.Scope != "trip" {
+			return p.errf("mobility.trace_k", "trace_k needs scope trip")
+		}
+		if m.TraceK < 2 {
+			return p.errf("mobility.trace_k", "trace_k must be >= 2 (or absent), got %d", m.TraceK)
+		}
 	}
 	if m.UnicityPoints < 0 {
 		return p.errf("mobility.unicity_points", "unicity_points must be >= 1")

@@ -81,6 +81,8 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"mobility lat kept", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: keep\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "8:3", "its action must be drop"},
 		{"mobility time not coarsened", minimalPolicy + "  ts: keep\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "7:3", "coarsen: {time: BUCKET}"},
 		{"mobility trip scope keeps pseudonym", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip}\n", "4:3", "link the trips again"},
+		{"mobility detach with subject scope", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, endpoints: detach}\n", "10:116", "endpoints detach needs scope trip"},
+		{"mobility trace_k 1", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, trace_k: 1}\n", "10:135", "trace_k must be >= 2"},
 		{"mobility no k", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, scope: subject}\n", "10:1", "k (distinct subjects"},
 	}
 	for _, tt := range tests {

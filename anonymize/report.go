@@ -92,6 +92,12 @@ type MobilityReport struct {
 	K              int    `json:"k"`
 	SuppressedRows int64  `json:"suppressed_rows"`
 	Scope          string `json:"scope"`
+	// TraceK, TripsPublished and RowsDetached describe trace-level
+	// k-anonymity (scope trip): trips that keep their id, rows released
+	// without one.
+	TraceK         int   `json:"trace_k,omitempty"`
+	TripsPublished int   `json:"trips_published,omitempty"`
+	RowsDetached   int64 `json:"rows_detached,omitempty"`
 }
 
 // KAnonReport records the k-anonymity stage.

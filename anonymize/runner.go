@@ -340,6 +340,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 			Subject: p.Subject, Time: m.Time, Lat: m.Lat, Lon: m.Lon, Gap: m.TripGap.D(),
 			TrimMetres: m.TrimMetres, TrimDuration: m.TrimTime.D(), Lateness: m.TripGap.D(), Mem: r.mem,
 			TripIDColumn: m.TripIDColumn, TripIDs: mobility.TripIDRandom,
+			Endpoints: endpointMode(m.Endpoints),
 		})
 		if err != nil {
 			return nil, err
@@ -398,6 +399,14 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 		}
 		pl.actions = append(pl.actions, rule.Action)
 		tf = append(tf, arrow.Field{Name: f.Name, Type: op.outType(f.Type), Nullable: f.Nullable})
+	}
+	if m := p.Mobility; m != nil && m.Scope == "trip" {
+		// Detached rows and rows of rare traces carry a null trip id.
+		for i := range tf {
+			if tf[i].Name == m.TripIDColumn {
+				tf[i].Nullable = true
+			}
+		}
 	}
 	pl.trans = arrow.NewSchema(tf, nil)
 	gf := make([]arrow.Field, len(tf))
@@ -603,6 +612,9 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		if err := spill.finish(); err != nil {
 			return nil, err
 		}
+		if acc.gate != nil {
+			acc.gate.Seal(acc.cells)
+		}
 		var ka *kanonResult
 		if p.KAnon != nil {
 			if ka, err = r.search(acc, pl); err != nil {
@@ -627,6 +639,12 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 			rep.Mobility.K = p.Mobility.K
 			rep.Mobility.SuppressedRows = acc.cellSuppressed
 			rep.Mobility.Scope = p.Mobility.Scope
+		}
+		if acc.gate != nil {
+			st := acc.gate.Stats()
+			rep.Mobility.TraceK = p.Mobility.TraceK
+			rep.Mobility.TripsPublished = st.Published
+			rep.Mobility.RowsDetached = st.RowsDetached
 		}
 	}
 	rep.Rows.Out = rowsOut
@@ -758,6 +776,13 @@ func (r *Runner) produce(ctx context.Context, pl *plan, src array.RecordReader, 
 		submit(out, rowBase)
 	}
 	return nil
+}
+
+func endpointMode(s string) mobility.EndpointMode {
+	if s == "detach" {
+		return mobility.EndpointsDetach
+	}
+	return mobility.EndpointsDrop
 }
 
 func describeRule(c ColumnRule, p *Policy) string {

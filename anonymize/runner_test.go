@@ -281,3 +281,39 @@ func TestRunFullPolicy(t *testing.T) {
 	}
 	_ = math.Abs
 }
+
+// TestRunTripScope: under scope trip the vehicle is replaced by random trip
+// ids, trimmed endpoints are detached (null trip id) instead of dropped, and
+// trips whose trace fewer than trace_k vehicles share lose their id.
+func TestRunTripScope(t *testing.T) {
+	pol := strings.NewReplacer(
+		"  vin: {pseudonymize: {method: hmac, domain: vin}}", "  vin: drop",
+		"  scope: subject", "  scope: trip\n  trip_id_column: trip\n  endpoints: detach\n  trace_k: 2",
+	).Replace(testPolicy)
+	rep, out, err := runFleet(t, pol, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Rows.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows.FilteredBy["trip_trim"] != 0 {
+		t.Errorf("detached endpoints were dropped: %+v", rep.Rows)
+	}
+	if out.schema.HasField("vin") || !out.schema.HasField("trip") {
+		t.Fatalf("output schema %v", out.schema)
+	}
+	if rep.Mobility.TraceK != 2 || rep.Mobility.RowsDetached == 0 {
+		t.Errorf("mobility report %+v", rep.Mobility)
+	}
+	nulls := 0
+	for _, rec := range out.recs {
+		nulls += rec.Column(rec.Schema().FieldIndices("trip")[0]).NullN()
+	}
+	if nulls == 0 {
+		t.Error("no detached rows in the output")
+	}
+	if rep.Risk.After.Unicity == nil || rep.KAnon == nil || !rep.KAnon.Verified {
+		t.Errorf("risk %+v kanon %+v", rep.Risk, rep.KAnon)
+	}
+}
