@@ -44,6 +44,10 @@ complete.`,
 			if arrowio.FormatOf(out) == arrowio.FormatUnknown {
 				return usageError(fmt.Errorf("gen: --out %q: %w", out, arrowio.ErrUnknownFormat), genFormatHint)
 			}
+			if f, ok := cmd.OutOrStdout().(*os.File); ok && out == arrowio.Stdio && term.IsTerminal(int(f.Fd())) {
+				// as age does: binary on a terminal helps no one
+				return usageError(errors.New("gen: refusing to write binary Arrow IPC to a terminal"), "redirect stdout to a file or pipe it into another command")
+			}
 			cfg := def
 			cfg.Vehicles, cfg.Rows, cfg.Seed = vehicles, rows, seed
 			rr, err := brakedisc.NewReader(cfg, nil)
