@@ -9,7 +9,7 @@ type kBounds struct {
 	e      *engine
 	k      int64
 	single [][]int64 // single[c][l]: rows in values of column c at level l with count < k
-	memo   []int64 // by memoIndex; -1 = not computed
+	memo   []int64   // by memoIndex; -1 = not computed
 	maxH   int
 	// source returns a rolled-up table at or below (la, lb) on columns a
 	// and b; nil means the histogram itself.
