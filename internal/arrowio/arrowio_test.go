@@ -741,3 +741,42 @@ func TestIPCFileDictionaryFallback(t *testing.T) {
 		})
 	}
 }
+
+// A timestamp that fails to parse is located by row and column.
+func TestCSVBadTimestamp(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := filepath.Join(t.TempDir(), "ts.csv")
+	os.WriteFile(p, []byte("ts,n\n2026-03-02T10:00:00Z,1\nyesterday,2\n"), 0o600)
+	sc := arrow.NewSchema([]arrow.Field{
+		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}},
+		{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	err := drain(mem, p, OpenOptions{CSV: CSVOptions{Schema: sc}})
+	var ce *CSVError
+	if !errors.As(err, &ce) || ce.Row != 2 || ce.Column != "ts" || ce.File != p {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// panicReader stands in for an arrow decoder that panics on corrupt input.
+type panicReader struct{ array.RecordReader }
+
+func (panicReader) Next() bool { panic("index out of range [7] with length 3") }
+func (panicReader) Release()   {}
+
+// The guard turns a decoder panic into an ErrCorrupt error naming the file.
+func TestGuardTurnsPanicIntoError(t *testing.T) {
+	src := &Source{ctx: context.Background(), path: "fleet.arrow", rr: panicReader{}, schema: testSchema()}
+	src.refs.Store(1)
+	if src.Next() {
+		t.Fatal("Next succeeded")
+	}
+	err := src.Err()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "fleet.arrow") || !strings.Contains(err.Error(), "index out of range") {
+		t.Errorf("got %v", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Error(err)
+	}
+}
