@@ -38,6 +38,20 @@ func TestParsePolicyExample(t *testing.T) {
 	}
 }
 
+func TestParseTripPolicyExample(t *testing.T) {
+	p, err := LoadPolicy(filepath.Join("..", "examples", "brakedisc", "policy-trips.yaml"))
+	if err != nil {
+		t.Fatalf("example trip policy: %v", err)
+	}
+	m := p.Mobility
+	if m == nil || m.Scope != "trip" || m.Endpoints != "detach" || m.TraceK != 5 {
+		t.Fatalf("mobility block %+v", m)
+	}
+	if r, _ := p.Columns.Lookup("vin"); r.Action != ActionDrop {
+		t.Errorf("vin action %s, want drop", r.Action)
+	}
+}
+
 func TestParsePolicyErrors(t *testing.T) {
 	tests := []struct {
 		name    string
