@@ -27,8 +27,10 @@
 // Partitions are either public (Options.Public: a list fixed without looking
 // at the data; listed partitions absent from the data are released with noise
 // over zero, unlisted data partitions are dropped) or selected privately with
-// the library's PreAggSelectPartition, which releases a partition only when
-// enough distinct subjects are in it that its presence reveals nobody.
+// the library's PreAggSelectPartition (for L0 > 3: the library's algorithm
+// for that case, a thresholded Gaussian count of subjects, with the threshold
+// computed once per release), which releases a partition only when enough
+// distinct subjects are in it that its presence reveals nobody.
 // Private selection spends its own share of ε and needs δ > 0; at ε ≈ 0.25 a
 // partition needs a few hundred subjects to be kept reliably, so choose
 // coarse partitions (or a public list). Result reports how many partitions
@@ -55,7 +57,13 @@
 // sensitive as the input and must not be published. Partials built from
 // disjoint sets of subjects merge into the partial of the whole, and
 // serialise, so a distributed combiner (the beam module) can use them.
-// Results are single-use: Release consumes the partial.
+// Results are single-use: Release consumes the partial. AggregateReader does
+// all of it for one array.RecordReader.
+//
+// The result record has the key columns, then per aggregate its noisy value
+// and, for count, sum and mean, the library's confidence interval at
+// Options.Confidence (<name>_ci_low, <name>_ci_high); the library has no
+// interval for variance and quantiles.
 //
 // # Performance
 //
