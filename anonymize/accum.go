@@ -211,7 +211,9 @@ func (a *accumulators) closeAgg() {
 func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 	base := a.rowBase
 	a.rowBase += rec.NumRows()
-	if a.kan != nil {
+	// With cell suppression, k-anonymity counts only the rows that survive
+	// it (Runner.countSurvivors, after pass 1); otherwise every row survives.
+	if a.kan != nil && a.cells == nil {
 		if err := a.kan.add(rec, base); err != nil {
 			return err
 		}

@@ -65,8 +65,13 @@
 // keyring, and k-anonymity protects against re-identification by the listed
 // quasi-identifiers only. l-diversity and t-closeness blocks are parsed and
 // validated but the Runner refuses them (use `tarnkappe kanon` on the
-// output); a release with public_partitions is refused likewise. Rows of a
-// subject removed by cell suppression in pass 2 still count in the pass-1
-// class sizes; the output verification catches the rare case where that
-// leaves a class below k, and the run fails closed.
+// output); a release with public_partitions is refused likewise.
+//
+// k-anonymity is searched over exactly the rows cell suppression keeps: with a
+// mobility block, the quasi-identifier histogram is filled by a read of the
+// spill after pass 1 that applies the (sealed) cell suppression, so a vehicle
+// whose rows all fall in rare cell-hours does not count towards its class.
+// k-anonymity suppression then removes whole classes; that can leave a
+// cell-hour with fewer than mobility.k vehicles in the output (the cells are
+// not re-checked after it).
 package anonymize

@@ -486,10 +486,55 @@ func (s *spillFile) finish() error {
 	return nil
 }
 
+// rewind positions the spill for another read.
+func (s *spillFile) rewind() error {
+	if _, err := s.f.Seek(0, 0); err != nil {
+		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
 func (s *spillFile) remove() {
 	name := s.f.Name()
 	s.f.Close()
 	os.Remove(name)
+}
+
+// countSurvivors feeds the k-anonymity histogram with exactly the rows pass
+// 2 will hand to it: it reads the spill once, applies cell-hour suppression
+// (the only mobility step after pass 1 that removes rows; the trace gate only
+// detaches them) and counts the quasi-identifier combinations of the rows
+// kept. Counting in pass 1 instead let a vehicle whose rows all fall in rare
+// cell-hours count towards its class, and on small fleets the written class
+// then had fewer than k vehicles (the output verification caught it and the
+// run failed). The spill is rewound for pass 2.
+func (r *Runner) countSurvivors(ctx context.Context, spill *spillFile, acc *accumulators) error {
+	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
+	if err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	defer rd.Release()
+	var rowBase int64
+	for rd.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec := rd.RecordBatch()
+		kept, _, err := acc.cells.Apply(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("mobility: %w", err)
+		}
+		err = acc.kan.add(kept, rowBase)
+		kept.Release()
+		if err != nil {
+			return err
+		}
+		rowBase += rec.NumRows()
+	}
+	if err := rd.Err(); err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	return spill.rewind()
 }
 
 // pass2 reads the spill, applies cell suppression and k-anonymity, and

@@ -616,6 +616,11 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 			acc.gate.Seal(acc.cells)
 		}
 		var ka *kanonResult
+		if p.KAnon != nil && acc.cells != nil {
+			if err := r.countSurvivors(ctx, spill, acc); err != nil {
+				return nil, err
+			}
+		}
 		if p.KAnon != nil {
 			if ka, err = r.search(acc, pl); err != nil {
 				return nil, err
