@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -117,6 +118,9 @@ type accumulators struct {
 	cells          *mobility.CellSuppressor
 	gate           *mobility.TraceGate
 	cellSuppressed int64
+	rawMeans       *mobility.CellMeans // utility: raw data
+	outMeans       *mobility.CellMeans // utility: written rows
+	bucket         time.Duration
 	rawRows        int64
 	rawCapped      bool
 	uniRows        int64
@@ -196,6 +200,24 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 			return nil, fmt.Errorf("unicity: %w", err)
 		}
 		a.rawUni = ru
+		if u := m.Utility; u != nil {
+			bucket := time.Hour
+			if rule, ok := p.Columns.Lookup(m.Time); ok && rule.Action == ActionCoarsen && rule.Coarsen.Time > 0 {
+				bucket = rule.Coarsen.Time.D()
+			}
+			rm, err := mobility.NewCellMeans(pl.in, mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution})
+			if err != nil {
+				a.closeAgg()
+				return nil, fmt.Errorf("utility: %w", err)
+			}
+			om, err := mobility.NewCellMeans(pl.gen, mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Cell: m.CellColumn})
+			if err != nil {
+				a.closeAgg()
+				return nil, fmt.Errorf("utility: %w", err)
+			}
+			a.rawMeans, a.outMeans = rm, om
+			a.bucket = bucket
+		}
 	}
 	return a, nil
 }
@@ -239,6 +261,11 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 // addOut indexes written rows (before projection, after every suppression)
 // for the unicity after the policy.
 func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.outMeans != nil {
+		if err := a.outMeans.Add(ctx, rec); err != nil {
+			return fmt.Errorf("utility: %w", err)
+		}
+	}
 	if a.unicity == nil || a.uniCapped {
 		return nil
 	}
@@ -256,6 +283,11 @@ func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error 
 // addRaw indexes input rows (after the opt-out filter) for the unicity
 // before the policy. Called by the producer goroutine only.
 func (a *accumulators) addRaw(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.rawMeans != nil {
+		if err := a.rawMeans.Add(ctx, rec); err != nil {
+			return fmt.Errorf("utility: %w", err)
+		}
+	}
 	if a.rawUni == nil || a.rawCapped {
 		return nil
 	}
@@ -297,6 +329,22 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		if a.uniCapped || a.rawCapped {
 			rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", a.r.opts.UnicityMaxRows)
 		}
+	}
+	if a.rawMeans != nil && rep.Mobility != nil {
+		u := p.Mobility.Utility
+		minS, tol := u.MinSubjects, u.Tolerance
+		if minS == 0 {
+			minS = 20
+		}
+		if tol == 0 {
+			tol = 0.1
+		}
+		cmp := mobility.CompareMeans(a.rawMeans, a.outMeans, minS, tol)
+		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp}
+		if cmp.Groups > 0 {
+			ur.WithinFraction = float64(cmp.Within) / float64(cmp.Groups)
+		}
+		rep.Mobility.Utility = ur
 	}
 	if a.dpAgg != nil {
 		rel := p.Release

@@ -2,6 +2,7 @@ package anonymize
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -215,6 +216,23 @@ type MobilityPolicy struct {
 	TraceK int `yaml:"trace_k"`
 	// UnicityPoints is p for the unicity measure before and after (default 4).
 	UnicityPoints int `yaml:"unicity_points"`
+	// Utility, when set, measures what the movement output is kept for: the
+	// mean of a column per (cell, time bucket), released against raw (raw
+	// positions mapped to the same cells, after the opt-out only), over the
+	// raw groups with at least MinSubjects distinct subjects.
+	Utility *UtilityPolicy `yaml:"utility"`
+}
+
+// UtilityPolicy configures the utility figure of the mobility block.
+type UtilityPolicy struct {
+	// Column is the float64 column averaged; it must be kept. Required.
+	Column string `yaml:"column"`
+	// MinSubjects: groups of the raw data with fewer distinct subjects are
+	// not compared (their means are noise either way). 0 means 20.
+	MinSubjects int `yaml:"min_subjects"`
+	// Tolerance is the relative error a group's mean may have and still
+	// count as within. 0 means 0.1.
+	Tolerance float64 `yaml:"tolerance"`
 }
 
 // ReleasePolicy configures a differentially private release of per-group
@@ -709,6 +727,21 @@ func (p *Policy) validateMobility() error {
 	}
 	if m.UnicityPoints < 0 {
 		return p.errf("mobility.unicity_points", "unicity_points must be >= 1")
+	}
+	if u := m.Utility; u != nil {
+		r, ok := p.Columns.Lookup(u.Column)
+		if u.Column == "" || !ok {
+			return p.errf("mobility.utility.column", "utility column %q is not a policy column", u.Column)
+		}
+		if r.Action != ActionKeep {
+			return p.errf("mobility.utility.column", "utility column %q must be kept (its action is %s)", u.Column, r.Action)
+		}
+		if u.MinSubjects < 0 {
+			return p.errf("mobility.utility.min_subjects", "min_subjects must be >= 1 (or absent), got %d", u.MinSubjects)
+		}
+		if u.Tolerance < 0 || u.Tolerance >= 1 || math.IsNaN(u.Tolerance) {
+			return p.errf("mobility.utility.tolerance", "tolerance must be in [0, 1), got %g", u.Tolerance)
+		}
 	}
 	return nil
 }

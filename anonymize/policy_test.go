@@ -25,9 +25,18 @@ func TestParsePolicyExample(t *testing.T) {
 	if p.Subject != "vin" || p.KAnon == nil || p.KAnon.K != 10 || p.Mobility == nil || p.Release == nil || p.OptOut == nil {
 		t.Fatalf("example policy parsed incompletely: %+v", p)
 	}
-	r, ok := p.Columns.Lookup("vin")
-	if !ok || r.Action != ActionPseudonymize || r.Pseudonymize.Method != "hmac" {
-		t.Fatalf("vin rule = %+v", r)
+	// The movement output is per trip: no vehicle id, endpoints detached,
+	// trace k-anonymity (issue 7: unicity at 4 points <= 5%).
+	if r, ok := p.Columns.Lookup("vin"); !ok || r.Action != ActionDrop {
+		t.Fatalf("vin rule = %+v, want drop", r)
+	}
+	if m := p.Mobility; m.Scope != "trip" || m.Endpoints != "detach" || m.TraceK != 5 || m.CellResolution != 6 {
+		t.Fatalf("mobility block %+v", m)
+	}
+	for _, c := range []string{"pad_wear_mm", "model"} {
+		if r, _ := p.Columns.Lookup(c); r.Action != ActionDrop {
+			t.Errorf("%s action %s: it re-links trips, want drop", c, r.Action)
+		}
 	}
 	if got := p.Resolve(p.Keyring); got != filepath.Join("..", "examples", "brakedisc", "keys.json") {
 		t.Errorf("Resolve(keyring) = %q", got)
@@ -35,20 +44,6 @@ func TestParsePolicyExample(t *testing.T) {
 	// Column order is the file's order.
 	if p.Columns[0].Name != "vin" || p.Columns[1].Name != "ts" {
 		t.Errorf("column order lost: %v, %v", p.Columns[0].Name, p.Columns[1].Name)
-	}
-}
-
-func TestParseTripPolicyExample(t *testing.T) {
-	p, err := LoadPolicy(filepath.Join("..", "examples", "brakedisc", "policy-trips.yaml"))
-	if err != nil {
-		t.Fatalf("example trip policy: %v", err)
-	}
-	m := p.Mobility
-	if m == nil || m.Scope != "trip" || m.Endpoints != "detach" || m.TraceK != 5 {
-		t.Fatalf("mobility block %+v", m)
-	}
-	if r, _ := p.Columns.Lookup("vin"); r.Action != ActionDrop {
-		t.Errorf("vin action %s, want drop", r.Action)
 	}
 }
 
@@ -97,6 +92,9 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"mobility trip scope keeps pseudonym", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip}\n", "4:3", "link the trips again"},
 		{"mobility detach with subject scope", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, endpoints: detach}\n", "10:116", "endpoints detach needs scope trip"},
 		{"mobility trace_k 1", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, trace_k: 1}\n", "10:135", "trace_k must be >= 2"},
+		{"utility column unknown", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: temp}}\n", "", `utility column "temp" is not a policy column`},
+		{"utility column dropped", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: secret}}\n", "", "must be kept"},
+		{"utility tolerance", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: speed, tolerance: 2}}\n", "", "tolerance must be in [0, 1)"},
 		{"mobility no k", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, scope: subject}\n", "10:1", "k (distinct subjects"},
 	}
 	for _, tt := range tests {

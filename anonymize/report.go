@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
 // Report is the audit record of one run: what came in, what went out, what
@@ -98,6 +100,20 @@ type MobilityReport struct {
 	TraceK         int   `json:"trace_k,omitempty"`
 	TripsPublished int   `json:"trips_published,omitempty"`
 	RowsDetached   int64 `json:"rows_detached,omitempty"`
+	// Utility compares the per-(cell, bucket) mean of a column in the
+	// output with the raw data (mobility.utility in the policy).
+	Utility *UtilityReport `json:"utility,omitempty"`
+}
+
+// UtilityReport is the utility figure of the movement output: how many raw
+// (cell, bucket) groups with at least MinSubjects vehicles keep their mean
+// within Tolerance relative error in the output.
+type UtilityReport struct {
+	Column        string  `json:"column"`
+	BucketSeconds float64 `json:"bucket_seconds"`
+	mobility.MeanComparison
+	// WithinFraction is Within / Groups (0 when there are no groups).
+	WithinFraction float64 `json:"within_fraction"`
 }
 
 // KAnonReport records the k-anonymity stage.

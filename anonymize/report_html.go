@@ -221,6 +221,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"sortedInts":   sortedInts,
 	"sortedFloats": sortedFloats,
 	"join":         strings.Join,
+	"mul100":       func(f float64) float64 { return f * 100 },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -286,7 +287,9 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 
 {{with .R.Mobility}}<h2>Movement profiles</h2>
 <p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
-{{if .K}}{{.SuppressedRows}} rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}</p>{{end}}
+{{if .K}}{{.SuppressedRows}} rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}
+{{if .TraceK}}{{.TripsPublished}} of {{.Trips}} trips keep an id (trace k={{.TraceK}}); {{.RowsDetached}} rows released without one.{{end}}</p>
+{{with .Utility}}<p>Utility: hourly mean <code>{{.Column}}</code> per cell and {{printf "%.0f" .BucketSeconds}} s bucket — <b>{{.Within}} of {{.Groups}}</b> raw groups with at least {{.MinSubjects}} subjects are within {{printf "%.0f" (mul100 .Tolerance)}}% of the raw mean ({{.Released}} released; max relative error {{printf "%.3f" .MaxRelErr}}, mean {{printf "%.4f" .MeanRelErr}}).</p>{{end}}{{end}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>
 <p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code>; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>{{end}}

@@ -59,5 +59,15 @@ func TestExamplePolicyThousandVehicles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100k rows; skipped with -short")
 	}
-	runExamplePolicy(t, brakedisc.DemoPolicy(), 1000, 100_000)
+	rep, _ := runExamplePolicy(t, brakedisc.DemoPolicy(), 1000, 100_000)
+	// Issue 7: the movement output of the example policy is not unique at 4
+	// points (it was 90% with the VIN pseudonym as linkable unit), and the
+	// report carries the utility figure.
+	if rep.Risk == nil || rep.Risk.After.Unicity == nil || *rep.Risk.After.Unicity > 0.05 {
+		t.Errorf("unicity after the example policy: %+v, want <= 5%%", rep.Risk)
+	}
+	if m := rep.Mobility; m == nil || m.Utility == nil || m.Utility.Column != "disc_temp_c" || m.Utility.MinSubjects != 20 {
+		t.Fatalf("no utility figure in %+v", rep.Mobility)
+	}
+	t.Logf("unicity after %.3f, utility %+v", *rep.Risk.After.Unicity, *rep.Mobility.Utility)
 }

@@ -32,14 +32,11 @@ ephemeral in-memory keyring. It writes to DIR:
   fleet.parquet       the raw synthetic input
   optout.txt          the opted-out VINs (the run holds them keyed, never in clear)
   policy.yaml         the policy it ran
-  anonymized.parquet  the anonymised telemetry
+  anonymized.parquet  the anonymised telemetry: per trip (a random id per trip
+                      replaces the vehicle), H3 cells, hourly times
   release.parquet     the differentially private disc temperature per cell
   report.json         the audit report for machines
-  report.html         the audit report for people (open it in a browser)
-
-and, with policy-trips.yaml (the movement-data variant: a random id per trip
-replaces the vehicle), trips.parquet, trips-release.parquet,
-trips-report.json and trips-report.html.`,
+  report.html         the audit report for people (open it in a browser)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if rows < 1 {
@@ -84,10 +81,6 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 	if err := os.WriteFile(policy, brakedisc.DemoPolicy(), 0o644); err != nil {
 		return err
 	}
-	tripPolicy := filepath.Join(dir, "policy-trips.yaml")
-	if err := os.WriteFile(tripPolicy, brakedisc.DemoTripPolicy(), 0o644); err != nil {
-		return err
-	}
 	// 3. An ephemeral keyring: pseudonyms of this demo cannot be recomputed
 	// after it ends.
 	kr, err := pseudonym.NewKeyring()
@@ -99,14 +92,6 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 		policy: policy, in: fleet, out: filepath.Join(dir, "anonymized.parquet"),
 		report: filepath.Join(dir, "report.json"), html: filepath.Join(dir, "report.html"),
 		release: filepath.Join(dir, "release.parquet"), keyring: kr,
-	})
-	if err != nil {
-		return err
-	}
-	trips, err := runPolicy(cmd, runFlags{
-		policy: tripPolicy, in: fleet, out: filepath.Join(dir, "trips.parquet"),
-		report: filepath.Join(dir, "trips-report.json"), html: filepath.Join(dir, "trips-report.html"),
-		release: filepath.Join(dir, "trips-release.parquet"), keyring: kr,
 	})
 	if err != nil {
 		return err
@@ -125,11 +110,15 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 	if d := rep.DP; d != nil {
 		fmt.Fprintf(w, "dp release: %d partitions by %s, ε=%g δ=%g spent\n", d.Partitions, strings.Join(d.By, ","), d.EpsilonSpent, d.DeltaSpent)
 	}
-	if r, m := trips.Risk, trips.Mobility; r != nil && m != nil {
-		fmt.Fprintf(w, "trips (policy-trips.yaml): %d rows out, %d of %d trips keep an id, unicity(%d points) %s → %s\n",
-			trips.Rows.Out, m.TripsPublished, m.Trips, unicityPoints(trips), pctOf(r.Before.Unicity), pctOf(r.After.Unicity))
+	if m := rep.Mobility; m != nil {
+		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d\n",
+			m.Scope, m.TripsPublished, m.Trips, m.TraceK, m.CellResolution, m.K)
+		if u := m.Utility; u != nil {
+			fmt.Fprintf(w, "utility: hourly mean %s per cell, %d of %d cell-hours with >= %d vehicles within %.0f%% of raw (%.1f%%, max rel. error %.3f)\n",
+				u.Column, u.Within, u.Groups, u.MinSubjects, u.Tolerance*100, u.WithinFraction*100, u.MaxRelErr)
+		}
 	}
-	fmt.Fprintf(w, "wrote %s/{anonymized.parquet,release.parquet,report.json,report.html} and trips*.{parquet,json,html} in %.1fs\n", dir, time.Since(start).Seconds())
+	fmt.Fprintf(w, "wrote %s/{anonymized.parquet,release.parquet,report.json,report.html} in %.1fs\n", dir, time.Since(start).Seconds())
 	return nil
 }
 
