@@ -94,6 +94,9 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		}
 		c[k] += n
 	}
+	if c[countIn] == 0 {
+		return errors.New("the input has no rows")
+	}
 	var names []string
 	var name string
 	for shards(&name) {

@@ -151,7 +151,9 @@ func Read(s beam.Scope, cfg Config) (batches, counts beam.PCollection) {
 	for i := range idx {
 		idx[i] = i
 	}
-	files := beam.CreateList(s, idx)
+	// Reshuffled so that a runner may hand the files to different workers
+	// (a Create is often one bundle).
+	files := beam.Reshuffle(s, beam.CreateList(s, idx))
 	batches, counts = beam.ParDo2(s, &readFn{Cfg: cfg}, files)
 	return beam.Reshuffle(s, batches), counts
 }
