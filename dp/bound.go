@@ -58,13 +58,15 @@ const (
 // so a row costs one miss at most), else the index of the pair's reservoir
 // in the bucket's arena.
 type bucket struct {
-	stKeys []uint64  // staged rows: subject<<32 | partition, plus 1
-	stVals []float64 // staged rows' values, nv per row
-	words  []uint64
-	arena  []uint64 // reservoirs when they are not inline, kn words per pair
-	mask   uint64
-	shift  uint
-	n      int // pairs
+	// Staged rows, 1+nv words each: subject<<32 | partition, plus 1, then
+	// the values' float64 bits. One buffer, so that staging a row writes
+	// to one tail (one cache line) per bucket, not two.
+	st    []uint64
+	words []uint64
+	arena []uint64 // reservoirs when they are not inline, kn words per pair
+	mask  uint64
+	shift uint
+	n     int // pairs
 }
 
 // shard owns its buckets, so shards never share state and run in parallel
@@ -148,18 +150,23 @@ func (b *bucket) grow(stride int) {
 // is applied to its table at once.
 func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	nv := s.nv
+	w := 1 + nv
+	full := bucketStage * w
 	s.staged += int64(len(s.rows))
 	for _, r := range s.rows {
 		id := sid[r]
 		b := &s.buckets[(id>>s.shift)%bucketsPerShard]
-		if len(b.stKeys) == cap(b.stKeys) {
+		n := len(b.st)
+		if n+w > cap(b.st) {
 			s.growStage(b)
 		}
-		b.stKeys = append(b.stKeys, uint64(id)<<32|uint64(pid[r])+1)
-		for c := 0; c < nv; c++ {
-			b.stVals = append(b.stVals, cols[c][r])
+		st := b.st[:n+w]
+		st[n] = uint64(id)<<32 | uint64(pid[r]) + 1
+		for c := range nv {
+			st[n+1+c] = math.Float64bits(cols[c][r])
 		}
-		if len(b.stKeys) >= bucketStage {
+		b.st = st
+		if n+w >= full {
 			s.apply(b)
 		}
 	}
@@ -200,21 +207,22 @@ func (s *shard) route(me, mask uint32, sid, pid []uint32, pub []bool) {
 // instead of a chain of doublings across every bucket).
 func (s *shard) growStage(b *bucket) {
 	const bigStage = 1 << 17
-	c := min(bucketStage, max(256, 2*cap(b.stKeys)))
+	w := 1 + s.nv
+	c := min(bucketStage, max(256, 2*cap(b.st)/w))
 	if s.staged > bigStage {
 		c = bucketStage
 	}
-	keys := make([]uint64, len(b.stKeys), c)
-	copy(keys, b.stKeys)
-	vals := make([]float64, len(b.stVals), c*s.nv)
-	copy(vals, b.stVals)
-	b.stKeys, b.stVals = keys, vals
+	st := make([]uint64, len(b.st), c*w)
+	copy(st, b.st)
+	b.st = st
 }
 
 // apply runs the staged rows of b through its pair table and reservoirs.
 func (s *shard) apply(b *bucket) {
 	k, nv, stride, kn, inline := s.k, s.nv, s.stride, s.kn, s.inline
-	if b.words == nil {
+	w := 1 + nv
+	fresh := b.words == nil
+	if fresh {
 		// Subjects spread evenly over buckets, so a new bucket starts at
 		// the size the first buckets grew to instead of growing again.
 		b.alloc(max(256, s.initSlots), stride)
@@ -222,12 +230,17 @@ func (s *shard) apply(b *bucket) {
 	// Touch every staged row's home slot first: independent loads the CPU
 	// overlaps, so the table is in cache for the dependent probes below
 	// (Go has no prefetch intrinsic; a live accumulator keeps the loads).
-	var sink uint64
-	for _, key := range b.stKeys {
-		sink += b.words[int((key*fib)>>b.shift)*stride]
+	// Not on a fresh table: its pages are not mapped yet, and reading them
+	// would map the zero page only for the first write to fault again.
+	if !fresh {
+		var sink uint64
+		for o := 0; o < len(b.st); o += w {
+			sink += b.words[int((b.st[o]*fib)>>b.shift)*stride]
+		}
+		s.sink += sink
 	}
-	s.sink += sink
-	for e, key := range b.stKeys {
+	for o := 0; o < len(b.st); o += w {
+		key := b.st[o]
 		i := (key * fib) >> b.shift
 		var base int
 		for {
@@ -272,11 +285,10 @@ func (s *shard) apply(b *bucket) {
 			tgt, dst = b.arena, int(b.words[base+2])*kn+pos*nv
 		}
 		for c := range nv {
-			tgt[dst+c] = math.Float64bits(b.stVals[e*nv+c])
+			tgt[dst+c] = b.st[o+1+c]
 		}
 	}
-	b.stKeys = b.stKeys[:0]
-	b.stVals = b.stVals[:0]
+	b.st = b.st[:0]
 	if slots := len(b.words) / stride; slots > s.initSlots {
 		s.initSlots = slots
 	}
@@ -299,7 +311,7 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 	vals := make([]float64, s.k*s.nv)
 	for bi := range s.buckets {
 		b := &s.buckets[bi]
-		if len(b.stKeys) > 0 {
+		if len(b.st) > 0 {
 			s.apply(b)
 		}
 		if b.n == 0 {
