@@ -85,6 +85,9 @@ func NewDateShift(kr *Keyring, opts DateShiftOptions) (*DateShift, error) {
 // KeyID returns the id of the master key in use.
 func (d *DateShift) KeyID() string { return d.keyID }
 
+// Domain returns the domain.
+func (d *DateShift) Domain() string { return d.domain }
+
 // Destroy zeroes the key state.
 func (d *DateShift) Destroy() { d.h.Destroy() }
 
