@@ -39,20 +39,14 @@ type fixture struct {
 	cfg                      Config
 }
 
-// demoPolicy is examples/brakedisc's demo policy without its mobility block
-// (not supported on Beam yet), releasing per make instead of per H3 cell
-// (the cell column comes from mobility).
+// demoPolicy is the module's pinned test policy (testdata/policy.yaml): the
+// vehicle-level demo policy without mobility, released per make.
 func demoPolicy(t testing.TB) []byte {
-	src := string(brakedisc.DemoPolicy())
-	re := regexp.MustCompile(`(?ms)^mobility:.*?^release:`)
-	if !re.MatchString(src) {
-		t.Fatal("demo policy: mobility block not found (has the demo policy changed?)")
+	src, err := os.ReadFile(filepath.Join("testdata", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	src = re.ReplaceAllString(src, "release:")
-	if !strings.Contains(src, "by: [cell]") {
-		t.Fatal("demo policy: release by [cell] not found")
-	}
-	return []byte(strings.Replace(src, "by: [cell]", "by: [make]", 1))
+	return src
 }
 
 func newFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
@@ -539,7 +533,10 @@ func TestConfigRejects(t *testing.T) {
 		{"no temp dir", func(c *Config) { c.TempDir = "" }, "TempDir is required"},
 		{"no release output", func(c *Config) { c.ReleaseOutput = "" }, "ReleaseOutput"},
 		{"no keys", func(c *Config) { c.Keys = "" }, "no keyring"},
-		{"mobility", func(c *Config) { c.Policy = brakedisc.DemoPolicy() }, "mobility"},
+		{"mobility", func(c *Config) { c.Policy = brakedisc.DemoPolicy() }, "not supported on Beam"},
+		{"hour of day", func(c *Config) {
+			c.Policy = bytes.Replace(c.Policy, []byte("  by: [make]"), []byte("  by: [make, hour_of_day]\n  hour_of_day: ts"), 1)
+		}, "HourOfDay is not supported"},
 		{"wrong keys path", func(c *Config) { c.Keys = filepath.Join(f.dir, "nope.json") }, "nope.json"},
 	}
 	for _, tc := range cases {

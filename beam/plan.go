@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +137,31 @@ func supported(p *anonymize.Policy) error {
 	if p.Mobility != nil {
 		return errors.New("tarnkappe/beam: the mobility block (trip segmentation, trimming, cells) is not supported on Beam yet; run it with `tarnkappe run`")
 	}
+	// Fields this package implements; a policy field added to package
+	// anonymize later is rejected when set, until Beam implements it too.
+	if f := unknownSet(*p, "Version", "Subject", "Keyring", "OptOut", "Columns", "KAnon", "Mobility", "Release"); f != "" {
+		return fmt.Errorf("tarnkappe/beam: policy field %s is not supported on Beam yet", f)
+	}
+	if p.OptOut != nil {
+		if f := unknownSet(*p.OptOut, "File", "Form", "Domain"); f != "" {
+			return fmt.Errorf("tarnkappe/beam: opt_out field %s is not supported on Beam yet", f)
+		}
+	}
+	if p.KAnon != nil {
+		if f := unknownSet(*p.KAnon, "QuasiIdentifiers", "K", "L", "T", "Suppression", "Metric", "Hierarchies", "PerSubject"); f != "" {
+			return fmt.Errorf("tarnkappe/beam: kanon field %s is not supported on Beam yet", f)
+		}
+	}
+	if r := p.Release; r != nil {
+		if f := unknownSet(*r, "By", "Epsilon", "Delta", "MaxPartitions", "MaxPerPartition", "Count", "Aggregates", "PublicPartitions"); f != "" {
+			return fmt.Errorf("tarnkappe/beam: release field %s is not supported on Beam yet", f)
+		}
+		for _, a := range r.Aggregates {
+			if f := unknownSet(a, "Column", "Kind", "Lower", "Upper", "Quantiles"); f != "" {
+				return fmt.Errorf("tarnkappe/beam: release aggregate field %s is not supported on Beam yet", f)
+			}
+		}
+	}
 	if k := p.KAnon; k != nil && (k.L != nil || k.T != nil) {
 		return errors.New("tarnkappe/beam: l-diversity and t-closeness are not supported on Beam yet")
 	}
@@ -143,6 +169,23 @@ func supported(p *anonymize.Policy) error {
 		return errors.New("tarnkappe/beam: release.public_partitions is not supported on Beam yet; use private partition selection (delta > 0)")
 	}
 	return nil
+}
+
+// unknownSet returns the name of the first exported field of struct v that
+// is not in known and not zero.
+func unknownSet(v any, known ...string) string {
+	rv := reflect.ValueOf(v)
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if !f.IsExported() || slices.Contains(known, f.Name) {
+			continue
+		}
+		if !rv.Field(i).IsZero() {
+			return f.Name
+		}
+	}
+	return ""
 }
 
 func (w *worker) close() {
@@ -702,5 +745,3 @@ func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.A
 	}
 	return b.NewArray(), dropped, nil
 }
-
-var _ = slices.Equal[[]int]

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -40,9 +39,13 @@ func TestRunPrism(t *testing.T) {
 	}
 	kr.Destroy()
 	os.WriteFile(filepath.Join(dir, "optout.txt"), nil, 0o600)
-	pol := regexp.MustCompile(`(?ms)^mobility:.*?^release:`).ReplaceAllString(string(brakedisc.DemoPolicy()), "release:")
-	pol = strings.Replace(pol, "by: [cell]", "by: [make]", 1)
-	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o600)
+	// The beam module's pinned test policy (vehicle pseudonyms, k-anonymity,
+	// release per make; no mobility).
+	pol, err := os.ReadFile(filepath.Join("..", "..", "testdata", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), pol, 0o600)
 	out := filepath.Join(dir, "out.parquet")
 	report := filepath.Join(dir, "report.json")
 	stderr.Reset()
