@@ -442,6 +442,12 @@ func TestPipelineHoldsNoKeys(t *testing.T) {
 	if !bytes.Contains(blob, []byte(f.keys)) {
 		t.Error("the pipeline should carry the keyring's path (the test would not notice the config missing)")
 	}
+	// The opt-out list travels by path too: no listed VIN is in the graph.
+	for _, v := range f.optout {
+		if bytes.Contains(blob, []byte(v)) {
+			t.Fatalf("opted-out subject %s found in the marshalled pipeline", v)
+		}
+	}
 	for _, k := range kf.Keys {
 		key, err := base64.StdEncoding.DecodeString(k.Key)
 		if err != nil || len(key) != 32 {

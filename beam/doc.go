@@ -35,11 +35,15 @@
 //   - A worker error names the input file, column and row; the output and
 //     release files appear only after every step succeeded.
 //
-// What it does not do (yet): the policy's mobility block (trip segmentation
+// What it does not do (yet): any policy field this package does not
+// implement is an error when set (checked by reflection over the policy
+// types, so a field added to package anonymize later fails closed here). Not
+// implemented: the policy's mobility block (trip segmentation
 // needs every subject's readings in time order: a GroupByKey per subject
 // with sorted values, not built here), l-diversity, t-closeness and public
-// partition lists are rejected with an error rather than skipped. Files are
-// read and written through the local file system (internal/arrowio), so on
+// partition lists (public_partitions, public) and release.hour_of_day.
+// An input file is read by one worker (files, not row groups, are the
+// unit of parallel reading). Files are read and written through the local file system (internal/arrowio), so on
 // a cluster the paths must be on storage every worker mounts; Beam's gs://
 // and s3:// file systems are not wired in. Unicity (risk.*.unicity) is not
 // measured.
