@@ -110,3 +110,65 @@ func FuzzSplitFields(f *testing.F) {
 		}
 	})
 }
+
+// TestWorkerNoLeaks runs the worker's batch steps (opt-out, column actions,
+// subject sharding, generalisation and suppression) under a checked
+// allocator: every buffer they allocate is released.
+func TestWorkerNoLeaks(t *testing.T) {
+	f := newFixture(t, 30, 3000, 1000)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	w, err := newWorker(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	rdr, err := brakedisc.NewReader(brakedisc.Config{Vehicles: 30, Rows: 3000, Seed: 7, BatchSize: 1000}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Release()
+	// Suppress the class of the first row, whatever it is, to exercise the
+	// filter path.
+	cf := &classFn{Cfg: f.cfg, w: w}
+	var dropped, suppressed int64
+	for base := int64(0); rdr.Next(); base += rdr.RecordBatch().NumRows() {
+		trans, n, err := w.transform(ctx, mem, rdr.RecordBatch(), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += n
+		if cf.d == nil {
+			cf.d = &Decision{QuasiIdentifiers: w.p.KAnon.QuasiIdentifiers, Levels: []int{1, 2, 1, 0}, PerSubject: true}
+			var key []byte
+			for j, q := range cf.d.QuasiIdentifiers {
+				v, _ := valueText(trans.Column(w.trans.FieldIndices(q)[0]), 0)
+				g, err := w.hier[q].Generalize(v, cf.d.Levels[j])
+				if err != nil {
+					t.Fatal(err)
+				}
+				key = append(append(key, g...), 0)
+			}
+			cf.sup = map[string]bool{string(key): true}
+		}
+		out, s, err := cf.apply(ctx, mem, trans, base, func(string, int64) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		suppressed += s
+		if out.NumRows()+s != trans.NumRows() || !out.Schema().Equal(w.out) {
+			t.Fatalf("apply: %d rows out + %d suppressed of %d", out.NumRows(), s, trans.NumRows())
+		}
+		sub, err := takeRows(ctx, mem, trans, []int32{0, 2, 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Release()
+		out.Release()
+		trans.Release()
+	}
+	if dropped == 0 || suppressed == 0 {
+		t.Errorf("the test should exercise opt-out (%d rows) and suppression (%d rows)", dropped, suppressed)
+	}
+}
