@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -121,6 +122,8 @@ type accumulators struct {
 	rawMeans       *mobility.CellMeans // utility: raw data
 	outMeans       *mobility.CellMeans // utility: written rows
 	bucket         time.Duration
+	publicParts    int           // public partitions listed (0: private selection)
+	relIn          *releaseInput // derived release keys, or nil
 	rawRows        int64
 	rawCapped      bool
 	uniRows        int64
@@ -158,8 +161,24 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 			}
 			opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: k, Column: ag.Column, Lower: ag.Lower, Upper: ag.Upper, Ranks: ag.Quantiles})
 		}
-		if rel.PublicPartitions != "" {
-			return nil, errors.New("release: public_partitions is not supported by the policy runner yet; use private partition selection (delta > 0)")
+		if rel.Public != nil {
+			l, err := r.publicPartitions()
+			if err != nil {
+				return nil, fmt.Errorf("release: %w", err)
+			}
+			opts.Public = l
+			a.publicParts = l.Len()
+		}
+		if rel.HourOfDay != "" || rel.CellResolution > 0 {
+			ri := &releaseInput{schema: pl.trans, hodIdx: -1, cellIdx: -1, parents: map[string]string{}}
+			if rel.HourOfDay != "" {
+				ri.hodIdx = pl.trans.FieldIndices(rel.HourOfDay)[0]
+				ri.schema = arrow.NewSchema(append(slices.Clone(pl.trans.Fields()), arrow.Field{Name: HourOfDayColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true}), nil)
+			}
+			if rel.CellResolution > 0 && rel.CellResolution < p.Mobility.CellResolution {
+				ri.cellIdx, ri.res = pl.trans.FieldIndices(p.Mobility.CellColumn)[0], rel.CellResolution
+			}
+			a.relIn = ri
 		}
 		agg, err := dp.NewAggregator(opts)
 		if err != nil {
@@ -241,7 +260,16 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 	}
 	if a.dpAgg != nil {
-		if err := a.dpAgg.Add(ctx, rec); err != nil {
+		in := rec
+		if a.relIn != nil {
+			h, err := a.relIn.apply(a.r.mem, rec)
+			if err != nil {
+				return err
+			}
+			defer h.Release()
+			in = h
+		}
+		if err := a.dpAgg.Add(ctx, in); err != nil {
 			return fmt.Errorf("release: %w", err)
 		}
 	}
@@ -370,7 +398,18 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		for _, ag := range rel.Aggregates {
 			names = append(names, fmt.Sprintf("%s(%s) in [%g, %g]", ag.Kind, ag.Column, ag.Lower, ag.Upper))
 		}
-		rep.DP = &DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By, Partitions: int(res.PartitionsKept), Aggregates: names}
+		rep.DP = &DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By, Partitions: int(res.PartitionsKept), Aggregates: names,
+			Selection: "private", MaxPartitions: rel.MaxPartitions, MaxPerPartition: rel.MaxPerPartition, EpsilonBudget: rel.Epsilon, DeltaBudget: rel.Delta}
+		if a.publicParts > 0 {
+			rep.DP.Selection = "public"
+			rep.DP.PublicPartitions = a.publicParts
+		}
+		if rel.HourOfDay != "" {
+			rep.DP.HourOfDay = rel.HourOfDay
+		}
+		if rel.CellResolution > 0 {
+			rep.DP.CellResolution = rel.CellResolution
+		}
 		sink, err := a.r.opts.Release(res.Record.Schema())
 		if err != nil {
 			return fmt.Errorf("release: %w", err)

@@ -88,7 +88,19 @@
 // keyring, and k-anonymity protects against re-identification by the listed
 // quasi-identifiers only. l-diversity and t-closeness blocks are parsed and
 // validated but the Runner refuses them (use `tarnkappe kanon` on the
-// output); a release with public_partitions is refused likewise.
+// output).
+//
+// A release block either selects partitions privately (delta > 0; with a few
+// thousand subjects that releases few fine-grained partitions) or releases a
+// public list: a CSV file (public_partitions, or public.file) or one generated
+// from public parameters only (public.bbox: every H3 cell covering the box
+// at the release's cell resolution, × the 24 values of hour_of_day). Public
+// partitions spend no budget on selection; every listed partition is
+// released, with noise over zero where the data has none, and rows in other
+// partitions do not count. hour_of_day (the UTC hour of a timestamp column)
+// and release.cell_resolution (parents of the output cells) are derived for
+// the release only. The example policy releases mean disc temperature per
+// resolution-5 cell × hour of day over public partitions: 504 on the demo.
 //
 // k-anonymity is searched over exactly the rows cell suppression keeps: with a
 // mobility block, the quasi-identifier histogram is filled by a read of the

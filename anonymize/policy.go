@@ -246,9 +246,44 @@ type ReleasePolicy struct {
 	Count           bool            `yaml:"count"`
 	Aggregates      []AggregateSpec `yaml:"aggregates"`
 	// PublicPartitions is a CSV file with the columns of By listing the
-	// partitions to release; without it partitions are selected privately.
+	// partitions to release; without it (or Public) partitions are selected
+	// privately. Shorthand for public: {file: ...}.
 	PublicPartitions string `yaml:"public_partitions"`
+	// HourOfDay names a timestamp column; the release then groups by an
+	// added int64 key column "hour_of_day" (its UTC hour, 0..23), which By
+	// must list. Only the release sees that column.
+	HourOfDay string `yaml:"hour_of_day"`
+	// CellResolution, when set, releases the mobility cell column at this
+	// coarser H3 resolution (each cell replaced by its parent): fewer,
+	// larger partitions, each with more vehicles, so less relative noise.
+	// 0 means the mobility block's resolution.
+	CellResolution int `yaml:"cell_resolution"`
+	// Public lists the partitions to release without looking at the data:
+	// no budget is spent choosing them, every listed partition is released
+	// (noise over zero where the data has none), rows in other partitions
+	// are not counted.
+	Public *PublicPartitionsPolicy `yaml:"public"`
 }
+
+// HourOfDayColumn is the key column a release with hour_of_day adds.
+const HourOfDayColumn = "hour_of_day"
+
+// PublicPartitionsPolicy declares public partitions: a file, or the product
+// of partition values generated from public parameters only.
+type PublicPartitionsPolicy struct {
+	// File is a CSV file whose header names the By columns; every further
+	// line is one partition. Exclusive with BBox.
+	File string `yaml:"file"`
+	// BBox [south, west, north, east] in degrees: the mobility cell column
+	// takes every H3 cell (at the mobility cell resolution) that covers the
+	// box, hour_of_day takes 0..23, and the partitions are their product.
+	// Every By column must be one of those two.
+	BBox []float64 `yaml:"bbox"`
+}
+
+// maxPublicPartitions bounds a generated partition list (its memory and the
+// release's size).
+const maxPublicPartitions = 1_000_000
 
 // AggregateSpec is one DP aggregate of a numeric column, clamped to bounds.
 type AggregateSpec struct {
@@ -754,7 +789,57 @@ func (p *Policy) validateRelease() error {
 	if len(r.By) == 0 {
 		return p.errf("release.by", "missing by (grouping columns)")
 	}
+	if r.HourOfDay != "" && !p.knownInput(r.HourOfDay) {
+		return p.errf("release.hour_of_day", "column %q is not named under columns", r.HourOfDay)
+	}
+	if (r.HourOfDay != "") != slices.Contains(r.By, HourOfDayColumn) {
+		return p.errf("release.hour_of_day", "hour_of_day and by: [..., %s] go together", HourOfDayColumn)
+	}
+	if r.CellResolution != 0 {
+		if p.Mobility == nil || !slices.Contains(r.By, p.Mobility.CellColumn) {
+			return p.errf("release.cell_resolution", "cell_resolution needs the mobility cell column in by")
+		}
+		if r.CellResolution < 0 || r.CellResolution > p.Mobility.CellResolution {
+			return p.errf("release.cell_resolution", "cell_resolution must be in 0..%d (the mobility cell resolution), got %d", p.Mobility.CellResolution, r.CellResolution)
+		}
+	}
+	if r.PublicPartitions != "" && r.Public != nil {
+		return p.errf("release.public_partitions", "give public_partitions or public, not both")
+	}
+	if r.PublicPartitions != "" {
+		r.Public = &PublicPartitionsPolicy{File: r.PublicPartitions}
+	}
+	if pp := r.Public; pp != nil {
+		if (pp.File == "") == (len(pp.BBox) == 0) {
+			return p.errf("release.public", "give exactly one of file and bbox")
+		}
+		if len(pp.BBox) > 0 {
+			b := pp.BBox
+			if len(b) != 4 {
+				return p.errf("release.public.bbox", "bbox is [south, west, north, east], got %d numbers", len(b))
+			}
+			for _, v := range b {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return p.errf("release.public.bbox", "bbox values must be finite")
+				}
+			}
+			if !(-90 <= b[0] && b[0] < b[2] && b[2] <= 90 && -180 <= b[1] && b[1] < b[3] && b[3] <= 180) {
+				return p.errf("release.public.bbox", "bbox [%g, %g, %g, %g] is not [south, west, north, east] with south < north, west < east", b[0], b[1], b[2], b[3])
+			}
+			for i, c := range r.By {
+				if c != HourOfDayColumn && (p.Mobility == nil || c != p.Mobility.CellColumn) {
+					return p.errf(fmt.Sprintf("release.by[%d]", i), "a bbox generates only the mobility cell column and hour_of_day, not %q (use a partitions file)", c)
+				}
+			}
+			if !slices.ContainsFunc(r.By, func(c string) bool { return c != HourOfDayColumn }) {
+				return p.errf("release.public.bbox", "bbox needs the mobility cell column in by")
+			}
+		}
+	}
 	for i, b := range r.By {
+		if b == HourOfDayColumn && r.HourOfDay != "" {
+			continue
+		}
 		if !p.knownColumn(b) {
 			return p.errf(fmt.Sprintf("release.by[%d]", i), "column %q is neither named under columns nor added by mobility", b)
 		}
@@ -765,7 +850,7 @@ func (p *Policy) validateRelease() error {
 	if r.Delta < 0 || r.Delta >= 1 {
 		return p.errf("release.delta", "delta must be in [0, 1), got %g", r.Delta)
 	}
-	if r.PublicPartitions == "" && r.Delta == 0 {
+	if r.Public == nil && r.Delta == 0 {
 		return p.errf("release.delta", "private partition selection needs delta > 0 (or give public_partitions)")
 	}
 	if r.MaxPartitions < 1 {

@@ -166,9 +166,28 @@ type DPReport struct {
 	EpsilonSpent float64  `json:"epsilon_spent"`
 	DeltaSpent   float64  `json:"delta_spent"`
 	By           []string `json:"by"`
-	Partitions   int      `json:"partitions"`
-	Aggregates   []string `json:"aggregates"`
-	Output       string   `json:"output,omitempty"`
+	// Partitions is the number of partitions released.
+	Partitions int      `json:"partitions"`
+	Aggregates []string `json:"aggregates"`
+	Output     string   `json:"output,omitempty"`
+	// Selection says how the partitions were chosen: "public" (a list fixed
+	// without looking at the data, PublicPartitions long; every one is
+	// released, with noise over zero where the data has none) or "private"
+	// (differentially private partition selection, which spends budget and
+	// drops partitions with few subjects).
+	Selection        string `json:"selection"`
+	PublicPartitions int    `json:"public_partitions,omitempty"`
+	// HourOfDay is the timestamp column whose UTC hour forms the
+	// hour_of_day key, if any.
+	HourOfDay string `json:"hour_of_day,omitempty"`
+	// CellResolution is the H3 resolution of the released cell key when
+	// coarser than the output's cells.
+	CellResolution int `json:"cell_resolution,omitempty"`
+	// The policy's budget and contribution bounds per subject.
+	EpsilonBudget   float64 `json:"epsilon_budget"`
+	DeltaBudget     float64 `json:"delta_budget"`
+	MaxPartitions   int     `json:"max_partitions"`
+	MaxPerPartition int     `json:"max_per_partition"`
 }
 
 // WriteJSON writes r as indented JSON.

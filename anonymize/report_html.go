@@ -292,7 +292,7 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 {{with .Utility}}<p>Utility: hourly mean <code>{{.Column}}</code> per cell and {{printf "%.0f" .BucketSeconds}} s bucket — <b>{{.Within}} of {{.Groups}}</b> raw groups with at least {{.MinSubjects}} subjects are within {{printf "%.0f" (mul100 .Tolerance)}}% of the raw mean ({{.Released}} released; max relative error {{printf "%.3f" .MaxRelErr}}, mean {{printf "%.4f" .MeanRelErr}}).</p>{{end}}{{end}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>
-<p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code>; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>{{end}}
+<p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code> ({{if eq .Selection "public"}}public partitions: {{.PublicPartitions}} listed without looking at the data, all released{{else}}chosen by private partition selection{{end}}{{with .CellResolution}}; cells at H3 resolution {{.}}{{end}}{{with .HourOfDay}}; hour of day (UTC) of <code>{{.}}</code>{{end}}); budget ε {{printf "%.4g" .EpsilonBudget}}, δ {{printf "%.3g" .DeltaBudget}}; per subject at most {{.MaxPartitions}} partitions and {{.MaxPerPartition}} rows in each; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>{{end}}
 
 <h2>Charts</h2>
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>

@@ -320,6 +320,11 @@ func (r *Runner) checkSchema(in *arrow.Schema) error {
 		}
 	}
 	if rel := p.Release; rel != nil {
+		if rel.HourOfDay != "" {
+			if t := in.Field(in.FieldIndices(rel.HourOfDay)[0]).Type; t.ID() != arrow.TIMESTAMP {
+				return fmt.Errorf("release hour_of_day column %q has type %s; want a timestamp", rel.HourOfDay, t)
+			}
+		}
 		for _, a := range rel.Aggregates {
 			if t := in.Field(in.FieldIndices(a.Column)[0]).Type; !isNumeric(t) {
 				return fmt.Errorf("release column %q has type %s; want a number", a.Column, t)

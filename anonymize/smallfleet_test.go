@@ -13,6 +13,12 @@ import (
 // and checks the row accounting and the k-anonymity verification.
 func runExamplePolicy(t *testing.T, policy []byte, vehicles int, rows int64) (*Report, *memSink) {
 	t.Helper()
+	rep, out, _ := runExamplePolicy3(t, policy, vehicles, rows)
+	return rep, out
+}
+
+func runExamplePolicy3(t *testing.T, policy []byte, vehicles int, rows int64) (*Report, *memSink, *memSink) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	cfg := brakedisc.DefaultConfig()
@@ -44,7 +50,7 @@ func runExamplePolicy(t *testing.T, policy []byte, vehicles int, rows int64) (*R
 	if rep.KAnon == nil || !rep.KAnon.Verified {
 		t.Errorf("k-anonymity not verified: %+v", rep.KAnon)
 	}
-	return rep, out
+	return rep, out, rel
 }
 
 // TestExamplePolicySmallFleet: on a small fleet, cell-hour suppression

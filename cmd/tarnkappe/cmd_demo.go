@@ -34,7 +34,8 @@ ephemeral in-memory keyring. It writes to DIR:
   policy.yaml         the policy it ran
   anonymized.parquet  the anonymised telemetry: per trip (a random id per trip
                       replaces the vehicle), H3 cells, hourly times
-  release.parquet     the differentially private disc temperature per cell
+  release.parquet     the differentially private mean disc temperature per
+                      H3 cell and hour of day, over public partitions
   report.json         the audit report for machines
   report.html         the audit report for people (open it in a browser)`,
 		Args: cobra.NoArgs,
@@ -108,7 +109,7 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 			pctOf(r.Before.Prosecutor), pctOf(r.After.Prosecutor), unicityPoints(rep), pctOf(r.Before.Unicity), pctOf(r.After.Unicity))
 	}
 	if d := rep.DP; d != nil {
-		fmt.Fprintf(w, "dp release: %d partitions by %s, ε=%g δ=%g spent\n", d.Partitions, strings.Join(d.By, ","), d.EpsilonSpent, d.DeltaSpent)
+		fmt.Fprintf(w, "dp release: %d partitions by %s (%s partitions), ε=%g δ=%g spent of ε=%g δ=%g\n", d.Partitions, strings.Join(d.By, ","), d.Selection, d.EpsilonSpent, d.DeltaSpent, d.EpsilonBudget, d.DeltaBudget)
 	}
 	if m := rep.Mobility; m != nil {
 		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d\n",
