@@ -34,8 +34,10 @@
 // pass 1 reads the source once, applies opt-out, trips, trimming, cells and
 // the column actions, feeds the accumulators (quasi-identifier combinations,
 // subjects per cell and time bucket, the DP aggregator, the unicity index)
-// and spills the transformed rows to a temporary Arrow IPC stream; pass 2
-// reads the spill back, suppresses cell-buckets with fewer than k subjects,
+// and spills the transformed rows to a temporary Arrow IPC stream; with both
+// a mobility and a kanon block, the spill is read once more to count the
+// quasi-identifier combinations of the rows cell suppression keeps (see
+// below); pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
 // generalises the quasi-identifiers to the levels the search chose,
 // suppresses classes below k and writes. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
 func sampleReport() *Report {
@@ -35,7 +37,11 @@ func sampleReport() *Report {
 			Before: RiskMeasures{Prosecutor: ptr(1), Journalist: ptr(1), Marketer: ptr(0.93), Unicity: ptr(0.97)},
 			After:  RiskMeasures{Prosecutor: ptr(0.1), Journalist: ptr(0.1), Marketer: ptr(0.04), Unicity: ptr(0.03)},
 		},
-		DP: &DPReport{EpsilonSpent: 1, DeltaSpent: 1e-6, By: []string{"cell", "ts"}, Partitions: 420, Aggregates: []string{"count", "mean(disc_temp_c)"}},
+		DP: &DPReport{EpsilonSpent: 1, DeltaSpent: 0, By: []string{"cell", "hour_of_day"}, Partitions: 504, Aggregates: []string{"count", "mean(disc_temp_c)"},
+			Selection: "public", PublicPartitions: 504, HourOfDay: "ts", CellResolution: 5, EpsilonBudget: 1, DeltaBudget: 1e-6, MaxPartitions: 4, MaxPerPartition: 10},
+		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11762,
+			Utility: &UtilityReport{Column: "disc_temp_c", BucketSeconds: 3600, WithinFraction: 1,
+				MeanComparison: mobility.MeanComparison{MinSubjects: 20, Tolerance: 0.1, Groups: 1520, Released: 1520, Within: 1520, MaxRelErr: 0.092}}},
 	}
 }
 
@@ -150,6 +156,8 @@ func validateReportJSON(t *testing.T, doc map[string]any, full bool) {
 		{"kanon.transformation", isIntMap, "kanon"}, {"kanon.information_loss", isNumMap, "kanon"},
 		{"risk.before", isObj, "risk"}, {"risk.after", isObj, "risk"},
 		{"dp.epsilon_spent", isNum, "dp"}, {"dp.delta_spent", isNum, "dp"},
+		{"dp.partitions", isInt, "dp"}, {"dp.selection", func(v any) bool { s, ok := v.(string); return ok && (s == "public" || s == "private") }, "dp"},
+		{"dp.epsilon_budget", isNum, "dp"}, {"dp.max_partitions", isInt, "dp"}, {"dp.max_per_partition", isInt, "dp"},
 	}
 	for _, f := range fields {
 		if f.stage != "" {
@@ -206,7 +214,8 @@ func TestReportHTMLSelfContained(t *testing.T) {
 			t.Errorf("report is not self-contained: contains %q near %q", bad, rest[max(0, i-40):min(len(rest), i+60)])
 		}
 	}
-	for _, want := range []string{"k-anonymity", "k1-3f2a9c", "Rows accounting", "Re-identification risk", "Privacy budget spent"} {
+	for _, want := range []string{"k-anonymity", "k1-3f2a9c", "Rows accounting", "Re-identification risk", "Privacy budget spent",
+		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", "11762 of 51431 trips keep an id"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}
