@@ -120,6 +120,8 @@ type accumulators struct {
 	gate           *mobility.TraceGate
 	cellSuppressed int64
 	rawMeans       *mobility.CellMeans // utility: raw data
+	rawFromTrans   bool                // rawMeans fed with pass-1 batches (no row removed before them)
+	rawMeanRows    int64
 	outMeans       *mobility.CellMeans // utility: written rows
 	bucket         time.Duration
 	publicParts    int           // public partitions listed (0: private selection)
@@ -224,7 +226,21 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 			if rule, ok := p.Columns.Lookup(m.Time); ok && rule.Action == ActionCoarsen && rule.Coarsen.Time > 0 {
 				bucket = rule.Coarsen.Time.D()
 			}
-			rm, err := mobility.NewCellMeans(pl.in, mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution})
+			// The raw means need the raw rows in cells. With detached
+			// endpoints pass 1 sees every row the opt-out keeps, with the
+			// cell of its raw position, its value unchanged (the column is
+			// kept) and its time floored to the bucket: the transformed
+			// batches carry exactly the raw groups, and the H3 cells are
+			// computed once, in parallel. When trimming drops rows, the raw
+			// batches are indexed instead (serially, an H3 lookup per row).
+			ropts := mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution}
+			rschema := pl.in
+			if m.Endpoints == "detach" {
+				ropts.Lat, ropts.Lon, ropts.Resolution, ropts.Cell = "", "", 0, m.CellColumn
+				rschema = pl.trans
+				a.rawFromTrans = true
+			}
+			rm, err := mobility.NewCellMeans(rschema, ropts)
 			if err != nil {
 				a.closeAgg()
 				return nil, fmt.Errorf("utility: %w", err)
@@ -258,6 +274,12 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 		if err := a.kan.add(rec, base); err != nil {
 			return err
 		}
+	}
+	if a.rawMeans != nil && a.rawFromTrans {
+		if err := a.rawMeans.Add(ctx, rec); err != nil {
+			return fmt.Errorf("utility: %w", err)
+		}
+		a.rawMeanRows += rec.NumRows()
 	}
 	if a.dpAgg != nil {
 		in := rec
@@ -311,7 +333,7 @@ func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error 
 // addRaw indexes input rows (after the opt-out filter) for the unicity
 // before the policy. Called by the producer goroutine only.
 func (a *accumulators) addRaw(ctx context.Context, rec arrow.RecordBatch) error {
-	if a.rawMeans != nil {
+	if a.rawMeans != nil && !a.rawFromTrans {
 		if err := a.rawMeans.Add(ctx, rec); err != nil {
 			return fmt.Errorf("utility: %w", err)
 		}
@@ -366,6 +388,13 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		}
 		if tol == 0 {
 			tol = 0.1
+		}
+		if a.rawFromTrans {
+			// Every row the opt-out kept must have reached pass 1, or the
+			// raw side of the comparison is not raw.
+			if want := rep.Rows.In - rep.Rows.FilteredBy["opt_out"]; a.rawMeanRows != want {
+				return fmt.Errorf("utility: internal check failed: %d rows measured as raw, %d kept by the opt-out", a.rawMeanRows, want)
+			}
 		}
 		cmp := mobility.CompareMeans(a.rawMeans, a.outMeans, minS, tol)
 		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp}

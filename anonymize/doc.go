@@ -32,8 +32,8 @@
 //
 // When the policy has a kanon or mobility block, the Runner needs two passes:
 // pass 1 reads the source once, applies opt-out, trips, trimming, cells and
-// the column actions, feeds the accumulators (quasi-identifier combinations,
-// subjects per cell and time bucket, the DP aggregator, the unicity index)
+// the column actions, feeds the accumulators (quasi-identifier combinations
+// when there is no mobility block, subjects per cell and time bucket, the DP aggregator, the unicity index)
 // and spills the transformed rows to a temporary Arrow IPC stream; with both
 // a mobility and a kanon block, the spill is read once more to count the
 // quasi-identifier combinations of the rows cell suppression keeps (see
