@@ -155,9 +155,11 @@ func BenchmarkParquetRoundTrip(b *testing.B) {
 	report(b, in, rows, cpu0)
 }
 
-// BenchmarkPipeline runs the full example policy (opt-out, pseudonyms,
-// trips, trimming, cells, cell suppression, k-anonymity with its second
-// pass, DP release, unicity) from Parquet to Parquet.
+// BenchmarkPipeline runs the full example policy (opt-out, trips with
+// detached endpoints, H3 cells, cell suppression, trace k-anonymity with
+// per-trip ids, k-anonymity with its survivor count and second pass, DP
+// release over public partitions, unicity and utility) from Parquet to
+// Parquet.
 func BenchmarkPipeline(b *testing.B) {
 	in, rows, optout := benchInput(b)
 	dir := b.TempDir()
