@@ -119,8 +119,9 @@ type accumulators struct {
 	cells          *mobility.CellSuppressor
 	gate           *mobility.TraceGate
 	cellSuppressed int64
-	rawMeans       *mobility.CellMeans // utility: raw data
-	rawFromTrans   bool                // rawMeans fed with pass-1 batches (no row removed before them)
+	rawMeans       *mobility.CellMeans      // utility: raw data
+	outCells       *mobility.CellSuppressor // independent check: cell-hour k of the written rows
+	rawFromTrans   bool                     // rawMeans fed with pass-1 batches (no row removed before them)
 	rawMeanRows    int64
 	outMeans       *mobility.CellMeans // utility: written rows
 	bucket         time.Duration
@@ -195,6 +196,12 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 			return nil, fmt.Errorf("mobility: %w", err)
 		}
 		a.cells = cs
+		oc, err := mobility.NewCellSuppressor(pl.gen, mobility.SuppressOptions{Subject: p.Subject, Cell: m.CellColumn, Time: m.Time, K: m.K, Mem: r.mem})
+		if err != nil {
+			a.closeAgg()
+			return nil, fmt.Errorf("mobility: %w", err)
+		}
+		a.outCells = oc
 		if m.TraceK > 0 {
 			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem})
 			if err != nil {
@@ -311,6 +318,11 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 // addOut indexes written rows (before projection, after every suppression)
 // for the unicity after the policy.
 func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.outCells != nil {
+		if err := a.outCells.Observe(ctx, rec); err != nil {
+			return fmt.Errorf("mobility: output check: %w", err)
+		}
+	}
 	if a.outMeans != nil {
 		if err := a.outMeans.Add(ctx, rec); err != nil {
 			return fmt.Errorf("utility: %w", err)
@@ -379,6 +391,22 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		if a.uniCapped || a.rawCapped {
 			rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", a.r.opts.UnicityMaxRows)
 		}
+	}
+	if a.outCells != nil {
+		// Seal the check (Apply on no rows) and count the written cell-hours
+		// below k: k-anonymity suppression runs after cell suppression and
+		// may thin a cell-hour out again.
+		b := array.NewRecordBuilder(a.r.mem, a.pl.gen)
+		empty := b.NewRecordBatch()
+		b.Release()
+		kept, _, err := a.outCells.Apply(ctx, empty)
+		empty.Release()
+		if err != nil {
+			return fmt.Errorf("mobility: output check: %w", err)
+		}
+		kept.Release()
+		st := a.outCells.Stats()
+		rep.Mobility.OutputGroups, rep.Mobility.OutputGroupsBelowK = st.Groups, st.GroupsSuppressed
 	}
 	if a.rawMeans != nil && rep.Mobility != nil {
 		u := p.Mobility.Utility

@@ -91,9 +91,16 @@ type MobilityReport struct {
 	// K is the minimum of distinct subjects per (cell, time bucket);
 	// SuppressedRows the rows removed for falling below it (counted in
 	// rows.suppressed).
-	K              int    `json:"k"`
-	SuppressedRows int64  `json:"suppressed_rows"`
-	Scope          string `json:"scope"`
+	K              int   `json:"k"`
+	SuppressedRows int64 `json:"suppressed_rows"`
+	// OutputGroups and OutputGroupsBelowK are an independent count over the
+	// written rows: (cell, bucket) groups, and those with fewer than K
+	// distinct subjects. k-anonymity suppression runs after cell suppression
+	// and can thin a cell-hour out again; this says how often (known gap:
+	// not yet iterated to a fixed point, see the package doc).
+	OutputGroups       int    `json:"output_groups"`
+	OutputGroupsBelowK int    `json:"output_groups_below_k"`
+	Scope              string `json:"scope"`
 	// TraceK, TripsPublished and RowsDetached describe trace-level
 	// k-anonymity (scope trip): trips that keep their id, rows released
 	// without one.

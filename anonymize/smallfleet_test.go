@@ -75,5 +75,8 @@ func TestExamplePolicyThousandVehicles(t *testing.T) {
 	if m := rep.Mobility; m == nil || m.Utility == nil || m.Utility.Column != "disc_temp_c" || m.Utility.MinSubjects != 20 {
 		t.Fatalf("no utility figure in %+v", rep.Mobility)
 	}
+	if m := rep.Mobility; m.OutputGroups == 0 || m.OutputGroupsBelowK > m.OutputGroups {
+		t.Errorf("output cell-hour check: %d groups, %d below k", m.OutputGroups, m.OutputGroupsBelowK)
+	}
 	t.Logf("unicity after %.3f, utility %+v", *rep.Risk.After.Unicity, *rep.Mobility.Utility)
 }

@@ -112,8 +112,8 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 		fmt.Fprintf(w, "dp release: %d partitions by %s (%s partitions), ε=%g δ=%g spent of ε=%g δ=%g\n", d.Partitions, strings.Join(d.By, ","), d.Selection, d.EpsilonSpent, d.DeltaSpent, d.EpsilonBudget, d.DeltaBudget)
 	}
 	if m := rep.Mobility; m != nil {
-		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d\n",
-			m.Scope, m.TripsPublished, m.Trips, m.TraceK, m.CellResolution, m.K)
+		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d (%d of %d written cell-hours below it)\n",
+			m.Scope, m.TripsPublished, m.Trips, m.TraceK, m.CellResolution, m.K, m.OutputGroupsBelowK, m.OutputGroups)
 		if u := m.Utility; u != nil {
 			fmt.Fprintf(w, "utility: hourly mean %s per cell, %d of %d cell-hours with >= %d vehicles within %.0f%% of raw (%.1f%%, max rel. error %.3f)\n",
 				u.Column, u.Within, u.Groups, u.MinSubjects, u.Tolerance*100, u.WithinFraction*100, u.MaxRelErr)
