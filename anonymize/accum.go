@@ -119,9 +119,13 @@ type accumulators struct {
 	cells          *mobility.CellSuppressor
 	gate           *mobility.TraceGate
 	cellSuppressed int64
-	rawMeans       *mobility.CellMeans      // utility: raw data
-	outCells       *mobility.CellSuppressor // independent check: cell-hour k of the written rows
-	rawFromTrans   bool                     // rawMeans fed with pass-1 batches (no row removed before them)
+	rawMeans       *mobility.CellMeans        // utility: raw data
+	outCells       *mobility.CellSuppressor   // independent check: cell-hour k of the written rows
+	extraCells     []*mobility.CellSuppressor // cell-hours settle suppressed after k-anonymity
+	settleRounds   int
+	settleCells    int
+	settleClasses  int
+	rawFromTrans   bool // rawMeans fed with pass-1 batches (no row removed before them)
 	rawMeanRows    int64
 	outMeans       *mobility.CellMeans // utility: written rows
 	bucket         time.Duration
@@ -407,6 +411,10 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		kept.Release()
 		st := a.outCells.Stats()
 		rep.Mobility.OutputGroups, rep.Mobility.OutputGroupsBelowK = st.Groups, st.GroupsSuppressed
+		rep.Mobility.SettleRounds, rep.Mobility.SettleCellGroups, rep.Mobility.SettleClasses = a.settleRounds, a.settleCells, a.settleClasses
+		if st.GroupsSuppressed > 0 {
+			return fmt.Errorf("mobility: verification failed: %d written (cell, bucket) groups have fewer than k=%d subjects", st.GroupsSuppressed, a.r.p.Mobility.K)
+		}
 	}
 	if a.rawMeans != nil && rep.Mobility != nil {
 		u := p.Mobility.Utility

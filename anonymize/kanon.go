@@ -124,6 +124,8 @@ type kanonResult struct {
 	lastClass   []int64 // per output subject id: class id last counted, or -1
 	outIntern   []*interner
 	outSubj     *interner
+	alloc       memory.Allocator
+	histRows    int64 // members in the search's histogram (the suppression limit's base)
 }
 
 // search builds kanon's histogram from the counted combinations (one row per
@@ -201,7 +203,8 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
 	}
 	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: hs, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
-		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner()}
+		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner(),
+		alloc: r.mem, histRows: h.Rows()}
 	// Class sizes at the chosen levels, from our own counts: distinct
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
@@ -584,10 +587,10 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 		n := rec.NumRows()
 		rec.Retain()
 		if acc.cells != nil {
-			kept, dropped, err := acc.cells.Apply(ctx, rec)
-			rec.Release()
+			var dropped int64
+			kept, err := acc.applyCells(ctx, rec, &dropped)
 			if err != nil {
-				return fmt.Errorf("mobility: %w", err)
+				return err
 			}
 			rec = kept
 			acc.cellSuppressed += dropped

@@ -93,14 +93,19 @@ type MobilityReport struct {
 	// rows.suppressed).
 	K              int   `json:"k"`
 	SuppressedRows int64 `json:"suppressed_rows"`
-	// OutputGroups and OutputGroupsBelowK are an independent count over the
-	// written rows: (cell, bucket) groups, and those with fewer than K
-	// distinct subjects. k-anonymity suppression runs after cell suppression
-	// and can thin a cell-hour out again; this says how often (known gap:
-	// not yet iterated to a fixed point, see the package doc).
-	OutputGroups       int    `json:"output_groups"`
-	OutputGroupsBelowK int    `json:"output_groups_below_k"`
-	Scope              string `json:"scope"`
+	// OutputGroups and OutputGroupsBelowK are the independent check over
+	// the written rows: (cell, bucket) groups, and those with fewer than K
+	// distinct subjects (the run fails unless 0).
+	OutputGroups       int `json:"output_groups"`
+	OutputGroupsBelowK int `json:"output_groups_below_k"`
+	// SettleRounds, SettleCellGroups and SettleClasses describe the fixed
+	// point of cell-hour k and k-anonymity: spill reads, and the cell-hours
+	// and classes suppressed in addition because the other suppression
+	// thinned them out.
+	SettleRounds     int    `json:"settle_rounds,omitempty"`
+	SettleCellGroups int    `json:"settle_cell_groups,omitempty"`
+	SettleClasses    int    `json:"settle_classes,omitempty"`
+	Scope            string `json:"scope"`
 	// TraceK, TripsPublished and RowsDetached describe trace-level
 	// k-anonymity (scope trip): trips that keep their id, rows released
 	// without one.

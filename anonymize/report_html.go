@@ -288,7 +288,7 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 {{with .R.Mobility}}<h2>Movement profiles</h2>
 <p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
 {{if .K}}{{.SuppressedRows}} rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}
-{{if .OutputGroups}}Check of the written rows: {{.OutputGroupsBelowK}} of {{.OutputGroups}} cell-hours have fewer than {{.K}} subjects (k-anonymity suppression after cell suppression).{{end}}
+{{if .OutputGroups}}Check of the written rows: {{.OutputGroupsBelowK}} of {{.OutputGroups}} cell-hours have fewer than {{.K}} subjects{{if .SettleRounds}} ({{.SettleCellGroups}} cell-hours and {{.SettleClasses}} classes suppressed in addition so that cell-hour k and k-anonymity hold together, {{.SettleRounds}} rounds){{end}}.{{end}}
 {{if .TraceK}}{{.TripsPublished}} of {{.Trips}} trips keep an id (trace k={{.TraceK}}); {{.RowsDetached}} rows released without one.{{end}}</p>
 {{with .Utility}}<p>Utility: hourly mean <code>{{.Column}}</code> per cell and {{printf "%.0f" .BucketSeconds}} s bucket — <b>{{.Within}} of {{.Groups}}</b> raw groups with at least {{.MinSubjects}} subjects are within {{printf "%.0f" (mul100 .Tolerance)}}% of the raw mean ({{.Released}} released; max relative error {{printf "%.3f" .MaxRelErr}}, mean {{printf "%.4f" .MeanRelErr}}).</p>{{end}}{{end}}
 

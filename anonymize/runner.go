@@ -631,6 +631,11 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 				return nil, err
 			}
 		}
+		if ka != nil && acc.cells != nil {
+			if err := r.settle(ctx, pl, spill, ka, acc); err != nil {
+				return nil, err
+			}
+		}
 		if sink, err = create(pl.out); err != nil {
 			return nil, err
 		}
