@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/mobility"
@@ -127,6 +129,11 @@ type accumulators struct {
 	settleClasses  int
 	rawFromTrans   bool // rawMeans fed with pass-1 batches (no row removed before them)
 	rawMeanRows    int64
+	utilTS         int   // time column in pl.trans / pl.gen
+	utilFrom       int64 // utility window [utilFrom, utilTo) in the column's unit; set by the first batch
+	utilTo         int64
+	utilSet        bool
+	utilCut        bool                // some rows fell outside the window
 	outMeans       *mobility.CellMeans // utility: written rows
 	bucket         time.Duration
 	publicParts    int           // public partitions listed (0: private selection)
@@ -256,12 +263,16 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 				a.closeAgg()
 				return nil, fmt.Errorf("utility: %w", err)
 			}
-			om, err := mobility.NewCellMeans(pl.gen, mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Cell: m.CellColumn})
+			// The released side's subject counts are not used (CompareMeans
+			// selects groups by the raw side's), so its "subject" is the cell
+			// itself: one entry per group instead of a set of vehicles.
+			om, err := mobility.NewCellMeans(pl.gen, mobility.CellMeanOptions{Subject: m.CellColumn, Value: u.Column, Time: m.Time, Bucket: bucket, Cell: m.CellColumn})
 			if err != nil {
 				a.closeAgg()
 				return nil, fmt.Errorf("utility: %w", err)
 			}
 			a.rawMeans, a.outMeans = rm, om
+			a.utilTS = pl.trans.FieldIndices(m.Time)[0]
 			a.bucket = bucket
 		}
 	}
@@ -287,10 +298,16 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 	}
 	if a.rawMeans != nil && a.rawFromTrans {
-		if err := a.rawMeans.Add(ctx, rec); err != nil {
+		w, err := a.utilWindow(ctx, rec)
+		if err != nil {
+			return err
+		}
+		err = a.rawMeans.Add(ctx, w)
+		a.rawMeanRows += w.NumRows()
+		w.Release()
+		if err != nil {
 			return fmt.Errorf("utility: %w", err)
 		}
-		a.rawMeanRows += rec.NumRows()
 	}
 	if a.dpAgg != nil {
 		in := rec
@@ -328,7 +345,13 @@ func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error 
 		}
 	}
 	if a.outMeans != nil {
-		if err := a.outMeans.Add(ctx, rec); err != nil {
+		w, err := a.utilWindow(ctx, rec)
+		if err != nil {
+			return err
+		}
+		err = a.outMeans.Add(ctx, w)
+		w.Release()
+		if err != nil {
 			return fmt.Errorf("utility: %w", err)
 		}
 	}
@@ -349,6 +372,13 @@ func (a *accumulators) addOut(ctx context.Context, rec arrow.RecordBatch) error 
 // addRaw indexes input rows (after the opt-out filter) for the unicity
 // before the policy. Called by the producer goroutine only.
 func (a *accumulators) addRaw(ctx context.Context, rec arrow.RecordBatch) error {
+	if a.rawMeans != nil && !a.utilSet {
+		// The utility window starts at the first input batch's earliest
+		// day (UTC) (input comes roughly in time order). Set here, on the
+		// producer goroutine, before the batch is handed on: the
+		// accumulators read it after that hand-over.
+		a.setUtilWindow(rec)
+	}
 	if a.rawMeans != nil && !a.rawFromTrans {
 		if err := a.rawMeans.Add(ctx, rec); err != nil {
 			return fmt.Errorf("utility: %w", err)
@@ -428,12 +458,12 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 		if a.rawFromTrans {
 			// Every row the opt-out kept must have reached pass 1, or the
 			// raw side of the comparison is not raw.
-			if want := rep.Rows.In - rep.Rows.FilteredBy["opt_out"]; a.rawMeanRows != want {
+			if want := rep.Rows.In - rep.Rows.FilteredBy["opt_out"]; a.rawMeanRows != want && !a.utilCut {
 				return fmt.Errorf("utility: internal check failed: %d rows measured as raw, %d kept by the opt-out", a.rawMeanRows, want)
 			}
 		}
 		cmp := mobility.CompareMeans(a.rawMeans, a.outMeans, minS, tol)
-		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp}
+		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp, WindowDays: utilityWindow.Hours() / 24, Windowed: a.utilCut}
 		if cmp.Groups > 0 {
 			ur.WithinFraction = float64(cmp.Within) / float64(cmp.Groups)
 		}
@@ -509,4 +539,74 @@ func (a *accumulators) release() {
 		a.result.Release()
 	}
 	a.kan = nil
+}
+
+// utilityWindow bounds the utility measure in time: the raw side keeps a set
+// of subjects per (cell, bucket), so its memory grows with the history; over
+// a fixed window it grows with the fleet only. The window starts at the
+// first input batch's earliest day (UTC); both sides use the same window.
+const utilityWindow = 31 * 24 * time.Hour
+
+// utilWindow returns the rows of rec (pl.trans or pl.gen: same time column)
+// inside the utility window, retained; the caller releases it.
+func (a *accumulators) utilWindow(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	ts, ok := rec.Column(a.utilTS).(*array.Timestamp)
+	if !ok {
+		return nil, fmt.Errorf("utility: time column is %s", rec.Column(a.utilTS).DataType())
+	}
+	mb := array.NewBooleanBuilder(a.r.mem)
+	defer mb.Release()
+	mb.Reserve(ts.Len())
+	cut := false
+	for i := range ts.Len() {
+		in := ts.IsValid(i) && int64(ts.Value(i)) >= a.utilFrom && int64(ts.Value(i)) < a.utilTo
+		cut = cut || !in
+		mb.UnsafeAppend(in)
+	}
+	if !cut {
+		rec.Retain()
+		return rec, nil
+	}
+	a.utilCut = true
+	mask := mb.NewArray()
+	defer mask.Release()
+	f, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+	if err != nil {
+		return nil, fmt.Errorf("utility: %w", err)
+	}
+	return f, nil
+}
+
+// setUtilWindow sets the utility window from rec's (the input's) time column.
+func (a *accumulators) setUtilWindow(rec arrow.RecordBatch) {
+	ts, ok := rec.Column(rec.Schema().FieldIndices(a.r.p.Mobility.Time)[0]).(*array.Timestamp)
+	if !ok || ts.Len() == 0 {
+		return
+	}
+	unit := ts.DataType().(*arrow.TimestampType).Unit
+	lo := int64(math.MaxInt64)
+	for i := range ts.Len() {
+		if ts.IsValid(i) {
+			lo = min(lo, int64(ts.Value(i)))
+		}
+	}
+	if lo == math.MaxInt64 {
+		return
+	}
+	start := arrow.Timestamp(lo).ToTime(unit).Truncate(24 * time.Hour)
+	a.utilFrom = fromTime(start, unit)
+	a.utilTo = fromTime(start.Add(utilityWindow), unit)
+	a.utilSet = true
+}
+
+func fromTime(t time.Time, unit arrow.TimeUnit) int64 {
+	switch unit {
+	case arrow.Second:
+		return t.Unix()
+	case arrow.Millisecond:
+		return t.UnixMilli()
+	case arrow.Microsecond:
+		return t.UnixMicro()
+	}
+	return t.UnixNano()
 }

@@ -126,6 +126,11 @@ type UtilityReport struct {
 	mobility.MeanComparison
 	// WithinFraction is Within / Groups (0 when there are no groups).
 	WithinFraction float64 `json:"within_fraction"`
+	// WindowDays is the time window the figure covers (from the earliest
+	// bucket of the first batch: memory bound); Windowed says whether the
+	// data extended beyond it.
+	WindowDays float64 `json:"window_days"`
+	Windowed   bool    `json:"windowed"`
 }
 
 // KAnonReport records the k-anonymity stage.

@@ -19,10 +19,18 @@ func runExamplePolicy(t *testing.T, policy []byte, vehicles int, rows int64) (*R
 
 func runExamplePolicy3(t *testing.T, policy []byte, vehicles int, rows int64) (*Report, *memSink, *memSink) {
 	t.Helper()
+	return runExamplePolicyDays(t, policy, vehicles, rows, 0)
+}
+
+func runExamplePolicyDays(t *testing.T, policy []byte, vehicles int, rows int64, days int) (*Report, *memSink, *memSink) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	cfg := brakedisc.DefaultConfig()
 	cfg.Vehicles, cfg.Rows, cfg.BatchSize = vehicles, rows, 8192
+	if days > 0 {
+		cfg.Days = days
+	}
 	src, err := brakedisc.NewReader(cfg, mem)
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +89,14 @@ func TestExamplePolicyThousandVehicles(t *testing.T) {
 		t.Fatalf("no utility figure in %+v", rep.Mobility)
 	}
 	t.Logf("unicity after %.3f, utility %+v", *rep.Risk.After.Unicity, *rep.Mobility.Utility)
+}
+
+// TestUtilityWindow: the utility measure covers a fixed 31-day window (its
+// memory grows with the history otherwise) and says when the data is longer.
+func TestUtilityWindow(t *testing.T) {
+	rep, _, _ := runExamplePolicyDays(t, brakedisc.DemoPolicy(), 60, 150_000, 70)
+	u := rep.Mobility.Utility
+	if u == nil || !u.Windowed || u.WindowDays != 31 {
+		t.Fatalf("utility %+v: want a 31-day window, windowed", u)
+	}
 }
