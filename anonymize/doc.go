@@ -47,8 +47,10 @@
 // Memory is bounded by the batch size times the number of batches in flight
 // (2 × Workers), plus state that grows with distinct subjects and groups, not
 // rows: quasi-identifier combinations per subject, (cell, bucket, subject)
-// sets, the DP reservoirs (subject × partition × max_per_partition) and the
-// unicity indexes, which are capped at Options.UnicityMaxRows rows.
+// sets, the DP reservoirs (subject × partition × max_per_partition), the
+// unicity indexes, which are capped at Options.UnicityMaxRows rows, and the
+// utility measure's vehicles per raw cell-hour, over a 31-day window from
+// the first input batch's day (the report says when the data is longer).
 //
 // k-anonymity counts distinct subjects per class by default (kanon.per_subject):
 // with hundreds of readings per vehicle, counting rows would overstate k. The
