@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -156,44 +155,12 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 		}
 		a.kan = newKanonAcc(r, pl)
 	}
-	if rel := p.Release; rel != nil {
-		opts := dp.Options{Subject: p.Subject, GroupBy: rel.By, MaxPartitions: int64(rel.MaxPartitions), MaxPerPartition: int64(rel.MaxPerPartition), Mem: r.mem}
-		if rel.Count {
-			opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: dp.Count})
+	if p.Release != nil {
+		opts, ri, public, err := r.dpOptions(pl)
+		if err != nil {
+			return nil, err
 		}
-		for _, ag := range rel.Aggregates {
-			var k dp.Kind
-			switch ag.Kind {
-			case "sum":
-				k = dp.Sum
-			case "mean":
-				k = dp.Mean
-			case "variance":
-				k = dp.Variance
-			case "quantiles":
-				k = dp.Quantiles
-			}
-			opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: k, Column: ag.Column, Lower: ag.Lower, Upper: ag.Upper, Ranks: ag.Quantiles})
-		}
-		if rel.Public != nil {
-			l, err := r.publicPartitions()
-			if err != nil {
-				return nil, fmt.Errorf("release: %w", err)
-			}
-			opts.Public = l
-			a.publicParts = l.Len()
-		}
-		if rel.HourOfDay != "" || rel.CellResolution > 0 {
-			ri := &releaseInput{schema: pl.trans, hodIdx: -1, cellIdx: -1, parents: map[string]string{}}
-			if rel.HourOfDay != "" {
-				ri.hodIdx = pl.trans.FieldIndices(rel.HourOfDay)[0]
-				ri.schema = arrow.NewSchema(append(slices.Clone(pl.trans.Fields()), arrow.Field{Name: HourOfDayColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true}), nil)
-			}
-			if rel.CellResolution > 0 && rel.CellResolution < p.Mobility.CellResolution {
-				ri.cellIdx, ri.res = pl.trans.FieldIndices(p.Mobility.CellColumn)[0], rel.CellResolution
-			}
-			a.relIn = ri
-		}
+		a.relIn, a.publicParts = ri, public
 		agg, err := dp.NewAggregator(opts)
 		if err != nil {
 			return nil, fmt.Errorf("release: %w", err)
@@ -485,26 +452,7 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 			return fmt.Errorf("release: %w", err)
 		}
 		a.result = res
-		sp := acct.Spent()
-		var names []string
-		if rel.Count {
-			names = append(names, "count")
-		}
-		for _, ag := range rel.Aggregates {
-			names = append(names, fmt.Sprintf("%s(%s) in [%g, %g]", ag.Kind, ag.Column, ag.Lower, ag.Upper))
-		}
-		rep.DP = &DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By, Partitions: int(res.PartitionsKept), Aggregates: names,
-			Selection: "private", MaxPartitions: rel.MaxPartitions, MaxPerPartition: rel.MaxPerPartition, EpsilonBudget: rel.Epsilon, DeltaBudget: rel.Delta}
-		if a.publicParts > 0 {
-			rep.DP.Selection = "public"
-			rep.DP.PublicPartitions = a.publicParts
-		}
-		if rel.HourOfDay != "" {
-			rep.DP.HourOfDay = rel.HourOfDay
-		}
-		if rel.CellResolution > 0 {
-			rep.DP.CellResolution = rel.CellResolution
-		}
+		rep.DP = dpReport(p, acct.Spent(), res.PartitionsKept, a.publicParts)
 		sink, err := a.r.opts.Release(res.Record.Schema())
 		if err != nil {
 			return fmt.Errorf("release: %w", err)

@@ -377,31 +377,38 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 // finish verifies the written output independently of the search (every
 // written class has at least k members) and fills the report.
 func (kr *kanonResult) finish(rep *Report) error {
-	k := kr.a.r.p.KAnon
-	minOut := int64(math.MaxInt64)
+	sizes := make([]int64, 0, len(kr.outClasses))
 	for cls, n := range kr.outClasses {
-		if n < int64(k.K) {
-			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, k.K, cls)
+		if n < int64(kr.a.r.p.KAnon.K) {
+			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, kr.a.r.p.KAnon.K, cls)
+		}
+		sizes = append(sizes, n)
+	}
+	return kanonReport(rep, kr.a.r.p.KAnon.K, kr.a.qi, kr.a.perSubject, kr.res, len(kr.suppressed), kr.before, sizes)
+}
+
+// kanonReport checks that every written class (sizes: members per class)
+// has at least k members and fills the report's kanon and risk blocks.
+// Shared by Run and Runner.KAnonReport.
+func kanonReport(rep *Report, k int, qi []string, perSubject bool, res *kanon.Result, suppressedClasses int, before, sizes []int64) error {
+	minOut := int64(math.MaxInt64)
+	var members int64
+	for _, n := range sizes {
+		if n < int64(k) {
+			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d", n, k)
 		}
 		minOut = min(minOut, n)
-	}
-	sizes := make([]int64, 0, len(kr.outClasses))
-	var members int64
-	for _, n := range kr.outClasses {
-		sizes = append(sizes, n)
 		members += n
 	}
-	res := kr.res
-	kr2 := &KAnonReport{K: k.K, QuasiIdentifiers: kr.a.qi, PerSubject: kr.a.perSubject, Transformation: res.Transformation,
-		InformationLoss: res.InformationLoss, ColumnLoss: res.PerColumnLoss, Classes: len(kr.outClasses),
-		ClassSizes: sizeBins(sizes), SuppressedClasses: len(kr.suppressed), Verified: true}
-	rep.KAnon = kr2
+	rep.KAnon = &KAnonReport{K: k, QuasiIdentifiers: qi, PerSubject: perSubject, Transformation: res.Transformation,
+		InformationLoss: res.InformationLoss, ColumnLoss: res.PerColumnLoss, Classes: len(sizes),
+		ClassSizes: sizeBins(sizes), SuppressedClasses: suppressedClasses, Verified: true}
 	if rep.Risk == nil {
 		rep.Risk = &RiskReport{}
 	}
 	var totalBefore int64
 	minBefore := int64(math.MaxInt64)
-	for _, n := range kr.before {
+	for _, n := range before {
 		totalBefore += n
 		minBefore = min(minBefore, n)
 	}
@@ -411,11 +418,11 @@ func (kr *kanonResult) finish(rep *Report) error {
 	// the expected share re-identified, classes/members.
 	rep.Risk.Before.Prosecutor = ptr(1 / float64(minBefore))
 	rep.Risk.Before.Journalist = ptr(1 / float64(minBefore))
-	rep.Risk.Before.Marketer = ptr(float64(len(kr.before)) / float64(totalBefore))
-	if len(kr.outClasses) > 0 {
+	rep.Risk.Before.Marketer = ptr(float64(len(before)) / float64(totalBefore))
+	if len(sizes) > 0 {
 		rep.Risk.After.Prosecutor = ptr(1 / float64(minOut))
 		rep.Risk.After.Journalist = ptr(1 / float64(minOut))
-		rep.Risk.After.Marketer = ptr(float64(len(kr.outClasses)) / float64(members))
+		rep.Risk.After.Marketer = ptr(float64(len(sizes)) / float64(members))
 	}
 	return nil
 }

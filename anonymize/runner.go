@@ -341,12 +341,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 	p := r.p
 	pl := &plan{in: in, subject: in.FieldIndices(p.Subject)[0], mid: in}
 	if m := p.Mobility; m != nil {
-		seg, err := mobility.NewSegmenter(in, mobility.TripOptions{
-			Subject: p.Subject, Time: m.Time, Lat: m.Lat, Lon: m.Lon, Gap: m.TripGap.D(),
-			TrimMetres: m.TrimMetres, TrimDuration: m.TrimTime.D(), Lateness: m.TripGap.D(), Mem: r.mem,
-			TripIDColumn: m.TripIDColumn, TripIDs: mobility.TripIDRandom,
-			Endpoints: endpointMode(m.Endpoints),
-		})
+		seg, err := mobility.NewSegmenter(in, r.tripOptions())
 		if err != nil {
 			return nil, err
 		}

@@ -149,7 +149,7 @@ func readText(t testing.TB, path string) (*arrow.Schema, [][]string) {
 					cols[j] = append(cols[j], "<null>")
 					continue
 				}
-				s, err := valueText(c, i)
+				s, err := anonymize.ValueText(c, i)
 				if err != nil {
 					t.Fatalf("%s column %d: %v", path, j, err)
 				}
@@ -353,7 +353,14 @@ func TestReleasePartialBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.close()
-	ag, err := dp.NewAggregator(dpOptions(w, memory.DefaultAllocator))
+	if err := w.planInput(context.Background(), f.input); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := w.st.DPOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := dp.NewAggregator(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,9 +547,9 @@ func TestConfigRejects(t *testing.T) {
 		{"no release output", func(c *Config) { c.ReleaseOutput = "" }, "ReleaseOutput"},
 		{"no keys", func(c *Config) { c.Keys = "" }, "no keyring"},
 		{"mobility", func(c *Config) { c.Policy = brakedisc.DemoPolicy() }, "not supported on Beam"},
-		{"hour of day", func(c *Config) {
-			c.Policy = bytes.Replace(c.Policy, []byte("  by: [make]"), []byte("  by: [make, hour_of_day]\n  hour_of_day: ts"), 1)
-		}, "HourOfDay is not supported"},
+		{"l-diversity", func(c *Config) {
+			c.Policy = bytes.Replace(c.Policy, []byte("  k: 10\n"), []byte("  k: 10\n  l: {sensitive: make, l: 2, variant: distinct}\n"), 1)
+		}, "l-diversity and t-closeness are not supported on Beam"},
 		{"wrong keys path", func(c *Config) { c.Keys = filepath.Join(f.dir, "nope.json") }, "nope.json"},
 	}
 	for _, tc := range cases {

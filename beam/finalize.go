@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,16 +39,11 @@ func release(ctx context.Context, w *worker, p *dp.Partial) (ReleaseOutput, erro
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
-	sp := acct.Spent()
-	var names []string
-	if rel.Count {
-		names = append(names, "count")
+	dr, err := w.st.DPReport(acct.Spent(), res.PartitionsKept)
+	if err != nil {
+		return ReleaseOutput{}, err
 	}
-	for _, ag := range rel.Aggregates {
-		names = append(names, fmt.Sprintf("%s(%s) in [%g, %g]", ag.Kind, ag.Column, ag.Lower, ag.Upper))
-	}
-	rep, err := json.Marshal(anonymize.DPReport{EpsilonSpent: sp.EpsilonSpent, DeltaSpent: sp.DeltaSpent, By: rel.By,
-		Partitions: int(res.PartitionsKept), Aggregates: names})
+	rep, err := json.Marshal(dr)
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
@@ -106,7 +100,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	sort.Strings(names)
 
 	mem := memory.DefaultAllocator
-	sink, err := arrowio.Create(cfg.Output, w.out, arrowio.CreateOptions{Mem: mem})
+	sink, err := arrowio.Create(cfg.Output, w.st.Output(), arrowio.CreateOptions{Mem: mem})
 	if err != nil {
 		return err
 	}
@@ -128,7 +122,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		return fmt.Errorf("output: merged %d rows, the steps wrote %d", written, c[countOut])
 	}
 	rep := &anonymize.Report{Tool: "tarnkappe-beam", Policy: w.p.File(), Input: cfg.Inputs[0], Output: cfg.Output,
-		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: w.keys,
+		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: w.r.KeyIDs(),
 		Rows: anonymize.RowCounts{In: c[countIn], Out: written, Suppressed: c[countSuppressed], FilteredBy: map[string]int64{}}}
 	for _, col := range w.p.Columns {
 		rep.Columns[col.Name] = string(col.Action)
@@ -137,14 +131,14 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if w.p.OptOut != nil {
 		rep.Rows.FilteredBy["opt_out"] = c[countOptOut]
 		rep.Rows.Filtered = c[countOptOut]
-		rep.OptOut = &anonymize.OptOutReport{Listed: w.optout.listed, Rows: c[countOptOut], Subjects: optSubjects}
+		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects}
 	}
 	if err := rep.Rows.Check(); err != nil {
 		return err
 	}
 	var raw []byte
 	if decision(&raw) {
-		var d Decision
+		var d anonymize.KAnonDecision
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("kanon: %w", err)
 		}
@@ -153,7 +147,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		for classes(&e) {
 			sizes = append(sizes, e.N)
 		}
-		if err := kanonReport(rep, w, &d, sizes); err != nil {
+		if err := w.r.KAnonReport(rep, &d, sizes); err != nil {
 			return err
 		}
 	}
@@ -253,68 +247,4 @@ func copyShard(ctx context.Context, path string, sink *arrowio.Sink) (int64, err
 		return 0, fmt.Errorf("output shard %s: %w", path, err)
 	}
 	return n, nil
-}
-
-// kanonReport verifies the written classes (every one has at least k
-// members: an independent recount of the output, not the search's word)
-// and fills the report's kanon and risk blocks.
-func kanonReport(rep *anonymize.Report, w *worker, d *Decision, sizes []int64) error {
-	k := w.p.KAnon
-	minOut := int64(math.MaxInt64)
-	var members int64
-	for _, n := range sizes {
-		if n < int64(k.K) {
-			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d", n, k.K)
-		}
-		minOut = min(minOut, n)
-		members += n
-	}
-	rep.KAnon = &anonymize.KAnonReport{K: k.K, QuasiIdentifiers: d.QuasiIdentifiers, PerSubject: d.PerSubject,
-		Transformation: d.Transformation, InformationLoss: d.InformationLoss, ColumnLoss: d.ColumnLoss,
-		Classes: len(sizes), ClassSizes: sizeBins(sizes), SuppressedClasses: len(d.Suppressed), Verified: true}
-	rep.Risk = &anonymize.RiskReport{}
-	var total int64
-	minBefore := int64(math.MaxInt64)
-	for _, n := range d.Before {
-		total += n
-		minBefore = min(minBefore, n)
-	}
-	if total > 0 {
-		rep.Risk.Before.Prosecutor = ptr(1 / float64(minBefore))
-		rep.Risk.Before.Journalist = ptr(1 / float64(minBefore))
-		rep.Risk.Before.Marketer = ptr(float64(len(d.Before)) / float64(total))
-	}
-	if len(sizes) > 0 {
-		rep.Risk.After.Prosecutor = ptr(1 / float64(minOut))
-		rep.Risk.After.Journalist = ptr(1 / float64(minOut))
-		rep.Risk.After.Marketer = ptr(float64(len(sizes)) / float64(members))
-	}
-	return nil
-}
-
-func ptr(f float64) *float64 { return &f }
-
-// sizeBins is a histogram of class sizes in power-of-two bins (the
-// single-machine report's).
-func sizeBins(sizes []int64) []anonymize.SizeBin {
-	if len(sizes) == 0 {
-		return nil
-	}
-	bins := map[int]int64{}
-	maxb := 0
-	for _, s := range sizes {
-		b := 0
-		for (int64(1) << (b + 1)) <= s {
-			b++
-		}
-		bins[b]++
-		maxb = max(maxb, b)
-	}
-	var out []anonymize.SizeBin
-	for b := 0; b <= maxb; b++ {
-		if bins[b] > 0 {
-			out = append(out, anonymize.SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
-		}
-	}
-	return out
 }

@@ -192,7 +192,7 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
 	}
 	defer rec.Release()
-	out, dropped, err := f.apply(ctx, mem, rec, b.Base)
+	out, dropped, err := f.apply(ctx, rec, b.Base)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
 	}
@@ -202,11 +202,8 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	}
 	// Distinct opted-out subjects are counted under their keyed form (an
 	// HMAC under the opt-out key), deduplicated by the counts' CombinePerKey.
-	if o := f.w.optout; o != nil {
-		for k := range o.seen {
-			count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
-			delete(o.seen, k)
-		}
+	for _, k := range f.w.r.DrainOptOutSeen() {
+		count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
 	}
 	ob, err := encodeBatch(b.File, b.Base, out, mem)
 	if err != nil {
@@ -216,39 +213,25 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	return nil
 }
 
-func (f *transformFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
+func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
 	w := f.w
+	if err := w.plan(rec.Schema()); err != nil {
+		return nil, 0, err
+	}
+	if f.Columns && w.p.Mobility != nil {
+		// The column actions of a mobility policy run on trips (cells and
+		// trip ids added), after the subject-grouped segmentation of
+		// Anonymize; on raw batches they would misalign.
+		return nil, 0, errors.New("the policy has a mobility block: column actions run after trip segmentation (use Anonymize)")
+	}
 	switch {
 	case f.OptOut && f.Columns:
-		return w.transform(ctx, mem, rec, base)
+		return w.transform(ctx, rec, base)
 	case f.Columns:
-		saved := w.optout
-		w.optout = nil
-		defer func() { w.optout = saved }()
-		return w.transform(ctx, mem, rec, base)
+		out, err := w.st.Transform(ctx, rec, base)
+		return out, 0, err
 	case f.OptOut:
-		if w.optout == nil {
-			rec.Retain()
-			return rec, 0, nil
-		}
-		col := rec.Schema().FieldIndices(w.p.Subject)
-		if len(col) == 0 {
-			return nil, 0, fmt.Errorf("subject column %q is missing from the input", w.p.Subject)
-		}
-		mask, n, err := w.optout.filterMask(mem, w.p.Subject, rec.Column(col[0]), base)
-		if err != nil {
-			return nil, 0, err
-		}
-		defer mask.Release()
-		if n == 0 {
-			rec.Retain()
-			return rec, 0, nil
-		}
-		out, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-		if err != nil {
-			return nil, 0, fmt.Errorf("opt-out filter, batch starting at row %d: %w", base, err)
-		}
-		return out, n, nil
+		return w.st.OptOut(ctx, rec, base)
 	}
 	rec.Retain()
 	return rec, 0, nil
@@ -293,42 +276,6 @@ func splitFields(key string) ([]string, error) {
 		}
 		out = append(out, string(b[k:k+int(n)]))
 		b = b[k+int(n):]
-	}
-	return out, nil
-}
-
-// rowTexts returns the text of col's values, failing on nulls.
-func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
-	out := make([]string, col.Len())
-	var dictText []string
-	d, isDict := col.(*array.Dictionary)
-	if isDict {
-		dict := d.Dictionary()
-		dictText = make([]string, dict.Len())
-		for j := range dictText {
-			if dict.IsNull(j) {
-				continue
-			}
-			s, err := valueText(dict, j)
-			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", name, err)
-			}
-			dictText[j] = s
-		}
-	}
-	for i := range out {
-		if col.IsNull(i) || (isDict && d.Dictionary().IsNull(d.GetValueIndex(i))) {
-			return nil, fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", name, base+int64(i))
-		}
-		if isDict {
-			out[i] = dictText[d.GetValueIndex(i)]
-			continue
-		}
-		s, err := valueText(col, i)
-		if err != nil {
-			return nil, fmt.Errorf("column %q, row %d: %w", name, base+int64(i), err)
-		}
-		out[i] = s
 	}
 	return out, nil
 }
@@ -459,7 +406,10 @@ func (f *searchFn) ProcessElement(ctx context.Context, h histAcc, emit func([]by
 		return fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	defer w.close()
-	d, err := search(ctx, w, h.M)
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
+	d, err := search(w, h.M)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: %w", err)
 	}
@@ -471,12 +421,36 @@ func (f *searchFn) ProcessElement(ctx context.Context, h histAcc, emit func([]by
 	return nil
 }
 
+// search runs the single-machine Runner's k-anonymity search on the gathered
+// combinations (keys of length-prefixed values, per subject with the
+// subject last).
+func search(w *worker, combos map[string]int64) (*anonymize.KAnonDecision, error) {
+	want := len(w.p.KAnon.QuasiIdentifiers)
+	per := perSubject(w)
+	if per {
+		want++
+	}
+	list := make([]anonymize.KAnonCombo, 0, len(combos))
+	for key, n := range combos {
+		f, err := splitFields(key)
+		if err != nil || len(f) != want {
+			return nil, errors.New("kanon: corrupt combination key")
+		}
+		c := anonymize.KAnonCombo{Values: f[:len(w.p.KAnon.QuasiIdentifiers)], N: n}
+		if per {
+			c.Subject = f[len(f)-1]
+		}
+		list = append(list, c)
+	}
+	return w.st.KAnonSearch(list)
+}
+
 // classFn generalises quasi-identifiers at the chosen levels, suppresses the
 // classes below k and projects the written columns (the second pass).
 type classFn struct {
 	Cfg Config
 	w   *worker
-	d   *Decision
+	d   *anonymize.KAnonDecision
 	sup map[string]bool
 }
 
@@ -505,7 +479,7 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		if !decision(&raw) {
 			return errors.New("tarnkappe/beam: kanon: no search result")
 		}
-		var d Decision
+		var d anonymize.KAnonDecision
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("tarnkappe/beam: kanon: %w", err)
 		}
@@ -520,7 +494,7 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		return err
 	}
 	defer rec.Release()
-	if err := f.w.planTrans(rec.Schema()); err != nil {
+	if err := f.w.checkTrans(rec.Schema()); err != nil {
 		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[b.File], err)
 	}
 	out, suppressed, err := f.apply(ctx, mem, rec, b.Base, members)
@@ -690,7 +664,14 @@ func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(
 	}
 	defer w.close()
 	mem := memory.DefaultAllocator
-	ag, err := dp.NewAggregator(dpOptions(w, mem))
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
+	opts, err := w.st.DPOptions()
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	ag, err := dp.NewAggregator(opts)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: release: %w", err)
 	}
@@ -701,8 +682,12 @@ func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(
 			ag.Close()
 			return err
 		}
-		err = ag.Add(ctx, rec)
+		in, err := w.st.ReleaseInput(rec)
 		rec.Release()
+		if err == nil {
+			err = ag.Add(ctx, in)
+			in.Release()
+		}
 		if err != nil {
 			ag.Close()
 			return fmt.Errorf("tarnkappe/beam: input %s, batch starting at row %d: release: %w", f.Cfg.Inputs[b.File], b.Base, err)
@@ -718,31 +703,6 @@ func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(
 	}
 	emit(raw)
 	return nil
-}
-
-// dpOptions is the release block of the policy as dp.Options (as the
-// single-machine Runner builds them).
-func dpOptions(w *worker, mem memory.Allocator) dp.Options {
-	rel := w.p.Release
-	opts := dp.Options{Subject: w.p.Subject, GroupBy: rel.By, MaxPartitions: int64(rel.MaxPartitions), MaxPerPartition: int64(rel.MaxPerPartition), Mem: mem}
-	if rel.Count {
-		opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: dp.Count})
-	}
-	for _, ag := range rel.Aggregates {
-		var k dp.Kind
-		switch ag.Kind {
-		case "sum":
-			k = dp.Sum
-		case "mean":
-			k = dp.Mean
-		case "variance":
-			k = dp.Variance
-		case "quantiles":
-			k = dp.Quantiles
-		}
-		opts.Aggregates = append(opts.Aggregates, dp.Aggregate{Kind: k, Column: ag.Column, Lower: ag.Lower, Upper: ag.Upper, Ranks: ag.Quantiles})
-	}
-	return opts
 }
 
 // partialCombineFn merges the shards' partials (disjoint subjects) into the
@@ -809,6 +769,9 @@ func (f *releaseFn) ProcessElement(ctx context.Context, raw []byte, emit func(Re
 		return fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	defer w.close()
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
 	if len(raw) == 0 {
 		return errors.New("tarnkappe/beam: release: no rows left to release")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
 
@@ -119,7 +120,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
-	w, err := newWorker(f.cfg)
+	w, err := newWorkerMem(f.cfg, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,17 +135,17 @@ func TestWorkerNoLeaks(t *testing.T) {
 	cf := &classFn{Cfg: f.cfg, w: w}
 	var dropped, suppressed int64
 	for base := int64(0); rdr.Next(); base += rdr.RecordBatch().NumRows() {
-		trans, n, err := w.transform(ctx, mem, rdr.RecordBatch(), base)
+		trans, n, err := w.transform(ctx, rdr.RecordBatch(), base)
 		if err != nil {
 			t.Fatal(err)
 		}
 		dropped += n
 		if cf.d == nil {
-			cf.d = &Decision{QuasiIdentifiers: w.p.KAnon.QuasiIdentifiers, Levels: []int{1, 2, 1, 0}, PerSubject: true}
+			cf.d = &anonymize.KAnonDecision{QuasiIdentifiers: w.p.KAnon.QuasiIdentifiers, Levels: []int{1, 2, 1, 0}, PerSubject: true}
 			var key []byte
 			for j, q := range cf.d.QuasiIdentifiers {
-				v, _ := valueText(trans.Column(w.trans.FieldIndices(q)[0]), 0)
-				g, err := w.hier[q].Generalize(v, cf.d.Levels[j])
+				v, _ := anonymize.ValueText(trans.Column(w.st.Trans().FieldIndices(q)[0]), 0)
+				g, err := w.r.Hierarchy(q).Generalize(v, cf.d.Levels[j])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -157,7 +158,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 		suppressed += s
-		if out.NumRows()+s != trans.NumRows() || !out.Schema().Equal(w.out) {
+		if out.NumRows()+s != trans.NumRows() || !out.Schema().Equal(w.st.Output()) {
 			t.Fatalf("apply: %d rows out + %d suppressed of %d", out.NumRows(), s, trans.NumRows())
 		}
 		sub, err := takeRows(ctx, mem, trans, []int32{0, 2, 4})
