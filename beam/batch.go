@@ -18,6 +18,10 @@ type Batch struct {
 	// Base is the row number (from 0, within the file) of the batch's first
 	// input row. Rows removed by an earlier step keep the base of their batch.
 	Base int64
+	// Shard is 0 for batches of input rows; s+1 for rows the trip step of
+	// subject shard s emitted (rows regrouped by subject, in trip order:
+	// Base then counts that shard's output rows).
+	Shard int
 	// Rows is the number of rows in IPC.
 	Rows int64
 	// IPC is the batch as an Arrow IPC stream (schema + one record batch).
@@ -36,6 +40,24 @@ func encodeBatch(file int, base int64, rec arrow.RecordBatch, mem memory.Allocat
 		return Batch{}, fmt.Errorf("encoding batch at row %d: %w", base, err)
 	}
 	return Batch{File: file, Base: base, Rows: rec.NumRows(), IPC: buf.Bytes()}, nil
+}
+
+// encodeLike serialises rec with b's origin (a batch derived from b).
+func (b Batch) encodeLike(rec arrow.RecordBatch, mem memory.Allocator) (Batch, error) {
+	out, err := encodeBatch(b.File, b.Base, rec, mem)
+	out.Shard = b.Shard
+	return out, err
+}
+
+// origin names where b's rows come from, for errors.
+func (b Batch) origin(cfg Config) string {
+	if b.Shard > 0 {
+		return fmt.Sprintf("trips of subject shard %d", b.Shard-1)
+	}
+	if b.File >= 0 && b.File < len(cfg.Inputs) {
+		return "input " + cfg.Inputs[b.File]
+	}
+	return fmt.Sprintf("input #%d", b.File)
 }
 
 // decode returns the record batch in b. The caller releases it.

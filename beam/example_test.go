@@ -1,6 +1,7 @@
 package beam_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -59,9 +60,10 @@ columns:
 
 // Policy blocks the Beam pipeline does not run are errors, never skipped.
 func ExampleConfig_Validate() {
-	err := tkbeam.Config{Policy: brakedisc.DemoPolicy(), PolicyFile: "policy.yaml", Inputs: []string{"fleet.parquet"},
+	policy := bytes.Replace(brakedisc.DemoPolicy(), []byte("  k: 10\n"), []byte("  k: 10\n  l: {sensitive: make, l: 2, variant: distinct}\n"), 1)
+	err := tkbeam.Config{Policy: policy, PolicyFile: "policy.yaml", Keys: "keys.json", Inputs: []string{"fleet.parquet"},
 		Output: "out.parquet", TempDir: "shards"}.Validate()
 	fmt.Println(err)
 	// Output:
-	// beam.Config: tarnkappe/beam: the mobility block (trip segmentation, trimming, cells) is not supported on Beam yet; run it with `tarnkappe run`
+	// beam.Config: tarnkappe/beam: l-diversity and t-closeness are not supported on Beam yet
 }

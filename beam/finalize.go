@@ -81,9 +81,17 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	var k string
 	var n int64
 	optSubjects := 0
+	var settled *SettleState
 	for counts(&k, &n) {
 		if strings.HasPrefix(k, optOutSubjectPrefix) {
 			optSubjects++
+			continue
+		}
+		if strings.HasPrefix(k, settlePrefix) {
+			settled = &SettleState{}
+			if err := json.Unmarshal([]byte(k[len(settlePrefix):]), settled); err != nil {
+				return fmt.Errorf("settle state: %w", err)
+			}
 			continue
 		}
 		c[k] += n
@@ -91,12 +99,30 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if c[countIn] == 0 {
 		return errors.New("the input has no rows")
 	}
+	var d *anonymize.KAnonDecision
+	if d, err = decodeDecision(decision); err != nil {
+		return err
+	}
+	if m := w.p.Mobility; m != nil {
+		if d != nil {
+			if settled == nil {
+				return errors.New("mobility: no settle state")
+			}
+			if err := checkSettled(w.p, d, settled); err != nil {
+				return err
+			}
+		}
+		if c[countGroupsBelowK] > 0 {
+			return fmt.Errorf("mobility: verification failed: %d written (cell, bucket) groups have fewer than k=%d subjects", c[countGroupsBelowK], m.K)
+		}
+	}
 	var names []string
 	var name string
 	for shards(&name) {
 		names = append(names, name)
 	}
-	// Shard names sort by (input file, row): the output keeps the input order.
+	// Shard names sort by (trip shard, input file, row): without mobility the
+	// output keeps the input order.
 	sort.Strings(names)
 
 	mem := memory.DefaultAllocator
@@ -124,6 +150,17 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	rep := &anonymize.Report{Tool: "tarnkappe-beam", Policy: w.p.File(), Input: cfg.Inputs[0], Output: cfg.Output,
 		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: w.r.KeyIDs(),
 		Rows: anonymize.RowCounts{In: c[countIn], Out: written, Suppressed: c[countSuppressed], FilteredBy: map[string]int64{}}}
+	m := w.p.Mobility
+	for _, f := range w.st.Mid().Fields() {
+		if _, ok := w.p.Columns.Lookup(f.Name); !ok {
+			d := fmt.Sprintf("H3 cell (resolution %d) of the trimmed coordinates", m.CellResolution)
+			if f.Name == m.TripIDColumn {
+				d = "random per-trip id (mobility scope trip)"
+			}
+			rep.ColumnDetails = append(rep.ColumnDetails, anonymize.ColumnDetail{Name: f.Name, Action: "added", Detail: d})
+			rep.Columns[f.Name] = "added"
+		}
+	}
 	for _, col := range w.p.Columns {
 		rep.Columns[col.Name] = string(col.Action)
 		rep.ColumnDetails = append(rep.ColumnDetails, anonymize.ColumnDetail{Name: col.Name, Action: string(col.Action)})
@@ -133,23 +170,44 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		rep.Rows.Filtered = c[countOptOut]
 		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects}
 	}
+	if m != nil {
+		rep.Rows.FilteredBy["trip_trim"] = c[countTrimmed]
+		rep.Rows.Filtered += c[countTrimmed]
+		rep.Mobility = &anonymize.MobilityReport{Trips: c[countTrips], TrimmedRows: c[countTrimmed], TrimMetres: m.TrimMetres,
+			TrimSeconds: m.TrimTime.D().Seconds(), CellColumn: m.CellColumn, CellResolution: m.CellResolution,
+			UnicityPoints: m.UnicityPoints, K: m.K, SuppressedRows: c[countCellSuppressed], Scope: m.Scope,
+			OutputGroups: int(c[countGroups]), OutputGroupsBelowK: int(c[countGroupsBelowK])}
+		if settled != nil {
+			rep.Mobility.SettleRounds, rep.Mobility.SettleCellGroups, rep.Mobility.SettleClasses = settled.Rounds, settled.Cells, settled.Classes
+		}
+		if m.TraceK > 0 {
+			rep.Mobility.TraceK, rep.Mobility.TripsPublished, rep.Mobility.RowsDetached = m.TraceK, int(c[countPublished]), c[countDetached]
+		}
+	}
 	if err := rep.Rows.Check(); err != nil {
 		return err
 	}
-	var raw []byte
-	if decision(&raw) {
-		var d anonymize.KAnonDecision
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return fmt.Errorf("kanon: %w", err)
+	if d != nil {
+		if settled != nil {
+			// The settle rounds' classes are suppressed too.
+			d.Suppressed = settled.Suppressed
 		}
 		var sizes []int64
 		var e HistEntry
 		for classes(&e) {
 			sizes = append(sizes, e.N)
 		}
-		if err := w.r.KAnonReport(rep, &d, sizes); err != nil {
+		if err := w.r.KAnonReport(rep, d, sizes); err != nil {
 			return err
 		}
+	}
+	if m != nil {
+		// Measurements of the single-machine report that Beam does not
+		// make: never a silent zero.
+		if rep.Risk == nil {
+			rep.Risk = &anonymize.RiskReport{}
+		}
+		rep.Risk.UnicityNote = "not measured on Beam: unicity (risk.*.unicity) and mobility.utility; run tarnkappe run on a sample"
 	}
 	var relSink *arrowio.Sink
 	var ro ReleaseOutput

@@ -8,6 +8,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
 )
 
 func packFields(vals []string) []byte {
@@ -21,7 +23,8 @@ func packFields(vals []string) []byte {
 // apply generalises the quasi-identifiers, removes suppressed classes and
 // projects the written columns. members receives each (class, subject)
 // membership of the written rows once per batch, for verification.
-func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, members func(string, int64)) (arrow.RecordBatch, int64, error) {
+// kept, when not nil, is called with the index of every row written.
+func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, members func(string, int64), kept func(int)) (arrow.RecordBatch, int64, error) {
 	st := f.w.st
 	n := int(rec.NumRows())
 	cols := make([]arrow.Array, len(rec.Columns()))
@@ -35,7 +38,7 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 	var suppressed int64
 	var mask arrow.Array
 	if d := f.d; d != nil {
-		keys, gen, err := f.classes(rec, base)
+		keys, gen, err := classKeys(st, d, rec, base)
 		owned = append(owned, gen...)
 		if err != nil {
 			return nil, 0, err
@@ -60,6 +63,9 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 				continue
 			}
 			mb.UnsafeAppend(true)
+			if kept != nil {
+				kept(i)
+			}
 			m := appendField(nil, key)
 			if d.PerSubject {
 				m = appendField(m, subj[i])
@@ -74,6 +80,10 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		}
 		mask = mb.NewArray()
 		defer mask.Release()
+	} else if kept != nil {
+		for i := range n {
+			kept(i)
+		}
 	}
 	full := array.NewRecordBatch(st.Gen(), cols, int64(n))
 	defer full.Release()
@@ -89,12 +99,11 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 	return out, suppressed, nil
 }
 
-// classes generalises the quasi-identifiers of a Trans batch at the
+// classKeys generalises the quasi-identifiers of a Trans batch at the
 // decision's levels and returns every row's class key (generalised values
 // joined by \x00, the single-machine Runner's key) and the generalised
 // columns, which the caller releases (also on error).
-func (f *classFn) classes(rec arrow.RecordBatch, base int64) ([]string, []arrow.Array, error) {
-	d, st := f.d, f.w.st
+func classKeys(st *anonymize.Steps, d *anonymize.KAnonDecision, rec arrow.RecordBatch, base int64) ([]string, []arrow.Array, error) {
 	n := int(rec.NumRows())
 	texts := make([][]string, len(d.QuasiIdentifiers))
 	var gen []arrow.Array

@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"path/filepath"
 	"reflect"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -130,7 +131,7 @@ func (f *readFn) ProcessElement(ctx context.Context, file int, emit func(Batch),
 		rec := src.RecordBatch()
 		b, err := encodeBatch(file, base, rec, mem)
 		if err != nil {
-			return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+			return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
 		}
 		emit(b)
 		base += rec.NumRows()
@@ -186,15 +187,15 @@ func (f *transformFn) Teardown() {
 
 func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Batch), count func(string, int64)) error {
 	mem := memory.DefaultAllocator
-	path := f.Cfg.Inputs[b.File]
+	path := b.origin(f.Cfg)
 	rec, err := b.decode(mem)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
 	}
 	defer rec.Release()
 	out, dropped, err := f.apply(ctx, rec, b.Base)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
 	}
 	defer out.Release()
 	if dropped > 0 {
@@ -205,9 +206,9 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	for _, k := range f.w.r.DrainOptOutSeen() {
 		count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
 	}
-	ob, err := encodeBatch(b.File, b.Base, out, mem)
+	ob, err := b.encodeLike(out, mem)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", path, err)
+		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
 	}
 	emit(ob)
 	return nil
@@ -284,8 +285,9 @@ func splitFields(key string) ([]string, error) {
 // (the default) each distinct (combination, subject) pair once, otherwise
 // each combination with its row count.
 type combosFn struct {
-	Cfg Config
-	w   *worker
+	Cfg  Config
+	w    *worker
+	thin map[string]bool
 }
 
 func (f *combosFn) Setup() error {
@@ -307,8 +309,11 @@ func perSubject(w *worker) bool {
 	return w.p.KAnon.PerSubject == nil || *w.p.KAnon.PerSubject
 }
 
-func (f *combosFn) ProcessElement(ctx context.Context, b Batch, emit func(string, int64)) error {
+func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below) bool, emit func(string, int64)) error {
 	mem := memory.DefaultAllocator
+	if f.thin == nil {
+		f.thin = belowSet(thin)
+	}
 	rec, err := b.decode(mem)
 	if err != nil {
 		return err
@@ -316,6 +321,14 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, emit func(string
 	defer rec.Release()
 	w := f.w
 	k := w.p.KAnon
+	// With cell suppression only the rows it keeps are counted (the
+	// Runner's countSurvivors).
+	var groups []string
+	if w.p.Mobility != nil {
+		if groups, err = groupKeys(w.p, rec, b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+		}
+	}
 	texts := make([][]string, len(k.QuasiIdentifiers))
 	for j, q := range k.QuasiIdentifiers {
 		c := rec.Schema().FieldIndices(q)
@@ -323,7 +336,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, emit func(string
 			return fmt.Errorf("tarnkappe/beam: kanon: quasi-identifier %q is missing", q)
 		}
 		if texts[j], err = rowTexts(q, rec.Column(c[0]), b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: input %s: kanon: %w", f.Cfg.Inputs[b.File], err)
+			return fmt.Errorf("tarnkappe/beam: %s: kanon: %w", b.origin(f.Cfg), err)
 		}
 	}
 	per := perSubject(w)
@@ -331,12 +344,15 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, emit func(string
 	if per {
 		c := rec.Schema().FieldIndices(w.p.Subject)
 		if subj, err = rowTexts(w.p.Subject, rec.Column(c[0]), b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: input %s: kanon: %w", f.Cfg.Inputs[b.File], err)
+			return fmt.Errorf("tarnkappe/beam: %s: kanon: %w", b.origin(f.Cfg), err)
 		}
 	}
 	seen := map[string]int64{}
 	var key []byte
 	for i := range int(rec.NumRows()) {
+		if groups != nil && f.thin[groups[i]] {
+			continue
+		}
 		key = key[:0]
 		for j := range texts {
 			key = appendField(key, texts[j][i])
@@ -445,13 +461,18 @@ func search(w *worker, combos map[string]int64) (*anonymize.KAnonDecision, error
 	return w.st.KAnonSearch(list)
 }
 
-// classFn generalises quasi-identifiers at the chosen levels, suppresses the
-// classes below k and projects the written columns (the second pass).
+// classFn is the second pass: it removes the rows of thin cell groups,
+// detaches the trips whose trace is rarer than trace_k, generalises
+// quasi-identifiers at the chosen levels, suppresses the classes below k
+// and projects the written columns.
 type classFn struct {
 	Cfg Config
 	w   *worker
+	ok  bool
 	d   *anonymize.KAnonDecision
 	sup map[string]bool
+	cf  *cellFilter
+	pub map[int64]bool
 }
 
 func (f *classFn) Setup(ctx context.Context) error {
@@ -472,49 +493,174 @@ func (f *classFn) Teardown() {
 	}
 }
 
-func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, emit func(Batch), members func(string, int64), count func(string, int64)) error {
-	mem := memory.DefaultAllocator
-	if f.d == nil && f.w.p.KAnon != nil {
-		var raw []byte
-		if !decision(&raw) {
-			return errors.New("tarnkappe/beam: kanon: no search result")
+// load reads the side inputs once.
+func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool) error {
+	p := f.w.p
+	d, err := decodeDecision(decision)
+	if err != nil {
+		return err
+	}
+	if d == nil && p.KAnon != nil {
+		return errors.New("tarnkappe/beam: kanon: no search result")
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return err
+	}
+	f.d = d
+	f.sup = map[string]bool{}
+	if d != nil {
+		sup := d.Suppressed
+		if st != nil {
+			sup = st.Suppressed
 		}
-		var d anonymize.KAnonDecision
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return fmt.Errorf("tarnkappe/beam: kanon: %w", err)
-		}
-		f.d = &d
-		f.sup = map[string]bool{}
-		for _, c := range d.Suppressed {
+		for _, c := range sup {
 			f.sup[c] = true
 		}
 	}
+	if p.Mobility != nil {
+		f.cf = newCellFilter(belowSet(thin), st)
+		if p.Mobility.TraceK > 0 {
+			f.pub = map[int64]bool{}
+			var id int64
+			for published(&id) {
+				f.pub[id] = true
+			}
+		}
+	}
+	f.ok = true
+	return nil
+}
+
+func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		}
+	}()
+	if !f.ok {
+		if err := f.load(decision, thin, state, published); err != nil {
+			return err
+		}
+	}
+	mem := memory.DefaultAllocator
 	rec, err := b.decode(mem)
 	if err != nil {
 		return err
 	}
-	defer rec.Release()
+	defer func() { rec.Release() }()
 	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[b.File], err)
+		return err
 	}
-	out, suppressed, err := f.apply(ctx, mem, rec, b.Base, members)
+	var g []string
+	if m := f.w.p.Mobility; m != nil {
+		if rec, err = f.cells(ctx, mem, rec, b.Base, count); err != nil {
+			return err
+		}
+		if m.TraceK > 0 {
+			if rec, err = f.detach(mem, rec, count); err != nil {
+				return err
+			}
+		}
+		if g, err = groupKeys(f.w.p, rec, b.Base); err != nil {
+			return fmt.Errorf("mobility: %w", err)
+		}
+	}
+	var kept func(int)
+	out := map[string]*CapSet{}
+	if g != nil {
+		subj, err := subjectTexts(f.w.p, rec, b.Base)
+		if err != nil {
+			return err
+		}
+		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
+	}
+	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[b.File], err)
+		return err
 	}
-	defer out.Release()
+	defer res.Release()
+	emitSets(out, groups)
 	if suppressed > 0 {
 		count(countSuppressed, suppressed)
 	}
-	count(countOut, out.NumRows())
-	if out.NumRows() == 0 {
+	count(countOut, res.NumRows())
+	if res.NumRows() == 0 {
 		return nil
 	}
-	ob, err := encodeBatch(b.File, b.Base, out, mem)
+	ob, err := b.encodeLike(res, mem)
 	if err != nil {
 		return err
 	}
 	emit(ob)
 	return nil
+}
+
+// cells removes the rows of the cell groups suppressed (first pass and
+// settle rounds). It releases rec.
+func (f *classFn) cells(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, count func(string, int64)) (arrow.RecordBatch, error) {
+	g, err := groupKeys(f.w.p, rec, base)
+	if err != nil {
+		rec.Release()
+		return nil, fmt.Errorf("mobility: %w", err)
+	}
+	mb := array.NewBooleanBuilder(mem)
+	defer mb.Release()
+	var dropped int64
+	for _, k := range g {
+		rm := f.cf.removes(k)
+		mb.Append(!rm)
+		if rm {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		return rec, nil
+	}
+	mask := mb.NewArray()
+	defer mask.Release()
+	out, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+	rec.Release()
+	if err != nil {
+		return nil, fmt.Errorf("mobility: %w", err)
+	}
+	count(countCellSuppressed, dropped)
+	count(countSuppressed, dropped)
+	return out, nil
+}
+
+// detach sets the trip id of rows of unpublished trips to null (the
+// TraceGate's Apply). It releases rec.
+func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func(string, int64)) (arrow.RecordBatch, error) {
+	defer rec.Release()
+	ti := rec.Schema().FieldIndices(f.w.p.Mobility.TripIDColumn)[0]
+	trip, ok := rec.Column(ti).(*array.Int64)
+	if !ok {
+		return nil, fmt.Errorf("mobility: trip column is %s", rec.Column(ti).DataType())
+	}
+	tb := array.NewInt64Builder(mem)
+	defer tb.Release()
+	tb.Reserve(trip.Len())
+	var detached int64
+	for i := range trip.Len() {
+		if trip.IsValid(i) && f.pub[trip.Value(i)] {
+			tb.UnsafeAppend(trip.Value(i))
+			continue
+		}
+		if trip.IsValid(i) {
+			detached++
+		}
+		tb.UnsafeAppendBoolToBitmap(false)
+	}
+	tc := tb.NewArray()
+	defer tc.Release()
+	cols := slices.Clone(rec.Columns())
+	cols[ti] = tc
+	if detached > 0 {
+		count(countDetached, detached)
+	}
+	return array.NewRecordBatch(rec.Schema(), cols, rec.NumRows()), nil
 }
 
 // Generalize makes the transformed batches k-anonymous, exactly as the
@@ -532,19 +678,50 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if err != nil {
 		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
+	if err := supported(p); err != nil {
+		return out, decision, classes, counts, err
+	}
+	// Without mobility the mobility side inputs are empty.
+	thin := beam.CreateList(s, []Below{})
+	state := beam.CreateList(s, [][]byte{})
+	published := beam.CreateList(s, []int64{})
+	var extra []beam.PCollection
+	if m := p.Mobility; m != nil {
+		thin = beam.ParDo(s, &belowFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, beam.ParDo(s, &cellsFn{Cfg: cfg}, trans)))
+		if m.TraceK > 0 {
+			points := beam.CombinePerKey(s, tripPointsFn{}, beam.ParDo(s, &tracePointsFn{Cfg: cfg}, trans))
+			byTrace := beam.GroupByKey(s, beam.ParDo(s, &traceKeyFn{}, points, beam.SideInput{Input: thin}))
+			var pc beam.PCollection
+			published, pc = beam.ParDo2(s, &publishFn{K: m.TraceK}, byTrace)
+			extra = append(extra, pc)
+		}
+	}
 	if p.KAnon != nil {
-		pairs := beam.ParDo(s, &combosFn{Cfg: cfg}, trans)
+		pairs := beam.ParDo(s, &combosFn{Cfg: cfg}, trans, beam.SideInput{Input: thin})
 		summed := beam.CombinePerKey(s, sumInt64, pairs)
 		hist := beam.Combine(s, histCombineFn{}, beam.ParDo(s, toEntry, summed))
 		decision = beam.ParDo(s, &searchFn{Cfg: cfg}, hist)
+		if p.Mobility != nil {
+			state = settle(s, cfg, p, trans, decision, thin)
+		}
 	} else {
 		decision = beam.CreateList(s, [][]byte{})
 	}
-	var members beam.PCollection
-	out, members, counts = beam.ParDo3(s, &classFn{Cfg: cfg}, trans, beam.SideInput{Input: decision})
+	var members, groups beam.PCollection
+	out, members, groups, counts = beam.ParDo4(s, &classFn{Cfg: cfg}, trans,
+		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
 	classes = beam.ParDo(s, toEntry, perClass)
+	if m := p.Mobility; m != nil {
+		extra = append(extra, beam.ParDo(s, &groupStatFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, groups)))
+		// The final state travels to the commit step as a count-like
+		// element, so that Generalize keeps its outputs.
+		extra = append(extra, beam.ParDo(s, stateCount, state))
+	}
+	if len(extra) > 0 {
+		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
+	}
 	return out, decision, classes, counts, nil
 }
 
@@ -572,7 +749,10 @@ func memberClass(key string, n int64, emit func(string, int64)) error {
 // meet in one place for contribution bounding.
 type shardFn struct {
 	Cfg Config
-	w   *worker
+	// Check fails on rows trip segmentation would refuse, while the input
+	// row numbers are known.
+	Check bool
+	w     *worker
 }
 
 func (f *shardFn) Setup() error {
@@ -603,7 +783,15 @@ func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Ba
 	}
 	subj, err := rowTexts(f.w.p.Subject, rec.Column(c[0]), b.Base)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: release: %w", f.Cfg.Inputs[b.File], err)
+		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+	}
+	if f.Check {
+		if err := f.w.plan(rec.Schema()); err != nil {
+			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		}
+		if err := checkMobility(f.w.p, rec, b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+		}
 	}
 	n := f.Cfg.shards()
 	idx := make([][]int32, n)
@@ -621,7 +809,7 @@ func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Ba
 		if err != nil {
 			return fmt.Errorf("tarnkappe/beam: release: %w", err)
 		}
-		ob, err := encodeBatch(b.File, b.Base, sub, mem)
+		ob, err := b.encodeLike(sub, mem)
 		sub.Release()
 		if err != nil {
 			return err
@@ -690,7 +878,7 @@ func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(
 		}
 		if err != nil {
 			ag.Close()
-			return fmt.Errorf("tarnkappe/beam: input %s, batch starting at row %d: release: %w", f.Cfg.Inputs[b.File], b.Base, err)
+			return fmt.Errorf("tarnkappe/beam: %s, batch starting at row %d: release: %w", b.origin(f.Cfg), b.Base, err)
 		}
 	}
 	p, err := ag.Partial(ctx)
@@ -815,7 +1003,7 @@ func (f *shardWriteFn) ProcessElement(ctx context.Context, b Batch, emit func(st
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("part-%06d-%015d-%s.arrow", b.File, b.Base, hex.EncodeToString(rnd[:]))
+	name := fmt.Sprintf("part-%06d-%06d-%015d-%s.arrow", b.Shard, b.File, b.Base, hex.EncodeToString(rnd[:]))
 	sk, err := arrowio.Create(filepath.Join(f.Cfg.TempDir, name), rec.Schema(), arrowio.CreateOptions{Mem: mem})
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: output shard: %w", err)
@@ -843,16 +1031,26 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	hasRelease := w.p.Release != nil
+	hasRelease, hasMobility := w.p.Release != nil, w.p.Mobility != nil
 	w.close()
 	raw, inCounts := Read(s, cfg)
-	trans, tCounts := beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{Cfg: cfg, OptOut: true, Columns: true}, raw)
+	var trans, tCounts beam.PCollection
+	allCounts := []beam.PCollection{inCounts}
+	if hasMobility {
+		// Opt-out first (input row numbers known), then trips per subject;
+		// the column actions run on the trips.
+		kept, oCounts := OptOut(s, cfg, raw)
+		trans, tCounts = Trips(s, cfg, kept)
+		allCounts = append(allCounts, oCounts)
+	} else {
+		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{Cfg: cfg, OptOut: true, Columns: true}, raw)
+	}
 	out, decision, classes, gCounts, err := Generalize(s, cfg, trans)
 	if err != nil {
 		return err
 	}
 	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
-	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, inCounts, tCounts, gCounts))
+	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, append(allCounts, tCounts, gCounts)...))
 	rel := beam.CreateList(s, []ReleaseOutput{})
 	if hasRelease {
 		rel = Release(s, cfg, trans)

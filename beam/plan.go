@@ -74,9 +74,6 @@ func newWorkerMem(cfg Config, mem memory.Allocator) (w *worker, err error) {
 // supported rejects the policy fields the Beam pipeline does not run yet,
 // rather than silently skipping a protection or a measure.
 func supported(p *anonymize.Policy) error {
-	if p.Mobility != nil {
-		return errors.New("tarnkappe/beam: the mobility block (trip segmentation, trimming, cells) is not supported on Beam yet; run it with `tarnkappe run`")
-	}
 	// Fields this package implements; a policy field added to package
 	// anonymize later is rejected when set, until Beam implements it too.
 	if f := unknownSet(*p, "Version", "Subject", "Keyring", "OptOut", "Columns", "KAnon", "Mobility", "Release"); f != "" {
@@ -99,11 +96,6 @@ func supported(p *anonymize.Policy) error {
 		if f := unknownSet(*m, "Time", "Lat", "Lon", "TripGap", "TrimMetres", "TrimTime", "CellResolution", "CellColumn", "K",
 			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: mobility field %s is not supported on Beam yet", f)
-		}
-		if p.KAnon == nil {
-			// The single-machine Runner applies cell suppression without a
-			// kanon block too; the Beam pipeline drives it from Generalize.
-			return errors.New("tarnkappe/beam: a mobility block without a kanon block is not supported on Beam yet")
 		}
 	}
 	if r := p.Release; r != nil {
