@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -468,36 +469,91 @@ func TestPipelineHoldsNoKeys(t *testing.T) {
 	}
 }
 
-// TestBadRowFailsWithoutOutput: a null subject in row 1234 fails the job
-// with the file, column and row, and leaves no output, release or shards.
+// TestBadRowFailsWithoutOutput: a null value in row 1234 (the subject, or
+// with the demo policy a coordinate, checked before the shuffle by subject)
+// fails the job with the file, column and row, and leaves no output,
+// release or shards.
 func TestBadRowFailsWithoutOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
 	}
-	f := newFixture(t, 50, 3000, 1000)
+	for _, tc := range []struct {
+		name, column string
+		demo         bool
+	}{{"subject", "vin", false}, {"coordinate on the demo policy", "lat", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 50, 3000, 1000)
+			if tc.demo {
+				f = newDemoFixture(t, 50, 3000, 1000)
+			}
+			bad := writeWithNull(t, f, tc.column, 1234)
+			cfg := f.cfg
+			cfg.Inputs = []string{bad}
+			_, err := runPrism(t, cfg)
+			if err == nil {
+				t.Fatal("a null value should fail the job")
+			}
+			for _, want := range []string{fmt.Sprintf(`column %q, row 1234`, tc.column), "bad.parquet"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+			for _, p := range []string{cfg.Output, cfg.ReleaseOutput, cfg.Report, cfg.TempDir} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s exists after a failed job", p)
+				}
+			}
+		})
+	}
+}
+
+// writeWithNull copies the fixture's input to bad.parquet with a null in
+// the given (string or float64) column at one row.
+func writeWithNull(t *testing.T, f *fixture, column string, row int64) string {
+	t.Helper()
 	mem := memory.NewGoAllocator()
 	src, err := arrowio.Open(context.Background(), f.input, arrowio.OpenOptions{BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
 	bad := filepath.Join(f.dir, "bad.parquet")
 	var sink *arrowio.Sink
 	var base int64
 	for src.Next() {
 		rec := src.RecordBatch()
-		vins, _ := rowTexts("vin", rec.Column(0), 0)
-		sb := array.NewStringBuilder(mem)
-		for i, v := range vins {
-			if base+int64(i) == 1234 {
-				sb.AppendNull()
-				continue
+		j := rec.Schema().FieldIndices(column)[0]
+		var col arrow.Array
+		typ := rec.Column(j).DataType()
+		if fc, ok := rec.Column(j).(*array.Float64); ok {
+			fb := array.NewFloat64Builder(mem)
+			for i, v := range fc.Float64Values() {
+				if base+int64(i) == row {
+					fb.AppendNull()
+					continue
+				}
+				fb.Append(v)
 			}
-			sb.Append(v)
+			col = fb.NewArray()
+			fb.Release()
+		} else {
+			vals, _ := rowTexts(column, rec.Column(j), 0)
+			sb := array.NewStringBuilder(mem)
+			for i, v := range vals {
+				if base+int64(i) == row {
+					sb.AppendNull()
+					continue
+				}
+				sb.Append(v)
+			}
+			col = sb.NewArray()
+			sb.Release()
+			typ = arrow.BinaryTypes.String
 		}
-		col := sb.NewArray()
-		sb.Release()
-		cols := append([]arrow.Array{col}, rec.Columns()[1:]...)
-		fields := append([]arrow.Field{{Name: "vin", Type: arrow.BinaryTypes.String, Nullable: true}}, rec.Schema().Fields()[1:]...)
+		cols := slices.Clone(rec.Columns())
+		cols[j] = col
+		fields := slices.Clone(rec.Schema().Fields())
+		fields[j] = arrow.Field{Name: column, Type: typ, Nullable: true}
 		nr := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 		col.Release()
 		if sink == nil {
@@ -511,26 +567,10 @@ func TestBadRowFailsWithoutOutput(t *testing.T) {
 		nr.Release()
 		base += rec.NumRows()
 	}
-	src.Close()
 	if err := sink.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := f.cfg
-	cfg.Inputs = []string{bad}
-	_, err = runPrism(t, cfg)
-	if err == nil {
-		t.Fatal("a null subject should fail the job")
-	}
-	for _, want := range []string{`column "vin", row 1234`, "bad.parquet"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %s", err, want)
-		}
-	}
-	for _, p := range []string{cfg.Output, cfg.ReleaseOutput, cfg.Report, cfg.TempDir} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s exists after a failed job", p)
-		}
-	}
+	return bad
 }
 
 // TestConfigRejects: unsupported policy blocks and missing fields are

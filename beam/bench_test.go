@@ -21,9 +21,11 @@ import (
 
 // benchFixture returns a cached fleet (1M rows by default, 2,000 vehicles:
 // the demo's density), a keyring, an opt-out list of 1% of the vehicles and
-// the demo policy without mobility. It is built on first use, inside the
-// benchmark, never at init.
-func benchFixture(b *testing.B) (cfg Config, rows int64) {
+// a policy: the current demo policy (mobility block, trip scope, public DP
+// partitions) when demo is set, else the pinned test policy (the demo
+// policy without mobility). It is built on first use, inside the benchmark,
+// never at init.
+func benchFixture(b *testing.B, demo bool) (cfg Config, rows int64) {
 	b.Helper()
 	rows = 1_000_000
 	if s := os.Getenv("TARNKAPPE_BENCH_ROWS"); s != "" {
@@ -89,8 +91,11 @@ func benchFixture(b *testing.B) (cfg Config, rows int64) {
 			b.Fatal(err)
 		}
 	}
-	pol := demoPolicy(b)
-	policy := filepath.Join(dir, "policy.yaml")
+	pol, name := demoPolicy(b), "policy.yaml"
+	if demo {
+		pol, name = brakedisc.DemoPolicy(), "demo-policy.yaml"
+	}
+	policy := filepath.Join(dir, name)
 	if err := os.WriteFile(policy, pol, 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -100,16 +105,28 @@ func benchFixture(b *testing.B) (cfg Config, rows int64) {
 		TempDir: filepath.Join(out, "shards")}, rows
 }
 
-// BenchmarkBeamPrism runs the demo policy without its mobility block
-// (opt-out, HMAC pseudonyms, coarsening, exact k-anonymity, DP release)
-// over the same Parquet fleet on the single-machine anonymize.Runner and on
-// Beam's prism runner (in-process, one machine), side by side. The prism
-// sub-benchmark reports its slowdown against the single-machine one as
-// x_single when both run in the same invocation.
+// BenchmarkBeamPrism runs a policy over the same Parquet fleet on the
+// single-machine anonymize.Runner and on Beam's prism runner (in-process,
+// one machine), side by side: policy=vehicle is the demo policy without its
+// mobility block (opt-out, HMAC pseudonyms, coarsening, exact k-anonymity,
+// DP release per make), policy=demo the current demo policy (trips, H3
+// cells, cell-hour k, trace k, the settle fixed point, public DP partitions
+// per cell and hour of day). The prism sub-benchmark reports its slowdown
+// against the single-machine one as x_single when both run in the same
+// invocation.
 func BenchmarkBeamPrism(b *testing.B) {
+	for _, pc := range []struct {
+		name string
+		demo bool
+	}{{"vehicle", false}, {"demo", true}} {
+		b.Run("policy="+pc.name, func(b *testing.B) { benchBoth(b, pc.demo) })
+	}
+}
+
+func benchBoth(b *testing.B, demo bool) {
 	var singleNsRow float64
 	b.Run("single", func(b *testing.B) {
-		cfg, rows := benchFixture(b)
+		cfg, rows := benchFixture(b, demo)
 		p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 		if err != nil {
 			b.Fatal(err)
@@ -145,7 +162,7 @@ func BenchmarkBeamPrism(b *testing.B) {
 		b.ReportMetric(1e9/ns, "rows/s")
 	})
 	b.Run("prism", func(b *testing.B) {
-		cfg, rows := benchFixture(b)
+		cfg, rows := benchFixture(b, demo)
 		b.ReportAllocs()
 		start := time.Now()
 		for b.Loop() {

@@ -6,18 +6,44 @@
 // It is its own Go module (github.com/tarnkappe/tarnkappe/beam) so that
 // Beam's dependency graph never reaches users who import only the library.
 //
+// Every transformation of rows is package anonymize's own code, reached
+// through its exported seam anonymize.Steps (the single-machine Runner's
+// plan for one input schema: opt-out, trip segmentation and coarsening,
+// column actions, generalisation, the DP release's input and options, the
+// k-anonymity search and the report blocks). This package only schedules
+// those steps on Beam workers and replaces the Runner's in-memory state and
+// spill-file passes by shuffles and combiners.
+//
 // The pipeline (Anonymize, or Run to build and execute it):
 //
 //	Read          input files → Arrow record batches (Arrow IPC elements)
 //	OptOut        drop every row of listed subjects (list held keyed)
 //	Pseudonymize  column actions with package pseudonym's column kernels
-//	Generalize    exact k-anonymity: (combination, subject) pairs via
-//	              CombinePerKey → one global Combine → kanon.Search →
-//	              generalise + suppress in a second ParDo (decision as a
-//	              side input) → recount of the written classes
+//	              (policies without a mobility block)
+//	Trips         mobility block: rows sharded by subject (GroupByKey), put
+//	              in (subject, time) order (mobility.SortBySubjectTime,
+//	              stable over input order), cut into trips and trimmed by the
+//	              Runner's Segmenter, coarsened to H3 cells, column actions;
+//	              checkpointed by a Reshuffle (trip ids are random)
+//	Generalize    mobility: (cell, bucket) → distinct subjects capped at k
+//	              (CombinePerKey) → thin groups; trip → points (CombinePerKey)
+//	              → trace outside thin groups → GroupByKey → trips that at
+//	              least trace_k subjects share keep their id.
+//	              Exact k-anonymity: (combination, subject) pairs of the rows
+//	              cell suppression keeps via CombinePerKey → one global
+//	              Combine → kanon.Search (anonymize.Steps.KAnonSearch).
+//	              The Runner's fixed point of cell-hour k and k-anonymity,
+//	              unrolled over its 10 rounds (each a pass with two
+//	              CombinePerKeys and a decision; a settled state passes
+//	              through). A second ParDo suppresses thin groups, detaches
+//	              unpublished trips, generalises and suppresses classes
+//	              (decisions as side inputs); the written classes and
+//	              (cell, bucket) groups are recounted for verification
 //	Release       subjects sharded by key (GroupByKey) → dp.Aggregator
 //	              bounds contributions per shard → dp.Partial merged in a
-//	              CombineFn → noise and partition selection once, at the end
+//	              CombineFn → noise once, at the end; private or public
+//	              partitions, hour_of_day and coarser release cells as on
+//	              one machine
 //	Commit        one final step merges the output shards into the output
 //	              file (temporary file + rename), writes the release and the
 //	              report; nothing is committed when any step failed
@@ -27,24 +53,32 @@
 //     path and every worker reads it in Setup (tested: the marshalled
 //     pipeline holds no key bytes). Opt-out lists are read the same way and
 //     held keyed.
-//   - Pseudonyms equal the single-machine run's under the same keyring; the
-//     k-anonymity transformation and the suppressed rows are the same; the
-//     DP release bounds contributions per subject exactly as package dp does
-//     on one machine (subjects are never split across shards, as
-//     dp.Partial.Merge requires), and spends the policy's (ε, δ) once.
-//   - A worker error names the input file, column and row; the output and
+//   - The same rows as the single-machine run under the same keyring (tested
+//     on the demo policy, mobility included): same pseudonyms, trips (which
+//     rows share a trip id; the ids themselves are random in both), trimmed,
+//     detached and suppressed rows, settle rounds, k-anonymity
+//     transformation and classes. The DP release bounds contributions per
+//     subject exactly as package dp does on one machine (subjects are never
+//     split across shards, as dp.Partial.Merge requires), releases the same
+//     partitions when they are public, and spends the policy's (ε, δ) once.
+//     Without a mobility block the output keeps the input order; with one,
+//     rows come grouped by subject shard and trip.
+//   - A worker error names the input file, column and row (checked before
+//     the shuffle by subject, where row numbers are lost); the output and
 //     release files appear only after every step succeeded.
 //
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
-// implemented: the policy's mobility block (trip segmentation
-// needs every subject's readings in time order: a GroupByKey per subject
-// with sorted values, not built here), l-diversity, t-closeness and public
-// partition lists (public_partitions, public) and release.hour_of_day.
-// An input file is read by one worker (files, not row groups, are the
-// unit of parallel reading). Files are read and written through the local file system (internal/arrowio), so on
-// a cluster the paths must be on storage every worker mounts; Beam's gs://
-// and s3:// file systems are not wired in. Unicity (risk.*.unicity) is not
-// measured.
+// implemented: l-diversity and t-closeness. Not measured (the report says
+// so in risk.unicity_note instead of a figure): unicity (risk.*.unicity)
+// and mobility.utility. The published trip ids are a side input of the
+// final pass (one int64 per published trip on every worker), and each trip
+// shard is sorted by one worker (spilling to its local temporary directory
+// beyond 1M rows). Input rows need not be in time order (the Runner
+// requires time order within the trip gap; Beam sorts). An input file is
+// read by one worker (files, not row groups, are the unit of parallel
+// reading). Files are read and written through the local file system
+// (internal/arrowio), so on a cluster the paths must be on storage every
+// worker mounts; Beam's gs:// and s3:// file systems are not wired in.
 package beam

@@ -69,7 +69,7 @@ const (
 // column actions. It returns transformed batches (Shard > 0) and counts.
 func Trips(s beam.Scope, cfg Config, raw beam.PCollection) (trans, counts beam.PCollection) {
 	s = s.Scope("tarnkappe.Trips")
-	keyed := beam.ParDo(s, &shardFn{Cfg: cfg, Check: true}, raw)
+	keyed := beam.ParDo(s, &shardFn{Cfg: cfg}, raw)
 	grouped := beam.GroupByKey(s, keyed)
 	trans, counts = beam.ParDo2(s, &tripsFn{Cfg: cfg}, grouped)
 	return beam.Reshuffle(s, trans), counts
@@ -200,7 +200,8 @@ func (f *tripsFn) ProcessElement(ctx context.Context, shard int, batches func(*B
 
 // checkMobility fails on the input rows the Segmenter and Coarsener would
 // refuse (null time, missing or out-of-range coordinates), naming the input
-// row: after the shuffle by subject the row numbers are lost.
+// row: after the shuffle by subject the row numbers are lost. OptOut calls
+// it on the raw batches.
 func checkMobility(p *anonymize.Policy, rec arrow.RecordBatch, base int64) error {
 	m := p.Mobility
 	idx := func(n string) (arrow.Array, error) {

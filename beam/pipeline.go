@@ -58,7 +58,8 @@ type Config struct {
 	// arrowio.DefaultBatchSize.
 	BatchSize int
 	// Shards is the number of subject shards of the DP release's
-	// contribution bounding; 0 means 16.
+	// contribution bounding and of trip segmentation (each shard's rows are
+	// sorted by one worker); 0 means 16.
 	Shards int
 }
 
@@ -232,6 +233,14 @@ func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, base int
 		out, err := w.st.Transform(ctx, rec, base)
 		return out, 0, err
 	case f.OptOut:
+		if w.p.Mobility != nil {
+			// Rows trip segmentation would refuse fail here, while the
+			// input row numbers are known (the opt-out renumbers rows and
+			// the shuffle by subject loses them).
+			if err := checkMobility(w.p, rec, base); err != nil {
+				return nil, 0, fmt.Errorf("mobility: %w", err)
+			}
+		}
 		return w.st.OptOut(ctx, rec, base)
 	}
 	rec.Retain()
@@ -749,10 +758,7 @@ func memberClass(key string, n int64, emit func(string, int64)) error {
 // meet in one place for contribution bounding.
 type shardFn struct {
 	Cfg Config
-	// Check fails on rows trip segmentation would refuse, while the input
-	// row numbers are known.
-	Check bool
-	w     *worker
+	w   *worker
 }
 
 func (f *shardFn) Setup() error {
@@ -784,14 +790,6 @@ func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Ba
 	subj, err := rowTexts(f.w.p.Subject, rec.Column(c[0]), b.Base)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
-	}
-	if f.Check {
-		if err := f.w.plan(rec.Schema()); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
-		}
-		if err := checkMobility(f.w.p, rec, b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
-		}
 	}
 	n := f.Cfg.shards()
 	idx := make([][]int32, n)

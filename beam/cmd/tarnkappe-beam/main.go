@@ -65,7 +65,7 @@ func realMain(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.release, "release", "", "DP release output (default: OUT with .release before the extension)")
 	fs.StringVar(&f.temp, "temp", "", "directory for output shards (default: beside OUT, removed at the end)")
 	fs.IntVar(&f.batch, "batch", 0, "rows per Arrow batch (0: 65536)")
-	fs.IntVar(&f.shards, "shards", 0, "subject shards for DP contribution bounding (0: 16)")
+	fs.IntVar(&f.shards, "shards", 0, "subject shards for trip segmentation and DP contribution bounding (0: 16)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
