@@ -235,19 +235,7 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	if got.Risk == nil || want.Risk == nil {
 		t.Fatal("risk block missing")
 	}
-	for _, r := range []struct {
-		name string
-		g, w *float64
-	}{
-		{"before.prosecutor", got.Risk.Before.Prosecutor, want.Risk.Before.Prosecutor},
-		{"before.marketer", got.Risk.Before.Marketer, want.Risk.Before.Marketer},
-		{"after.prosecutor", got.Risk.After.Prosecutor, want.Risk.After.Prosecutor},
-		{"after.marketer", got.Risk.After.Marketer, want.Risk.After.Marketer},
-	} {
-		if r.g == nil || r.w == nil || *r.g != *r.w {
-			t.Errorf("risk %s: beam %v, single machine %v", r.name, r.g, r.w)
-		}
-	}
+	compareRisk(t, got, want)
 	if !reflect.DeepEqual(got.Keys, want.Keys) {
 		t.Errorf("key ids: beam %v, single machine %v", got.Keys, want.Keys)
 	}
@@ -298,6 +286,24 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	}
 }
 
+// compareRisk compares the k-anonymity risks of both reports.
+func compareRisk(t *testing.T, got, want *anonymize.Report) {
+	t.Helper()
+	for _, r := range []struct {
+		name string
+		g, w *float64
+	}{
+		{"before.prosecutor", got.Risk.Before.Prosecutor, want.Risk.Before.Prosecutor},
+		{"before.marketer", got.Risk.Before.Marketer, want.Risk.Before.Marketer},
+		{"after.prosecutor", got.Risk.After.Prosecutor, want.Risk.After.Prosecutor},
+		{"after.marketer", got.Risk.After.Marketer, want.Risk.After.Marketer},
+	} {
+		if r.g == nil || r.w == nil || *r.g != *r.w {
+			t.Errorf("risk %s: beam %v, single machine %v", r.name, r.g, r.w)
+		}
+	}
+}
+
 func sorted(s []string) []string {
 	c := append([]string(nil), s...)
 	for i := range c {
@@ -330,7 +336,7 @@ func TestReleasePartialBounded(t *testing.T) {
 	out := filepath.Join(f.dir, "partial.json")
 	p, s := beam.NewPipelineWithRoot()
 	raw, _ := Read(s, f.cfg)
-	trans, _ := beam.ParDo2(s, &transformFn{Cfg: f.cfg, OptOut: true, Columns: true}, raw)
+	trans, _ := beam.ParDo2(s, &transformFn{workerDoFn: wf(f.cfg), OptOut: true, Columns: true}, raw)
 	beam.ParDo0(s, &partialSink{Path: out}, ReleasePartial(s, f.cfg, trans))
 	prismMu.Lock()
 	_, err := beam.Run(context.Background(), "prism", p)

@@ -69,34 +69,15 @@ const (
 // column actions. It returns transformed batches (Shard > 0) and counts.
 func Trips(s beam.Scope, cfg Config, raw beam.PCollection) (trans, counts beam.PCollection) {
 	s = s.Scope("tarnkappe.Trips")
-	keyed := beam.ParDo(s, &shardFn{Cfg: cfg}, raw)
+	keyed := beam.ParDo(s, &shardFn{workerDoFn: wf(cfg)}, raw)
 	grouped := beam.GroupByKey(s, keyed)
-	trans, counts = beam.ParDo2(s, &tripsFn{Cfg: cfg}, grouped)
+	trans, counts = beam.ParDo2(s, &tripsFn{workerDoFn: wf(cfg)}, grouped)
 	return beam.Reshuffle(s, trans), counts
 }
 
 // tripsFn cuts one subject shard's rows into trips.
 type tripsFn struct {
-	Cfg Config
-	w   *worker
-}
-
-func (f *tripsFn) Setup(ctx context.Context) error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
-	}
-	return nil
-}
-
-func (f *tripsFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
+	workerDoFn
 }
 
 func (f *tripsFn) ProcessElement(ctx context.Context, shard int, batches func(*Batch) bool, emit func(Batch), count func(string, int64)) (err error) {
@@ -347,47 +328,40 @@ func emitSets(m map[string]*CapSet, emit func(string, CapSet)) {
 // cellsFn emits, per batch, the distinct subjects of every (cell, bucket)
 // group of the transformed rows (pass 1 of the CellSuppressor).
 type cellsFn struct {
-	Cfg Config
-	w   *worker
-}
-
-func (f *cellsFn) Setup() error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	return nil
-}
-
-func (f *cellsFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
+	workerDoFn
 }
 
 func (f *cellsFn) ProcessElement(b Batch, emit func(string, CapSet)) error {
-	rec, err := b.decode(memory.DefaultAllocator)
+	rec, groups, subj, err := decodeGroups(f.w.p, f.Cfg, b)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	p := f.w.p
+	m := map[string]*CapSet{}
+	for i, g := range groups {
+		addTo(m, g, subj[i], f.w.p.Mobility.K, true)
+	}
+	emitSets(m, emit)
+	return nil
+}
+
+// decodeGroups decodes a Trans batch with every row's (cell, bucket) group
+// and subject. The caller releases the batch.
+func decodeGroups(p *anonymize.Policy, cfg Config, b Batch) (arrow.RecordBatch, []string, []string, error) {
+	rec, err := b.decode(memory.DefaultAllocator)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	groups, err := groupKeys(p, rec, b.Base)
+	var subj []string
 	if err == nil {
-		var subj []string
-		if subj, err = subjectTexts(p, rec, b.Base); err == nil {
-			m := map[string]*CapSet{}
-			for i, g := range groups {
-				addTo(m, g, subj[i], p.Mobility.K, true)
-			}
-			emitSets(m, emit)
-		}
+		subj, err = subjectTexts(p, rec, b.Base)
 	}
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+		rec.Release()
+		return nil, nil, nil, fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(cfg), err)
 	}
-	return nil
+	return rec, groups, subj, nil
 }
 
 // belowSet reads a side input of Below into a set.
@@ -428,40 +402,16 @@ func (tripPointsFn) ExtractOutput(a TripPoints) TripPoints { return a }
 // tracePointsFn emits, per batch, the points of every trip (rows with a
 // trip id; detached trip ends are in no trace), as the TraceGate observes.
 type tracePointsFn struct {
-	Cfg Config
-	w   *worker
-}
-
-func (f *tracePointsFn) Setup() error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	return nil
-}
-
-func (f *tracePointsFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
+	workerDoFn
 }
 
 func (f *tracePointsFn) ProcessElement(b Batch, emit func(int64, TripPoints)) error {
-	rec, err := b.decode(memory.DefaultAllocator)
+	p := f.w.p
+	rec, groups, subj, err := decodeGroups(p, f.Cfg, b)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	p := f.w.p
-	groups, err := groupKeys(p, rec, b.Base)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
-	}
-	subj, err := subjectTexts(p, rec, b.Base)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
-	}
 	trip, ok := rec.Column(rec.Schema().FieldIndices(p.Mobility.TripIDColumn)[0]).(*array.Int64)
 	if !ok {
 		return fmt.Errorf("tarnkappe/beam: %s: mobility: trip column %q is not int64", b.origin(f.Cfg), p.Mobility.TripIDColumn)
@@ -631,31 +581,12 @@ func (f *cellFilter) removes(g string) bool {
 // after the class suppressions too, the subjects of every cell group
 // (groups whose rows all fell to class suppression are reported empty).
 type settleObsFn struct {
-	Cfg Config
-	w   *worker
+	workerDoFn
 	ok  bool
 	d   *anonymize.KAnonDecision
 	st  *SettleState
 	sup map[string]bool
 	cf  *cellFilter
-}
-
-func (f *settleObsFn) Setup(ctx context.Context) error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
-	}
-	return nil
-}
-
-func (f *settleObsFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
 }
 
 func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool,
@@ -781,7 +712,7 @@ func settle(s beam.Scope, cfg Config, p *anonymize.Policy, trans, decision, thin
 	state := beam.ParDo(s, settleStartFn, decision)
 	rows := !(p.KAnon.PerSubject == nil || *p.KAnon.PerSubject)
 	for range maxSettleRounds {
-		groups, classes := beam.ParDo2(s, &settleObsFn{Cfg: cfg}, trans,
+		groups, classes := beam.ParDo2(s, &settleObsFn{workerDoFn: wf(cfg)}, trans,
 			beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state})
 		gBelow := beam.ParDo(s, &belowFn{K: p.Mobility.K}, beam.CombinePerKey(s, capSetFn{K: p.Mobility.K}, groups))
 		cBelow := beam.ParDo(s, &belowFn{K: p.KAnon.K, Rows: rows}, beam.CombinePerKey(s, capSetFn{K: p.KAnon.K}, classes))

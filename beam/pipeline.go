@@ -164,26 +164,9 @@ func Read(s beam.Scope, cfg Config) (batches, counts beam.PCollection) {
 
 // transformFn drops opted-out subjects and applies the column actions.
 type transformFn struct {
-	Cfg     Config
+	workerDoFn
 	OptOut  bool // apply the opt-out filter
 	Columns bool // apply the column actions (pseudonyms, coarsening, ...)
-
-	w *worker
-}
-
-func (f *transformFn) Setup() error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	return nil
-}
-
-func (f *transformFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
 }
 
 func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Batch), count func(string, int64)) error {
@@ -252,7 +235,7 @@ func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, base int
 // (HMAC under the opt-out domain), never in the pipeline graph.
 func OptOut(s beam.Scope, cfg Config, batches beam.PCollection) (kept, counts beam.PCollection) {
 	s = s.Scope("tarnkappe.OptOut")
-	return beam.ParDo2(s, &transformFn{Cfg: cfg, OptOut: true}, batches)
+	return beam.ParDo2(s, &transformFn{workerDoFn: wf(cfg), OptOut: true}, batches)
 }
 
 // Pseudonymize applies the policy's column actions to raw input batches:
@@ -263,7 +246,7 @@ func OptOut(s beam.Scope, cfg Config, batches beam.PCollection) (kept, counts be
 // columns through their dictionary only).
 func Pseudonymize(s beam.Scope, cfg Config, batches beam.PCollection) beam.PCollection {
 	s = s.Scope("tarnkappe.Pseudonymize")
-	out, _ := beam.ParDo2(s, &transformFn{Cfg: cfg, Columns: true}, batches)
+	out, _ := beam.ParDo2(s, &transformFn{workerDoFn: wf(cfg), Columns: true}, batches)
 	return out
 }
 
@@ -294,24 +277,8 @@ func splitFields(key string) ([]string, error) {
 // (the default) each distinct (combination, subject) pair once, otherwise
 // each combination with its row count.
 type combosFn struct {
-	Cfg  Config
-	w    *worker
+	workerDoFn
 	thin map[string]bool
-}
-
-func (f *combosFn) Setup() error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	return nil
-}
-
-func (f *combosFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
 }
 
 func perSubject(w *worker) bool {
@@ -475,31 +442,12 @@ func search(w *worker, combos map[string]int64) (*anonymize.KAnonDecision, error
 // quasi-identifiers at the chosen levels, suppresses the classes below k
 // and projects the written columns.
 type classFn struct {
-	Cfg Config
-	w   *worker
+	workerDoFn
 	ok  bool
 	d   *anonymize.KAnonDecision
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
-}
-
-func (f *classFn) Setup(ctx context.Context) error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
-		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
-	}
-	return nil
-}
-
-func (f *classFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
 }
 
 // load reads the side inputs once.
@@ -696,9 +644,9 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	published := beam.CreateList(s, []int64{})
 	var extra []beam.PCollection
 	if m := p.Mobility; m != nil {
-		thin = beam.ParDo(s, &belowFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, beam.ParDo(s, &cellsFn{Cfg: cfg}, trans)))
+		thin = beam.ParDo(s, &belowFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, beam.ParDo(s, &cellsFn{workerDoFn: wf(cfg)}, trans)))
 		if m.TraceK > 0 {
-			points := beam.CombinePerKey(s, tripPointsFn{}, beam.ParDo(s, &tracePointsFn{Cfg: cfg}, trans))
+			points := beam.CombinePerKey(s, tripPointsFn{}, beam.ParDo(s, &tracePointsFn{workerDoFn: wf(cfg)}, trans))
 			byTrace := beam.GroupByKey(s, beam.ParDo(s, &traceKeyFn{}, points, beam.SideInput{Input: thin}))
 			var pc beam.PCollection
 			published, pc = beam.ParDo2(s, &publishFn{K: m.TraceK}, byTrace)
@@ -706,7 +654,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		}
 	}
 	if p.KAnon != nil {
-		pairs := beam.ParDo(s, &combosFn{Cfg: cfg}, trans, beam.SideInput{Input: thin})
+		pairs := beam.ParDo(s, &combosFn{workerDoFn: wf(cfg)}, trans, beam.SideInput{Input: thin})
 		summed := beam.CombinePerKey(s, sumInt64, pairs)
 		hist := beam.Combine(s, histCombineFn{}, beam.ParDo(s, toEntry, summed))
 		decision = beam.ParDo(s, &searchFn{Cfg: cfg}, hist)
@@ -717,7 +665,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		decision = beam.CreateList(s, [][]byte{})
 	}
 	var members, groups beam.PCollection
-	out, members, groups, counts = beam.ParDo4(s, &classFn{Cfg: cfg}, trans,
+	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
 		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
@@ -757,23 +705,7 @@ func memberClass(key string, n int64, emit func(string, int64)) error {
 // shardFn splits a batch by subject shard, so that every subject's rows
 // meet in one place for contribution bounding.
 type shardFn struct {
-	Cfg Config
-	w   *worker
-}
-
-func (f *shardFn) Setup() error {
-	w, err := newWorker(f.Cfg)
-	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %w", err)
-	}
-	f.w = w
-	return nil
-}
-
-func (f *shardFn) Teardown() {
-	if f.w != nil {
-		f.w.close()
-	}
+	workerDoFn
 }
 
 func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Batch)) error {
@@ -931,7 +863,7 @@ func mergePartials(a, b []byte) ([]byte, error) {
 // (serialised). That partial is NOT private; only ReleaseResult publishes.
 func ReleasePartial(s beam.Scope, cfg Config, trans beam.PCollection) beam.PCollection {
 	s = s.Scope("tarnkappe.ReleasePartial")
-	keyed := beam.ParDo(s, &shardFn{Cfg: cfg}, trans)
+	keyed := beam.ParDo(s, &shardFn{workerDoFn: wf(cfg)}, trans)
 	grouped := beam.GroupByKey(s, keyed)
 	partials := beam.ParDo(s, &partialFn{Cfg: cfg}, grouped)
 	return beam.Combine(s, partialCombineFn{}, partials)
@@ -1041,7 +973,7 @@ func Anonymize(s beam.Scope, cfg Config) error {
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
 	} else {
-		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{Cfg: cfg, OptOut: true, Columns: true}, raw)
+		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
 	out, decision, classes, gCounts, err := Generalize(s, cfg, trans)
 	if err != nil {

@@ -253,3 +253,33 @@ func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
 	}
 	return out, nil
 }
+
+// workerDoFn is embedded by the DoFns that run the policy's steps: Setup
+// derives the worker from Cfg (the keys read from the keyring reference,
+// never from the graph) and plans it for the first input file's schema;
+// Teardown zeroes the derived keys.
+type workerDoFn struct {
+	Cfg Config
+	w   *worker
+}
+
+func wf(cfg Config) workerDoFn { return workerDoFn{Cfg: cfg} }
+
+func (f *workerDoFn) Setup(ctx context.Context) error {
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	f.w = w
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
+	return nil
+}
+
+func (f *workerDoFn) Teardown() {
+	if f.w != nil {
+		f.w.close()
+		f.w = nil
+	}
+}

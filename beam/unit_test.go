@@ -132,7 +132,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 	defer rdr.Release()
 	// Suppress the class of the first row, whatever it is, to exercise the
 	// filter path.
-	cf := &classFn{Cfg: f.cfg, w: w}
+	cf := &classFn{workerDoFn: workerDoFn{Cfg: f.cfg, w: w}}
 	var dropped, suppressed int64
 	for base := int64(0); rdr.Next(); base += rdr.RecordBatch().NumRows() {
 		trans, n, err := w.transform(ctx, rdr.RecordBatch(), base)
