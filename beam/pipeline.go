@@ -232,7 +232,9 @@ func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, base int
 
 // OptOut drops every row of the subjects on the policy's opt-out list. The
 // list is read by each worker from the path the policy names and held keyed
-// (HMAC under the opt-out domain), never in the pipeline graph.
+// (HMAC under the opt-out domain), never in the pipeline graph. With a
+// mobility block it also fails on rows trip segmentation would refuse (null
+// time, missing or out-of-range coordinates), naming the input row.
 func OptOut(s beam.Scope, cfg Config, batches beam.PCollection) (kept, counts beam.PCollection) {
 	s = s.Scope("tarnkappe.OptOut")
 	return beam.ParDo2(s, &transformFn{workerDoFn: wf(cfg), OptOut: true}, batches)
@@ -240,10 +242,11 @@ func OptOut(s beam.Scope, cfg Config, batches beam.PCollection) (kept, counts be
 
 // Pseudonymize applies the policy's column actions to raw input batches:
 // keyed pseudonyms (hmac, siv, ff1) and date shifts with the keyring that
-// each worker reads from cfg.Keys in Setup, coarsening, masks and fixed-level
-// generalisation; quasi-identifiers are left for Generalize. The column
-// kernels are package pseudonym's, over whole Arrow columns (dictionary
-// columns through their dictionary only).
+// each worker reads from cfg.Keys in Setup, coarsening, masks and
+// fixed-level generalisation; quasi-identifiers are left for Generalize.
+// The column kernels are package pseudonym's, over whole Arrow columns
+// (dictionary columns through their dictionary only). A policy with a
+// mobility block fails here: its column actions run on trips (Trips).
 func Pseudonymize(s beam.Scope, cfg Config, batches beam.PCollection) beam.PCollection {
 	s = s.Scope("tarnkappe.Pseudonymize")
 	out, _ := beam.ParDo2(s, &transformFn{workerDoFn: wf(cfg), Columns: true}, batches)
