@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
 
@@ -75,24 +76,38 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		kanon bool
-		drop  bool // trip ends dropped, not detached
-	}{{"demo", true, false}, {"demo without kanon", false, false}, {"demo with trip ends dropped", true, true}} {
+		edits [][2]string // policy text replaced
+	}{
+		{"demo", true, nil},
+		{"demo without kanon", false, nil},
+		{"demo with trip ends dropped", true, [][2]string{{"endpoints: detach", "endpoints: drop"}}},
+		// Classes counted in rows lose members to every cell suppression:
+		// the fixed point takes 7 rounds and suppresses classes too.
+		{"demo with classes in rows, settling in 7 rounds", true, [][2]string{
+			{"  k: 10\n", "  k: 50\n"}, {"  k: 5\n  # The", "  k: 8\n  # The"},
+			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newDemoFixture(t, 300, 30_000, 4096)
 			if !tc.kanon {
 				f.withoutKAnon(t)
 			}
-			if tc.drop {
-				pol := bytes.Replace(f.cfg.Policy, []byte("endpoints: detach"), []byte("endpoints: drop"), 1)
-				if bytes.Equal(pol, f.cfg.Policy) {
-					t.Fatal("demo policy: endpoints not found")
+			pol := f.cfg.Policy
+			for _, e := range tc.edits {
+				np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
+				if bytes.Equal(np, pol) {
+					t.Fatalf("demo policy: %q not found", e[0])
 				}
-				if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				f.cfg.Policy = pol
+				pol = np
 			}
-			compareDemo(t, f, tc.kanon)
+			if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.cfg.Policy = pol
+			want := compareDemo(t, f, tc.kanon)
+			if strings.Contains(tc.name, "7 rounds") && (want.Mobility.SettleRounds != 7 || want.Mobility.SettleClasses == 0) {
+				t.Errorf("the fixture should settle in 7 rounds with classes added: %+v", *want.Mobility)
+			}
 		})
 	}
 }
@@ -115,7 +130,7 @@ func (f *fixture) withoutKAnon(t testing.TB) {
 	f.cfg.Policy = []byte(pol)
 }
 
-func compareDemo(t *testing.T, f *fixture, kanon bool) {
+func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
 	got, err := runPrism(t, f.cfg)
 	if err != nil {
@@ -163,7 +178,7 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) {
 		if got.KAnon != nil {
 			t.Error("beam reported k-anonymity without a kanon block")
 		}
-		return
+		return want
 	}
 	if got.KAnon == nil || want.KAnon == nil {
 		t.Fatal("kanon block missing")
@@ -179,6 +194,7 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) {
 	}
 	compareRisk(t, got, want)
 	t.Logf("rows %+v\nmobility %+v\nkanon %v classes %d suppressed %d; dp %d partitions", want.Rows, wmc, want.KAnon.Transformation, want.KAnon.Classes, want.KAnon.SuppressedClasses, want.DP.Partitions)
+	return want
 }
 
 // compareOutput compares the written rows and trips, and the released
