@@ -16,7 +16,8 @@ import (
 )
 
 // TestRunPrism runs the command on prism over a small fleet with the demo
-// policy (without mobility) and checks the files and report fields.
+// policy (mobility block included, as examples/beam/README.md does) and
+// checks the files and report fields.
 func TestRunPrism(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := realMain(nil, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage") {
@@ -39,13 +40,7 @@ func TestRunPrism(t *testing.T) {
 	}
 	kr.Destroy()
 	os.WriteFile(filepath.Join(dir, "optout.txt"), nil, 0o600)
-	// The beam module's pinned test policy (vehicle pseudonyms, k-anonymity,
-	// release per make; no mobility).
-	pol, err := os.ReadFile(filepath.Join("..", "..", "testdata", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "policy.yaml"), pol, 0o600)
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), brakedisc.DemoPolicy(), 0o600)
 	out := filepath.Join(dir, "out.parquet")
 	report := filepath.Join(dir, "report.json")
 	stderr.Reset()
@@ -67,6 +62,11 @@ func TestRunPrism(t *testing.T) {
 		}
 		DP struct {
 			EpsilonSpent float64 `json:"epsilon_spent"`
+			Selection    string
+		}
+		Mobility struct {
+			Trips          int64
+			TripsPublished int64 `json:"trips_published"`
 		}
 	}
 	raw, _ := os.ReadFile(report)
@@ -76,7 +76,8 @@ func TestRunPrism(t *testing.T) {
 	if rep.Rows.In != 10_000 || rep.Rows.In != rep.Rows.Out+rep.Rows.Suppressed+rep.Rows.Filtered {
 		t.Errorf("rows: %+v", rep.Rows)
 	}
-	if rep.Kanon.K != 10 || len(rep.Kanon.Transformation) != 4 || rep.Keys["vin"] == "" || rep.DP.EpsilonSpent <= 0 {
+	if rep.Kanon.K != 10 || len(rep.Kanon.Transformation) != 4 || rep.Keys["optout"] == "" || rep.DP.EpsilonSpent <= 0 ||
+		rep.DP.Selection != "public" || rep.Mobility.Trips == 0 {
 		t.Errorf("report: %s", raw)
 	}
 	if !strings.Contains(stderr.String(), "rows in 10000") {
