@@ -68,16 +68,18 @@ const (
 
 // bucket holds the pairs of some subjects.
 //
-// Pairs are dense records in insertion order, stride = 2 + k·nv words each:
-// the key (subject<<32 | partition, plus 1), the number of rows seen, then
-// the reservoir (k rows of nv values, as float64 bits). An open-addressing
-// index (at most half full) maps a key to its record: 4 bytes per slot, so
-// that free slots cost little and the records carry no slack — the bucket's
-// state is about 1.2× its records, which is what apply sweeps into the
-// cache and what the process pays page faults for.
+// Pairs are dense records numbered from 1 in insertion order (record 0 is
+// scratch for apply), stride = 2 + k·nv words each: the key (subject<<32 |
+// partition, plus 1), the number of rows seen, then the reservoir (k rows
+// of nv values, as float64 bits). An open-addressing index (at most half
+// full) maps a key to its record number: 4 bytes per slot, so that free
+// slots cost little and records have no empty slots between them — the
+// bucket's state is its records plus growth slack plus a small index, which
+// is what apply sweeps into the cache and what the process pays page faults
+// for.
 type bucket struct {
 	recs  []uint64
-	index []uint32 // record number + 1; 0 when free
+	index []uint32 // record number; 0 when free
 	mask  uint64
 	shift uint
 	n     int // pairs
@@ -147,12 +149,12 @@ func (b *bucket) indexFor(pairs int) {
 // reindex doubles the index and re-inserts every record.
 func (b *bucket) reindex(stride int) {
 	b.indexFor(len(b.index))
-	for r := range b.n {
+	for r := 1; r <= b.n; r++ {
 		i := (b.recs[r*stride] * fib) >> b.shift
 		for b.index[i] != 0 {
 			i = (i + 1) & b.mask
 		}
-		b.index[i] = uint32(r + 1)
+		b.index[i] = uint32(r)
 	}
 }
 
@@ -236,6 +238,17 @@ func (s *shard) route(me, mask uint32, sid, pid []uint32, pub []bool) {
 	s.rows = rows[:cnt]
 }
 
+// growRecs makes room for more records in b: twice as many, or as many as
+// the fullest bucket holds plus 1/8 if that is more (subjects spread evenly
+// over buckets, so buckets end up with about the same number of pairs).
+// Doubling keeps the garbage of growth below the final size.
+func (s *shard) growRecs(b *bucket) {
+	pairs := max(2*cap(b.recs)/s.stride, s.initPairs+s.initPairs/8, 32)
+	recs := make([]uint64, len(b.recs), pairs*s.stride)
+	copy(recs, b.recs)
+	b.recs = recs
+}
+
 // apply runs the staged rows st of b through its pair table and reservoirs.
 func (s *shard) apply(b *bucket, st []uint64) {
 	k, nv, stride := s.k, s.nv, s.stride
@@ -245,7 +258,9 @@ func (s *shard) apply(b *bucket, st []uint64) {
 		// the size the first buckets grew to instead of growing again.
 		pairs := max(32, s.initPairs+s.initPairs/8)
 		b.indexFor(pairs)
-		b.recs = make([]uint64, 0, pairs*stride)
+		// Record 0 is scratch: replacement writes that the reservoir
+		// rejects go there, so that the update needs no branch.
+		b.recs = make([]uint64, stride, (pairs+1)*stride)
 	} else {
 		// Read the records and the index once, sequentially, before the
 		// random accesses of hashing: the hardware prefetcher streams them
@@ -277,12 +292,15 @@ func (s *shard) apply(b *bucket, st []uint64) {
 				b.n++
 				b.index[i] = uint32(b.n)
 				base = len(b.recs)
-				b.recs = slices.Grow(b.recs, stride)[:base+stride]
+				if base+stride > cap(b.recs) {
+					s.growRecs(b)
+				}
+				b.recs = b.recs[:base+stride]
 				b.recs[base] = key
 				b.recs[base+1] = 0
 				break
 			}
-			base = int(e-1) * stride
+			base = int(e) * stride
 			if b.recs[base] == key {
 				break
 			}
@@ -293,24 +311,25 @@ func (s *shard) apply(b *bucket, st []uint64) {
 		if nv == 0 {
 			continue
 		}
-		var pos int
-		if seen <= uint64(k) {
-			pos = int(seen) - 1
+		// Algorithm R without unpredictable branches: row seen ≤ k goes
+		// to slot seen-1, row seen > k to a uniform slot in [0, seen),
+		// which is a reservoir slot with probability k/seen and the
+		// scratch record otherwise. The draw is made for every row.
+		var j uint64
+		if seen < 1<<32 {
+			j = uint64(s.uintN32(uint32(seen)))
 		} else {
-			var j uint64
-			if seen < 1<<32 {
-				j = uint64(s.uintN32(uint32(seen)))
-			} else {
-				j = uintN(s.rng, seen)
-			}
-			if j >= uint64(k) {
-				continue
-			}
-			pos = int(j)
+			j = uintN(s.rng, seen)
 		}
-		dst := b.recs[base+2+pos*nv : base+2+pos*nv+nv]
-		for c := range dst {
-			dst[c] = st[o+1+c]
+		if seen <= uint64(k) {
+			j = seen - 1
+		}
+		dst := base + 2 + int(j)*nv
+		if j >= uint64(k) {
+			dst = 2
+		}
+		for c := range nv {
+			b.recs[dst+c] = st[o+1+c]
 		}
 	}
 	s.initPairs = max(s.initPairs, b.n)
@@ -346,7 +365,7 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 		div := uint64(bucketsPerShard) << s.shift
 		occ, loc = occ[:0], loc[:0]
 		maxLocal := 0
-		for o := 0; o < len(b.recs); o += stride {
+		for o := stride; o < len(b.recs); o += stride {
 			l := int(((b.recs[o] - 1) >> 32) / div)
 			occ = append(occ, int32(o))
 			loc = append(loc, int32(l))
@@ -374,7 +393,7 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 			keep := len(grp)
 			if keep > l0 {
 				for i := 0; i < l0; i++ {
-					j := i + int(uintN(s.rng, uint64(len(grp)-i)))
+					j := i + int(s.uintN32(uint32(len(grp)-i)))
 					grp[i], grp[j] = grp[j], grp[i]
 				}
 				for _, o := range grp[l0:] {
