@@ -104,7 +104,6 @@ type shard struct {
 	rows      []int32 // rows of the current batch that belong to this shard
 	err       error
 	initPairs int    // most pairs any bucket holds so far
-	notPublic int64  // rows skipped because their partition is not listed
 	staged    int64  // rows staged so far
 	sink      uint64 // keeps the sweep loads of apply alive
 	spare     uint64 // the unused half of the last ChaCha8 output
@@ -207,35 +206,6 @@ func (s *shard) growStage(more int) {
 		copy(stage[bi*capw:bi*capw+int(n)], s.stage[bi*s.capw:])
 	}
 	s.stage, s.capw = stage, capw
-}
-
-// route sets s.rows to the rows of this shard (subject & mask == me),
-// branch-free, skipping (and counting) rows of partitions a public list does
-// not name.
-func (s *shard) route(me, mask uint32, sid, pid []uint32, pub []bool) {
-	if cap(s.rows) < len(sid) {
-		s.rows = make([]int32, len(sid))
-	}
-	rows := s.rows[:len(sid)]
-	cnt := 0
-	if pub == nil {
-		for i, id := range sid {
-			rows[cnt] = int32(i)
-			cnt += int((((id ^ me) & mask) - 1) >> 31)
-		}
-	} else {
-		for i, id := range sid {
-			own := int((((id ^ me) & mask) - 1) >> 31)
-			listed := 0
-			if pub[pid[i]] {
-				listed = 1
-			}
-			rows[cnt] = int32(i)
-			cnt += own & listed
-			s.notPublic += int64(own &^ listed)
-		}
-	}
-	s.rows = rows[:cnt]
 }
 
 // growRecs makes room for more records in b: twice as many, or as many as
