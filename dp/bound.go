@@ -62,8 +62,8 @@ func newRand() (*rand.ChaCha8, error) {
 // hashing then hit the cache instead of DRAM.
 const (
 	bucketsPerShard = 512
-	bucketStage     = 4096 // rows per bucket once the input is big
-	smallStage      = 32   // rows per bucket until then
+	bucketStage     = 4096 // rows per bucket in the big stage
+	wcRows          = 64   // rows per bucket in the small buffers
 )
 
 // bucket holds the pairs of some subjects.
@@ -109,13 +109,15 @@ type shard struct {
 	spare     uint64 // the unused half of the last ChaCha8 output
 	half      bool   // whether spare's high half is unused
 
-	// Staged rows of all buckets in one slab: bucket bi's rows are
-	// stage[bi·capw : bi·capw+fill[bi]], 1+nv words per row: subject<<32 |
-	// partition, plus 1, then the values' float64 bits. Per row, staging
-	// touches a 2 KB fill array and one tail line, not a bucket header.
+	// Staged rows, 1+nv words each: subject<<32 | partition, plus 1, then
+	// the values' float64 bits. Bucket bi's newest rows are in its small
+	// buffer wc[bi·wcRows·(1+nv):][:wfill[bi]], older ones in its region of
+	// the big stage, stage[bi·capw:][:fill[bi]] (nil until the input is big).
+	wc    []uint64
+	wfill []int32
 	stage []uint64
 	fill  []int32
-	capw  int // words per bucket stage
+	capw  int // words per bucket region of the big stage
 }
 
 // newShard returns a shard of 1<<shift shards.
@@ -158,54 +160,100 @@ func (b *bucket) reindex(stride int) {
 }
 
 // add stages the rows s.rows of a batch: sid and pid are the dense subject
-// and partition codes, cols the value columns. A bucket whose stage is full
-// is applied to its table at once.
+// and partition codes, cols the value columns.
+//
+// Staging is two-level. A row is written to its bucket's small buffer
+// (wcRows rows; all of them together stay in the L2 cache); a full buffer is
+// copied in one burst to the bucket's region of the big stage, and a full
+// region is applied to the bucket's table. Writing rows one by one straight
+// into a stage far bigger than the caches costs a cache miss per line
+// written, scattered over 512 regions; copying 1 KiB bursts lets the
+// hardware stream them (8.2 -> 6.1 cpu-ns/row for the scatter alone, in
+// isolation). Until the input is big there is no big stage: a full buffer
+// is applied directly.
 func (s *shard) add(sid, pid []uint32, cols [][]float64) {
 	s.growStage(len(s.rows))
 	nv := s.nv
 	w := 1 + nv
-	capw := s.capw
-	stage, fill := s.stage, s.fill
+	wcw := wcRows * w
+	wc, wfill := s.wc, s.wfill
+	if nv == 1 {
+		// The common case (one value column), without the column loop.
+		vals := cols[0]
+		for _, r := range s.rows {
+			id := sid[r]
+			bi := (id >> s.shift) % bucketsPerShard
+			m := int(wfill[bi])
+			at := int(bi)*wcw + m
+			st := wc[at : at+2]
+			st[0] = uint64(id)<<32 | uint64(pid[r]) + 1
+			st[1] = math.Float64bits(vals[r])
+			m += 2
+			if m == wcw {
+				s.flush(bi)
+				m = 0
+			}
+			wfill[bi] = int32(m)
+		}
+		return
+	}
 	for _, r := range s.rows {
 		id := sid[r]
 		bi := (id >> s.shift) % bucketsPerShard
-		n := int(fill[bi])
-		st := stage[int(bi)*capw+n : int(bi)*capw+n+w]
+		m := int(wfill[bi])
+		at := int(bi)*wcw + m
+		st := wc[at : at+w]
 		st[0] = uint64(id)<<32 | uint64(pid[r]) + 1
 		for c := range nv {
 			st[1+c] = math.Float64bits(cols[c][r])
 		}
-		n += w
-		if n == capw {
-			s.apply(&s.buckets[bi], stage[int(bi)*capw:int(bi)*capw+n])
-			n = 0
+		m += w
+		if m == wcw {
+			s.flush(bi)
+			m = 0
 		}
-		fill[bi] = int32(n)
+		wfill[bi] = int32(m)
 	}
 }
 
-// growStage sizes the staging slab. Staging starts small (smallStage rows
-// per bucket), so that small inputs stay small; once the shard has staged
-// bigStage rows the input is big and the slab jumps to bucketStage rows per
-// bucket (one allocation; staged rows are carried over).
+// flush moves bucket bi's full small buffer to its stage region, and
+// applies the region when it is full (or the buffer itself, without a big
+// stage).
+func (s *shard) flush(bi uint32) {
+	wcw := wcRows * (1 + s.nv)
+	buf := s.wc[int(bi)*wcw : int(bi)*wcw+wcw]
+	if s.stage == nil {
+		s.apply(&s.buckets[bi], buf)
+		return
+	}
+	capw := s.capw
+	n := int(s.fill[bi])
+	copy(s.stage[int(bi)*capw+n:int(bi)*capw+n+wcw], buf)
+	n += wcw
+	if n == capw {
+		s.apply(&s.buckets[bi], s.stage[int(bi)*capw:int(bi)*capw+n])
+		n = 0
+	}
+	s.fill[bi] = int32(n)
+}
+
+// growStage sets up staging: the small buffers at once (wcRows rows per
+// bucket, so that small inputs stay small), the big stage (bucketStage rows
+// per bucket, one allocation) once the shard has staged bigStage rows.
 func (s *shard) growStage(more int) {
 	const bigStage = 1 << 17
 	w := 1 + s.nv
-	if s.stage == nil {
-		s.capw = smallStage * w
-		s.stage = make([]uint64, int(bucketsPerShard)*s.capw)
-		s.fill = make([]int32, bucketsPerShard)
+	if s.wc == nil {
+		s.wc = make([]uint64, int(bucketsPerShard)*wcRows*w)
+		s.wfill = make([]int32, bucketsPerShard)
 	}
 	s.staged += int64(more)
-	if s.staged <= bigStage || s.capw == bucketStage*w {
+	if s.staged <= bigStage || s.stage != nil {
 		return
 	}
-	capw := bucketStage * w
-	stage := make([]uint64, int(bucketsPerShard)*capw)
-	for bi, n := range s.fill {
-		copy(stage[bi*capw:bi*capw+int(n)], s.stage[bi*s.capw:])
-	}
-	s.stage, s.capw = stage, capw
+	s.capw = bucketStage * w
+	s.stage = make([]uint64, int(bucketsPerShard)*s.capw)
+	s.fill = make([]int32, bucketsPerShard)
 }
 
 // growRecs makes room for more records in b: twice as many, or as many as
@@ -322,9 +370,23 @@ func (s *shard) bound(l0 int, visit func(p chosenPair), st *Stats) error {
 	vals := make([]float64, s.k*s.nv)
 	for bi := range s.buckets {
 		b := &s.buckets[bi]
-		if s.fill != nil && s.fill[bi] > 0 {
-			s.apply(b, s.stage[bi*s.capw:bi*s.capw+int(s.fill[bi])])
-			s.fill[bi] = 0
+		if s.wc != nil {
+			// The rows still staged: the big stage's region, then the
+			// small buffer's (which fit after them: a region holds whole
+			// buffers and is never full between calls).
+			wcw := wcRows * (1 + s.nv)
+			m := int(s.wfill[bi])
+			buf := s.wc[bi*wcw : bi*wcw+m]
+			if s.stage != nil {
+				n := int(s.fill[bi])
+				copy(s.stage[bi*s.capw+n:], buf)
+				buf = s.stage[bi*s.capw : bi*s.capw+n+m]
+				s.fill[bi] = 0
+			}
+			if len(buf) > 0 {
+				s.apply(b, buf)
+			}
+			s.wfill[bi] = 0
 		}
 		if b.n == 0 {
 			continue
