@@ -41,6 +41,25 @@ func (s *shard) uintN32(n uint32) uint32 {
 	}
 }
 
+// uintN16 returns a uniform integer in [0, n) for 0 < n < 2^16 from a
+// quarter of a 64-bit ChaCha8 output (Lemire's method on 16 bits, without
+// modulo bias): most pairs have fewer than 2^16 rows, and the reservoir
+// draws once per row.
+func (s *shard) uintN16(n uint16) uint16 {
+	for {
+		if s.lanes == 0 {
+			s.spare16, s.lanes = s.rng.Uint64(), 4
+		}
+		x := uint16(s.spare16)
+		s.spare16 >>= 16
+		s.lanes--
+		m := uint32(x) * uint32(n)
+		if uint16(m) >= n || uint16(m) >= -n%n {
+			return uint16(m >> 16)
+		}
+	}
+}
+
 // newRand returns a ChaCha8 generator seeded from crypto/rand. ChaCha8 is a
 // cryptographically strong stream: which rows and partitions survive
 // contribution bounding cannot be predicted from the data or the code.
@@ -108,6 +127,8 @@ type shard struct {
 	sink      uint64 // keeps the sweep loads of apply alive
 	spare     uint64 // the unused half of the last ChaCha8 output
 	half      bool   // whether spare's high half is unused
+	spare16   uint64 // unused 16-bit lanes of a ChaCha8 output, low first
+	lanes     int    // how many
 
 	// Staged rows, 1+nv words each: subject<<32 | partition, plus 1, then
 	// the values' float64 bits. Bucket bi's newest rows are in its small
@@ -334,9 +355,12 @@ func (s *shard) apply(b *bucket, st []uint64) {
 		// which is a reservoir slot with probability k/seen and the
 		// scratch record otherwise. The draw is made for every row.
 		var j uint64
-		if seen < 1<<32 {
+		switch {
+		case seen < 1<<16:
+			j = uint64(s.uintN16(uint16(seen)))
+		case seen < 1<<32:
 			j = uint64(s.uintN32(uint32(seen)))
-		} else {
+		default:
 			j = uintN(s.rng, seen)
 		}
 		if seen <= uint64(k) {
