@@ -72,12 +72,12 @@ func newRand() (*rand.ChaCha8, error) {
 }
 
 // Bucketing. A shard owns the subjects with subject%nShards == its index and
-// splits them further into bucketsPerShard buckets, each with its own small
-// pair table. Rows are first staged per bucket (a write to one of a few
-// hundred buffer tails, which stay in cache) and a bucket's staged rows are
-// applied to its table in one go when its stage is full. The table of one
-// bucket is small (about 100 KB here), so it is read into the cache in one
-// sequential sweep before its rows are applied, and the random accesses of
+// splits them further into bucketsPerShard buckets, each with its own pair
+// state. Rows are first staged per bucket (see add) and a bucket's staged
+// rows are applied to its state in one go when its stage is full. The state
+// of one bucket is small (about 70 KB in BenchmarkDPAggregate: ~1,200 pairs
+// of 48 bytes plus the index), so it is read into the cache in one
+// sequential sweep before the rows are applied, and the random accesses of
 // hashing then hit the cache instead of DRAM.
 const (
 	bucketsPerShard = 512
@@ -288,7 +288,7 @@ func (s *shard) growRecs(b *bucket) {
 	b.recs = recs
 }
 
-// apply runs the staged rows st of b through its pair table and reservoirs.
+// apply runs the staged rows st of b through its pair records and reservoirs.
 func (s *shard) apply(b *bucket, st []uint64) {
 	k, nv, stride := s.k, s.nv, s.stride
 	w := 1 + nv
