@@ -370,6 +370,10 @@ func (s *shard) apply(b *bucket, st []uint64) {
 		if j >= uint64(k) {
 			dst = 2
 		}
+		if nv == 1 {
+			b.recs[dst] = st[o+1]
+			continue
+		}
 		for c := range nv {
 			b.recs[dst+c] = st[o+1+c]
 		}
