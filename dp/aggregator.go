@@ -27,6 +27,7 @@ type Aggregator struct {
 	pidKeys []string      // canonical tuple key of every partition code
 	pidPub  []bool        // whether the partition is listed (public mode)
 	shards  []*shard
+	split   [][]int32 // fast path: rows of each half per shard
 
 	sid, pid, tmp []uint32
 	valBufs       [][]float64
@@ -263,8 +264,14 @@ func (a *Aggregator) addFast(rec arrow.RecordBatch, subjCol arrow.Array, first i
 	ns := len(a.shards)
 	a.sid, a.pid = grow32(a.sid, n), grow32(a.pid, n)
 	// Phase 1, rows split in contiguous halves (quarters, ...): codes
-	// through the remaps, null, range and NaN/±Inf checks.
+	// through the remaps, null, range and NaN/±Inf checks, then each half's
+	// rows split by shard (a.split[w·ns+shard]), skipping rows of
+	// partitions a public list does not name.
 	errs := make([]error, ns)
+	notPublic := make([]int64, ns)
+	if len(a.split) != ns*ns {
+		a.split = make([][]int32, ns*ns)
+	}
 	var wg sync.WaitGroup
 	for w := range ns {
 		wg.Go(func() {
@@ -285,25 +292,64 @@ func (a *Aggregator) addFast(rec arrow.RecordBatch, subjCol arrow.Array, first i
 					}
 				}
 			}
+			notPublic[w] = splitRows(lo, hi, a.sid, a.pid, a.pidPub, a.split[w*ns:(w+1)*ns])
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return true, err
 	}
-	// Phase 2, per shard: pick this shard's rows and stage them.
-	for w, sh := range a.shards {
+	// Phase 2, per shard: stage its rows of every half, in row order.
+	for si, sh := range a.shards {
 		wg.Go(func() {
-			sh.route(uint32(w), uint32(ns-1), a.sid[:n], a.pid[:n], a.pidPub)
-			sh.add(a.sid, a.pid, cols)
+			for w := range ns {
+				sh.rows = a.split[w*ns+si]
+				sh.add(a.sid, a.pid, cols)
+			}
 		})
 	}
 	wg.Wait()
-	for _, sh := range a.shards {
-		a.rowsNotPublic += sh.notPublic
-		sh.notPublic = 0
+	for _, np := range notPublic {
+		a.rowsNotPublic += np
 	}
 	return true, nil
+}
+
+// splitRows writes the rows lo..hi-1 to out[subject & (len(out)-1)]
+// (branch-free: every row is written, only its shard's count advances),
+// skipping and counting the rows whose partition pub does not list (pub nil:
+// no list).
+func splitRows(lo, hi int, sid, pid []uint32, pub []bool, out [][]int32) (notPublic int64) {
+	mask := uint32(len(out) - 1)
+	var cnt [8]int
+	for sh := range out {
+		if cap(out[sh]) < hi-lo {
+			out[sh] = make([]int32, hi-lo)
+		}
+		out[sh] = out[sh][:hi-lo]
+	}
+	if pub == nil {
+		for i := lo; i < hi; i++ {
+			sh := sid[i] & mask
+			out[sh][cnt[sh]] = int32(i)
+			cnt[sh]++
+		}
+	} else {
+		for i := lo; i < hi; i++ {
+			sh := sid[i] & mask
+			listed := 0
+			if pub[pid[i]] {
+				listed = 1
+			}
+			out[sh][cnt[sh]] = int32(i)
+			cnt[sh] += listed
+			notPublic += int64(1 - listed)
+		}
+	}
+	for sh := range out {
+		out[sh] = out[sh][:cnt[sh]]
+	}
+	return notPublic
 }
 
 // mapCodes writes remap[idx[i]] to out[i] and returns the first row whose

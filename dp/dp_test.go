@@ -413,8 +413,8 @@ func TestL0UniformAndNeverExceeded(t *testing.T) {
 }
 
 // TestReservoirUniform: with L∞ = 3 and 10 rows in one pair, each row is
-// kept with probability 0.3 whatever its position, for a reservoir inside
-// the slot (one value column) and one in the arena (three columns). 20,000
+// kept with probability 0.3 whatever its position, with one value column
+// and with three (a row's values stay together). 20,000
 // trials each; each row's count is checked at ±4.5σ (false rejection
 // ≤ 2·10·6.8e-6).
 func TestReservoirUniform(t *testing.T) {
@@ -437,9 +437,6 @@ func TestReservoirUniform(t *testing.T) {
 		var hits [n]int
 		s := &shard{k: k, nv: nv, rng: r, buckets: make([]bucket, bucketsPerShard)}
 		s.setLayout()
-		if s.inline != (nv == 1) {
-			t.Fatalf("nv=%d: inline=%v", nv, s.inline)
-		}
 		for range trials {
 			// bound empties every bucket, so the shard is reused.
 			s.rows = s.rows[:0]
@@ -967,7 +964,7 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		opts := baseOpts()
 		opts.Public = public
 		if ci == 2 {
-			opts.MaxPerPartition = 12 // reservoirs in the arena, not the slot
+			opts.MaxPerPartition = 12 // larger records (2 + 12 words)
 		}
 		slow := partialOf(t, mem, opts, rows, 128)
 		ag, err := NewAggregator(opts)
@@ -1011,6 +1008,52 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		ag.Close()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}
+
+// TestBoundedDrawsUniform: the reservoir's and the L0 shuffle's bounded
+// draws (16- and 32-bit Lemire on ChaCha8) are uniform over [0, n): for
+// small n a chi-square test over 70,000 draws at α = 1e-4 (false rejection
+// ≤ 6·1e-4 over the six cases); for large n every draw is in range.
+func TestBoundedDrawsUniform(t *testing.T) {
+	r, err := newRand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &shard{rng: r}
+	draws := map[string]func(n uint64) uint64{
+		"16-bit": func(n uint64) uint64 { return uint64(s.uintN16(uint16(n))) },
+		"32-bit": func(n uint64) uint64 { return uint64(s.uintN32(uint32(n))) },
+	}
+	for name, draw := range draws {
+		for _, c := range []struct {
+			n    uint64
+			crit float64 // chi-square critical value, n-1 degrees of freedom, α = 1e-4
+		}{{3, 18.42}, {7, 27.86}, {10, 33.72}} {
+			const trials = 70000
+			hits := make([]float64, c.n)
+			for range trials {
+				hits[draw(c.n)]++
+			}
+			exp := float64(trials) / float64(c.n)
+			var chi float64
+			for _, h := range hits {
+				chi += (h - exp) * (h - exp) / exp
+			}
+			if chi > c.crit {
+				t.Errorf("%s n=%d: chi-square %.1f > %.2f (%v)", name, c.n, chi, c.crit, hits)
+			}
+		}
+		for _, n := range []uint64{1, 2, 65535, 65536, 1 << 31, 1<<32 - 1} {
+			if name == "16-bit" && n >= 1<<16 {
+				continue
+			}
+			for range 1000 {
+				if v := draw(n); v >= n {
+					t.Fatalf("%s n=%d: drew %d", name, n, v)
+				}
+			}
 		}
 	}
 }

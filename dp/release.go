@@ -164,10 +164,20 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	b := newResultBuilder(mem, s)
 	defer b.release()
 	empty := newPartitionState(s)
-	// Noise per partition is independent, so partitions are released in
-	// parallel; rows are then appended in key order.
+	// Noise per partition is independent, but the library draws all its
+	// randomness through one mutex-guarded crypto/rand buffer: for counts,
+	// sums, means and variances a second worker only spins on that mutex
+	// (9% of the benchmark's CPU) without shortening the release (12 ns/row
+	// either way). Quantile trees do real work outside the mutex (leaf
+	// counts into the tree), so they are released in parallel. Rows are
+	// appended in key order either way.
 	outs := make([]partitionOut, len(keys))
-	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
+	workers := 1
+	for _, a := range s.Aggregates {
+		if a.Kind == Quantiles {
+			workers = max(1, min(runtime.GOMAXPROCS(0), 8))
+		}
+	}
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
