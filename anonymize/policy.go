@@ -670,6 +670,9 @@ func (p *Policy) validateKAnon() error {
 		}
 	}
 	if t := k.T; t != nil {
+		if t.Sensitive == "" {
+			return p.errf("kanon.t.sensitive", "missing sensitive column")
+		}
 		if _, ok := p.Columns.Lookup(t.Sensitive); !ok || seen[t.Sensitive] {
 			return p.errf("kanon.t.sensitive", "sensitive column %q must be named under columns and not be a quasi-identifier", t.Sensitive)
 		}
@@ -680,7 +683,7 @@ func (p *Policy) validateKAnon() error {
 			return p.errf("kanon.t.distance", "distance %q: want equal or ordered", t.Distance)
 		}
 	}
-	return nil
+	return p.validateSensitive()
 }
 
 func (p *Policy) validateMobility() error {
