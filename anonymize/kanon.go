@@ -522,6 +522,9 @@ func (s *spillFile) rewind() error {
 }
 
 func (s *spillFile) remove() {
+	// Close releases the dictionaries the IPC writer holds: a run that
+	// fails in pass 1 never reaches finish (a no-op after it).
+	s.w.Close()
 	name := s.f.Name()
 	s.f.Close()
 	os.Remove(name)
