@@ -266,3 +266,140 @@ func TestDemoPolicyWithL(t *testing.T) {
 	t.Logf("transformation %v, %d classes, %d suppressed (%d for l), settle rounds in report %+v", rep.KAnon.Transformation, rep.KAnon.Classes,
 		rep.KAnon.SuppressedClasses, rep.KAnon.DiversitySuppressedClasses, rep.Rows)
 }
+
+// TestDiversityPolicyErrors: bad l/t blocks fail at parse time, naming the
+// key and the column.
+func TestDiversityPolicyErrors(t *testing.T) {
+	withBlock := func(block string) string { return fmt.Sprintf(divPolicy, block) }
+	tests := []struct {
+		name, src, wantKey, wantMsg string
+	}{
+		{"l missing sensitive", withBlock("  l: {l: 2, variant: distinct}\n"), "kanon.l.sensitive", "missing sensitive column"},
+		{"l unknown column", withBlock("  l: {sensitive: colour, l: 2, variant: distinct}\n"), "kanon.l.sensitive", `"colour" must be named under columns`},
+		{"l on a quasi-identifier", withBlock("  l: {sensitive: postcode, l: 2, variant: distinct}\n"), "kanon.l.sensitive", `"postcode" must be named under columns and not be a quasi-identifier`},
+		{"l on the subject", withBlock("  l: {sensitive: vin, l: 2, variant: distinct}\n"), "kanon.l.sensitive", `"vin" is the subject`},
+		{"l on a dropped column", withBlock("  l: {sensitive: model, l: 2, variant: distinct}\n"), "kanon.l.sensitive", `"model" is dropped`},
+		{"l below 2", withBlock("  l: {sensitive: make, l: 1, variant: distinct}\n"), "kanon.l.l", "l must be >= 2"},
+		{"l bad variant", withBlock("  l: {sensitive: make, l: 2, variant: shannon}\n"), "kanon.l.variant", `variant "shannon"`},
+		{"l recursive without c", withBlock("  l: {sensitive: make, l: 2, variant: recursive}\n"), "kanon.l.c", "needs c > 0"},
+		{"t missing sensitive", withBlock("  t: {t: 0.2, distance: equal}\n"), "kanon.t.sensitive", "missing sensitive column"},
+		{"t on a quasi-identifier", withBlock("  t: {sensitive: model_year, t: 0.2, distance: equal}\n"), "kanon.t.sensitive", "not be a quasi-identifier"},
+		{"t out of range", withBlock("  t: {sensitive: make, t: 1.5, distance: equal}\n"), "kanon.t.t", "t must be in (0, 1)"},
+		{"t bad distance", withBlock("  t: {sensitive: make, t: 0.2, distance: hierarchical}\n"), "kanon.t.distance", `distance "hierarchical"`},
+		{"l and t on different columns", withBlock("  l: {sensitive: make, l: 2, variant: distinct}\n  t: {sensitive: owner_sex, t: 0.2, distance: equal}\n"), "kanon.t.sensitive", `"owner_sex" differs from kanon.l's "make"`},
+		{"t ordered on pseudonyms", strings.Replace(withBlock("  t: {sensitive: make, t: 0.2, distance: ordered}\n"), "make: keep", "make: {pseudonymize: {method: hmac, domain: make}}", 1), "kanon.t.distance", "no order"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePolicy("p.yaml", []byte(tt.src))
+			if err == nil {
+				t.Fatal("ParsePolicy succeeded, want error")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.wantKey) || !strings.Contains(msg, tt.wantMsg) {
+				t.Errorf("error %q: want %q and %q", msg, tt.wantKey, tt.wantMsg)
+			}
+		})
+	}
+	// A pseudonymised sensitive column keeps values apart: equal-distance
+	// t and l are accepted on it.
+	ok := strings.Replace(withBlock("  l: {sensitive: make, l: 2, variant: distinct}\n  t: {sensitive: make, t: 0.4, distance: equal}\n"),
+		"make: keep", "make: {pseudonymize: {method: hmac, domain: make}}", 1)
+	if _, err := ParsePolicy("p.yaml", []byte(ok)); err != nil {
+		t.Errorf("l and equal t on a pseudonymised column: %v", err)
+	}
+}
+
+// fleetLPolicy runs l-diversity of owner_sex over the test fleet of
+// runFleet (owner attributes constant per vehicle).
+const fleetLPolicy = `version: 1
+subject: vin
+columns:
+  vin: {pseudonymize: {method: hmac, domain: vin}}
+  ts: drop
+  lat: drop
+  lon: drop
+  disc_temp_c: keep
+  postcode: generalize
+  owner_birth_year: generalize
+  owner_sex: keep
+kanon:
+  quasi_identifiers: [postcode, owner_birth_year]
+  k: 3
+  suppression: 0.5
+  metric: loss
+  l: {sensitive: owner_sex, l: 2, variant: distinct}
+  hierarchies:
+    postcode: {type: mask, max_masked: 5}
+    owner_birth_year: {type: interval, width: 10, fan_out: 2, height: 3, min: 1900, max: 2030}
+`
+
+// TestDiversityRunErrors: data the models cannot judge fails the run with
+// an error naming the column and the row, and commits nothing.
+func TestDiversityRunErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T) (*memSink, error)
+		want []string
+	}{
+		// A per-reading value is not an attribute of the vehicle: counting
+		// each vehicle once needs one value per vehicle.
+		{"per-reading sensitive", func(t *testing.T) (*memSink, error) {
+			_, out, err := runDiv(t, fmt.Sprintf(divPolicy, "  l: {sensitive: disc_temp_c, l: 2, variant: distinct}\n"), 50, 2000, nil)
+			return out, err
+		}, []string{`sensitive column "disc_temp_c", row `, "another value", "one value per subject"}},
+		{"null sensitive in a later batch", func(t *testing.T) (*memSink, error) {
+			_, out, err := runFleet(t, fleetLPolicy, func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return nullColumn(mem, recs, 7, 2, 5)
+			})
+			return out, err
+		}, []string{`sensitive column "owner_sex", row 206: null value`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := tt.run(t)
+			if err == nil {
+				t.Fatal("run succeeded, want error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q: want %q", err, w)
+				}
+			}
+			if out != nil && out.committed {
+				t.Error("output committed after the error")
+			}
+		})
+	}
+	// The same policy without the null runs and is verified.
+	rep, _, err := runFleet(t, fleetLPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.KAnon.Verified || rep.KAnon.LDiversity == nil {
+		t.Errorf("kanon report %+v", rep.KAnon)
+	}
+}
+
+// nullColumn replaces the string dictionary column ci of batch bi by a copy
+// with row ri null.
+func nullColumn(mem memory.Allocator, recs []arrow.RecordBatch, ci, bi, ri int) []arrow.RecordBatch {
+	r := recs[bi]
+	c := r.Column(ci).(*array.Dictionary)
+	b := array.NewDictionaryBuilder(mem, c.DataType().(*arrow.DictionaryType)).(*array.BinaryDictionaryBuilder)
+	for i := range c.Len() {
+		if i == ri {
+			b.AppendNull()
+			continue
+		}
+		v, _ := valueText(c, i)
+		b.AppendString(v)
+	}
+	col := b.NewArray()
+	b.Release()
+	cols := append([]arrow.Array(nil), r.Columns()...)
+	cols[ci] = col
+	recs[bi] = array.NewRecordBatch(r.Schema(), cols, r.NumRows())
+	col.Release()
+	r.Release()
+	return recs
+}
