@@ -403,3 +403,87 @@ func nullColumn(mem memory.Allocator, recs []arrow.RecordBatch, ci, bi, ri int) 
 	r.Release()
 	return recs
 }
+
+// TestDiversitySettleRound: the decision a settle round makes on the rows
+// that survived cell-hour suppression: classes that still have k members
+// but lost their diversity (or moved away from the searched distribution)
+// are suppressed; classes already suppressed are not counted again.
+func TestDiversitySettleRound(t *testing.T) {
+	type row struct{ q, subj, s string }
+	tests := []struct {
+		name       string
+		l          *kanon.LDiversity
+		tc         *kanon.TCloseness
+		ref        map[string]int64
+		rows       []row
+		suppressed []string // before the round
+		want       []string // suppressed after (class keys without the trailing \x00)
+		wantErr    string
+	}{
+		{"distinct", &kanon.LDiversity{Sensitive: "s", L: 2, Variant: kanon.LDistinct}, nil, nil,
+			// a: two vehicles, both A (and one of them twice); b: A and B.
+			[]row{{"a", "v1", "A"}, {"a", "v1", "A"}, {"a", "v2", "A"}, {"b", "v3", "A"}, {"b", "v4", "B"}},
+			nil, []string{"a"}, ""},
+		{"already suppressed", &kanon.LDiversity{Sensitive: "s", L: 2, Variant: kanon.LDistinct}, nil, nil,
+			[]row{{"a", "v1", "A"}, {"a", "v2", "A"}, {"b", "v3", "A"}, {"b", "v4", "B"}},
+			[]string{"a"}, []string{"a"}, ""},
+		{"t against the searched distribution", nil, &kanon.TCloseness{Sensitive: "s", T: 0.3, Distance: kanon.TEqual},
+			map[string]int64{"A": 1, "B": 1},
+			// a: A, A (distance 0.5; 0.25 from the rows' own distribution,
+			// which would pass); b: A, B (0).
+			[]row{{"a", "v1", "A"}, {"a", "v2", "A"}, {"b", "v3", "A"}, {"b", "v4", "B"}},
+			nil, []string{"a"}, ""},
+		{"two values of one vehicle in a class", &kanon.LDiversity{Sensitive: "s", L: 2, Variant: kanon.LDistinct}, nil, nil,
+			[]row{{"a", "v1", "A"}, {"a", "v1", "B"}},
+			nil, nil, `sensitive column "s", row 2: a subject has two values in one class`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			schema := arrow.NewSchema([]arrow.Field{{Name: "q", Type: arrow.BinaryTypes.String}, {Name: "vin", Type: arrow.BinaryTypes.String}, {Name: "s", Type: arrow.BinaryTypes.String}}, nil)
+			b := array.NewRecordBuilder(mem, schema)
+			for _, r := range tt.rows {
+				b.Field(0).(*array.StringBuilder).Append(r.q)
+				b.Field(1).(*array.StringBuilder).Append(r.subj)
+				b.Field(2).(*array.StringBuilder).Append(r.s)
+			}
+			rec := b.NewRecordBatch()
+			b.Release()
+			defer rec.Release()
+			r := &Runner{p: &Policy{KAnon: &KAnonPolicy{K: 2}}}
+			a := &kanonAcc{r: r, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
+			kr := &kanonResult{a: a, hier: []kanon.Hierarchy{kanon.MaskHierarchy{MaxMasked: 1}}, levels: []int{0},
+				suppressed: map[string]bool{}, alloc: mem}
+			for _, c := range tt.suppressed {
+				kr.suppressed[c+"\x00"] = true
+			}
+			d := &divAcc{r: r, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref}
+			c := d.collector(kr)
+			err := c.add(rec, 0)
+			var added int
+			if err == nil {
+				added, err = c.decide()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for cls := range kr.suppressed {
+				got = append(got, strings.TrimSuffix(cls, "\x00"))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("suppressed %v, want %v", got, tt.want)
+			}
+			if added != len(tt.want)-len(tt.suppressed) || d.extra != added {
+				t.Errorf("added %d (extra %d), want %d", added, d.extra, len(tt.want)-len(tt.suppressed))
+			}
+		})
+	}
+}
