@@ -487,3 +487,62 @@ func TestDiversitySettleRound(t *testing.T) {
 		})
 	}
 }
+
+// TestRunnerDiversityRows: with per_subject false every row is a member
+// (ARX's model), so the written rows themselves must pass kanon.Verify, with
+// t-closeness against the rows' distribution in the input.
+func TestRunnerDiversityRows(t *testing.T) {
+	const vehicles, rows = 200, 4000
+	cfg := brakedisc.DefaultConfig()
+	cfg.Vehicles, cfg.Rows, cfg.BatchSize = vehicles, rows, 4096
+	src, err := brakedisc.NewReader(cfg, memory.NewGoAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string]int64{}
+	for src.Next() {
+		rec := src.RecordBatch()
+		mk := rec.Column(rec.Schema().FieldIndices("make")[0])
+		for i := range int(rec.NumRows()) {
+			ref[mk.ValueStr(i)]++
+		}
+	}
+	src.Release()
+	tests := []struct {
+		name  string
+		block string
+		opts  kanon.VerifyOptions
+	}{
+		{"entropy", "  per_subject: false\n  l: {sensitive: make, l: 4, variant: entropy}\n",
+			kanon.VerifyOptions{LDiversity: &kanon.LDiversity{Sensitive: "make", L: 4, Variant: kanon.LEntropy}}},
+		{"t-ordered", "  per_subject: false\n  t: {sensitive: make, t: 0.15, distance: ordered}\n",
+			kanon.VerifyOptions{TCloseness: &kanon.TCloseness{Sensitive: "make", T: 0.15, Distance: kanon.TOrdered}, Reference: ref}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, out, err := runDiv(t, fmt.Sprintf(divPolicy, tt.block), vehicles, rows, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := rep.KAnon; !k.Verified || k.PerSubject || k.SensitiveCounted != "rows" {
+				t.Fatalf("kanon report %+v", k)
+			}
+			rdr, err := array.NewRecordReader(out.schema, out.recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdr.Release()
+			o := tt.opts
+			o.QuasiIdentifiers, o.K = divQI, 4
+			vr, err := kanon.Verify(context.Background(), rdr, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !vr.OK() {
+				t.Errorf("written rows fail %s: %d of %d classes, e.g. %+v", tt.name, vr.Violations, vr.Classes, vr.Examples)
+			}
+			t.Logf("%s: transformation %v, %d classes, %d suppressed (%d for l/t)", tt.name, rep.KAnon.Transformation, rep.KAnon.Classes,
+				rep.KAnon.SuppressedClasses, rep.KAnon.DiversitySuppressedClasses)
+		})
+	}
+}
