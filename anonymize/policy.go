@@ -165,7 +165,11 @@ type KAnonPolicy struct {
 	PerSubject *bool `yaml:"per_subject"`
 }
 
-// LDiversityPolicy adds l-diversity of a sensitive column.
+// LDiversityPolicy adds l-diversity of a sensitive column: every written
+// class holds at least l distinct values (distinct), values of entropy at
+// least log l (entropy), or r1 < c·(r_l + r_l+1 + …) (recursive). With
+// per_subject each subject counts once with its value, so the column must
+// hold one value per subject (see the package documentation).
 type LDiversityPolicy struct {
 	Sensitive string  `yaml:"sensitive"`
 	L         float64 `yaml:"l"`
@@ -173,7 +177,10 @@ type LDiversityPolicy struct {
 	C         float64 `yaml:"c"`
 }
 
-// TClosenessPolicy adds t-closeness of a sensitive column.
+// TClosenessPolicy adds t-closeness of a sensitive column: the earth
+// mover's distance between every written class's distribution of the
+// column and that of all members searched is at most t. Counted as
+// LDiversityPolicy counts.
 type TClosenessPolicy struct {
 	Sensitive string  `yaml:"sensitive"`
 	T         float64 `yaml:"t"`
