@@ -180,7 +180,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	for _, key := range keys {
 		n := a.combos[key]
 		before = append(before, n)
-		for rep := int64(0); rep < n; rep++ {
+		for rep := int64(0); rep < n && a.div == nil; rep++ { // with l/t, a.div.histogram builds it
 			for i := range a.qi {
 				bld.Field(i).(*array.StringBuilder).Append(a.in[i].vals[unpack(key, i)])
 			}
