@@ -546,3 +546,71 @@ func TestRunnerDiversityRows(t *testing.T) {
 		})
 	}
 }
+
+// TestDiversitySubjectInTwoClasses: a vehicle whose postcode changes half
+// way is a member of two raw combinations (the search counts it twice, the
+// Runner's decision and check once per class); the run still writes only
+// members that pass l, counted per (class, vehicle).
+func TestDiversitySubjectInTwoClasses(t *testing.T) {
+	rep, out, err := runFleet(t, fleetLPolicy, func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+		// Batches 3-5 hold the second trip; vehicles 0-9 move there.
+		for bi := 3; bi < len(recs); bi++ {
+			recs = mapColumn(mem, recs, 5, bi, func(ri int, v string) string {
+				if (bi*100+ri)%30 < 10 {
+					return "80999"
+				}
+				return v
+			})
+		}
+		return recs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.KAnon.Verified {
+		t.Fatalf("kanon report %+v", rep.KAnon)
+	}
+	// Members per (class, vehicle), checked by the test's own grouping.
+	seen := map[string]map[string]bool{} // class → sexes
+	vehicles := map[string]map[string]bool{}
+	for _, rec := range out.recs {
+		pc := rec.Column(rec.Schema().FieldIndices("postcode")[0])
+		by := rec.Column(rec.Schema().FieldIndices("owner_birth_year")[0])
+		sx := rec.Column(rec.Schema().FieldIndices("owner_sex")[0])
+		vin := rec.Column(rec.Schema().FieldIndices("vin")[0])
+		for i := range int(rec.NumRows()) {
+			cls := pc.ValueStr(i) + "|" + by.ValueStr(i)
+			if seen[cls] == nil {
+				seen[cls], vehicles[cls] = map[string]bool{}, map[string]bool{}
+			}
+			seen[cls][sx.ValueStr(i)] = true
+			vehicles[cls][vin.ValueStr(i)] = true
+		}
+	}
+	for cls, s := range seen {
+		if len(s) < 2 || len(vehicles[cls]) < 3 {
+			t.Errorf("class %s: %d sexes, %d vehicles", cls, len(s), len(vehicles[cls]))
+		}
+	}
+	t.Logf("%d classes, transformation %v, %d suppressed rows", len(seen), rep.KAnon.Transformation, rep.Rows.Suppressed)
+}
+
+// mapColumn replaces the string dictionary column ci of batch bi by fn of
+// its values.
+func mapColumn(mem memory.Allocator, recs []arrow.RecordBatch, ci, bi int, fn func(ri int, v string) string) []arrow.RecordBatch {
+	r := recs[bi]
+	c := r.Column(ci).(*array.Dictionary)
+	b := array.NewDictionaryBuilder(mem, c.DataType().(*arrow.DictionaryType)).(*array.BinaryDictionaryBuilder)
+	for i := range c.Len() {
+		v, _ := valueText(c, i)
+		b.AppendString(fn(i, v))
+	}
+	col := b.NewArray()
+	b.Release()
+	cols := append([]arrow.Array(nil), r.Columns()...)
+	cols[ci] = col
+	recs[bi] = array.NewRecordBatch(r.Schema(), cols, r.NumRows())
+	col.Release()
+	r.Release()
+	return recs
+}
