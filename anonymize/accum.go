@@ -2,7 +2,6 @@ package anonymize
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -150,10 +149,12 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 	a := &accumulators{r: r, pl: pl}
 	p := r.p
 	if p.KAnon != nil {
-		if p.KAnon.L != nil || p.KAnon.T != nil {
-			return nil, errors.New("kanon: l-diversity and t-closeness are not supported by the policy runner yet; use `tarnkappe kanon` on the output")
-		}
 		a.kan = newKanonAcc(r, pl)
+		div, err := newDivAcc(r, pl) // l-diversity, t-closeness (diversity.go)
+		if err != nil {
+			return nil, err
+		}
+		a.kan.div = div
 	}
 	if p.Release != nil {
 		opts, ri, public, err := r.dpOptions(pl)

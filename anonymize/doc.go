@@ -90,9 +90,53 @@
 // What it does not do: it does not decide which columns are identifying (the
 // policy author does), it does not protect against an attacker who holds the
 // keyring, and k-anonymity protects against re-identification by the listed
-// quasi-identifiers only. l-diversity and t-closeness blocks are parsed and
-// validated but the Runner refuses them (use `tarnkappe kanon` on the
-// output).
+// quasi-identifiers only.
+//
+// # l-diversity and t-closeness
+//
+// kanon.l and kanon.t protect one sensitive column: every written class
+// also satisfies l-diversity (distinct, entropy or recursive (c,l)) or
+// t-closeness (equal or ordered distance) of it. The models are package
+// kanon's: the search runs on a histogram that carries the sensitive value
+// and suppresses (within kanon.suppression) or generalises further until the
+// models hold; the Runner then decides which classes to suppress, repeats
+// that in every settle round (cell-hour suppression can take a class's
+// diversity away while leaving it k members) and re-checks the written rows,
+// each time with kanon.Verify, the independent checker, over one row per
+// member of every class. The run fails closed if the written rows fail.
+//
+// How a class's sensitive distribution is counted when classes count
+// subjects (per_subject, the default): each subject once, with its value —
+// the distinct (subject, value) pairs of the class, where a subject may hold
+// only one value. The sensitive column must therefore be an attribute of
+// the subject (the owner's diagnosis, the vehicle's make), not a per-reading
+// measurement; a subject whose rows carry two values is an error naming the
+// column and row. Why not rows: one vehicle with 500 readings would
+// outweigh four vehicles with one each, so a class of four "severe" owners
+// and one chatty "mild" one would look 99% mild, and the attacker who knows
+// a target is in the class is 80% sure of "severe". Why not several values
+// per subject, counted once each: the shares then no longer describe
+// people. Five vehicles all with value A, one of which also reports B, C, D
+// and E, give pairs A:5 B:1 C:1 D:1 E:1 — distinct 5-diverse and of entropy
+// above log 3, yet every member has A (the homogeneity attack l-diversity
+// exists to stop). One value per subject makes the counts exactly the
+// textbook model over people, and k is still counted in subjects. With
+// per_subject false, every row is a person and rows are counted (ARX's
+// model).
+//
+// The distribution t-closeness compares with is that of the members the
+// search counted (before suppression, after cell suppression), as in ARX;
+// the checks of settle rounds and of the output use the same one. The
+// sensitive values checked are the published ones (after the column's
+// action), which is what an attacker sees; the column must be published
+// (not dropped), must not be the subject or a quasi-identifier, and ordered
+// t-closeness refuses a pseudonymised column (pseudonyms keep values apart
+// but have no order). A null sensitive value is an error naming the column
+// and row. The report's kanon block names the models (kanon.l, kanon.t),
+// what was counted (kanon.sensitive_counted) and the classes suppressed for
+// them alone (kanon.diversity_suppressed_classes); kanon.verified covers
+// them. Not supported through Steps (Steps.KAnonSearch and so beam refuse a
+// policy with l or t rather than search k alone).
 //
 // A release block either selects partitions privately (delta > 0; with a few
 // thousand subjects that releases few fine-grained partitions) or releases a

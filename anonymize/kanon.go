@@ -37,6 +37,7 @@ type kanonAcc struct {
 	ids    [][]uint32
 	sid    []uint32
 	key    []byte
+	div    *divAcc // sensitive values for l/t (diversity.go), or nil
 }
 
 func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
@@ -91,6 +92,9 @@ func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
 			a.last = append(a.last, "")
 		}
 		a.last[sid] = string(a.key[:nk])
+	}
+	if a.div != nil {
+		return a.div.add(a, rec, rowBase)
 	}
 	return nil
 }
@@ -176,7 +180,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	for _, key := range keys {
 		n := a.combos[key]
 		before = append(before, n)
-		for rep := int64(0); rep < n; rep++ {
+		for rep := int64(0); rep < n && a.div == nil; rep++ { // with l/t, a.div.histogram builds it
 			for i := range a.qi {
 				bld.Field(i).(*array.StringBuilder).Append(a.in[i].vals[unpack(key, i)])
 			}
@@ -194,11 +198,18 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kanon: %w", err)
 	}
+	if a.div != nil {
+		if h, err = a.div.histogram(a, hier); err != nil {
+			return nil, err
+		}
+	}
 	metric, err := kanon.ParseMetric(k.Metric)
 	if err != nil {
 		return nil, fmt.Errorf("kanon: %w", err)
 	}
-	res, err := kanon.Search(context.Background(), h, kanon.Options{K: k.K, SuppressionLimit: k.Suppression, Metric: metric})
+	opts := kanon.Options{K: k.K, SuppressionLimit: k.Suppression, Metric: metric}
+	a.div.options(&opts)
+	res, err := kanon.Search(context.Background(), h, opts)
 	if err != nil {
 		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
 	}
@@ -250,6 +261,9 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 			kr.suppressed[c] = true
 			supp += n
 		}
+	}
+	if supp, err = a.div.decide(kr, supp); err != nil {
+		return nil, err
 	}
 	// Cross-check against the search: both count suppressed members the same
 	// way unless a subject straddles classes, where ours is the exact count.
@@ -384,7 +398,10 @@ func (kr *kanonResult) finish(rep *Report) error {
 		}
 		sizes = append(sizes, n)
 	}
-	return kanonReport(rep, kr.a.r.p.KAnon.K, kr.a.qi, kr.a.perSubject, kr.res, len(kr.suppressed), kr.before, sizes)
+	if err := kanonReport(rep, kr.a.r.p.KAnon.K, kr.a.qi, kr.a.perSubject, kr.res, len(kr.suppressed), kr.before, sizes); err != nil {
+		return err
+	}
+	return kr.a.div.finish(rep)
 }
 
 // kanonReport checks that every written class (sizes: members per class)
@@ -505,6 +522,9 @@ func (s *spillFile) rewind() error {
 }
 
 func (s *spillFile) remove() {
+	// Close releases the dictionaries the IPC writer holds: a run that
+	// fails in pass 1 never reaches finish (a no-op after it).
+	s.w.Close()
 	name := s.f.Name()
 	s.f.Close()
 	os.Remove(name)
@@ -619,6 +639,10 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 			}
 			rec = g
 			*suppressed += sup
+			if err := kr.a.div.observe(rec, rowBase); err != nil {
+				rec.Release()
+				return err
+			}
 		}
 		if err := acc.addOut(ctx, rec); err != nil {
 			rec.Release()

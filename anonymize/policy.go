@@ -165,7 +165,11 @@ type KAnonPolicy struct {
 	PerSubject *bool `yaml:"per_subject"`
 }
 
-// LDiversityPolicy adds l-diversity of a sensitive column.
+// LDiversityPolicy adds l-diversity of a sensitive column: every written
+// class holds at least l distinct values (distinct), values of entropy at
+// least log l (entropy), or r1 < c·(r_l + r_l+1 + …) (recursive). With
+// per_subject each subject counts once with its value, so the column must
+// hold one value per subject (see the package documentation).
 type LDiversityPolicy struct {
 	Sensitive string  `yaml:"sensitive"`
 	L         float64 `yaml:"l"`
@@ -173,7 +177,10 @@ type LDiversityPolicy struct {
 	C         float64 `yaml:"c"`
 }
 
-// TClosenessPolicy adds t-closeness of a sensitive column.
+// TClosenessPolicy adds t-closeness of a sensitive column: the earth
+// mover's distance between every written class's distribution of the
+// column and that of all members searched is at most t. Counted as
+// LDiversityPolicy counts.
 type TClosenessPolicy struct {
 	Sensitive string  `yaml:"sensitive"`
 	T         float64 `yaml:"t"`
@@ -670,6 +677,9 @@ func (p *Policy) validateKAnon() error {
 		}
 	}
 	if t := k.T; t != nil {
+		if t.Sensitive == "" {
+			return p.errf("kanon.t.sensitive", "missing sensitive column")
+		}
 		if _, ok := p.Columns.Lookup(t.Sensitive); !ok || seen[t.Sensitive] {
 			return p.errf("kanon.t.sensitive", "sensitive column %q must be named under columns and not be a quasi-identifier", t.Sensitive)
 		}
@@ -680,7 +690,7 @@ func (p *Policy) validateKAnon() error {
 			return p.errf("kanon.t.distance", "distance %q: want equal or ordered", t.Distance)
 		}
 	}
-	return nil
+	return p.validateSensitive()
 }
 
 func (p *Policy) validateMobility() error {

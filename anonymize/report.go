@@ -150,7 +150,34 @@ type KAnonReport struct {
 	// generalisation and suppression.
 	ClassSizes        []SizeBin `json:"class_sizes,omitempty"`
 	SuppressedClasses int       `json:"suppressed_classes"`
-	Verified          bool      `json:"verified"` // independent verifier agreed
+	Verified          bool      `json:"verified"` // independent verifier agreed (k, and l/t when set)
+	// LDiversity and TCloseness are the models of the sensitive column
+	// (kanon.l, kanon.t), when the policy sets them; Verified covers them.
+	LDiversity *LDiversityReport `json:"l,omitempty"`
+	TCloseness *TClosenessReport `json:"t,omitempty"`
+	// SensitiveCounted says what a class's sensitive distribution counts:
+	// "subjects" (each subject once, with its one value) or "rows".
+	SensitiveCounted string `json:"sensitive_counted,omitempty"`
+	// DiversitySuppressedClasses counts the classes suppressed because they
+	// failed l or t while they had k members (included in SuppressedClasses).
+	DiversitySuppressedClasses int `json:"diversity_suppressed_classes,omitempty"`
+}
+
+// LDiversityReport is the l-diversity requirement the output was checked for.
+type LDiversityReport struct {
+	Sensitive string  `json:"sensitive"`
+	L         float64 `json:"l"`
+	Variant   string  `json:"variant"`
+	C         float64 `json:"c,omitempty"`
+}
+
+// TClosenessReport is the t-closeness requirement the output was checked
+// for; distances are to the sensitive distribution of the members the
+// search counted (before suppression).
+type TClosenessReport struct {
+	Sensitive string  `json:"sensitive"`
+	T         float64 `json:"t"`
+	Distance  string  `json:"distance"`
 }
 
 // SizeBin is one bar of a class-size histogram: classes with Min..Max members.

@@ -272,6 +272,9 @@ Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R
 <p>k = <b>{{.K}}</b> over <code>{{join .QuasiIdentifiers ", "}}</code>{{if .PerSubject}}, counting distinct subjects per class{{end}}.
 {{.Classes}} equivalence classes; {{.SuppressedClasses}} suppressed.
 Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}<span class="bad">not run or failed</span>{{end}}.</p>
+{{with .LDiversity}}<p>l-diversity ({{.Variant}}) of <code>{{.Sensitive}}</code>: l = <b>{{.L}}</b>{{if .C}}, c = {{.C}}{{end}}.</p>{{end}}
+{{with .TCloseness}}<p>t-closeness ({{.Distance}} distance) of <code>{{.Sensitive}}</code>: t = <b>{{.T}}</b>, against the distribution of the members searched.</p>{{end}}
+{{if or .LDiversity .TCloseness}}<p>The sensitive distribution of a class counts {{.SensitiveCounted}}; {{.DiversitySuppressedClasses}} classes with k members were suppressed for it.</p>{{end}}
 <table><tr><th>quasi-identifier</th><th>generalisation level</th></tr>
 {{range sortedInts .Transformation}}<tr><td><code>{{index . 0}}</code></td><td class="num">{{index . 1}}</td></tr>
 {{end}}</table>

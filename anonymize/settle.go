@@ -41,6 +41,7 @@ func (r *Runner) settle(ctx context.Context, pl *plan, spill *spillFile, kr *kan
 			return fmt.Errorf("mobility: %w", err)
 		}
 		cc := newClassCounter(kr)
+		dc := kr.a.div.collector(kr) // l/t (diversity.go), or nil
 		rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
 		if err != nil {
 			return fmt.Errorf("spill: %w", err)
@@ -61,6 +62,9 @@ func (r *Runner) settle(ctx context.Context, pl *plan, spill *spillFile, kr *kan
 				kept.Release()
 				if err == nil {
 					err = cs.Observe(ctx, f)
+					if err == nil {
+						err = dc.add(f, rowBase)
+					}
 					f.Release()
 				}
 			}
@@ -96,6 +100,11 @@ func (r *Runner) settle(ctx context.Context, pl *plan, spill *spillFile, kr *kan
 				newClasses++
 			}
 		}
+		nd, err := dc.decide()
+		if err != nil {
+			return err
+		}
+		newClasses += nd
 		acc.settleRounds = round + 1
 		if thinCells > 0 {
 			acc.extraCells = append(acc.extraCells, cs)

@@ -265,6 +265,11 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	if s.r.p.KAnon == nil {
 		return nil, fmt.Errorf("anonymize: the policy has no kanon block")
 	}
+	if k := s.r.p.KAnon; k.L != nil || k.T != nil {
+		// Combinations carry no sensitive value: searching k alone would
+		// drop the policy's l/t silently.
+		return nil, fmt.Errorf("anonymize: KAnonSearch does not support l-diversity or t-closeness (kanon.l, kanon.t); Runner.Run does")
+	}
 	a := newKanonAcc(s.r, s.pl)
 	// Intern in a fixed order, so that the search sees the same histogram
 	// whatever order the combinations arrived in.

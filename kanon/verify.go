@@ -30,6 +30,12 @@ type VerifyOptions struct {
 	// of the sensitive column in the checked data itself (the only
 	// distribution a file carries).
 	TCloseness *TCloseness
+	// Reference, when set, is the overall distribution (value → count)
+	// t-closeness compares each class with, instead of the checked data's
+	// own: a pipeline that suppressed classes checks its output against the
+	// distribution its search used. A class value the reference lacks is a
+	// violation.
+	Reference map[string]int64
 	// MaxReported bounds the violating classes listed in the report
 	// (all are counted). Zero means 20.
 	MaxReported int
@@ -87,6 +93,16 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	ref, refTotal := global, total
+	if opts.Reference != nil {
+		ref, refTotal = opts.Reference, 0
+		for _, n := range ref {
+			if n < 0 {
+				return nil, fmt.Errorf("%s: Reference has a negative count", fn)
+			}
+			refTotal += n
+		}
+	}
 	maxRep := opts.MaxReported
 	if maxRep <= 0 {
 		maxRep = 20
@@ -107,7 +123,7 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 			}
 		}
 		if opts.TCloseness != nil {
-			if r := simpleT(g, global, total, opts.TCloseness); r != "" {
+			if r := simpleT(g, ref, refTotal, opts.TCloseness); r != "" {
 				reasons = append(reasons, r)
 			}
 		}
@@ -237,6 +253,11 @@ func simpleL(g *group, l *LDiversity) string {
 }
 
 func simpleT(g *group, global map[string]int64, total int64, t *TCloseness) string {
+	for v := range g.sens {
+		if _, ok := global[v]; !ok {
+			return "a sensitive value of the class is not in the reference distribution"
+		}
+	}
 	vals := make([]string, 0, len(global))
 	for v := range global {
 		vals = append(vals, v)
