@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -195,14 +196,20 @@ type engine struct {
 	parRows int // rows per worker for parallel roll-ups (tests lower it)
 }
 
-func newEngine(h *Histogram) (*engine, error) {
+func newEngine(h *Histogram) (*engine, error) { return newEngineWith(h, nil) }
+
+// newEngineWith is newEngine reusing lat (may be nil) when its heights are
+// the histogram's.
+func newEngineWith(h *Histogram, lat *lattice) (*engine, error) {
 	heights := make([]int, len(h.dims))
 	for c, d := range h.dims {
 		heights[c] = d.levels
 	}
-	lat, err := newLattice(heights)
-	if err != nil {
-		return nil, err
+	if lat == nil || !slices.Equal(lat.heights, heights) {
+		var err error
+		if lat, err = newLattice(heights); err != nil {
+			return nil, err
+		}
 	}
 	e := &engine{h: h, lat: lat, hasSens: h.sens != nil, parRows: parallelRows}
 	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts, decoded: true}
