@@ -29,10 +29,7 @@ func newKBounds(e *engine, k int64) *kBounds {
 	h := e.h
 	kb.single = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
-		leafCnt := make([]int64, d.size(0))
-		for i, leaf := range h.leaves[c] {
-			leafCnt[leaf] += h.counts[i]
-		}
+		leafCnt := h.leafCnt[c]
 		kb.single[c] = make([]int64, d.levels)
 		for l := range d.levels {
 			cnt := make([]int64, d.size(l))

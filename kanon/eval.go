@@ -418,12 +418,21 @@ type growTable struct {
 }
 
 func newGrowTable(capHint int) *growTable {
-	size := 1 << bits.Len(uint(2*capHint+15))
+	size := growTableSize(capHint)
 	g := &growTable{keys: make([]uint64, size), vals: make([]int32, size), mask: uint64(size - 1)}
+	g.reset()
+	return g
+}
+
+// growTableSize is the number of slots for capHint entries.
+func growTableSize(capHint int) int { return 1 << bits.Len(uint(2*capHint+15)) }
+
+// reset empties the table, keeping its size.
+func (g *growTable) reset() {
 	for i := range g.vals {
 		g.vals[i] = -1
 	}
-	return g
+	g.n = 0
 }
 
 func (g *growTable) slot(k uint64) uint64 {
