@@ -11,6 +11,9 @@ type kBounds struct {
 	single [][]int64 // single[c][l]: rows in values of column c at level l with count < k
 	memo   []int64   // by memoIndex; -1 = not computed
 	maxH   int
+	// lastA, lastB is the pair that last proved a node non-anonymous: it is
+	// tried first, as consecutive candidates tend to fail on the same pair.
+	lastA, lastB int
 	// source returns a rolled-up table at or below (la, lb) on columns a
 	// and b; nil means the histogram itself.
 	source func(a, b, la, lb int) *table
@@ -48,6 +51,38 @@ func newKBounds(e *engine, k int64) *kBounds {
 	return kb
 }
 
+// tagSingles sets tagNotAnon on every node the one-column bounds prove
+// non-anonymous (a column below the first level at which its rare values fit
+// the suppression limit), in one pass over the lattice: with a large k most
+// of the lattice fails this way, and one byte comparison per column is far
+// cheaper than a proof and a tagDown per candidate. The tags are the ones
+// provablyFails would set when the search meets those nodes.
+func (kb *kBounds) tagSingles(tags []uint8, maxOutliers int64) {
+	lat := kb.e.lat
+	d := len(lat.heights)
+	minL := make([]uint8, d)
+	some := false
+	for c := range d {
+		l := 0
+		for l < lat.heights[c] && kb.single[c][l] > maxOutliers {
+			l++
+		}
+		minL[c] = uint8(l)
+		some = some || l > 0
+	}
+	if !some {
+		return
+	}
+	for id := range lat.size {
+		for c, v := range lat.lv[id*d : id*d+d] {
+			if v < minL[c] {
+				tags[id] = tagNotAnon
+				break
+			}
+		}
+	}
+}
+
 // fails reports whether the node provably has more than maxOutliers rows in
 // classes smaller than k. usePairs enables the (lazily built) pair joints.
 func (kb *kBounds) fails(levels []int, maxOutliers int64, usePairs bool) bool {
@@ -56,12 +91,16 @@ func (kb *kBounds) fails(levels []int, maxOutliers int64, usePairs bool) bool {
 			return true
 		}
 	}
-	if !usePairs {
+	if !usePairs || len(levels) < 2 {
 		return false
+	}
+	if a, b := kb.lastA, kb.lastB; a != b && kb.pair(a, b, levels[a], levels[b]) > maxOutliers {
+		return true
 	}
 	for a := range levels {
 		for b := a + 1; b < len(levels); b++ {
 			if kb.pair(a, b, levels[a], levels[b]) > maxOutliers {
+				kb.lastA, kb.lastB = a, b
 				return true
 			}
 		}

@@ -243,6 +243,7 @@ func Search(ctx context.Context, h *Histogram, opts Options) (*Result, error) {
 	s.kEff = max(effectiveK(opts), s.chk.minTCloseSize())
 	s.kb = newKBounds(s.e, s.kEff)
 	s.kb.source = s.pairSource
+	s.kb.tagSingles(s.tags, s.maxOutliers)
 	return s.run()
 }
 
