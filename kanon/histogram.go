@@ -71,6 +71,7 @@ type HistogramBuilder struct {
 	scratch [][]int32
 	keybuf  []byte
 	keys    []uint64
+	fresh   []int32 // rows of the current chunk that start a new entry
 	err     error
 	done    bool
 	bufs    *histBufs // nil once handed back
@@ -87,6 +88,7 @@ type histBufs struct {
 	index   *growTable
 	scratch [][]int32
 	keys    []uint64
+	fresh   []int32
 	leaves  [][]int32
 	counts  []int64
 	sensID  []int32
@@ -157,7 +159,7 @@ func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
 		b.bufs.scratch = append(b.bufs.scratch, nil)
 	}
 	b.scratch = b.bufs.scratch[:ncomp]
-	b.keys = b.bufs.keys
+	b.keys, b.fresh = b.bufs.keys, b.bufs.fresh
 	b.checkWidth()
 	if b.wide {
 		b.sindex = make(map[string]int32)
@@ -301,31 +303,48 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 			shift += w
 		}
 	}
-	for r := range m {
-		var e int32
-		var ok bool
-		if b.wide {
-			e, ok = b.find(r)
-		} else {
-			e, ok = b.index.getOrPut(b.keys[r], int32(len(h.counts)))
-		}
-		if !ok {
-			e = int32(len(h.counts))
-			for c := range h.dims {
-				h.leaves[c] = append(h.leaves[c], b.scratch[c][r])
-			}
-			if h.sens != nil {
-				h.sensID = append(h.sensID, b.scratch[len(h.dims)][r])
-			}
-			h.counts = append(h.counts, 0)
-			if b.wide {
+	// Count; note the rows that start a new entry, whose ids are then
+	// appended column by column.
+	fresh := b.fresh[:0]
+	if b.wide {
+		for r := range m {
+			e, ok := b.find(r)
+			if !ok {
+				e = int32(len(h.counts))
+				fresh = append(fresh, int32(r))
+				h.counts = append(h.counts, 0)
 				b.insert(r, e)
 			}
+			h.counts[e]++
 		}
-		h.counts[e]++
+	} else {
+		for r, k := range b.keys[:m] {
+			e, ok := b.index.getOrPut(k, int32(len(h.counts)))
+			if !ok {
+				fresh = append(fresh, int32(r))
+				h.counts = append(h.counts, 0)
+			}
+			h.counts[e]++
+		}
 	}
+	for c := range h.dims {
+		h.leaves[c] = appendAt(h.leaves[c], b.scratch[c], fresh)
+	}
+	if h.sens != nil {
+		h.sensID = appendAt(h.sensID, b.scratch[len(h.dims)], fresh)
+	}
+	b.fresh = fresh
 	h.rows += int64(m)
 	return nil
+}
+
+// appendAt appends src[i] for every i of at to dst.
+func appendAt(dst, src, at []int32) []int32 {
+	dst = slices.Grow(dst, len(at))
+	for _, i := range at {
+		dst = append(dst, src[i])
+	}
+	return dst
 }
 
 func (b *HistogramBuilder) packRow(r int) uint64 {
@@ -435,7 +454,7 @@ func (b *HistogramBuilder) Histogram() (*Histogram, error) {
 	if b.index != nil {
 		b.bufs.index = b.index
 	}
-	b.bufs.keys = b.keys
+	b.bufs.keys, b.bufs.fresh = b.keys, b.fresh[:0]
 	clear(b.scratch) // the scratch slices stay in b.bufs.scratch
 	b.index, b.sindex, b.scratch, b.keys = nil, nil, nil, nil
 	histPool.Put(b.bufs)
@@ -479,7 +498,7 @@ func countLeaves(leaves []int32, counts []int64, size int) []int64 {
 func (hb *histBufs) takeIndex(n int) *growTable {
 	if g := hb.index; g != nil {
 		hb.index = nil
-		if want := growTableSize(n); len(g.keys) >= want && len(g.keys) <= 8*want {
+		if want := growTableSize(n); len(g.slots) >= want && len(g.slots) <= 8*want {
 			g.reset()
 			return g
 		}
@@ -522,7 +541,7 @@ type valueCache struct {
 	ints   map[int64]int32
 	floats map[uint64]int32
 	dict   []int32 // per dictionary index: leaf id, or -1 not yet computed
-	dictOf arrow.Array
+	dictOf arrow.ArrayData
 }
 
 // leaves appends the leaf id of every row of col to dst. base is the number
@@ -545,40 +564,56 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 	switch a := col.(type) {
 	case *array.Dictionary:
 		dictVals := a.Dictionary()
-		if vc.dictOf != dictVals {
-			vc.dictOf = dictVals
-			vc.dict = vc.dict[:0]
-			for range dictVals.Len() {
-				vc.dict = append(vc.dict, -1)
+		// Slices of one dictionary column share its dictionary data (the
+		// Dictionary() arrays differ): key the cache on the data.
+		if dd := a.Data().Dictionary(); vc.dictOf != dd {
+			vc.dictOf = dd
+			vc.dict = resize(vc.dict, dictVals.Len())
+			for k := range vc.dict {
+				vc.dict[k] = -1
 			}
 		}
-		var idx32 []int32
+		miss := func(i, k int) (int32, error) {
+			if dictVals.IsNull(k) {
+				return 0, nullErr(i)
+			}
+			s, err := formatValue(dictVals, k)
+			if err != nil {
+				return 0, wrap(i, fmt.Errorf("column %q: %w", d.name, err))
+			}
+			id, err := d.lookup(strings.Clone(s))
+			if err != nil {
+				return 0, wrap(i, err)
+			}
+			vc.dict[k] = id
+			return id, nil
+		}
+		start := len(dst)
+		dst = slices.Grow(dst, n)[:start+n]
+		out, cache := dst[start:], vc.dict
 		if ix, ok := a.Indices().(*array.Int32); ok {
-			idx32 = ix.Int32Values()
+			for i, k := range ix.Int32Values()[:n] {
+				id := cache[k]
+				if id < 0 {
+					var err error
+					if id, err = miss(i, int(k)); err != nil {
+						return nil, err
+					}
+				}
+				out[i] = id
+			}
+			return dst, nil
 		}
-		for i := range n {
-			var k int
-			if idx32 != nil {
-				k = int(idx32[i])
-			} else {
-				k = a.GetValueIndex(i)
-			}
-			id := vc.dict[k]
+		for i := range out {
+			k := a.GetValueIndex(i)
+			id := cache[k]
 			if id < 0 {
-				if dictVals.IsNull(k) {
-					return nil, nullErr(i)
+				var err error
+				if id, err = miss(i, k); err != nil {
+					return nil, err
 				}
-				s, err := formatValue(dictVals, k)
-				if err != nil {
-					return nil, wrap(i, fmt.Errorf("column %q: %w", d.name, err))
-				}
-				id, err = d.lookup(strings.Clone(s))
-				if err != nil {
-					return nil, wrap(i, err)
-				}
-				vc.dict[k] = id
 			}
-			dst = append(dst, id)
+			out[i] = id
 		}
 		return dst, nil
 	case *array.String:
