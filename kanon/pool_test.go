@@ -83,3 +83,41 @@ func TestSearchReusesBuffersSafely(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestPairBoundsFromJoints checks the two-column bounds computed from the
+// level-0 joints against the same bounds counted from the histogram, for
+// every pair of Adult's columns at every pair of levels.
+func TestPairBoundsFromJoints(t *testing.T) {
+	h := adultHistogram(t, adultColumns, "")
+	e, err := newEngine(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int64{2, 5, 100} {
+		viaJoint, direct := newKBounds(e, k), newKBounds(e, k)
+		d := len(h.dims)
+		direct.joints, direct.noJoint = make([]*pairJoint, d*d), make([]bool, d*d)
+		for i := range direct.noJoint {
+			direct.noJoint[i] = true
+		}
+		used := 0
+		for a := range d {
+			for b := a + 1; b < d; b++ {
+				for la := range h.dims[a].levels {
+					for lb := range h.dims[b].levels {
+						got, want := viaJoint.pair(a, b, la, lb), direct.pair(a, b, la, lb)
+						if got != want {
+							t.Fatalf("k=%d columns %d,%d levels %d,%d: joint %d, histogram %d", k, a, b, la, lb, got, want)
+						}
+					}
+				}
+				if viaJoint.joints[a*d+b] != nil {
+					used++
+				}
+			}
+		}
+		if used == 0 {
+			t.Fatalf("k=%d: no joint was built: the test does not exercise them", k)
+		}
+	}
+}
