@@ -614,14 +614,42 @@ type partial struct {
 func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, qiBits uint, s *scratch) {
 	lvl, slvl := s.levels, s.slevels
 	k := keys[lo:hi]
-	clear(k)
+	// One pass per column. A column generalised to a single value adds
+	// nothing (its id is 0); a column already at its level needs no
+	// lookup; the first column written sets the keys instead of or-ing.
+	first := true
 	var shift uint
 	for c := range widths {
-		m := e.up[c][slvl[c]][lvl[c]]
-		for r, id := range src.ids[c][lo:hi] {
-			k[r] |= uint64(m[id]) << shift
-		}
+		sh := shift
 		shift += widths[c]
+		if e.h.dims[c].size(lvl[c]) == 1 {
+			continue
+		}
+		ids := src.ids[c][lo:hi]
+		ids = ids[:len(k)]
+		m := e.up[c][slvl[c]][lvl[c]]
+		switch {
+		case first && slvl[c] == lvl[c]:
+			for r, id := range ids {
+				k[r] = uint64(id) << sh
+			}
+		case first:
+			for r, id := range ids {
+				k[r] = uint64(m[id]) << sh
+			}
+		case slvl[c] == lvl[c]:
+			for r, id := range ids {
+				k[r] |= uint64(id) << sh
+			}
+		default:
+			for r, id := range ids {
+				k[r] |= uint64(m[id]) << sh
+			}
+		}
+		first = false
+	}
+	if first {
+		clear(k)
 	}
 	if e.hasSens {
 		for r, v := range src.sens[lo:hi] {
