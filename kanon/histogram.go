@@ -455,7 +455,8 @@ func (b *HistogramBuilder) Histogram() (*Histogram, error) {
 		b.bufs.index = b.index
 	}
 	b.bufs.keys, b.bufs.fresh = b.keys, b.fresh[:0]
-	clear(b.scratch) // the scratch slices stay in b.bufs.scratch
+	// b.scratch shares its backing array with b.bufs.scratch: the grown
+	// chunk buffers stay there.
 	b.index, b.sindex, b.scratch, b.keys = nil, nil, nil, nil
 	histPool.Put(b.bufs)
 	b.bufs = nil
