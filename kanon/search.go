@@ -769,10 +769,10 @@ func (s *searcher) provablyFails(node int) bool {
 
 // sortCandidates writes cands to out ordered by (bound, level, prec,
 // distinct, id) and returns out; keys and tmp are scratch, all of
-// len(cands). It radix-sorts packed uint64 keys (the
-// bound's bits, truncated, and the index) and fixes the order within runs of
-// equal truncated bounds exactly: several times faster than a comparison
-// sort of the structs.
+// len(cands). It radix-sorts packed uint64 keys (the bound's bits,
+// truncated, and the index) and fixes the order within runs of equal
+// truncated bounds exactly: several times faster than a comparison sort of
+// the structs.
 func sortCandidates(cands, out []candidate, keys, tmp []uint64) []candidate {
 	for i, c := range cands {
 		b := c.bound
