@@ -24,7 +24,10 @@
 //     (Kohlmayer et al. 2012) where the models are monotone, and proved
 //     non-anonymous for free by one- and two-column marginals. Large
 //     roll-ups are split across cores; where l or t with suppression rule
-//     out tagging, independent nodes are checked in parallel.
+//     out tagging, independent nodes are checked in parallel. Searches
+//     and histogram builders take their scratch buffers (hash tables,
+//     candidate lists, cached tables) from pools and give them back, so a
+//     process running many of them does not allocate them each time.
 //  3. Applier rewrites batches: quasi-identifiers become dictionary-encoded
 //     generalised values, rows of suppressed classes are dropped and
 //     counted (in = out + suppressed).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -195,14 +196,20 @@ type engine struct {
 	parRows int // rows per worker for parallel roll-ups (tests lower it)
 }
 
-func newEngine(h *Histogram) (*engine, error) {
+func newEngine(h *Histogram) (*engine, error) { return newEngineWith(h, nil) }
+
+// newEngineWith is newEngine reusing lat (may be nil) when its heights are
+// the histogram's.
+func newEngineWith(h *Histogram, lat *lattice) (*engine, error) {
 	heights := make([]int, len(h.dims))
 	for c, d := range h.dims {
 		heights[c] = d.levels
 	}
-	lat, err := newLattice(heights)
-	if err != nil {
-		return nil, err
+	if lat == nil || !slices.Equal(lat.heights, heights) {
+		var err error
+		if lat, err = newLattice(heights); err != nil {
+			return nil, err
+		}
 	}
 	e := &engine{h: h, lat: lat, hasSens: h.sens != nil, parRows: parallelRows}
 	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts, decoded: true}
@@ -402,66 +409,82 @@ func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes)
 
 // growTable is a growable open-addressing map from uint64 keys to int32
 // values, for the histogram's index (Go's map costs several times more per
-// row on this path).
+// row on this path). Key and value share a slot: one cache line per probe.
 type growTable struct {
-	keys []uint64
-	vals []int32 // -1 = empty
-	n    int
-	mask uint64
+	slots []gslot
+	n     int
+	mask  uint64
+}
+
+type gslot struct {
+	key uint64
+	val int32 // -1 = empty
 }
 
 func newGrowTable(capHint int) *growTable {
-	size := 1 << bits.Len(uint(2*capHint+15))
-	g := &growTable{keys: make([]uint64, size), vals: make([]int32, size), mask: uint64(size - 1)}
-	for i := range g.vals {
-		g.vals[i] = -1
-	}
+	size := growTableSize(capHint)
+	g := &growTable{slots: make([]gslot, size), mask: uint64(size - 1)}
+	g.reset()
 	return g
 }
 
-func (g *growTable) slot(k uint64) uint64 {
+// growTableSize is the number of slots for capHint entries.
+func growTableSize(capHint int) int { return 1 << bits.Len(uint(2*capHint+15)) }
+
+// reset empties the table, keeping its size.
+func (g *growTable) reset() {
+	for i := range g.slots {
+		g.slots[i].val = -1
+	}
+	g.n = 0
+}
+
+func (g *growTable) slot(k uint64) *gslot {
 	i := (k * 0x9E3779B97F4A7C15) >> 17 & g.mask
-	for g.vals[i] >= 0 && g.keys[i] != k {
+	for {
+		s := &g.slots[i]
+		if s.val < 0 || s.key == k {
+			return s
+		}
 		i = (i + 1) & g.mask
 	}
-	return i
 }
 
 // get returns the value of k and whether it is present.
 func (g *growTable) get(k uint64) (int32, bool) {
-	i := g.slot(k)
-	return g.vals[i], g.vals[i] >= 0
+	s := g.slot(k)
+	return s.val, s.val >= 0
 }
 
 // getOrPut returns the value of k, or stores v under k and returns v, false.
 func (g *growTable) getOrPut(k uint64, v int32) (int32, bool) {
-	i := g.slot(k)
-	if g.vals[i] >= 0 {
-		return g.vals[i], true
+	s := g.slot(k)
+	if s.val >= 0 {
+		return s.val, true
 	}
-	if 2*(g.n+1) > len(g.keys) {
+	if 2*(g.n+1) > len(g.slots) {
 		g.put(k, v)
 		return v, false
 	}
-	g.keys[i], g.vals[i] = k, v
+	s.key, s.val = k, v
 	g.n++
 	return v, false
 }
 
 // put stores v under k (k must not be present).
 func (g *growTable) put(k uint64, v int32) {
-	if 2*(g.n+1) > len(g.keys) {
-		old := *g
-		*g = *newGrowTable(len(old.keys))
-		for i, ov := range old.vals {
-			if ov >= 0 {
-				g.keys[g.slot(old.keys[i])], g.vals[g.slot(old.keys[i])] = old.keys[i], ov
+	if 2*(g.n+1) > len(g.slots) {
+		old := g.slots
+		*g = *newGrowTable(len(old))
+		for _, o := range old {
+			if o.val >= 0 {
+				*g.slot(o.key) = o
 				g.n++
 			}
 		}
 	}
-	i := g.slot(k)
-	g.keys[i], g.vals[i] = k, v
+	s := g.slot(k)
+	s.key, s.val = k, v
 	g.n++
 }
 
@@ -591,14 +614,42 @@ type partial struct {
 func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, qiBits uint, s *scratch) {
 	lvl, slvl := s.levels, s.slevels
 	k := keys[lo:hi]
-	clear(k)
+	// One pass per column. A column generalised to a single value adds
+	// nothing (its id is 0); a column already at its level needs no
+	// lookup; the first column written sets the keys instead of or-ing.
+	first := true
 	var shift uint
 	for c := range widths {
-		m := e.up[c][slvl[c]][lvl[c]]
-		for r, id := range src.ids[c][lo:hi] {
-			k[r] |= uint64(m[id]) << shift
-		}
+		sh := shift
 		shift += widths[c]
+		if e.h.dims[c].size(lvl[c]) == 1 {
+			continue
+		}
+		ids := src.ids[c][lo:hi]
+		ids = ids[:len(k)]
+		m := e.up[c][slvl[c]][lvl[c]]
+		switch {
+		case first && slvl[c] == lvl[c]:
+			for r, id := range ids {
+				k[r] = uint64(id) << sh
+			}
+		case first:
+			for r, id := range ids {
+				k[r] = uint64(m[id]) << sh
+			}
+		case slvl[c] == lvl[c]:
+			for r, id := range ids {
+				k[r] |= uint64(id) << sh
+			}
+		default:
+			for r, id := range ids {
+				k[r] |= uint64(m[id]) << sh
+			}
+		}
+		first = false
+	}
+	if first {
+		clear(k)
 	}
 	if e.hasSens {
 		for r, v := range src.sens[lo:hi] {

@@ -92,8 +92,8 @@ func newMetrics(h *Histogram) *metrics {
 	for c, d := range h.dims {
 		// Frequencies of leaves and of generalised values, over the input.
 		leafCnt := make([]float64, d.size(0))
-		for e, leaf := range h.leaves[c] {
-			leafCnt[leaf] += float64(h.counts[e])
+		for leaf, n := range h.leafCnt[c] {
+			leafCnt[leaf] = float64(n)
 		}
 		m.entropy[c] = make([]float64, d.levels)
 		m.shares[c] = make([][]float64, d.levels)

@@ -137,7 +137,7 @@ func newSearcherFor(h *Histogram, r *Result) (*searcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &searcher{h: h, e: e, m: newMetrics(h)}
+	s := &searcher{h: h, e: e, m: newMetrics(h), s: &scratch{}}
 	s.chk = newChecker(h, r.K, r.LDiversity, r.TCloseness)
 	s.cache = []*table{e.base}
 	return s, nil
