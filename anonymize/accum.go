@@ -121,9 +121,11 @@ type accumulators struct {
 	cells          *mobility.CellSuppressor
 	gate           *mobility.TraceGate
 	cellSuppressed int64
-	rawMeans       *mobility.CellMeans        // utility: raw data
-	outCells       *mobility.CellSuppressor   // independent check: cell-hour k of the written rows
-	extraCells     []*mobility.CellSuppressor // cell-hours settle suppressed after k-anonymity
+	rawMeans       *mobility.CellMeans      // utility: raw data
+	outCells       *mobility.CellSuppressor // independent check: cell-hour k of the written rows
+	keys           *rowKeys                 // per spilled row: subject, group and combination ids (with cells)
+	keyBuf         [3][]uint32
+	cellDrop       []bool // per group id of cells: rows dropped in pass 2 (set after pass 1, grown by settle)
 	settleRounds   int
 	settleCells    int
 	settleClasses  int
@@ -324,8 +326,23 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 	}
 	if a.cells != nil {
-		if err := a.cells.Observe(ctx, rec); err != nil {
+		n := int(rec.NumRows())
+		for i := range a.keyBuf {
+			a.keyBuf[i] = growU32(a.keyBuf[i], n)
+		}
+		subj, group, combo := a.keyBuf[0], a.keyBuf[1], a.keyBuf[2]
+		if err := a.cells.ObserveIDs(ctx, rec, group, subj); err != nil {
 			return fmt.Errorf("mobility: %w", err)
+		}
+		if a.kan != nil {
+			if err := a.kan.comboIDsOf(rec, base, combo); err != nil {
+				return err
+			}
+		} else {
+			clear(combo)
+		}
+		if err := a.keys.write(subj, group, combo); err != nil {
+			return err
 		}
 	}
 	if a.gate != nil {

@@ -37,6 +37,98 @@ type kanonAcc struct {
 	ids    [][]uint32
 	sid    []uint32
 	key    []byte
+	// With cell suppression the combinations are numbered in pass 1
+	// (comboIDs) and counted later from the row keys (addPair).
+	comboIDs  map[string]uint32
+	comboKeys []string // combination id → packed raw ids
+	lastCombo []uint32 // per subject id: combination id + 1 last recorded
+}
+
+// nullCombo marks, in the row keys, a row with a null quasi-identifier:
+// nullCombo - j for the j-th quasi-identifier. Such a row is an error only
+// if it survives cell suppression (countSurvivors), as before the keys.
+const nullCombo = ^uint32(0)
+
+// comboIDsOf numbers the raw quasi-identifier combination of every row of
+// rec (pass 1), interning values as add does, into dst.
+func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, dst []uint32) error {
+	n := int(rec.NumRows())
+	var nulls []bool
+	for j, c := range a.qiIdx {
+		a.ids[j] = growU32(a.ids[j], n)
+		col := rec.Column(c)
+		if col.NullN() == 0 {
+			if err := a.in[j].column(a.qi[j], col, rowBase, a.ids[j]); err != nil {
+				return err
+			}
+			continue
+		}
+		if nulls == nil {
+			nulls = make([]bool, n)
+		}
+		for i := range n {
+			if col.IsNull(i) {
+				if !nulls[i] {
+					nulls[i] = true
+					dst[i] = nullCombo - uint32(j)
+				}
+				continue
+			}
+			v, err := valueText(col, i)
+			if err != nil {
+				return fmt.Errorf("column %q, row %d: %w", a.qi[j], rowBase+int64(i), err)
+			}
+			a.ids[j][i] = a.in[j].id(v)
+		}
+	}
+	if a.comboIDs == nil {
+		a.comboIDs = map[string]uint32{}
+	}
+	comp := make([]uint32, len(a.qi))
+	for i := range n {
+		if nulls != nil && nulls[i] {
+			continue
+		}
+		for j := range a.qi {
+			comp[j] = a.ids[j][i]
+		}
+		a.key = packKey(a.key[:0], comp...)
+		id, ok := a.comboIDs[string(a.key)]
+		if !ok {
+			if len(a.comboKeys) >= int(nullCombo)-len(a.qi) {
+				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.comboKeys))
+			}
+			id = uint32(len(a.comboKeys))
+			k := string(a.key)
+			a.comboIDs[k] = id
+			a.comboKeys = append(a.comboKeys, k)
+		}
+		dst[i] = id
+	}
+	return nil
+}
+
+// addPair counts one surviving row by its combination and subject ids, as
+// add counts a row of a batch.
+func (a *kanonAcc) addPair(combo, sid uint32) {
+	key := a.comboKeys[combo]
+	if !a.perSubject {
+		a.combos[key]++
+		return
+	}
+	if int(sid) < len(a.lastCombo) && a.lastCombo[sid] == combo+1 {
+		return
+	}
+	a.key = append(append(a.key[:0], key...), byte(sid), byte(sid>>8), byte(sid>>16), byte(sid>>24))
+	if _, ok := a.pairs[string(a.key)]; !ok {
+		a.pairs[string(a.key)] = struct{}{}
+		a.combos[key]++
+		a.subj.id(string(a.key[len(key):]))
+	}
+	for int(sid) >= len(a.lastCombo) {
+		a.lastCombo = append(a.lastCombo, 0)
+	}
+	a.lastCombo[sid] = combo + 1
 }
 
 func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
@@ -209,18 +301,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
 	memberSeen := map[string]struct{}{}
-	gen := func(key string) (string, error) {
-		var g []byte
-		for i := range a.qi {
-			v, err := hs[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
-			if err != nil {
-				return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
-			}
-			g = append(g, v...)
-			g = append(g, 0)
-		}
-		return string(g), nil
-	}
+	gen := kr.classOf
 	if a.perSubject {
 		nq := 4 * len(a.qi)
 		for pair := range a.pairs {
@@ -263,6 +344,22 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 		kr.outIntern = append(kr.outIntern, newInterner())
 	}
 	return kr, nil
+}
+
+// classOf is the generalised class (values joined by \x00) of a packed
+// combination of raw ids, at the chosen levels.
+func (kr *kanonResult) classOf(key string) (string, error) {
+	a := kr.a
+	var g []byte
+	for i := range a.qi {
+		v, err := kr.hier[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
+		if err != nil {
+			return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+		}
+		g = append(g, v...)
+		g = append(g, 0)
+	}
+	return string(g), nil
 }
 
 // apply returns rec (pl.trans) as pl.gen: quasi-identifiers generalised,
@@ -504,40 +601,29 @@ func (s *spillFile) remove() {
 }
 
 // countSurvivors feeds the k-anonymity histogram with exactly the rows pass
-// 2 will hand to it: it reads the spill once, applies cell-hour suppression
-// (the only mobility step after pass 1 that removes rows; the trace gate only
-// detaches them) and counts the quasi-identifier combinations of the rows
-// kept. Counting in pass 1 instead let a vehicle whose rows all fall in rare
-// cell-hours count towards its class, and on small fleets the written class
-// then had fewer than k vehicles (the output verification caught it and the
-// run failed). The spill is rewound for pass 2.
-func (r *Runner) countSurvivors(ctx context.Context, spill *spillFile, acc *accumulators) error {
-	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
-	if err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	defer rd.Release()
-	var rowBase int64
-	for rd.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
+// 2 will hand to it: it reads the row keys once, applies cell-hour
+// suppression (the only mobility step after pass 1 that removes rows; the
+// trace gate only detaches them) and counts the quasi-identifier combinations
+// of the rows kept. Counting in pass 1 instead let a vehicle whose rows all
+// fall in rare cell-hours count towards its class, and on small fleets the
+// written class then had fewer than k vehicles (the output verification
+// caught it and the run failed).
+func (r *Runner) countSurvivors(ctx context.Context, keys *rowKeys, acc *accumulators) error {
+	cs, kan := acc.cells, acc.kan
+	var row int64
+	return keys.scan(ctx, func(subj, group, combo []uint32) error {
+		for i, g := range group {
+			if !cs.GroupKept(g) {
+				continue
+			}
+			if c := combo[i]; c > nullCombo-uint32(len(kan.qi)) {
+				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", kan.qi[nullCombo-c], row+int64(i))
+			}
+			kan.addPair(combo[i], subj[i])
 		}
-		rec := rd.RecordBatch()
-		kept, _, err := acc.cells.Apply(ctx, rec)
-		if err != nil {
-			return fmt.Errorf("mobility: %w", err)
-		}
-		err = acc.kan.add(kept, rowBase)
-		kept.Release()
-		if err != nil {
-			return err
-		}
-		rowBase += rec.NumRows()
-	}
-	if err := rd.Err(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	return spill.rewind()
+		row += int64(len(group))
+		return nil
+	})
 }
 
 // pass2 reads the spill, applies cell suppression and k-anonymity, and
@@ -579,6 +665,10 @@ func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kano
 
 func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spill *spillFile, kr *kanonResult, acc *accumulators, outc chan<- arrow.RecordBatch, written, suppressed *int64) error {
 	var rowBase int64
+	var kr2 *keyReader
+	if acc.cells != nil {
+		kr2 = acc.keys.reader()
+	}
 	for rd.Next() {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
@@ -587,14 +677,22 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 		n := rec.NumRows()
 		rec.Retain()
 		if acc.cells != nil {
-			var dropped int64
-			kept, err := acc.applyCells(ctx, rec, &dropped)
+			_, group, _, err := kr2.next(int(n))
 			if err != nil {
+				rec.Release()
 				return err
 			}
-			rec = kept
-			acc.cellSuppressed += dropped
-			*suppressed += dropped
+			if mask, dropped := acc.cellMask(group); mask != nil {
+				kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+				mask.Release()
+				rec.Release()
+				if err != nil {
+					return fmt.Errorf("mobility: cell suppression, batch at row %d: %w", rowBase, err)
+				}
+				rec = kept
+				acc.cellSuppressed += dropped
+				*suppressed += dropped
+			}
 		}
 		if acc.gate != nil {
 			gated, err := acc.gate.Apply(ctx, rec)
@@ -633,6 +731,9 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 	}
 	if rowBase != spill.rows {
 		return fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
+	}
+	if kr2 != nil && kr2.read != acc.keys.rows {
+		return fmt.Errorf("row keys: read back %d rows, wrote %d", kr2.read, acc.keys.rows)
 	}
 	return nil
 }

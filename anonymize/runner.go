@@ -529,6 +529,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 
 	var sink Sink
 	var spill *spillFile
+	var keys *rowKeys
 	defer func() {
 		if err != nil {
 			if sink != nil {
@@ -538,6 +539,9 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		}
 		if spill != nil {
 			spill.remove()
+		}
+		if keys != nil {
+			keys.remove()
 		}
 	}()
 
@@ -552,6 +556,12 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	if twoPass {
 		if spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
 			return nil, err
+		}
+		if acc.cells != nil {
+			if keys, err = newRowKeys(r.opts.TempDir); err != nil {
+				return nil, err
+			}
+			acc.keys = keys
 		}
 	} else {
 		if sink, err = create(pl.out); err != nil {
@@ -617,12 +627,22 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		if err := spill.finish(); err != nil {
 			return nil, err
 		}
+		if acc.cells != nil {
+			if err := keys.finish(); err != nil {
+				return nil, err
+			}
+			acc.cells.Seal()
+			acc.cellDrop = make([]bool, acc.cells.Groups())
+			for g := range acc.cellDrop {
+				acc.cellDrop[g] = !acc.cells.GroupKept(uint32(g))
+			}
+		}
 		if acc.gate != nil {
 			acc.gate.Seal(acc.cells)
 		}
 		var ka *kanonResult
 		if p.KAnon != nil && acc.cells != nil {
-			if err := r.countSurvivors(ctx, spill, acc); err != nil {
+			if err := r.countSurvivors(ctx, keys, acc); err != nil {
 				return nil, err
 			}
 		}
@@ -632,7 +652,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 			}
 		}
 		if ka != nil && acc.cells != nil {
-			if err := r.settle(ctx, pl, spill, ka, acc); err != nil {
+			if err := r.settle(ctx, keys, ka, acc); err != nil {
 				return nil, err
 			}
 		}
