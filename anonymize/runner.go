@@ -351,7 +351,13 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 			return nil, err
 		}
 		pl.seg = seg
-		pl.coarsen = mobility.CoarsenOptions{Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution, Cell: m.CellColumn, Mem: r.mem}
+		cache, err := mobility.NewCellCache(m.CellResolution)
+		if err != nil {
+			seg.Release()
+			return nil, err
+		}
+		// One cell cache for the Coarseners of every batch (see produce).
+		pl.coarsen = mobility.CoarsenOptions{Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution, Cell: m.CellColumn, Mem: r.mem, Cache: cache}
 		c, err := mobility.NewCoarsener(seg.Schema(), pl.coarsen)
 		if err != nil {
 			seg.Release()
