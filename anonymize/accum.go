@@ -216,7 +216,7 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 		}
 		a.outCells = oc
 		if m.TraceK > 0 {
-			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem})
+			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem, TempDir: r.opts.TempDir})
 			if err != nil {
 				a.closeAgg()
 				return nil, fmt.Errorf("mobility: %w", err)
@@ -549,6 +549,9 @@ func (a *accumulators) commitRelease() error {
 
 func (a *accumulators) release() {
 	a.closeAgg()
+	if a.gate != nil {
+		a.gate.Close()
+	}
 	if a.relSink != nil {
 		a.relSink.Abort()
 	}

@@ -645,6 +645,9 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		}
 		if acc.gate != nil {
 			acc.gate.Seal(acc.cells)
+			if err := acc.gate.Err(); err != nil {
+				return nil, err
+			}
 		}
 		var ka *kanonResult
 		if p.KAnon != nil && acc.cells != nil {
