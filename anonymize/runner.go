@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -62,7 +63,21 @@ type Options struct {
 	// grows with them); rows beyond are not indexed and the report says so.
 	// 0 means 1,000,000.
 	UnicityMaxRows int64
+	// MemoryLimit is the Go runtime's soft memory limit (bytes) while Run
+	// runs, when the environment does not set GOMEMLIMIT and the limit in
+	// force is higher: 0 means DefaultMemoryLimit, -1 leaves the runtime
+	// alone. Run restores the previous limit when it returns. It is a
+	// complement, not the bound itself: the state a run keeps is bounded by
+	// the fleet, the groups and the caps above, not by the rows; the limit
+	// only stops Go's collector from letting garbage grow to twice that
+	// state between collections (GOGC=100) before it collects.
+	MemoryLimit int64
 }
+
+// DefaultMemoryLimit is the soft memory limit Run sets by default (see
+// Options.MemoryLimit): the pipeline's live state on the benchmark fleet
+// (20,000 vehicles) is 250-350 MB from 10M to 100M rows.
+const DefaultMemoryLimit = 768 << 20
 
 // Runner applies a policy to record batch streams. Create one with
 // NewRunner; Close it to zero the derived keys. A Runner runs one source at a
@@ -107,6 +122,12 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if r.opts.UnicityMaxRows == 0 {
 		r.opts.UnicityMaxRows = 1_000_000
+	}
+	if r.opts.MemoryLimit < -1 {
+		return nil, fmt.Errorf("%s: MemoryLimit must be >= -1", fn)
+	}
+	if r.opts.MemoryLimit == 0 {
+		r.opts.MemoryLimit = DefaultMemoryLimit
 	}
 	if p.Release != nil && opts.Release == nil {
 		return nil, fmt.Errorf("%s: the policy has a release block but Options.Release is nil", fn)
@@ -496,6 +517,12 @@ func project(schema *arrow.Schema, rec arrow.RecordBatch, keep []int) arrow.Reco
 func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateFunc) (rep *Report, err error) {
 	start := time.Now()
 	p := r.p
+	if lim := r.opts.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		if prev := debug.SetMemoryLimit(-1); lim < prev {
+			debug.SetMemoryLimit(lim)
+			defer debug.SetMemoryLimit(prev)
+		}
+	}
 	pl, err := r.makePlan(src.Schema())
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
