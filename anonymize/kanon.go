@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -553,6 +554,12 @@ type spillFile struct {
 	schema *arrow.Schema
 	mem    memory.Allocator
 	rows   int64
+	// Batches are encoded and written on their own goroutine, overlapping
+	// with the accumulators of the next batch.
+	ch   chan arrow.RecordBatch
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
 }
 
 func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
@@ -561,19 +568,57 @@ func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFil
 		return nil, fmt.Errorf("spill: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	return &spillFile{f: f, bw: bw, schema: schema, mem: mem,
-		w: ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem))}, nil
+	s := &spillFile{f: f, bw: bw, schema: schema, mem: mem,
+		w:  ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem)),
+		ch: make(chan arrow.RecordBatch, 2), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for rec := range s.ch {
+			if s.failed() == nil {
+				if err := s.w.Write(rec); err != nil {
+					s.mu.Lock()
+					s.err = fmt.Errorf("spill %s: %w", s.f.Name(), err)
+					s.mu.Unlock()
+				}
+			}
+			rec.Release()
+		}
+	}()
+	return s, nil
 }
 
+func (s *spillFile) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// write queues rec (retained) for the spill; it reports an earlier write's
+// error, if any.
 func (s *spillFile) write(rec arrow.RecordBatch) error {
-	s.rows += rec.NumRows()
-	if err := s.w.Write(rec); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	if err := s.failed(); err != nil {
+		return err
 	}
+	s.rows += rec.NumRows()
+	rec.Retain()
+	s.ch <- rec
 	return nil
 }
 
+// stop waits for the queued batches to be written.
+func (s *spillFile) stop() {
+	if s.ch != nil {
+		close(s.ch)
+		<-s.done
+		s.ch = nil
+	}
+}
+
 func (s *spillFile) finish() error {
+	s.stop()
+	if err := s.failed(); err != nil {
+		return err
+	}
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
 	}
@@ -595,6 +640,7 @@ func (s *spillFile) rewind() error {
 }
 
 func (s *spillFile) remove() {
+	s.stop()
 	name := s.f.Name()
 	s.f.Close()
 	os.Remove(name)
