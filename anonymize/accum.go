@@ -337,7 +337,7 @@ func (a *accumulators) addKeys(ctx context.Context, rec arrow.RecordBatch, base 
 			return fmt.Errorf("mobility: %w", err)
 		}
 		if a.kan != nil {
-			if err := a.kan.comboIDsOf(rec, base, combo); err != nil {
+			if err := a.kan.comboIDsOf(rec, base, subj, combo); err != nil {
 				return err
 			}
 		} else {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 
@@ -43,6 +44,10 @@ type kanonAcc struct {
 	comboIDs  map[string]uint32
 	comboKeys []string // combination id → packed raw ids
 	lastCombo []uint32 // per subject id: combination id + 1 last recorded
+	// comboIDsOf's shortcut: per subject id, the last combination's raw ids
+	// (len(qi) each) and its id + 1.
+	subjLast   []uint32
+	subjLastID []uint32
 }
 
 // nullCombo marks, in the row keys, a row with a null quasi-identifier:
@@ -51,8 +56,10 @@ type kanonAcc struct {
 const nullCombo = ^uint32(0)
 
 // comboIDsOf numbers the raw quasi-identifier combination of every row of
-// rec (pass 1), interning values as add does, into dst.
-func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, dst []uint32) error {
+// rec (pass 1), interning values as add does, into dst. subj holds the rows'
+// dense subject ids: a subject's combination rarely changes, so a row whose
+// values equal its subject's last combination skips the map.
+func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []uint32) error {
 	n := int(rec.NumRows())
 	var nulls []bool
 	for j, c := range a.qiIdx {
@@ -85,13 +92,24 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, dst []uint32
 	if a.comboIDs == nil {
 		a.comboIDs = map[string]uint32{}
 	}
-	comp := make([]uint32, len(a.qi))
+	nq := len(a.qi)
+	comp := make([]uint32, nq)
 	for i := range n {
 		if nulls != nil && nulls[i] {
 			continue
 		}
 		for j := range a.qi {
 			comp[j] = a.ids[j][i]
+		}
+		s := int(subj[i])
+		if s >= len(a.subjLastID) {
+			a.subjLastID = append(a.subjLastID, make([]uint32, s+1-len(a.subjLastID))...)
+			a.subjLast = append(a.subjLast, make([]uint32, (s+1)*nq-len(a.subjLast))...)
+		}
+		last := a.subjLast[s*nq : (s+1)*nq]
+		if a.subjLastID[s] != 0 && slices.Equal(last, comp) {
+			dst[i] = a.subjLastID[s] - 1
+			continue
 		}
 		a.key = packKey(a.key[:0], comp...)
 		id, ok := a.comboIDs[string(a.key)]
@@ -105,6 +123,8 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, dst []uint32
 			a.comboKeys = append(a.comboKeys, k)
 		}
 		dst[i] = id
+		copy(last, comp)
+		a.subjLastID[s] = id + 1
 	}
 	return nil
 }
