@@ -1,6 +1,7 @@
 package mobility
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"crypto/rand"
@@ -547,17 +548,8 @@ func (e *endpointRadius) within(lat, lon float64) bool {
 // emit builds the output batch from the queued rows, in input order, and
 // releases input batches no open trip needs any more.
 func (s *Segmenter) emit(ctx context.Context) (arrow.RecordBatch, error) {
-	refs := s.pending
+	refs := sortRefs(s.pending)
 	s.pending = nil
-	slices.SortFunc(refs, func(a, b outRef) int {
-		if a.h.seq != b.h.seq {
-			if a.h.seq < b.h.seq {
-				return -1
-			}
-			return 1
-		}
-		return int(a.row) - int(b.row)
-	})
 	out, err := s.build(ctx, refs)
 	s.stats.RowsOut += int64(len(refs))
 	kept := s.held[:0]
@@ -571,6 +563,55 @@ func (s *Segmenter) emit(ctx context.Context) (arrow.RecordBatch, error) {
 	clear(s.held[len(kept):])
 	s.held = kept
 	return out, err
+}
+
+// sortRefs orders refs by (batch sequence, row) in linear time: each row's
+// trip is placed in a slot table per held batch, and the tables are read
+// back in order (a comparison sort of the ~64K refs of every batch was a
+// third of the Segmenter's time). Rows appear once in refs; if not, it falls
+// back to sorting.
+func sortRefs(refs []outRef) []outRef {
+	if len(refs) < 2 {
+		return refs
+	}
+	type slot struct {
+		trip int64
+		set  bool
+	}
+	byBatch := map[*heldBatch][]slot{}
+	var hs []*heldBatch
+	for _, r := range refs {
+		sl, ok := byBatch[r.h]
+		if !ok {
+			sl = make([]slot, r.h.rec.NumRows())
+			byBatch[r.h] = sl
+			hs = append(hs, r.h)
+		}
+		if sl[r.row].set {
+			return sortRefsCmp(refs)
+		}
+		sl[r.row] = slot{trip: r.trip, set: true}
+	}
+	slices.SortFunc(hs, func(a, b *heldBatch) int { return cmp.Compare(a.seq, b.seq) })
+	out := refs[:0]
+	for _, h := range hs {
+		for row, sl := range byBatch[h] {
+			if sl.set {
+				out = append(out, outRef{h: h, row: int32(row), trip: sl.trip})
+			}
+		}
+	}
+	return out
+}
+
+func sortRefsCmp(refs []outRef) []outRef {
+	slices.SortFunc(refs, func(a, b outRef) int {
+		if a.h.seq != b.h.seq {
+			return cmp.Compare(a.h.seq, b.h.seq)
+		}
+		return int(a.row) - int(b.row)
+	})
+	return refs
 }
 
 func (s *Segmenter) build(ctx context.Context, refs []outRef) (arrow.RecordBatch, error) {
