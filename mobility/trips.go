@@ -149,6 +149,7 @@ type Segmenter struct {
 	err              error
 	current          *subjectState // OrderSubject: the subject being read
 	free             [][]point     // point buffers of closed trips, reused
+	slots            []refSlot     // sortRefs' tables, reused
 }
 
 type heldBatch struct {
@@ -548,10 +549,14 @@ func (e *endpointRadius) within(lat, lon float64) bool {
 // emit builds the output batch from the queued rows, in input order, and
 // releases input batches no open trip needs any more.
 func (s *Segmenter) emit(ctx context.Context) (arrow.RecordBatch, error) {
-	refs := sortRefs(s.pending)
-	s.pending = nil
+	refs := sortRefs(s.pending, &s.slots)
 	out, err := s.build(ctx, refs)
 	s.stats.RowsOut += int64(len(refs))
+	// build has copied what it needs: keep the slice's array for the next
+	// batch's refs (it held ~64K refs; reallocating it every batch was the
+	// Segmenter's largest allocation).
+	clear(refs)
+	s.pending = refs[:0]
 	kept := s.held[:0]
 	for _, h := range s.held {
 		if h.pending == 0 {
@@ -566,42 +571,53 @@ func (s *Segmenter) emit(ctx context.Context) (arrow.RecordBatch, error) {
 }
 
 // sortRefs orders refs by (batch sequence, row) in linear time: each row's
-// trip is placed in a slot table per held batch, and the tables are read
-// back in order (a comparison sort of the ~64K refs of every batch was a
-// third of the Segmenter's time). Rows appear once in refs; if not, it falls
-// back to sorting.
-func sortRefs(refs []outRef) []outRef {
+// trip is placed in a slot table per held batch (in *scratch, reused), and
+// the tables are read back in order (a comparison sort of the ~64K refs of
+// every batch was a third of the Segmenter's time). Rows appear once in refs;
+// if not, it falls back to sorting.
+func sortRefs(refs []outRef, scratch *[]refSlot) []outRef {
 	if len(refs) < 2 {
 		return refs
 	}
-	type slot struct {
-		trip int64
-		set  bool
-	}
-	byBatch := map[*heldBatch][]slot{}
+	base := map[*heldBatch]int{}
 	var hs []*heldBatch
+	total := 0
 	for _, r := range refs {
-		sl, ok := byBatch[r.h]
-		if !ok {
-			sl = make([]slot, r.h.rec.NumRows())
-			byBatch[r.h] = sl
+		if _, ok := base[r.h]; !ok {
+			base[r.h] = total
+			total += int(r.h.rec.NumRows())
 			hs = append(hs, r.h)
 		}
-		if sl[r.row].set {
+	}
+	if cap(*scratch) < total {
+		*scratch = make([]refSlot, total)
+	}
+	slots := (*scratch)[:total]
+	clear(slots)
+	for _, r := range refs {
+		sl := &slots[base[r.h]+int(r.row)]
+		if sl.set {
 			return sortRefsCmp(refs)
 		}
-		sl[r.row] = slot{trip: r.trip, set: true}
+		*sl = refSlot{trip: r.trip, set: true}
 	}
 	slices.SortFunc(hs, func(a, b *heldBatch) int { return cmp.Compare(a.seq, b.seq) })
 	out := refs[:0]
 	for _, h := range hs {
-		for row, sl := range byBatch[h] {
+		b := base[h]
+		for row, sl := range slots[b : b+int(h.rec.NumRows())] {
 			if sl.set {
 				out = append(out, outRef{h: h, row: int32(row), trip: sl.trip})
 			}
 		}
 	}
 	return out
+}
+
+// refSlot is one row's place in sortRefs' tables.
+type refSlot struct {
+	trip int64
+	set  bool
 }
 
 func sortRefsCmp(refs []outRef) []outRef {
