@@ -77,8 +77,8 @@ type Options struct {
 // DefaultMemoryLimit is the soft memory limit Run sets by default (see
 // Options.MemoryLimit). The pipeline's live heap on the benchmark fleet
 // (20,000 vehicles, 10M rows) is about 250 MB after a collection, so the
-// limit leaves the collector three times that; peak RSS was 811 MiB at 10M
-// rows and 822 MiB at 100M (benchmarks/pipeline/RESULTS.md).
+// limit leaves the collector three times that; peak RSS was 809-812 MiB at
+// 10M rows and 822-867 MiB at 100M (benchmarks/pipeline/RESULTS.md).
 const DefaultMemoryLimit = 768 << 20
 
 // Runner applies a policy to record batch streams. Create one with
