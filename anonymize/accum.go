@@ -119,9 +119,11 @@ type accumulators struct {
 	cells          *mobility.CellSuppressor
 	gate           *mobility.TraceGate
 	cellSuppressed int64
-	rawMeans       *mobility.CellMeans        // utility: raw data
-	outCells       *mobility.CellSuppressor   // independent check: cell-hour k of the written rows
-	extraCells     []*mobility.CellSuppressor // cell-hours settle suppressed after k-anonymity
+	rawMeans       *mobility.CellMeans      // utility: raw data
+	outCells       *mobility.CellSuppressor // independent check: cell-hour k of the written rows
+	keys           *rowKeys                 // per spilled row: subject, group and combination ids (with cells)
+	keyBuf         [4][]uint32
+	cellDrop       []bool // per group id of cells: rows dropped in pass 2 (set after pass 1, grown by settle)
 	settleRounds   int
 	settleCells    int
 	settleClasses  int
@@ -182,7 +184,7 @@ func (r *Runner) newAccumulators(pl *plan) (*accumulators, error) {
 		}
 		a.outCells = oc
 		if m.TraceK > 0 {
-			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem})
+			g, err := mobility.NewTraceGate(pl.trans, mobility.TraceGateOptions{Subject: p.Subject, Trip: m.TripIDColumn, Cell: m.CellColumn, Time: m.Time, K: m.TraceK, Mem: r.mem, TempDir: r.opts.TempDir})
 			if err != nil {
 				a.closeAgg()
 				return nil, fmt.Errorf("mobility: %w", err)
@@ -258,6 +260,34 @@ func (a *accumulators) closeAgg() {
 func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 	base := a.rowBase
 	a.rowBase += rec.NumRows()
+	// Two groups of accumulators with no state in common, each on its own
+	// goroutine (one batch at a time, in order): this is the serial stage
+	// of pass 1, so splitting it shortens the run on two cores.
+	// Arrow builds a dictionary array's value array lazily on first use,
+	// unsynchronised: build it here, before two goroutines (and then the
+	// spill's) read the batch.
+	for _, c := range rec.Columns() {
+		if d, ok := c.(*array.Dictionary); ok {
+			d.Dictionary()
+		}
+	}
+	var errValues error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errValues = a.addValues(ctx, rec)
+	}()
+	errKeys := a.addKeys(ctx, rec, base)
+	<-done
+	if errKeys != nil {
+		return errKeys
+	}
+	return errValues
+}
+
+// addKeys feeds k-anonymity's counts (without cells) or cell suppression and
+// the row keys (with cells).
+func (a *accumulators) addKeys(ctx context.Context, rec arrow.RecordBatch, base int64) error {
 	// With cell suppression, k-anonymity counts only the rows that survive
 	// it (Runner.countSurvivors, after pass 1); otherwise every row survives.
 	if a.kan != nil && a.cells == nil {
@@ -265,6 +295,39 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 			return err
 		}
 	}
+	if a.cells != nil {
+		n := int(rec.NumRows())
+		for i := range a.keyBuf {
+			a.keyBuf[i] = growU32(a.keyBuf[i], n)
+		}
+		subj, group, combo := a.keyBuf[0], a.keyBuf[1], a.keyBuf[2]
+		if err := a.cells.ObserveIDs(ctx, rec, group, subj); err != nil {
+			return fmt.Errorf("mobility: %w", err)
+		}
+		var sens []uint32 // l/t: the sensitive value's id (diversity.go)
+		if a.kan != nil {
+			if err := a.kan.comboIDsOf(rec, base, subj, combo); err != nil {
+				return err
+			}
+			if a.kan.div != nil {
+				sens = a.keyBuf[3]
+				if err := a.kan.div.sensIDs(rec, base, sens); err != nil {
+					return err
+				}
+			}
+		} else {
+			clear(combo)
+		}
+		if err := a.keys.write(subj, group, combo, sens); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addValues feeds the raw utility means, the DP aggregator and the trace
+// gate.
+func (a *accumulators) addValues(ctx context.Context, rec arrow.RecordBatch) error {
 	if a.rawMeans != nil && a.rawFromTrans {
 		w, err := a.utilWindow(ctx, rec)
 		if err != nil {
@@ -289,11 +352,6 @@ func (a *accumulators) add(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 		if err := a.dpAgg.Add(ctx, in); err != nil {
 			return fmt.Errorf("release: %w", err)
-		}
-	}
-	if a.cells != nil {
-		if err := a.cells.Observe(ctx, rec); err != nil {
-			return fmt.Errorf("mobility: %w", err)
 		}
 	}
 	if a.gate != nil {
@@ -481,6 +539,9 @@ func (a *accumulators) commitRelease() error {
 
 func (a *accumulators) release() {
 	a.closeAgg()
+	if a.gate != nil {
+		a.gate.Close()
+	}
 	if a.relSink != nil {
 		a.relSink.Abort()
 	}

@@ -87,18 +87,8 @@ func (d *divAcc) add(a *kanonAcc, rec arrow.RecordBatch, rowBase int64) error {
 	}
 	if d.perSubject {
 		for i := range n {
-			s, v := a.sid[i], int32(d.sid[i])
-			for int(s) >= len(d.subjSens) {
-				d.subjSens = append(d.subjSens, -1)
-			}
-			switch d.subjSens[s] {
-			case -1:
-				d.subjSens[s] = v
-			case v:
-			default:
-				return fmt.Errorf("kanon: sensitive column %q, row %d: the subject of this row has another value in an earlier row; "+
-					"with per_subject, l-diversity and t-closeness count each subject once with its value, so the sensitive column "+
-					"must hold one value per subject (an attribute of the subject, not a per-reading measurement)", d.col, rowBase+int64(i)+1)
+			if err := d.recordSubject(a.sid[i], d.sid[i], rowBase+int64(i)+1); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -113,6 +103,50 @@ func (d *divAcc) add(a *kanonAcc, rec arrow.RecordBatch, rowBase int64) error {
 		key = packKey(key[:0], comp...)
 		d.rows[string(key)]++
 	}
+	return nil
+}
+
+// recordSubject records subject s's sensitive value v (ids), and fails
+// when the subject was seen with another value (row: for the message).
+func (d *divAcc) recordSubject(s, v uint32, row int64) error {
+	for int(s) >= len(d.subjSens) {
+		d.subjSens = append(d.subjSens, -1)
+	}
+	switch d.subjSens[s] {
+	case -1:
+		d.subjSens[s] = int32(v)
+	case int32(v):
+	default:
+		return fmt.Errorf("kanon: sensitive column %q, row %d: the subject of this row has another value in an earlier row; "+
+			"with per_subject, l-diversity and t-closeness count each subject once with its value, so the sensitive column "+
+			"must hold one value per subject (an attribute of the subject, not a per-reading measurement)", d.col, row)
+	}
+	return nil
+}
+
+// sensIDs numbers the sensitive values of a transformed batch (pass 1 with
+// cell suppression: the ids go to the row keys, and countSurvivors and the
+// settle rounds read them back).
+func (d *divAcc) sensIDs(rec arrow.RecordBatch, rowBase int64, dst []uint32) error {
+	col := rec.Column(d.idx)
+	if err := sensitiveNulls(d.col, col, rowBase); err != nil {
+		return err
+	}
+	if err := d.vals.column(d.col, col, rowBase, dst); err != nil {
+		return fmt.Errorf("kanon: %w", err)
+	}
+	return nil
+}
+
+// addPair records the sensitive value of a row that survives cell
+// suppression, as add does for a batch: combo and sid are the row keys'
+// combination and subject ids (kanonAcc.addPair keys its pairs by the same
+// subject id), sens the value's id from sensIDs, row the spill row.
+func (d *divAcc) addPair(a *kanonAcc, combo, sid, sens uint32, row int64) error {
+	if d.perSubject {
+		return d.recordSubject(sid, sens, row+1)
+	}
+	d.rows[a.comboKeys[combo]+string(packKey(nil, sens))]++
 	return nil
 }
 
@@ -272,17 +306,35 @@ func (d *divAcc) decide(kr *kanonResult, supp int64) (int64, error) {
 			d.extra++
 		}
 	}
-	d.out = newDivCollector(d, kr, false)
+	d.out = newDivCollector(d, kr)
 	return supp, nil
 }
 
-// collector returns a collector for one settle round (rows of pl.trans,
-// quasi-identifiers not yet generalised), or nil without l/t.
-func (d *divAcc) collector(kr *kanonResult) *divCollector {
+// keyCollector returns a collector for one settle round fed from the row
+// keys (addMember), or nil without l/t. Its sensitive ids are divAcc.vals'.
+func (d *divAcc) keyCollector(kr *kanonResult) *divCollector {
 	if d == nil {
 		return nil
 	}
-	return newDivCollector(d, kr, true)
+	c := newDivCollector(d, kr)
+	c.sens = d.vals
+	c.tab = newDivTable(d.vals)
+	return c
+}
+
+// addMember counts one surviving row of a settle round by its generalised
+// class key, subject id and sensitive id (d.vals): per subject once per
+// (class, subject), otherwise once per row.
+func (c *divCollector) addMember(class string, subj, sens uint32) {
+	id := c.tab.class(class)
+	if c.d.perSubject {
+		mk := uint64(id)<<32 | uint64(subj)
+		if _, seen := c.members[mk]; seen {
+			return // one value per subject: recordSubject checked it
+		}
+		c.members[mk] = sens
+	}
+	c.tab.add(id, sens, 1)
 }
 
 // observe feeds a written batch (pl.gen, after suppression) to the output
@@ -324,25 +376,24 @@ func (d *divAcc) finish(rep *Report) error {
 }
 
 // divCollector gathers the members of generalised classes and their
-// sensitive values from record batches, for kanon.Verify: in a settle round
-// (generalise: the rows are pl.trans) and over the written rows (pl.gen).
+// sensitive values: in a settle round from the row keys (addMember) and over
+// the written rows (add, pl.gen batches), for kanon.Verify.
 type divCollector struct {
-	d          *divAcc
-	kr         *kanonResult
-	generalise bool
-	qi         []*interner
-	gen        [][]string // per quasi-identifier: generalised value per id
-	ids        map[string]uint32
-	subj       *interner
-	sens       *interner
-	members    map[uint64]uint32 // per subject: (class, subject) → sensitive id
-	tab        *divTable
-	scratch    [][]uint32
-	sid, vid   []uint32
+	d        *divAcc
+	kr       *kanonResult
+	qi       []*interner
+	gen      [][]string // per quasi-identifier: generalised value per id
+	ids      map[string]uint32
+	subj     *interner
+	sens     *interner
+	members  map[uint64]uint32 // per subject: (class, subject) → sensitive id
+	tab      *divTable
+	scratch  [][]uint32
+	sid, vid []uint32
 }
 
-func newDivCollector(d *divAcc, kr *kanonResult, generalise bool) *divCollector {
-	c := &divCollector{d: d, kr: kr, generalise: generalise, ids: map[string]uint32{}, subj: newInterner(),
+func newDivCollector(d *divAcc, kr *kanonResult) *divCollector {
+	c := &divCollector{d: d, kr: kr, ids: map[string]uint32{}, subj: newInterner(),
 		sens: newInterner(), members: map[uint64]uint32{}}
 	c.tab = newDivTable(c.sens)
 	for range kr.a.qi {
@@ -367,15 +418,7 @@ func (c *divCollector) add(rec arrow.RecordBatch, rowBase int64) error {
 			return fmt.Errorf("kanon: %w", err)
 		}
 		for len(c.gen[j]) < len(c.qi[j].vals) {
-			v := c.qi[j].vals[len(c.gen[j])]
-			if c.generalise {
-				g, err := c.kr.hier[j].Generalize(v, c.kr.levels[j])
-				if err != nil {
-					return fmt.Errorf("kanon: column %q: %w", a.qi[j], err)
-				}
-				v = g
-			}
-			c.gen[j] = append(c.gen[j], v)
+			c.gen[j] = append(c.gen[j], c.qi[j].vals[len(c.gen[j])])
 		}
 	}
 	scol := rec.Column(c.d.idx)

@@ -435,22 +435,12 @@ func TestDiversitySettleRound(t *testing.T) {
 			nil, []string{"a"}, ""},
 		{"two values of one vehicle in a class", &kanon.LDiversity{Sensitive: "s", L: 2, Variant: kanon.LDistinct}, nil, nil,
 			[]row{{"a", "v1", "A"}, {"a", "v1", "B"}},
-			nil, nil, `sensitive column "s", row 2: a subject has two values in one class`},
+			nil, nil, `sensitive column "s", row 2: the subject of this row has another value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			schema := arrow.NewSchema([]arrow.Field{{Name: "q", Type: arrow.BinaryTypes.String}, {Name: "vin", Type: arrow.BinaryTypes.String}, {Name: "s", Type: arrow.BinaryTypes.String}}, nil)
-			b := array.NewRecordBuilder(mem, schema)
-			for _, r := range tt.rows {
-				b.Field(0).(*array.StringBuilder).Append(r.q)
-				b.Field(1).(*array.StringBuilder).Append(r.subj)
-				b.Field(2).(*array.StringBuilder).Append(r.s)
-			}
-			rec := b.NewRecordBatch()
-			b.Release()
-			defer rec.Release()
 			r := &Runner{p: &Policy{KAnon: &KAnonPolicy{K: 2}}}
 			a := &kanonAcc{r: r, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
 			kr := &kanonResult{a: a, hier: []kanon.Hierarchy{kanon.MaskHierarchy{MaxMasked: 1}}, levels: []int{0},
@@ -458,9 +448,21 @@ func TestDiversitySettleRound(t *testing.T) {
 			for _, c := range tt.suppressed {
 				kr.suppressed[c+"\x00"] = true
 			}
-			d := &divAcc{r: r, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref}
-			c := d.collector(kr)
-			err := c.add(rec, 0)
+			d := &divAcc{r: r, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref, vals: newInterner()}
+			// As pass 1 and the settle round see the rows: ids from the row
+			// keys, each subject's value checked once (recordSubject), the
+			// members counted by their generalised class (the mask
+			// hierarchy at level 0 keeps q).
+			c := d.keyCollector(kr)
+			subjects := newInterner()
+			var err error
+			for i, r := range tt.rows {
+				s, v := subjects.id(r.subj), d.vals.id(r.s)
+				if err = d.recordSubject(s, v, int64(i+1)); err != nil {
+					break
+				}
+				c.addMember(r.q+"\x00", s, v)
+			}
 			var added int
 			if err == nil {
 				added, err = c.decide()

@@ -34,10 +34,12 @@
 // pass 1 reads the source once, applies opt-out, trips, trimming, cells and
 // the column actions, feeds the accumulators (quasi-identifier combinations
 // when there is no mobility block, subjects per cell and time bucket, the DP aggregator, the unicity index)
-// and spills the transformed rows to a temporary Arrow IPC stream; with both
-// a mobility and a kanon block, the spill is read once more to count the
-// quasi-identifier combinations of the rows cell suppression keeps (see
-// below); pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
+// and spills the transformed rows to a temporary Arrow IPC stream. With a
+// mobility block it also writes 12 bytes of keys per row (subject, cell-hour
+// group, raw quasi-identifier combination): the quasi-identifier
+// combinations of the rows cell suppression keeps are counted from them (see
+// below), and so are the settle rounds and pass 2's cell suppression, without
+// decoding the spill; pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
 // generalises the quasi-identifiers to the levels the search chose,
 // suppresses classes below k and writes. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and
@@ -51,6 +53,10 @@
 // unicity indexes, which are capped at Options.UnicityMaxRows rows, and the
 // utility measure's vehicles per raw cell-hour, over a 31-day window from
 // the first input batch's day (the report says when the data is longer).
+// The trace gate's per-trip traces go to temporary partition files past 2^18
+// open trips. On top of that, Run sets a soft memory limit for the Go
+// runtime (Options.MemoryLimit, default 768 MiB, unless GOMEMLIMIT is set):
+// without it the collector lets garbage grow to twice the live state.
 //
 // k-anonymity counts distinct subjects per class by default (kanon.per_subject):
 // with hundreds of readings per vehicle, counting rows would overstate k. The
@@ -152,12 +158,12 @@
 //
 // k-anonymity is searched over exactly the rows cell suppression keeps: with a
 // mobility block, the quasi-identifier histogram is filled by a read of the
-// spill after pass 1 that applies the (sealed) cell suppression, so a vehicle
+// row keys after pass 1 that applies the (sealed) cell suppression, so a vehicle
 // whose rows all fall in rare cell-hours does not count towards its class.
 // k-anonymity suppression then removes whole classes, which can leave a
 // cell-hour with fewer than mobility.k vehicles (84 of 4,231 on the demo);
 // suppressing those can in turn thin a class out. Before pass 2 the Runner
-// iterates the two to a fixed point (settle: each round reads the spill
+// iterates the two to a fixed point (settle: each round reads the row keys
 // through every suppression so far and adds the cell-hours and classes that
 // fell below their k; the sets only grow, so it ends — two rounds on the
 // demo — and fails after 10). The k-anonymity suppression limit covers the

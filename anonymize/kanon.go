@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -38,6 +40,117 @@ type kanonAcc struct {
 	sid    []uint32
 	key    []byte
 	div    *divAcc // sensitive values for l/t (diversity.go), or nil
+	// With cell suppression the combinations are numbered in pass 1
+	// (comboIDs) and counted later from the row keys (addPair).
+	comboIDs  map[string]uint32
+	comboKeys []string // combination id → packed raw ids
+	lastCombo []uint32 // per subject id: combination id + 1 last recorded
+	// comboIDsOf's shortcut: per subject id, the last combination's raw ids
+	// (len(qi) each) and its id + 1.
+	subjLast   []uint32
+	subjLastID []uint32
+}
+
+// nullCombo marks, in the row keys, a row with a null quasi-identifier:
+// nullCombo - j for the j-th quasi-identifier. Such a row is an error only
+// if it survives cell suppression (countSurvivors), as before the keys.
+const nullCombo = ^uint32(0)
+
+// comboIDsOf numbers the raw quasi-identifier combination of every row of
+// rec (pass 1), interning values as add does, into dst. subj holds the rows'
+// dense subject ids: a subject's combination rarely changes, so a row whose
+// values equal its subject's last combination skips the map.
+func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []uint32) error {
+	n := int(rec.NumRows())
+	var nulls []bool
+	for j, c := range a.qiIdx {
+		a.ids[j] = growU32(a.ids[j], n)
+		col := rec.Column(c)
+		if col.NullN() == 0 {
+			if err := a.in[j].column(a.qi[j], col, rowBase, a.ids[j]); err != nil {
+				return err
+			}
+			continue
+		}
+		if nulls == nil {
+			nulls = make([]bool, n)
+		}
+		for i := range n {
+			if col.IsNull(i) {
+				if !nulls[i] {
+					nulls[i] = true
+					dst[i] = nullCombo - uint32(j)
+				}
+				continue
+			}
+			v, err := valueText(col, i)
+			if err != nil {
+				return fmt.Errorf("column %q, row %d: %w", a.qi[j], rowBase+int64(i), err)
+			}
+			a.ids[j][i] = a.in[j].id(v)
+		}
+	}
+	if a.comboIDs == nil {
+		a.comboIDs = map[string]uint32{}
+	}
+	nq := len(a.qi)
+	comp := make([]uint32, nq)
+	for i := range n {
+		if nulls != nil && nulls[i] {
+			continue
+		}
+		for j := range a.qi {
+			comp[j] = a.ids[j][i]
+		}
+		s := int(subj[i])
+		if s >= len(a.subjLastID) {
+			a.subjLastID = append(a.subjLastID, make([]uint32, s+1-len(a.subjLastID))...)
+			a.subjLast = append(a.subjLast, make([]uint32, (s+1)*nq-len(a.subjLast))...)
+		}
+		last := a.subjLast[s*nq : (s+1)*nq]
+		if a.subjLastID[s] != 0 && slices.Equal(last, comp) {
+			dst[i] = a.subjLastID[s] - 1
+			continue
+		}
+		a.key = packKey(a.key[:0], comp...)
+		id, ok := a.comboIDs[string(a.key)]
+		if !ok {
+			if len(a.comboKeys) >= int(nullCombo)-len(a.qi) {
+				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.comboKeys))
+			}
+			id = uint32(len(a.comboKeys))
+			k := string(a.key)
+			a.comboIDs[k] = id
+			a.comboKeys = append(a.comboKeys, k)
+		}
+		dst[i] = id
+		copy(last, comp)
+		a.subjLastID[s] = id + 1
+	}
+	return nil
+}
+
+// addPair counts one surviving row by its combination and subject ids, as
+// add counts a row of a batch.
+func (a *kanonAcc) addPair(combo, sid uint32) {
+	key := a.comboKeys[combo]
+	if !a.perSubject {
+		a.combos[key]++
+		return
+	}
+	if int(sid) < len(a.lastCombo) && a.lastCombo[sid] == combo+1 {
+		return
+	}
+	a.key = append(append(a.key[:0], key...), byte(sid), byte(sid>>8), byte(sid>>16), byte(sid>>24))
+	if _, ok := a.pairs[string(a.key)]; !ok {
+		a.pairs[string(a.key)] = struct{}{}
+		a.combos[key]++
+		a.subj.id(string(a.key[len(key):]))
+	}
+	for int(sid) >= len(a.lastCombo) {
+		a.lastCombo = append(a.lastCombo, 0)
+	}
+	a.lastCombo[sid] = combo + 1
 }
 
 func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
@@ -220,18 +333,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
 	memberSeen := map[string]struct{}{}
-	gen := func(key string) (string, error) {
-		var g []byte
-		for i := range a.qi {
-			v, err := hs[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
-			if err != nil {
-				return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
-			}
-			g = append(g, v...)
-			g = append(g, 0)
-		}
-		return string(g), nil
-	}
+	gen := kr.classOf
 	if a.perSubject {
 		nq := 4 * len(a.qi)
 		for pair := range a.pairs {
@@ -277,6 +379,22 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 		kr.outIntern = append(kr.outIntern, newInterner())
 	}
 	return kr, nil
+}
+
+// classOf is the generalised class (values joined by \x00) of a packed
+// combination of raw ids, at the chosen levels.
+func (kr *kanonResult) classOf(key string) (string, error) {
+	a := kr.a
+	var g []byte
+	for i := range a.qi {
+		v, err := kr.hier[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
+		if err != nil {
+			return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+		}
+		g = append(g, v...)
+		g = append(g, 0)
+	}
+	return string(g), nil
 }
 
 // apply returns rec (pl.trans) as pl.gen: quasi-identifiers generalised,
@@ -480,6 +598,12 @@ type spillFile struct {
 	schema *arrow.Schema
 	mem    memory.Allocator
 	rows   int64
+	// Batches are encoded and written on their own goroutine, overlapping
+	// with the accumulators of the next batch.
+	ch   chan arrow.RecordBatch
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
 }
 
 func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
@@ -488,19 +612,57 @@ func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFil
 		return nil, fmt.Errorf("spill: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	return &spillFile{f: f, bw: bw, schema: schema, mem: mem,
-		w: ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem))}, nil
+	s := &spillFile{f: f, bw: bw, schema: schema, mem: mem,
+		w:  ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem)),
+		ch: make(chan arrow.RecordBatch, 2), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for rec := range s.ch {
+			if s.failed() == nil {
+				if err := s.w.Write(rec); err != nil {
+					s.mu.Lock()
+					s.err = fmt.Errorf("spill %s: %w", s.f.Name(), err)
+					s.mu.Unlock()
+				}
+			}
+			rec.Release()
+		}
+	}()
+	return s, nil
 }
 
+func (s *spillFile) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// write queues rec (retained) for the spill; it reports an earlier write's
+// error, if any.
 func (s *spillFile) write(rec arrow.RecordBatch) error {
-	s.rows += rec.NumRows()
-	if err := s.w.Write(rec); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	if err := s.failed(); err != nil {
+		return err
 	}
+	s.rows += rec.NumRows()
+	rec.Retain()
+	s.ch <- rec
 	return nil
 }
 
+// stop waits for the queued batches to be written.
+func (s *spillFile) stop() {
+	if s.ch != nil {
+		close(s.ch)
+		<-s.done
+		s.ch = nil
+	}
+}
+
 func (s *spillFile) finish() error {
+	s.stop()
+	if err := s.failed(); err != nil {
+		return err
+	}
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
 	}
@@ -522,6 +684,7 @@ func (s *spillFile) rewind() error {
 }
 
 func (s *spillFile) remove() {
+	s.stop()
 	// Close releases the dictionaries the IPC writer holds: a run that
 	// fails in pass 1 never reaches finish (a no-op after it).
 	s.w.Close()
@@ -531,40 +694,34 @@ func (s *spillFile) remove() {
 }
 
 // countSurvivors feeds the k-anonymity histogram with exactly the rows pass
-// 2 will hand to it: it reads the spill once, applies cell-hour suppression
-// (the only mobility step after pass 1 that removes rows; the trace gate only
-// detaches them) and counts the quasi-identifier combinations of the rows
-// kept. Counting in pass 1 instead let a vehicle whose rows all fall in rare
-// cell-hours count towards its class, and on small fleets the written class
-// then had fewer than k vehicles (the output verification caught it and the
-// run failed). The spill is rewound for pass 2.
-func (r *Runner) countSurvivors(ctx context.Context, spill *spillFile, acc *accumulators) error {
-	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
-	if err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	defer rd.Release()
-	var rowBase int64
-	for rd.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
+// 2 will hand to it: it reads the row keys once, applies cell-hour
+// suppression (the only mobility step after pass 1 that removes rows; the
+// trace gate only detaches them) and counts the quasi-identifier combinations
+// of the rows kept. Counting in pass 1 instead let a vehicle whose rows all
+// fall in rare cell-hours count towards its class, and on small fleets the
+// written class then had fewer than k vehicles (the output verification
+// caught it and the run failed).
+func (r *Runner) countSurvivors(ctx context.Context, keys *rowKeys, acc *accumulators) error {
+	cs, kan := acc.cells, acc.kan
+	var row int64
+	return keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
+		for i, g := range group {
+			if !cs.GroupKept(g) {
+				continue
+			}
+			if c := combo[i]; c > nullCombo-uint32(len(kan.qi)) {
+				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", kan.qi[nullCombo-c], row+int64(i))
+			}
+			kan.addPair(combo[i], subj[i])
+			if kan.div != nil {
+				if err := kan.div.addPair(kan, combo[i], subj[i], sens[i], row+int64(i)); err != nil {
+					return err
+				}
+			}
 		}
-		rec := rd.RecordBatch()
-		kept, _, err := acc.cells.Apply(ctx, rec)
-		if err != nil {
-			return fmt.Errorf("mobility: %w", err)
-		}
-		err = acc.kan.add(kept, rowBase)
-		kept.Release()
-		if err != nil {
-			return err
-		}
-		rowBase += rec.NumRows()
-	}
-	if err := rd.Err(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	return spill.rewind()
+		row += int64(len(group))
+		return nil
+	})
 }
 
 // pass2 reads the spill, applies cell suppression and k-anonymity, and
@@ -606,6 +763,10 @@ func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kano
 
 func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spill *spillFile, kr *kanonResult, acc *accumulators, outc chan<- arrow.RecordBatch, written, suppressed *int64) error {
 	var rowBase int64
+	var kr2 *keyReader
+	if acc.cells != nil {
+		kr2 = acc.keys.reader()
+	}
 	for rd.Next() {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
@@ -614,14 +775,22 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 		n := rec.NumRows()
 		rec.Retain()
 		if acc.cells != nil {
-			var dropped int64
-			kept, err := acc.applyCells(ctx, rec, &dropped)
+			_, group, _, _, err := kr2.next(int(n))
 			if err != nil {
+				rec.Release()
 				return err
 			}
-			rec = kept
-			acc.cellSuppressed += dropped
-			*suppressed += dropped
+			if mask, dropped := acc.cellMask(group); mask != nil {
+				kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+				mask.Release()
+				rec.Release()
+				if err != nil {
+					return fmt.Errorf("mobility: cell suppression, batch at row %d: %w", rowBase, err)
+				}
+				rec = kept
+				acc.cellSuppressed += dropped
+				*suppressed += dropped
+			}
 		}
 		if acc.gate != nil {
 			gated, err := acc.gate.Apply(ctx, rec)
@@ -664,6 +833,9 @@ func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spi
 	}
 	if rowBase != spill.rows {
 		return fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
+	}
+	if kr2 != nil && kr2.read != acc.keys.rows {
+		return fmt.Errorf("row keys: read back %d rows, wrote %d", kr2.read, acc.keys.rows)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -62,7 +63,23 @@ type Options struct {
 	// grows with them); rows beyond are not indexed and the report says so.
 	// 0 means 1,000,000.
 	UnicityMaxRows int64
+	// MemoryLimit is the Go runtime's soft memory limit (bytes) while Run
+	// runs, when the environment does not set GOMEMLIMIT and the limit in
+	// force is higher: 0 means DefaultMemoryLimit, -1 leaves the runtime
+	// alone. Run restores the previous limit when it returns. It is a
+	// complement, not the bound itself: the state a run keeps is bounded by
+	// the fleet, the groups and the caps above, not by the rows; the limit
+	// only stops Go's collector from letting garbage grow to twice that
+	// state between collections (GOGC=100) before it collects.
+	MemoryLimit int64
 }
+
+// DefaultMemoryLimit is the soft memory limit Run sets by default (see
+// Options.MemoryLimit). The pipeline's live heap on the benchmark fleet
+// (20,000 vehicles, 10M rows) is about 250 MB after a collection, so the
+// limit leaves the collector three times that; peak RSS was 809-812 MiB at
+// 10M rows and 822-867 MiB at 100M (benchmarks/pipeline/RESULTS.md).
+const DefaultMemoryLimit = 768 << 20
 
 // Runner applies a policy to record batch streams. Create one with
 // NewRunner; Close it to zero the derived keys. A Runner runs one source at a
@@ -107,6 +124,12 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if r.opts.UnicityMaxRows == 0 {
 		r.opts.UnicityMaxRows = 1_000_000
+	}
+	if r.opts.MemoryLimit < -1 {
+		return nil, fmt.Errorf("%s: MemoryLimit must be >= -1", fn)
+	}
+	if r.opts.MemoryLimit == 0 {
+		r.opts.MemoryLimit = DefaultMemoryLimit
 	}
 	if p.Release != nil && opts.Release == nil {
 		return nil, fmt.Errorf("%s: the policy has a release block but Options.Release is nil", fn)
@@ -346,7 +369,13 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 			return nil, err
 		}
 		pl.seg = seg
-		pl.coarsen = mobility.CoarsenOptions{Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution, Cell: m.CellColumn, Mem: r.mem}
+		cache, err := mobility.NewCellCache(m.CellResolution)
+		if err != nil {
+			seg.Release()
+			return nil, err
+		}
+		// One cell cache for the Coarseners of every batch (see produce).
+		pl.coarsen = mobility.CoarsenOptions{Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution, Cell: m.CellColumn, Mem: r.mem, Cache: cache}
 		c, err := mobility.NewCoarsener(seg.Schema(), pl.coarsen)
 		if err != nil {
 			seg.Release()
@@ -485,6 +514,12 @@ func project(schema *arrow.Schema, rec arrow.RecordBatch, keep []int) arrow.Reco
 func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateFunc) (rep *Report, err error) {
 	start := time.Now()
 	p := r.p
+	if lim := r.opts.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		if prev := debug.SetMemoryLimit(-1); lim < prev {
+			debug.SetMemoryLimit(lim)
+			defer debug.SetMemoryLimit(prev)
+		}
+	}
 	pl, err := r.makePlan(src.Schema())
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
@@ -524,6 +559,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 
 	var sink Sink
 	var spill *spillFile
+	var keys *rowKeys
 	defer func() {
 		if err != nil {
 			if sink != nil {
@@ -533,6 +569,9 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		}
 		if spill != nil {
 			spill.remove()
+		}
+		if keys != nil {
+			keys.remove()
 		}
 	}()
 
@@ -547,6 +586,12 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	if twoPass {
 		if spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
 			return nil, err
+		}
+		if acc.cells != nil {
+			if keys, err = newRowKeys(r.opts.TempDir, acc.kan != nil && acc.kan.div != nil); err != nil {
+				return nil, err
+			}
+			acc.keys = keys
 		}
 	} else {
 		if sink, err = create(pl.out); err != nil {
@@ -612,12 +657,25 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		if err := spill.finish(); err != nil {
 			return nil, err
 		}
+		if acc.cells != nil {
+			if err := keys.finish(); err != nil {
+				return nil, err
+			}
+			acc.cells.Seal()
+			acc.cellDrop = make([]bool, acc.cells.Groups())
+			for g := range acc.cellDrop {
+				acc.cellDrop[g] = !acc.cells.GroupKept(uint32(g))
+			}
+		}
 		if acc.gate != nil {
 			acc.gate.Seal(acc.cells)
+			if err := acc.gate.Err(); err != nil {
+				return nil, err
+			}
 		}
 		var ka *kanonResult
 		if p.KAnon != nil && acc.cells != nil {
-			if err := r.countSurvivors(ctx, spill, acc); err != nil {
+			if err := r.countSurvivors(ctx, keys, acc); err != nil {
 				return nil, err
 			}
 		}
@@ -627,7 +685,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 			}
 		}
 		if ka != nil && acc.cells != nil {
-			if err := r.settle(ctx, pl, spill, ka, acc); err != nil {
+			if err := r.settle(ctx, keys, ka, acc); err != nil {
 				return nil, err
 			}
 		}

@@ -2,8 +2,12 @@ package anonymize
 
 import (
 	"context"
+	"math"
+	"os"
+	"runtime/debug"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
@@ -98,5 +102,68 @@ func TestUtilityWindow(t *testing.T) {
 	u := rep.Mobility.Utility
 	if u == nil || !u.Windowed || u.WindowDays != 31 {
 		t.Fatalf("utility %+v: want a 31-day window, windowed", u)
+	}
+}
+
+// TestRunMemoryLimitAndTempFiles: Run sets the soft memory limit only for
+// its duration (and not when it would raise it), and leaves none of its
+// temporary files (spill, row keys, trace partitions) behind.
+func TestRunMemoryLimitAndTempFiles(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOMEMLIMIT is set: Run leaves the limit alone")
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := brakedisc.DefaultConfig()
+	cfg.Vehicles, cfg.Rows, cfg.BatchSize = 300, 30_000, 8192
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		before int64
+		limit  int64
+	}{
+		{"default lowers an unset limit", math.MaxInt64, 0},
+		{"never raises a lower one", 64 << 20, 0},
+		{"-1 leaves it alone", math.MaxInt64, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prev := debug.SetMemoryLimit(tc.before)
+			defer debug.SetMemoryLimit(prev)
+			src, err := brakedisc.NewReader(cfg, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Release()
+			out, rel := &memSink{}, &memSink{}
+			defer out.release()
+			defer rel.release()
+			r, err := NewRunner(Options{Policy: writePolicy(t, string(brakedisc.DemoPolicy())), Keyring: newKeyring(t), Mem: mem,
+				Release: sinkFor(rel), TempDir: tmp, MemoryLimit: tc.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var during int64
+			_, err = r.Run(context.Background(), src, func(s *arrow.Schema) (Sink, error) {
+				during = debug.SetMemoryLimit(-1)
+				return sinkFor(out)(s)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.before
+			if tc.limit == 0 && tc.before > DefaultMemoryLimit {
+				want = DefaultMemoryLimit
+			}
+			if during != want {
+				t.Errorf("limit during Run %d, want %d", during, want)
+			}
+			if after := debug.SetMemoryLimit(-1); after != tc.before {
+				t.Errorf("limit after Run %d, want %d (restored)", after, tc.before)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("%d temporary files left, first %s", len(left), left[0].Name())
+			}
+		})
 	}
 }

@@ -30,6 +30,10 @@ type CoarsenOptions struct {
 	Bucket time.Duration
 	// Mem allocates the output; nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// Cache, if not nil, is shared by the Coarseners of one stream (for
+	// batches coarsened in parallel by one Coarsener each); it must be for
+	// Resolution. nil gives each Coarsener its own. See CellCache.
+	Cache *CellCache
 }
 
 // Coarsener replaces coordinates by H3 cells and floors timestamps to
@@ -43,6 +47,7 @@ type Coarsener struct {
 	rows       int64
 	cellType   *arrow.DictionaryType
 	outTsType  arrow.DataType
+	cache      *CellCache
 }
 
 // NewCoarsener validates opts against the input schema.
@@ -73,6 +78,14 @@ func NewCoarsener(schema *arrow.Schema, opts CoarsenOptions) (*Coarsener, error)
 	}
 	if opts.Cell == "" {
 		return nil, fmt.Errorf("%s: Cell (the output column name) is required", fn)
+	}
+	c.cache = opts.Cache
+	if c.cache == nil {
+		if c.cache, err = NewCellCache(opts.Resolution); err != nil {
+			return nil, err
+		}
+	} else if c.cache.res != opts.Resolution {
+		return nil, fmt.Errorf("%s: Cache is for resolution %d, not %d", fn, c.cache.res, opts.Resolution)
 	}
 	if idx := schema.FieldIndices(opts.Cell); len(idx) > 0 && opts.Cell != opts.Lat && opts.Cell != opts.Lon {
 		return nil, fmt.Errorf("%s: Cell column %q already exists in the input", fn, opts.Cell)
@@ -156,13 +169,15 @@ func (c *Coarsener) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 }
 
 // cellArray maps coordinates to a dictionary array of H3 cells; each distinct
-// cell is formatted once per batch.
+// cell is formatted once per batch. The cell cache answers for points well
+// inside cells seen before (most of them), the H3 library for the rest.
 func (c *Coarsener) cellArray(lat, lon []float64) arrow.Array {
 	idx := make(map[h3.Cell]int32)
 	indices := make([]int32, len(lat))
 	var dict []string
+	local := make(map[uint64][]*cellGeom)
 	for i := range lat {
-		cell := h3.LatLngToCell(h3.LatLng{Lat: lat[i], Lng: lon[i]}, c.opts.Resolution)
+		cell := c.cache.lookup(lat[i], lon[i], local)
 		d, ok := idx[cell]
 		if !ok {
 			d = int32(len(dict))

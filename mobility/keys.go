@@ -1,8 +1,10 @@
 package mobility
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -13,6 +15,30 @@ import (
 type interner struct {
 	ids  map[string]uint32
 	next uint32
+	// The last string dictionary interned (a copy of its content) and its
+	// ids: Parquet gives every batch of a row group the row group's whole
+	// dictionary (20,000 VINs for 20,000 vehicles), so a batch whose
+	// dictionary has the same content reuses the ids instead of looking
+	// every entry up again.
+	lastOffsets []int32
+	lastData    []byte
+	lastIDs     []uint64
+}
+
+// dictIDs returns the ids of a string dictionary's entries, interning them.
+// The slice is the interner's; valid until the next call.
+func (in *interner) dictIDs(dv *array.String) []uint64 {
+	if in.lastIDs != nil && slices.Equal(in.lastOffsets, dv.ValueOffsets()) && bytes.Equal(in.lastData, dv.ValueBytes()) {
+		return in.lastIDs
+	}
+	ids := make([]uint64, dv.Len())
+	for d := range ids {
+		ids[d] = uint64(in.id(dv.Value(d)))
+	}
+	in.lastOffsets = append(in.lastOffsets[:0], dv.ValueOffsets()...)
+	in.lastData = append(in.lastData[:0], dv.ValueBytes()...)
+	in.lastIDs = ids
+	return ids
 }
 
 func newInterner() *interner { return &interner{ids: map[string]uint32{}} }
@@ -82,9 +108,14 @@ func keyValues(fn, name string, a arrow.Array, in *interner, rowBase int64, dst 
 		}
 	case *array.Dictionary:
 		dv := a.Dictionary()
-		ids := make([]uint64, dv.Len())
-		for d := range ids {
-			ids[d] = uint64(in.id(dictViewString(dv, d)))
+		var ids []uint64
+		if sd, ok := dv.(*array.String); ok && sd.NullN() == 0 {
+			ids = in.dictIDs(sd)
+		} else {
+			ids = make([]uint64, dv.Len())
+			for d := range ids {
+				ids[d] = uint64(in.id(dictViewString(dv, d)))
+			}
 		}
 		for i := range dst[:a.Len()] {
 			dst[i] = ids[a.GetValueIndex(i)]

@@ -170,6 +170,8 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 	var gate *traceGate
 	if opts.TraceK > 0 {
 		gate = newTraceGate(co.Schema(), opts.TraceK, opts.TripID, opts.Subject, opts.Cell, opts.Time)
+		gate.tempDir = opts.TempDir
+		defer gate.cleanup()
 	}
 	var observed int64
 	pass1 := func(rec arrow.RecordBatch, err error) error {
@@ -219,7 +221,9 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 	st.Trips = seg.Stats()
 	if gate != nil {
 		sup.seal()
-		gate.decide(sup)
+		if err := gate.decide(sup); err != nil {
+			return st, err
+		}
 	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return st, fmt.Errorf("%s: rewind spool: %w", fn, err)

@@ -2,6 +2,7 @@ package mobility
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -314,5 +315,45 @@ func TestTraceGateMatchesProtect(t *testing.T) {
 	}
 	if nulls == 0 || got.Published == 0 {
 		t.Fatalf("test should detach and publish some trips: %+v", got)
+	}
+}
+
+// TestTraceGateSpillSame: with the in-memory limit forced low, the trace
+// gate spills its trips to partition files (pieces of one trip in several)
+// and publishes exactly the trips it publishes in memory.
+func TestTraceGateSpillSame(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	rs := synthFleet(12, 80, 3)
+	run := func() (ProtectStats, map[int64]bool) {
+		opts := protectOpts(mem, t)
+		opts.Resolution, opts.K, opts.TraceK, opts.Endpoints = 5, 3, 3, EndpointsDetach
+		rd := makeReader(t, mem, rs, 700)
+		defer rd.Release()
+		ids := map[int64]bool{}
+		st, err := Protect(ctx, rd, opts, func(rec arrow.RecordBatch) error {
+			trip := rec.Column(0).(*array.Int64)
+			for i := range trip.Len() {
+				if trip.IsValid(i) {
+					ids[trip.Value(i)] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := os.ReadDir(opts.TempDir); len(n) != 0 {
+			t.Fatalf("%d temporary files left in %s", len(n), opts.TempDir)
+		}
+		return st, ids
+	}
+	want, _ := run()
+	defer func(n int) { traceSpillAt = n }(traceSpillAt)
+	traceSpillAt = 5
+	got, ids := run()
+	if got.Traces != want.Traces || len(ids) != want.Traces.Published || want.Traces.Published == 0 {
+		t.Fatalf("spilled: %+v (%d ids written), in memory: %+v", got.Traces, len(ids), want.Traces)
 	}
 }

@@ -47,14 +47,11 @@ type CellSuppressor struct {
 	subj, cell, ts int
 	subjects       *denser
 	cells          *interner
-	groups         map[[2]uint64]*groupSubjects
+	groups         map[[2]uint64]uint32 // (cell, time) key → group id
+	subs           [][]uint32           // per group id: distinct subjects, up to K
 	sealed         bool
 	stats          SuppressStats
 	buf            [3][]uint64
-}
-
-type groupSubjects struct {
-	subs []uint32 // distinct subjects, up to K
 }
 
 // NewCellSuppressor validates opts against the schema.
@@ -63,7 +60,7 @@ func NewCellSuppressor(schema *arrow.Schema, opts SuppressOptions) (*CellSuppres
 	if schema == nil {
 		return nil, fmt.Errorf("%s: nil schema", fn)
 	}
-	s := &CellSuppressor{opts: opts, schema: schema, mem: opts.Mem, subjects: newDenser(), cells: newInterner(), groups: map[[2]uint64]*groupSubjects{}}
+	s := &CellSuppressor{opts: opts, schema: schema, mem: opts.Mem, subjects: newDenser(), cells: newInterner(), groups: map[[2]uint64]uint32{}}
 	if s.mem == nil {
 		s.mem = memory.DefaultAllocator
 	}
@@ -121,31 +118,83 @@ func (s *CellSuppressor) Observe(ctx context.Context, rec arrow.RecordBatch) err
 	if err != nil {
 		return err
 	}
+	s.observe(subj, cell, ts, nil, nil)
+	s.stats.RowsObserved += rec.NumRows()
+	return nil
+}
+
+// ObserveIDs is Observe that also writes, per row, the dense id of the
+// row's (cell, time) group to groups and the dense id of its subject to
+// subjects (both len(rec) long). Group ids count from 0 in order of first
+// appearance (see GroupKept); subject ids likewise. A caller that keeps these
+// ids per row can later decide suppression without recomputing the keys.
+func (s *CellSuppressor) ObserveIDs(ctx context.Context, rec arrow.RecordBatch, groups, subjects []uint32) error {
+	const fn = "mobility.CellSuppressor.ObserveIDs"
+	if s.sealed {
+		return fmt.Errorf("%s: called after Apply; observe all rows first", fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSameSchema(fn, s.schema, rec); err != nil {
+		return err
+	}
+	if n := int(rec.NumRows()); len(groups) != n || len(subjects) != n {
+		return fmt.Errorf("%s: %d rows but %d group and %d subject slots", fn, n, len(groups), len(subjects))
+	}
+	subj, cell, ts, err := s.keys(fn, rec, s.stats.RowsObserved)
+	if err != nil {
+		return err
+	}
+	s.observe(subj, cell, ts, groups, subjects)
+	s.stats.RowsObserved += rec.NumRows()
+	return nil
+}
+
+func (s *CellSuppressor) observe(subj, cell, ts []uint64, groups, subjects []uint32) {
 	for i := range subj {
 		k := [2]uint64{cell[i], ts[i]}
-		g := s.groups[k]
-		if g == nil {
-			g = &groupSubjects{}
+		g, ok := s.groups[k]
+		if !ok {
+			g = uint32(len(s.subs))
 			s.groups[k] = g
-		}
-		if len(g.subs) >= s.opts.K {
-			continue
+			s.subs = append(s.subs, nil)
 		}
 		id := uint32(subj[i])
+		if groups != nil {
+			groups[i], subjects[i] = g, id
+		}
+		subs := s.subs[g]
+		if len(subs) >= s.opts.K {
+			continue
+		}
 		seen := false
-		for _, x := range g.subs {
+		for _, x := range subs {
 			if x == id {
 				seen = true
 				break
 			}
 		}
 		if !seen {
-			g.subs = append(g.subs, id)
+			s.subs[g] = append(subs, id)
 		}
 	}
-	s.stats.RowsObserved += rec.NumRows()
-	return nil
 }
+
+// Groups is the number of (cell, time) groups observed so far; group ids
+// run from 0 to Groups()-1.
+func (s *CellSuppressor) Groups() int { return len(s.subs) }
+
+// GroupKept reports whether group id (from ObserveIDs) has at least K
+// subjects, that is whether Apply keeps its rows. Only meaningful once every
+// row has been observed.
+func (s *CellSuppressor) GroupKept(id uint32) bool {
+	return int(id) < len(s.subs) && len(s.subs[id]) >= s.opts.K
+}
+
+// Seal ends observation (as the first Apply does) and counts the groups
+// below K for Stats.
+func (s *CellSuppressor) Seal() { s.seal() }
 
 // Apply returns the rows of rec whose group has at least K subjects (second
 // pass) and the number of rows it removed. Rows of groups never observed are
@@ -169,8 +218,8 @@ func (s *CellSuppressor) Apply(ctx context.Context, rec arrow.RecordBatch) (arro
 	mb.Reserve(len(cell))
 	var dropped int64
 	for i := range cell {
-		g := s.groups[[2]uint64{cell[i], ts[i]}]
-		ok := g != nil && len(g.subs) >= s.opts.K
+		g, seen := s.groups[[2]uint64{cell[i], ts[i]}]
+		ok := seen && len(s.subs[g]) >= s.opts.K
 		if !ok {
 			dropped++
 		}
@@ -201,8 +250,8 @@ func (s *CellSuppressor) seal() {
 	}
 	s.sealed = true
 	s.stats.Groups = len(s.groups)
-	for _, g := range s.groups {
-		if len(g.subs) < s.opts.K {
+	for _, subs := range s.subs {
+		if len(subs) < s.opts.K {
 			s.stats.GroupsSuppressed++
 		}
 	}
@@ -218,6 +267,6 @@ func (s *CellSuppressor) keptGroup(cell string, ts uint64) bool {
 	if !ok {
 		return false
 	}
-	g := s.groups[[2]uint64{uint64(id), ts}]
-	return g != nil && len(g.subs) >= s.opts.K
+	g, seen := s.groups[[2]uint64{uint64(id), ts}]
+	return seen && len(s.subs[g]) >= s.opts.K
 }

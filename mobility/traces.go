@@ -27,6 +27,9 @@ type TraceGateOptions struct {
 	K int
 	// Mem allocates the output; nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// TempDir holds the trip traces once too many trips are open in memory
+	// ("" = os.TempDir()); see TraceGate.
+	TempDir string
 }
 
 // TraceGate is k-anonymity of whole trajectories, in two passes like
@@ -38,6 +41,12 @@ type TraceGateOptions struct {
 // published trace singles out fewer than K subjects. Observe every coarsened
 // batch, Seal with the CellSuppressor that observed the same rows, then
 // Apply to every batch (after the suppressor's Apply).
+//
+// Memory: the traces of up to traceSpillAt trips are held in memory; beyond
+// that they are written to temporary files partitioned by trip id, and Seal
+// works through one partition at a time (then one partition of trace
+// signatures at a time), so memory stays flat in the number of trips. Only
+// the published trip ids are held for Apply.
 type TraceGate struct {
 	*traceGate
 	mem    memory.Allocator
@@ -84,7 +93,9 @@ func NewTraceGate(schema *arrow.Schema, opts TraceGateOptions) (*TraceGate, erro
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	return &TraceGate{traceGate: newTraceGate(schema, opts.K, opts.Trip, opts.Subject, opts.Cell, opts.Time), mem: mem, schema: schema, out: withNullable(schema, opts.Trip)}, nil
+	tg := newTraceGate(schema, opts.K, opts.Trip, opts.Subject, opts.Cell, opts.Time)
+	tg.tempDir = opts.TempDir
+	return &TraceGate{traceGate: tg, mem: mem, schema: schema, out: withNullable(schema, opts.Trip)}, nil
 }
 
 // Schema is the output schema: the input's with the trip column nullable.
@@ -132,7 +143,7 @@ func (g *TraceGate) Seal(sup *CellSuppressor) {
 	if sup != nil {
 		sup.seal()
 	}
-	g.decide(sup)
+	g.err = g.decide(sup)
 }
 
 // Apply returns rec with the trip ids of unpublished trips set to null
@@ -141,6 +152,9 @@ func (g *TraceGate) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 	const fn = "mobility.TraceGate.Apply"
 	if !g.sealed {
 		return nil, fmt.Errorf("%s: call Seal after observing every batch", fn)
+	}
+	if g.err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, g.err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -161,6 +175,14 @@ func (g *TraceGate) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 // Stats returns the counters (trip counts once sealed).
 func (g *TraceGate) Stats() TraceStats { return g.stats }
 
+// Err is the error Seal met, if any (writing or reading its temporary
+// files); Apply returns it too.
+func (g *TraceGate) Err() error { return g.err }
+
+// Close removes the gate's temporary files, if any; call it when a run
+// ends early (Seal removes them otherwise). Safe to call more than once.
+func (g *TraceGate) Close() { g.cleanup() }
+
 // traceGate is the state behind TraceGate and Protect's TraceK.
 type traceGate struct {
 	k         int
@@ -174,6 +196,10 @@ type traceGate struct {
 	trips     map[int64]*tripTrace
 	published map[int64]bool
 	stats     TraceStats
+	spillAt   int        // trips held in memory before they go to parts
+	tempDir   string     // for parts
+	parts     *partFiles // trip traces by trip id, once spilled
+	err       error      // from decide
 }
 
 // TraceStats counts what trace-level k-anonymity did.
@@ -198,6 +224,7 @@ func newTraceGate(schema *arrow.Schema, k int, trip, subj, cell, ts string) *tra
 	return &traceGate{
 		k: k, trip: idx(trip), subj: idx(subj), cell: idx(cell), ts: idx(ts),
 		cellIDs: map[string]uint32{}, subjects: newDenser(), trips: map[int64]*tripTrace{},
+		spillAt: traceSpillAt,
 	}
 }
 
@@ -234,39 +261,23 @@ func (g *traceGate) observe(rec arrow.RecordBatch, rowBase int64) error {
 		}
 		t.pts = append(t.pts, tracePoint{cid, int64(ts[i])})
 	}
+	if len(g.trips) >= g.spillAt {
+		return g.spillTrips()
+	}
 	return nil
 }
 
 // decide fixes which trips are published, after suppression is known.
-func (g *traceGate) decide(sup *CellSuppressor) {
-	type sig = uint64
-	sigOf := make(map[int64]sig, len(g.trips))
-	subs := map[sig][]uint32{}
+func (g *traceGate) decide(sup *CellSuppressor) error {
+	if g.parts != nil {
+		return g.decideSpilled(sup)
+	}
+	sigOf := make(map[int64]uint64, len(g.trips))
+	subs := map[uint64][]uint32{}
 	for id, t := range g.trips {
-		pts := t.pts[:0]
-		for _, p := range t.pts {
-			if sup == nil || sup.keptGroup(g.cells[p.cell], uint64(p.ts)) {
-				pts = append(pts, p)
-			}
-		}
-		if len(pts) == 0 {
+		h, ok := g.signature(t, sup)
+		if !ok {
 			continue
-		}
-		slices.SortFunc(pts, func(a, b tracePoint) int {
-			if c := cmp.Compare(a.cell, b.cell); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.ts, b.ts)
-		})
-		pts = slices.Compact(pts)
-		// The signature hashes cell strings, not ids, so it does not depend
-		// on the order cells were first seen.
-		h := uint64(0x9e3779b97f4a7c15)
-		for _, p := range pts {
-			for _, b := range []byte(g.cells[p.cell]) {
-				h = mix64(h ^ uint64(b))
-			}
-			h = mix64(h ^ uint64(p.ts))
 		}
 		sigOf[id] = h
 		s := subs[h]
@@ -283,6 +294,38 @@ func (g *traceGate) decide(sup *CellSuppressor) {
 		}
 	}
 	g.trips = nil
+	return nil
+}
+
+// signature hashes the released trace of t (its points that sup keeps,
+// sorted, without repeats); ok is false when no point is released.
+func (g *traceGate) signature(t *tripTrace, sup *CellSuppressor) (h uint64, ok bool) {
+	pts := t.pts[:0]
+	for _, p := range t.pts {
+		if sup == nil || sup.keptGroup(g.cells[p.cell], uint64(p.ts)) {
+			pts = append(pts, p)
+		}
+	}
+	if len(pts) == 0 {
+		return 0, false
+	}
+	slices.SortFunc(pts, func(a, b tracePoint) int {
+		if c := cmp.Compare(a.cell, b.cell); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ts, b.ts)
+	})
+	pts = slices.Compact(pts)
+	// The signature hashes cell strings, not ids, so it does not depend
+	// on the order cells were first seen.
+	h = uint64(0x9e3779b97f4a7c15)
+	for _, p := range pts {
+		for _, b := range []byte(g.cells[p.cell]) {
+			h = mix64(h ^ uint64(b))
+		}
+		h = mix64(h ^ uint64(p.ts))
+	}
+	return h, true
 }
 
 // apply nulls the trip id of rows whose trip is not published (pass 2) and

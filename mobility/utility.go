@@ -166,12 +166,32 @@ func (m *CellMeans) Add(ctx context.Context, rec arrow.RecordBatch) error {
 			cells[i] = s
 		}
 	}
+	// With a dictionary cell column, rows are grouped by (dictionary index,
+	// bucket) within the batch first: an integer key per row instead of a
+	// string one.
+	var dict *array.Dictionary
+	if m.cell >= 0 {
+		dict, _ = rec.Column(m.cell).(*array.Dictionary)
+	}
+	local := map[[2]int64]*meanAcc{}
 	for i, v := range val.Float64Values() {
-		k := cellKey{cells[i], floorDiv(int64(ts[i]), m.bucket)}
-		g := m.groups[k]
+		b := floorDiv(int64(ts[i]), m.bucket)
+		var g *meanAcc
+		var lk [2]int64
+		if dict != nil {
+			lk = [2]int64{int64(dict.GetValueIndex(i)), b}
+			g = local[lk]
+		}
 		if g == nil {
-			g = &meanAcc{subs: map[uint32]struct{}{}}
-			m.groups[k] = g
+			k := cellKey{cells[i], b}
+			g = m.groups[k]
+			if g == nil {
+				g = &meanAcc{subs: map[uint32]struct{}{}}
+				m.groups[k] = g
+			}
+			if dict != nil {
+				local[lk] = g
+			}
 		}
 		g.sum += v
 		g.n++
