@@ -22,7 +22,8 @@
 //
 // Randomness for bounding comes from ChaCha8 seeded by crypto/rand. Noise is
 // drawn once per partition and aggregate, with the sensitivities the
-// library's dpagg objects use for the same bounds (L0, L∞, clamping).
+// library's dpagg objects use for the same bounds (L0, L∞, clamping);
+// means and variances share the release's noisy count (see Budget).
 //
 // Partitions are either public (Options.Public: a list fixed without looking
 // at the data; listed partitions absent from the data are released with noise
@@ -43,6 +44,21 @@
 // shares leave) plus the selection share, by basic composition. A release
 // that does not fit fails before any noise is drawn and spends nothing.
 // Result.Spent (JSON epsilon_spent, delta_spent) states what was spent.
+//
+// A mean or variance in a release that also has a Count divides by that
+// Count's released value instead of drawing a noisy count of its own (the
+// library's BoundedMean and BoundedVariance draw one): all three count the
+// same bounded rows, the released count has the sensitivity (L0, L∞) the
+// library's own count would have, and dividing by a released value is
+// post-processing, which costs no budget. So the mean's whole share goes to
+// its noisy normalised sum (sensitivity (Upper-mid)·L∞, mid the midpoint of
+// the bounds) — half the noise of the library's split at the same total —
+// and the variance's share is split in halves between its sum and sum of
+// squares. The accountant spends the same declared shares either way; the
+// mean's interval combines the sum's interval at the mean's share with the
+// count's interval at the count's share (independent draws, α split between
+// them as the library does). Result.Denominator names the Count column
+// used. Without a Count, means and variances are the library's estimators.
 //
 // # Pipeline
 //

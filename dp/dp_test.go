@@ -657,11 +657,11 @@ func TestIntervalsMatchLibrary(t *testing.T) {
 			b.Delta = 1e-6
 		}
 		n := nk.library()
-		cp, err := newCIPlan(n, Count, l0, linf, lo, hi, b, alpha)
+		cp, err := newCIPlan(n, Count, l0, linf, lo, hi, b, alpha, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sp, err := newCIPlan(n, Sum, l0, linf, lo, hi, b, alpha)
+		sp, err := newCIPlan(n, Sum, l0, linf, lo, hi, b, alpha, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -678,7 +678,7 @@ func TestIntervalsMatchLibrary(t *testing.T) {
 				t.Errorf("%v sum %v: interval %+v, library %+v", nk, fx, gotF, wantF)
 			}
 		}
-		mp, err := newCIPlan(n, Mean, l0, linf, lo, hi, b, alpha)
+		mp, err := newCIPlan(n, Mean, l0, linf, lo, hi, b, alpha, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -407,3 +407,20 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 	}
 	return aggs, sel, nil
 }
+
+// sharedCount is the index of the first Count aggregate, or -1. Count,
+// Mean and Variance all count the same rows (those left after L0 and L∞
+// bounding), so the Count's released value is a noisy version of every
+// mean's and variance's denominator, with the same sensitivity (L0, L∞) the
+// library's BoundedMean gives its own count. Dividing by it is
+// post-processing of a released value: it costs no budget, saves one noise
+// draw per partition and aggregate, and leaves the mean's (and variance's)
+// whole share to its sums.
+func (s *Spec) sharedCount() int {
+	for i, a := range s.Aggregates {
+		if a.Kind == Count {
+			return i
+		}
+	}
+	return -1
+}

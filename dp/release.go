@@ -37,7 +37,9 @@ type Result struct {
 	// (int64), Sum and Mean "<name>" (float64), each with "<name>_ci_low",
 	// "<name>_ci_high" (float64) at Confidence; Variance "<name>"
 	// (float64, the library has no interval for it); Quantiles
-	// "<name>_p50", ... (float64). The caller releases it.
+	// "<name>_p50", ... (float64). Means and variances divide by the
+	// released Count column when the release has one (see Denominator).
+	// The caller releases it.
 	Record arrow.RecordBatch `json:"-"`
 	// PartitionsKept is the number of released partitions.
 	PartitionsKept int64 `json:"partitions_kept"`
@@ -59,6 +61,13 @@ type Result struct {
 	Spent Spent `json:"budget"`
 	// Noise names the distribution ("laplace" or "gaussian").
 	Noise string `json:"noise"`
+	// Denominator, when set, names the Count column whose released values
+	// are the denominators of every mean and variance in Record (the
+	// release had a Count over the same bounded rows, so those aggregates
+	// spend their whole share on their sums instead of drawing a count of
+	// their own). Empty: each mean and variance drew its own noisy count
+	// (the library's BoundedMean and BoundedVariance).
+	Denominator string `json:"denominator,omitempty"`
 }
 
 // Release releases the record.
@@ -137,10 +146,17 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 			return nil, fmt.Errorf("dp.Partial.Release: partition selection: %w", err)
 		}
 	}
+	// Means and variances divide by the released count when the release
+	// has one (see sharedCount).
+	ci := s.sharedCount()
+	var countB *Budget
+	if ci >= 0 {
+		countB = &aggB[ci]
+	}
 	plans := make([]*ciPlan, len(s.Aggregates))
 	for i := range s.Aggregates {
 		a := &s.Aggregates[i]
-		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha); err != nil {
+		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha, countB); err != nil {
 			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", a.Name, err)
 		}
 	}
@@ -150,6 +166,14 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	p.used = true // from here on, noise is drawn: the partial is spent
 
 	res := &Result{Confidence: s.Confidence, Stats: p.Stats, Noise: s.Noise.String()}
+	if ci >= 0 {
+		for _, a := range s.Aggregates {
+			if a.Kind == Mean || a.Kind == Variance {
+				res.Denominator = s.Aggregates[ci].Name
+				break
+			}
+		}
+	}
 	for _, sh := range shares {
 		res.Spent.EpsilonSpent += sh.epsilon
 		res.Spent.DeltaSpent += sh.delta
@@ -203,8 +227,20 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 				}
 				o.keep = true
 				o.aggs = make([]aggOut, len(s.Aggregates))
+				// The shared count first: means and variances divide by it.
+				var released *int64
+				if ci >= 0 {
+					if err := computeAggregate(s, ci, ps, n, aggB[ci], plans[ci], nil, &o.aggs[ci]); err != nil {
+						errs[w] = fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[ci].Name, err)
+						return
+					}
+					released = &o.aggs[ci].count
+				}
 				for i := range s.Aggregates {
-					if err := computeAggregate(s, i, ps, n, aggB[i], plans[i], &o.aggs[i]); err != nil {
+					if i == ci {
+						continue
+					}
+					if err := computeAggregate(s, i, ps, n, aggB[i], plans[i], released, &o.aggs[i]); err != nil {
 						errs[w] = fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[i].Name, err)
 						return
 					}
@@ -382,7 +418,10 @@ type aggOut struct {
 	vals  []float64
 }
 
-func computeAggregate(s *Spec, i int, ps *PartitionState, n noise.Noise, bud Budget, plan *ciPlan, out *aggOut) error {
+// computeAggregate releases aggregate i of one partition. count, when not
+// nil, is the partition's released (noisy) value of the shared count: means
+// and variances then divide by it instead of drawing a count of their own.
+func computeAggregate(s *Spec, i int, ps *PartitionState, n noise.Noise, bud Budget, plan *ciPlan, count *int64, out *aggOut) error {
 	a := &s.Aggregates[i]
 	l0, linf := s.MaxPartitions, s.MaxPerPartition
 	switch a.Kind {
@@ -399,13 +438,26 @@ func computeAggregate(s *Spec, i int, ps *PartitionState, n noise.Noise, bud Bud
 		}
 		out.vals = []float64{v, ci.LowerBound, ci.UpperBound}
 	case Mean:
-		v, ci, err := noisyMean(n, ps.Rows, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, plan)
+		var v float64
+		var ci noise.ConfidenceInterval
+		var err error
+		if count != nil {
+			v, ci, err = noisyMeanOverCount(n, *count, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, plan)
+		} else {
+			v, ci, err = noisyMean(n, ps.Rows, ps.Sums[i], l0, linf, a.Lower, a.Upper, bud, plan)
+		}
 		if err != nil {
 			return err
 		}
 		out.vals = []float64{v, ci.LowerBound, ci.UpperBound}
 	case Variance:
-		v, err := noisyVariance(n, ps.Rows, ps.Sums[i], ps.SumSquares[i], l0, linf, a.Lower, a.Upper, bud)
+		var v float64
+		var err error
+		if count != nil {
+			v, err = noisyVarianceOverCount(n, *count, ps.Sums[i], ps.SumSquares[i], l0, linf, a.Lower, a.Upper, bud)
+		} else {
+			v, err = noisyVariance(n, ps.Rows, ps.Sums[i], ps.SumSquares[i], l0, linf, a.Lower, a.Upper, bud)
+		}
 		if err != nil {
 			return err
 		}
@@ -450,7 +502,9 @@ type ciPlan struct {
 // 100 splits lose little width.
 const ciSteps = 100
 
-func newCIPlan(n noise.Noise, k Kind, l0, linf int64, lo, hi float64, b Budget, alpha float64) (*ciPlan, error) {
+// countB, when not nil, is the budget of the release's shared count: a
+// mean's denominator is then that count (all of b goes to the numerator).
+func newCIPlan(n noise.Noise, k Kind, l0, linf int64, lo, hi float64, b Budget, alpha float64, countB *Budget) (*ciPlan, error) {
 	p := &ciPlan{}
 	switch k {
 	case Count:
@@ -468,15 +522,21 @@ func newCIPlan(n noise.Noise, k Kind, l0, linf int64, lo, hi float64, b Budget, 
 	case Mean:
 		mid := lo + (hi-lo)/2
 		sens := (hi - mid) * float64(linf)
-		he, hd := b.Epsilon/2, b.Delta/2
+		nb, db := Budget{b.Epsilon / 2, b.Delta / 2}, Budget{b.Epsilon / 2, b.Delta / 2}
+		if countB != nil {
+			nb, db = b, *countB
+		}
 		for i := 1; i < ciSteps; i++ {
+			// The numerator's and the denominator's noise are independent
+			// draws, so both intervals hold with probability
+			// (1-αnum)(1-αden) = 1-α.
 			alphaNum := float64(i) / ciSteps * alpha
 			alphaDen := (alpha - alphaNum) / (1 - alphaNum)
-			num, err := n.ComputeConfidenceIntervalFloat64(0, l0, sens, he, hd, alphaNum)
+			num, err := n.ComputeConfidenceIntervalFloat64(0, l0, sens, nb.Epsilon, nb.Delta, alphaNum)
 			if err != nil {
 				return nil, err
 			}
-			den, err := n.ComputeConfidenceIntervalInt64(0, l0, linf, he, hd, alphaDen)
+			den, err := n.ComputeConfidenceIntervalInt64(0, l0, linf, db.Epsilon, db.Delta, alphaDen)
 			if err != nil {
 				return nil, err
 			}
@@ -545,6 +605,32 @@ func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, h
 	if err != nil {
 		return 0, noise.ConfidenceInterval{}, err
 	}
+	mean, ci := meanAndInterval(sum, cnt, lo, hi, plan)
+	return mean, ci, nil
+}
+
+// noisyMeanOverCount is the mean when the release also has a Count over
+// the same bounded rows: the denominator is that count's released value
+// (post-processing: no budget, no draw), so the mean's whole share (ε, δ)
+// goes to the normalised sum (sensitivity (hi-mid)·linf, as in
+// noisyMean). Same estimator clamp(sum/max(1,count) + mid, lo, hi); the
+// interval splits α between the sum's interval at (ε, δ) and the count's
+// interval at the count's budget (plan built with countB).
+func noisyMeanOverCount(n noise.Noise, count int64, normSum float64, l0, linf int64, lo, hi float64, b Budget, plan *ciPlan) (float64, noise.ConfidenceInterval, error) {
+	mid := lo + (hi-lo)/2
+	sum, err := n.AddNoiseFloat64(normSum, l0, (hi-mid)*float64(linf), b.Epsilon, b.Delta)
+	if err != nil {
+		return 0, noise.ConfidenceInterval{}, err
+	}
+	mean, ci := meanAndInterval(sum, count, lo, hi, plan)
+	return mean, ci, nil
+}
+
+// meanAndInterval is BoundedMean's estimator and interval from a noisy
+// normalised sum and a noisy count: mean = clamp(sum/max(1,cnt) + mid, lo,
+// hi), the interval the narrowest over the plan's α splits.
+func meanAndInterval(sum float64, cnt int64, lo, hi float64, plan *ciPlan) (float64, noise.ConfidenceInterval) {
+	mid := lo + (hi-lo)/2
 	mean := clamp(sum/math.Max(1, float64(cnt))+mid, lo, hi)
 
 	best := noise.ConfidenceInterval{LowerBound: lo, UpperBound: hi}
@@ -571,7 +657,7 @@ func noisyMean(n noise.Noise, rows int64, normSum float64, l0, linf int64, lo, h
 			best = noise.ConfidenceInterval{LowerBound: ml, UpperBound: mu}
 		}
 	}
-	return mean, best, nil
+	return mean, best
 }
 
 // noisyVariance is the library's BoundedVariance.Result on exact state:
@@ -596,9 +682,34 @@ func noisyVariance(n noise.Noise, rows int64, normSum, normSumSq float64, l0, li
 	if err != nil {
 		return 0, err
 	}
+	return varianceOf(cnt, sum, sq, lo, hi), nil
+}
+
+// noisyVarianceOverCount is the variance when the release also has a Count
+// over the same bounded rows: the count is that released value, and the
+// variance's share is split in halves between the normalised sum and the
+// normalised sum of squares (sensitivities as in noisyVariance).
+func noisyVarianceOverCount(n noise.Noise, count int64, normSum, normSumSq float64, l0, linf int64, lo, hi float64, b Budget) (float64, error) {
+	mid := lo + (hi-lo)/2
+	maxDist := hi - mid
+	se, sd := b.Epsilon/2, b.Delta/2
+	qe, qd := b.Epsilon-se, b.Delta-sd
+	sum, err := n.AddNoiseFloat64(normSum, l0, maxDist*float64(linf), se, sd)
+	if err != nil {
+		return 0, err
+	}
+	sq, err := n.AddNoiseFloat64(normSumSq, l0, maxDist*maxDist*float64(linf), qe, qd)
+	if err != nil {
+		return 0, err
+	}
+	return varianceOf(count, sum, sq, lo, hi), nil
+}
+
+// varianceOf is BoundedVariance's estimator from noisy normalised moments.
+func varianceOf(cnt int64, sum, sq, lo, hi float64) float64 {
 	c := math.Max(1, float64(cnt))
 	m := sum / c
-	return clamp(sq/c-m*m, 0, (hi-lo)*(hi-lo)/4), nil
+	return clamp(sq/c-m*m, 0, (hi-lo)*(hi-lo)/4)
 }
 
 // noisyQuantiles feeds the library's BoundedQuantiles with the partition's
