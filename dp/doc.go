@@ -47,8 +47,12 @@
 //
 // A mean or variance in a release that also has a Count divides by that
 // Count's released value instead of drawing a noisy count of its own (the
-// library's BoundedMean and BoundedVariance draw one): all three count the
-// same bounded rows, the released count has the sensitivity (L0, L∞) the
+// library's BoundedMean and BoundedVariance draw one), provided the Count's
+// share is at least what its own count would get (ε/2, δ/2 of a mean's
+// share, ε/3, δ/3 of a variance's: the estimate is then never noisier than
+// the library's, and the choice depends on declared budgets only). All
+// three count the same bounded rows, the released count has the
+// sensitivity (L0, L∞) the
 // library's own count would have, and dividing by a released value is
 // post-processing, which costs no budget. So the mean's whole share goes to
 // its noisy normalised sum (sensitivity (Upper-mid)·L∞, mid the midpoint of
@@ -58,7 +62,8 @@
 // mean's interval combines the sum's interval at the mean's share with the
 // count's interval at the count's share (independent draws, α split between
 // them as the library does). Result.Denominator names the Count column
-// used. Without a Count, means and variances are the library's estimators.
+// and Result.DividedByCount the aggregates that use it; the others are the
+// library's estimators.
 //
 // # Pipeline
 //

@@ -355,6 +355,12 @@ func (e *colEncoder) buildRemap(dict arrow.Array) {
 		return
 	}
 	e.remap = e.remap[:0]
+	if len(e.strs) == 0 {
+		// The first dictionary usually holds most values the column will
+		// have (one shared dictionary per file or stream): size the map for
+		// it at once instead of growing it through ~log2(n) rehashes.
+		e.strs = make(map[string]uint32, dict.Len())
+	}
 	for j := 0; j < dict.Len(); j++ {
 		if dict.IsNull(j) {
 			// A null dictionary value: rows pointing at it are null.

@@ -408,19 +408,48 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 	return aggs, sel, nil
 }
 
-// sharedCount is the index of the first Count aggregate, or -1. Count,
-// Mean and Variance all count the same rows (those left after L0 and L∞
-// bounding), so the Count's released value is a noisy version of every
-// mean's and variance's denominator, with the same sensitivity (L0, L∞) the
-// library's BoundedMean gives its own count. Dividing by it is
-// post-processing of a released value: it costs no budget, saves one noise
-// draw per partition and aggregate, and leaves the mean's (and variance's)
-// whole share to its sums.
-func (s *Spec) sharedCount() int {
+// sharedCount returns the index of the first Count aggregate (-1 if none)
+// and which aggregates divide by its released value instead of drawing a
+// noisy count of their own.
+//
+// Count, Mean and Variance all count the same rows (those left after L0
+// and L∞ bounding), so the Count's released value is a noisy version of
+// every mean's and variance's denominator, with the sensitivity (L0, L∞)
+// the library's BoundedMean and BoundedVariance give their own counts.
+// Dividing by it is post-processing of a released value: it costs no
+// budget, saves one noise draw per partition and aggregate, and leaves the
+// aggregate's whole share to its sums. A mean or variance uses it only when
+// the count's share is at least what its own count would get (ε/2, δ/2 of
+// a mean's share, ε/3, δ/3 of a variance's): then the denominator is no
+// noisier than the library's and the sums are less noisy, so the estimate
+// is never worse. The decision depends on the declared budgets only.
+func (s *Spec) sharedCount(aggB []Budget) (int, []bool) {
+	shared := make([]bool, len(s.Aggregates))
+	ci := -1
 	for i, a := range s.Aggregates {
 		if a.Kind == Count {
-			return i
+			ci = i
+			break
 		}
 	}
-	return -1
+	if ci < 0 {
+		return ci, shared
+	}
+	c := aggB[ci]
+	for i, a := range s.Aggregates {
+		parts := 0.0
+		switch a.Kind {
+		case Mean:
+			parts = 2
+		case Variance:
+			parts = 3
+		default:
+			continue
+		}
+		// Relative slack: shares computed by even splits may differ in the
+		// last bits.
+		const tol = 1 + 1e-12
+		shared[i] = c.Epsilon*tol >= aggB[i].Epsilon/parts && c.Delta*tol >= aggB[i].Delta/parts
+	}
+	return ci, shared
 }

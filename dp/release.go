@@ -62,12 +62,14 @@ type Result struct {
 	// Noise names the distribution ("laplace" or "gaussian").
 	Noise string `json:"noise"`
 	// Denominator, when set, names the Count column whose released values
-	// are the denominators of every mean and variance in Record (the
-	// release had a Count over the same bounded rows, so those aggregates
-	// spend their whole share on their sums instead of drawing a count of
-	// their own). Empty: each mean and variance drew its own noisy count
-	// (the library's BoundedMean and BoundedVariance).
-	Denominator string `json:"denominator,omitempty"`
+	// are the denominators of the means and variances in DividedByCount:
+	// the release had a Count over the same bounded rows with at least the
+	// share those aggregates' own counts would have had, so they spend
+	// their whole share on their sums instead of drawing a count of their
+	// own. Means and variances not listed drew their own noisy count (the
+	// library's BoundedMean and BoundedVariance).
+	Denominator    string   `json:"denominator,omitempty"`
+	DividedByCount []string `json:"divided_by_count,omitempty"`
 }
 
 // Release releases the record.
@@ -147,15 +149,15 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 		}
 	}
 	// Means and variances divide by the released count when the release
-	// has one (see sharedCount).
-	ci := s.sharedCount()
-	var countB *Budget
-	if ci >= 0 {
-		countB = &aggB[ci]
-	}
+	// has one with at least their own count's share (see sharedCount).
+	ci, shared := s.sharedCount(aggB)
 	plans := make([]*ciPlan, len(s.Aggregates))
 	for i := range s.Aggregates {
 		a := &s.Aggregates[i]
+		var countB *Budget
+		if shared[i] {
+			countB = &aggB[ci]
+		}
 		if plans[i], err = newCIPlan(n, a.Kind, s.MaxPartitions, s.MaxPerPartition, a.Lower, a.Upper, aggB[i], alpha, countB); err != nil {
 			return nil, fmt.Errorf("dp.Partial.Release: aggregate %q: %w", a.Name, err)
 		}
@@ -166,12 +168,10 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 	p.used = true // from here on, noise is drawn: the partial is spent
 
 	res := &Result{Confidence: s.Confidence, Stats: p.Stats, Noise: s.Noise.String()}
-	if ci >= 0 {
-		for _, a := range s.Aggregates {
-			if a.Kind == Mean || a.Kind == Variance {
-				res.Denominator = s.Aggregates[ci].Name
-				break
-			}
+	for i, sh := range shared {
+		if sh {
+			res.Denominator = s.Aggregates[ci].Name
+			res.DividedByCount = append(res.DividedByCount, s.Aggregates[i].Name)
 		}
 	}
 	for _, sh := range shares {
@@ -240,7 +240,11 @@ func (p *Partial) Release(ctx context.Context, acct *Accountant, ro ReleaseOptio
 					if i == ci {
 						continue
 					}
-					if err := computeAggregate(s, i, ps, n, aggB[i], plans[i], released, &o.aggs[i]); err != nil {
+					cnt := released
+					if !shared[i] {
+						cnt = nil
+					}
+					if err := computeAggregate(s, i, ps, n, aggB[i], plans[i], cnt, &o.aggs[i]); err != nil {
 						errs[w] = fmt.Errorf("dp.Partial.Release: aggregate %q: %w", s.Aggregates[i].Name, err)
 						return
 					}

@@ -3,6 +3,7 @@ package dp
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -47,24 +48,34 @@ func (o *offsetNoise) ComputeConfidenceIntervalFloat64(x float64, l0 int64, li, 
 	return o.real.ComputeConfidenceIntervalFloat64(x, l0, li, e, d, a)
 }
 
-// TestMeanDividesByReleasedCount: with a Count in the release, a mean is
+// TestMeanDividesByReleasedCount: with a Count in the release whose share
+// is at least what a mean's (variance's) own count would get, the mean is
 // noisy-normalised-sum / released count + midpoint where the count is
-// exactly the released count column, and a variance uses the same count;
-// the mean draws one noise value (its sum, at its whole share, sensitivity
-// (hi-mid)·L∞), the variance two (halves of its share), the count one; the
-// accountant and the result state the declared shares. Without a Count the
-// mean draws its own count (the library's BoundedMean: two draws at halves).
+// exactly the released count column, and the variance uses the same count;
+// the mean draws one value (its sum, at its whole share, sensitivity
+// (hi-mid)·L∞), the variance two (halves of its share). An aggregate whose
+// own count would get more than the Count's share, and every mean and
+// variance without a Count, draw their own count (the library's estimators:
+// halves, thirds). The accountant and the result state the declared shares.
 func TestMeanDividesByReleasedCount(t *testing.T) {
-	const lo, hi, l0, linf = 0.0, 100.0, 2, 3
+	const lo, hi, l0, linf, mid = 0.0, 100.0, 2, 3, 50.0
 	rows := []row{
 		{"v1", "a", 10}, {"v1", "a", 20}, {"v2", "a", 30}, {"v3", "a", 90},
 		{"v1", "b", 60}, {"v2", "b", 70}, {"v2", "b", 75},
 	}
+	// Mean ε 0.4, variance ε 0.2 throughout.
 	for _, tc := range []struct {
 		name      string
-		withCount bool
-		draws     int // noise draws per partition
-	}{{"count+mean+variance", true, 1 + 1 + 2}, {"mean+variance alone", false, 2 + 3}} {
+		countEps  float64 // 0: no Count
+		divided   []string
+		intEps    []float64 // ε of the integer (count) draws per partition
+		sumEps    []float64 // ε of the normalised-sum draws per partition
+		squareEps []float64 // ε of the sum-of-squares draws per partition
+	}{
+		{"count shared by both", 0.3, []string{"mean_temp", "variance_temp"}, []float64{0.3}, []float64{0.1, 0.4}, []float64{0.1}},
+		{"count shared by variance only", 0.1, []string{"variance_temp"}, []float64{0.1, 0.2}, []float64{0.1, 0.2}, []float64{0.1}},
+		{"no count", 0, nil, []float64{0.2 / 3, 0.2}, []float64{0.2 / 3, 0.2}, []float64{0.2 - 0.2/3 - 0.2/3}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
@@ -74,8 +85,8 @@ func TestMeanDividesByReleasedCount(t *testing.T) {
 				{Kind: Mean, Column: "temp", Lower: lo, Upper: hi, Epsilon: 0.4},
 				{Kind: Variance, Column: "temp", Lower: lo, Upper: hi, Epsilon: 0.2},
 			}
-			if tc.withCount {
-				opts.Aggregates = append(opts.Aggregates, Aggregate{Kind: Count, Epsilon: 0.3})
+			if tc.countEps > 0 {
+				opts.Aggregates = append(opts.Aggregates, Aggregate{Kind: Count, Epsilon: tc.countEps})
 			}
 			pl, _ := NewPartitionList("seg")
 			pl.Add("a")
@@ -89,35 +100,59 @@ func TestMeanDividesByReleasedCount(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Release()
-			wantSpent := 0.6
-			if tc.withCount {
-				wantSpent = 0.9
+			if want := 0.6 + tc.countEps; !near(res.Spent.EpsilonSpent, want, 1e-12) || !near(acct.Spent().EpsilonSpent, want, 1e-12) {
+				t.Errorf("spent %+v, accountant %+v, want ε %v", res.Spent, acct.Spent(), want)
 			}
-			if !near(res.Spent.EpsilonSpent, wantSpent, 1e-12) || !near(acct.Spent().EpsilonSpent, wantSpent, 1e-12) {
-				t.Errorf("spent %+v, accountant %+v, want ε %v", res.Spent, acct.Spent(), wantSpent)
+			if !slices.Equal(res.DividedByCount, tc.divided) || (res.Denominator == "count") != (len(tc.divided) > 0) {
+				t.Errorf("Denominator %q DividedByCount %q, want count %q", res.Denominator, res.DividedByCount, tc.divided)
 			}
-			if got := len(on.calls); got != 2*tc.draws {
-				t.Errorf("%d noise draws for 2 partitions, want %d", got, 2*tc.draws)
+			// Noise draws: ε per kind of draw, two partitions each.
+			var ints, sums, squares []float64
+			for _, c := range on.calls {
+				switch {
+				case c.l0 == l0 && c.lInf == linf:
+					ints = append(ints, c.eps)
+				case c.l0 == l0 && c.lInf == (hi-mid)*linf:
+					sums = append(sums, c.eps)
+				case c.l0 == l0 && c.lInf == (hi-mid)*(hi-mid)*linf:
+					squares = append(squares, c.eps)
+				default:
+					t.Errorf("unexpected noise call %+v", c)
+				}
+			}
+			for _, k := range []struct {
+				what      string
+				got, want []float64
+			}{{"count", ints, tc.intEps}, {"sum", sums, tc.sumEps}, {"sum of squares", squares, tc.squareEps}} {
+				want := append(slices.Clone(k.want), k.want...)
+				sort.Float64s(want)
+				sort.Float64s(k.got)
+				if len(k.got) != len(want) {
+					t.Errorf("%s draws at ε %v, want %v", k.what, k.got, want)
+					continue
+				}
+				for i := range want {
+					if !near(k.got[i], want[i], 1e-12) {
+						t.Errorf("%s draws at ε %v, want %v", k.what, k.got, want)
+						break
+					}
+				}
 			}
 			means := col(t, res.Record, "mean_temp").(*array.Float64)
 			vars := col(t, res.Record, "variance_temp").(*array.Float64)
-			const mid = 50.0
 			for i, vals := range [][]float64{{10, 20, 30, 90}, {60, 70, 75}} {
 				var s, s2 float64
 				for _, v := range vals {
 					s += v - mid
 					s2 += (v - mid) * (v - mid)
 				}
-				cnt := int64(len(vals)) + 5 // the denominator's noisy count
-				if tc.withCount {
-					if res.Denominator != "count" {
-						t.Errorf("Denominator %q, want count", res.Denominator)
-					}
+				// Every denominator is a noisy count (+5 in this double);
+				// a shared one is the count column itself.
+				cnt := int64(len(vals)) + 5
+				if tc.countEps > 0 {
 					if c := col(t, res.Record, "count").(*array.Int64).Value(i); c != cnt {
 						t.Fatalf("count column %d, want %d", c, cnt)
 					}
-				} else if res.Denominator != "" {
-					t.Errorf("Denominator %q without a count", res.Denominator)
 				}
 				want := clamp((s+17.5)/float64(cnt)+mid, lo, hi)
 				if !near(means.Value(i), want, 1e-12) {
@@ -126,42 +161,6 @@ func TestMeanDividesByReleasedCount(t *testing.T) {
 				m := (s + 17.5) / float64(cnt)
 				if wv := clamp((s2+17.5)/float64(cnt)-m*m, 0, 2500); !near(vars.Value(i), wv, 1e-12) {
 					t.Errorf("partition %d variance %v, want %v", i, vars.Value(i), wv)
-				}
-			}
-			// The mean's and the variance's draws: parameters per call.
-			var meanSum, varSum, varSq, counts int
-			for _, c := range on.calls {
-				switch {
-				case c.lInf == linf && c.l0 == l0:
-					counts++
-					wantEps := 0.3
-					if !tc.withCount {
-						if c.eps != 0.2 && c.eps != 0.2/3 {
-							t.Errorf("own count at ε %v", c.eps)
-						}
-						continue
-					}
-					if c.eps != wantEps {
-						t.Errorf("count at ε %v, want %v", c.eps, wantEps)
-					}
-				case c.lInf == (hi-mid)*linf && (c.eps == 0.4 || c.eps == 0.2):
-					meanSum++
-				case c.lInf == (hi-mid)*linf:
-					varSum++
-				case c.lInf == (hi-mid)*(hi-mid)*linf:
-					varSq++
-				default:
-					t.Errorf("unexpected noise call %+v", c)
-				}
-			}
-			if tc.withCount && (counts != 2 || meanSum != 2 || varSum != 2 || varSq != 2) {
-				t.Errorf("draws: counts %d, mean sums %d (at ε 0.4), variance sums %d, squares %d; want 2 each", counts, meanSum, varSum, varSq)
-			}
-			if tc.withCount {
-				for _, c := range on.calls {
-					if c.lInf == (hi-mid)*linf && c.eps != 0.4 && c.eps != 0.1 {
-						t.Errorf("sum drawn at ε %v, want 0.4 (mean) or 0.1 (variance)", c.eps)
-					}
 				}
 			}
 		})
