@@ -128,7 +128,10 @@ func Release(ctx context.Context, cfg Config, mem memory.Allocator, w io.Writer)
 		GroupBy: []string{"cell", "window_start_hour"},
 		Aggregates: []dp.Aggregate{
 			// The rest of ε after selection: a third for the count, two
-			// thirds for the mean (the noisier statistic).
+			// thirds for the mean (the noisier statistic). The mean divides
+			// by this released count (dp's shared count: its share is at
+			// least the ε/2 a mean's own count would get), so its whole
+			// share goes to the noisy sum.
 			{Kind: dp.Count, Epsilon: (cfg.Epsilon - 0.25) / 3},
 			// Bounds from the physics of city driving, not from the data:
 			// discs sit near ambient and reach about 150 °C in stop-and-go.
