@@ -61,6 +61,10 @@ type Config struct {
 	// contribution bounding and of trip segmentation (each shard's rows are
 	// sorted by one worker); 0 means 16.
 	Shards int
+	// UnicityMaxRows bounds the rows each unicity measure (before and after
+	// the policy) indexes on one worker, as anonymize.Options.UnicityMaxRows
+	// does on one machine; 0 means 1,000,000.
+	UnicityMaxRows int64
 }
 
 // Validate checks the fields every step needs.
@@ -81,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
 	case c.Shards < 0:
 		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
+	case c.UnicityMaxRows < 0:
+		return fmt.Errorf("%s: UnicityMaxRows must be >= 0, got %d", fn, c.UnicityMaxRows)
 	}
 	w, err := newWorker(c)
 	if err != nil {
@@ -964,17 +970,27 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	hasRelease, hasMobility := w.p.Release != nil, w.p.Mobility != nil
+	p := w.p
+	hasRelease, hasMobility := p.Release != nil, p.Mobility != nil
 	w.close()
 	raw, inCounts := Read(s, cfg)
 	var trans, tCounts beam.PCollection
 	allCounts := []beam.PCollection{inCounts}
+	// Without mobility the measurements' side inputs are empty.
+	sample := beam.CreateList(s, []Sample{})
+	start := beam.CreateList(s, []WindowStart{})
+	groups := beam.CreateList(s, []UtilGroup{})
 	if hasMobility {
 		// Opt-out first (input row numbers known), then trips per subject;
 		// the column actions run on the trips.
 		kept, oCounts := OptOut(s, cfg, raw)
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
+		var mCounts beam.PCollection
+		sample, start, groups, mCounts = Measures(s, cfg, p, kept, trans)
+		if mCounts.IsValid() {
+			allCounts = append(allCounts, mCounts)
+		}
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
@@ -991,7 +1007,8 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	fin := s.Scope("tarnkappe.Commit")
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
-		beam.SideInput{Input: classes}, beam.SideInput{Input: rel})
+		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
+		beam.SideInput{Input: sample}, beam.SideInput{Input: start}, beam.SideInput{Input: groups})
 	return nil
 }
 
