@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -189,24 +190,38 @@ func (f meanCombineFn) merge(a, b MeanPart) MeanPart {
 // UtilGroup is a raw (cell, bucket) group with at least min_subjects
 // subjects: the groups the comparison covers.
 type UtilGroup struct {
-	Key string
-	Sum float64
-	N   int64
+	Cell   string
+	Bucket int64
+	Sum    float64
+	N      int64
 }
 
 type utilGroupFn struct {
 	K int
 }
 
-func (f *utilGroupFn) ProcessElement(key string, m MeanPart, emit func(UtilGroup)) {
-	if len(m.S) >= f.K {
-		emit(UtilGroup{Key: key, Sum: m.Sum, N: m.N})
+func (f *utilGroupFn) ProcessElement(key string, m MeanPart, emit func(UtilGroup)) error {
+	if len(m.S) < f.K {
+		return nil
 	}
+	i := strings.LastIndexByte(key, 0)
+	b, err := strconv.ParseInt(key[i+1:], 10, 64)
+	if i < 0 || err != nil {
+		return fmt.Errorf("tarnkappe/beam: utility: corrupt group key")
+	}
+	emit(UtilGroup{Cell: key[:i], Bucket: b, Sum: m.Sum, N: m.N})
+	return nil
 }
 
-// meanKey is the group key of a row: its cell and time bucket.
-func meanKey(cell string, bucket int64) string {
-	return cell + "\x00" + strconv.FormatInt(bucket, 10)
+// meanGroup is the group of a row: its cell and time bucket.
+type meanGroup struct {
+	cell   string
+	bucket int64
+}
+
+// key is the group's key in the shuffle.
+func (g meanGroup) key() string {
+	return g.cell + "\x00" + strconv.FormatInt(g.bucket, 10)
 }
 
 func floorDiv(a, b int64) int64 {
@@ -228,16 +243,16 @@ func bucketTicks(d time.Duration, unit arrow.TimeUnit) (int64, error) {
 
 // addMeans adds the rows of rec that keep[i] selects to parts, with cells
 // and subjects given per row.
-func addMeans(parts map[string]*MeanPart, k int, cells, subj []string, vals *array.Float64, ts *array.Timestamp, ticks int64, keep func(int) bool) {
+func addMeans(parts map[meanGroup]*MeanPart, k int, cells, subj []string, vals *array.Float64, ts *array.Timestamp, ticks int64, keep func(int) bool) {
 	for i := range vals.Len() {
 		if keep != nil && !keep(i) {
 			continue
 		}
-		key := meanKey(cells[i], floorDiv(int64(ts.Value(i)), ticks))
-		p := parts[key]
+		g := meanGroup{cells[i], floorDiv(int64(ts.Value(i)), ticks)}
+		p := parts[g]
 		if p == nil {
 			p = &MeanPart{}
-			parts[key] = p
+			parts[g] = p
 		}
 		p.Sum += vals.Value(i)
 		p.N++
@@ -247,10 +262,10 @@ func addMeans(parts map[string]*MeanPart, k int, cells, subj []string, vals *arr
 	}
 }
 
-func emitParts(parts map[string]*MeanPart, emit func(string, MeanPart)) {
-	for k, p := range parts {
+func emitParts(parts map[meanGroup]*MeanPart, emit func(string, MeanPart)) {
+	for g, p := range parts {
 		slices.Sort(p.S)
-		emit(k, *p)
+		emit(g.key(), *p)
 	}
 }
 
@@ -362,7 +377,7 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 			return fmt.Errorf("utility: row %d: %w", b.Base+int64(i), err)
 		}
 	}
-	parts := map[string]*MeanPart{}
+	parts := map[meanGroup]*MeanPart{}
 	addMeans(parts, k, cells, subj, vals, ts, ticks, nil)
 	emitParts(parts, means)
 	return nil
@@ -371,10 +386,23 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 // transMeansFn is the raw side of the utility measure with endpoints
 // detach: as on one machine, the trip step's batches carry every opted-in
 // row with the cell of its raw position and its value unchanged, and are
-// measured inside the utility window.
+// measured inside the utility window. Partials are summed over the bundle
+// and emitted at its end: a batch of trips holds few vehicles but many
+// (cell, bucket) groups, and per-batch partials would multiply the
+// elements the runner shuffles.
 type transMeansFn struct {
 	workerDoFn
-	win *window
+	win   *window
+	parts map[meanGroup]*MeanPart
+	cut   int64
+}
+
+func (f *transMeansFn) FinishBundle(ctx context.Context, _ func(*WindowStart) bool, means func(string, MeanPart), count func(string, int64)) {
+	emitParts(f.parts, means)
+	if f.cut > 0 {
+		count(countUtilCut, f.cut)
+	}
+	f.parts, f.cut = nil, 0
 }
 
 func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(*WindowStart) bool, means func(string, MeanPart), count func(string, int64)) error {
@@ -417,20 +445,17 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 			return err
 		}
 		lo, hi := f.win.bounds(unit)
-		var cut int64
 		keep := func(i int) bool {
 			in := ts.IsValid(i) && int64(ts.Value(i)) >= lo && int64(ts.Value(i)) < hi
 			if !in {
-				cut++
+				f.cut++
 			}
 			return in
 		}
-		parts := map[string]*MeanPart{}
-		addMeans(parts, k, cells, subj, vals, ts, ticks, keep)
-		emitParts(parts, means)
-		if cut > 0 {
-			count(countUtilCut, cut)
+		if f.parts == nil {
+			f.parts = map[meanGroup]*MeanPart{}
 		}
+		addMeans(f.parts, k, cells, subj, vals, ts, ticks, keep)
 		return nil
 	}()
 	if err != nil {
@@ -542,12 +567,10 @@ type measures struct {
 	rows   int64
 	capped bool
 
-	util  bool
-	win   window
-	cut   bool
-	out   map[string]*MeanPart
-	ticks int64
-	unit  arrow.TimeUnit
+	util bool
+	win  window
+	cut  bool
+	out  map[meanGroup]*MeanPart
 }
 
 func newMeasures(w *worker, cfg Config, starts func(*WindowStart) bool) (*measures, error) {
@@ -576,7 +599,7 @@ func newMeasures(w *worker, cfg Config, starts func(*WindowStart) bool) (*measur
 		}
 		ms.util = true
 		ms.win = windowOf(starts)
-		ms.out = map[string]*MeanPart{}
+		ms.out = map[meanGroup]*MeanPart{}
 	}
 	return ms, nil
 }
@@ -666,7 +689,7 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample fu
 		var g UtilGroup
 		for groups(&g) {
 			cmp.Groups++
-			r := ms.out[g.Key]
+			r := ms.out[meanGroup{g.Cell, g.Bucket}]
 			if r == nil || r.N == 0 {
 				continue
 			}
