@@ -278,3 +278,42 @@ func compareUnicity(t *testing.T, got, want *anonymize.RiskReport, capped bool) 
 		t.Errorf("unicity note: beam %q, single machine %q", got.UnicityNote, want.UnicityNote)
 	}
 }
+
+// TestPrismMeasuresScopeSubject runs the demo policy under scope subject
+// with the VIN dropped: the unicity after the policy is measured on the
+// VIN, a column that is not written, so Beam indexes a projection of the
+// second pass's rows rather than the output (and the raw utility comes from
+// the input rows: endpoints drop).
+func TestPrismMeasuresScopeSubject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	f := newDemoFixture(t, 100, 5_000, 4096)
+	pol := f.cfg.Policy
+	for _, e := range [][2]string{{"scope: trip", "scope: subject"}, {"  trip_id_column: trip\n", ""}, {"endpoints: detach", "endpoints: drop"}, {"  trace_k: 5\n", ""},
+		{"min_subjects: 20", "min_subjects: 3"}} { // a small fleet
+		np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
+		if bytes.Equal(np, pol) {
+			t.Fatalf("demo policy: %q not found", e[0])
+		}
+		pol = np
+	}
+	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Policy = pol
+	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
+	got, err := runPrism(t, f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mobility == nil || got.Mobility.Utility == nil || want.Mobility.Utility == nil {
+		t.Fatal("utility missing")
+	}
+	compareUtility(t, *got.Mobility.Utility, *want.Mobility.Utility)
+	compareUnicity(t, got.Risk, want.Risk, false)
+	if *want.Risk.After.Unicity == 0 {
+		t.Errorf("the fixture should leave traces unique: %v", *want.Risk.After.Unicity)
+	}
+	t.Logf("utility %+v\nunicity after: beam %v %v, single %v %v", *want.Mobility.Utility, *got.Risk.After.Unicity, got.Risk.After.UnicityCI, *want.Risk.After.Unicity, want.Risk.After.UnicityCI)
+}

@@ -73,10 +73,11 @@
 //   - The report's measurements as on one machine: mobility.utility with
 //     the same groups, window and counts (tested equal; the relative errors
 //     up to the order of float additions), risk.before.unicity identical
-//     (the same input rows indexed in the same order, given the same batch
-//     size), risk.after.unicity within the single-machine figure's 95%
-//     interval and vice versa (tested; see below), risk.unicity_note when
-//     an index is capped.
+//     (the same input rows indexed in the same order; when capped, given
+//     the same input batch size, since the cap takes whole batches),
+//     risk.after.unicity within the single-machine figure's 95% interval
+//     and vice versa (tested; see below), risk.unicity_note when an index
+//     is capped.
 //   - A worker error names the input file, column and row (checked before
 //     the shuffle by subject, where row numbers are lost); the output and
 //     release files appear only after every step succeeded.
@@ -91,18 +92,20 @@
 // estimate of the same traces, with other subjects and points drawn. With
 // more written rows than UnicityMaxRows the two index different rows (the
 // Runner its earliest, Beam the first subject shards') and may differ beyond
-// their intervals; both say so in risk.unicity_note. Beam indexes written
-// columns only: under scope subject with the subject column dropped the
-// unicity after the policy is not measured (the note says so), and the
-// utility column must be written. Each unicity index is built by one
-// worker, as on one machine (the capped raw sample travels there: about 45
-// bytes per row for a 17-character VIN, coordinates and time, 45 MB at the
-// default cap). The published trip ids are a side input of the final pass (one int64 per published trip on every worker), and each trip
-// shard is sorted by one worker (spilling to its local temporary directory
-// beyond 1M rows). Input rows need not be in time order (the Runner
-// requires time order within the trip gap; Beam sorts). An input file is
-// read by one worker (files, not row groups, are the unit of parallel
-// reading). Files are read and written through the local file system
-// (internal/arrowio), so on a cluster the paths must be on storage every
-// worker mounts; Beam's gs:// and s3:// file systems are not wired in.
+// their intervals; both say so in risk.unicity_note. The commit step
+// measures written columns: the utility column must be written (an error
+// otherwise), and when the unicity's unit is not (scope subject with the
+// subject dropped) the second pass projects (unit, cell, time) of the
+// written rows into a capped Combine instead. Each unicity index is built by
+// one worker, as on one machine (the capped raw sample travels there: about
+// 45 bytes per row for a 17-character VIN, coordinates and time, 45 MB at
+// the default cap). The published trip ids are a side input of the final
+// pass (one int64 per published trip on every worker), and each trip shard
+// is sorted by one worker (spilling to its local temporary directory beyond
+// 1M rows). Input rows need not be in time order (the Runner requires time
+// order within the trip gap; Beam sorts). An input file is read by one
+// worker (files, not row groups, are the unit of parallel reading). Files
+// are read and written through the local file system (internal/arrowio), so
+// on a cluster the paths must be on storage every worker mounts; Beam's
+// gs:// and s3:// file systems are not wired in.
 package beam

@@ -61,7 +61,7 @@ type finalizeFn struct {
 
 func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
 	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool,
-	sample func(*Sample) bool, starts func(*WindowStart) bool, groups func(*UtilGroup) bool) (err error) {
+	sample func(*Sample) bool, starts func(*WindowStart) bool, groups func(*UtilGroup) bool, after func(*Sample) bool) (err error) {
 	cfg := f.Cfg
 	defer func() {
 		os.RemoveAll(cfg.TempDir)
@@ -209,7 +209,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		}
 	}
 	if ms != nil {
-		if err := ms.finish(ctx, rep, sample, groups, c[countUtilCut] > 0); err != nil {
+		if err := ms.finish(ctx, rep, sample, after, groups, c[countUtilCut] > 0); err != nil {
 			return err
 		}
 	}

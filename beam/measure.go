@@ -473,7 +473,7 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 type Sample struct {
 	B      []Batch
 	Capped bool
-	Cut    Batch // File and Base only
+	Cut    Batch // Shard, File and Base only
 }
 
 // sampleFn gathers the Sample. A batch a partial sample leaves out (the
@@ -503,7 +503,12 @@ func (f sampleFn) ExtractOutput(a Sample) Sample {
 	return a
 }
 
+// batchOrder orders batches as the commit step merges them: by trip
+// shard (0 for input batches), file and row.
 func batchOrder(x, y Batch) int {
+	if x.Shard != y.Shard {
+		return x.Shard - y.Shard
+	}
 	if x.File != y.File {
 		return x.File - y.File
 	}
@@ -533,7 +538,7 @@ func (f sampleFn) prune(a Sample) Sample {
 	var n int64
 	for i, b := range a.B {
 		if n+b.Rows > f.Cap {
-			a.Capped, a.Cut = true, Batch{File: b.File, Base: b.Base}
+			a.Capped, a.Cut = true, Batch{Shard: b.Shard, File: b.File, Base: b.Base}
 			a.B = slices.Clip(a.B[:i])
 			break
 		}
@@ -562,8 +567,7 @@ func decSample(b []byte) (Sample, error) {
 type measures struct {
 	w      *worker
 	cap    int64
-	note   string // why a figure is not measured
-	uni    *mobility.UnicityIndex
+	uni    *mobility.UnicityIndex // nil: from the written rows' projection
 	rows   int64
 	capped bool
 
@@ -578,16 +582,11 @@ func newMeasures(w *worker, cfg Config, starts func(*WindowStart) bool) (*measur
 	m := p.Mobility
 	ms := &measures{w: w, cap: cfg.unicityMaxRows()}
 	out := w.st.Output()
-	unit := p.Subject
-	if m.Scope == "trip" {
-		unit = m.TripIDColumn
-	}
-	if len(out.FieldIndices(unit)) == 0 {
-		// The Runner indexes the rows before the projection; the commit
-		// step sees only written columns.
-		ms.note = fmt.Sprintf("risk.after.unicity not measured on Beam: its linkable unit %q is not written", unit)
-	} else {
-		u, err := mobility.NewUnicityIndex(out, mobility.UnicityColumns{Subject: unit, Space: []string{m.CellColumn}, Time: m.Time, SkipNullSubjects: m.Scope == "trip"})
+	// When the unit is not written (scope subject, subject dropped), the
+	// second pass projects (unit, cell, time) of the written rows instead
+	// (classFn.uniCols): the Runner indexes the rows before the projection.
+	if unit := unicityUnit(p); len(out.FieldIndices(unit)) > 0 {
+		u, err := mobility.NewUnicityIndex(out, afterColumns(p))
 		if err != nil {
 			return nil, fmt.Errorf("unicity: %w", err)
 		}
@@ -648,7 +647,7 @@ func (ms *measures) addOut(ctx context.Context, rec arrow.RecordBatch) error {
 }
 
 // finish fills the report's unicity and utility figures.
-func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample func(*Sample) bool, groups func(*UtilGroup) bool, rawCut bool) error {
+func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, after func(*Sample) bool, groups func(*UtilGroup) bool, rawCut bool) error {
 	p := ms.w.p
 	m := p.Mobility
 	points := m.UnicityPoints
@@ -659,27 +658,33 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample fu
 	if rep.Risk == nil {
 		rep.Risk = &anonymize.RiskReport{}
 	}
+	var res mobility.UnicityResult
+	var err error
 	if ms.uni != nil {
-		res, err := ms.uni.Estimate(opts)
-		if err != nil {
+		if res, err = ms.uni.Estimate(opts); err != nil {
 			return fmt.Errorf("unicity: %w", err)
 		}
-		rep.Risk.After.Unicity = &res.Unicity
-		rep.Risk.After.UnicityCI = []float64{res.Lower, res.Upper}
+	} else {
+		var a Sample
+		for after(&a) {
+		}
+		ms.capped = a.Capped
+		if res, err = indexSample(ctx, a, afterColumns(p), opts); err != nil {
+			return err
+		}
 	}
+	rep.Risk.After.Unicity = &res.Unicity
+	rep.Risk.After.UnicityCI = []float64{res.Lower, res.Upper}
 	var s Sample
 	for sample(&s) {
 	}
-	raw, err := rawUnicity(ctx, s, p, opts)
+	raw, err := indexSample(ctx, s, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.Lat, m.Lon}, Time: m.Time}, opts)
 	if err != nil {
 		return err
 	}
 	rep.Risk.Before.Unicity = &raw.Unicity
 	rep.Risk.Before.UnicityCI = []float64{raw.Lower, raw.Upper}
-	switch {
-	case ms.note != "":
-		rep.Risk.UnicityNote = ms.note
-	case ms.capped || s.Capped:
+	if ms.capped || s.Capped {
 		rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", ms.cap)
 	}
 	if ms.util && rep.Mobility != nil {
@@ -715,9 +720,23 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample fu
 	return nil
 }
 
-// rawUnicity indexes the sample's batches in input order.
-func rawUnicity(ctx context.Context, s Sample, p *anonymize.Policy, opts mobility.UnicityOptions) (mobility.UnicityResult, error) {
+// unicityUnit is the output's linkable unit: the subject's column, or the
+// trip id under scope trip.
+func unicityUnit(p *anonymize.Policy) string {
+	if p.Mobility.Scope == "trip" {
+		return p.Mobility.TripIDColumn
+	}
+	return p.Subject
+}
+
+// afterColumns are the columns of the unicity after the policy.
+func afterColumns(p *anonymize.Policy) mobility.UnicityColumns {
 	m := p.Mobility
+	return mobility.UnicityColumns{Subject: unicityUnit(p), Space: []string{m.CellColumn}, Time: m.Time, SkipNullSubjects: m.Scope == "trip"}
+}
+
+// indexSample indexes the sample's batches in order and estimates.
+func indexSample(ctx context.Context, s Sample, cols mobility.UnicityColumns, opts mobility.UnicityOptions) (mobility.UnicityResult, error) {
 	mem := memory.DefaultAllocator
 	sortBatches(s.B)
 	var u *mobility.UnicityIndex
@@ -727,7 +746,7 @@ func rawUnicity(ctx context.Context, s Sample, p *anonymize.Policy, opts mobilit
 			return mobility.UnicityResult{}, fmt.Errorf("unicity: %w", err)
 		}
 		if u == nil {
-			if u, err = mobility.NewUnicityIndex(rec.Schema(), mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.Lat, m.Lon}, Time: m.Time}); err != nil {
+			if u, err = mobility.NewUnicityIndex(rec.Schema(), cols); err != nil {
 				rec.Release()
 				return mobility.UnicityResult{}, fmt.Errorf("unicity: %w", err)
 			}

@@ -457,6 +457,10 @@ type classFn struct {
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
+	// uniCols are the Gen columns (unit, cell, time) the unicity after the
+	// policy indexes when its unit is not written (scope subject, subject
+	// dropped): the commit step sees written columns only.
+	uniCols []int
 }
 
 // load reads the side inputs once.
@@ -486,6 +490,12 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 	}
 	if p.Mobility != nil {
 		f.cf = newCellFilter(belowSet(thin), st)
+		if unit := unicityUnit(p); len(f.w.st.Output().FieldIndices(unit)) == 0 {
+			gen := f.w.st.Gen()
+			for _, c := range []string{unit, p.Mobility.CellColumn, p.Mobility.Time} {
+				f.uniCols = append(f.uniCols, gen.FieldIndices(c)[0])
+			}
+		}
 		if p.Mobility.TraceK > 0 {
 			f.pub = map[int64]bool{}
 			var id int64
@@ -499,7 +509,7 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), unicity func(Batch)) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
@@ -542,11 +552,21 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
 	}
-	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
+	res, uni, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
 		return err
 	}
 	defer res.Release()
+	if uni != nil {
+		defer uni.Release()
+		if uni.NumRows() > 0 {
+			ub, err := b.encodeLike(uni, mem)
+			if err != nil {
+				return err
+			}
+			unicity(ub)
+		}
+	}
 	emitSets(out, groups)
 	if suppressed > 0 {
 		count(countSuppressed, suppressed)
@@ -639,13 +659,21 @@ func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
+	out, decision, classes, counts, _, err = generalize(s, cfg, trans)
+	return out, decision, classes, counts, err
+}
+
+// generalize is Generalize that also returns the (unit, cell, time)
+// projection of the written rows when the unicity after the policy needs
+// a column that is not written (else no element).
+func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts, unicity beam.PCollection, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
+		return out, decision, classes, counts, unicity, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	if err := supported(p); err != nil {
-		return out, decision, classes, counts, err
+		return out, decision, classes, counts, unicity, err
 	}
 	// Without mobility the mobility side inputs are empty.
 	thin := beam.CreateList(s, []Below{})
@@ -674,7 +702,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		decision = beam.CreateList(s, [][]byte{})
 	}
 	var members, groups beam.PCollection
-	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
+	out, members, groups, counts, unicity = beam.ParDo5(s, &classFn{workerDoFn: wf(cfg)}, trans,
 		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
@@ -688,7 +716,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, nil
+	return out, decision, classes, counts, unicity, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -994,7 +1022,7 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, err := Generalize(s, cfg, trans)
+	out, decision, classes, gCounts, uniOut, err := generalize(s, cfg, trans)
 	if err != nil {
 		return err
 	}
@@ -1008,7 +1036,8 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
 		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
-		beam.SideInput{Input: sample}, beam.SideInput{Input: start}, beam.SideInput{Input: groups})
+		beam.SideInput{Input: sample}, beam.SideInput{Input: start}, beam.SideInput{Input: groups},
+		beam.SideInput{Input: beam.Combine(s, sampleFn{Cap: cfg.unicityMaxRows()}, uniOut)})
 	return nil
 }
 
