@@ -93,3 +93,13 @@ func TestMeanCombineFn(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigUnicityMaxRows(t *testing.T) {
+	c := Config{Policy: []byte("x"), PolicyFile: "p.yaml", Inputs: []string{"in"}, Output: "out", TempDir: "tmp", UnicityMaxRows: -1}
+	if err := c.Validate(); err == nil {
+		t.Fatal("a negative UnicityMaxRows was accepted")
+	}
+	if got := (Config{}).unicityMaxRows(); got != 1_000_000 {
+		t.Fatalf("default UnicityMaxRows %d, want the Runner's 1,000,000", got)
+	}
+}
