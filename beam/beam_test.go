@@ -115,7 +115,8 @@ func (f *fixture) single(t testing.TB, out string) *anonymize.Report {
 	create := func(path string) anonymize.CreateFunc {
 		return func(s *arrow.Schema) (anonymize.Sink, error) { return arrowio.Create(path, s, arrowio.CreateOptions{}) }
 	}
-	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1})
+	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1,
+		UnicityMaxRows: f.cfg.UnicityMaxRows})
 	if err != nil {
 		t.Fatal(err)
 	}

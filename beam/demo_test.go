@@ -77,15 +77,21 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 		name  string
 		kanon bool
 		edits [][2]string // policy text replaced
+		cap   int64       // UnicityMaxRows on both sides
 	}{
-		{"demo", true, nil},
-		{"demo without kanon", false, nil},
-		{"demo with trip ends dropped", true, [][2]string{{"endpoints: detach", "endpoints: drop"}}},
+		{"demo", true, nil, 0},
+		{"demo without kanon", false, nil, 0},
+		// Raw means from the input rows (H3 cells of the raw positions,
+		// no window); unicity indexes capped (whole 4096-row batches).
+		{"demo with trip ends dropped, unicity capped", true, [][2]string{{"endpoints: detach", "endpoints: drop"}}, 10_000},
+		// Without the trace gate most trips stay linkable: the unicity
+		// after the policy is well above 0 and drawn from other orders.
+		{"demo without trace_k", true, [][2]string{{"  trace_k: 5\n", ""}}, 0},
 		// Classes counted in rows lose members to every cell suppression:
 		// the fixed point takes 7 rounds and suppresses classes too.
 		{"demo with classes in rows, settling in 7 rounds", true, [][2]string{
 			{"  k: 10\n", "  k: 50\n"}, {"  k: 5\n  # The", "  k: 8\n  # The"},
-			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}},
+			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newDemoFixture(t, 300, 30_000, 4096)
@@ -104,7 +110,11 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.cfg.Policy = pol
+			f.cfg.UnicityMaxRows = tc.cap
 			want := compareDemo(t, f, tc.kanon)
+			if capped := want.Risk.UnicityNote != ""; capped != (tc.cap > 0) {
+				t.Errorf("unicity note %q with a cap of %d rows", want.Risk.UnicityNote, tc.cap)
+			}
 			if strings.Contains(tc.name, "7 rounds") && (want.Mobility.SettleRounds != 7 || want.Mobility.SettleClasses == 0) {
 				t.Errorf("the fixture should settle in 7 rounds with classes added: %+v", *want.Mobility)
 			}
@@ -146,22 +156,19 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	if gm == nil || wm == nil {
 		t.Fatal("mobility block missing")
 	}
-	// Utility is a measurement the Beam path does not make (said in the
-	// report); everything else must match.
-	if gm.Utility != nil {
-		t.Error("beam reported a utility figure it does not measure")
+	if gm.Utility == nil || wm.Utility == nil {
+		t.Fatalf("utility: beam %+v, single machine %+v", gm.Utility, wm.Utility)
 	}
-	wmc := *wm
-	wmc.Utility = nil
-	if *gm != wmc {
-		t.Errorf("mobility:\nbeam   %+v\nsingle %+v", *gm, wmc)
+	compareUtility(t, *gm.Utility, *wm.Utility)
+	wmc, gmc := *wm, *gm
+	wmc.Utility, gmc.Utility = nil, nil
+	if gmc != wmc {
+		t.Errorf("mobility:\nbeam   %+v\nsingle %+v", gmc, wmc)
 	}
-	if wm.SuppressedRows == 0 || wm.TripsPublished == 0 || wm.RowsDetached == 0 || kanon == (want.Rows.Suppressed == wm.SuppressedRows) {
+	if wm.SuppressedRows == 0 || (wm.TraceK > 0 && (wm.TripsPublished == 0 || wm.RowsDetached == 0)) || kanon == (want.Rows.Suppressed == wm.SuppressedRows) {
 		t.Errorf("the fixture should exercise cell suppression, the trace gate and class suppression: %+v", wmc)
 	}
-	if got.Risk == nil || !strings.Contains(got.Risk.UnicityNote, "not measured") || got.Risk.After.Unicity != nil {
-		t.Errorf("beam should say that it does not measure unicity: %+v", got.Risk)
-	}
+	compareUnicity(t, got.Risk, want.Risk, f.cfg.UnicityMaxRows > 0)
 	if !reflect.DeepEqual(got.Keys, want.Keys) || !reflect.DeepEqual(got.Columns, want.Columns) {
 		t.Errorf("keys/columns: beam %v %v, single machine %v %v", got.Keys, got.Columns, want.Keys, want.Columns)
 	}
@@ -193,7 +200,8 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 		}
 	}
 	compareRisk(t, got, want)
-	t.Logf("rows %+v\nmobility %+v\nkanon %v classes %d suppressed %d; dp %d partitions", want.Rows, wmc, want.KAnon.Transformation, want.KAnon.Classes, want.KAnon.SuppressedClasses, want.DP.Partitions)
+	t.Logf("rows %+v\nmobility %+v\nutility %+v\nunicity before %v %v, after beam %v %v, single %v %v\nkanon %v classes %d suppressed %d; dp %d partitions", want.Rows, wmc, *wm.Utility, *want.Risk.Before.Unicity, want.Risk.Before.UnicityCI,
+		*got.Risk.After.Unicity, got.Risk.After.UnicityCI, *want.Risk.After.Unicity, want.Risk.After.UnicityCI, want.KAnon.Transformation, want.KAnon.Classes, want.KAnon.SuppressedClasses, want.DP.Partitions)
 	return want
 }
 
@@ -228,4 +236,84 @@ func compareOutput(t *testing.T, f *fixture) {
 	if !slices.Equal(key(wrel), key(grel)) {
 		t.Errorf("released partitions differ: beam %d, single machine %d", len(grel[0]), len(wrel[0]))
 	}
+}
+
+// compareUtility compares the utility figures: the groups and counts
+// exactly, the relative errors up to the order of float additions (sums per
+// group are added in another order on Beam).
+func compareUtility(t *testing.T, got, want anonymize.UtilityReport) {
+	t.Helper()
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+	g, w := got, want
+	g.MaxRelErr, g.MeanRelErr, g.WithinFraction = w.MaxRelErr, w.MeanRelErr, w.WithinFraction
+	if g != w || !close(got.MaxRelErr, want.MaxRelErr) || !close(got.MeanRelErr, want.MeanRelErr) || !close(got.WithinFraction, want.WithinFraction) {
+		t.Errorf("utility:\nbeam   %+v\nsingle %+v", got, want)
+	}
+	if want.Groups == 0 || want.Released == 0 {
+		t.Errorf("the fixture should have utility groups: %+v", want)
+	}
+}
+
+// compareUnicity compares the unicity figures. Before the policy both runs
+// index the same rows in the same order (input batches of the same size):
+// the figures are identical. After it the written rows come in another
+// order (trips grouped by subject shard) and trip ids are random, so the
+// drawn traces differ: each figure must lie in the other's 95% interval.
+// Capped, the two runs index different written rows (the Runner its first
+// rows in time order, Beam the first subject shards' trips): the figures
+// measure different samples and are only checked to be there.
+func compareUnicity(t *testing.T, got, want *anonymize.RiskReport, capped bool) {
+	t.Helper()
+	if got == nil || want == nil || got.Before.Unicity == nil || want.Before.Unicity == nil || got.After.Unicity == nil || want.After.Unicity == nil {
+		t.Fatalf("unicity missing: beam %+v, single machine %+v", got, want)
+	}
+	if *got.Before.Unicity != *want.Before.Unicity || !slices.Equal(got.Before.UnicityCI, want.Before.UnicityCI) {
+		t.Errorf("unicity before: beam %v %v, single machine %v %v", *got.Before.Unicity, got.Before.UnicityCI, *want.Before.Unicity, want.Before.UnicityCI)
+	}
+	in := func(x float64, ci []float64) bool { return len(ci) == 2 && ci[0] <= x && x <= ci[1] }
+	if !capped && (!in(*got.After.Unicity, want.After.UnicityCI) || !in(*want.After.Unicity, got.After.UnicityCI)) {
+		t.Errorf("unicity after: beam %v %v, single machine %v %v", *got.After.Unicity, got.After.UnicityCI, *want.After.Unicity, want.After.UnicityCI)
+	}
+	if got.UnicityNote != want.UnicityNote {
+		t.Errorf("unicity note: beam %q, single machine %q", got.UnicityNote, want.UnicityNote)
+	}
+}
+
+// TestPrismMeasuresScopeSubject runs the demo policy under scope subject
+// with the VIN dropped: the unicity after the policy is measured on the
+// VIN, a column that is not written, so Beam indexes a projection of the
+// second pass's rows rather than the output (and the raw utility comes from
+// the input rows: endpoints drop).
+func TestPrismMeasuresScopeSubject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	f := newDemoFixture(t, 100, 5_000, 4096)
+	pol := f.cfg.Policy
+	for _, e := range [][2]string{{"scope: trip", "scope: subject"}, {"  trip_id_column: trip\n", ""}, {"endpoints: detach", "endpoints: drop"}, {"  trace_k: 5\n", ""},
+		{"min_subjects: 20", "min_subjects: 3"}} { // a small fleet
+		np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
+		if bytes.Equal(np, pol) {
+			t.Fatalf("demo policy: %q not found", e[0])
+		}
+		pol = np
+	}
+	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Policy = pol
+	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
+	got, err := runPrism(t, f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mobility == nil || got.Mobility.Utility == nil || want.Mobility.Utility == nil {
+		t.Fatal("utility missing")
+	}
+	compareUtility(t, *got.Mobility.Utility, *want.Mobility.Utility)
+	compareUnicity(t, got.Risk, want.Risk, false)
+	if *want.Risk.After.Unicity == 0 {
+		t.Errorf("the fixture should leave traces unique: %v", *want.Risk.After.Unicity)
+	}
+	t.Logf("utility %+v\nunicity after: beam %v %v, single %v %v", *want.Mobility.Utility, *got.Risk.After.Unicity, got.Risk.After.UnicityCI, *want.Risk.After.Unicity, want.Risk.After.UnicityCI)
 }

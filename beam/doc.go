@@ -44,9 +44,16 @@
 //	              CombineFn → noise once, at the end; private or public
 //	              partitions, hour_of_day and coarser release cells as on
 //	              one machine
+//	Measures      mobility: per (cell, bucket) value sums, row counts and
+//	              distinct subjects capped at min_subjects of the raw rows
+//	              (CombinePerKey) for mobility.utility; the first
+//	              UnicityMaxRows opted-in input rows, projected to (subject,
+//	              lat, lon, time), gathered by a pruning Combine for
+//	              risk.before.unicity
 //	Commit        one final step merges the output shards into the output
-//	              file (temporary file + rename), writes the release and the
-//	              report; nothing is committed when any step failed
+//	              file (temporary file + rename), measures the written rows
+//	              (utility means, risk.after.unicity), writes the release and
+//	              the report; nothing is committed when any step failed
 //
 // What it promises:
 //   - Keys never travel in the pipeline graph: Config carries the keyring's
@@ -63,6 +70,14 @@
 //     partitions when they are public, and spends the policy's (ε, δ) once.
 //     Without a mobility block the output keeps the input order; with one,
 //     rows come grouped by subject shard and trip.
+//   - The report's measurements as on one machine: mobility.utility with
+//     the same groups, window and counts (tested equal; the relative errors
+//     up to the order of float additions), risk.before.unicity identical
+//     (the same input rows indexed in the same order; when capped, given
+//     the same input batch size, since the cap takes whole batches),
+//     risk.after.unicity within the single-machine figure's 95% interval
+//     and vice versa (tested; see below), risk.unicity_note when an index
+//     is capped.
 //   - A worker error names the input file, column and row (checked before
 //     the shuffle by subject, where row numbers are lost); the output and
 //     release files appear only after every step succeeded.
@@ -70,15 +85,27 @@
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
-// implemented: l-diversity and t-closeness. Not measured (the report says
-// so in risk.unicity_note instead of a figure): unicity (risk.*.unicity)
-// and mobility.utility. The published trip ids are a side input of the
-// final pass (one int64 per published trip on every worker), and each trip
-// shard is sorted by one worker (spilling to its local temporary directory
-// beyond 1M rows). Input rows need not be in time order (the Runner
-// requires time order within the trip gap; Beam sorts). An input file is
-// read by one worker (files, not row groups, are the unit of parallel
-// reading). Files are read and written through the local file system
-// (internal/arrowio), so on a cluster the paths must be on storage every
-// worker mounts; Beam's gs:// and s3:// file systems are not wired in.
+// implemented: l-diversity and t-closeness. The unicity after the policy
+// indexes the written rows in the commit step's merge order (grouped by
+// subject shard and trip) and their trip ids are random, so its figure is
+// not the single machine's (which indexes rows in time order): the same
+// estimate of the same traces, with other subjects and points drawn. With
+// more written rows than UnicityMaxRows the two index different rows (the
+// Runner its earliest, Beam the first subject shards') and may differ beyond
+// their intervals; both say so in risk.unicity_note. The commit step
+// measures written columns: the utility column must be written (an error
+// otherwise), and when the unicity's unit is not (scope subject with the
+// subject dropped) the second pass projects (unit, cell, time) of the
+// written rows into a capped Combine instead. Each unicity index is built by
+// one worker, as on one machine (the capped raw sample travels there: about
+// 45 bytes per row for a 17-character VIN, coordinates and time, 45 MB at
+// the default cap). The published trip ids are a side input of the final
+// pass (one int64 per published trip on every worker), and each trip shard
+// is sorted by one worker (spilling to its local temporary directory beyond
+// 1M rows). Input rows need not be in time order (the Runner requires time
+// order within the trip gap; Beam sorts). An input file is read by one
+// worker (files, not row groups, are the unit of parallel reading). Files
+// are read and written through the local file system (internal/arrowio), so
+// on a cluster the paths must be on storage every worker mounts; Beam's
+// gs:// and s3:// file systems are not wired in.
 package beam

@@ -60,7 +60,8 @@ type finalizeFn struct {
 }
 
 func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
-	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool) (err error) {
+	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool,
+	sample func(*Sample) bool, starts func(*WindowStart) bool, groups func(*UtilGroup) bool, after func(*Sample) bool) (err error) {
 	cfg := f.Cfg
 	defer func() {
 		os.RemoveAll(cfg.TempDir)
@@ -136,9 +137,15 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 			sink.Abort()
 		}
 	}()
+	var ms *measures
+	if w.p.Mobility != nil {
+		if ms, err = newMeasures(w, cfg, starts); err != nil {
+			return err
+		}
+	}
 	var written int64
 	for _, nm := range names {
-		n, err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), sink)
+		n, err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), sink, ms)
 		if err != nil {
 			return err
 		}
@@ -201,13 +208,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 			return err
 		}
 	}
-	if m != nil {
-		// Measurements of the single-machine report that Beam does not
-		// make: never a silent zero.
-		if rep.Risk == nil {
-			rep.Risk = &anonymize.RiskReport{}
+	if ms != nil {
+		if err := ms.finish(ctx, rep, sample, after, groups, c[countUtilCut] > 0); err != nil {
+			return err
 		}
-		rep.Risk.UnicityNote = "not measured on Beam: unicity (risk.*.unicity) and mobility.utility; run tarnkappe run on a sample"
 	}
 	var relSink *arrowio.Sink
 	var ro ReleaseOutput
@@ -287,7 +291,9 @@ func (b Batch) decodeAny(mem memory.Allocator) (arrow.RecordBatch, error) {
 	return rec, nil
 }
 
-func copyShard(ctx context.Context, path string, sink *arrowio.Sink) (int64, error) {
+// copyShard appends a shard to the output and hands its batches to the
+// measurements (when ms is not nil).
+func copyShard(ctx context.Context, path string, sink *arrowio.Sink, ms *measures) (int64, error) {
 	src, err := arrowio.Open(ctx, path, arrowio.OpenOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("output shard: %w", err)
@@ -298,6 +304,11 @@ func copyShard(ctx context.Context, path string, sink *arrowio.Sink) (int64, err
 		rec := src.RecordBatch()
 		if err := sink.Write(rec); err != nil {
 			return 0, fmt.Errorf("output: %w", err)
+		}
+		if ms != nil {
+			if err := ms.addOut(ctx, rec); err != nil {
+				return 0, err
+			}
 		}
 		n += rec.NumRows()
 	}

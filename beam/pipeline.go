@@ -61,6 +61,10 @@ type Config struct {
 	// contribution bounding and of trip segmentation (each shard's rows are
 	// sorted by one worker); 0 means 16.
 	Shards int
+	// UnicityMaxRows bounds the rows each unicity measure (before and after
+	// the policy) indexes on one worker, as anonymize.Options.UnicityMaxRows
+	// does on one machine; 0 means 1,000,000.
+	UnicityMaxRows int64
 }
 
 // Validate checks the fields every step needs.
@@ -81,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
 	case c.Shards < 0:
 		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
+	case c.UnicityMaxRows < 0:
+		return fmt.Errorf("%s: UnicityMaxRows must be >= 0, got %d", fn, c.UnicityMaxRows)
 	}
 	w, err := newWorker(c)
 	if err != nil {
@@ -451,6 +457,10 @@ type classFn struct {
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
+	// uniCols are the Gen columns (unit, cell, time) the unicity after the
+	// policy indexes when its unit is not written (scope subject, subject
+	// dropped): the commit step sees written columns only.
+	uniCols []int
 }
 
 // load reads the side inputs once.
@@ -480,6 +490,12 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 	}
 	if p.Mobility != nil {
 		f.cf = newCellFilter(belowSet(thin), st)
+		if unit := unicityUnit(p); len(f.w.st.Output().FieldIndices(unit)) == 0 {
+			gen := f.w.st.Gen()
+			for _, c := range []string{unit, p.Mobility.CellColumn, p.Mobility.Time} {
+				f.uniCols = append(f.uniCols, gen.FieldIndices(c)[0])
+			}
+		}
 		if p.Mobility.TraceK > 0 {
 			f.pub = map[int64]bool{}
 			var id int64
@@ -493,7 +509,7 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), unicity func(Batch)) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
@@ -536,11 +552,21 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
 	}
-	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
+	res, uni, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
 		return err
 	}
 	defer res.Release()
+	if uni != nil {
+		defer uni.Release()
+		if uni.NumRows() > 0 {
+			ub, err := b.encodeLike(uni, mem)
+			if err != nil {
+				return err
+			}
+			unicity(ub)
+		}
+	}
 	emitSets(out, groups)
 	if suppressed > 0 {
 		count(countSuppressed, suppressed)
@@ -633,13 +659,21 @@ func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
+	out, decision, classes, counts, _, err = generalize(s, cfg, trans)
+	return out, decision, classes, counts, err
+}
+
+// generalize is Generalize that also returns the (unit, cell, time)
+// projection of the written rows when the unicity after the policy needs
+// a column that is not written (else no element).
+func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts, unicity beam.PCollection, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
+		return out, decision, classes, counts, unicity, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	if err := supported(p); err != nil {
-		return out, decision, classes, counts, err
+		return out, decision, classes, counts, unicity, err
 	}
 	// Without mobility the mobility side inputs are empty.
 	thin := beam.CreateList(s, []Below{})
@@ -668,7 +702,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		decision = beam.CreateList(s, [][]byte{})
 	}
 	var members, groups beam.PCollection
-	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
+	out, members, groups, counts, unicity = beam.ParDo5(s, &classFn{workerDoFn: wf(cfg)}, trans,
 		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
@@ -682,7 +716,7 @@ func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, nil
+	return out, decision, classes, counts, unicity, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -964,21 +998,31 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	hasRelease, hasMobility := w.p.Release != nil, w.p.Mobility != nil
+	p := w.p
+	hasRelease, hasMobility := p.Release != nil, p.Mobility != nil
 	w.close()
 	raw, inCounts := Read(s, cfg)
 	var trans, tCounts beam.PCollection
 	allCounts := []beam.PCollection{inCounts}
+	// Without mobility the measurements' side inputs are empty.
+	sample := beam.CreateList(s, []Sample{})
+	start := beam.CreateList(s, []WindowStart{})
+	groups := beam.CreateList(s, []UtilGroup{})
 	if hasMobility {
 		// Opt-out first (input row numbers known), then trips per subject;
 		// the column actions run on the trips.
 		kept, oCounts := OptOut(s, cfg, raw)
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
+		var mCounts beam.PCollection
+		sample, start, groups, mCounts = Measures(s, cfg, p, kept, trans)
+		if mCounts.IsValid() {
+			allCounts = append(allCounts, mCounts)
+		}
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, err := Generalize(s, cfg, trans)
+	out, decision, classes, gCounts, uniOut, err := generalize(s, cfg, trans)
 	if err != nil {
 		return err
 	}
@@ -991,7 +1035,9 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	fin := s.Scope("tarnkappe.Commit")
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
-		beam.SideInput{Input: classes}, beam.SideInput{Input: rel})
+		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
+		beam.SideInput{Input: sample}, beam.SideInput{Input: start}, beam.SideInput{Input: groups},
+		beam.SideInput{Input: beam.Combine(s, sampleFn{Cap: cfg.unicityMaxRows()}, uniOut)})
 	return nil
 }
 

@@ -91,8 +91,8 @@ func supported(p *anonymize.Policy) error {
 	}
 	if m := p.Mobility; m != nil {
 		// UnicityPoints and Utility configure measurements of the report
-		// (risk.*.unicity, mobility.utility), not protections: Beam does
-		// not measure them and the report says so (risk.unicity_note).
+		// (risk.*.unicity, mobility.utility), made by Measures and the
+		// commit step.
 		if f := unknownSet(*m, "Time", "Lat", "Lon", "TripGap", "TrimMetres", "TrimTime", "CellResolution", "CellColumn", "K",
 			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: mobility field %s is not supported on Beam yet", f)
