@@ -489,7 +489,7 @@ func (a *accumulators) finish(ctx context.Context, rep *Report) error {
 			}
 		}
 		cmp := mobility.CompareMeans(a.rawMeans, a.outMeans, minS, tol)
-		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp, WindowDays: utilityWindow.Hours() / 24, Windowed: a.utilCut}
+		ur := &UtilityReport{Column: u.Column, BucketSeconds: a.bucket.Seconds(), MeanComparison: cmp, WindowDays: UtilityWindow.Hours() / 24, Windowed: a.utilCut}
 		if cmp.Groups > 0 {
 			ur.WithinFraction = float64(cmp.Within) / float64(cmp.Groups)
 		}
@@ -551,11 +551,11 @@ func (a *accumulators) release() {
 	a.kan = nil
 }
 
-// utilityWindow bounds the utility measure in time: the raw side keeps a set
+// UtilityWindow bounds the utility measure in time: the raw side keeps a set
 // of subjects per (cell, bucket), so its memory grows with the history; over
 // a fixed window it grows with the fleet only. The window starts at the
 // first input batch's earliest day (UTC); both sides use the same window.
-const utilityWindow = 31 * 24 * time.Hour
+const UtilityWindow = 31 * 24 * time.Hour
 
 // utilWindow returns the rows of rec (pl.trans or pl.gen: same time column)
 // inside the utility window, retained; the caller releases it.
@@ -604,19 +604,21 @@ func (a *accumulators) setUtilWindow(rec arrow.RecordBatch) {
 		return
 	}
 	start := arrow.Timestamp(lo).ToTime(unit).Truncate(24 * time.Hour)
-	a.utilFrom = fromTime(start, unit)
-	a.utilTo = fromTime(start.Add(utilityWindow), unit)
+	a.utilFrom, a.utilTo = UtilityWindowBounds(start, unit)
 	a.utilSet = true
 }
 
-func fromTime(t time.Time, unit arrow.TimeUnit) int64 {
-	switch unit {
-	case arrow.Second:
-		return t.Unix()
-	case arrow.Millisecond:
-		return t.UnixMilli()
-	case arrow.Microsecond:
-		return t.UnixMicro()
+// UtilityWindowBounds returns the utility window [lo, hi) that starts at
+// from (the first input batch's earliest UTC day) in a time column's unit.
+// The Beam path computes its window with it too.
+func UtilityWindowBounds(from time.Time, unit arrow.TimeUnit) (lo, hi int64) {
+	l, err := arrow.TimestampFromTime(from, unit)
+	if err != nil { // before the unit's range: the window starts before every value
+		l = math.MinInt64
 	}
-	return t.UnixNano()
+	h, err := arrow.TimestampFromTime(from.Add(UtilityWindow), unit)
+	if err != nil { // past the unit's range: the window runs to the end
+		h = math.MaxInt64
+	}
+	return int64(l), int64(h)
 }

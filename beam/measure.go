@@ -41,12 +41,6 @@ import (
 // countUtilCut counts raw rows outside the utility window.
 const countUtilCut = "utility_cut"
 
-// utilityWindow is the single-machine Runner's utility window (its
-// unexported anonymize.utilityWindow; the equivalence tests compare the
-// report's window_days): from the UTC day of the first opted-in input
-// batch's earliest time.
-const utilityWindow = 31 * 24 * time.Hour
-
 func (c Config) unicityMaxRows() int64 {
 	if c.UnicityMaxRows == 0 {
 		return 1_000_000
@@ -106,7 +100,7 @@ func (windowStartFn) AddInput(a, e WindowStart) WindowStart          { return ea
 func (windowStartFn) MergeAccumulators(a, b WindowStart) WindowStart { return earlier(a, b) }
 func (windowStartFn) ExtractOutput(a WindowStart) WindowStart        { return a }
 
-// window is the utility window [from, from+utilityWindow); unset (no input
+// window is the utility window [from, from+anonymize.UtilityWindow); unset (no input
 // row) it holds no row, as on one machine.
 type window struct {
 	from time.Time
@@ -129,19 +123,7 @@ func (w window) bounds(unit arrow.TimeUnit) (lo, hi int64) {
 	if !w.set {
 		return 0, 0
 	}
-	return fromTime(w.from, unit), fromTime(w.from.Add(utilityWindow), unit)
-}
-
-func fromTime(t time.Time, unit arrow.TimeUnit) int64 {
-	switch unit {
-	case arrow.Second:
-		return t.Unix()
-	case arrow.Millisecond:
-		return t.UnixMilli()
-	case arrow.Microsecond:
-		return t.UnixMicro()
-	}
-	return t.UnixNano()
+	return anonymize.UtilityWindowBounds(w.from, unit)
 }
 
 func timeColumn(rec arrow.RecordBatch, name string) (*array.Timestamp, error) {
@@ -178,13 +160,7 @@ func (f meanCombineFn) MergeAccumulators(a, b MeanPart) MeanPart { return f.merg
 func (meanCombineFn) ExtractOutput(a MeanPart) MeanPart          { return a }
 
 func (f meanCombineFn) merge(a, b MeanPart) MeanPart {
-	s := append(slices.Clone(a.S), b.S...)
-	slices.Sort(s)
-	s = slices.Compact(s)
-	if len(s) > f.K {
-		s = s[:f.K]
-	}
-	return MeanPart{Sum: a.Sum + b.Sum, N: a.N + b.N, S: s}
+	return MeanPart{Sum: a.Sum + b.Sum, N: a.N + b.N, S: unionCapped(a.S, b.S, f.K)}
 }
 
 // UtilGroup is a raw (cell, bucket) group with at least min_subjects
@@ -689,29 +665,19 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, a
 	}
 	if ms.util && rep.Mobility != nil {
 		minS, tol := utilityThresholds(m.Utility)
-		cmp := mobility.MeanComparison{MinSubjects: minS, Tolerance: tol}
-		var sum float64
+		comparer := mobility.NewMeanComparer(minS, tol)
 		var g UtilGroup
 		for groups(&g) {
-			cmp.Groups++
-			r := ms.out[meanGroup{g.Cell, g.Bucket}]
-			if r == nil || r.N == 0 {
-				continue
+			var relSum float64
+			var relN int64
+			if r := ms.out[meanGroup{g.Cell, g.Bucket}]; r != nil {
+				relSum, relN = r.Sum, r.N
 			}
-			cmp.Released++
-			want, got := g.Sum/float64(g.N), r.Sum/float64(r.N)
-			rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-12)
-			sum += rel
-			cmp.MaxRelErr = math.Max(cmp.MaxRelErr, rel)
-			if rel <= tol {
-				cmp.Within++
-			}
+			comparer.Observe(g.Sum, g.N, relSum, relN)
 		}
-		if cmp.Released > 0 {
-			cmp.MeanRelErr = sum / float64(cmp.Released)
-		}
+		cmp := comparer.Result()
 		ur := &anonymize.UtilityReport{Column: m.Utility.Column, BucketSeconds: utilityBucket(p).Seconds(), MeanComparison: cmp,
-			WindowDays: utilityWindow.Hours() / 24, Windowed: ms.cut || rawCut}
+			WindowDays: anonymize.UtilityWindow.Hours() / 24, Windowed: ms.cut || rawCut}
 		if cmp.Groups > 0 {
 			ur.WithinFraction = float64(cmp.Within) / float64(cmp.Groups)
 		}

@@ -231,6 +231,19 @@ type CapSet struct {
 	N int64    // rows
 }
 
+// unionCapped returns the sorted distinct union of a and b, cut to its k
+// smallest values: a union that reaches k stays at k, so "fewer than k" is
+// decided exactly whatever the merge order. a and b are not modified.
+func unionCapped(a, b []string, k int) []string {
+	s := append(slices.Clone(a), b...)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	if len(s) > k {
+		s = s[:k]
+	}
+	return s
+}
+
 // capSetFn unions CapSets up to K values: a union that reaches K stays at K,
 // so "fewer than K" is decided exactly whatever the merge order.
 type capSetFn struct {
@@ -243,13 +256,7 @@ func (f capSetFn) MergeAccumulators(a, b CapSet) CapSet { return f.merge(a, b) }
 func (capSetFn) ExtractOutput(a CapSet) CapSet          { return a }
 
 func (f capSetFn) merge(a, b CapSet) CapSet {
-	s := append(slices.Clone(a.S), b.S...)
-	slices.Sort(s)
-	s = slices.Compact(s)
-	if len(s) > f.K {
-		s = s[:f.K]
-	}
-	return CapSet{S: s, N: a.N + b.N}
+	return CapSet{S: unionCapped(a.S, b.S, f.K), N: a.N + b.N}
 }
 
 // Below is a group or class with fewer than k members, and its members.

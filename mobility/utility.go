@@ -218,28 +218,55 @@ type MeanComparison struct {
 // CompareMeans compares per-group means. A raw group missing from the
 // release counts as not within tolerance.
 func CompareMeans(raw, released *CellMeans, minSubjects int, tolerance float64) MeanComparison {
-	c := MeanComparison{MinSubjects: minSubjects, Tolerance: tolerance}
-	var sum float64
+	c := NewMeanComparer(minSubjects, tolerance)
 	for k, g := range raw.groups {
 		if len(g.subs) < minSubjects {
 			continue
 		}
-		c.Groups++
-		r := released.groups[k]
-		if r == nil || r.n == 0 {
-			continue
+		var relSum float64
+		var relN int64
+		if r := released.groups[k]; r != nil {
+			relSum, relN = r.sum, r.n
 		}
-		c.Released++
-		want, got := g.sum/float64(g.n), r.sum/float64(r.n)
-		rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-12)
-		sum += rel
-		c.MaxRelErr = math.Max(c.MaxRelErr, rel)
-		if rel <= tolerance {
-			c.Within++
-		}
+		c.Observe(g.sum, g.n, relSum, relN)
 	}
+	return c.Result()
+}
+
+// MeanComparer builds a MeanComparison group by group, for engines that
+// gather the groups themselves (beam): the figures CompareMeans gives.
+type MeanComparer struct {
+	c      MeanComparison
+	sumRel float64
+}
+
+// NewMeanComparer returns an empty comparison.
+func NewMeanComparer(minSubjects int, tolerance float64) *MeanComparer {
+	return &MeanComparer{c: MeanComparison{MinSubjects: minSubjects, Tolerance: tolerance}}
+}
+
+// Observe counts one raw group that has at least MinSubjects subjects: its
+// sum and rows, and the released group's (relN 0: not released).
+func (m *MeanComparer) Observe(rawSum float64, rawN int64, relSum float64, relN int64) {
+	m.c.Groups++
+	if relN == 0 {
+		return
+	}
+	m.c.Released++
+	want, got := rawSum/float64(rawN), relSum/float64(relN)
+	rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-12)
+	m.sumRel += rel
+	m.c.MaxRelErr = math.Max(m.c.MaxRelErr, rel)
+	if rel <= m.c.Tolerance {
+		m.c.Within++
+	}
+}
+
+// Result returns the comparison of the groups observed so far.
+func (m *MeanComparer) Result() MeanComparison {
+	c := m.c
 	if c.Released > 0 {
-		c.MeanRelErr = sum / float64(c.Released)
+		c.MeanRelErr = m.sumRel / float64(c.Released)
 	}
 	return c
 }
