@@ -17,7 +17,10 @@
 // 1-byte last-chunk flag. Because every chunk's position is bound into its
 // nonce and the final chunk is marked, reading detects a flipped byte,
 // reordered or swapped chunks, a truncated file and a dropped final chunk,
-// and reports ErrCorrupt instead of returning altered data. Each file has its
+// and reports ErrCorrupt instead of returning altered data (as with any
+// streaming AEAD, the chunks before a bad one have been returned by then:
+// callers treat the error as fatal for the whole run, which every caller in
+// this module does). Each file has its
 // own fresh key, so counters never repeat under one key, and a file is
 // written once (Rewind ends writing) so no chunk is ever sealed twice.
 //
