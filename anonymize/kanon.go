@@ -1,12 +1,10 @@
 package anonymize
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 	"github.com/tarnkappe/tarnkappe/kanon"
 )
 
@@ -588,12 +587,14 @@ func sizeBins(sizes []int64) []SizeBin {
 }
 
 // spillFile holds pass-1 output for the second pass, as an uncompressed
-// Arrow IPC stream in a temporary file removed at the end of the run
-// (uncompressed: the file is read back at once, usually from the page cache,
-// and LZ4 would cost more CPU than the disk saves).
+// Arrow IPC stream in an encrypted scratch file (internal/scratch: the rows
+// still hold raw VINs and quasi-identifiers, and a killed run must not leave
+// them on disk in clear) removed at the end of the run (uncompressed: the
+// file is read back at once, usually from the page cache, and LZ4 would cost
+// more CPU than the disk saves; AES-GCM costs far less). The scratch file
+// buffers one 64 KiB chunk, so no bufio sits in front of it.
 type spillFile struct {
-	f      *os.File
-	bw     *bufio.Writer
+	f      *scratch.File
 	w      *ipc.Writer
 	schema *arrow.Schema
 	mem    memory.Allocator
@@ -607,13 +608,12 @@ type spillFile struct {
 }
 
 func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
-	f, err := os.CreateTemp(dir, "tarnkappe-spill-*.arrows")
+	f, err := scratch.Create(dir, "tarnkappe-spill-*.arrows.enc")
 	if err != nil {
 		return nil, fmt.Errorf("spill: %w", err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	s := &spillFile{f: f, bw: bw, schema: schema, mem: mem,
-		w:  ipc.NewWriter(bw, ipc.WithSchema(schema), ipc.WithAllocator(mem)),
+	s := &spillFile{f: f, schema: schema, mem: mem,
+		w:  ipc.NewWriter(f, ipc.WithSchema(schema), ipc.WithAllocator(mem)),
 		ch: make(chan arrow.RecordBatch, 2), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -666,19 +666,16 @@ func (s *spillFile) finish() error {
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
 	}
-	if err := s.bw.Flush(); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
-	}
-	if _, err := s.f.Seek(0, 0); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	if err := s.f.Rewind(); err != nil {
+		return fmt.Errorf("spill: %w", err)
 	}
 	return nil
 }
 
 // rewind positions the spill for another read.
 func (s *spillFile) rewind() error {
-	if _, err := s.f.Seek(0, 0); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
+	if err := s.f.Rewind(); err != nil {
+		return fmt.Errorf("spill: %w", err)
 	}
 	return nil
 }
@@ -688,9 +685,7 @@ func (s *spillFile) remove() {
 	// Close releases the dictionaries the IPC writer holds: a run that
 	// fails in pass 1 never reaches finish (a no-op after it).
 	s.w.Close()
-	name := s.f.Name()
 	s.f.Close()
-	os.Remove(name)
 }
 
 // countSurvivors feeds the k-anonymity histogram with exactly the rows pass
@@ -727,7 +722,7 @@ func (r *Runner) countSurvivors(ctx context.Context, keys *rowKeys, acc *accumul
 // pass2 reads the spill, applies cell suppression and k-anonymity, and
 // writes the kept columns to sink.
 func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, acc *accumulators, sink Sink) (written, suppressed int64, err error) {
-	rd, err := ipc.NewReader(bufio.NewReaderSize(spill.f, 1<<20), ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
+	rd, err := ipc.NewReader(spill.f, ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
 	if err != nil {
 		return 0, 0, fmt.Errorf("spill: %w", err)
 	}

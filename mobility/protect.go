@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // Scope is the linkable unit of published movement data: what one key in the
@@ -70,7 +71,8 @@ type ProtectOptions struct {
 	// TripID names the column that replaces Subject under ScopeTrip (at
 	// Subject's position, int64 random ids). Required with ScopeTrip.
 	TripID string
-	// TempDir holds the spool between the two passes ("" = os.TempDir()).
+	// TempDir holds the spool between the two passes, encrypted with a key
+	// held only in memory ("" = os.TempDir()).
 	TempDir string
 	// Mem allocates everything; nil means memory.DefaultAllocator.
 	Mem memory.Allocator
@@ -160,11 +162,12 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 	if err != nil {
 		return st, err
 	}
-	f, err := os.CreateTemp(opts.TempDir, "tarnkappe-mobility-*.arrows")
+	// The spool holds raw GPS traces: an encrypted scratch file, so that a
+	// killed run leaves no movement profiles on disk in clear.
+	f, err := scratch.Create(opts.TempDir, "tarnkappe-mobility-*.arrows.enc")
 	if err != nil {
 		return st, fmt.Errorf("%s: create spool: %w", fn, err)
 	}
-	defer os.Remove(f.Name())
 	defer f.Close()
 	w := ipc.NewWriter(f, ipc.WithSchema(co.Schema()), ipc.WithAllocator(mem))
 	var gate *traceGate
@@ -225,7 +228,7 @@ func Protect(ctx context.Context, src array.RecordReader, opts ProtectOptions, e
 			return st, err
 		}
 	}
-	if _, err := f.Seek(0, 0); err != nil {
+	if err := f.Rewind(); err != nil {
 		return st, fmt.Errorf("%s: rewind spool: %w", fn, err)
 	}
 	rd, err := ipc.NewReader(f, ipc.WithAllocator(mem), ipc.WithSchema(co.Schema()))

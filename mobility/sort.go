@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // SortOptions configures SortBySubjectTime.
@@ -24,7 +25,8 @@ type SortOptions struct {
 	Subject, Time string
 	// MaxRowsInMemory bounds the rows held at once: input is cut into runs of
 	// this many rows, each sorted in memory and, if more input follows,
-	// spilled to a temporary Arrow IPC stream file; the runs are then merged.
+	// spilled to an encrypted temporary Arrow IPC stream file (the key is
+	// held only in memory: internal/scratch); the runs are then merged.
 	// Peak memory is about three times the bytes of one run (the run, its
 	// concatenation and its sorted copy). 0 means 1<<20; must be >= 0.
 	MaxRowsInMemory int
@@ -53,7 +55,7 @@ type SortedReader struct {
 	mem0 arrow.RecordBatch
 	off  int64
 	// merge mode
-	files   []string
+	files   []*scratch.File
 	cursors mergeHeap
 	ctx     context.Context
 	runs    int
@@ -249,11 +251,13 @@ func (r *SortedReader) sortRun(ctx context.Context, batches []arrow.RecordBatch)
 
 func (r *SortedReader) writeRun(run arrow.RecordBatch) error {
 	const fn = "mobility.SortBySubjectTime"
-	f, err := os.CreateTemp(r.opts.TempDir, "tarnkappe-sortrun-*.arrows")
+	// Runs hold raw GPS traces: encrypted scratch files, kept open (the
+	// key lives only in this process) until the merge has read them.
+	f, err := scratch.Create(r.opts.TempDir, "tarnkappe-sortrun-*.arrows.enc")
 	if err != nil {
 		return fmt.Errorf("%s: create spill file: %w", fn, err)
 	}
-	r.files = append(r.files, f.Name())
+	r.files = append(r.files, f)
 	w := ipc.NewWriter(f, ipc.WithSchema(r.schema), ipc.WithAllocator(r.mem))
 	for off := int64(0); off < run.NumRows(); off += int64(r.opts.BatchSize) {
 		s := run.NewSlice(off, min(off+int64(r.opts.BatchSize), run.NumRows()))
@@ -266,8 +270,8 @@ func (r *SortedReader) writeRun(run arrow.RecordBatch) error {
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = f.Rewind()
 	}
 	if err != nil {
 		return fmt.Errorf("%s: write spill file: %w", fn, err)
@@ -279,7 +283,6 @@ func (r *SortedReader) writeRun(run arrow.RecordBatch) error {
 // cursor walks one spilled run.
 type cursor struct {
 	run  int
-	f    *os.File
 	rd   *ipc.Reader
 	rec  arrow.RecordBatch
 	keys *stringKeyer
@@ -338,17 +341,12 @@ func (r *SortedReader) openRuns() error {
 			g.Release()
 		}
 	}()
-	for i, name := range r.files {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("mobility.SortBySubjectTime: open spill file: %w", err)
-		}
+	for i, f := range r.files {
 		rd, err := ipc.NewReader(f, ipc.WithAllocator(r.mem), ipc.WithSchema(r.schema))
 		if err != nil {
-			f.Close()
 			return fmt.Errorf("mobility.SortBySubjectTime: read spill file: %w", err)
 		}
-		c := &cursor{run: i, f: f, rd: rd, pos: -1}
+		c := &cursor{run: i, rd: rd, pos: -1}
 		ok, err := c.advanceWith(r, func(b arrow.RecordBatch) { garbage = append(garbage, b) })
 		if err != nil {
 			c.close()
@@ -381,7 +379,6 @@ func (c *cursor) close() {
 		c.rec = nil
 	}
 	c.rd.Release()
-	c.f.Close()
 }
 
 // Schema is the input schema.
@@ -429,7 +426,7 @@ func (r *SortedReader) Close() error {
 	r.cursors = nil
 	var errs []error
 	for _, f := range r.files {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := f.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,13 +1,13 @@
 package mobility
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // traceSpillAt is the number of trips a traceGate holds in memory before it
@@ -19,34 +19,30 @@ var traceSpillAt = 1 << 18
 // 1/tracePartitions of all trips (or trace signatures) at a time.
 const tracePartitions = 32
 
-// partFiles is a set of temporary files written through buffers and read
-// back one at a time.
+// partFiles is a set of temporary files written sequentially and read
+// back one at a time. They hold trip traces (movement profiles): encrypted
+// scratch files, each buffering one 64 KiB chunk (as the bufio writers did).
 type partFiles struct {
-	files []*os.File
-	bw    []*bufio.Writer
+	files []*scratch.File
 }
 
 func newPartFiles(dir, pattern string, n int) (*partFiles, error) {
 	p := &partFiles{}
 	for range n {
-		f, err := os.CreateTemp(dir, pattern)
+		f, err := scratch.Create(dir, pattern)
 		if err != nil {
 			p.remove()
 			return nil, err
 		}
 		p.files = append(p.files, f)
-		p.bw = append(p.bw, bufio.NewWriterSize(f, 64<<10))
 	}
 	return p, nil
 }
 
-// flush writes the buffers out and rewinds every file for reading.
+// flush seals every file and rewinds it for reading.
 func (p *partFiles) flush() error {
-	for i, w := range p.bw {
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		if _, err := p.files[i].Seek(0, io.SeekStart); err != nil {
+	for _, f := range p.files {
+		if err := f.Rewind(); err != nil {
 			return err
 		}
 	}
@@ -55,11 +51,9 @@ func (p *partFiles) flush() error {
 
 func (p *partFiles) remove() {
 	for _, f := range p.files {
-		name := f.Name()
 		f.Close()
-		os.Remove(name)
 	}
-	p.files, p.bw = nil, nil
+	p.files = nil
 }
 
 // cleanup removes the partition files, if any (after an error; decide
@@ -75,7 +69,7 @@ func (g *traceGate) cleanup() {
 // decideSpilled merges the pieces.
 func (g *traceGate) spillTrips() error {
 	if g.parts == nil {
-		p, err := newPartFiles(g.tempDir, "tarnkappe-traces-*.bin", tracePartitions)
+		p, err := newPartFiles(g.tempDir, "tarnkappe-traces-*.bin.enc", tracePartitions)
 		if err != nil {
 			return fmt.Errorf("mobility: trace spill: %w", err)
 		}
@@ -90,7 +84,7 @@ func (g *traceGate) spillTrips() error {
 			buf = binary.LittleEndian.AppendUint32(buf, pt.cell)
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(pt.ts))
 		}
-		if _, err := g.parts.bw[mix64(uint64(id))%tracePartitions].Write(buf); err != nil {
+		if _, err := g.parts.files[mix64(uint64(id))%tracePartitions].Write(buf); err != nil {
 			return fmt.Errorf("mobility: trace spill: %w", err)
 		}
 	}
@@ -112,7 +106,7 @@ func (g *traceGate) decideSpilled(sup *CellSuppressor) (err error) {
 	if err := g.parts.flush(); err != nil {
 		return fmt.Errorf("mobility: trace spill: %w", err)
 	}
-	sigs, err := newPartFiles(g.tempDir, "tarnkappe-tracesigs-*.bin", tracePartitions)
+	sigs, err := newPartFiles(g.tempDir, "tarnkappe-tracesigs-*.bin.enc", tracePartitions)
 	if err != nil {
 		return fmt.Errorf("mobility: trace spill: %w", err)
 	}
@@ -121,7 +115,7 @@ func (g *traceGate) decideSpilled(sup *CellSuppressor) (err error) {
 	var rec [20]byte
 	for _, f := range g.parts.files {
 		trips := map[int64]*tripTrace{}
-		br := bufio.NewReaderSize(f, 64<<10)
+		br := f // the scratch file buffers a chunk
 		for {
 			if _, err := io.ReadFull(br, hdr[:]); err != nil {
 				if errors.Is(err, io.EOF) {
@@ -154,7 +148,7 @@ func (g *traceGate) decideSpilled(sup *CellSuppressor) (err error) {
 			binary.LittleEndian.PutUint64(rec[:], h)
 			binary.LittleEndian.PutUint32(rec[8:], t.subj)
 			binary.LittleEndian.PutUint64(rec[12:], uint64(id))
-			if _, err := sigs.bw[mix64(h)%tracePartitions].Write(rec[:]); err != nil {
+			if _, err := sigs.files[mix64(h)%tracePartitions].Write(rec[:]); err != nil {
 				return fmt.Errorf("mobility: trace spill: %w", err)
 			}
 		}
@@ -166,7 +160,7 @@ func (g *traceGate) decideSpilled(sup *CellSuppressor) (err error) {
 	for _, f := range sigs.files {
 		subs := map[uint64][]uint32{}
 		read := func(fn func(h uint64, subj uint32, id int64)) error {
-			br := bufio.NewReaderSize(f, 64<<10)
+			br := f // the scratch file buffers a chunk
 			for {
 				if _, err := io.ReadFull(br, rec[:]); err != nil {
 					if errors.Is(err, io.EOF) {
@@ -176,8 +170,7 @@ func (g *traceGate) decideSpilled(sup *CellSuppressor) (err error) {
 				}
 				fn(binary.LittleEndian.Uint64(rec[:]), binary.LittleEndian.Uint32(rec[8:]), int64(binary.LittleEndian.Uint64(rec[12:])))
 			}
-			_, err := f.Seek(0, io.SeekStart)
-			return err
+			return f.Rewind()
 		}
 		err := read(func(h uint64, subj uint32, _ int64) {
 			if s := subs[h]; len(s) < g.k && !slices.Contains(s, subj) {

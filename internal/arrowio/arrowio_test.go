@@ -780,3 +780,43 @@ func TestGuardTurnsPanicIntoError(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestIPCFileSpoolEncrypted: the spool of the dictionary fallback, next to
+// the output until Commit, holds the batches' columns: it is an encrypted
+// scratch file, so a crash before Commit leaves none of them in clear.
+func TestIPCFileSpoolEncrypted(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	sk, err := Create(filepath.Join(dir, "d.arrow"), testSchema(), CreateOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Abort()
+	for b := range 6 {
+		rec := testBatch(t, mem, b, 50_000) // a new dictionary each batch
+		err := sk.Write(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var spool int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".arrowio-spool-") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		spool += int64(len(b))
+		if bytes.Contains(b, []byte(`n,"3"`)) {
+			t.Errorf("spool %s holds batch values in clear", e.Name())
+		}
+	}
+	if spool < 1<<20 {
+		t.Fatalf("spool: %d bytes on disk, want the fallback's spool of several MB", spool)
+	}
+}

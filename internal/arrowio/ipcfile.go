@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // ipcFileWriter writes the Arrow IPC file format.
@@ -25,8 +27,10 @@ import (
 // generator's fixed dictionaries, a transform of a whole dictionary). When a
 // dictionary differs, the writer falls back: it reads back what it wrote,
 // transposes each batch's indices into a growing unified dictionary per
-// field, spools the batches (indices only) to a temporary IPC stream next to
-// the output, and continues so; finish writes the unified dictionaries once
+// field, spools the batches (indices only; the other columns as they are) to
+// an encrypted temporary IPC stream next to the output (internal/scratch: the
+// columns may be personal data, and a killed run must not leave them in
+// clear beside the output), and continues so; finish writes the unified dictionaries once
 // and replays the spool. Memory stays O(distinct values).
 type ipcFileWriter struct {
 	out    *bufio.Writer // buffers outF
@@ -43,13 +47,11 @@ type ipcFileWriter struct {
 	first []arrow.Array // retained dictionaries of the first batch
 
 	// spool mode
-	dictCols  []int
-	unifiers  []array.DictionaryUnifier // per dictCols entry
-	spoolSc   *arrow.Schema
-	spoolF    *os.File
-	spoolBuf  *bufio.Writer
-	spoolW    *ipc.Writer
-	spoolPath string
+	dictCols []int
+	unifiers []array.DictionaryUnifier // per dictCols entry
+	spoolSc  *arrow.Schema
+	spoolF   *scratch.File
+	spoolW   *ipc.Writer
 }
 
 func newIPCFileWriter(out *bufio.Writer, outF *os.File, dir string, sc *arrow.Schema, mem memory.Allocator) (*ipcFileWriter, error) {
@@ -88,13 +90,12 @@ func (w *ipcFileWriter) startSpool() error {
 		}
 		w.unifiers = append(w.unifiers, u)
 	}
-	f, err := os.CreateTemp(w.dir, ".arrowio-spool-*")
+	f, err := scratch.Create(w.dir, ".arrowio-spool-*")
 	if err != nil {
 		return err
 	}
-	w.spoolF, w.spoolPath = f, f.Name()
-	w.spoolBuf = bufio.NewWriterSize(f, 1<<20)
-	w.spoolW = ipc.NewWriter(w.spoolBuf, ipc.WithSchema(w.spoolSc), ipc.WithAllocator(w.mem))
+	w.spoolF = f
+	w.spoolW = ipc.NewWriter(f, ipc.WithSchema(w.spoolSc), ipc.WithAllocator(w.mem))
 	return nil
 }
 
@@ -269,9 +270,6 @@ func (w *ipcFileWriter) finish() error {
 		return err
 	}
 	w.spoolW = nil
-	if err := w.spoolBuf.Flush(); err != nil {
-		return err
-	}
 	dicts := make([]arrow.Array, len(w.dictCols))
 	defer func() {
 		for _, d := range dicts {
@@ -288,10 +286,10 @@ func (w *ipcFileWriter) finish() error {
 		}
 		dicts[k] = d
 	}
-	if _, err := w.spoolF.Seek(0, io.SeekStart); err != nil {
+	if err := w.spoolF.Rewind(); err != nil {
 		return err
 	}
-	rr, err := ipc.NewReader(bufio.NewReaderSize(w.spoolF, 1<<20), ipc.WithAllocator(w.mem), ipc.WithSchema(w.spoolSc))
+	rr, err := ipc.NewReader(w.spoolF, ipc.WithAllocator(w.mem), ipc.WithSchema(w.spoolSc))
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -358,12 +356,8 @@ func (w *ipcFileWriter) discard() {
 	}
 	w.unifiers = nil
 	if w.spoolF != nil {
-		w.spoolF.Close()
+		w.spoolF.Close() // removes the file
 		w.spoolF = nil
-	}
-	if w.spoolPath != "" {
-		os.Remove(w.spoolPath)
-		w.spoolPath = ""
 	}
 	if w.direct != nil {
 		// Closing writes a footer into a file about to be removed; harmless.
