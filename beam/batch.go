@@ -54,10 +54,15 @@ func (b Batch) origin(cfg Config) string {
 	if b.Shard > 0 {
 		return fmt.Sprintf("trips of subject shard %d", b.Shard-1)
 	}
-	if b.File >= 0 && b.File < len(cfg.Inputs) {
-		return "input " + cfg.Inputs[b.File]
+	return "input " + inputName(cfg, b.File)
+}
+
+// inputName is the name of input file number i.
+func inputName(cfg Config, i int) string {
+	if i >= 0 && i < len(cfg.Inputs) {
+		return cfg.Inputs[i]
 	}
-	return fmt.Sprintf("input #%d", b.File)
+	return fmt.Sprintf("#%d", i)
 }
 
 // decode returns the record batch in b. The caller releases it.

@@ -593,9 +593,6 @@ func TestConfigRejects(t *testing.T) {
 		{"no temp dir", func(c *Config) { c.TempDir = "" }, "TempDir is required"},
 		{"no release output", func(c *Config) { c.ReleaseOutput = "" }, "ReleaseOutput"},
 		{"no keys", func(c *Config) { c.Keys = "" }, "no keyring"},
-		{"l-diversity", func(c *Config) {
-			c.Policy = bytes.Replace(c.Policy, []byte("  k: 10\n"), []byte("  k: 10\n  l: {sensitive: make, l: 2, variant: distinct}\n"), 1)
-		}, "l-diversity and t-closeness are not supported on Beam"},
 		{"wrong keys path", func(c *Config) { c.Keys = filepath.Join(f.dir, "nope.json") }, "nope.json"},
 	}
 	for _, tc := range cases {

@@ -32,6 +32,13 @@
 //	              Exact k-anonymity: (combination, subject) pairs of the rows
 //	              cell suppression keeps via CombinePerKey → one global
 //	              Combine → kanon.Search (anonymize.Steps.KAnonSearch).
+//	              With l/t (no mobility block) the sensitive value joins
+//	              every pair (per subject with the input position of the
+//	              pair's first row, kept by a minimum, so that a subject with
+//	              two values fails at the row the Runner names) or every
+//	              combination's row count; the written rows' members are
+//	              counted per (class, sensitive value) for the Runner's own
+//	              check (anonymize.Steps.KAnonDiversityReport).
 //	              The Runner's fixed point of cell-hour k and k-anonymity,
 //	              unrolled over its 10 rounds (each a pass with two
 //	              CombinePerKeys and a decision; a settled state passes
@@ -78,6 +85,11 @@
 //     risk.after.unicity within the single-machine figure's 95% interval
 //     and vice versa (tested; see below), risk.unicity_note when an index
 //     is capped.
+//   - With l-diversity or t-closeness (no mobility block) the same rows,
+//     suppressed classes (those failing l/t included) and kanon report
+//     fields (l, t, sensitive_counted, diversity_suppressed_classes) as on
+//     one machine (tested); bad sensitive data (a null, a subject with two
+//     values) fails with the single machine's message, column and row.
 //   - A worker error names the input file, column and row (checked before
 //     the shuffle by subject, where row numbers are lost); the output and
 //     release files appear only after every step succeeded.
@@ -85,7 +97,9 @@
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
-// implemented: l-diversity and t-closeness. The unicity after the policy
+// implemented: l-diversity and t-closeness (kanon.l, kanon.t) together
+// with a mobility block (the settle rounds would have to re-check l/t on the
+// surviving members). The unicity after the policy
 // indexes the written rows in the commit step's merge order (grouped by
 // subject shard and trip) and their trip ids are random, so its figure is
 // not the single machine's (which indexes rows in time order): the same

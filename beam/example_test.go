@@ -65,5 +65,5 @@ func ExampleConfig_Validate() {
 		Output: "out.parquet", TempDir: "shards"}.Validate()
 	fmt.Println(err)
 	// Output:
-	// beam.Config: tarnkappe/beam: l-diversity and t-closeness are not supported on Beam yet
+	// beam.Config: tarnkappe/beam: l-diversity and t-closeness (kanon.l, kanon.t) with a mobility block are not supported on Beam yet (without one they are)
 }

@@ -52,6 +52,13 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 				return nil, nil, 0, fmt.Errorf("kanon: %w", err)
 			}
 		}
+		// l/t: the sensitive value joins the membership (memberClass).
+		var sens []string
+		if st.KAnonSensitive() != "" {
+			if sens, err = st.SensitiveTexts(rec, base); err != nil {
+				return nil, nil, 0, err
+			}
+		}
 		mb := array.NewBooleanBuilder(mem)
 		defer mb.Release()
 		mb.Reserve(n)
@@ -69,9 +76,18 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 			m := appendField(nil, key)
 			if d.PerSubject {
 				m = appendField(m, subj[i])
-				seen[string(m)] = 1
 			} else {
 				m = appendField(appendField(m, ""), "rows")
+			}
+			if sens != nil {
+				if d.PerSubject {
+					m = appendField(m, "subject")
+				}
+				m = appendField(m, sens[i])
+			}
+			if d.PerSubject {
+				seen[string(m)] = 1
+			} else {
 				seen[string(m)]++
 			}
 		}
