@@ -125,6 +125,26 @@ func (s *Steps) KAnonDiversityReport(rep *Report, d *KAnonDecision, members []KA
 		return fmt.Errorf("kanon: KAnonDiversityReport before KAnonReport")
 	}
 	div.ref, div.extra = d.Reference, d.DiversitySuppressed
+	return div.finishTable(rep, div.table(members), s.r.mem)
+}
+
+// KAnonDiversityFails returns the classes among members (a settle round's
+// survivors: members of the classes not suppressed so far, after every
+// suppression so far) that fail k, l-diversity or t-closeness against the
+// decision's distribution: the decision a Runner's settle round makes
+// (divCollector.decide). Nil without an l or t block.
+func (s *Steps) KAnonDiversityFails(d *KAnonDecision, members []KAnonMember) ([]string, error) {
+	div, err := newDivAcc(s.r, s.pl)
+	if err != nil || div == nil {
+		return nil, err
+	}
+	div.ref = d.Reference
+	bad, _, err := div.table(members).verify(div, s.r.mem)
+	return bad, err
+}
+
+// table is the divTable of gathered members, filled in a fixed order.
+func (d *divAcc) table(members []KAnonMember) *divTable {
 	members = append([]KAnonMember(nil), members...)
 	sort.Slice(members, func(i, j int) bool {
 		if members[i].Class != members[j].Class {
@@ -132,9 +152,9 @@ func (s *Steps) KAnonDiversityReport(rep *Report, d *KAnonDecision, members []KA
 		}
 		return members[i].Sensitive < members[j].Sensitive
 	})
-	tab := newDivTable(div.vals)
+	tab := newDivTable(d.vals)
 	for _, m := range members {
-		tab.add(tab.class(m.Class), div.vals.id(m.Sensitive), m.N)
+		tab.add(tab.class(m.Class), d.vals.id(m.Sensitive), m.N)
 	}
-	return div.finishTable(rep, tab, s.r.mem)
+	return tab
 }

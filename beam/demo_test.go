@@ -89,6 +89,11 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 		{"demo without trace_k", true, [][2]string{{"  trace_k: 5\n", ""}}, 0},
 		// Classes counted in rows lose members to every cell suppression:
 		// the fixed point takes 7 rounds and suppresses classes too.
+		// l-diversity and t-closeness: the search with the sensitive
+		// value, and every settle round re-checks l/t on the survivors.
+		{"demo with l", true, [][2]string{{"  k: 10\n", "  k: 10\n  l: {sensitive: make, l: 3, variant: distinct}\n"}}, 0},
+		{"demo with t in rows", true, [][2]string{{"  k: 10\n", "  k: 10\n  t: {sensitive: make, t: 0.3, distance: equal}\n"},
+			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}, 0},
 		{"demo with classes in rows, settling in 7 rounds", true, [][2]string{
 			{"  k: 10\n", "  k: 50\n"}, {"  k: 5\n  # The", "  k: 8\n  # The"},
 			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}, 0},
@@ -114,6 +119,9 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 			want := compareDemo(t, f, tc.kanon)
 			if capped := want.Risk.UnicityNote != ""; capped != (tc.cap > 0) {
 				t.Errorf("unicity note %q with a cap of %d rows", want.Risk.UnicityNote, tc.cap)
+			}
+			if want.KAnon != nil {
+				t.Logf("settle %d rounds, %d classes; l/t suppressed %d classes", want.Mobility.SettleRounds, want.Mobility.SettleClasses, want.KAnon.DiversitySuppressedClasses)
 			}
 			if strings.Contains(tc.name, "7 rounds") && (want.Mobility.SettleRounds != 7 || want.Mobility.SettleClasses == 0) {
 				t.Errorf("the fixture should settle in 7 rounds with classes added: %+v", *want.Mobility)
@@ -193,6 +201,11 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	if !reflect.DeepEqual(got.KAnon.Transformation, want.KAnon.Transformation) || got.KAnon.Classes != want.KAnon.Classes ||
 		got.KAnon.SuppressedClasses != want.KAnon.SuppressedClasses || !reflect.DeepEqual(got.KAnon.ClassSizes, want.KAnon.ClassSizes) {
 		t.Errorf("kanon:\nbeam   %+v\nsingle %+v", *got.KAnon, *want.KAnon)
+	}
+	if !reflect.DeepEqual(got.KAnon.LDiversity, want.KAnon.LDiversity) || !reflect.DeepEqual(got.KAnon.TCloseness, want.KAnon.TCloseness) ||
+		got.KAnon.SensitiveCounted != want.KAnon.SensitiveCounted || got.KAnon.DiversitySuppressedClasses != want.KAnon.DiversitySuppressedClasses {
+		t.Errorf("kanon l/t: beam %+v %+v %q %d, single machine %+v %+v %q %d", got.KAnon.LDiversity, got.KAnon.TCloseness, got.KAnon.SensitiveCounted,
+			got.KAnon.DiversitySuppressedClasses, want.KAnon.LDiversity, want.KAnon.TCloseness, want.KAnon.SensitiveCounted, want.KAnon.DiversitySuppressedClasses)
 	}
 	for m, w := range want.KAnon.InformationLoss {
 		if g := got.KAnon.InformationLoss[m]; math.Abs(g-w) > 1e-12*math.Max(1, math.Abs(w)) {

@@ -198,6 +198,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		if settled != nil {
 			// The settle rounds' classes are suppressed too.
 			d.Suppressed = settled.Suppressed
+			d.DiversitySuppressed += settled.DivClasses
 		}
 		var sizes []int64
 		var members []anonymize.KAnonMember

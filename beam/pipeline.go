@@ -357,7 +357,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 		if sens != nil {
 			key = appendField(key, sens[i])
 			if per {
-				pos := inputPos(b.File, b.Base+int64(i)+1)
+				pos := inputPos(b.ord(f.Cfg), b.Base+int64(i)+1)
 				if p, ok := seen[string(key)]; !ok || pos < p {
 					seen[string(key)] = pos
 				}
@@ -472,7 +472,7 @@ func search(w *worker, cfg Config, combos map[string]int64) (*anonymize.KAnonDec
 			if per {
 				// n is the pair's first input position (combosFn).
 				c.File, c.Row, c.N = int(n>>40), n&(1<<40-1), 1
-				c.Origin = "input " + inputName(cfg, c.File)
+				c.Origin = ordOrigin(cfg, c.File)
 			}
 		}
 		list = append(list, c)
