@@ -1,7 +1,6 @@
 package beam
 
 import (
-	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -103,18 +102,7 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 			if !tc.kanon {
 				f.withoutKAnon(t)
 			}
-			pol := f.cfg.Policy
-			for _, e := range tc.edits {
-				np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
-				if bytes.Equal(np, pol) {
-					t.Fatalf("demo policy: %q not found", e[0])
-				}
-				pol = np
-			}
-			if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f.cfg.Policy = pol
+			f.withPolicyEdits(t, tc.edits...)
 			f.cfg.UnicityMaxRows = tc.cap
 			want := compareDemo(t, f, tc.kanon)
 			if capped := want.Risk.UnicityNote != ""; capped != (tc.cap > 0) {
@@ -302,19 +290,8 @@ func TestPrismMeasuresScopeSubject(t *testing.T) {
 		t.Skip("runs a Beam pipeline on prism")
 	}
 	f := newDemoFixture(t, 100, 5_000, 4096)
-	pol := f.cfg.Policy
-	for _, e := range [][2]string{{"scope: trip", "scope: subject"}, {"  trip_id_column: trip\n", ""}, {"endpoints: detach", "endpoints: drop"}, {"  trace_k: 5\n", ""},
-		{"min_subjects: 20", "min_subjects: 3"}} { // a small fleet
-		np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
-		if bytes.Equal(np, pol) {
-			t.Fatalf("demo policy: %q not found", e[0])
-		}
-		pol = np
-	}
-	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.cfg.Policy = pol
+	f.withPolicyEdits(t, [2]string{"scope: trip", "scope: subject"}, [2]string{"  trip_id_column: trip\n", ""}, [2]string{"endpoints: detach", "endpoints: drop"},
+		[2]string{"  trace_k: 5\n", ""}, [2]string{"min_subjects: 20", "min_subjects: 3"}) // a small fleet
 	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
 	got, err := runPrism(t, f.cfg)
 	if err != nil {

@@ -36,8 +36,9 @@ func (f *fixture) withPolicyEdits(t testing.TB, edits ...[2]string) {
 	f.cfg.Policy = pol
 }
 
-// singleRun runs the single-machine Runner on input and returns its report
-// or error (the output goes to out).
+// singleRun runs the single-machine Runner on input (the fixture's keyring,
+// policy and unicity cap) and returns its report or error (the output goes
+// to out).
 func (f *fixture) singleRun(t testing.TB, input, out string) (*anonymize.Report, error) {
 	t.Helper()
 	ctx := context.Background()
@@ -53,7 +54,8 @@ func (f *fixture) singleRun(t testing.TB, input, out string) (*anonymize.Report,
 	create := func(path string) anonymize.CreateFunc {
 		return func(s *arrow.Schema) (anonymize.Sink, error) { return arrowio.Create(path, s, arrowio.CreateOptions{}) }
 	}
-	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1})
+	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1,
+		UnicityMaxRows: f.cfg.UnicityMaxRows})
 	if err != nil {
 		t.Fatal(err)
 	}
