@@ -353,7 +353,13 @@ func (d *divAcc) finish(rep *Report) error {
 	if d == nil {
 		return nil
 	}
-	bad, why, err := d.out.tab.verify(d, d.out.kr.alloc)
+	return d.finishTable(rep, d.out.tab, d.out.kr.alloc)
+}
+
+// finishTable is finish over the members of the written rows in tab (Run's
+// own count, or an engine's: Steps.KAnonDiversityReport).
+func (d *divAcc) finishTable(rep *Report, tab *divTable, mem memory.Allocator) error {
+	bad, why, err := tab.verify(d, mem)
 	if err != nil {
 		return err
 	}

@@ -232,10 +232,21 @@ func (s *Steps) DPReport(spent dp.Spent, kept int64) (*DPReport, error) {
 // KAnonCombo is one counted quasi-identifier combination for KAnonSearch:
 // with a per-subject policy one (combination, subject) pair (N is ignored),
 // otherwise a combination and its row count N.
+//
+// With an l-diversity or t-closeness block (kanon.l, kanon.t) every
+// combination also carries its sensitive value (see KAnonSensitive): per
+// subject, File and Row are the input position of the pair's first row
+// (its input file's ordinal and the row number errors name, as Run numbers
+// rows), so that a subject with two values fails at the row Run would name;
+// Origin prefixes that error (e.g. the file's name).
 type KAnonCombo struct {
-	Values  []string
-	Subject string
-	N       int64
+	Values    []string
+	Subject   string
+	N         int64
+	Sensitive string
+	File      int
+	Row       int64
+	Origin    string
 }
 
 // KAnonDecision is the outcome of the k-anonymity search: what to
@@ -256,6 +267,11 @@ type KAnonDecision struct {
 	PerSubject bool    `json:"per_subject"`
 	// HistRows is the number of members searched: the suppression limit's base.
 	HistRows int64 `json:"hist_rows"`
+	// With l/t: the sensitive distribution the decision used (value →
+	// members; t-closeness's reference, for verifying the written rows) and
+	// the classes suppressed for l/t alone.
+	Reference           map[string]int64 `json:"reference,omitempty"`
+	DiversitySuppressed int              `json:"diversity_suppressed,omitempty"`
 }
 
 // KAnonSearch runs the policy's k-anonymity search (kanon's optimal
@@ -265,12 +281,17 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	if s.r.p.KAnon == nil {
 		return nil, fmt.Errorf("anonymize: the policy has no kanon block")
 	}
-	if k := s.r.p.KAnon; k.L != nil || k.T != nil {
-		// Combinations carry no sensitive value: searching k alone would
-		// drop the policy's l/t silently.
-		return nil, fmt.Errorf("anonymize: KAnonSearch does not support l-diversity or t-closeness (kanon.l, kanon.t); Runner.Run does")
-	}
 	a := newKanonAcc(s.r, s.pl)
+	div, err := newDivAcc(s.r, s.pl)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	// l/t: the sensitive values, and a subject's two values an error at
+	// the row Run names (steps_div.go).
+	if err := div.addCombos(a, combos); err != nil {
+		return nil, err
+	}
+	a.div = div
 	// Intern in a fixed order, so that the search sees the same histogram
 	// whatever order the combinations arrived in.
 	sort.Slice(combos, func(i, j int) bool {
@@ -280,7 +301,10 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 				return x.Values[k] < y.Values[k]
 			}
 		}
-		return x.Subject < y.Subject
+		if x.Subject != y.Subject {
+			return x.Subject < y.Subject
+		}
+		return x.Sensitive < y.Sensitive
 	})
 	comp := make([]uint32, len(a.qi))
 	var key []byte
@@ -310,6 +334,9 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	d := &KAnonDecision{QuasiIdentifiers: a.qi, Levels: kr.levels, Transformation: kr.res.Transformation,
 		InformationLoss: kr.res.InformationLoss, ColumnLoss: kr.res.PerColumnLoss, Classes: kr.classes,
 		Before: kr.before, PerSubject: a.perSubject, HistRows: kr.histRows}
+	if div != nil {
+		d.Reference, d.DiversitySuppressed = div.ref, div.extra
+	}
 	for c := range kr.suppressed {
 		d.Suppressed = append(d.Suppressed, c)
 	}

@@ -54,10 +54,32 @@ func (b Batch) origin(cfg Config) string {
 	if b.Shard > 0 {
 		return fmt.Sprintf("trips of subject shard %d", b.Shard-1)
 	}
-	if b.File >= 0 && b.File < len(cfg.Inputs) {
-		return "input " + cfg.Inputs[b.File]
+	return "input " + inputName(cfg, b.File)
+}
+
+// ord numbers the origins of batches: input files first, then the subject
+// shards of the trip step (ordOrigin names them).
+func (b Batch) ord(cfg Config) int {
+	if b.Shard > 0 {
+		return len(cfg.Inputs) + b.Shard - 1
 	}
-	return fmt.Sprintf("input #%d", b.File)
+	return b.File
+}
+
+// ordOrigin is the origin of batches numbered ord (Batch.ord).
+func ordOrigin(cfg Config, ord int) string {
+	if ord >= len(cfg.Inputs) {
+		return Batch{Shard: ord - len(cfg.Inputs) + 1}.origin(cfg)
+	}
+	return Batch{File: ord}.origin(cfg)
+}
+
+// inputName is the name of input file number i.
+func inputName(cfg Config, i int) string {
+	if i >= 0 && i < len(cfg.Inputs) {
+		return cfg.Inputs[i]
+	}
+	return fmt.Sprintf("#%d", i)
 }
 
 // decode returns the record batch in b. The caller releases it.

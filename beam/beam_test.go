@@ -102,31 +102,7 @@ func newFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
 // single runs the single-machine anonymize.Runner on the fixture.
 func (f *fixture) single(t testing.TB, out string) *anonymize.Report {
 	t.Helper()
-	ctx := context.Background()
-	p, err := anonymize.LoadPolicy(f.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := pseudonym.LoadKeyring(f.keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kr.Destroy()
-	create := func(path string) anonymize.CreateFunc {
-		return func(s *arrow.Schema) (anonymize.Sink, error) { return arrowio.Create(path, s, arrowio.CreateOptions{}) }
-	}
-	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1,
-		UnicityMaxRows: f.cfg.UnicityMaxRows})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	src, err := arrowio.Open(ctx, f.input, arrowio.OpenOptions{BatchSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	rep, err := r.Run(ctx, src, create(out))
+	rep, err := f.singleRun(t, f.input, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,9 +569,6 @@ func TestConfigRejects(t *testing.T) {
 		{"no temp dir", func(c *Config) { c.TempDir = "" }, "TempDir is required"},
 		{"no release output", func(c *Config) { c.ReleaseOutput = "" }, "ReleaseOutput"},
 		{"no keys", func(c *Config) { c.Keys = "" }, "no keyring"},
-		{"l-diversity", func(c *Config) {
-			c.Policy = bytes.Replace(c.Policy, []byte("  k: 10\n"), []byte("  k: 10\n  l: {sensitive: make, l: 2, variant: distinct}\n"), 1)
-		}, "l-diversity and t-closeness are not supported on Beam"},
 		{"wrong keys path", func(c *Config) { c.Keys = filepath.Join(f.dir, "nope.json") }, "nope.json"},
 	}
 	for _, tc := range cases {

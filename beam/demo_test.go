@@ -1,7 +1,6 @@
 package beam
 
 import (
-	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -89,6 +88,11 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 		{"demo without trace_k", true, [][2]string{{"  trace_k: 5\n", ""}}, 0},
 		// Classes counted in rows lose members to every cell suppression:
 		// the fixed point takes 7 rounds and suppresses classes too.
+		// l-diversity and t-closeness: the search with the sensitive
+		// value, and every settle round re-checks l/t on the survivors.
+		{"demo with l", true, [][2]string{{"  k: 10\n", "  k: 10\n  l: {sensitive: make, l: 3, variant: distinct}\n"}}, 0},
+		{"demo with t in rows", true, [][2]string{{"  k: 10\n", "  k: 10\n  t: {sensitive: make, t: 0.3, distance: equal}\n"},
+			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}, 0},
 		{"demo with classes in rows, settling in 7 rounds", true, [][2]string{
 			{"  k: 10\n", "  k: 50\n"}, {"  k: 5\n  # The", "  k: 8\n  # The"},
 			{"suppression: 0.05", "suppression: 0.2\n  per_subject: false"}}, 0},
@@ -98,22 +102,14 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 			if !tc.kanon {
 				f.withoutKAnon(t)
 			}
-			pol := f.cfg.Policy
-			for _, e := range tc.edits {
-				np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
-				if bytes.Equal(np, pol) {
-					t.Fatalf("demo policy: %q not found", e[0])
-				}
-				pol = np
-			}
-			if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f.cfg.Policy = pol
+			f.withPolicyEdits(t, tc.edits...)
 			f.cfg.UnicityMaxRows = tc.cap
 			want := compareDemo(t, f, tc.kanon)
 			if capped := want.Risk.UnicityNote != ""; capped != (tc.cap > 0) {
 				t.Errorf("unicity note %q with a cap of %d rows", want.Risk.UnicityNote, tc.cap)
+			}
+			if want.KAnon != nil {
+				t.Logf("settle %d rounds, %d classes; l/t suppressed %d classes", want.Mobility.SettleRounds, want.Mobility.SettleClasses, want.KAnon.DiversitySuppressedClasses)
 			}
 			if strings.Contains(tc.name, "7 rounds") && (want.Mobility.SettleRounds != 7 || want.Mobility.SettleClasses == 0) {
 				t.Errorf("the fixture should settle in 7 rounds with classes added: %+v", *want.Mobility)
@@ -193,6 +189,11 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	if !reflect.DeepEqual(got.KAnon.Transformation, want.KAnon.Transformation) || got.KAnon.Classes != want.KAnon.Classes ||
 		got.KAnon.SuppressedClasses != want.KAnon.SuppressedClasses || !reflect.DeepEqual(got.KAnon.ClassSizes, want.KAnon.ClassSizes) {
 		t.Errorf("kanon:\nbeam   %+v\nsingle %+v", *got.KAnon, *want.KAnon)
+	}
+	if !reflect.DeepEqual(got.KAnon.LDiversity, want.KAnon.LDiversity) || !reflect.DeepEqual(got.KAnon.TCloseness, want.KAnon.TCloseness) ||
+		got.KAnon.SensitiveCounted != want.KAnon.SensitiveCounted || got.KAnon.DiversitySuppressedClasses != want.KAnon.DiversitySuppressedClasses {
+		t.Errorf("kanon l/t: beam %+v %+v %q %d, single machine %+v %+v %q %d", got.KAnon.LDiversity, got.KAnon.TCloseness, got.KAnon.SensitiveCounted,
+			got.KAnon.DiversitySuppressedClasses, want.KAnon.LDiversity, want.KAnon.TCloseness, want.KAnon.SensitiveCounted, want.KAnon.DiversitySuppressedClasses)
 	}
 	for m, w := range want.KAnon.InformationLoss {
 		if g := got.KAnon.InformationLoss[m]; math.Abs(g-w) > 1e-12*math.Max(1, math.Abs(w)) {
@@ -289,19 +290,8 @@ func TestPrismMeasuresScopeSubject(t *testing.T) {
 		t.Skip("runs a Beam pipeline on prism")
 	}
 	f := newDemoFixture(t, 100, 5_000, 4096)
-	pol := f.cfg.Policy
-	for _, e := range [][2]string{{"scope: trip", "scope: subject"}, {"  trip_id_column: trip\n", ""}, {"endpoints: detach", "endpoints: drop"}, {"  trace_k: 5\n", ""},
-		{"min_subjects: 20", "min_subjects: 3"}} { // a small fleet
-		np := bytes.Replace(pol, []byte(e[0]), []byte(e[1]), 1)
-		if bytes.Equal(np, pol) {
-			t.Fatalf("demo policy: %q not found", e[0])
-		}
-		pol = np
-	}
-	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.cfg.Policy = pol
+	f.withPolicyEdits(t, [2]string{"scope: trip", "scope: subject"}, [2]string{"  trip_id_column: trip\n", ""}, [2]string{"endpoints: detach", "endpoints: drop"},
+		[2]string{"  trace_k: 5\n", ""}, [2]string{"min_subjects: 20", "min_subjects: 3"}) // a small fleet
 	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
 	got, err := runPrism(t, f.cfg)
 	if err != nil {

@@ -32,10 +32,20 @@
 //	              Exact k-anonymity: (combination, subject) pairs of the rows
 //	              cell suppression keeps via CombinePerKey → one global
 //	              Combine → kanon.Search (anonymize.Steps.KAnonSearch).
+//	              With l/t the sensitive value joins
+//	              every pair (per subject with the input position of the
+//	              pair's first row, kept by a minimum, so that a subject with
+//	              two values fails at the row the Runner names) or every
+//	              combination's row count; the written rows' members are
+//	              counted per (class, sensitive value) for the Runner's own
+//	              check (anonymize.Steps.KAnonDiversityReport).
 //	              The Runner's fixed point of cell-hour k and k-anonymity,
 //	              unrolled over its 10 rounds (each a pass with two
 //	              CombinePerKeys and a decision; a settled state passes
-//	              through). A second ParDo suppresses thin groups, detaches
+//	              through); with l/t each round also counts the surviving
+//	              members per (class, sensitive value) (CombinePerKeys) and
+//	              the Runner's decision suppresses the classes failing l/t
+//	              (anonymize.Steps.KAnonDiversityFails). A second ParDo suppresses thin groups, detaches
 //	              unpublished trips, generalises and suppresses classes
 //	              (decisions as side inputs); the written classes and
 //	              (cell, bucket) groups are recounted for verification
@@ -78,6 +88,13 @@
 //     risk.after.unicity within the single-machine figure's 95% interval
 //     and vice versa (tested; see below), risk.unicity_note when an index
 //     is capped.
+//   - With l-diversity or t-closeness (tested with and without a mobility
+//     block) the same rows, suppressed classes (those failing l/t
+//     included), settle rounds and kanon report fields (l, t,
+//     sensitive_counted, diversity_suppressed_classes) as on one machine;
+//     bad sensitive data (a null, a subject with two values) fails with the
+//     single machine's message, column and row (without a mobility block;
+//     with one see below).
 //   - A worker error names the input file, column and row (checked before
 //     the shuffle by subject, where row numbers are lost); the output and
 //     release files appear only after every step succeeded.
@@ -85,7 +102,11 @@
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
-// implemented: l-diversity and t-closeness. The unicity after the policy
+// implemented: none at present. With a mobility block, an error in the
+// sensitive column (a null, a subject with two values) names the subject
+// shard of the trip step and the row in it, not an input row (the Runner
+// names the row of its time-ordered stream, not an input row either); the
+// same data fails on both. The unicity after the policy
 // indexes the written rows in the commit step's merge order (grouped by
 // subject shard and trip) and their trip ids are random, so its figure is
 // not the single machine's (which indexes rows in time order): the same

@@ -198,13 +198,33 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		if settled != nil {
 			// The settle rounds' classes are suppressed too.
 			d.Suppressed = settled.Suppressed
+			d.DiversitySuppressed += settled.DivClasses
 		}
 		var sizes []int64
+		var members []anonymize.KAnonMember
+		perClass := map[string]int64{}
+		sens := w.st.KAnonSensitive() != ""
 		var e HistEntry
 		for classes(&e) {
-			sizes = append(sizes, e.N)
+			if !sens {
+				sizes = append(sizes, e.N)
+				continue
+			}
+			// l/t: members per (class, sensitive value) (memberClass).
+			f, err := splitFields(e.Key)
+			if err != nil || len(f) != 2 {
+				return errors.New("kanon: corrupt class member key")
+			}
+			members = append(members, anonymize.KAnonMember{Class: f[0], Sensitive: f[1], N: e.N})
+			perClass[f[0]] += e.N
+		}
+		for _, n := range perClass {
+			sizes = append(sizes, n)
 		}
 		if err := w.r.KAnonReport(rep, d, sizes); err != nil {
+			return err
+		}
+		if err := w.st.KAnonDiversityReport(rep, d, members); err != nil {
 			return err
 		}
 	}

@@ -52,6 +52,13 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 				return nil, nil, 0, fmt.Errorf("kanon: %w", err)
 			}
 		}
+		// l/t: the sensitive value joins the membership (memberClass).
+		var sens []string
+		if st.KAnonSensitive() != "" {
+			if sens, err = st.SensitiveTexts(rec, base); err != nil {
+				return nil, nil, 0, err
+			}
+		}
 		mb := array.NewBooleanBuilder(mem)
 		defer mb.Release()
 		mb.Reserve(n)
@@ -66,13 +73,19 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 			if kept != nil {
 				kept(i)
 			}
-			m := appendField(nil, key)
+			var sv string
+			if sens != nil {
+				sv = sens[i]
+			}
+			var si string
 			if d.PerSubject {
-				m = appendField(m, subj[i])
-				seen[string(m)] = 1
+				si = subj[i]
+			}
+			m := memberKey(key, si, sens != nil, sv, d.PerSubject)
+			if d.PerSubject {
+				seen[m] = 1
 			} else {
-				m = appendField(appendField(m, ""), "rows")
-				seen[string(m)]++
+				seen[m]++
 			}
 		}
 		for m, c := range seen {
@@ -112,6 +125,27 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		return nil, nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", base, err)
 	}
 	return out, uni, suppressed, nil
+}
+
+// memberKey is a written row's membership for the output check
+// (memberClass): per subject (class, subject), counted once, otherwise
+// (class, "", "rows") with the row count; with l/t (div) the
+// sensitive value follows, (class, subject, "subject", value) or (class,
+// "", "rows", value).
+func memberKey(class, subj string, div bool, sens string, perSubject bool) string {
+	m := appendField(nil, class)
+	if perSubject {
+		m = appendField(m, subj)
+	} else {
+		m = appendField(appendField(m, ""), "rows")
+	}
+	if div {
+		if perSubject {
+			m = appendField(m, "subject")
+		}
+		m = appendField(m, sens)
+	}
+	return string(m)
 }
 
 // pick returns the columns idx of rec as a new batch.

@@ -509,7 +509,9 @@ type SettleState struct {
 	Rounds     int        `json:"rounds"`
 	Cells      int        `json:"cells"`
 	Classes    int        `json:"classes"`
-	Done       bool       `json:"done"`
+	// DivClasses are the classes added for l/t alone (counted in Classes too).
+	DivClasses int  `json:"div_classes,omitempty"`
+	Done       bool `json:"done"`
 }
 
 func decodeState(it func(*[]byte) bool) (*SettleState, error) {
@@ -597,7 +599,7 @@ type settleObsFn struct {
 }
 
 func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool,
-	groups func(string, CapSet), classes func(string, CapSet)) error {
+	groups func(string, CapSet), classes func(string, CapSet), members func(string, int64)) error {
 	if !f.ok {
 		var err error
 		if f.d, err = decodeDecision(decision); err != nil {
@@ -642,7 +644,15 @@ func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
 	}
+	// l/t: the surviving members by sensitive value (memberKey).
+	var sens []string
+	if f.w.st.KAnonSensitive() != "" {
+		if sens, err = f.w.st.SensitiveTexts(rec, b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		}
+	}
 	gm, cm := map[string]*CapSet{}, map[string]*CapSet{}
+	dm := map[string]int64{}
 	for i := range g {
 		if f.cf.removes(g[i]) {
 			continue
@@ -653,9 +663,20 @@ func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func
 		}
 		addTo(gm, g[i], subj[i], mk, true)
 		addTo(cm, keys[i], subj[i], k, true)
+		if sens != nil {
+			m := memberKey(keys[i], subj[i], true, sens[i], f.d.PerSubject)
+			if f.d.PerSubject {
+				dm[m] = 1
+			} else {
+				dm[m]++
+			}
+		}
 	}
 	emitSets(gm, groups)
 	emitSets(cm, classes)
+	for m, n := range dm {
+		members(m, n)
+	}
 	return nil
 }
 
@@ -665,7 +686,8 @@ type settleDecideFn struct {
 	Cfg Config
 }
 
-func (f *settleDecideFn) ProcessElement(_ []byte, state func(*[]byte) bool, groups func(*Below) bool, classes func(*Below) bool, emit func([]byte)) error {
+func (f *settleDecideFn) ProcessElement(ctx context.Context, _ []byte, decision func(*[]byte) bool, state func(*[]byte) bool, groups func(*Below) bool, classes func(*Below) bool,
+	members func(*HistEntry) bool, emit func([]byte)) error {
 	st, err := decodeState(state)
 	if err != nil {
 		return err
@@ -695,6 +717,20 @@ func (f *settleDecideFn) ProcessElement(_ []byte, state func(*[]byte) bool, grou
 				added++
 			}
 		}
+		// l/t on the round's survivors, after the classes below k: the
+		// Runner's decision (anonymize.Steps.KAnonDiversityFails).
+		bad, err := f.diversityFails(ctx, decision, members)
+		if err != nil {
+			return err
+		}
+		for _, c := range bad {
+			if !sup[c] {
+				sup[c] = true
+				st.Suppressed = append(st.Suppressed, c)
+				added++
+				st.DivClasses++
+			}
+		}
 		sort.Strings(st.Suppressed)
 		st.Rounds++
 		if thin > 0 {
@@ -713,18 +749,65 @@ func (f *settleDecideFn) ProcessElement(_ []byte, state func(*[]byte) bool, grou
 	return nil
 }
 
+// diversityFails gathers a round's surviving members per (class,
+// sensitive value) and returns the classes that fail l/t (none without an
+// l or t block).
+func (f *settleDecideFn) diversityFails(ctx context.Context, decision func(*[]byte) bool, members func(*HistEntry) bool) ([]string, error) {
+	var list []anonymize.KAnonMember
+	var e HistEntry
+	for members(&e) {
+		fs, err := splitFields(e.Key)
+		if err != nil || len(fs) != 2 {
+			return nil, errors.New("tarnkappe/beam: settle: corrupt class member key")
+		}
+		list = append(list, anonymize.KAnonMember{Class: fs[0], Sensitive: fs[1], N: e.N})
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	d, err := decodeDecision(decision)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, errors.New("tarnkappe/beam: settle: no search result")
+	}
+	w, err := newWorker(f.Cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	defer w.close()
+	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
+	}
+	bad, err := w.st.KAnonDiversityFails(d, list)
+	if err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: settle: %w", err)
+	}
+	return bad, nil
+}
+
 // settle unrolls the Runner's fixed point over maxSettleRounds rounds.
+// With l/t every round also gathers the surviving members per (class,
+// sensitive value): distinct (class, subject, value) per subject, rows
+// otherwise, by the memberships classFn counts for the output check.
 func settle(s beam.Scope, cfg Config, p *anonymize.Policy, trans, decision, thin beam.PCollection) beam.PCollection {
 	s = s.Scope("tarnkappe.Settle")
 	state := beam.ParDo(s, settleStartFn, decision)
 	rows := !(p.KAnon.PerSubject == nil || *p.KAnon.PerSubject)
+	div := p.KAnon.L != nil || p.KAnon.T != nil
 	for range maxSettleRounds {
-		groups, classes := beam.ParDo2(s, &settleObsFn{workerDoFn: wf(cfg)}, trans,
+		groups, classes, members := beam.ParDo3(s, &settleObsFn{workerDoFn: wf(cfg)}, trans,
 			beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state})
 		gBelow := beam.ParDo(s, &belowFn{K: p.Mobility.K}, beam.CombinePerKey(s, capSetFn{K: p.Mobility.K}, groups))
 		cBelow := beam.ParDo(s, &belowFn{K: p.KAnon.K, Rows: rows}, beam.CombinePerKey(s, capSetFn{K: p.KAnon.K}, classes))
-		state = beam.ParDo(s, &settleDecideFn{Cfg: cfg}, beam.Impulse(s),
-			beam.SideInput{Input: state}, beam.SideInput{Input: gBelow}, beam.SideInput{Input: cBelow})
+		perValue := beam.CreateList(s, []HistEntry{})
+		if div {
+			distinct := beam.CombinePerKey(s, sumInt64, members)
+			perValue = beam.ParDo(s, toEntry, beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct)))
+		}
+		state = beam.ParDo(s, &settleDecideFn{Cfg: cfg}, beam.Impulse(s), beam.SideInput{Input: decision},
+			beam.SideInput{Input: state}, beam.SideInput{Input: gBelow}, beam.SideInput{Input: cBelow}, beam.SideInput{Input: perValue})
 	}
 	return state
 }

@@ -332,6 +332,15 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 			return fmt.Errorf("tarnkappe/beam: %s: kanon: %w", b.origin(f.Cfg), err)
 		}
 	}
+	// l/t: the sensitive value goes last; per subject the value is the
+	// input position of the pair's first row (minimum in the CombinePerKey)
+	// for the check that a subject has one value.
+	var sens []string
+	if w.st.KAnonSensitive() != "" {
+		if sens, err = w.st.SensitiveTexts(rec, b.Base); err != nil {
+			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		}
+	}
 	seen := map[string]int64{}
 	var key []byte
 	for i := range int(rec.NumRows()) {
@@ -344,6 +353,18 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 		}
 		if per {
 			key = appendField(key, subj[i])
+		}
+		if sens != nil {
+			key = appendField(key, sens[i])
+			if per {
+				pos := inputPos(b.ord(f.Cfg), b.Base+int64(i)+1)
+				if p, ok := seen[string(key)]; !ok || pos < p {
+					seen[string(key)] = pos
+				}
+				continue
+			}
+		}
+		if per {
 			seen[string(key)] = 1
 			continue
 		}
@@ -410,7 +431,7 @@ func (f *searchFn) ProcessElement(ctx context.Context, h histAcc, emit func([]by
 	if err := w.planInput(ctx, f.Cfg.Inputs[0]); err != nil {
 		return fmt.Errorf("tarnkappe/beam: input %s: %w", f.Cfg.Inputs[0], err)
 	}
-	d, err := search(w, h.M)
+	d, err := search(w, f.Cfg, h.M)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: %w", err)
 	}
@@ -425,10 +446,15 @@ func (f *searchFn) ProcessElement(ctx context.Context, h histAcc, emit func([]by
 // search runs the single-machine Runner's k-anonymity search on the gathered
 // combinations (keys of length-prefixed values, per subject with the
 // subject last).
-func search(w *worker, combos map[string]int64) (*anonymize.KAnonDecision, error) {
-	want := len(w.p.KAnon.QuasiIdentifiers)
+func search(w *worker, cfg Config, combos map[string]int64) (*anonymize.KAnonDecision, error) {
+	nq := len(w.p.KAnon.QuasiIdentifiers)
+	want := nq
 	per := perSubject(w)
 	if per {
+		want++
+	}
+	sens := w.st.KAnonSensitive() != ""
+	if sens {
 		want++
 	}
 	list := make([]anonymize.KAnonCombo, 0, len(combos))
@@ -437,9 +463,17 @@ func search(w *worker, combos map[string]int64) (*anonymize.KAnonDecision, error
 		if err != nil || len(f) != want {
 			return nil, errors.New("kanon: corrupt combination key")
 		}
-		c := anonymize.KAnonCombo{Values: f[:len(w.p.KAnon.QuasiIdentifiers)], N: n}
+		c := anonymize.KAnonCombo{Values: f[:nq], N: n}
 		if per {
-			c.Subject = f[len(f)-1]
+			c.Subject = f[nq]
+		}
+		if sens {
+			c.Sensitive = f[len(f)-1]
+			if per {
+				// n is the pair's first input position (combosFn).
+				c.File, c.Row, c.N = int(n>>40), n&(1<<40-1), 1
+				c.Origin = ordOrigin(cfg, c.File)
+			}
 		}
 		list = append(list, c)
 	}
@@ -692,7 +726,12 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	}
 	if p.KAnon != nil {
 		pairs := beam.ParDo(s, &combosFn{workerDoFn: wf(cfg)}, trans, beam.SideInput{Input: thin})
-		summed := beam.CombinePerKey(s, sumInt64, pairs)
+		var summed beam.PCollection
+		if k := p.KAnon; (k.L != nil || k.T != nil) && (k.PerSubject == nil || *k.PerSubject) {
+			summed = beam.CombinePerKey(s, minInt64, pairs) // first input position
+		} else {
+			summed = beam.CombinePerKey(s, sumInt64, pairs)
+		}
 		hist := beam.Combine(s, histCombineFn{}, beam.ParDo(s, toEntry, summed))
 		decision = beam.ParDo(s, &searchFn{Cfg: cfg}, hist)
 		if p.Mobility != nil {
@@ -720,10 +759,17 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
+func minInt64(a, b int64) int64 { return min(a, b) }
+
+// inputPos packs an input file's ordinal and a row number into one
+// ordered int64 (rows below 2^40 per file).
+func inputPos(file int, row int64) int64 { return int64(file)<<40 | row }
 
 // memberClass maps a (class, subject) membership to its class.
 // Per subject the key is (class, subject) and counts once; per row it is
-// (class, "", "rows") with the row count.
+// (class, "", "rows") with the row count. With l/t the sensitive value
+// follows, (class, subject, "subject", value) or (class, "", "rows",
+// value), and the output key is (class, value), length-prefixed.
 func memberClass(key string, n int64, emit func(string, int64)) error {
 	f, err := splitFields(key)
 	switch {
@@ -731,6 +777,10 @@ func memberClass(key string, n int64, emit func(string, int64)) error {
 		emit(f[0], 1)
 	case err == nil && len(f) == 3:
 		emit(f[0], n)
+	case err == nil && len(f) == 4 && f[2] == "subject":
+		emit(string(appendField(appendField(nil, f[0]), f[3])), 1)
+	case err == nil && len(f) == 4 && f[2] == "rows":
+		emit(string(appendField(appendField(nil, f[0]), f[3])), n)
 	default:
 		return fmt.Errorf("tarnkappe/beam: corrupt class membership key")
 	}
@@ -1048,6 +1098,7 @@ func init() {
 		beam.RegisterType(reflect.TypeOf(t).Elem())
 	}
 	beam.RegisterFunction(sumInt64)
+	beam.RegisterFunction(minInt64)
 	beam.RegisterFunction(toEntry)
 	beam.RegisterFunction(memberClass)
 	beam.RegisterCoder(reflect.TypeOf(histAcc{}), encHist, decHist)

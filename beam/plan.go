@@ -114,9 +114,6 @@ func supported(p *anonymize.Policy) error {
 			}
 		}
 	}
-	if k := p.KAnon; k != nil && (k.L != nil || k.T != nil) {
-		return errors.New("tarnkappe/beam: l-diversity and t-closeness are not supported on Beam yet")
-	}
 	return nil
 }
 

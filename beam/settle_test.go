@@ -1,6 +1,7 @@
 package beam
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -33,7 +34,7 @@ func TestSettleDecide(t *testing.T) {
 	round := func(state []byte, groups []Below, classes []Below) SettleState {
 		t.Helper()
 		var out []byte
-		err := (&settleDecideFn{}).ProcessElement(nil, iter(state), iter(groups...), iter(classes...), func(b []byte) { out = b })
+		err := (&settleDecideFn{}).ProcessElement(context.Background(), nil, iter[[]byte](), iter(state), iter(groups...), iter(classes...), iter[HistEntry](), func(b []byte) { out = b })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,5 +103,39 @@ func TestCapSet(t *testing.T) {
 	}
 	if c := f.merge(b, CapSet{S: []string{"q"}}); len(c.S) != 3 {
 		t.Fatalf("a full set stays full: %+v", c)
+	}
+}
+
+// TestSettleDecideDiversity: with an l block a round also suppresses the
+// classes whose surviving members fail l-diversity (the Runner's decision,
+// anonymize.Steps.KAnonDiversityFails), counts them apart, and never adds a
+// class twice; classes below k are added by the k check first.
+func TestSettleDecideDiversity(t *testing.T) {
+	f := newDemoFixture(t, 20, 500, 256)
+	f.withPolicyEdits(t, [2]string{"  k: 10\n", "  k: 10\n  l: {sensitive: make, l: 3, variant: distinct}\n"})
+	dec, _ := json.Marshal(anonymize.KAnonDecision{})
+	start, _ := json.Marshal(SettleState{Suppressed: []string{"c0\x00"}})
+	member := func(class, make string, n int64) HistEntry {
+		return HistEntry{Key: string(appendField(appendField(nil, class), make)), N: n}
+	}
+	members := []HistEntry{
+		member("a\x00", "BMW", 12),                                                      // one make: fails l
+		member("b\x00", "BMW", 4), member("b\x00", "VW", 3), member("b\x00", "Audi", 3), // three makes: passes
+		member("c\x00", "BMW", 2), member("c\x00", "VW", 2), member("c\x00", "Audi", 1), // below k: the k check's
+		member("c0\x00", "BMW", 20), // already suppressed
+	}
+	var out []byte
+	err := (&settleDecideFn{Cfg: f.cfg}).ProcessElement(context.Background(), nil, iter(dec), iter(start), iter[Below](),
+		iter(Below{Key: "c\x00", N: 5}), iter(members...), func(b []byte) { out = b })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s SettleState
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := SettleState{Suppressed: []string{"a\x00", "c\x00", "c0\x00"}, Rounds: 1, Classes: 2, DivClasses: 1}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("round: %+v, want %+v", s, want)
 	}
 }
