@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -68,7 +67,9 @@ type Options struct {
 	// MemoryLimit is the Go runtime's soft memory limit (bytes) while Run
 	// runs, when the environment does not set GOMEMLIMIT and the limit in
 	// force is higher: 0 means DefaultMemoryLimit, -1 leaves the runtime
-	// alone. Run restores the previous limit when it returns. It is a
+	// alone. Run restores the previous limit when it returns; Runs that
+	// overlap in one process share it (the lowest active limit is in force,
+	// the last to return restores the one before the first). It is a
 	// complement, not the bound itself: the state a run keeps is bounded by
 	// the fleet, the groups and the caps above, not by the rows; the limit
 	// only stops Go's collector from letting garbage grow to twice that
@@ -517,10 +518,8 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	start := time.Now()
 	p := r.p
 	if lim := r.opts.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		if prev := debug.SetMemoryLimit(-1); lim < prev {
-			debug.SetMemoryLimit(lim)
-			defer debug.SetMemoryLimit(prev)
-		}
+		// Shared with other Runs of the process (memlimit.go).
+		defer memLimits.hold(lim)()
 	}
 	pl, err := r.makePlan(src.Schema())
 	if err != nil {
