@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/tarnkappe/tarnkappe/mobility"
+	"github.com/uber/h3-go/v4"
 )
 
 // readings builds a small interleaved stream: two vehicles, each driving one
@@ -246,4 +247,129 @@ func ExampleTraceGate() {
 	// Output:
 	// K=2: 2 of 2 trips keep their id, 64 rows linked
 	// K=3: 0 of 2 trips keep their id, 0 rows linked
+}
+
+// One CellCache shared by the Coarseners of one stream (one per worker, as
+// the parallel pipeline has them) gives every reading the cell the H3
+// library gives it; the cache only saves the library call for points well
+// inside a cell it has seen. A cache for another resolution is refused.
+func ExampleCellCache() {
+	ctx := context.Background()
+	src := readings(memory.DefaultAllocator)
+	defer src.Release()
+	cache, err := mobility.NewCellCache(7)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var workers [2]*mobility.Coarsener
+	for w := range workers {
+		if workers[w], err = mobility.NewCoarsener(src.Schema(), mobility.CoarsenOptions{
+			Lat: "lat", Lon: "lon", Resolution: 7, Cell: "cell", Cache: cache,
+		}); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	same, rows := 0, 0
+	for b := 0; src.Next(); b++ {
+		in := src.RecordBatch()
+		out, err := workers[b%2].Apply(ctx, in) // batches alternate between the workers
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		lat, lon := in.Column(2).(*array.Float64), in.Column(3).(*array.Float64)
+		cell := out.Column(2).(*array.Dictionary)
+		for i := range int(out.NumRows()) {
+			want := h3.LatLngToCell(h3.LatLng{Lat: lat.Value(i), Lng: lon.Value(i)}, 7).String()
+			if cell.Dictionary().ValueStr(cell.GetValueIndex(i)) == want {
+				same++
+			}
+			rows++
+		}
+		out.Release()
+	}
+	fmt.Printf("%d of %d readings in the cell h3.LatLngToCell gives\n", same, rows)
+	_, err = mobility.NewCoarsener(src.Schema(), mobility.CoarsenOptions{
+		Lat: "lat", Lon: "lon", Resolution: 8, Cell: "cell", Cache: cache,
+	})
+	fmt.Println(err)
+	// Output:
+	// 80 of 80 readings in the cell h3.LatLngToCell gives
+	// mobility.NewCoarsener: Cache is for resolution 7, not 8
+}
+
+// Cell suppression counts vehicles, not rows: a (cell, hour) group is
+// released only if at least K distinct subjects were there. Pass 1 observes
+// every batch, pass 2 filters.
+func ExampleCellSuppressor() {
+	ctx := context.Background()
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "vin", Type: arrow.BinaryTypes.String},
+		{Name: "cell", Type: arrow.BinaryTypes.String},
+		{Name: "hour", Type: &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	h7 := arrow.Timestamp(time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC).Unix())
+	for _, r := range []struct {
+		vin, cell string
+		hour      arrow.Timestamp
+	}{
+		{"V1", "871f8d7a4ffffff", h7}, {"V1", "871f8d7a4ffffff", h7}, {"V2", "871f8d7a4ffffff", h7}, // 2 vehicles: kept
+		{"V1", "871f8d7a5ffffff", h7}, {"V2", "871f8d7a5ffffff", h7}, // 2 vehicles: kept
+		{"V1", "871f8d7a5ffffff", h7 + 3600},                         // same cell, next hour, alone: suppressed
+		{"V3", "871f8d7a6ffffff", h7}, {"V3", "871f8d7a6ffffff", h7}, // 2 rows of one vehicle: suppressed
+	} {
+		b.Field(0).(*array.StringBuilder).Append(r.vin)
+		b.Field(1).(*array.StringBuilder).Append(r.cell)
+		b.Field(2).(*array.TimestampBuilder).Append(r.hour)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	s, err := mobility.NewCellSuppressor(schema, mobility.SuppressOptions{Subject: "vin", Cell: "cell", Time: "hour", K: 2})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := s.Observe(ctx, rec); err != nil { // pass 1, over every batch
+		fmt.Println(err)
+		return
+	}
+	out, dropped, err := s.Apply(ctx, rec) // pass 2
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer out.Release()
+	fmt.Println("rows removed:", dropped)
+	for i := range int(out.NumRows()) {
+		fmt.Println(out.Column(0).ValueStr(i), out.Column(1).ValueStr(i), out.Column(2).ValueStr(i))
+	}
+	fmt.Printf("%+v\n", s.Stats())
+	// Output:
+	// rows removed: 3
+	// V1 871f8d7a4ffffff 2026-03-02T07:00:00Z
+	// V1 871f8d7a4ffffff 2026-03-02T07:00:00Z
+	// V2 871f8d7a4ffffff 2026-03-02T07:00:00Z
+	// V1 871f8d7a5ffffff 2026-03-02T07:00:00Z
+	// V2 871f8d7a5ffffff 2026-03-02T07:00:00Z
+	// {Groups:4 GroupsSuppressed:2 RowsObserved:8 RowsSuppressed:3 RowsKept:5}
+}
+
+// A MeanComparer measures how far released per-(cell, bucket) means are
+// from the raw ones, group by group, for an engine that gathers the groups
+// itself (CompareMeans does the same over two CellMeans).
+func ExampleNewMeanComparer() {
+	c := mobility.NewMeanComparer(2, 0.1) // groups of >= 2 vehicles (the caller's filter), 10% tolerance
+	c.Observe(300, 3, 210, 2)             // raw mean 100, released 105: 5% off
+	c.Observe(100, 2, 60, 1)              // raw mean 50, released 60: 20% off
+	c.Observe(90, 3, 0, 0)                // raw group not released (suppressed)
+	r := c.Result()
+	fmt.Printf("groups %d, released %d, within %.0f%%: %d\n", r.Groups, r.Released, 100*r.Tolerance, r.Within)
+	fmt.Printf("relative error: max %.3f, mean %.3f\n", r.MaxRelErr, r.MeanRelErr)
+	// Output:
+	// groups 3, released 2, within 10%: 1
+	// relative error: max 0.200, mean 0.125
 }
