@@ -3,6 +3,7 @@ package dp_test
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -122,4 +123,67 @@ func ExamplePartial_Merge() {
 	// Output:
 	// partitions before noise: 2 rows used: 900
 	// kept + dropped: 2
+}
+
+// A mean or variance released beside a Count divides by the Count's
+// released value instead of drawing a noisy count of its own, when the
+// Count's declared share is at least what its own count would get (ε/2 of
+// a mean's share, ε/3 of a variance's). Result says which did. The noisy
+// values differ from run to run and are not printed.
+func ExampleResult_sharedCount() {
+	ctx := context.Background()
+	segments, _ := dp.NewPartitionList("segment")
+	segments.Add("A9-north")
+	segments.Add("A9-south")
+	rec := telemetry()
+	defer rec.Release()
+	for _, countEps := range []float64{0.3, 0.1} {
+		ag, err := dp.NewAggregator(dp.Options{
+			Subject: "vin",
+			GroupBy: []string{"segment"},
+			Aggregates: []dp.Aggregate{
+				{Kind: dp.Count, Epsilon: countEps},
+				{Kind: dp.Mean, Column: "disc_temp_c", Lower: 0, Upper: 150, Epsilon: 0.4},     // own count would get 0.2
+				{Kind: dp.Variance, Column: "disc_temp_c", Lower: 0, Upper: 150, Epsilon: 0.2}, // own count would get 0.2/3
+			},
+			MaxPartitions:   2,
+			MaxPerPartition: 2,
+			Public:          segments,
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := ag.Add(ctx, rec); err != nil {
+			fmt.Println(err)
+			return
+		}
+		partial, err := ag.Partial(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		acct, _ := dp.NewAccountant(1, 0)
+		res, err := partial.Release(ctx, acct, dp.ReleaseOptions{})
+		ag.Close()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var cols []string
+		for _, f := range res.Record.Schema().Fields() {
+			cols = append(cols, f.Name)
+		}
+		fmt.Printf("count ε=%g: %d partitions, spent ε=%.1f of %g\n", countEps, res.PartitionsKept, res.Spent.EpsilonSpent, res.Spent.EpsilonTotal)
+		fmt.Printf("  divided by %q: %q\n", res.Denominator, res.DividedByCount)
+		fmt.Println("  columns:", strings.Join(cols, " "))
+		res.Release()
+	}
+	// Output:
+	// count ε=0.3: 2 partitions, spent ε=0.9 of 1
+	//   divided by "count": ["mean_disc_temp_c" "variance_disc_temp_c"]
+	//   columns: segment count count_ci_low count_ci_high mean_disc_temp_c mean_disc_temp_c_ci_low mean_disc_temp_c_ci_high variance_disc_temp_c
+	// count ε=0.1: 2 partitions, spent ε=0.7 of 1
+	//   divided by "count": ["variance_disc_temp_c"]
+	//   columns: segment count count_ci_low count_ci_high mean_disc_temp_c mean_disc_temp_c_ci_low mean_disc_temp_c_ci_high variance_disc_temp_c
 }
