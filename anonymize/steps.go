@@ -219,8 +219,8 @@ func (s *Steps) ReleaseInput(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	return ri.apply(s.r.mem, rec)
 }
 
-// DPReport is the report's dp block for a release made with acct's budget
-// that kept the given number of partitions.
+// DPReport is the report's dp block for a release that spent spent (the
+// Result's Spent) and kept the given number of partitions.
 func (s *Steps) DPReport(spent dp.Spent, kept int64) (*DPReport, error) {
 	_, _, public, err := s.release()
 	if err != nil {
@@ -276,7 +276,8 @@ type KAnonDecision struct {
 
 // KAnonSearch runs the policy's k-anonymity search (kanon's optimal
 // lattice search) over gathered combinations, exactly as Run does over the
-// combinations it counted itself, and returns the decision.
+// combinations it counted itself, and returns the decision. It sorts
+// combos in place (the search must not depend on their arrival order).
 func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	if s.r.p.KAnon == nil {
 		return nil, fmt.Errorf("anonymize: the policy has no kanon block")
