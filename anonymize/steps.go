@@ -3,6 +3,7 @@ package anonymize
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -276,8 +277,9 @@ type KAnonDecision struct {
 
 // KAnonSearch runs the policy's k-anonymity search (kanon's optimal
 // lattice search) over gathered combinations, exactly as Run does over the
-// combinations it counted itself, and returns the decision. It sorts
-// combos in place (the search must not depend on their arrival order).
+// combinations it counted itself, and returns the decision. It does not
+// modify combos (it sorts a copy: the search must not depend on their
+// arrival order).
 func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	if s.r.p.KAnon == nil {
 		return nil, fmt.Errorf("anonymize: the policy has no kanon block")
@@ -295,6 +297,7 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	a.div = div
 	// Intern in a fixed order, so that the search sees the same histogram
 	// whatever order the combinations arrived in.
+	combos = slices.Clone(combos)
 	sort.Slice(combos, func(i, j int) bool {
 		x, y := combos[i], combos[j]
 		for k := range x.Values {
