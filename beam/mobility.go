@@ -608,8 +608,15 @@ func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func
 		if f.st, err = decodeState(state); err != nil {
 			return err
 		}
-		if f.d == nil || f.st == nil {
-			return errors.New("tarnkappe/beam: settle: no search result or state")
+		if f.d == nil {
+			// No search result: an upstream stage failed (its error is
+			// the job's; failing here too could report this one in its
+			// place) or no combination was counted. Nothing to observe;
+			// pass 2 (classFn) fails closed on a missing result.
+			return nil
+		}
+		if f.st == nil {
+			return errors.New("tarnkappe/beam: settle: no state")
 		}
 		f.sup = map[string]bool{}
 		for _, c := range f.st.Suppressed {
@@ -693,7 +700,10 @@ func (f *settleDecideFn) ProcessElement(ctx context.Context, _ []byte, decision 
 		return err
 	}
 	if st == nil {
-		return errors.New("tarnkappe/beam: settle: no state")
+		// No state because no search result (settleStartFn emits one per
+		// result): as in settleObsFn, leave the failure to the stage that
+		// caused it; pass 2 fails closed without a result.
+		return nil
 	}
 	if !st.Done {
 		sup := map[string]bool{}
