@@ -672,14 +672,6 @@ func (s *spillFile) finish() error {
 	return nil
 }
 
-// rewind positions the spill for another read.
-func (s *spillFile) rewind() error {
-	if err := s.f.Rewind(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	return nil
-}
-
 func (s *spillFile) remove() {
 	s.stop()
 	// Close releases the dictionaries the IPC writer holds: a run that

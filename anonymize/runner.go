@@ -96,7 +96,6 @@ type Runner struct {
 	pseudo  map[string]*pseudonymOp
 	shifts  map[string]*pseudonym.DateShift
 	optout  *optOutSet
-	optMac  *pseudonym.HMAC
 	hier    map[string]kanon.Hierarchy // quasi-identifiers and fixed generalize columns
 	keys    map[string]string          // domain → key id
 	closers []func()

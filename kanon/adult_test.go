@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -89,11 +88,6 @@ func adultHistogram(t testing.TB, qi []string, sensitive string) *Histogram {
 		t.Fatal(err)
 	}
 	return h
-}
-
-var adultOnce struct {
-	sync.Once
-	h *Histogram
 }
 
 func join(v []int) string {

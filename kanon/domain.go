@@ -1,7 +1,6 @@
 package kanon
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -126,5 +125,3 @@ func (d *dimension) upMap(from, to int) []int32 {
 	}
 	return out
 }
-
-var errNoLeaves = errors.New("no values")

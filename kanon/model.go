@@ -87,15 +87,14 @@ func (t *TCloseness) validate(fn string) error {
 
 // checker decides per class whether it satisfies the privacy models.
 type checker struct {
-	k     int64
-	l     *LDiversity
-	t     *TCloseness
-	logL  float64
-	q     []float64 // global distribution of sensitive ids
-	rank  []int32   // ordered t-closeness: rank of each sensitive id
-	pbuf  []float64
-	fbuf  []int64
-	total float64
+	k    int64
+	l    *LDiversity
+	t    *TCloseness
+	logL float64
+	q    []float64 // global distribution of sensitive ids
+	rank []int32   // ordered t-closeness: rank of each sensitive id
+	pbuf []float64
+	fbuf []int64
 }
 
 func newChecker(h *Histogram, k int, l *LDiversity, t *TCloseness) *checker {

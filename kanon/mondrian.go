@@ -37,7 +37,6 @@ type MondrianResult struct {
 	labels [][]string     // labels[partition][column]
 	sizes  []int64
 	rows   int64
-	mem    memory.Allocator
 }
 
 // Partitions returns the number of partitions.

@@ -119,7 +119,7 @@ type searcher struct {
 	w0          worker    // sequential checks
 	workers     []*worker // parallel checks
 	checked     int
-	lv, lv2     []int
+	lv2         []int
 	evaluated   map[int]*evaluation // anonymous nodes checked by probes
 	srcRows     int
 	fromBase    int
@@ -395,14 +395,12 @@ func (s *searcher) run() (*Result, error) {
 }
 
 type evaluation struct {
-	node       int
-	anonymous  bool
-	loss       float64
-	perColumn  []float64
-	level      int
-	outliers   int64
-	cl         *classes
-	suppressed []bool
+	node      int
+	anonymous bool
+	loss      float64
+	perColumn []float64
+	level     int
+	outliers  int64
 }
 
 // evaluate rolls the histogram up to node, decides anonymity, tags the

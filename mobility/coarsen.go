@@ -46,7 +46,6 @@ type Coarsener struct {
 	bucket     int64
 	rows       int64
 	cellType   *arrow.DictionaryType
-	outTsType  arrow.DataType
 	cache      *CellCache
 }
 

@@ -44,26 +44,25 @@ func clampRegion(p point) point {
 
 // staticVehicle is what does not change while a vehicle drives.
 type staticVehicle struct {
-	vin                string
-	makeIdx, modelIdx  int32 // indices into the make and model dictionaries
-	modelYear          int64
-	postcodeIdx        int32
-	birthYear          int64
-	sexIdx             int32 // 0 "F", 1 "M"
-	massKg             float64
-	home, work         point
-	others             [3]point
-	otherCum           [3]float64 // cumulative choice weights of others
-	commuter           bool
-	pCommute           float64 // probability of driving to work on a weekday
-	departH, returnH   float64 // habitual commute times, hours
-	errandRate         float64 // errands per weekday (weekends 1.6x)
-	roamer             bool    // taxi/trades: many trips between arbitrary places
-	speedFactor        float64 // driver style
-	accel, decel       float64 // m/s², comfortable
-	padStart           float64 // pad thickness at Start, mm
-	oneOffCenterOfLife point   // centre for one-off destinations
-	oneOffSigma        float64
+	vin               string
+	makeIdx, modelIdx int32 // indices into the make and model dictionaries
+	modelYear         int64
+	postcodeIdx       int32
+	birthYear         int64
+	sexIdx            int32 // 0 "F", 1 "M"
+	massKg            float64
+	home, work        point
+	others            [3]point
+	otherCum          [3]float64 // cumulative choice weights of others
+	commuter          bool
+	pCommute          float64 // probability of driving to work on a weekday
+	departH, returnH  float64 // habitual commute times, hours
+	errandRate        float64 // errands per weekday (weekends 1.6x)
+	roamer            bool    // taxi/trades: many trips between arbitrary places
+	speedFactor       float64 // driver style
+	accel, decel      float64 // m/s², comfortable
+	padStart          float64 // pad thickness at Start, mm
+	oneOffSigma       float64
 }
 
 // fleetDicts are the fixed dictionaries the columns index into.
