@@ -306,7 +306,7 @@ func (d *divAcc) decide(kr *kanonResult, supp int64) (int64, error) {
 			d.extra++
 		}
 	}
-	d.out = newDivCollector(d, kr)
+	d.out = newDivCollector(d, kr, newInterner())
 	return supp, nil
 }
 
@@ -316,9 +316,7 @@ func (d *divAcc) keyCollector(kr *kanonResult) *divCollector {
 	if d == nil {
 		return nil
 	}
-	c := newDivCollector(d, kr)
-	c.sens = d.vals
-	c.tab = newDivTable(d.vals)
+	c := newDivCollector(d, kr, d.vals)
 	return c
 }
 
@@ -398,9 +396,11 @@ type divCollector struct {
 	sid, vid []uint32
 }
 
-func newDivCollector(d *divAcc, kr *kanonResult) *divCollector {
+// newDivCollector numbers sensitive values with sens: a fresh interner for
+// written batches, divAcc.vals for the row keys' ids.
+func newDivCollector(d *divAcc, kr *kanonResult, sens *interner) *divCollector {
 	c := &divCollector{d: d, kr: kr, ids: map[string]uint32{}, subj: newInterner(),
-		sens: newInterner(), members: map[uint64]uint32{}}
+		sens: sens, members: map[uint64]uint32{}}
 	c.tab = newDivTable(c.sens)
 	for range kr.a.qi {
 		c.qi = append(c.qi, newInterner())
