@@ -21,7 +21,7 @@ import (
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 
-// Sink receives the output batches of a run. internal/arrowio's Sink
+// Sink receives the output batches of a run. arrowio's Sink
 // satisfies it: writes go to a temporary file renamed into place on Commit.
 type Sink interface {
 	Write(arrow.RecordBatch) error

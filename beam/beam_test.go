@@ -26,9 +26,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 

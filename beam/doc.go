@@ -126,7 +126,7 @@
 // 1M rows). Input rows need not be in time order (the Runner requires time
 // order within the trip gap; Beam sorts). An input file is read by one
 // worker (files, not row groups, are the unit of parallel reading). Files
-// are read and written through the local file system (internal/arrowio), so
+// are read and written through the local file system (arrowio), so
 // on a cluster the paths must be on storage every worker mounts; Beam's
 // gs:// and s3:// file systems are not wired in.
 package beam

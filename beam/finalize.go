@@ -17,8 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
 
 // release draws the noise of a merged partial under the policy's budget and

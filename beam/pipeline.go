@@ -20,8 +20,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
 
 // Config is what the pipeline graph carries to every worker: the policy

@@ -16,8 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 

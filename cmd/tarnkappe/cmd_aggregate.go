@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
 
 // aggFlags holds the flag-mode options of "tarnkappe aggregate".

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 

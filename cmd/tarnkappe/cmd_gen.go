@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
 
 const genFormatHint = "name the output by its format: FILE.parquet, FILE.arrow, FILE.csv, or - for an Arrow IPC stream on stdout"

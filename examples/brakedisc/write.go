@@ -6,7 +6,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 )
 
 // WriteFile writes the fleet cfg describes to path (.parquet, .arrow/.ipc

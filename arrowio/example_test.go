@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 )
 
 // Create writes batches to a temporary file and renames it into place on

@@ -11,8 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
-	"github.com/tarnkappe/tarnkappe/internal/arrowio"
 )
 
 const benchRows = 1_000_000

@@ -1,7 +1,10 @@
 // Package arrowio opens tabular files as streams of Arrow record batches and
-// writes record batches back to files. It is internal: the CLI, the examples
-// and the benchmarks use it; library users hand Tarnkappe an
-// array.RecordReader of their own and are not meant to depend on this package.
+// writes record batches back to files, so that a job using Tarnkappe as a
+// library reads and writes the same files as the tarnkappe CLI without glue:
+// [Open] returns a [Source], an array.RecordReader to hand to
+// anonymize.Runner.Run, and [Create] returns a [Sink] that satisfies
+// anonymize.Sink. Jobs that already hold Arrow data pass their own
+// array.RecordReader and need not use this package.
 //
 // # Formats
 //
