@@ -384,11 +384,11 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 		}
 	}
 	if declE > eps*(1+budgetSlack) || declD > delta*(1+budgetSlack) {
-		return nil, Budget{}, fmt.Errorf("dp.Release: declared shares need (ε=%g, δ=%g) but the accountant has (ε=%g, δ=%g) left: %w", declE, declD, eps, delta, ErrBudgetExceeded)
+		return nil, Budget{}, fmt.Errorf("declared shares need (ε=%g, δ=%g) but the accountant has (ε=%g, δ=%g) left: %w", declE, declD, eps, delta, ErrBudgetExceeded)
 	}
 	restE, restD := eps-declE, delta-declD
 	if freeE > 0 && restE <= 0 {
-		return nil, Budget{}, fmt.Errorf("dp.Release: no ε left for the %d mechanisms without a declared share: %w", freeE, ErrBudgetExceeded)
+		return nil, Budget{}, fmt.Errorf("no ε left for the %d mechanisms without a declared share: %w", freeE, ErrBudgetExceeded)
 	}
 	for _, sl := range slots {
 		if sl.b.Epsilon == 0 {
@@ -402,7 +402,7 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 			if sl.isSel {
 				what = "private partition selection (or give Public partitions)"
 			}
-			return nil, Budget{}, fmt.Errorf("dp.Release: %s needs δ > 0 but the budget leaves δ = 0", what)
+			return nil, Budget{}, fmt.Errorf("%s needs δ > 0 but the budget leaves δ = 0", what)
 		}
 	}
 	return aggs, sel, nil
