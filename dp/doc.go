@@ -109,7 +109,9 @@
 // timestamp; a null is an error naming column and row. Value columns:
 // float or integer; null, NaN and ±Inf are errors naming column and row
 // (they have no place between declared bounds, and silently dropping them
-// would make the row count depend on them). After an error the Aggregator is
+// would make the row count depend on them). Errors locate data as package
+// rowerr does (`row N, column "x": …`, rows counted from 1 over the whole
+// stream; errors.As reaches the *rowerr.Error). After an error the Aggregator is
 // unusable and nothing can be released. Empty input is an error at Release
 // (unless public partitions are given). Every input row is accounted for in
 // Stats (used, not public, dropped by L0, dropped by L∞).

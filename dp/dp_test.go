@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/differential-privacy/go/v2/dpagg"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 func baseOpts() Options {
@@ -476,10 +478,10 @@ func TestErrorsReleaseNothing(t *testing.T) {
 		{"no L0", func(o *Options) { o.MaxPartitions = 0 }, good, 1, "MaxPartitions must be >= 1"},
 		{"no Linf", func(o *Options) { o.MaxPerPartition = -1 }, good, 1, "MaxPerPartition must be >= 1"},
 		{"no subject", func(o *Options) { o.Subject = "" }, good, 1, "Subject must be set"},
-		{"missing subject column", func(o *Options) { o.Subject = "owner" }, good, 1, `subject column "owner" not found`},
-		{"missing value column", func(o *Options) { o.Aggregates[1].Column = "speed" }, good, 1, `value column "speed" not found`},
-		{"NaN value", nil, []row{{"v1", "a", 1}, {"v2", "a", math.NaN()}}, 1, `column "temp" row 1: value NaN is not finite`},
-		{"Inf value", nil, []row{{"v1", "a", math.Inf(1)}}, 1, `column "temp" row 0: value +Inf`},
+		{"missing subject column", func(o *Options) { o.Subject = "owner" }, good, 1, `column "owner": subject column not found`},
+		{"missing value column", func(o *Options) { o.Aggregates[1].Column = "speed" }, good, 1, `column "speed": value column not found`},
+		{"NaN value", nil, []row{{"v1", "a", 1}, {"v2", "a", math.NaN()}}, 1, `row 2, column "temp": value NaN is not finite`},
+		{"Inf value", nil, []row{{"v1", "a", math.Inf(1)}}, 1, `row 1, column "temp": value +Inf`},
 		{"empty input", nil, nil, 1, "no data"},
 		{"laplace delta", func(o *Options) { o.Aggregates[0].Delta = 1e-6 }, good, 1, "Delta must be 0 with Laplace"},
 		{"no delta for selection", func(o *Options) { o.Public = nil }, good, 1, "needs δ > 0"},
@@ -662,7 +664,7 @@ func TestDictionaryIntAndTimestampKeys(t *testing.T) {
 	defer ag2.Close()
 	b3 := batch([]string{"A"}, []int32{0, 1}, []int64{1, 1}, []int64{1, 1}, true)
 	defer b3.Release()
-	if err := ag2.Add(context.Background(), b3); err == nil || !strings.Contains(err.Error(), `column "vin" row 1: null`) {
+	if err := ag2.Add(context.Background(), b3); err == nil || !strings.Contains(err.Error(), `row 2, column "vin": null`) {
 		t.Errorf("null dictionary value: %v", err)
 	}
 }
@@ -798,8 +800,8 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		nullKey int
 		want    string
 	}{
-		{[]row{{"a", "x", 1}, {"b", "x", 2}, {"c", "y", math.Inf(-1)}}, -1, `column "temp" row 2: value -Inf is not finite`},
-		{[]row{{"a", "x", 1}, {"b", "x", 2}}, 1, `column "seg" row 1: null value`},
+		{[]row{{"a", "x", 1}, {"b", "x", 2}, {"c", "y", math.Inf(-1)}}, -1, `row 3, column "temp": value -Inf is not finite`},
+		{[]row{{"a", "x", 1}, {"b", "x", 2}}, 1, `row 2, column "seg": null value`},
 	} {
 		ag, _ := NewAggregator(baseOpts())
 		rec := dictBatch(t, mem, c.rows, c.nullKey)
@@ -855,5 +857,90 @@ func TestBoundedDrawsUniform(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestErrorLocation: errors about data locate it as package rowerr does —
+// rows counted from 1 over the whole stream (not per batch), the column
+// named, the chain kept for errors.As — and carry one dp prefix only.
+func TestErrorLocation(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	good := []row{{"v1", "a", 1}, {"v2", "a", 2}, {"v3", "b", 3}}
+	addBoth := func(second arrow.RecordBatch) error {
+		defer second.Release()
+		ag, err := NewAggregator(baseOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ag.Close()
+		first := makeBatch(t, mem, good)
+		if second.Schema().Field(0).Type.ID() == arrow.DICTIONARY {
+			first.Release()
+			first = dictBatch(t, mem, good, -1)
+		}
+		err = ag.Add(context.Background(), first)
+		first.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ag.Add(context.Background(), second)
+	}
+	nullSeg := func() error {
+		pl, _ := NewPartitionList("seg")
+		b := array.NewRecordBuilder(mem, arrow.NewSchema([]arrow.Field{{Name: "seg", Type: arrow.BinaryTypes.String, Nullable: true}}, nil))
+		defer b.Release()
+		b.Field(0).(*array.StringBuilder).AppendValues([]string{"a", "b"}, nil)
+		r1 := b.NewRecordBatch()
+		defer r1.Release()
+		b.Field(0).(*array.StringBuilder).Append("c")
+		b.Field(0).(*array.StringBuilder).AppendNull()
+		r2 := b.NewRecordBatch()
+		defer r2.Release()
+		if err := pl.AddRecord(r1); err != nil {
+			t.Fatal(err)
+		}
+		return pl.AddRecord(r2)
+	}
+	for _, c := range []struct {
+		name string
+		err  func() error
+		row  int64
+		col  string
+		msg  string
+	}{
+		{"general path NaN", func() error {
+			return addBoth(makeBatch(t, mem, []row{{"v4", "a", 1}, {"v5", "a", math.NaN()}}))
+		}, 5, "temp", `dp.Aggregator.Add: row 5, column "temp": value NaN is not finite`},
+		{"fast path -Inf", func() error {
+			return addBoth(dictBatch(t, mem, []row{{"v4", "a", math.Inf(-1)}}, -1))
+		}, 4, "temp", `dp.Aggregator.Add: row 4, column "temp": value -Inf is not finite`},
+		{"fast path null key", func() error {
+			return addBoth(dictBatch(t, mem, []row{{"v4", "a", 1}, {"v5", "b", 1}}, 1))
+		}, 5, "seg", `dp.Aggregator.Add: row 5, column "seg": null value`},
+		{"missing column", func() error {
+			o := baseOpts()
+			o.Aggregates[1].Column = "speed"
+			ag, _ := NewAggregator(o)
+			defer ag.Close()
+			rec := makeBatch(t, mem, good)
+			defer rec.Release()
+			return ag.Add(context.Background(), rec)
+		}, 0, "speed", `dp.Aggregator.Add: column "speed": value column not found`},
+		{"public list null key", nullSeg, 4, "seg", `dp.PartitionList.AddRecord: row 4, column "seg": null key`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.err()
+			var re *rowerr.Error
+			if err == nil || !errors.As(err, &re) {
+				t.Fatalf("error %v is not a *rowerr.Error", err)
+			}
+			if re.Row != c.row || re.Column != c.col || !strings.HasPrefix(err.Error(), c.msg) {
+				t.Errorf("error %q (row %d, column %q), want %q (row %d, column %q)", err, re.Row, re.Column, c.msg, c.row, c.col)
+			}
+			if n := strings.Count(err.Error(), "dp."); n != 1 {
+				t.Errorf("error %q names package dp %d times", err, n)
+			}
+		})
 	}
 }
