@@ -42,10 +42,13 @@ type mechParams struct {
 }
 
 // aggOut holds one aggregate's output columns for one partition: count is
-// the Count value, vals the float64 columns in output order (for Count,
-// its interval).
+// the published Count value, vals the float64 columns in output order (for
+// Count, its interval). noisy is a Count's draw before it was clamped at 0:
+// means and variances that share the count divide by it, as they would by
+// their own draw.
 type aggOut struct {
 	count int64
+	noisy int64
 	vals  []float64
 }
 
@@ -113,11 +116,14 @@ func (m *countMechanism) release(ps *PartitionState, _ *int64, out *aggOut) erro
 	if err != nil {
 		return err
 	}
-	out.count, out.vals = v, []float64{ci.LowerBound, ci.UpperBound}
+	// Post-processing: a count is never negative, and the published value
+	// lies inside its interval (which the library clamps at 0 already).
+	out.noisy, out.count, out.vals = v, max(0, v), []float64{ci.LowerBound, ci.UpperBound}
 	return nil
 }
 
-// result is the noisy count of rows and its interval.
+// result is the noisy count of rows (as drawn: it may be negative) and its
+// interval.
 func (m *countMechanism) result(rows int64) (int64, noise.ConfidenceInterval, error) {
 	v, err := m.noise.AddNoiseInt64(rows, m.l0, m.linf, m.budget.Epsilon, m.budget.Delta)
 	if err != nil {
@@ -169,8 +175,22 @@ func (m *sumMechanism) release(ps *PartitionState, _ *int64, out *aggOut) error 
 	if err != nil {
 		return err
 	}
-	out.vals = []float64{v, ci.LowerBound, ci.UpperBound}
+	out.vals = []float64{m.feasible(v), ci.LowerBound, ci.UpperBound}
 	return nil
+}
+
+// feasible is post-processing of a noisy sum: a sum of values clamped to
+// non-negative (non-positive) bounds is never negative (positive), so the
+// published value takes the sign the bounds allow — as its interval does,
+// which then still contains it.
+func (m *sumMechanism) feasible(v float64) float64 {
+	if m.lower >= 0 {
+		v = math.Max(0, v)
+	}
+	if m.upper <= 0 {
+		v = math.Min(0, v)
+	}
+	return v
 }
 
 // result is the noisy sum and its interval.

@@ -1,9 +1,14 @@
 package dp
 
 import (
+	"context"
 	"math"
 	"sort"
+	"strconv"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/google/differential-privacy/go/v2/dpagg"
 	"github.com/google/differential-privacy/go/v2/noise"
@@ -173,5 +178,76 @@ func TestQuantilesMatchLibrary(t *testing.T) {
 		if got[i] != want {
 			t.Errorf("rank %v: %v, library %v", r, got[i], want)
 		}
+	}
+}
+
+// TestPostProcessing: what users expect of published values holds for
+// every partition — counts are never negative, sums take the sign their
+// bounds allow, means stay within their bounds, variances within [0,
+// (hi-lo)²/4], and every value lies inside its own interval — on
+// partitions of one subject at a small ε, where about half of the raw
+// noisy counts are negative (the test checks that clamping happened).
+func TestPostProcessing(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const parts = 400
+	var keys []string
+	var rows []row
+	for k := range parts {
+		key := "p" + strconv.Itoa(k)
+		keys = append(keys, key)
+		rows = append(rows, row{subj: "v" + strconv.Itoa(k), key: key, v: float64(k % 100)})
+	}
+	opts := predictOpts(Laplace, []Aggregate{
+		{Kind: Count},
+		{Kind: Sum, Column: "temp", Lower: 0, Upper: 100},
+		{Kind: Sum, Column: "temp", Lower: -100, Upper: -1, Name: "neg"},
+		{Kind: Mean, Column: "temp", Lower: 0, Upper: 100, Name: "shared"},
+		{Kind: Mean, Column: "temp", Lower: 0, Upper: 100, Name: "own", Epsilon: 0.2},
+		{Kind: Variance, Column: "temp", Lower: 0, Upper: 100},
+	}, keys...)
+	p := partialOf(t, mem, opts, rows, 128)
+	acct, _ := NewAccountant(0.6, 0)
+	res, err := p.Release(context.Background(), acct, ReleaseOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	f := func(name string) *array.Float64 { return col(t, res.Record, name).(*array.Float64) }
+	count := col(t, res.Record, "count").(*array.Int64)
+	zeros, sumZeros := 0, 0
+	for r := range parts {
+		c := float64(count.Value(r))
+		if c < 0 || c < f("count_ci_low").Value(r) || c > f("count_ci_high").Value(r) {
+			t.Errorf("partition %d: count %v outside [%v, %v] or negative", r, c, f("count_ci_low").Value(r), f("count_ci_high").Value(r))
+		}
+		if c == 0 {
+			zeros++
+		}
+		for _, s := range []struct {
+			name string
+			sign float64
+		}{{"sum_temp", 1}, {"neg", -1}, {"shared", 1}, {"own", 1}} {
+			v, lo, hi := f(s.name).Value(r), f(s.name+"_ci_low").Value(r), f(s.name+"_ci_high").Value(r)
+			if v*s.sign < 0 || v < lo || v > hi {
+				t.Errorf("partition %d: %s %v outside [%v, %v] or of the wrong sign", r, s.name, v, lo, hi)
+			}
+			if (s.name == "shared" || s.name == "own") && (lo < 0 || hi > 100) {
+				t.Errorf("partition %d: %s interval [%v, %v] outside the bounds", r, s.name, lo, hi)
+			}
+			if s.name == "sum_temp" && v == 0 {
+				sumZeros++
+			}
+		}
+		if v := f("variance_temp").Value(r); v < 0 || v > 2500 {
+			t.Errorf("partition %d: variance %v outside [0, 2500]", r, v)
+		}
+	}
+	// Each partition has 1 row; its count's noise (Laplace, scale
+	// L0·L∞/ε = 6/0.08 = 75: the declared 0.2 and five even shares of the
+	// remaining 0.4) is below -1 with probability ≈ 0.49, so fewer
+	// than 100 zeros of 400 has probability far below 1e-20.
+	if zeros < 100 || sumZeros < 100 {
+		t.Errorf("%d counts and %d sums published as 0: negative draws are not being clamped (or the test lost its power)", zeros, sumZeros)
 	}
 }

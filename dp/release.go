@@ -33,6 +33,8 @@ type Result struct {
 	// (float64, the library has no interval for it); Quantiles
 	// "<name>_p50", ... (float64). Means and variances divide by the
 	// released Count column when the release has one (see Denominator).
+	// Values are post-processed to lie inside their intervals and their
+	// feasible range (counts >= 0; see the package doc).
 	// The caller releases it.
 	Record arrow.RecordBatch `json:"-"`
 	// PartitionsKept is the number of released partitions.
@@ -47,9 +49,10 @@ type Result struct {
 	Confidence float64 `json:"confidence"`
 	// Stats account for every input row.
 	//
-	// Stats and the partition counts above are exact facts about the input
-	// for the operator's accounting (report, logs). They are NOT
-	// differentially private: publish Record, not these.
+	// Stats, PartitionsDropped and PartitionsPublicEmpty are exact facts
+	// about the input for the operator's accounting. They are NOT
+	// differentially private (ε = ∞ for whoever sees them): publish
+	// Record (and PartitionsKept, its number of rows), not these.
 	Stats Stats `json:"rows"`
 	// Spent is what this release spent; the totals are the accountant's.
 	Spent Spent `json:"budget"`
@@ -64,6 +67,10 @@ type Result struct {
 	// library's BoundedMean and BoundedVariance).
 	Denominator    string   `json:"denominator,omitempty"`
 	DividedByCount []string `json:"divided_by_count,omitempty"`
+	// Aggregates are the release's aggregates (names, kinds, bounds,
+	// declared shares) in output order: public parameters, which Verdict
+	// reads beside Record.
+	Aggregates []AggregateSpec `json:"aggregates"`
 }
 
 // Release releases the record.
@@ -284,7 +291,7 @@ func (rp *releasePlan) drawPartition(ps *PartitionState, o *partitionOut) error 
 		if err := rp.mechs[rp.countIdx].release(ps, nil, &o.aggs[rp.countIdx]); err != nil {
 			return fmt.Errorf("aggregate %q: %w", rp.spec.Aggregates[rp.countIdx].Name, err)
 		}
-		released = &o.aggs[rp.countIdx].count
+		released = &o.aggs[rp.countIdx].noisy
 	}
 	for i, m := range rp.mechs {
 		if i == rp.countIdx {
@@ -305,7 +312,7 @@ func (rp *releasePlan) drawPartition(ps *PartitionState, o *partitionOut) error 
 // key order, the partition counts and the budget spent.
 func (rp *releasePlan) result(acct *Accountant, outs []partitionOut, mem memory.Allocator) (*Result, error) {
 	s := rp.spec
-	res := &Result{Confidence: s.Confidence, Noise: s.Noise.String()}
+	res := &Result{Confidence: s.Confidence, Noise: s.Noise.String(), Aggregates: append([]AggregateSpec(nil), s.Aggregates...)}
 	for i, sh := range rp.shared {
 		if sh {
 			res.Denominator = s.Aggregates[rp.countIdx].Name

@@ -55,3 +55,36 @@ func (s *selector) keep(subjects int64) (bool, error) {
 	}
 	return sel.ShouldKeepPartition()
 }
+
+// keepProbability is the chance that the selection keeps a partition with
+// the given number of subjects: 1 from the library's hard threshold on (L0
+// <= 3), otherwise the share of selectionTrials decisions of this selector
+// that keep it — the release's own code, so the estimate cannot drift from
+// what a release does. It reads no data and spends nothing (the draws are
+// about an assumed count).
+func (s *selector) keepProbability(subjects int64) (float64, int, error) {
+	if s.l0 <= 3 {
+		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: s.b.Epsilon, Delta: s.b.Delta, MaxPartitionsContributed: s.l0})
+		if err != nil {
+			return 0, 0, err
+		}
+		hard, err := sel.GetHardThreshold()
+		if err != nil {
+			return 0, 0, err
+		}
+		if subjects >= int64(hard) {
+			return 1, 0, nil
+		}
+	}
+	kept := 0
+	for range selectionTrials {
+		k, err := s.keep(subjects)
+		if err != nil {
+			return 0, 0, err
+		}
+		if k {
+			kept++
+		}
+	}
+	return float64(kept) / selectionTrials, selectionTrials, nil
+}
