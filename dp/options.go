@@ -167,6 +167,14 @@ func (o Options) Validate() error {
 	return err
 }
 
+// Spec validates o as Validate does and returns the spec a release with
+// these options carries (aggregate names and defaults filled in), without
+// reading data: for callers that read a release back and need its
+// aggregates, e.g. to call Result.Verdict on it.
+func (o Options) Spec() (*Spec, error) {
+	return o.validate("Options.Spec")
+}
+
 // validate checks o and returns its spec. fn names the caller in errors.
 func (o *Options) validate(fn string) (*Spec, error) {
 	if o.Subject == "" {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
@@ -97,7 +98,7 @@ func (r *Result) Verdict() (*Verdict, error) {
 		return nil, errors.New("dp.Result.Verdict: the record does not match the aggregates")
 	}
 	minShare := math.Inf(1)
-	var worst *AggregateVerdict
+	worst := -1
 	for i := range r.Aggregates {
 		a := &r.Aggregates[i]
 		names := a.outputNames()
@@ -111,41 +112,52 @@ func (r *Result) Verdict() (*Verdict, error) {
 				return nil, fmt.Errorf("dp.Result.Verdict: column %d is %q, want %q", first+j, r.Record.ColumnName(first+j), n)
 			}
 		}
-		low, ok1 := r.Record.Column(first + 1).(*array.Float64)
-		high, ok2 := r.Record.Column(first + 2).(*array.Float64)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("dp.Result.Verdict: aggregate %q: interval columns are not float64", a.Name)
-		}
-		value := func(k int) float64 { return r.Record.Column(first).(*array.Float64).Value(k) }
-		if a.Kind == Count {
-			c, ok := r.Record.Column(first).(*array.Int64)
-			if !ok {
-				return nil, fmt.Errorf("dp.Result.Verdict: aggregate %q: count column is not int64", a.Name)
-			}
-			value = func(k int) float64 { return float64(c.Value(k)) }
-		} else if _, ok := r.Record.Column(first).(*array.Float64); !ok {
-			return nil, fmt.Errorf("dp.Result.Verdict: aggregate %q: value column is not float64", a.Name)
-		}
 		av := AggregateVerdict{Name: a.Name, Kind: a.Kind.String(), Criterion: a.criterion(), Intervals: int(r.Record.NumRows())}
+		if av.Intervals == 0 {
+			// Nothing released (a file read back may not even type the
+			// empty columns).
+			v.Aggregates = append(v.Aggregates, av)
+			continue
+		}
+		value, ok0 := numeric(r.Record.Column(first))
+		low, ok1 := numeric(r.Record.Column(first + 1))
+		high, ok2 := numeric(r.Record.Column(first + 2))
+		if !ok0 || !ok1 || !ok2 {
+			return nil, fmt.Errorf("dp.Result.Verdict: aggregate %q: value or interval column is not int64 or float64", a.Name)
+		}
 		for k := range av.Intervals {
 			x := value(k)
-			if a.narrow(x, low.Value(k), high.Value(k)) {
+			if a.narrow(x, low(k), high(k)) {
 				av.Narrow++
 			}
 			if a.Kind == Mean && (x == a.Lower || x == a.Upper) {
 				av.AtBound++
 			}
 		}
-		if av.Intervals > 0 {
-			av.Share = float64(av.Narrow) / float64(av.Intervals)
-		}
+		av.Share = float64(av.Narrow) / float64(av.Intervals)
 		v.Aggregates = append(v.Aggregates, av)
-		if av.Intervals > 0 && av.Share < minShare {
-			minShare, worst = av.Share, &v.Aggregates[len(v.Aggregates)-1]
+		if av.Share < minShare {
+			minShare, worst = av.Share, len(v.Aggregates)-1
 		}
 	}
-	v.Level, v.Text = verdictText(worst, minShare)
+	if worst < 0 {
+		v.Level, v.Text = verdictText(nil, 0)
+	} else {
+		v.Level, v.Text = verdictText(&v.Aggregates[worst], minShare)
+	}
 	return v, nil
+}
+
+// numeric reads an int64 or float64 column (a release read back from a
+// file may have either for a count).
+func numeric(a arrow.Array) (func(int) float64, bool) {
+	switch c := a.(type) {
+	case *array.Float64:
+		return c.Value, true
+	case *array.Int64:
+		return func(k int) float64 { return float64(c.Value(k)) }, true
+	}
+	return nil, false
 }
 
 // valueColumns is the number of output columns of the aggregates.
