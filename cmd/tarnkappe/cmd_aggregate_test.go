@@ -184,3 +184,28 @@ func TestExactCountsStayPrivate(t *testing.T) {
 		t.Errorf("exact counts written without --exact-report: %s", stderr.String())
 	}
 }
+
+// FuzzParseSubjects: any --subjects value parses to positive counts or
+// fails with an error naming the flag; never a panic.
+func FuzzParseSubjects(f *testing.F) {
+	for _, s := range []string{"10,30,100", "1", "0", "-5", "1,,2", " 7 , 8", "9223372036854775808", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ns, err := parseSubjects(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--subjects") {
+				t.Errorf("error %q does not name the flag", err)
+			}
+			return
+		}
+		if len(ns) == 0 {
+			t.Errorf("parseSubjects(%q) returned nothing without an error", s)
+		}
+		for _, n := range ns {
+			if n < 1 {
+				t.Errorf("parseSubjects(%q) = %v: not positive", s, ns)
+			}
+		}
+	})
+}
