@@ -60,26 +60,6 @@ type runFlags struct {
 	releaseOnly                                  bool               // aggregate --policy: no anonymised rows written
 }
 
-// runAggregatePolicy is `tarnkappe aggregate --policy P --in IN --out OUT
-// [--keys K]`: the policy's release block, computed after its opt-out,
-// mobility and column steps, written to OUT; the anonymised rows are not
-// written anywhere.
-func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
-	if af.in == "" || af.out == "" {
-		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --policy policy.yaml --in data.parquet --out release.parquet")
-	}
-	if af.subject != "" || af.by != "" || af.count || len(af.sums)+len(af.means)+len(af.variances)+len(af.quantiles) > 0 || af.epsilon != 0 || af.public != "" {
-		return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
-	}
-	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, report: af.report, releaseOnly: true})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: aggregate: released %d partitions by %s; rows in %d; spent ε=%g δ=%g\n",
-		rep.DP.Partitions, strings.Join(rep.DP.By, ","), rep.Rows.In, rep.DP.EpsilonSpent, rep.DP.DeltaSpent)
-	return nil
-}
-
 // discardSink drops the anonymised rows in aggregate --policy mode.
 type discardSink struct{}
 
