@@ -44,7 +44,7 @@ type Config struct {
 	Budget BudgetSpec `yaml:"budget"`
 	// Quorum is how many members a round must count; 0 means all of them,
 	// so that any missing or rejected member fails the round loudly.
-	Quorum int `yaml:"quorum"`
+	Quorum int `yaml:"quorum,omitempty"`
 
 	file string
 	hash [32]byte
@@ -141,9 +141,9 @@ type AggregateSpec struct {
 	Kind string `yaml:"kind"`
 	// Column holds the values (sum and mean). Values were clamped to
 	// [Lower, Upper] by each member's bounding.
-	Column string  `yaml:"column"`
-	Lower  float64 `yaml:"lower"`
-	Upper  float64 `yaml:"upper"`
+	Column string  `yaml:"column,omitempty"`
+	Lower  float64 `yaml:"lower,omitempty"`
+	Upper  float64 `yaml:"upper,omitempty"`
 }
 
 // BudgetSpec is the privacy budget of one period: each aggregator's ledger
@@ -443,6 +443,13 @@ func aggregateName(a AggregateSpec) string {
 
 // maxPartitions bounds the partition domain (memory and share sizes).
 const maxPartitions = 1 << 20
+
+// ParsePartitions reads a partition list: a CSV whose header names the
+// columns of by (in any order), then one partition per line, each listed
+// once. Rows come back with values in the order of by.
+func ParsePartitions(csvData []byte, by []string) ([][]string, error) {
+	return readPartitionCSV(bytes.NewReader(csvData), by)
+}
 
 // readPartitionCSV reads a partition list: a header naming the columns of by
 // (in any order), then one partition per line, each listed once.

@@ -102,11 +102,14 @@ func Init(dir string, o InitOptions) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	c.Collector = CollectorEntry{ID: o.Collector, HPKEKey: p.HPKEKey}
-	body, err := yaml.Marshal(&c)
-	if err != nil {
+	var body bytes.Buffer
+	enc := yaml.NewEncoder(&body)
+	enc.SetIndent(2)
+	if err := enc.Encode(&c); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	src := append([]byte(configHeader), body...)
+	enc.Close()
+	src := append([]byte(configHeader), body.Bytes()...)
 	cfgPath := filepath.Join(dir, "pool.yaml")
 	cfg, err := ParseConfig(cfgPath, src, csvBuf.Bytes())
 	if err != nil {
