@@ -102,6 +102,12 @@ func Init(dir string, o InitOptions) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	c.Collector = CollectorEntry{ID: o.Collector, HPKEKey: p.HPKEKey}
+	// Write the effective values (defaults filled in), except the quorum:
+	// 0 keeps meaning "every member".
+	if err := c.validate(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	c.Quorum = o.Quorum
 	var body bytes.Buffer
 	enc := yaml.NewEncoder(&body)
 	enc.SetIndent(2)

@@ -102,10 +102,12 @@ func OpenLedger(dir string) (*Ledger, error) {
 		l.Close()
 		return nil, fmt.Errorf("pool.OpenLedger: %w", err)
 	}
-	if err := json.Unmarshal(b, &l.st); err != nil || l.st.Version != 1 || l.st.Periods == nil {
+	var st ledgerState
+	if err := json.Unmarshal(b, &st); err != nil || st.Version != 1 || st.Pool == "" || st.Aggregator == "" || st.Periods == nil || !slices.IsSorted(st.Nonces) {
 		l.Close()
 		return nil, fmt.Errorf("pool.OpenLedger: %s is not a valid ledger; refusing to guess what was spent", filepath.Join(dir, ledgerFile))
 	}
+	l.st = st
 	return l, nil
 }
 
