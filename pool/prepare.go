@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
+	"github.com/cloudflare/circl/kem"
 	"github.com/cloudflare/circl/vdaf/prio3/sumvec"
 )
 
@@ -152,10 +155,6 @@ func Prepare(cfg *Config, key *Key, uploads []Upload, opts PrepareOptions) (*Pre
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	p := cfg.plan
-	sv, err := p.vdaf()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
 	body := prepBody{Version: 1, Pool: cfg.Pool, Config: cfg.HashHex(), Aggregator: roleNames[agg], ID: key.ID(),
 		Created: time.Now().UTC().Truncate(time.Second), Accepted: []prepEntry{}, Rejected: []Rejection{}, Missing: []string{}}
 	var vk sumvec.VerifyKey
@@ -204,42 +203,46 @@ func Prepare(cfg *Config, key *Key, uploads []Upload, opts PrepareOptions) (*Pre
 	state := prepState{Version: 1, Config: cfg.HashHex(), Aggregator: roleNames[agg], Session: body.Session}
 	checked, rejected := checkUploads(cfg, agg, uploads, opts.Ledger)
 	body.Rejected = append(body.Rejected, rejected...)
-	sk, err := key.hpkePrivate()
-	if err != nil {
+	// Decryption and Prio3 preparation are independent per upload: they run
+	// on every core, each worker with its own VDAF instance and HPKE key
+	// (circl's keep state: neither may be shared between goroutines),
+	// results in upload order.
+	results := make([]prepResult, len(checked))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(checked)))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			sv, err := p.vdaf()
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			sk, err := key.hpkePrivate()
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			for i := w; i < len(checked); i += workers {
+				results[i] = prepareOne(cfg, agg, sv, sk, &vk, &checked[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	params := sv.Params()
-	for _, u := range checked {
-		reject := func(reason string) {
-			body.Rejected = append(body.Rejected, Rejection{Member: u.man.Member, File: u.name, By: roleNames[agg], Reason: reason})
+	for i, r := range results {
+		u := &checked[i]
+		switch {
+		case r.err != nil:
+			return nil, fmt.Errorf("%s: %w", fn, r.err)
+		case r.reason != "":
+			body.Rejected = append(body.Rejected, Rejection{Member: u.man.Member, File: u.name, By: roleNames[agg], Reason: r.reason})
+		default:
+			body.Accepted = append(body.Accepted, prepEntry{Member: u.man.Member, Nonce: u.man.Nonce, Manifest: u.hash, PrepShare: r.prepShare})
+			state.Entries = append(state.Entries, stateEntry{Member: u.man.Member, Nonce: u.man.Nonce, Manifest: u.hash, State: r.state})
 		}
-		pt, err := open(sk, uploadInfo(agg), uploadAAD(cfg, u.man.Member, u.man.Nonce, agg), u.sealed)
-		if err != nil {
-			reject(err.Error())
-			continue
-		}
-		var in sumvec.InputShare
-		in.New(&params, uint(agg))
-		err = in.UnmarshalBinary(pt)
-		clear(pt)
-		if err != nil {
-			reject("malformed input share: " + err.Error())
-			continue
-		}
-		var nonce sumvec.Nonce
-		copy(nonce[:], u.nonce)
-		st, ps, err := sv.PrepInit(&vk, &nonce, uint8(agg), u.man.PublicShare, in)
-		if err != nil {
-			reject("Prio3 preparation failed: " + err.Error())
-			continue
-		}
-		psb, err1 := ps.MarshalBinary()
-		stb, err2 := st.MarshalBinary()
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("%s: %w", fn, err)
-		}
-		body.Accepted = append(body.Accepted, prepEntry{Member: u.man.Member, Nonce: u.man.Nonce, Manifest: u.hash, PrepShare: psb})
-		state.Entries = append(state.Entries, stateEntry{Member: u.man.Member, Nonce: u.man.Nonce, Manifest: u.hash, State: stb})
 	}
 	body.Missing = cfg.missing(uploadsMembers(uploads, cfg), body.Rejected)
 	if len(body.Accepted) < cfg.Quorum {
@@ -257,6 +260,43 @@ func Prepare(cfg *Config, key *Key, uploads []Upload, opts PrepareOptions) (*Pre
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	return out, nil
+}
+
+// prepResult is one upload's preparation: its prep share and state, or why
+// it is rejected (reason), or an internal failure (err).
+type prepResult struct {
+	prepShare, state []byte
+	reason           string
+	err              error
+}
+
+// prepareOne decrypts one upload's input share and runs Prio3's
+// preparation on it.
+func prepareOne(cfg *Config, agg int, sv *sumvec.SumVec, sk kem.PrivateKey, vk *sumvec.VerifyKey, u *checkedUpload) prepResult {
+	pt, err := open(sk, uploadInfo(agg), uploadAAD(cfg, u.man.Member, u.man.Nonce, agg), u.sealed)
+	if err != nil {
+		return prepResult{reason: err.Error()}
+	}
+	params := sv.Params()
+	var in sumvec.InputShare
+	in.New(&params, uint(agg))
+	err = in.UnmarshalBinary(pt)
+	clear(pt)
+	if err != nil {
+		return prepResult{reason: "malformed input share: " + err.Error()}
+	}
+	var nonce sumvec.Nonce
+	copy(nonce[:], u.nonce)
+	st, ps, err := sv.PrepInit(vk, &nonce, uint8(agg), u.man.PublicShare, in)
+	if err != nil {
+		return prepResult{reason: "Prio3 preparation failed: " + err.Error()}
+	}
+	psb, err1 := ps.MarshalBinary()
+	stb, err2 := st.MarshalBinary()
+	if err := errors.Join(err1, err2); err != nil {
+		return prepResult{err: err}
+	}
+	return prepResult{prepShare: psb, state: stb}
 }
 
 // checkedUpload is an upload whose manifest passed every check.
