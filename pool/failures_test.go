@@ -295,3 +295,18 @@ func TestWrongKeys(t *testing.T) {
 		t.Error("prep files in the wrong places were accepted")
 	}
 }
+
+// TestReportHTML: the HTML report names every rejection and escapes what a
+// member could write into it.
+func TestReportHTML(t *testing.T) {
+	r := &Report{Pool: "p", Round: "r", Members: ReportMembers{Configured: 2, Quorum: 1, Counted: []string{"a"},
+		Rejected: []Rejection{{Member: "b", By: "leader", Reason: "<script>alert(1)</script>"}}}}
+	b, err := r.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(b)
+	if strings.Contains(h, "<script>") || !strings.Contains(h, "&lt;script&gt;") || !strings.Contains(h, "Rejected reports") {
+		t.Errorf("report HTML does not list the rejection escaped:\n%s", h)
+	}
+}

@@ -22,6 +22,7 @@ type testPool struct {
 	aggs      [2]*Key
 	collector *Key
 	ledgers   [2]*Ledger
+	mem       memory.Allocator // allocates releases (a checked allocator where a test asserts)
 }
 
 // testRelease is the tests' release: count, sum and mean of temp per seg.
@@ -56,7 +57,7 @@ func newTestPool(t testing.TB, n int, rel ReleaseSpec, parts [][]string, mod fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &testPool{dir: dir, cfg: cfg}
+	tp := &testPool{dir: dir, cfg: cfg, mem: memory.NewGoAllocator()}
 	load := func(id string) *Key {
 		k, err := LoadKey(filepath.Join(dir, "keys", id+".key"))
 		if err != nil {
@@ -121,8 +122,7 @@ type zeroNoise struct{}
 
 func (zeroNoise) draw(int64, int64, float64, float64) (int64, error) { return 0, nil }
 
-// halfNoise adds the library's noise at one aggregator only (the other
-// "cheats" by adding none).
+// countingNoise counts the draws it passes on.
 type countingNoise struct {
 	n     noiseSource
 	calls int
@@ -161,5 +161,5 @@ func (tp *testPool) roundInMemory(t testing.TB, contribs []*Contribution, noise 
 		}
 		shares[agg] = s
 	}
-	return Collect(tp.cfg, tp.collector, shares[leader].File, shares[helper].File, CollectOptions{Mem: memory.NewGoAllocator()})
+	return Collect(tp.cfg, tp.collector, shares[leader].File, shares[helper].File, CollectOptions{Mem: tp.mem})
 }

@@ -159,3 +159,53 @@ func TestTwoLaplaceQuantile(t *testing.T) {
 		t.Errorf("two-draw 95%% quantile %v outside (%v, %v)", q, one, 2*one)
 	}
 }
+
+// TestGaussianRound: with Gaussian noise the intervals cover both draws
+// (σ·√2): 95% ± 4σ of the binomial over 1,200 partitions. Intervals of
+// one draw would cover about 84%, twice the width about 99.5%.
+func TestGaussianRound(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	rel := testRelease()
+	rel.Noise, rel.Delta = noiseGaussian, 1e-6
+	tp := newTestPool(t, 2, rel, testSegs(1200), func(o *InitOptions) { o.Budget.Delta = 1e-5 })
+	var contribs []*Contribution
+	var meas [][]uint64
+	for i, m := range tp.members {
+		rec := fleetRows(t, mem, m.ID(), 300, 1200, uint64(60+i))
+		part := tp.partialOf(t, mem, rec)
+		rec.Release()
+		ms, err := tp.cfg.measurement(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meas = append(meas, ms)
+		c, err := Contribute(tp.cfg, m, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contribs = append(contribs, c)
+	}
+	res, err := tp.roundInMemory(t, contribs, [2]noiseSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	exact := tp.cfg.plan.exactTotals(meas)
+	na := len(tp.cfg.plan.aggs)
+	lo := res.Record.Column(2).(*array.Float64)
+	hi := res.Record.Column(3).(*array.Float64)
+	in := 0
+	for i := range tp.cfg.plan.rows {
+		if v := float64(exact[i*na]); lo.Value(i) <= v && v <= hi.Value(i) {
+			in++
+		}
+	}
+	cov := float64(in) / 1200
+	sd := math.Sqrt(0.95 * 0.05 / 1200)
+	if cov < 0.95-4*sd || cov > 0.95+4*sd {
+		t.Errorf("Gaussian count intervals cover %.3f, want 0.95 ± %.3f", cov, 4*sd)
+	}
+	if res.Report.Release.Noise != noiseGaussian || res.Report.Budget[0].DeltaSpent != 1e-6 {
+		t.Errorf("report: %+v, budget %+v", res.Report.Release, res.Report.Budget)
+	}
+}

@@ -75,7 +75,7 @@ func (tp *testPool) runFiles(t *testing.T, contribs []*Contribution, noise [2]no
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	res, err := Collect(tp.cfg, tp.collector, ls, hs, CollectOptions{Mem: memory.NewGoAllocator()})
+	res, err := Collect(tp.cfg, tp.collector, ls, hs, CollectOptions{Mem: tp.mem})
 	return res, round, err
 }
 
@@ -105,6 +105,7 @@ func TestRoundEqualsUnion(t *testing.T) {
 	rel := testRelease()
 	rel.MaxPartitions, rel.MaxPerPartition = 4, 4 // a vehicle has at most 4 readings
 	tp := newTestPool(t, 3, rel, testSegs(8), nil)
+	tp.mem = mem
 	var recs []arrow.RecordBatch
 	var contribs []*Contribution
 	for i, m := range tp.members {
@@ -161,6 +162,7 @@ func TestRoundEqualsMergedPartials(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	tp := newTestPool(t, 3, testRelease(), testSegs(6), nil)
+	tp.mem = mem
 	var merged *dp.Partial
 	var contribs []*Contribution
 	for i, m := range tp.members {

@@ -16,6 +16,9 @@ import (
 // (At this size nearly every interval is clamped to the bounds; the accuracy
 // gain is measured at scale in benchmarks/pool.)
 func TestRound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI and runs a whole round (about 10 s)")
+	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go command is needed to build tarnkappe")
