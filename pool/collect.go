@@ -301,11 +301,13 @@ func newReport(cfg *Config, l, h *shareBody, ips []intervalPlan) *Report {
 		if a.kind != "count" {
 			ra.Column = rs.Aggregates[j].Column
 		}
+		hw := ips[j].hw
 		if a.kind == "mean" {
-			ra.HalfWidth = ips[j].numHW[len(ips[j].numHW)/2] * a.unit
-		} else {
-			ra.HalfWidth = ips[j].hw * a.unit
+			// The numerator's own interval at the full confidence (the
+			// mean's interval splits α with the count's).
+			hw, _ = cfg.plan.halfWidth(a.l0, a.lInf, a.eps, a.delta, cfg.plan.alpha)
 		}
+		ra.HalfWidth = hw * a.unit
 		r.Release.Aggregates = append(r.Release.Aggregates, ra)
 	}
 	r.Budget = []BudgetState{l.Budget, h.Budget}

@@ -20,7 +20,7 @@
 //
 // # Roles and rounds
 //
-// A pool is a Config (strict, versioned YAML; its SHA-256 is bound into
+// A pool is a [Config] (strict, versioned YAML, [LoadConfig]; its SHA-256 is bound into
 // every file of the pool): the members and their ed25519 keys, the two
 // aggregators (leader and helper) and the collector with their HPKE keys,
 // the public partition domain, the aggregates (count, sum, mean) with their
@@ -33,10 +33,14 @@
 //	each        Aggregate    both prep files + own state → ledger spend → noisy share, HPKE to the collector, signed
 //	collector   Collect      both shares → release (Arrow) + Report (JSON, HTML)
 //
-// A member's input is a dp.Partial: its data bounded per subject by package
-// dp with the pool's parameters (PolicyPartial runs the member's own
-// anonymisation policy as far as its release; Config.ReaderPartial bounds
-// keyed data directly). Contribute checks the partial's spec against the
+// ([Contribute], [Prepare], [Aggregate], [Collect]; [Init] writes a
+// configuration and, for a trial, every party's keys; [GenerateKey] makes
+// one party's.)
+//
+// A member's input is a [dp.Partial]: its data bounded per subject by package
+// dp with the pool's parameters ([PolicyPartial] runs the member's own
+// anonymisation policy as far as its release; [Config.ReaderPartial] bounds
+// keyed data directly). [Contribute] checks the partial's spec against the
 // configuration, encodes it (below) and shards it with Prio3 SumVec: the
 // helper's input share is a 32-byte seed, the leader's the measurement
 // minus the seed's expansion; each alone is uniformly random. The Prio3
@@ -82,7 +86,7 @@
 // T + N_leader + N_helper: if either aggregator is honest, its draw alone
 // makes the release ε-DP, whatever the other did. The price is a second
 // draw: the noise has twice the variance of one draw, and the intervals
-// (Result.Record's *_ci_low, *_ci_high) cover the sum of both draws (for
+// ([Result].Record's *_ci_low, *_ci_high) cover the sum of both draws (for
 // Laplace the exact distribution of the sum of two draws, for Gaussian
 // σ·√2, widened by one unit for the integer rounding: the stated confidence
 // is a lower bound).
@@ -109,15 +113,15 @@
 //
 // # Budget, replay and failure
 //
-// Each aggregator keeps a Ledger (OpenLedger) per pool: the ε and δ spent
+// Each aggregator keeps a [Ledger] ([OpenLedger]) per pool: the ε and δ spent
 // per period and every report nonce aggregated, replaced atomically and
 // written before the share is. A release that would exceed the period's
 // budget, a replayed report (nonce seen), a member uploading twice, a
 // manifest that does not verify with the member's configured key, an upload
 // that does not match its signed manifest, one made for another
 // configuration, an upload that does not decrypt, an invalid proof: each is
-// a rejection with a reason (Rejection), and a round that cannot count
-// Quorum members (by default all of them) fails with every reason listed
+// a rejection with a reason ([Rejection]), and a round that cannot count
+// Config.Quorum members ([ErrQuorum]) (by default all of them) fails with every reason listed
 // and writes nothing. File writes go to temporary files renamed on success.
 //
 // # What it does not protect

@@ -41,6 +41,19 @@ See examples/pool for a whole round with three members.`,
 	return c
 }
 
+// poolError adds a hint to the failures a round can meet.
+func poolError(err error) error {
+	switch {
+	case errors.Is(err, pool.ErrQuorum):
+		return usageError(err, "every member the configuration lists must upload a valid report (or the configuration's quorum be lowered); nothing was written")
+	case errors.Is(err, pool.ErrBudgetExceeded):
+		return usageError(err, "the period's privacy budget is spent: the next release belongs to the next period; nothing was written or spent")
+	case errors.Is(err, pool.ErrReplay):
+		return usageError(err, "this round's reports were aggregated before; members must contribute afresh")
+	}
+	return usageError(err, "")
+}
+
 func loadPoolConfig(path string) (*pool.Config, error) {
 	if path == "" {
 		return nil, usageError(errors.New("pool: --config is required"), "the pool configuration written by 'tarnkappe pool init'")
@@ -403,7 +416,7 @@ reads the leader's prep file from --prep.`,
 			}
 			p, err := pool.Prepare(cfg, key, ups, opts)
 			if err != nil {
-				return usageError(err, "")
+				return poolError(err)
 			}
 			if err := os.MkdirAll(prep, 0o755); err != nil {
 				return usageError(err, "")
@@ -483,7 +496,7 @@ encrypted to the collector. Nothing is written when any check fails.`,
 			}
 			s, err := pool.Aggregate(cfg, key, pool.AggregateOptions{Leader: files[0], Helper: files[1], State: st, Ledger: l})
 			if err != nil {
-				return usageError(err, "")
+				return poolError(err)
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return usageError(err, "")
