@@ -43,6 +43,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
@@ -96,6 +97,15 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Summary, error) {
 	}
 	s := &Summary{}
 	policy := brakedisc.DemoPolicy()
+	pol, err := anonymize.ParsePolicy("policy.yaml", policy)
+	if err != nil {
+		return nil, err
+	}
+	if pol.Release == nil || len(pol.Release.Aggregates) == 0 {
+		return nil, errors.New("the demo policy has no release aggregate to pool")
+	}
+	agg := pol.Release.Aggregates[0]
+	relCols := releaseColumns{by: pol.Release.By, low: agg.Kind + "_" + agg.Column + "_ci_low", high: agg.Kind + "_" + agg.Column + "_ci_high"}
 	for _, m := range Members() {
 		dir := filepath.Join(cfg.Dir, m.ID)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -166,7 +176,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	s.Counted, s.Partitions, s.EpsilonLeft = rep.Members.Counted, rep.Release.Partitions, rep.EpsilonLeft
-	pooled, err := readRelease(filepath.Join(cfg.Dir, "release.csv"))
+	pooled, err := readRelease(filepath.Join(cfg.Dir, "release.csv"), relCols)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +193,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Summary, error) {
 	s.Busy = len(busy)
 	var sum, sumBusy float64
 	for _, m := range ids {
-		sep, err := readRelease(filepath.Join(cfg.Dir, m, "release.csv"))
+		sep, err := readRelease(filepath.Join(cfg.Dir, m, "release.csv"), relCols)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +203,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Summary, error) {
 	}
 	n := float64(len(ids))
 	fmt.Fprintf(w, "# pooled release: %d partitions from %v, ε=1; ε left in the period: %g\n", s.Partitions, s.Counted, s.EpsilonLeft)
-	fmt.Fprintf(w, "# mean 95%% interval width of the mean disc temperature (°C, bounds [0, 200]), pooled vs the members' separate releases at the same ε:\n")
+	fmt.Fprintf(w, "# mean 95%% interval width of the %s of %s (bounds [%g, %g]), pooled vs the members' separate releases at the same ε:\n", agg.Kind, agg.Column, agg.Lower, agg.Upper)
 	fmt.Fprintf(w, "#   all %d partitions: pooled %.1f, separate %.1f on average %v\n", s.Partitions, s.PooledWidth, sum/n, rounded(s.SeparateWidths))
 	if s.Busy > 0 {
 		s.SeparateBusyWidth = sumBusy / n
@@ -288,7 +298,14 @@ func (r release) width(keys map[string]bool) float64 {
 	return sum / float64(n)
 }
 
-func readRelease(path string) (release, error) {
+// releaseColumns names the columns of a release that readRelease needs:
+// the partition key columns and one aggregate's interval.
+type releaseColumns struct {
+	by        []string
+	low, high string
+}
+
+func readRelease(path string, rc releaseColumns) (release, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -303,7 +320,7 @@ func readRelease(path string) (release, error) {
 	for i, h := range head {
 		col[h] = i
 	}
-	for _, c := range []string{"cell", "hour_of_day", "count", "mean_disc_temp_c_ci_low", "mean_disc_temp_c_ci_high"} {
+	for _, c := range append([]string{"count", rc.low, rc.high}, rc.by...) {
 		if _, ok := col[c]; !ok {
 			return nil, fmt.Errorf("%s has no column %s", path, c)
 		}
@@ -318,12 +335,16 @@ func readRelease(path string) (release, error) {
 			return nil, err
 		}
 		var v [3]float64
-		for i, c := range []string{"count", "mean_disc_temp_c_ci_low", "mean_disc_temp_c_ci_high"} {
+		for i, c := range []string{"count", rc.low, rc.high} {
 			if v[i], err = strconv.ParseFloat(rec[col[c]], 64); err != nil {
 				return nil, fmt.Errorf("%s: column %s: %v", path, c, err)
 			}
 		}
-		out[rec[col["cell"]]+"/"+rec[col["hour_of_day"]]] = struct{ count, lo, hi float64 }{v[0], v[1], v[2]}
+		key := make([]string, len(rc.by))
+		for i, c := range rc.by {
+			key[i] = rec[col[c]]
+		}
+		out[strings.Join(key, "/")] = struct{ count, lo, hi float64 }{v[0], v[1], v[2]}
 	}
 }
 

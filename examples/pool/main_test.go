@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
 
 // TestRound runs the example end to end with the real CLI on small fleets:
@@ -34,7 +37,15 @@ func TestRound(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	if !slices.Equal(s.Counted, []string{"bmw", "mercedes", "volkswagen"}) || s.Partitions != 504 || s.EpsilonLeft != 2 {
+	pol, err := anonymize.ParsePolicy("policy.yaml", brakedisc.DemoPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := anonymize.PublicPartitionRows(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Counted, []string{"bmw", "mercedes", "volkswagen"}) || s.Partitions != len(parts) || s.EpsilonLeft != 2 {
 		t.Errorf("summary %+v", s)
 	}
 	for i, n := range s.MemberRows {
@@ -42,7 +53,8 @@ func TestRound(t *testing.T) {
 			t.Errorf("member %d holds %d rows: the make filter did not work", i, n)
 		}
 	}
-	if len(s.SeparateWidths) != 3 || !(s.PooledWidth > 0 && s.PooledWidth <= 200) {
+	agg := pol.Release.Aggregates[0]
+	if len(s.SeparateWidths) != 3 || !(s.PooledWidth > 0 && s.PooledWidth <= agg.Upper-agg.Lower) {
 		t.Errorf("interval widths: pooled %v, separate %v", s.PooledWidth, s.SeparateWidths)
 	}
 	for _, want := range []string{"$ tarnkappe pool contribute", "$ tarnkappe pool collect", "× narrower"} {
