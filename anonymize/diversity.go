@@ -35,7 +35,7 @@ import (
 // divAcc collects, in pass 1, the sensitive value of the members kanonAcc
 // counts, and decides which generalised classes fail l/t.
 type divAcc struct {
-	r          *Runner
+	k          int    // the policy's k (kanon.Verify checks it with l and t)
 	col        string // sensitive column
 	idx        int    // its index in pl.trans (and pl.gen)
 	perSubject bool
@@ -51,12 +51,11 @@ type divAcc struct {
 }
 
 // newDivAcc returns nil without an l or t block.
-func newDivAcc(r *Runner, pl *plan) (*divAcc, error) {
-	k := r.p.KAnon
+func newDivAcc(k *KAnonPolicy, pl *plan) (*divAcc, error) {
 	if k == nil || (k.L == nil && k.T == nil) {
 		return nil, nil
 	}
-	d := &divAcc{r: r, perSubject: k.PerSubject == nil || *k.PerSubject, vals: newInterner(), rows: map[string]int64{}}
+	d := &divAcc{k: k.K, perSubject: k.PerSubject == nil || *k.PerSubject, vals: newInterner(), rows: map[string]int64{}}
 	if k.L != nil {
 		d.l = &kanon.LDiversity{Sensitive: k.L.Sensitive, L: k.L.L, Variant: kanon.LVariant(k.L.Variant), C: k.L.C}
 		d.col = k.L.Sensitive
@@ -344,18 +343,20 @@ func (d *divAcc) observe(rec arrow.RecordBatch, rowBase int64) error {
 	return d.out.add(rec, rowBase)
 }
 
-// finish checks l/t on the written rows, independently of the search and
-// of the decisions (kanon.Verify over the members the output holds, against
-// the distribution the search used), and fills the report.
-func (d *divAcc) finish(rep *Report) error {
+// writtenMembers are the members of the written rows per (class,
+// sensitive value), for the report builder's check (finishTable); nil
+// without l/t.
+func (d *divAcc) writtenMembers() []KAnonMember {
 	if d == nil {
 		return nil
 	}
-	return d.finishTable(rep, d.out.tab, d.out.kr.alloc)
+	return d.out.tab.members()
 }
 
-// finishTable is finish over the members of the written rows in tab (Run's
-// own count, or an engine's: Steps.KAnonDiversityReport).
+// finishTable checks l/t on the members of the written rows in tab,
+// independently of the search and of the decisions (kanon.Verify over the
+// members the output holds, against the distribution the search used), and
+// fills the report.
 func (d *divAcc) finishTable(rep *Report, tab *divTable, mem memory.Allocator) error {
 	bad, why, err := tab.verify(d, mem)
 	if err != nil {
@@ -522,6 +523,15 @@ func (t *divTable) add(class, sens uint32, n int64) {
 	t.counts[uint64(class)<<32|uint64(sens)] += n
 }
 
+// members lists the table's counts by class key and sensitive value.
+func (t *divTable) members() []KAnonMember {
+	out := make([]KAnonMember, 0, len(t.counts))
+	for k, n := range t.counts {
+		out = append(out, KAnonMember{Class: t.keys[k>>32], Sensitive: t.sens.vals[uint32(k)], N: n})
+	}
+	return out
+}
+
 // distribution is the members per sensitive value over all classes.
 func (t *divTable) distribution() map[string]int64 {
 	out := map[string]int64{}
@@ -547,7 +557,7 @@ func (t *divTable) verify(d *divAcc, mem memory.Allocator) ([]string, string, er
 	rd := &memberReader{t: t, entries: entries, mem: mem, refs: 1,
 		schema: arrow.NewSchema([]arrow.Field{{Name: "class", Type: arrow.BinaryTypes.String}, {Name: d.col, Type: arrow.BinaryTypes.String}}, nil)}
 	defer rd.Release()
-	rep, err := kanon.Verify(context.Background(), rd, kanon.VerifyOptions{QuasiIdentifiers: []string{"class"}, K: d.r.p.KAnon.K,
+	rep, err := kanon.Verify(context.Background(), rd, kanon.VerifyOptions{QuasiIdentifiers: []string{"class"}, K: d.k,
 		LDiversity: d.l, TCloseness: d.t, Reference: d.ref, MaxReported: len(t.keys) + 1})
 	if err != nil {
 		return nil, "", fmt.Errorf("kanon: %w", err)

@@ -441,14 +441,13 @@ func TestDiversitySettleRound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			r := &Runner{p: &Policy{KAnon: &KAnonPolicy{K: 2}}}
-			a := &kanonAcc{r: r, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
+			a := &kanonAcc{pol: &KAnonPolicy{K: 2}, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
 			kr := &kanonResult{a: a, hier: []kanon.Hierarchy{kanon.MaskHierarchy{MaxMasked: 1}}, levels: []int{0},
 				suppressed: map[string]bool{}, alloc: mem}
 			for _, c := range tt.suppressed {
 				kr.suppressed[c+"\x00"] = true
 			}
-			d := &divAcc{r: r, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref, vals: newInterner()}
+			d := &divAcc{k: 2, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref, vals: newInterner()}
 			// As pass 1 and the settle round see the rows: ids from the row
 			// keys, each subject's value checked once (recordSubject), the
 			// members counted by their generalised class (the mask

@@ -11,21 +11,29 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
 )
 
-// kanonAcc counts quasi-identifier combinations in pass 1. With PerSubject
-// it counts distinct subjects per combination: one vehicle with 500 readings
-// is one member of its class, not 500, or k would be overstated.
+// kanonAcc is the k-anonymity histogram: the quasi-identifier
+// combinations of pass 1, and the search over them (search). With
+// PerSubject it counts distinct subjects per combination: one vehicle with
+// 500 readings is one member of its class, not 500, or k would be
+// overstated. Without a mobility block it is a measure of its own (pass1);
+// with one, cellSuppression numbers the combinations into the row keys
+// (comboIDsOf) and the survivors of cell suppression are counted from them
+// between the passes (addPair).
 type kanonAcc struct {
-	r          *Runner
+	noHooks
+	pol        *KAnonPolicy
+	hier       []kanon.Hierarchy // per quasi-identifier
 	qi         []string
 	qiIdx      []int
+	subject    string
 	subjIdx    int
 	perSubject bool
+	mem        memory.Allocator
 	in         []*interner // per quasi-identifier
 	subj       *interner
 	// combos maps packed raw ids to rows (or, per subject, to the subjects
@@ -150,16 +158,29 @@ func (a *kanonAcc) addPair(combo, sid uint32) {
 	a.lastCombo[sid] = combo + 1
 }
 
-func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
-	k := r.p.KAnon
-	a := &kanonAcc{r: r, qi: k.QuasiIdentifiers, qiIdx: pl.qiIdx, subjIdx: pl.subjTrans,
-		perSubject: k.PerSubject == nil || *k.PerSubject, subj: newInterner(),
+// newKanonAcc counts the combinations of pl.trans's quasi-identifiers
+// (hier: their hierarchies) and, with an l or t block, their sensitive
+// values.
+func newKanonAcc(pol *KAnonPolicy, pl *plan, subject string, hier map[string]kanon.Hierarchy, mem memory.Allocator) (*kanonAcc, error) {
+	a := &kanonAcc{pol: pol, qi: pol.QuasiIdentifiers, qiIdx: pl.qiIdx, subject: subject, subjIdx: pl.subjTrans,
+		perSubject: pol.PerSubject == nil || *pol.PerSubject, mem: mem, subj: newInterner(),
 		combos: map[string]int64{}, pairs: map[string]struct{}{}}
-	for range a.qi {
+	for _, q := range a.qi {
 		a.in = append(a.in, newInterner())
+		a.hier = append(a.hier, hier[q])
 	}
 	a.ids = make([][]uint32, len(a.qi))
-	return a
+	div, err := newDivAcc(pol, pl)
+	if err != nil {
+		return nil, err
+	}
+	a.div = div
+	return a, nil
+}
+
+// pass1 counts a batch's combinations (without cell suppression).
+func (a *kanonAcc) pass1(_ context.Context, rec arrow.RecordBatch, base int64) error {
+	return a.add(rec, base)
 }
 
 func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
@@ -172,7 +193,7 @@ func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
 	}
 	if a.perSubject {
 		a.sid = growU32(a.sid, n)
-		if err := a.subj.column(a.r.p.Subject, rec.Column(a.subjIdx), rowBase, a.sid); err != nil {
+		if err := a.subj.column(a.subject, rec.Column(a.subjIdx), rowBase, a.sid); err != nil {
 			return err
 		}
 	}
@@ -233,17 +254,14 @@ type kanonResult struct {
 
 // search builds kanon's histogram from the counted combinations (one row per
 // combination and, per subject, per subject) and runs the optimal search.
-func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
-	a := acc.kan
-	k := r.p.KAnon
+func (a *kanonAcc) search() (*kanonResult, error) {
+	k := a.pol
 	if len(a.combos) == 0 {
 		return nil, errors.New("kanon: no rows left for k-anonymity")
 	}
 	hier := make(map[string]kanon.Hierarchy, len(a.qi))
-	hs := make([]kanon.Hierarchy, len(a.qi))
 	for i, q := range a.qi {
-		hier[q] = r.hier[q]
-		hs[i] = r.hier[q]
+		hier[q] = a.hier[i]
 	}
 	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier})
 	if err != nil {
@@ -312,9 +330,9 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
 	}
-	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: hs, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
+	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: a.hier, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
 		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner(),
-		alloc: r.mem, histRows: h.Rows()}
+		alloc: a.mem, histRows: h.Rows()}
 	// Class sizes at the chosen levels, from our own counts: distinct
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
@@ -492,20 +510,36 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 	return f, suppressed, nil
 }
 
-// finish verifies the written output independently of the search (every
-// written class has at least k members) and fills the report.
-func (kr *kanonResult) finish(rep *Report) error {
+// figures verifies the written output independently of the search (every
+// written class has at least k members) and returns the decision and the
+// written classes' members for the report.
+func (kr *kanonResult) figures() (*KAnonFigures, error) {
+	k := kr.a.pol.K
 	sizes := make([]int64, 0, len(kr.outClasses))
 	for cls, n := range kr.outClasses {
-		if n < int64(kr.a.r.p.KAnon.K) {
-			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, kr.a.r.p.KAnon.K, cls)
+		if n < int64(k) {
+			return nil, fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, k, cls)
 		}
 		sizes = append(sizes, n)
 	}
-	if err := kanonReport(rep, kr.a.r.p.KAnon.K, kr.a.qi, kr.a.perSubject, kr.res, len(kr.suppressed), kr.before, sizes); err != nil {
-		return err
+	return &KAnonFigures{Decision: kr.decision(), Sizes: sizes, Members: kr.a.div.writtenMembers()}, nil
+}
+
+// decision is the search's outcome as engines exchange it (with the
+// classes settle added).
+func (kr *kanonResult) decision() *KAnonDecision {
+	a := kr.a
+	d := &KAnonDecision{QuasiIdentifiers: a.qi, Levels: kr.levels, Transformation: kr.res.Transformation,
+		InformationLoss: kr.res.InformationLoss, ColumnLoss: kr.res.PerColumnLoss, Classes: kr.classes,
+		Before: kr.before, PerSubject: a.perSubject, HistRows: kr.histRows}
+	if a.div != nil {
+		d.Reference, d.DiversitySuppressed = a.div.ref, a.div.extra
 	}
-	return kr.a.div.finish(rep)
+	for c := range kr.suppressed {
+		d.Suppressed = append(d.Suppressed, c)
+	}
+	sort.Strings(d.Suppressed)
+	return d
 }
 
 // kanonReport checks that every written class (sizes: members per class)
@@ -571,151 +605,4 @@ func sizeBins(sizes []int64) []SizeBin {
 		out = append(out, SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
 	}
 	return out
-}
-
-// countSurvivors feeds the k-anonymity histogram with exactly the rows pass
-// 2 will hand to it: it reads the row keys once, applies cell-hour
-// suppression (the only mobility step after pass 1 that removes rows; the
-// trace gate only detaches them) and counts the quasi-identifier combinations
-// of the rows kept. Counting in pass 1 instead let a vehicle whose rows all
-// fall in rare cell-hours count towards its class, and on small fleets the
-// written class then had fewer than k vehicles (the output verification
-// caught it and the run failed).
-func (r *Runner) countSurvivors(ctx context.Context, keys *rowKeys, acc *accumulators) error {
-	cs, kan := acc.cells, acc.kan
-	var row int64
-	return keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
-		for i, g := range group {
-			if !cs.GroupKept(g) {
-				continue
-			}
-			if c := combo[i]; c > nullCombo-uint32(len(kan.qi)) {
-				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", kan.qi[nullCombo-c], row+int64(i))
-			}
-			kan.addPair(combo[i], subj[i])
-			if kan.div != nil {
-				if err := kan.div.addPair(kan, combo[i], subj[i], sens[i], row+int64(i)); err != nil {
-					return err
-				}
-			}
-		}
-		row += int64(len(group))
-		return nil
-	})
-}
-
-// pass2 reads the spill, applies cell suppression and k-anonymity, and
-// writes the kept columns to sink.
-func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, acc *accumulators, sink Sink) (written, suppressed int64, err error) {
-	rd, err := ipc.NewReader(spill.f, ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
-	if err != nil {
-		return 0, 0, fmt.Errorf("spill: %w", err)
-	}
-	defer rd.Release()
-	// The sink (Parquet encoding and compression) runs on its own goroutine,
-	// overlapping with suppression and generalisation of the next batch.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	outc := make(chan arrow.RecordBatch, 2)
-	werr := make(chan error, 1)
-	go func() {
-		var first error
-		for rec := range outc {
-			if first == nil {
-				if first = sink.Write(rec); first != nil {
-					cancel(first)
-				}
-			}
-			rec.Release()
-		}
-		werr <- first
-	}()
-	err = r.pass2Batches(ctx, pl, rd, spill, kr, acc, outc, &written, &suppressed)
-	close(outc)
-	if we := <-werr; we != nil {
-		return 0, 0, we
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	return written, suppressed, nil
-}
-
-func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spill *spillFile, kr *kanonResult, acc *accumulators, outc chan<- arrow.RecordBatch, written, suppressed *int64) error {
-	var rowBase int64
-	var kr2 *keyReader
-	if acc.cells != nil {
-		kr2 = acc.keys.reader()
-	}
-	for rd.Next() {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		rec := rd.RecordBatch()
-		n := rec.NumRows()
-		rec.Retain()
-		if acc.cells != nil {
-			_, group, _, _, err := kr2.next(int(n))
-			if err != nil {
-				rec.Release()
-				return err
-			}
-			if mask, dropped := acc.cellMask(group); mask != nil {
-				kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-				mask.Release()
-				rec.Release()
-				if err != nil {
-					return fmt.Errorf("mobility: cell suppression, batch at row %d: %w", rowBase, err)
-				}
-				rec = kept
-				acc.cellSuppressed += dropped
-				*suppressed += dropped
-			}
-		}
-		if acc.gate != nil {
-			gated, err := acc.gate.Apply(ctx, rec)
-			rec.Release()
-			if err != nil {
-				return fmt.Errorf("mobility: %w", err)
-			}
-			rec = gated
-		}
-		if kr != nil {
-			g, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
-			rec.Release()
-			if err != nil {
-				return err
-			}
-			rec = g
-			*suppressed += sup
-			if err := kr.a.div.observe(rec, rowBase); err != nil {
-				rec.Release()
-				return err
-			}
-		}
-		if err := acc.addOut(ctx, rec); err != nil {
-			rec.Release()
-			return err
-		}
-		out := project(pl.out, rec, pl.keep)
-		rec.Release()
-		rowBase += n
-		*written += out.NumRows()
-		select {
-		case outc <- out:
-		case <-ctx.Done():
-			out.Release()
-			return context.Cause(ctx)
-		}
-	}
-	if err := rd.Err(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	if rowBase != spill.rows {
-		return fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
-	}
-	if kr2 != nil && kr2.read != acc.keys.rows {
-		return fmt.Errorf("row keys: read back %d rows, wrote %d", kr2.read, acc.keys.rows)
-	}
-	return nil
 }

@@ -27,6 +27,21 @@ type plan struct {
 	out       *arrow.Schema      // written schema
 	qiIdx     []int              // quasi-identifiers in trans
 	subjTrans int                // subject in trans
+	release   *releasePlan       // the release block, planned on first use (Runner.releasePlan)
+}
+
+// close releases what the plan holds: the segmenter and the dictionary
+// caches.
+func (pl *plan) close() {
+	if pl.seg != nil {
+		pl.seg.Release()
+		pl.seg = nil
+	}
+	for _, c := range pl.caches {
+		if c != nil {
+			c.release()
+		}
+	}
 }
 
 // checkSchema enforces deny-by-default and the column types each action needs.

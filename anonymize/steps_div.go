@@ -117,7 +117,7 @@ type KAnonMember struct {
 // diversity_suppressed_classes). Call it after KAnonReport; without an l or
 // t block it does nothing.
 func (s *Steps) KAnonDiversityReport(rep *Report, d *KAnonDecision, members []KAnonMember) error {
-	div, err := newDivAcc(s.r, s.pl)
+	div, err := newDivAcc(s.r.p.KAnon, s.pl)
 	if err != nil || div == nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (s *Steps) KAnonDiversityReport(rep *Report, d *KAnonDecision, members []KA
 // decision's distribution: the decision a Runner's settle round makes
 // (divCollector.decide). Nil without an l or t block.
 func (s *Steps) KAnonDiversityFails(d *KAnonDecision, members []KAnonMember) ([]string, error) {
-	div, err := newDivAcc(s.r, s.pl)
+	div, err := newDivAcc(s.r.p.KAnon, s.pl)
 	if err != nil || div == nil {
 		return nil, err
 	}
