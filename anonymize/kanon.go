@@ -544,7 +544,7 @@ func (kr *kanonResult) decision() *KAnonDecision {
 
 // kanonReport checks that every written class (sizes: members per class)
 // has at least k members and fills the report's kanon and risk blocks.
-// Shared by Run and Runner.KAnonReport.
+// Called by the report builder (report_build.go).
 func kanonReport(rep *Report, k int, qi []string, perSubject bool, res *kanon.Result, suppressedClasses int, before, sizes []int64) error {
 	minOut := int64(math.MaxInt64)
 	var members int64

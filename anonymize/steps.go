@@ -20,7 +20,7 @@ import (
 // them. Every step is the code Runner.Run uses, so the two paths cannot
 // drift apart: the column actions and their schemas, the opt-out filter,
 // trip segmentation and coarsening, the DP release's input and options, the
-// k-anonymity search and the report blocks.
+// k-anonymity search, and the report ([Steps.Report], report_build.go).
 //
 // A Steps is not safe for concurrent use (the opt-out and dictionary caches);
 // engines make one per worker. Close it when done.
@@ -206,16 +206,6 @@ func (s *Steps) ReleaseInput(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	return rp.in.apply(s.r.mem, rec)
 }
 
-// DPReport is the report's dp block for a release that spent spent (the
-// Result's Spent) and kept the given number of partitions.
-func (s *Steps) DPReport(spent dp.Spent, kept int64) (*DPReport, error) {
-	rp, err := s.release()
-	if err != nil {
-		return nil, err
-	}
-	return dpReport(s.r.p, spent, kept, rp.public), nil
-}
-
 // KAnonCombo is one counted quasi-identifier combination for KAnonSearch:
 // with a per-subject policy one (combination, subject) pair (N is ignored),
 // otherwise a combination and its row count N.
@@ -320,15 +310,6 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 		return nil, err
 	}
 	return kr.decision(), nil
-}
-
-// KAnonReport verifies the written classes (every one of outSizes, the
-// members per written class, has at least k: an independent recount of the
-// output, not the search's word) and fills the report's kanon and risk
-// blocks, as Run does.
-func (r *Runner) KAnonReport(rep *Report, d *KAnonDecision, outSizes []int64) error {
-	res := &kanon.Result{Transformation: d.Transformation, InformationLoss: d.InformationLoss, PerColumnLoss: d.ColumnLoss}
-	return kanonReport(rep, r.p.KAnon.K, d.QuasiIdentifiers, d.PerSubject, res, len(d.Suppressed), d.Before, outSizes)
 }
 
 // tripOptions is the policy's mobility block as a Segmenter's options

@@ -54,8 +54,9 @@ func (f *fixture) singleRun(t testing.TB, input, out string) (*anonymize.Report,
 	create := func(path string) anonymize.CreateFunc {
 		return func(s *arrow.Schema) (anonymize.Sink, error) { return arrowio.Create(path, s, arrowio.CreateOptions{}) }
 	}
-	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(strings.TrimSuffix(out, ".parquet") + ".release.parquet"), Workers: 1,
-		UnicityMaxRows: f.cfg.UnicityMaxRows})
+	rel := strings.TrimSuffix(out, ".parquet") + ".release.parquet"
+	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(rel), Workers: 1,
+		UnicityMaxRows: f.cfg.UnicityMaxRows, Input: input, Output: out, ReleaseOutput: rel})
 	if err != nil {
 		t.Fatal(err)
 	}

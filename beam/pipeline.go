@@ -956,10 +956,10 @@ func ReleasePartial(s beam.Scope, cfg Config, trans beam.PCollection) beam.PColl
 	return beam.Combine(s, partialCombineFn{}, partials)
 }
 
-// ReleaseOutput is a released table and its report block.
+// ReleaseOutput is a released table and what it spent.
 type ReleaseOutput struct {
-	IPC    []byte // the dp.Result record as an Arrow IPC stream
-	Report []byte // anonymize.DPReport as JSON
+	IPC     []byte // the dp.Result record as an Arrow IPC stream
+	Figures []byte // anonymize.DPFigures as JSON
 }
 
 // releaseFn draws the noise, once per partition and aggregate, under the

@@ -138,7 +138,7 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		rel = releasePath(f.out)
 	}
 	opts := anonymize.Options{
-		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ProgressTotal: -1,
+		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: -1,
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
 		},
@@ -162,9 +162,6 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	})
 	if err != nil {
 		return nil, usageError(err, "")
-	}
-	if rep.DP != nil {
-		rep.DP.Output = rel
 	}
 	if f.report != "" {
 		var buf bytes.Buffer
