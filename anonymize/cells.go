@@ -55,7 +55,7 @@ func (c *cellSuppression) pass1(ctx context.Context, rec arrow.RecordBatch, base
 	}
 	subj, group, combo := c.buf[0], c.buf[1], c.buf[2]
 	if err := c.cs.ObserveIDs(ctx, rec, group, subj); err != nil {
-		return fmt.Errorf("mobility: %w", err)
+		return fmt.Errorf("cell suppression: %w", err)
 	}
 	var sens []uint32 // l/t: the sensitive value's id (diversity.go)
 	if c.kan != nil {
@@ -138,7 +138,7 @@ func newTraceGate(pl *plan, subject string, m *MobilityPolicy, mem memory.Alloca
 
 func (t *traceGate) pass1(ctx context.Context, rec arrow.RecordBatch, _ int64) error {
 	if err := t.g.Observe(ctx, rec); err != nil {
-		return fmt.Errorf("mobility: %w", err)
+		return fmt.Errorf("trace gate: %w", err)
 	}
 	return nil
 }
@@ -147,7 +147,10 @@ func (t *traceGate) pass1(ctx context.Context, rec arrow.RecordBatch, _ int64) e
 // counted over the groups cell suppression keeps.
 func (t *traceGate) seal(cells *cellSuppression) error {
 	t.g.Seal(cells.cs)
-	return t.g.Err()
+	if err := t.g.Err(); err != nil {
+		return fmt.Errorf("trace gate: %w", err)
+	}
+	return nil
 }
 
 func (t *traceGate) figures(_ context.Context, f *Figures) error {
@@ -179,7 +182,7 @@ func newCellCheck(pl *plan, subject string, m *MobilityPolicy, mem memory.Alloca
 
 func (c *cellCheck) written(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := c.cs.Observe(ctx, rec); err != nil {
-		return fmt.Errorf("mobility: output check: %w", err)
+		return fmt.Errorf("output check: %w", err)
 	}
 	return nil
 }
@@ -193,7 +196,7 @@ func (c *cellCheck) figures(ctx context.Context, f *Figures) error {
 	kept, _, err := c.cs.Apply(ctx, empty)
 	empty.Release()
 	if err != nil {
-		return fmt.Errorf("mobility: output check: %w", err)
+		return fmt.Errorf("output check: %w", err)
 	}
 	kept.Release()
 	st := c.cs.Stats()

@@ -2,7 +2,8 @@ package anonymize
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // decision is what the steps between the passes decide for pass 2: the
@@ -51,6 +52,13 @@ func (ru *run) decide(ctx context.Context) (*decision, error) {
 	return dec, nil
 }
 
+// nullInTrip is the error for a null quasi-identifier in a row that cell
+// suppression keeps: the row keys' rows are trips' rows, which have no data
+// row number.
+func nullInTrip(column string) error {
+	return rowerr.Atf(0, column, "null value in a quasi-identifier or subject (in a trip's row: trips regroup the input, so there is no data row number)")
+}
+
 // countSurvivors feeds the k-anonymity histogram with exactly the rows pass
 // 2 will hand to it: it reads the row keys once, applies cell-hour
 // suppression (the only mobility step after pass 1 that removes rows; the
@@ -61,23 +69,21 @@ func (ru *run) decide(ctx context.Context) (*decision, error) {
 // caught it and the run failed).
 func countSurvivors(ctx context.Context, cells *cellSuppression, kan *kanonAcc) error {
 	cs := cells.cs
-	var row int64
 	return cells.keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
 		for i, g := range group {
 			if !cs.GroupKept(g) {
 				continue
 			}
 			if c := combo[i]; c > nullCombo-uint32(len(kan.qi)) {
-				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", kan.qi[nullCombo-c], row+int64(i))
+				return nullInTrip(kan.qi[nullCombo-c])
 			}
 			kan.addPair(combo[i], subj[i])
 			if kan.div != nil {
-				if err := kan.div.addPair(kan, combo[i], subj[i], sens[i], row+int64(i)); err != nil {
+				if err := kan.div.addPair(kan, combo[i], subj[i], sens[i]); err != nil {
 					return err
 				}
 			}
 		}
-		row += int64(len(group))
 		return nil
 	})
 }

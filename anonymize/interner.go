@@ -1,11 +1,12 @@
 package anonymize
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // interner maps the text of values to small ids, per column.
@@ -33,12 +34,13 @@ func (in *interner) id(s string) uint32 {
 }
 
 // column fills dst with the ids of col's values. Nulls are errors: a null
-// quasi-identifier cannot be generalised or counted safely.
+// quasi-identifier cannot be generalised or counted safely. Errors are
+// located (rowerr) at rowBase+1+i for the i-th row.
 func (in *interner) column(name string, col arrow.Array, rowBase int64, dst []uint32) error {
 	if col.NullN() > 0 {
 		for i := range col.Len() {
 			if col.IsNull(i) {
-				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", name, rowBase+int64(i))
+				return rowerr.Atf(rowerr.Row(rowBase, i), name, "null value in a quasi-identifier or subject")
 			}
 		}
 	}
@@ -57,7 +59,7 @@ func (in *interner) column(name string, col arrow.Array, rowBase int64, dst []ui
 				}
 				s, err := valueText(dict, j)
 				if err != nil {
-					return fmt.Errorf("column %q: %w", name, err)
+					return rowerr.At(0, name, err)
 				}
 				ids[j] = in.id(s)
 			}
@@ -82,7 +84,7 @@ func (in *interner) column(name string, col arrow.Array, rowBase int64, dst []ui
 		for i := range col.Len() {
 			s, err := valueText(col, i)
 			if err != nil {
-				return fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+				return rowerr.At(rowerr.Row(rowBase, i), name, err)
 			}
 			dst[i] = in.id(s)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // kanonAcc is the k-anonymity histogram: the quasi-identifier
@@ -90,7 +91,7 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 			}
 			v, err := valueText(col, i)
 			if err != nil {
-				return fmt.Errorf("column %q, row %d: %w", a.qi[j], rowBase+int64(i), err)
+				return rowerr.At(rowerr.Row(rowBase, i), a.qi[j], err)
 			}
 			a.ids[j][i] = a.in[j].id(v)
 		}
@@ -259,21 +260,24 @@ func (a *kanonAcc) search() (*kanonResult, error) {
 	if len(a.combos) == 0 {
 		return nil, errors.New("kanon: no rows left for k-anonymity")
 	}
+	keys := make([]string, 0, len(a.combos))
+	for key := range a.combos {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	if err := a.checkValues(keys); err != nil {
+		return nil, err
+	}
 	hier := make(map[string]kanon.Hierarchy, len(a.qi))
 	for i, q := range a.qi {
 		hier[q] = a.hier[i]
 	}
 	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier})
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	// Feed the histogram in batches of string columns: every combination
 	// repeated by its count (rows, or distinct subjects).
-	keys := make([]string, 0, len(a.combos))
-	for key := range a.combos {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
 	fields := make([]arrow.Field, len(a.qi))
 	for i, q := range a.qi {
 		fields[i] = arrow.Field{Name: q, Type: arrow.BinaryTypes.String}
@@ -289,7 +293,7 @@ func (a *kanonAcc) search() (*kanonResult, error) {
 			return nil
 		}
 		if err := hb.Add(rec); err != nil {
-			return fmt.Errorf("kanon: %w", err)
+			return fmt.Errorf("k-anonymity histogram: %w", err)
 		}
 		return nil
 	}
@@ -313,7 +317,7 @@ func (a *kanonAcc) search() (*kanonResult, error) {
 	}
 	h, err := hb.Histogram()
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	if a.div != nil {
 		if h, err = a.div.histogram(a, hier); err != nil {
@@ -322,13 +326,13 @@ func (a *kanonAcc) search() (*kanonResult, error) {
 	}
 	metric, err := kanon.ParseMetric(k.Metric)
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity search: %w", err)
 	}
 	opts := kanon.Options{K: k.K, SuppressionLimit: k.Suppression, Metric: metric}
 	a.div.options(&opts)
 	res, err := kanon.Search(context.Background(), h, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
+		return nil, fmt.Errorf("k-anonymity search, k=%d over %v: %w", k.K, a.qi, err)
 	}
 	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: a.hier, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
 		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner(),
@@ -385,6 +389,30 @@ func (a *kanonAcc) search() (*kanonResult, error) {
 	return kr, nil
 }
 
+// checkValues fails on the first quasi-identifier value of the counted
+// combinations (keys, in order) that its hierarchy cannot generalise to
+// every level, naming the column and the value. kanon's histogram would
+// fail on it too, but at a row of the histogram search feeds it, which is
+// no data row.
+func (a *kanonAcc) checkValues(keys []string) error {
+	for j, h := range a.hier {
+		checked := make([]bool, len(a.in[j].vals))
+		for _, key := range keys {
+			id := unpack(key, j)
+			if checked[id] {
+				continue
+			}
+			checked[id] = true
+			for lvl := range h.Levels() {
+				if _, err := h.Generalize(a.in[j].vals[id], lvl); err != nil {
+					return rowerr.At(0, a.qi[j], err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // classOf is the generalised class (values joined by \x00) of a packed
 // combination of raw ids, at the chosen levels.
 func (kr *kanonResult) classOf(key string) (string, error) {
@@ -393,7 +421,7 @@ func (kr *kanonResult) classOf(key string) (string, error) {
 	for i := range a.qi {
 		v, err := kr.hier[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
 		if err != nil {
-			return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+			return "", rowerr.At(0, a.qi[i], err)
 		}
 		g = append(g, v...)
 		g = append(g, 0)
@@ -505,7 +533,7 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 	defer mask.Release()
 	f, err := compute.FilterRecordBatch(ctx, full, mask, compute.DefaultFilterOptions())
 	if err != nil {
-		return nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", rowBase, err)
+		return nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
 	}
 	return f, suppressed, nil
 }

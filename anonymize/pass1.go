@@ -32,10 +32,10 @@ type pass1Counts struct {
 func (ru *run) pass1(ctx context.Context, src array.RecordReader) (pass1Counts, error) {
 	var c pass1Counts
 	ord, octx := newOrdered(ctx, ru.r.workers)
-	consume := func(rec arrow.RecordBatch) error {
+	consume := func(rec arrow.RecordBatch, rows batchRows) error {
 		defer rec.Release()
 		if err := ru.ms.pass1(octx, rec); err != nil {
-			return err
+			return rows.Locate(err, rows.first, rec.NumRows())
 		}
 		if ru.spill != nil {
 			return ru.spill.write(rec)
@@ -77,20 +77,27 @@ func (ru *run) pass1(ctx context.Context, src array.RecordReader) (pass1Counts, 
 
 // produce reads src, applies the serial stages and submits batches to ord.
 // It sets c.in and c.optedOut (it runs beside the consumer, which counts
-// c.written).
+// c.written). Every stage after the opt-out counts the rows it has seen
+// (the post-opt-out stream); each batch goes with its batchRows, so that
+// an error located in it names the data row (rows.go).
 func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered, c *pass1Counts) (err error) {
 	r, pl := ru.r, ru.pl
 	defer ord.close()
-	var rowBase int64
-	var optRows int64
+	// data rows read; rows the opt-out kept; rows handed to the workers
+	// (trips regroup them, the column actions keep their number)
+	var rowBase, kept, submitted int64
 	defer func() {
-		c.in, c.optedOut = rowBase, optRows
+		c.in, c.optedOut = rowBase, rowBase-kept
 	}()
-	submit := func(rec arrow.RecordBatch, base int64) bool {
+	// submit hands a batch of the column actions' input (input rows, or
+	// trips) to the workers; the consumer's measures count these rows.
+	submit := func(rec arrow.RecordBatch, rows batchRows) bool {
 		if rec.NumRows() == 0 {
 			rec.Release()
 			return true
 		}
+		rows.first = submitted
+		submitted += rec.NumRows()
 		if pl.seg != nil {
 			co, err := mobility.NewCoarsener(pl.seg.Schema(), pl.coarsen)
 			if err != nil {
@@ -98,21 +105,21 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 				ord.cancel(err)
 				return false
 			}
-			return ord.submit(rec, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+			return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 				defer rec.Release()
 				mid, err := co.Apply(ctx, rec)
 				if err != nil {
-					// Trips come out regrouped, so the row is counted within
-					// this batch of trips, emitted after input row base.
-					return nil, fmt.Errorf("mobility (trips emitted after input row %d): %w", base, err)
+					return nil, fmt.Errorf("cells: %w", rows.Locate(err, 0, rec.NumRows()))
 				}
 				defer mid.Release()
-				return r.transform(ctx, pl, mid, base)
+				out, err := r.transform(ctx, pl, mid, rows.Base)
+				return out, rows.Locate(err, rows.Base, rec.NumRows())
 			})
 		}
-		return ord.submit(rec, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+		return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 			defer rec.Release()
-			return r.transform(ctx, pl, rec, base)
+			out, err := r.transform(ctx, pl, rec, rows.Base)
+			return out, rows.Locate(err, rows.Base, rec.NumRows())
 		})
 	}
 	// Decoding the source runs one goroutine ahead of the serial stages.
@@ -132,40 +139,44 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 		n := rec.NumRows()
 		if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
 			rec.Release()
-			return fmt.Errorf("batch starting at row %d has a different schema from the first", rowBase)
+			return fmt.Errorf("the batch from row %d on has a different schema from the first", rowBase+1)
 		}
+		rows := batchRows{RowSpan: RowSpan{Base: rowBase}, first: kept}
 		if r.optout != nil {
-			mask, dropped, err := r.optout.filterMask(r.mem, r.p.Subject, rec.Column(pl.subject), rowBase)
+			f, removed, err := r.optOut(ctx, pl, rec, rowBase)
+			rec.Release()
 			if err != nil {
-				rec.Release()
 				return err
 			}
-			if dropped > 0 {
-				f, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-				mask.Release()
-				rec.Release()
-				if err != nil {
-					return fmt.Errorf("opt-out filter, batch starting at row %d: %w", rowBase, err)
-				}
-				rec = f
-			} else {
-				mask.Release()
-			}
-			optRows += dropped
+			rec, rows.Removed = f, removed
 		}
-		if err := ru.ms.input(ctx, rec); err != nil {
-			rec.Release()
-			return err
-		}
+		kept += rec.NumRows()
+		// The segmenter first: it checks what every later stage needs
+		// (subject, time and coordinates), so its errors name the input's
+		// fault rather than a measure's.
+		var trips arrow.RecordBatch
 		if pl.seg != nil {
 			out, err := pl.seg.Push(ctx, rec)
-			rec.Release()
 			if err != nil {
-				return fmt.Errorf("mobility, batch starting at row %d: %w", rowBase, err)
+				err = rows.Locate(err, rows.first, rec.NumRows())
+				rec.Release()
+				return fmt.Errorf("trips: %w", err)
 			}
-			rec = out
+			trips = out
 		}
-		if !submit(rec, rowBase) {
+		if err := ru.ms.input(ctx, rec); err != nil {
+			err = rows.Locate(err, rows.first, rec.NumRows())
+			rec.Release()
+			if trips != nil {
+				trips.Release()
+			}
+			return err
+		}
+		if trips != nil {
+			rec.Release()
+			rec, rows = trips, batchRows{RowSpan: tripRows(rowBase + n)} // the trips this batch closed
+		}
+		if !submit(rec, rows) {
 			return nil
 		}
 		rowBase += n
@@ -179,11 +190,41 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 	if pl.seg != nil {
 		out, err := pl.seg.Flush(ctx)
 		if err != nil {
-			return fmt.Errorf("mobility: %w", err)
+			return fmt.Errorf("trips: %w", err)
 		}
-		submit(out, rowBase)
+		submit(out, batchRows{RowSpan: tripRows(rowBase)})
 	}
 	return nil
+}
+
+// optOut removes the rows of listed subjects from an input batch whose
+// first row is data row rowBase+1. It returns the rows kept (rec retained
+// when it keeps all) and the positions of those it removed. Shared by Run
+// and Steps.OptOut.
+func (r *Runner) optOut(ctx context.Context, pl *plan, rec arrow.RecordBatch, rowBase int64) (arrow.RecordBatch, []int32, error) {
+	mask, dropped, err := r.optout.filterMask(r.mem, r.p.Subject, rec.Column(pl.subject), rowBase)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer mask.Release()
+	if dropped == 0 {
+		rec.Retain()
+		return rec, nil, nil
+	}
+	f, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+	if err != nil {
+		return nil, nil, fmt.Errorf("opt-out filter, batch from row %d on: %w", rowBase+1, err)
+	}
+	return f, removedRows(mask.(*array.Boolean)), nil
+}
+
+// batchRows are the data rows a batch of pass 1 holds, and where the
+// stages that see it start counting its rows: the opt-out's successors
+// (segmenter, input measures) count the rows it kept, the consumer's
+// measures the rows handed to the workers (produce sets first for each).
+type batchRows struct {
+	RowSpan
+	first int64
 }
 
 // prefetch reads src on its own goroutine, up to depth batches ahead. The

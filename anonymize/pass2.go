@@ -93,7 +93,7 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				mask.Release()
 				rec.Release()
 				if err != nil {
-					return c, fmt.Errorf("mobility: cell suppression, batch at row %d: %w", rowBase, err)
+					return c, fmt.Errorf("cell suppression: %w", err)
 				}
 				rec = kept
 				c.suppressed += dropped
@@ -103,21 +103,26 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 			gated, err := ru.gate.g.Apply(ctx, rec)
 			rec.Release()
 			if err != nil {
-				return c, fmt.Errorf("mobility: %w", err)
+				return c, fmt.Errorf("trace gate: %w", err)
 			}
 			rec = gated
 		}
 		if kr != nil {
+			// The spill's rows are no data rows (the opt-out removed rows,
+			// trips regrouped them): errors keep their column only. The
+			// search checked every value pass 1 counted, so none is
+			// expected here.
+			spilled := RowSpan{NoRow: "in the second pass"}
 			g, sup, err := kr.apply(ctx, pl, rec, mem, rowBase)
 			rec.Release()
 			if err != nil {
-				return c, err
+				return c, spilled.Locate(err, rowBase, n)
 			}
 			rec = g
 			c.suppressed += sup
 			if err := kr.a.div.observe(rec, rowBase); err != nil {
 				rec.Release()
-				return c, err
+				return c, spilled.Locate(err, rowBase, n)
 			}
 		}
 		if err := ru.ms.written(ctx, rec); err != nil {

@@ -225,7 +225,7 @@ func (r *Runner) hierarchy(path string, h HierarchySpec) (kanon.Hierarchy, error
 	case "interval":
 		ih, err := kanon.NewIntervalHierarchy(kanon.IntervalHierarchy{Origin: h.Origin, Width: h.Width, FanOut: h.FanOut, Height: h.Height, Min: h.Min, Max: h.Max})
 		if err != nil {
-			return nil, p.errf(path, "%v", err)
+			return nil, p.errf(path, "%w", err)
 		}
 		return ih, nil
 	case "mask":
@@ -239,12 +239,12 @@ func (r *Runner) hierarchy(path string, h HierarchySpec) (kanon.Hierarchy, error
 		}
 		f, err := os.Open(p.Resolve(h.File))
 		if err != nil {
-			return nil, p.errf(path+".file", "%v", err)
+			return nil, p.errf(path+".file", "%w", err)
 		}
 		defer f.Close()
 		th, err := kanon.ParseHierarchy(f, sep)
 		if err != nil {
-			return nil, p.errf(path+".file", "%s: %v", h.File, err)
+			return nil, p.errf(path+".file", "%s: %w", h.File, err)
 		}
 		return th, nil
 	}

@@ -70,7 +70,6 @@ func settle(ctx context.Context, cells *cellSuppression, kr *kanonResult) error 
 		clear(members)
 		pairs := map[uint64]struct{}{}
 		dc := a.div.keyCollector(kr) // l/t (diversity.go), or nil
-		var row int64
 		err := keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
 			for i, g := range group {
 				if drop[g] {
@@ -78,7 +77,7 @@ func settle(ctx context.Context, cells *cellSuppression, kr *kanonResult) error 
 				}
 				c := combo[i]
 				if c > nullCombo-uint32(len(a.qi)) {
-					return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", a.qi[nullCombo-c], row+int64(i))
+					return nullInTrip(a.qi[nullCombo-c])
 				}
 				cls := clsOf[c]
 				if clsSupp[cls] {
@@ -102,7 +101,6 @@ func settle(ctx context.Context, cells *cellSuppression, kr *kanonResult) error 
 					subs[g] = append(gs, s)
 				}
 			}
-			row += int64(len(group))
 			return nil
 		})
 		if err != nil {

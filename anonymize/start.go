@@ -75,7 +75,7 @@ func (ru *run) addMeasures() error {
 	if m := p.Mobility; m != nil {
 		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, r.opts.TempDir)
 		if err != nil {
-			return fmt.Errorf("mobility: %w", err)
+			return fmt.Errorf("cell suppression: %w", err)
 		}
 		ru.cells = cells
 		ru.ms.add(cells, 0)
@@ -105,14 +105,14 @@ func (ru *run) addMeasures() error {
 	if m.TraceK > 0 {
 		g, err := newTraceGate(pl, p.Subject, m, r.mem, r.opts.TempDir)
 		if err != nil {
-			return fmt.Errorf("mobility: %w", err)
+			return fmt.Errorf("trace gate: %w", err)
 		}
 		ru.gate = g
 		ru.ms.add(g, 1)
 	}
 	check, err := newCellCheck(pl, p.Subject, m, r.mem)
 	if err != nil {
-		return fmt.Errorf("mobility: %w", err)
+		return fmt.Errorf("output check: %w", err)
 	}
 	ru.ms.add(check, -1)
 	u, err := newUnicity(pl, p.Subject, m, r.opts.UnicityMaxRows)

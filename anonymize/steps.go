@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/kanon"
@@ -80,29 +79,16 @@ func (s *Steps) Output() *arrow.Schema { return s.pl.out }
 func (s *Steps) Gen() *arrow.Schema { return s.pl.gen }
 
 // OptOut removes the rows of listed subjects from an input batch; base is
-// the row number of its first row, for errors. It returns the rows kept
-// (the caller releases them) and the number removed. Without an opt-out
-// block it returns rec, retained.
-func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
-	o := s.r.optout
-	if o == nil {
+// the number of data rows before it, for errors. It returns the rows kept
+// (the caller releases them) and the positions of the rows it removed,
+// ascending (a RowSpan's Removed: errors about the kept rows name data rows
+// with it). Without an opt-out block it returns rec, retained.
+func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, []int32, error) {
+	if s.r.optout == nil {
 		rec.Retain()
-		return rec, 0, nil
+		return rec, nil, nil
 	}
-	mask, dropped, err := o.filterMask(s.r.mem, s.r.p.Subject, rec.Column(s.pl.subject), base)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer mask.Release()
-	if dropped == 0 {
-		rec.Retain()
-		return rec, 0, nil
-	}
-	f, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-	if err != nil {
-		return nil, 0, fmt.Errorf("opt-out filter, batch starting at row %d: %w", base, err)
-	}
-	return f, dropped, nil
+	return s.r.optOut(ctx, s.pl, rec, base)
 }
 
 // OptOutListed is the number of subjects on the opt-out list (0 without one).

@@ -50,7 +50,7 @@ func TestStepsDiversity(t *testing.T) {
 		{Values: v("2011"), Subject: "a", Sensitive: "M", File: 0, Row: 9, Origin: "input x"},
 		{Values: v("2012"), Subject: "a", Sensitive: "F", File: 0, Row: 3, Origin: "input x"},
 	})
-	if err == nil || !strings.Contains(err.Error(), `input x: kanon: sensitive column "owner_sex", row 9: the subject of this row has another value`) {
+	if err == nil || !strings.Contains(err.Error(), `input x: kanon: row 9, column "owner_sex": the subject of this row has another value`) {
 		t.Fatalf("two values: %v", err)
 	}
 

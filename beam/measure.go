@@ -20,6 +20,7 @@ import (
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/mobility"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // The report's measurements of a mobility policy, as the single-machine
@@ -237,7 +238,7 @@ func valueColumn(rec arrow.RecordBatch, name string, base int64) (*array.Float64
 	if v.NullN() > 0 {
 		for i := range v.Len() {
 			if v.IsNull(i) {
-				return nil, fmt.Errorf("utility: column %q, row %d: null value", name, base+int64(i))
+				return nil, fmt.Errorf("utility: %w", rowerr.Atf(rowerr.Row(base, i), name, "null value"))
 			}
 		}
 	}
@@ -266,7 +267,7 @@ func (f *rawMeasureFn) ProcessElement(ctx context.Context, b Batch, start func(W
 	}
 	defer rec.Release()
 	if err := f.measure(rec, b, mem, start, sample, means); err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s, batch starting at row %d: %w", b.origin(f.Cfg), b.Base, err)
+		return b.fail(f.Cfg, err)
 	}
 	return nil
 }
@@ -330,7 +331,7 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 	cells := make([]string, rec.NumRows())
 	for i := range cells {
 		if cells[i], err = mobility.CellOf(lat.Value(i), lon.Value(i), m.CellResolution); err != nil {
-			return fmt.Errorf("utility: row %d: %w", b.Base+int64(i), err)
+			return fmt.Errorf("utility: %w", rowerr.At(rowerr.Row(b.Base, i), m.Lat, err))
 		}
 	}
 	parts := map[meanGroup]*MeanPart{}
@@ -415,7 +416,7 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 		return nil
 	}()
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, err)
 	}
 	return nil
 }
