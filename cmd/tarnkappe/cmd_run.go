@@ -151,7 +151,11 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	}
 	r, err := anonymize.NewRunner(opts)
 	if err != nil {
-		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:), the opt-out list and hierarchy files the policy names")
+		var pe *anonymize.PolicyError
+		if errors.As(err, &pe) {
+			return nil, usageError(err, "") // causeHint names the file
+		}
+		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:) and the opt-out list the policy names")
 	}
 	defer r.Close()
 	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
