@@ -148,7 +148,7 @@ func (d *divAcc) addPair(a *kanonAcc, combo, sid, sens uint32) error {
 	if d.perSubject {
 		return d.recordSubject(sid, sens, 0)
 	}
-	d.rows[a.comboKeys[combo]+string(packKey(nil, sens))]++
+	d.rows[a.num.keys[combo]+string(packKey(nil, sens))]++
 	return nil
 }
 

@@ -47,10 +47,16 @@ type kanonAcc struct {
 	key    []byte
 	div    *divAcc // sensitive values for l/t (diversity.go), or nil
 	// With cell suppression the combinations are numbered in pass 1
-	// (comboIDs) and counted later from the row keys (addPair).
-	comboIDs  map[string]uint32
-	comboKeys []string // combination id → packed raw ids
-	lastCombo []uint32 // per subject id: combination id + 1 last recorded
+	// (comboIDsOf) and counted later from the row keys (addPair).
+	num comboNumbers
+}
+
+// comboNumbers numbers the raw quasi-identifier combinations for the row
+// keys (with cell suppression).
+type comboNumbers struct {
+	ids  map[string]uint32
+	keys []string // combination id → packed raw ids
+	last []uint32 // per subject id: combination id + 1 last counted (addPair)
 	// comboIDsOf's shortcut: per subject id, the last combination's raw ids
 	// (len(qi) each) and its id + 1.
 	subjLast   []uint32
@@ -96,8 +102,8 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 			a.ids[j][i] = a.in[j].id(v)
 		}
 	}
-	if a.comboIDs == nil {
-		a.comboIDs = map[string]uint32{}
+	if a.num.ids == nil {
+		a.num.ids = map[string]uint32{}
 	}
 	nq := len(a.qi)
 	comp := make([]uint32, nq)
@@ -109,29 +115,29 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 			comp[j] = a.ids[j][i]
 		}
 		s := int(subj[i])
-		if s >= len(a.subjLastID) {
-			a.subjLastID = append(a.subjLastID, make([]uint32, s+1-len(a.subjLastID))...)
-			a.subjLast = append(a.subjLast, make([]uint32, (s+1)*nq-len(a.subjLast))...)
+		if s >= len(a.num.subjLastID) {
+			a.num.subjLastID = append(a.num.subjLastID, make([]uint32, s+1-len(a.num.subjLastID))...)
+			a.num.subjLast = append(a.num.subjLast, make([]uint32, (s+1)*nq-len(a.num.subjLast))...)
 		}
-		last := a.subjLast[s*nq : (s+1)*nq]
-		if a.subjLastID[s] != 0 && slices.Equal(last, comp) {
-			dst[i] = a.subjLastID[s] - 1
+		last := a.num.subjLast[s*nq : (s+1)*nq]
+		if a.num.subjLastID[s] != 0 && slices.Equal(last, comp) {
+			dst[i] = a.num.subjLastID[s] - 1
 			continue
 		}
 		a.key = packKey(a.key[:0], comp...)
-		id, ok := a.comboIDs[string(a.key)]
+		id, ok := a.num.ids[string(a.key)]
 		if !ok {
-			if len(a.comboKeys) >= int(nullCombo)-len(a.qi) {
-				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.comboKeys))
+			if len(a.num.keys) >= int(nullCombo)-len(a.qi) {
+				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.num.keys))
 			}
-			id = uint32(len(a.comboKeys))
+			id = uint32(len(a.num.keys))
 			k := string(a.key)
-			a.comboIDs[k] = id
-			a.comboKeys = append(a.comboKeys, k)
+			a.num.ids[k] = id
+			a.num.keys = append(a.num.keys, k)
 		}
 		dst[i] = id
 		copy(last, comp)
-		a.subjLastID[s] = id + 1
+		a.num.subjLastID[s] = id + 1
 	}
 	return nil
 }
@@ -139,12 +145,12 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 // addPair counts one surviving row by its combination and subject ids, as
 // add counts a row of a batch.
 func (a *kanonAcc) addPair(combo, sid uint32) {
-	key := a.comboKeys[combo]
+	key := a.num.keys[combo]
 	if !a.perSubject {
 		a.combos[key]++
 		return
 	}
-	if int(sid) < len(a.lastCombo) && a.lastCombo[sid] == combo+1 {
+	if int(sid) < len(a.num.last) && a.num.last[sid] == combo+1 {
 		return
 	}
 	a.key = append(append(a.key[:0], key...), byte(sid), byte(sid>>8), byte(sid>>16), byte(sid>>24))
@@ -153,10 +159,10 @@ func (a *kanonAcc) addPair(combo, sid uint32) {
 		a.combos[key]++
 		a.subj.id(string(a.key[len(key):]))
 	}
-	for int(sid) >= len(a.lastCombo) {
-		a.lastCombo = append(a.lastCombo, 0)
+	for int(sid) >= len(a.num.last) {
+		a.num.last = append(a.num.last, 0)
 	}
-	a.lastCombo[sid] = combo + 1
+	a.num.last[sid] = combo + 1
 }
 
 // newKanonAcc counts the combinations of pl.trans's quasi-identifiers

@@ -77,51 +77,15 @@ func (ru *run) pass1(ctx context.Context, src array.RecordReader) (pass1Counts, 
 
 // produce reads src, applies the serial stages and submits batches to ord.
 // It sets c.in and c.optedOut (it runs beside the consumer, which counts
-// c.written). Every stage after the opt-out counts the rows it has seen
-// (the post-opt-out stream); each batch goes with its batchRows, so that
-// an error located in it names the data row (rows.go).
-func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered, c *pass1Counts) (err error) {
-	r, pl := ru.r, ru.pl
+// c.written). Every stage after the opt-out counts the rows it has seen;
+// each batch goes with its batchRows, so that an error located in it names
+// the data row (rows.go).
+func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered, c *pass1Counts) error {
 	defer ord.close()
-	// data rows read; rows the opt-out kept; rows handed to the workers
-	// (trips regroup them, the column actions keep their number)
-	var rowBase, kept, submitted int64
+	var at reading
 	defer func() {
-		c.in, c.optedOut = rowBase, rowBase-kept
+		c.in, c.optedOut = at.rows, at.rows-at.kept
 	}()
-	// submit hands a batch of the column actions' input (input rows, or
-	// trips) to the workers; the consumer's measures count these rows.
-	submit := func(rec arrow.RecordBatch, rows batchRows) bool {
-		if rec.NumRows() == 0 {
-			rec.Release()
-			return true
-		}
-		rows.first = submitted
-		submitted += rec.NumRows()
-		if pl.seg != nil {
-			co, err := mobility.NewCoarsener(pl.seg.Schema(), pl.coarsen)
-			if err != nil {
-				rec.Release()
-				ord.cancel(err)
-				return false
-			}
-			return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-				defer rec.Release()
-				mid, err := co.Apply(ctx, rec)
-				if err != nil {
-					return nil, fmt.Errorf("cells: %w", rows.Locate(err, 0, rec.NumRows()))
-				}
-				defer mid.Release()
-				out, err := r.transform(ctx, pl, mid, rows.Base)
-				return out, rows.Locate(err, rows.Base, rec.NumRows())
-			})
-		}
-		return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-			defer rec.Release()
-			out, err := r.transform(ctx, pl, rec, rows.Base)
-			return out, rows.Locate(err, rows.Base, rec.NumRows())
-		})
-	}
 	// Decoding the source runs one goroutine ahead of the serial stages.
 	pctx, stop := context.WithCancel(ctx)
 	batches, srcErr := prefetch(pctx, src, 2)
@@ -137,64 +101,117 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 			return err
 		}
 		n := rec.NumRows()
-		if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
-			rec.Release()
-			return fmt.Errorf("the batch from row %d on has a different schema from the first", rowBase+1)
-		}
-		rows := batchRows{RowSpan: RowSpan{Base: rowBase}, first: kept}
-		if r.optout != nil {
-			f, removed, err := r.optOut(ctx, pl, rec, rowBase)
-			rec.Release()
-			if err != nil {
-				return err
-			}
-			rec, rows.Removed = f, removed
-		}
-		kept += rec.NumRows()
-		// The segmenter first: it checks what every later stage needs
-		// (subject, time and coordinates), so its errors name the input's
-		// fault rather than a measure's.
-		var trips arrow.RecordBatch
-		if pl.seg != nil {
-			out, err := pl.seg.Push(ctx, rec)
-			if err != nil {
-				err = rows.Locate(err, rows.first, rec.NumRows())
-				rec.Release()
-				return fmt.Errorf("trips: %w", err)
-			}
-			trips = out
-		}
-		if err := ru.ms.input(ctx, rec); err != nil {
-			err = rows.Locate(err, rows.first, rec.NumRows())
-			rec.Release()
-			if trips != nil {
-				trips.Release()
-			}
+		out, rows, err := ru.serial(ctx, rec, &at)
+		if err != nil {
 			return err
 		}
-		if trips != nil {
-			rec.Release()
-			rec, rows = trips, batchRows{RowSpan: tripRows(rowBase + n)} // the trips this batch closed
-		}
-		if !submit(rec, rows) {
+		if !ru.submit(ctx, ord, out, rows, &at) {
 			return nil
 		}
-		rowBase += n
+		at.rows += n
 		if ru.bar != nil {
 			ru.bar.Add64(n)
 		}
 	}
 	if err := srcErr(); err != nil {
-		return fmt.Errorf("reading the input after row %d: %w", rowBase, err)
+		return fmt.Errorf("reading the input after row %d: %w", at.rows, err)
 	}
-	if pl.seg != nil {
-		out, err := pl.seg.Flush(ctx)
+	if seg := ru.pl.seg; seg != nil {
+		out, err := seg.Flush(ctx)
 		if err != nil {
 			return fmt.Errorf("trips: %w", err)
 		}
-		submit(out, batchRows{RowSpan: tripRows(rowBase)})
+		ru.submit(ctx, ord, out, batchRows{RowSpan: tripRows(at.rows)}, &at)
 	}
 	return nil
+}
+
+// reading is produce's position in the input.
+type reading struct {
+	rows      int64 // data rows read (before the current batch)
+	kept      int64 // rows the opt-out kept
+	submitted int64 // rows handed to the workers (trips regroup rows; the column actions keep their number)
+}
+
+// serial runs the serial stages over one input batch (rec, which it
+// releases): the schema check, the opt-out, the trip segmenter and the
+// input measures. It returns the batch for the column actions (the input
+// rows kept, or the trips the batch closed) and its rows.
+func (ru *run) serial(ctx context.Context, rec arrow.RecordBatch, at *reading) (arrow.RecordBatch, batchRows, error) {
+	r, pl := ru.r, ru.pl
+	defer rec.Release()
+	if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
+		return nil, batchRows{}, fmt.Errorf("the batch from row %d on has a different schema from the first", at.rows+1)
+	}
+	n := rec.NumRows()
+	rows := batchRows{RowSpan: RowSpan{Base: at.rows}, first: at.kept}
+	if r.optout != nil {
+		f, removed, err := r.optOut(ctx, pl, rec, at.rows)
+		if err != nil {
+			return nil, batchRows{}, err
+		}
+		defer f.Release()
+		rec, rows.Removed = f, removed
+	}
+	at.kept += rec.NumRows()
+	// The segmenter first: it checks what every later stage needs
+	// (subject, time and coordinates), so its errors name the input's
+	// fault rather than a measure's.
+	var trips arrow.RecordBatch
+	if pl.seg != nil {
+		out, err := pl.seg.Push(ctx, rec)
+		if err != nil {
+			return nil, batchRows{}, fmt.Errorf("trips: %w", rows.Locate(err, rows.first, rec.NumRows()))
+		}
+		trips = out
+	}
+	if err := ru.ms.input(ctx, rec); err != nil {
+		if trips != nil {
+			trips.Release()
+		}
+		return nil, batchRows{}, rows.Locate(err, rows.first, rec.NumRows())
+	}
+	if trips != nil {
+		return trips, batchRows{RowSpan: tripRows(at.rows + n)}, nil // the trips this batch closed
+	}
+	rec.Retain()
+	return rec, rows, nil
+}
+
+// submit hands a batch of the column actions' input (input rows, or trips)
+// to the workers, taking ownership of rec; the consumer's measures count
+// its rows from at.submitted. It returns false when the run was cancelled.
+func (ru *run) submit(ctx context.Context, ord *ordered, rec arrow.RecordBatch, rows batchRows, at *reading) bool {
+	r, pl := ru.r, ru.pl
+	if rec.NumRows() == 0 {
+		rec.Release()
+		return true
+	}
+	rows.first = at.submitted
+	at.submitted += rec.NumRows()
+	if pl.seg == nil {
+		return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+			defer rec.Release()
+			out, err := r.transform(ctx, pl, rec, rows.Base)
+			return out, rows.Locate(err, rows.Base, rec.NumRows())
+		})
+	}
+	co, err := mobility.NewCoarsener(pl.seg.Schema(), pl.coarsen)
+	if err != nil {
+		rec.Release()
+		ord.cancel(err)
+		return false
+	}
+	return ord.submit(rec, rows, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+		defer rec.Release()
+		mid, err := co.Apply(ctx, rec)
+		if err != nil {
+			return nil, fmt.Errorf("cells: %w", rows.Locate(err, 0, rec.NumRows()))
+		}
+		defer mid.Release()
+		out, err := r.transform(ctx, pl, mid, rows.Base)
+		return out, rows.Locate(err, rows.Base, rec.NumRows())
+	})
 }
 
 // optOut removes the rows of listed subjects from an input batch whose

@@ -36,10 +36,10 @@ func settle(ctx context.Context, cells *cellSuppression, kr *kanonResult) error 
 	drop := cells.drop
 	ng := len(drop)
 	// The class of every combination, numbered.
-	clsOf := make([]uint32, len(a.comboKeys))
+	clsOf := make([]uint32, len(a.num.keys))
 	var clsKeys []string
 	clsIdx := map[string]uint32{}
-	for c, key := range a.comboKeys {
+	for c, key := range a.num.keys {
 		cls, err := kr.classOf(key)
 		if err != nil {
 			return err
