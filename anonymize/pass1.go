@@ -139,20 +139,22 @@ type reading struct {
 // rows kept, or the trips the batch closed) and its rows.
 func (ru *run) serial(ctx context.Context, rec arrow.RecordBatch, at *reading) (arrow.RecordBatch, batchRows, error) {
 	r, pl := ru.r, ru.pl
-	defer rec.Release()
 	if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
+		rec.Release()
 		return nil, batchRows{}, fmt.Errorf("the batch from row %d on has a different schema from the first", at.rows+1)
 	}
 	n := rec.NumRows()
 	rows := batchRows{RowSpan: RowSpan{Base: at.rows}, first: at.kept}
 	if r.optout != nil {
+		// The input batch goes as soon as the opt-out has filtered it.
 		f, removed, err := r.optOut(ctx, pl, rec, at.rows)
+		rec.Release()
 		if err != nil {
 			return nil, batchRows{}, err
 		}
-		defer f.Release()
 		rec, rows.Removed = f, removed
 	}
+	defer rec.Release()
 	at.kept += rec.NumRows()
 	// The segmenter first: it checks what every later stage needs
 	// (subject, time and coordinates), so its errors name the input's

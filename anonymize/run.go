@@ -23,6 +23,10 @@ import (
 //
 // Without a kanon or mobility block there is nothing to decide: pass 1
 // writes the output and pass 2 has nothing to do.
+//
+// A step's error says which stage failed (trips, cell suppression, kanon,
+// release, …) and, when it is about data, the row and column (rowerr, data
+// rows from 1); Run adds "anonymize: " once.
 func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateFunc) (*Report, error) {
 	started := time.Now()
 	if lim := r.opts.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
