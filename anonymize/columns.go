@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // colOp transforms one column of a batch. apply returns a new array the
@@ -102,7 +103,7 @@ func (o coarsenGridOp) apply(_ context.Context, mem memory.Allocator, col arrow.
 			continue
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("column %q, row %d: %v cannot be coarsened", o.name, rowBase+int64(i), v)
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "%v cannot be coarsened", v)
 		}
 		b.UnsafeAppend(math.Floor(v/o.degrees)*o.degrees + o.degrees/2)
 	}
@@ -136,11 +137,11 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 			}
 			s, err := valueText(dict, i)
 			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", name, err)
+				return nil, dictError(name, d, i, rowBase, err)
 			}
 			out, err := fn(s)
 			if err != nil {
-				return nil, fmt.Errorf("column %q, value %d of the dictionary: %w", name, i, err)
+				return nil, dictError(name, d, i, rowBase, err)
 			}
 			b.Append(out)
 		}
@@ -161,12 +162,12 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		}
 		s, err := valueText(col, i)
 		if err != nil {
-			return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+			return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 		}
 		out, ok := cache[s]
 		if !ok {
 			if out, err = fn(s); err != nil {
-				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+				return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 			}
 			cache[s] = out
 		}
@@ -175,6 +176,17 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		}
 	}
 	return bld.NewArray(), nil
+}
+
+// dictError locates err, about entry i of d's dictionary, at the first row
+// that uses the entry (rowBase+1 is the batch's first row).
+func dictError(name string, d *array.Dictionary, i int, rowBase int64, err error) error {
+	for r := range d.Len() {
+		if d.IsValid(r) && d.GetValueIndex(r) == i {
+			return rowerr.At(rowerr.Row(rowBase, r), name, err)
+		}
+	}
+	return rowerr.At(0, name, fmt.Errorf("dictionary entry %d (used by no row): %w", i, err))
 }
 
 // mapInt64s is mapValues for int64 columns (years, codes): each distinct
@@ -195,7 +207,7 @@ func mapInt64s(mem memory.Allocator, name string, col *array.Int64, rowBase int6
 		if !ok {
 			out, err := fn(strconv.FormatInt(v, 10))
 			if err != nil {
-				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+				return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 			}
 			if j, ok = byText[out]; !ok {
 				j = int32(len(vals))

@@ -41,14 +41,15 @@ func TestMapValuesInt64(t *testing.T) {
 	if d := out.(*array.Dictionary).Dictionary(); d.Len() != 2 {
 		t.Errorf("dictionary has %d values, want 2 distinct", d.Len())
 	}
-	// A value outside the hierarchy names the column and row.
+	// A value outside the hierarchy names the column and row (the second
+	// of a batch after 100 rows: data row 102).
 	b2 := array.NewInt64Builder(mem)
 	b2.AppendValues([]int64{1961, 2500}, nil)
 	bad := b2.NewArray()
 	b2.Release()
 	defer bad.Release()
 	_, err = mapValues(mem, "year", bad, 100, generalizeFn(h, 1))
-	if err == nil || !strings.Contains(err.Error(), `column "year", row 101`) || !errors.Is(err, kanon.ErrValueNotInHierarchy) {
+	if err == nil || !strings.Contains(err.Error(), `row 102, column "year"`) || !errors.Is(err, kanon.ErrValueNotInHierarchy) {
 		t.Errorf("error %v", err)
 	}
 }

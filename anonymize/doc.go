@@ -14,6 +14,15 @@
 //
 // and produces a Report (JSON for machines, self-contained HTML for people).
 //
+// Errors about data name the data row and the column in package rowerr's
+// format, `row N, column "x": …`, rows counted from 1 in input order
+// (errors.As finds the rowerr.Error; the chain below it is kept): after the
+// opt-out removed rows, the row is still the input's (RowSpan). Rows that
+// trips regrouped, and the spill's, are no data rows: such errors name the
+// column only. Run adds "anonymize: " once; each stage adds what it was
+// doing (trips, cell suppression, kanon, release, …), never a callee's
+// package name again.
+//
 // What it promises:
 //   - Deny by default. An input column the policy does not name is an error,
 //     and so is a policy key this package does not know; policy errors give
@@ -30,18 +39,23 @@
 //
 // # Passes and memory
 //
-// When the policy has a kanon or mobility block, the Runner needs two passes:
-// pass 1 reads the source once, applies opt-out, trips, trimming, cells and
-// the column actions, feeds the accumulators (quasi-identifier combinations
-// when there is no mobility block, subjects per cell and time bucket, the DP aggregator, the unicity index)
-// and spills the transformed rows to a temporary Arrow IPC stream. With a
+// Run is five steps, a file each (run.go lists them): start, pass 1,
+// decide, pass 2, finish. When the policy has a kanon or mobility block, the
+// Runner needs both passes: pass 1 reads the source once, applies opt-out,
+// trips, trimming, cells and the column actions, feeds the measures (one
+// small type each, measure.go: quasi-identifier combinations when there is
+// no mobility block, subjects per cell and time bucket, the DP aggregator,
+// the unicity indexes, the utility means, the trace gate) and spills the
+// transformed rows to a temporary Arrow IPC stream. With a
 // mobility block it also writes 12 bytes of keys per row (subject, cell-hour
 // group, raw quasi-identifier combination): the quasi-identifier
 // combinations of the rows cell suppression keeps are counted from them (see
 // below), and so are the settle rounds and pass 2's cell suppression, without
 // decoding the spill; pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
 // generalises the quasi-identifiers to the levels the search chose,
-// suppresses classes below k and writes. Spilling the transformed rows
+// suppresses classes below k and writes. finish hands the figures the passes
+// and the measures gathered to the report builder (Steps.Report, which the
+// Beam pipeline calls too) and commits the outputs together. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and
 // the expensive steps (trips, H3 cells, pseudonyms) run once; its cost is
 // temporary disk space about the size of the uncompressed transformed data.

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/pseudonym"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // optOutSet holds an opt-out list keyed: only HMACs of the listed subjects
@@ -118,7 +119,7 @@ func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.A
 		}
 		for i := range d.Len() {
 			if d.IsNull(i) {
-				return nil, 0, fmt.Errorf("column %q, row %d: null subject", subject, rowBase+int64(i))
+				return nil, 0, rowerr.Atf(rowerr.Row(rowBase, i), subject, "null subject")
 			}
 			hit := hits[d.GetValueIndex(i)]
 			b.UnsafeAppend(!hit)
@@ -130,15 +131,15 @@ func (s *optOutSet) filterMask(mem memory.Allocator, subject string, col arrow.A
 	}
 	for i := range col.Len() {
 		if col.IsNull(i) {
-			return nil, 0, fmt.Errorf("column %q, row %d: null subject", subject, rowBase+int64(i))
+			return nil, 0, rowerr.Atf(rowerr.Row(rowBase, i), subject, "null subject")
 		}
 		v, err := valueText(col, i)
 		if err != nil {
-			return nil, 0, fmt.Errorf("column %q, row %d: %w", subject, rowBase+int64(i), err)
+			return nil, 0, rowerr.At(rowerr.Row(rowBase, i), subject, err)
 		}
 		hit, err := test(v)
 		if err != nil {
-			return nil, 0, fmt.Errorf("column %q, row %d: %w", subject, rowBase+int64(i), err)
+			return nil, 0, rowerr.At(rowerr.Row(rowBase, i), subject, err)
 		}
 		b.UnsafeAppend(!hit)
 		if hit {

@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -451,7 +452,8 @@ func (p *Policy) errf(path, format string, args ...any) error {
 			pos.File = p.file
 		}
 	}
-	return &PolicyError{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &PolicyError{Pos: pos, Path: path, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
 var (

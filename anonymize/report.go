@@ -50,17 +50,17 @@ type RowCounts struct {
 // Check reports whether the accounting identity holds.
 func (r RowCounts) Check() error {
 	if r.In < 0 || r.Out < 0 || r.Suppressed < 0 || r.Filtered < 0 {
-		return fmt.Errorf("anonymize: row accounting: negative count in %+v", r)
+		return fmt.Errorf("row accounting: negative count in %+v", r)
 	}
 	if r.In != r.Out+r.Suppressed+r.Filtered {
-		return fmt.Errorf("anonymize: row accounting broken: in %d != out %d + suppressed %d + filtered %d", r.In, r.Out, r.Suppressed, r.Filtered)
+		return fmt.Errorf("row accounting broken: in %d != out %d + suppressed %d + filtered %d", r.In, r.Out, r.Suppressed, r.Filtered)
 	}
 	var by int64
 	for _, n := range r.FilteredBy {
 		by += n
 	}
 	if len(r.FilteredBy) > 0 && by != r.Filtered {
-		return fmt.Errorf("anonymize: row accounting broken: filtered %d but reasons sum to %d", r.Filtered, by)
+		return fmt.Errorf("row accounting broken: filtered %d but reasons sum to %d", r.Filtered, by)
 	}
 	return nil
 }

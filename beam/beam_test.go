@@ -452,10 +452,10 @@ func TestPipelineHoldsNoKeys(t *testing.T) {
 	}
 }
 
-// TestBadRowFailsWithoutOutput: a null value in row 1234 (the subject, or
-// with the demo policy a coordinate, checked before the shuffle by subject)
-// fails the job with the file, column and row, and leaves no output,
-// release or shards.
+// TestBadRowFailsWithoutOutput: a null value in data row 1235 (the subject,
+// or with the demo policy a coordinate, checked before the shuffle by
+// subject) fails the job with the file, row and column, and leaves no
+// output, release or shards.
 func TestBadRowFailsWithoutOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
@@ -476,7 +476,7 @@ func TestBadRowFailsWithoutOutput(t *testing.T) {
 			if err == nil {
 				t.Fatal("a null value should fail the job")
 			}
-			for _, want := range []string{fmt.Sprintf(`column %q, row 1234`, tc.column), "bad.parquet"} {
+			for _, want := range []string{fmt.Sprintf(`row 1235, column %q: null`, tc.column), "bad.parquet"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not name %s", err, want)
 				}

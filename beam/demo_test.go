@@ -142,6 +142,7 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
+	compareReports(t, got, want)
 	if !reflect.DeepEqual(got.Rows, want.Rows) {
 		t.Errorf("rows: beam %+v, single machine %+v", got.Rows, want.Rows)
 	}

@@ -81,8 +81,8 @@ func TestCoarsenerErrors(t *testing.T) {
 		rs   []reading
 		want string
 	}{
-		{[]reading{{subj: "A", ts: testT0, lat: -90.01, lon: 0}}, `column "lat" row 0: latitude -90.01 out of range`},
-		{[]reading{{subj: "A", ts: testT0, lat: 0, lon: 0}, {subj: "A", ts: testT0, lat: 0, lon: 181}}, `column "lon" row 1: longitude 181`},
+		{[]reading{{subj: "A", ts: testT0, lat: -90.01, lon: 0}}, `row 1, column "lat": latitude -90.01 out of range`},
+		{[]reading{{subj: "A", ts: testT0, lat: 0, lon: 0}, {subj: "A", ts: testT0, lat: 0, lon: 181}}, `row 2, column "lon": longitude 181`},
 	} {
 		rec := makeBatch(t, mem, tc.rs)
 		out, err := c.Apply(context.Background(), rec)

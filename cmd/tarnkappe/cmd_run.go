@@ -118,7 +118,7 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		rel = releasePath(f.out)
 	}
 	opts := anonymize.Options{
-		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ProgressTotal: -1,
+		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: -1,
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
 		},
@@ -131,7 +131,11 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	}
 	r, err := anonymize.NewRunner(opts)
 	if err != nil {
-		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:), the opt-out list and hierarchy files the policy names")
+		var pe *anonymize.PolicyError
+		if errors.As(err, &pe) {
+			return nil, usageError(err, "") // causeHint names the file
+		}
+		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:) and the opt-out list the policy names")
 	}
 	defer r.Close()
 	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
@@ -142,9 +146,6 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	})
 	if err != nil {
 		return nil, usageError(err, "")
-	}
-	if rep.DP != nil {
-		rep.DP.Output = rel
 	}
 	if f.report != "" {
 		var buf bytes.Buffer
