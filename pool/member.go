@@ -74,7 +74,7 @@ func PolicyPartial(ctx context.Context, r *anonymize.Runner, src array.RecordRea
 		if seg != nil {
 			mid, err := st.Coarsen(ctx, rec)
 			if err != nil {
-				return fmt.Errorf("mobility (trips emitted after input row %d): %w", base, err)
+				return fmt.Errorf("mobility (trips emitted after data row %d): %w", base, err)
 			}
 			defer mid.Release()
 			in = mid
@@ -103,19 +103,19 @@ func PolicyPartial(ctx context.Context, r *anonymize.Runner, src array.RecordRea
 		rec := src.RecordBatch()
 		base := ms.RowsIn
 		if !slices.EqualFunc(rec.Schema().Fields(), in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
-			return nil, ms, fmt.Errorf("%s: the batch starting at row %d has a different schema from the first", fn, base)
+			return nil, ms, fmt.Errorf("%s: the batch from row %d on has a different schema from the first", fn, base+1)
 		}
 		ms.RowsIn += rec.NumRows()
 		kept, dropped, err := st.OptOut(ctx, rec, base)
 		if err != nil {
 			return nil, ms, fmt.Errorf("%s: %w", fn, err)
 		}
-		ms.OptedOut += dropped
+		ms.OptedOut += int64(len(dropped))
 		if seg != nil {
 			out, err := seg.Push(ctx, kept)
 			kept.Release()
 			if err != nil {
-				return nil, ms, fmt.Errorf("%s: mobility, batch starting at row %d: %w", fn, base, err)
+				return nil, ms, fmt.Errorf("%s: mobility: %w", fn, err)
 			}
 			kept = out
 		}
