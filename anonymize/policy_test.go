@@ -82,6 +82,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"release unknown by", minimalPolicy + "release: {by: [nope], epsilon: 1, delta: 1e-6, max_partitions: 1, max_per_partition: 1, count: true}\n", "7:16", `column "nope"`},
 		{"release bounds", minimalPolicy + "release: {by: [speed], epsilon: 1, delta: 1e-6, max_partitions: 1, max_per_partition: 1, aggregates: [{column: speed, kind: mean, lower: 5, upper: 1}]}\n", "7:103", "need lower < upper"},
 		{"opt-out form", minimalPolicy + "opt_out: {file: x, form: maybe, domain: o}\n", "7:20", "form must be"},
+		{"opt-out normalize", minimalPolicy + "opt_out: {file: x, form: clear, domain: o, normalize: upper}\n", "7:44", "normalize must be text, vin or exact"},
 		{"empty", "", "", "empty policy"},
 		{"not a mapping", "- a\n- b\n", "1:1", "want a mapping"},
 		{"syntax", "version: [1\n", "", "line"},

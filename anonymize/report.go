@@ -37,6 +37,22 @@ type Report struct {
 	DP       *DPReport       `json:"dp,omitempty"`
 }
 
+// Warnings are findings about the input a person should act on although
+// the run succeeded; the CLI prints them on stderr and the HTML report
+// shows them. They never name a subject.
+func (r *Report) Warnings() []string {
+	var w []string
+	if o := r.OptOut; o != nil && o.RowsNotNormalized > 0 {
+		how := "the opt-out list matched them after normalisation, but"
+		if o.Normalize == "exact" {
+			how = "the opt-out list matched them as written (normalize exact), and"
+		}
+		w = append(w, fmt.Sprintf("%d rows have a subject value not in normal form (stray spaces, quotes, invisible characters, case or width variants; opt_out.normalize %s): %s later per-subject steps (k-anonymity, DP bounds, date shift, pseudonyms) count each spelling as a subject of its own; clean the subject column",
+			o.RowsNotNormalized, o.Normalize, how))
+	}
+	return w
+}
+
 // RowCounts accounts for every input row: In = Out + Suppressed + Filtered.
 type RowCounts struct {
 	In         int64 `json:"in"`
@@ -74,9 +90,14 @@ type ColumnDetail struct {
 
 // OptOutReport counts opt-outs. It never names a subject.
 type OptOutReport struct {
-	Listed   int   `json:"listed"`   // entries in the opt-out file
-	Subjects int   `json:"subjects"` // distinct listed subjects seen in the input
-	Rows     int64 `json:"rows"`     // rows removed
+	Listed    int    `json:"listed"`    // distinct subjects in the opt-out file, after normalisation
+	Subjects  int    `json:"subjects"`  // distinct listed subjects seen in the input
+	Rows      int64  `json:"rows"`      // rows removed
+	Normalize string `json:"normalize"` // opt_out.normalize: text, vin or exact
+	// RowsNotNormalized counts input rows whose subject value differs from
+	// its normal form (under exact, the text form). Matching sees through
+	// the difference; later per-subject steps do not (see Warnings).
+	RowsNotNormalized int64 `json:"rows_not_normalized"`
 }
 
 // MobilityReport summarises trip processing.

@@ -198,7 +198,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		}
 		r.closers = append(r.closers, mac.Destroy)
 		r.keys[o.Domain] = mac.KeyID()
-		toForm := func(v string) (string, error) { return v, nil }
+		var toForm func(string) (string, error) // nil: the list holds clear subjects
 		if o.Form == "pseudonym" {
 			toForm = r.pseudo[p.Subject].one
 		}
@@ -207,7 +207,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: opt-out list: %w", fn, err)
 		}
-		r.optout, err = loadOptOut(path, f, mac, toForm)
+		r.optout, err = loadOptOut(path, f, mac, normModes[o.NormalizeMode()], toForm)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fn, err)
@@ -333,6 +333,11 @@ func (r *Runner) checkSchema(in *arrow.Schema) error {
 	st := in.Field(in.FieldIndices(p.Subject)[0]).Type
 	if !isStringLike(st) && st.ID() != arrow.INT64 {
 		return fmt.Errorf("subject column %q has type %s; want a string or int64", p.Subject, st)
+	}
+	if r.optout != nil {
+		if err := r.optout.bind(p.Subject, st); err != nil {
+			return err
+		}
 	}
 	if m := p.Mobility; m != nil {
 		if t := in.Field(in.FieldIndices(m.Time)[0]).Type; t.ID() != arrow.TIMESTAMP {
@@ -723,7 +728,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		return nil, err
 	}
 	if r.optout != nil {
-		rep.OptOut = &OptOutReport{Listed: r.optout.listed, Subjects: len(r.optout.seen), Rows: rep.Rows.FilteredBy["opt_out"]}
+		rep.OptOut = r.optout.report(rep.Rows.FilteredBy["opt_out"])
 	}
 	if err := sink.Commit(); err != nil {
 		return nil, err

@@ -133,7 +133,7 @@ func TestRunErrorsAbort(t *testing.T) {
 		}, `input column "mileage" is not named by the policy`},
 		{"null subject in a later batch", func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
 			return nullSubject(mem, recs, 3, 7)
-		}, `column "vin", row 307: null subject`},
+		}, `row 308, column "vin": null subject`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -169,11 +169,24 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	if bytes.Equal(pol, f.cfg.Policy) {
 		t.Fatal("demo policy: release epsilon not found")
 	}
+	// The opt-out list as a spreadsheet exports it (matched by mode vin).
+	pol = bytes.Replace(pol, []byte("  domain: optout\n"), []byte("  domain: optout\n  normalize: vin\n"), 1)
+	var list strings.Builder
+	list.WriteString("\ufeff# VIN\r\n")
+	for _, v := range f.optout {
+		list.WriteString(`"` + strings.ToLower(v) + `"  # asked` + "\r\n")
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "optout.txt"), []byte(list.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.cfg.Policy = pol
 	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
+	if want.OptOut == nil || want.OptOut.Listed != 3 || want.OptOut.Subjects != 3 || want.OptOut.Normalize != "vin" {
+		t.Errorf("single machine opt-out %+v: want the 3 listed vehicles matched", want.OptOut)
+	}
 	got, err := runPrism(t, f.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +476,8 @@ func TestBadRowFailsWithoutOutput(t *testing.T) {
 	for _, tc := range []struct {
 		name, column string
 		demo         bool
-	}{{"subject", "vin", false}, {"coordinate on the demo policy", "lat", true}} {
+		where        string // how the error names the row (0-based index 1234)
+	}{{"subject", "vin", false, `row 1235, column "vin"`}, {"coordinate on the demo policy", "lat", true, `column "lat", row 1234`}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 50, 3000, 1000)
 			if tc.demo {
@@ -476,7 +490,7 @@ func TestBadRowFailsWithoutOutput(t *testing.T) {
 			if err == nil {
 				t.Fatal("a null value should fail the job")
 			}
-			for _, want := range []string{fmt.Sprintf(`column %q, row 1234`, tc.column), "bad.parquet"} {
+			for _, want := range []string{tc.where, "bad.parquet"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not name %s", err, want)
 				}

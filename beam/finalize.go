@@ -175,8 +175,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if w.p.OptOut != nil {
 		rep.Rows.FilteredBy["opt_out"] = c[countOptOut]
 		rep.Rows.Filtered = c[countOptOut]
-		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects}
+		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects,
+			Normalize: w.p.OptOut.NormalizeMode(), RowsNotNormalized: c[countOptOutNotNormalized]}
 	}
+
 	if m != nil {
 		rep.Rows.FilteredBy["trip_trim"] = c[countTrimmed]
 		rep.Rows.Filtered += c[countTrimmed]

@@ -115,7 +115,18 @@ const (
 	// optOutSubjectPrefix + hex(keyed subject) counts distinct opted-out
 	// subjects.
 	optOutSubjectPrefix = "opt_out_subject:"
+	// countOptOutNotNormalized counts rows whose subject value is not in
+	// normal form.
+	countOptOutNotNormalized = "opt_out_not_normalized"
 )
+
+// countFindings emits what w's steps counted for the report's warnings
+// since the last call.
+func countFindings(w *worker, count func(string, int64)) {
+	if n := w.r.DrainOptOutNotNormalized(); n > 0 {
+		count(countOptOutNotNormalized, n)
+	}
+}
 
 // ---- reading ----
 
@@ -196,6 +207,7 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	for _, k := range f.w.r.DrainOptOutSeen() {
 		count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
 	}
+	countFindings(f.w, count)
 	ob, err := b.encodeLike(out, mem)
 	if err != nil {
 		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)

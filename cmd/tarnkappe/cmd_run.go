@@ -166,6 +166,9 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	if rep.DP != nil {
 		rep.DP.Output = rel
 	}
+	for _, w := range rep.Warnings() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: warning: %s\n", w)
+	}
 	if f.report != "" {
 		var buf bytes.Buffer
 		if err := rep.WriteJSON(&buf); err != nil {
