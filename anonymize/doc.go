@@ -24,6 +24,8 @@
 //     clear; the report counts opted-out rows and never lists subjects. A
 //     subject is matched by its normalised identity, not its spelling (see
 //     Opt-out below).
+//   - A mask never publishes a value unchanged: a value too short to keep
+//     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
 //   - The output is written to a temporary file and renamed on success; on any
 //     error no output file remains and the input is untouched.
@@ -61,6 +63,20 @@
 // so count two subjects in "WVW…" and "wvw… ": the run warns
 // (Report.Warnings, on stderr through the CLI) so that the data owner cleans
 // the column.
+//
+// # Mask
+//
+// The mask action keeps keep_prefix leading and keep_suffix trailing
+// characters (Unicode code points of the NFC form, never bytes) and writes
+// the mask character for the rest. A value no longer than keep_prefix +
+// keep_suffix is masked whole rather than published unchanged (a 5-digit
+// postcode under a 3+3 mask); the report counts such rows per column
+// (masked_whole) and the run warns. We chose masking over failing the run:
+// short values are common in real columns (short names, old postcodes) and
+// masking them whole loses nothing the policy meant to keep. Without width
+// the output has the input's length, which publishes the length (fine for
+// fixed-length codes); with width every value is written as exactly that
+// many characters.
 //
 // # Passes and memory
 //

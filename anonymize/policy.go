@@ -156,10 +156,26 @@ type CoarsenSpec struct {
 
 // MaskSpec configures a mask action on a string column: all characters but
 // the first KeepPrefix and last KeepSuffix become Char (default "*").
+// Characters are Unicode code points of the value's NFC form, never bytes.
+//
+// A value no longer than KeepPrefix + KeepSuffix characters is masked
+// whole: keeping its prefix and suffix would publish it unchanged (a
+// 5-digit postcode under a 3+3 mask). The report counts such rows per
+// column (masked_whole) and the CLI warns about them. An empty value stays
+// empty unless Width is set.
+//
+// Without Width the output has the input's length, so the length is
+// published: harmless for fixed-length codes (VINs, postcodes, card
+// numbers), not for names or e-mail addresses, where Width should be set.
 type MaskSpec struct {
 	KeepPrefix int    `yaml:"keep_prefix"`
 	KeepSuffix int    `yaml:"keep_suffix"`
 	Char       string `yaml:"char"`
+	// Width, when > 0, writes every value as exactly Width characters (its
+	// kept prefix and suffix with mask characters between, or Width mask
+	// characters when masked whole), so the output does not reveal the
+	// input's length. Must exceed KeepPrefix + KeepSuffix.
+	Width int `yaml:"width"`
 }
 
 // HierarchySpec describes a generalisation hierarchy (see package kanon).
@@ -570,6 +586,9 @@ func (p *Policy) validate() error {
 			}
 			if s.Char != "" && len([]rune(s.Char)) != 1 {
 				return p.errf(ap+".char", "char must be one character, got %q", s.Char)
+			}
+			if s.Width < 0 || s.Width > 0 && s.Width <= s.KeepPrefix+s.KeepSuffix {
+				return p.errf(ap+".width", "width must be greater than keep_prefix + keep_suffix (%d), got %d", s.KeepPrefix+s.KeepSuffix, s.Width)
 			}
 		}
 	}

@@ -83,6 +83,8 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"release bounds", minimalPolicy + "release: {by: [speed], epsilon: 1, delta: 1e-6, max_partitions: 1, max_per_partition: 1, aggregates: [{column: speed, kind: mean, lower: 5, upper: 1}]}\n", "7:103", "need lower < upper"},
 		{"opt-out form", minimalPolicy + "opt_out: {file: x, form: maybe, domain: o}\n", "7:20", "form must be"},
 		{"opt-out normalize", minimalPolicy + "opt_out: {file: x, form: clear, domain: o, normalize: upper}\n", "7:44", "normalize must be text, vin or exact"},
+		{"mask width too small", minimalPolicy + "  pc: {mask: {keep_prefix: 2, keep_suffix: 2, width: 4}}\n", "7:47", "width must be greater than keep_prefix + keep_suffix (4), got 4"},
+		{"mask width negative", minimalPolicy + "  pc: {mask: {keep_prefix: 2, width: -1}}\n", "7:31", "width must be greater"},
 		{"empty", "", "", "empty policy"},
 		{"not a mapping", "- a\n- b\n", "1:1", "want a mapping"},
 		{"syntax", "version: [1\n", "", "line"},

@@ -30,6 +30,10 @@ type Report struct {
 	// Keys maps keyring domain to key id. Never keys.
 	Keys map[string]string `json:"keys"`
 
+	// MaskedWhole maps every mask column to the rows whose value was no
+	// longer than keep_prefix + keep_suffix and was therefore masked whole.
+	MaskedWhole map[string]int64 `json:"masked_whole,omitempty"`
+
 	OptOut   *OptOutReport   `json:"opt_out,omitempty"`
 	Mobility *MobilityReport `json:"mobility,omitempty"`
 	KAnon    *KAnonReport    `json:"kanon,omitempty"`
@@ -49,6 +53,11 @@ func (r *Report) Warnings() []string {
 		}
 		w = append(w, fmt.Sprintf("%d rows have a subject value not in normal form (stray spaces, quotes, invisible characters, case or width variants; opt_out.normalize %s): %s later per-subject steps (k-anonymity, DP bounds, date shift, pseudonyms) count each spelling as a subject of its own; clean the subject column",
 			o.RowsNotNormalized, o.Normalize, how))
+	}
+	for _, c := range sortedKeys(r.MaskedWhole) {
+		if n := r.MaskedWhole[c]; n > 0 {
+			w = append(w, fmt.Sprintf("column %q: %d rows had a value no longer than the mask's kept prefix and suffix; they were masked whole", c, n))
+		}
 	}
 	return w
 }

@@ -418,7 +418,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 				op = coarsenGridOp{name: f.Name, degrees: rule.Coarsen.Degrees}
 			}
 		case ActionMask:
-			op = mapStringsOp{name: f.Name, fn: maskFn(*rule.Mask)}
+			op = newMaskOp(f.Name, *rule.Mask)
 		case ActionGeneralize:
 			if kanonQI[f.Name] {
 				op = keepOp{} // generalised in the second pass, at the level the search picks
@@ -730,6 +730,7 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	if r.optout != nil {
 		rep.OptOut = r.optout.report(rep.Rows.FilteredBy["opt_out"])
 	}
+	rep.MaskedWhole = maskedWhole(pl.ops, pl.mid)
 	if err := sink.Commit(); err != nil {
 		return nil, err
 	}
@@ -870,7 +871,7 @@ func describeRule(c ColumnRule, p *Policy) string {
 		}
 		return fmt.Sprintf("snapped to a %g° grid", c.Coarsen.Degrees)
 	case ActionMask:
-		return fmt.Sprintf("all but %d leading and %d trailing characters masked", c.Mask.KeepPrefix, c.Mask.KeepSuffix)
+		return describeMask(*c.Mask)
 	case ActionGeneralize:
 		if c.Generalize != nil {
 			return fmt.Sprintf("%s hierarchy, level %d", c.Generalize.Hierarchy.Type, c.Generalize.Level)

@@ -122,6 +122,11 @@ func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (
 	return f, dropped, nil
 }
 
+// DrainMaskedWhole maps every mask column to the rows Transform masked
+// whole since the last call (values too short to keep their prefix and
+// suffix: the report's masked_whole); nil without mask columns.
+func (s *Steps) DrainMaskedWhole() map[string]int64 { return maskedWhole(s.pl.ops, s.pl.mid) }
+
 // OptOutListed is the number of distinct subjects on the opt-out list
 // after normalisation (0 without one).
 func (r *Runner) OptOutListed() int {

@@ -82,10 +82,26 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	var k string
 	var n int64
 	optSubjects := 0
+	var maskedWhole map[string]int64 // every mask column, as on one machine
+	for _, col := range w.p.Columns {
+		if col.Action == anonymize.ActionMask {
+			if maskedWhole == nil {
+				maskedWhole = map[string]int64{}
+			}
+			maskedWhole[col.Name] = 0
+		}
+	}
 	var settled *SettleState
 	for counts(&k, &n) {
 		if strings.HasPrefix(k, optOutSubjectPrefix) {
 			optSubjects++
+			continue
+		}
+		if col, ok := strings.CutPrefix(k, maskedWholePrefix); ok {
+			if maskedWhole == nil {
+				maskedWhole = map[string]int64{}
+			}
+			maskedWhole[col] += n
 			continue
 		}
 		if strings.HasPrefix(k, settlePrefix) {
@@ -178,7 +194,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects,
 			Normalize: w.p.OptOut.NormalizeMode(), RowsNotNormalized: c[countOptOutNotNormalized]}
 	}
-
+	rep.MaskedWhole = maskedWhole
 	if m != nil {
 		rep.Rows.FilteredBy["trip_trim"] = c[countTrimmed]
 		rep.Rows.Filtered += c[countTrimmed]

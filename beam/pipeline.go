@@ -116,8 +116,9 @@ const (
 	// subjects.
 	optOutSubjectPrefix = "opt_out_subject:"
 	// countOptOutNotNormalized counts rows whose subject value is not in
-	// normal form.
+	// normal form; maskedWholePrefix + column the rows a mask wrote whole.
 	countOptOutNotNormalized = "opt_out_not_normalized"
+	maskedWholePrefix        = "masked_whole:"
 )
 
 // countFindings emits what w's steps counted for the report's warnings
@@ -125,6 +126,11 @@ const (
 func countFindings(w *worker, count func(string, int64)) {
 	if n := w.r.DrainOptOutNotNormalized(); n > 0 {
 		count(countOptOutNotNormalized, n)
+	}
+	for c, n := range w.st.DrainMaskedWhole() {
+		if n > 0 {
+			count(maskedWholePrefix+c, n)
+		}
 	}
 }
 
