@@ -230,6 +230,36 @@ func canonVIN(s string) string {
 }
 
 func canonVINSlow(s string) string {
+	if isASCII(s) {
+		return canonVINASCIISlow(s)
+	}
+	return canonVINGeneral(s)
+}
+
+// canonVINASCIISlow is canonVINSlow for ASCII: NFKC changes nothing, and
+// every space, control character, dash and quote goes.
+func canonVINASCIISlow(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c <= ' ' || c == 0x7f || c == '-' || c == '"' || c == '\'':
+			continue
+		case c >= 'a' && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		switch c {
+		case 'I':
+			c = '1'
+		case 'O', 'Q':
+			c = '0'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func canonVINGeneral(s string) string {
 	s = strings.Map(vinMap, canonText(s))
 	// Removing a dash can bring a combining mark next to a letter NFKC
 	// composes with; repeat until stable (twice is enough in practice).

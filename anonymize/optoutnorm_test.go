@@ -219,6 +219,9 @@ func FuzzNormalize(f *testing.F) {
 		if isASCII(s) && canonTextASCIISlow(s) != canonTextGeneral(s) {
 			t.Fatalf("ASCII path gives %q for %q, general path %q", canonTextASCIISlow(s), s, canonTextGeneral(s))
 		}
+		if isASCII(s) && canonVINASCIISlow(s) != canonVINGeneral(s) {
+			t.Fatalf("VIN ASCII path gives %q for %q, general path %q", canonVINASCIISlow(s), s, canonVINGeneral(s))
+		}
 		if canonTextASCII(s) && canonTextSlow(s) != s {
 			t.Fatalf("text fast path keeps %q, general path gives %q", s, canonTextSlow(s))
 		}
