@@ -18,10 +18,11 @@ import (
 // every list entry and every value of the subject column, so a list
 // exported from a spreadsheet (BOM, quotes, CRLF, a lower-case VIN, a
 // non-breaking space) and data with stray spaces or lower case still name
-// the same vehicle. Both directions of error are not equal: a spelling
-// variant that escapes the list publishes a subject who refused, two
-// subjects merged by the normalisation lose rows they could have kept, so
-// each mode folds everything that cannot tell two real identifiers apart.
+// the same vehicle. The two kinds of error are not equal: a spelling
+// variant that escapes the list publishes a subject who refused, while two
+// subjects merged by the normalisation only lose rows they could have
+// kept; so each mode folds everything that cannot tell two real
+// identifiers apart.
 //
 // canon is the spelling a value is brought to (and the one the subject's
 // pseudonym is computed from, form pseudonym); key is what is compared
@@ -49,7 +50,18 @@ const (
 	normExact
 )
 
-var normModes = map[string]normMode{"text": normText, "vin": normVIN, "exact": normExact}
+// parseNormMode reads opt_out.normalize ("" is text).
+func parseNormMode(s string) (normMode, bool) {
+	switch s {
+	case "", "text":
+		return normText, true
+	case "vin":
+		return normVIN, true
+	case "exact":
+		return normExact, true
+	}
+	return 0, false
+}
 
 func (m normMode) String() string {
 	switch m {

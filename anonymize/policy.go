@@ -606,7 +606,7 @@ func (p *Policy) validate() error {
 		if o.Domain == "" {
 			return p.errf("opt_out.domain", "missing domain (the list is held keyed under it)")
 		}
-		if _, ok := normModes[o.NormalizeMode()]; !ok {
+		if _, ok := parseNormMode(o.Normalize); !ok {
 			return p.errf("opt_out.normalize", "normalize must be text, vin or exact, got %q", o.Normalize)
 		}
 	}

@@ -207,7 +207,8 @@ func NewRunner(opts Options) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: opt-out list: %w", fn, err)
 		}
-		r.optout, err = loadOptOut(path, f, mac, normModes[o.NormalizeMode()], toForm)
+		mode, _ := parseNormMode(o.Normalize) // checked by Policy.validate
+		r.optout, err = loadOptOut(path, f, mac, mode, toForm)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fn, err)
