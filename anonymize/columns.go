@@ -6,7 +6,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -262,22 +261,6 @@ func valueText(a arrow.Array, i int) (string, error) {
 		return a.Value(i).ToTime().Format("2006-01-02"), nil
 	}
 	return "", fmt.Errorf("type %s is not supported here", a.DataType())
-}
-
-// maskFn replaces all but the first keepPrefix and last keepSuffix
-// characters by ch.
-func maskFn(spec MaskSpec) func(string) (string, error) {
-	ch := '*'
-	if spec.Char != "" {
-		ch, _ = utf8.DecodeRuneInString(spec.Char)
-	}
-	return func(s string) (string, error) {
-		r := []rune(s)
-		for i := spec.KeepPrefix; i < len(r)-spec.KeepSuffix; i++ {
-			r[i] = ch
-		}
-		return string(r), nil
-	}
 }
 
 // generalizeFn generalises values to a fixed hierarchy level.

@@ -30,12 +30,62 @@
 //   - Every input row is accounted for: rows.in = rows.out + rows.suppressed +
 //     rows.filtered, checked at the end of every run.
 //   - Opt-out lists are held keyed (HMAC under a keyring domain), never in
-//     clear; the report counts opted-out rows and never lists subjects.
+//     clear; the report counts opted-out rows and never lists subjects. A
+//     subject is matched by its normalised identity, not its spelling (see
+//     Opt-out below).
+//   - A mask never publishes a value unchanged: a value too short to keep
+//     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
 //   - The output is written to a temporary file and renamed on success; on any
 //     error no output file remains and the input is untouched.
 //   - Memory is bounded by the batch size and the number of distinct
 //     quasi-identifier combinations and subjects, not by the number of rows.
+//
+// # Opt-out
+//
+// Opt-out is the one step where a miss publishes someone who refused, so
+// the list and the subject column go through the same normalisation before
+// they are compared (OptOutPolicy.Normalize, default text): a lower-case VIN
+// in the list, a spreadsheet's byte order mark, quotes or CRLF, a trailing
+// space, a no-break or zero-width space, or full-width characters in either
+// the list or the data do not leave a vehicle in the output. Mode vin also
+// removes spaces and dashes inside, upper-cases and reads I, O, Q as 1, 0, 0,
+// and requires every list entry to be a 17-character VIN, so a header line
+// or a CSV export with several columns fails the run instead of matching
+// nothing; mode exact compares values as written. An int64 subject column is
+// matched by value ("00123" in the list is 123). With form pseudonym the
+// subject is normalised before its pseudonym is computed, and the pseudonym
+// of the value as written is tried too (a pseudonym copied from an earlier
+// output); in mode text the normal form keeps case, so a case variant there
+// has a pseudonym of its own, which mode vin avoids by upper-casing.
+//
+// The list file: UTF-8 (a BOM is skipped; UTF-16 with a BOM is decoded);
+// lines end in LF, CRLF or CR; blank lines and # comments (whole-line, or
+// after white space) are skipped; an entry may be quoted; NUL bytes,
+// invalid UTF-8, unclosed quotes and text after a closing quote are errors
+// naming the line, never quoting an entry. The report's opt_out.listed
+// counts distinct subjects after normalisation (duplicates and variants
+// once); opt_out.rows_not_normalized counts the input rows whose subject is
+// not in normal form (under exact, the text form). Matching sees through
+// them, but the later per-subject steps (k-anonymity per subject, DP
+// contribution bounds, date shift, pseudonyms) use the value as written and
+// so count two subjects in "WVW…" and "wvw… ": the run warns
+// (Report.Warnings, on stderr through the CLI) so that the data owner cleans
+// the column.
+//
+// # Mask
+//
+// The mask action keeps keep_prefix leading and keep_suffix trailing
+// characters (Unicode code points of the NFC form, never bytes) and writes
+// the mask character for the rest. A value no longer than keep_prefix +
+// keep_suffix is masked whole rather than published unchanged (a 5-digit
+// postcode under a 3+3 mask); the report counts such rows per column
+// (masked_whole) and the run warns. We chose masking over failing the run:
+// short values are common in real columns (short names, old postcodes) and
+// masking them whole loses nothing the policy meant to keep. Without width
+// the output has the input's length, which publishes the length (fine for
+// fixed-length codes); with width every value is written as exactly that
+// many characters.
 //
 // # Passes and memory
 //

@@ -17,7 +17,9 @@ func (ru *run) finish(ctx context.Context, started time.Time, in pass1Counts, de
 		Rows: RowFigures{In: in.in, Out: out.written, Suppressed: out.suppressed, OptedOut: in.optedOut, Trimmed: in.trimmed}}
 	if r.optout != nil {
 		f.OptOutSubjects = len(r.optout.seen)
+		f.OptOutNotNormalized = r.optout.notNormRows
 	}
+	f.MaskedWhole = maskedWhole(ru.pl.ops, ru.pl.mid)
 	if r.p.Mobility != nil {
 		f.Mobility = &MobilityFigures{Trips: in.trips}
 	}

@@ -102,6 +102,11 @@ func (r *Runner) checkSchema(in *arrow.Schema) error {
 	if !isStringLike(st) && st.ID() != arrow.INT64 {
 		return fmt.Errorf("subject column %q has type %s; want a string or int64", p.Subject, st)
 	}
+	if r.optout != nil {
+		if err := r.optout.bind(p.Subject, st); err != nil {
+			return err
+		}
+	}
 	if m := p.Mobility; m != nil {
 		if t := in.Field(in.FieldIndices(m.Time)[0]).Type; t.ID() != arrow.TIMESTAMP {
 			return fmt.Errorf("mobility time column %q has type %s; want a timestamp", m.Time, t)
@@ -181,7 +186,7 @@ func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
 				op = coarsenGridOp{name: f.Name, degrees: rule.Coarsen.Degrees}
 			}
 		case ActionMask:
-			op = mapStringsOp{name: f.Name, fn: maskFn(*rule.Mask)}
+			op = newMaskOp(f.Name, *rule.Mask)
 		case ActionGeneralize:
 			if kanonQI[f.Name] {
 				op = keepOp{} // generalised in the second pass, at the level the search picks

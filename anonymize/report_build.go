@@ -29,11 +29,17 @@ type Figures struct {
 	// OptOutSubjects is the number of distinct listed subjects the input
 	// held (with an opt_out block).
 	OptOutSubjects int
-	Mobility       *MobilityFigures // with a mobility block
-	KAnon          *KAnonFigures    // with a kanon block
-	Unicity        *UnicityFigures  // with a mobility block
-	Utility        *UtilityFigures  // with mobility.utility
-	DP             *DPFigures       // with a release block
+	// OptOutNotNormalized counts the rows whose subject value differs from
+	// its normal form (opt_out.normalize), for the report's warning.
+	OptOutNotNormalized int64
+	// MaskedWhole counts, per mask column, the values too short to keep
+	// their prefix and suffix, masked entirely.
+	MaskedWhole map[string]int64
+	Mobility    *MobilityFigures // with a mobility block
+	KAnon       *KAnonFigures    // with a kanon block
+	Unicity     *UnicityFigures  // with a mobility block
+	Utility     *UtilityFigures  // with mobility.utility
+	DP          *DPFigures       // with a release block
 }
 
 // RowFigures count the rows of a run: In = Out + Suppressed + OptedOut +
@@ -117,8 +123,10 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 	columnReport(rep, p, pl)
 	if r.optout != nil {
 		rep.Rows.FilteredBy["opt_out"] = f.Rows.OptedOut
-		rep.OptOut = &OptOutReport{Listed: r.optout.listed, Subjects: f.OptOutSubjects, Rows: f.Rows.OptedOut}
+		rep.OptOut = &OptOutReport{Listed: r.optout.listed(), Subjects: f.OptOutSubjects, Rows: f.Rows.OptedOut,
+			Normalize: r.optout.mode.String(), RowsNotNormalized: f.OptOutNotNormalized}
 	}
+	rep.MaskedWhole = f.MaskedWhole
 	if p.Mobility != nil {
 		rep.Rows.FilteredBy["trip_trim"] = f.Rows.Trimmed
 		if err := mobilityReport(rep, p, f); err != nil {
@@ -257,7 +265,7 @@ func describeRule(c ColumnRule, p *Policy) string {
 		}
 		return fmt.Sprintf("snapped to a %g° grid", c.Coarsen.Degrees)
 	case ActionMask:
-		return fmt.Sprintf("all but %d leading and %d trailing characters masked", c.Mask.KeepPrefix, c.Mask.KeepSuffix)
+		return describeMask(*c.Mask)
 	case ActionGeneralize:
 		if c.Generalize != nil {
 			return fmt.Sprintf("%s hierarchy, level %d", c.Generalize.Hierarchy.Type, c.Generalize.Level)

@@ -191,7 +191,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		}
 		r.closers = append(r.closers, mac.Destroy)
 		r.keys[o.Domain] = mac.KeyID()
-		toForm := func(v string) (string, error) { return v, nil }
+		var toForm func(string) (string, error) // nil: the list holds clear subjects
 		if o.Form == "pseudonym" {
 			toForm = r.pseudo[p.Subject].one
 		}
@@ -200,7 +200,8 @@ func NewRunner(opts Options) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: opt-out list: %w", fn, err)
 		}
-		r.optout, err = loadOptOut(path, f, mac, toForm)
+		mode, _ := parseNormMode(o.Normalize) // checked by Policy.validate
+		r.optout, err = loadOptOut(path, f, mac, mode, toForm)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fn, err)

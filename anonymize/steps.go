@@ -91,12 +91,18 @@ func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (
 	return s.r.optOut(ctx, s.pl, rec, base)
 }
 
-// OptOutListed is the number of subjects on the opt-out list (0 without one).
+// DrainMaskedWhole maps every mask column to the rows Transform masked
+// whole since the last call (values too short to keep their prefix and
+// suffix: the report's masked_whole); nil without mask columns.
+func (s *Steps) DrainMaskedWhole() map[string]int64 { return maskedWhole(s.pl.ops, s.pl.mid) }
+
+// OptOutListed is the number of distinct subjects on the opt-out list
+// after normalisation (0 without one).
 func (r *Runner) OptOutListed() int {
 	if r.optout == nil {
 		return 0
 	}
-	return r.optout.listed
+	return r.optout.listed()
 }
 
 // DrainOptOutSeen returns the keyed form (HMAC under the opt-out key, never
@@ -113,6 +119,18 @@ func (r *Runner) DrainOptOutSeen() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DrainOptOutNotNormalized returns the number of rows OptOut met since the
+// last call whose subject value is not in normal form (the report's
+// opt_out.rows_not_normalized).
+func (r *Runner) DrainOptOutNotNormalized() int64 {
+	if r.optout == nil {
+		return 0
+	}
+	n := r.optout.notNormRows
+	r.optout.notNormRows = 0
+	return n
 }
 
 // NewSegmenter returns the policy's trip segmenter for Input batches (nil

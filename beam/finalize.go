@@ -123,8 +123,9 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 // tally is what the steps counted (CountPerKey over every step's counts).
 type tally struct {
 	n           map[string]int64
-	optSubjects int          // distinct opted-out subjects met
-	settled     *SettleState // the settle rounds' outcome (mobility and kanon)
+	optSubjects int              // distinct opted-out subjects met
+	maskedWhole map[string]int64 // per mask column: values masked whole
+	settled     *SettleState     // the settle rounds' outcome (mobility and kanon)
 }
 
 func readTally(counts func(*string, *int64) bool) (*tally, error) {
@@ -134,6 +135,13 @@ func readTally(counts func(*string, *int64) bool) (*tally, error) {
 	for counts(&k, &n) {
 		if strings.HasPrefix(k, optOutSubjectPrefix) {
 			t.optSubjects++
+			continue
+		}
+		if col, ok := strings.CutPrefix(k, maskedWholePrefix); ok {
+			if t.maskedWhole == nil {
+				t.maskedWhole = map[string]int64{}
+			}
+			t.maskedWhole[col] += n
 			continue
 		}
 		if strings.HasPrefix(k, settlePrefix) {
@@ -157,6 +165,16 @@ func (t *tally) figures(p *anonymize.Policy, d *anonymize.KAnonDecision, fig *an
 	c := t.n
 	fig.Rows = anonymize.RowFigures{In: c[countIn], Suppressed: c[countSuppressed], OptedOut: c[countOptOut], Trimmed: c[countTrimmed]}
 	fig.OptOutSubjects = t.optSubjects
+	fig.OptOutNotNormalized = c[countOptOutNotNormalized]
+	for _, col := range p.Columns {
+		if col.Action == anonymize.ActionMask {
+			// Every mask column, as on one machine, with the rows it wrote whole.
+			if fig.MaskedWhole == nil {
+				fig.MaskedWhole = map[string]int64{}
+			}
+			fig.MaskedWhole[col.Name] = t.maskedWhole[col.Name]
+		}
+	}
 	if p.Mobility == nil {
 		return nil
 	}

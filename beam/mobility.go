@@ -177,6 +177,7 @@ func (f *tripsFn) ProcessElement(ctx context.Context, shard int, batches func(*B
 	stats := seg.Stats()
 	count(countTrips, stats.Trips)
 	count(countTrimmed, stats.RowsTrimmed)
+	countFindings(f.w, count)
 	return nil
 }
 

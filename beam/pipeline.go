@@ -115,7 +115,24 @@ const (
 	// optOutSubjectPrefix + hex(keyed subject) counts distinct opted-out
 	// subjects.
 	optOutSubjectPrefix = "opt_out_subject:"
+	// countOptOutNotNormalized counts rows whose subject value is not in
+	// normal form; maskedWholePrefix + column the rows a mask wrote whole.
+	countOptOutNotNormalized = "opt_out_not_normalized"
+	maskedWholePrefix        = "masked_whole:"
 )
+
+// countFindings emits what w's steps counted for the report's warnings
+// since the last call.
+func countFindings(w *worker, count func(string, int64)) {
+	if n := w.r.DrainOptOutNotNormalized(); n > 0 {
+		count(countOptOutNotNormalized, n)
+	}
+	for c, n := range w.st.DrainMaskedWhole() {
+		if n > 0 {
+			count(maskedWholePrefix+c, n)
+		}
+	}
+}
 
 // ---- reading ----
 
@@ -198,6 +215,7 @@ func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Bat
 	if removed != nil {
 		b.Removed = removed
 	}
+	countFindings(f.w, count)
 	ob, err := b.encodeLike(out, mem)
 	if err != nil {
 		return b.fail(f.Cfg, err)

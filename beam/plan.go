@@ -81,7 +81,8 @@ func supported(p *anonymize.Policy) error {
 		return fmt.Errorf("tarnkappe/beam: policy field %s is not supported on Beam yet", f)
 	}
 	if p.OptOut != nil {
-		if f := unknownSet(*p.OptOut, "File", "Form", "Domain"); f != "" {
+		// Normalize runs in the Runner's own opt-out code (Steps.OptOut).
+		if f := unknownSet(*p.OptOut, "File", "Form", "Domain", "Normalize"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: opt_out field %s is not supported on Beam yet", f)
 		}
 	}

@@ -147,6 +147,9 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	if err != nil {
 		return nil, usageError(err, "")
 	}
+	for _, w := range rep.Warnings() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: warning: %s\n", w)
+	}
 	if f.report != "" {
 		var buf bytes.Buffer
 		if err := rep.WriteJSON(&buf); err != nil {
