@@ -99,14 +99,6 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				c.suppressed += dropped
 			}
 		}
-		if ru.gate != nil {
-			gated, err := ru.gate.g.Apply(ctx, rec)
-			rec.Release()
-			if err != nil {
-				return c, fmt.Errorf("trace gate: %w", err)
-			}
-			rec = gated
-		}
 		if kr != nil {
 			// The spill's rows are no data rows (the opt-out removed rows,
 			// trips regrouped them): errors keep their column only. The
@@ -124,6 +116,14 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				rec.Release()
 				return c, spilled.Locate(err, rowBase, n)
 			}
+		}
+		if ru.gate != nil {
+			gated, err := ru.gate.apply(ctx, rec)
+			rec.Release()
+			if err != nil {
+				return c, err
+			}
+			rec = gated
 		}
 		if err := ru.ms.written(ctx, rec); err != nil {
 			rec.Release()

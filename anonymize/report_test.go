@@ -39,7 +39,8 @@ func sampleReport() *Report {
 		},
 		DP: &DPReport{EpsilonSpent: 1, DeltaSpent: 0, By: []string{"cell", "hour_of_day"}, Partitions: 504, Aggregates: []string{"count", "mean(disc_temp_c)"},
 			Selection: "public", PublicPartitions: 504, HourOfDay: "ts", CellResolution: 5, EpsilonBudget: 1, DeltaBudget: 1e-6, MaxPartitions: 4, MaxPerPartition: 10},
-		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11762,
+		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11267,
+			RowsWithTripID: 400000, RowsWithoutTripID: 500, RowsDetachedEnds: 300, RowsDetached: 200,
 			Utility: &UtilityReport{Column: "disc_temp_c", BucketSeconds: 3600, WithinFraction: 1,
 				MeanComparison: mobility.MeanComparison{MinSubjects: 20, Tolerance: 0.1, Groups: 1520, Released: 1520, Within: 1520, MaxRelErr: 0.092}}},
 	}
@@ -215,7 +216,7 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"k-anonymity", "k1-3f2a9c", "Rows accounting", "Re-identification risk", "Privacy budget spent",
-		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", "11762 of 51431 trips keep an id"} {
+		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", `<span data-field="mobility.trips_published">11267</span> trips whose cell-hour trace at least 5 vehicles share`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -115,6 +115,9 @@ func (ru *run) addMeasures() error {
 		return fmt.Errorf("output check: %w", err)
 	}
 	ru.ms.add(check, -1)
+	if m.Scope == "trip" {
+		ru.ms.add(newTripIDs(pl, m), -1)
+	}
 	u, err := newUnicity(pl, p.Subject, m, r.opts.UnicityMaxRows)
 	if err != nil {
 		return err
