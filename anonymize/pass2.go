@@ -16,25 +16,26 @@ type pass2Counts struct {
 }
 
 // pass2 reads the spill back and, batch by batch in spill order, drops the
-// rows of the groups cell suppression removes, detaches the trips the trace
-// gate does not publish, generalises the quasi-identifiers and suppresses
-// the classes the search chose; the measures see the rows (written hook)
-// and the kept columns go to the data's sink, which pass 2 creates. With
-// one pass (no spill) pass 1 wrote the output and pass 2 only hands on its
-// count.
+// rows of the groups cell suppression removes, generalises the
+// quasi-identifiers and suppresses the classes the search chose, and
+// detaches the trips the trace gate does not publish; the measures see the
+// rows (written hook) and the kept columns go to the output-order step
+// (order.go), fed from its own goroutine, which puts them into its
+// partitions. The next step (write.go) writes them from there; pass 2
+// creates the data's sink.
 //
-// The sink is fed from its own goroutine (Parquet encoding and compression
-// overlap with the next batch) in spill order, that is input order or, with
-// a mobility block, trip order. Writing rows in an order that depends only
-// on published values and a per-run secret (issue #12) is a step between
-// this pass's batches and that goroutine.
+// The trace gate comes last so that what it counts (rows detached) are
+// rows that are written: the suppressions before it remove rows, it only
+// nulls trip ids.
 func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2Counts, error) {
-	if ru.spill == nil {
-		return pass2Counts{written: in.written}, nil
-	}
 	if err := ru.out.openData(ru.pl.out); err != nil {
 		return pass2Counts{}, err
 	}
+	order, err := newOutputOrder(ru.r.mem, ru.pl.out, orderTime(ru.r.p, ru.pl.out), ru.counts.c, ru.r.opts.TempDir, ru.r.orderRows)
+	if err != nil {
+		return pass2Counts{}, err
+	}
+	ru.order = order
 	rd, err := ipc.NewReader(ru.spill.f, ipc.WithAllocator(ru.r.mem), ipc.WithSchema(ru.spill.schema))
 	if err != nil {
 		return pass2Counts{}, fmt.Errorf("spill: %w", err)
@@ -48,7 +49,7 @@ func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2C
 		var first error
 		for rec := range outc {
 			if first == nil {
-				if first = ru.out.data.Write(rec); first != nil {
+				if first = order.Add(ctx, rec); first != nil {
 					cancel(first)
 				}
 			}

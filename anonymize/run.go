@@ -13,16 +13,14 @@ import (
 // the report. On any error every output is aborted (no output remains) and
 // the error names the column and row where it can. Run does not release src.
 //
-// A run is five steps, a file each:
+// A run is six steps, a file each:
 //
 //	start  (start.go)   plan the run for src's schema; set up the measures, the outputs and the spill
 //	pass 1 (pass1.go)   read src: opt-out, trips and cells, column actions; feed the measures; spill
 //	decide (decide.go)  between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
-//	pass 2 (pass2.go)   read the spill back: suppress, generalise, write
+//	pass 2 (pass2.go)   read the spill back: suppress, generalise, detach; into the output order's partitions
+//	write  (write.go)   the rows to the sink in the output order (order.go): published values and a per-run secret
 //	finish (finish.go)  the measures' figures, the report (report_build.go), commit the outputs
-//
-// Without a kanon or mobility block there is nothing to decide: pass 1
-// writes the output and pass 2 has nothing to do.
 //
 // A step's error says which stage failed (trips, cell suppression, kanon,
 // release, …) and, when it is about data, the row and column (rowerr, data
@@ -48,6 +46,9 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	}
 	out, err := run.pass2(ctx, in, dec)
 	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	if err := run.write(ctx, out); err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	rep, err := run.finish(ctx, started, in, dec, out)

@@ -92,6 +92,10 @@ type Runner struct {
 	hier    map[string]kanon.Hierarchy // quasi-identifiers and fixed generalize columns
 	keys    map[string]string          // domain → key id
 	closers []func()
+	// orderRows, when > 0, replaces the output order's partition budget
+	// (rows): tests set it to exercise partitions and split buckets on
+	// small inputs.
+	orderRows int64
 }
 
 // NewRunner validates opts, derives the keys the policy needs and loads the

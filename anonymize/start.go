@@ -19,15 +19,17 @@ type run struct {
 	kan   *kanonAcc        // k-anonymity's combinations
 	cells *cellSuppression // cell-hour k
 	gate  *traceGate       // trace-level k
-	// spill holds pass 1's rows for pass 2; nil when one pass does (no
-	// kanon and no mobility block: nothing is decided between passes).
+	// spill holds pass 1's rows for pass 2.
 	spill *spillFile
-	bar   *progressbar.ProgressBar
+	// counts are the rows per published time bucket (pass 1), which size
+	// the partitions of order, the output-order step (pass 2, write).
+	counts *orderCount
+	order  *OutputOrder
+	bar    *progressbar.ProgressBar
 }
 
 // start plans the run for the input schema and sets up its measures, its
-// outputs and (for two passes) the spill. With one pass the data's sink is
-// created here; with two, pass 2 creates it.
+// outputs and the spill. Pass 2 creates the data's sink.
 func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) {
 	pl, err := r.makePlan(in)
 	if err != nil {
@@ -42,12 +44,10 @@ func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) 
 	if err := ru.addMeasures(); err != nil {
 		return nil, err
 	}
-	if r.p.KAnon != nil || r.p.Mobility != nil {
-		// k-anonymity and cell suppression decide in pass 1 what pass 2 removes.
-		if ru.spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
-			return nil, err
-		}
-	} else if err := ru.out.openData(pl.out); err != nil {
+	// k-anonymity and cell suppression decide in pass 1 what pass 2
+	// removes, and the output order needs every row before it writes the
+	// first: every run has two passes.
+	if ru.spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
 		return nil, err
 	}
 	if r.opts.Progress != nil {
@@ -87,6 +87,12 @@ func (ru *run) addMeasures() error {
 		}
 		ru.ms.add(u, 1)
 	}
+	counts, err := newOrderCounts(pl.trans, orderTime(p, pl.out))
+	if err != nil {
+		return err
+	}
+	ru.counts = &orderCount{c: counts}
+	ru.ms.add(ru.counts, 0)
 	if rel := p.Release; rel != nil {
 		rp, err := r.releasePlan(pl)
 		if err != nil {
@@ -133,8 +139,11 @@ func (ru *run) close() {
 		ru.bar.Finish()
 	}
 	ru.ms.close()
+	if ru.order != nil {
+		ru.order.Close()
+	}
 	ru.out.close()
-	if ru.spill != nil {
+	if ru.spill != nil { // nil when start failed before it
 		ru.spill.remove()
 	}
 	ru.pl.close()
