@@ -38,10 +38,10 @@ type Options struct {
 	// Workers is the number of batches transformed in parallel; 0 means
 	// GOMAXPROCS.
 	Workers int
-	// TempDir holds the temporary files of a two-pass run (the spill, the
-	// row keys, the trace gate's partitions), all encrypted with keys held
-	// only in memory (internal/scratch) and removed at the end; "" means
-	// os.TempDir().
+	// TempDir holds the temporary files of a run (the spill, the row keys,
+	// the trace gate's partitions, the output order's partitions), all
+	// encrypted with keys held only in memory (internal/scratch) and removed
+	// at the end; "" means os.TempDir().
 	TempDir string
 	// Progress, when not nil, shows a progress bar (the CLI passes stderr
 	// only when it is a terminal). ProgressTotal is the expected row count,
