@@ -20,7 +20,7 @@ type pass2Counts struct {
 // quasi-identifiers and suppresses the classes the search chose, and
 // detaches the trips the trace gate does not publish; the measures see the
 // rows (written hook) and the kept columns go to the output-order step
-// (order.go), fed from its own goroutine, which puts them into its
+// (output_order.go), fed from its own goroutine, which puts them into its
 // partitions. The next step (write.go) writes them from there; pass 2
 // creates the data's sink.
 //

@@ -19,7 +19,7 @@ import (
 //	pass 1 (pass1.go)   read src: opt-out, trips and cells, column actions; feed the measures; spill
 //	decide (decide.go)  between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
 //	pass 2 (pass2.go)   read the spill back: suppress, generalise, detach; into the output order's partitions
-//	write  (write.go)   the rows to the sink in the output order (order.go): published values and a per-run secret
+//	write  (write.go)   the rows to the sink in the output order (output_order.go): published values and a per-run secret
 //	finish (finish.go)  the measures' figures, the report (report_build.go), commit the outputs
 //
 // A step's error says which stage failed (trips, cell suppression, kanon,

@@ -40,7 +40,7 @@ import (
 // written part after part: still a uniformly random order of the bucket.
 // Batch boundaries fall every outputBatchRows rows, and dictionaries are
 // rewritten per written batch so that they too depend on the written rows
-// alone (dictCanon, order_dict.go).
+// alone (dictCanon, output_order_dict.go).
 //
 // Memory is bounded: Add writes each row to one of a few encrypted
 // partition files (internal/scratch), cut by the bucket counts

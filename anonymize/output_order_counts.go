@@ -22,7 +22,7 @@ const maxOrderBuckets = 1 << 18
 // its memory budget before it sees them. The counts only size partitions:
 // an upper bound (the rows before suppression, as Run counts them in pass
 // 1) is as good as the exact count, and the order of the rows does not
-// depend on them (order.go).
+// depend on them (output_order.go).
 type OrderCounts struct {
 	col     int   // the time column, -1 without one
 	rows    int64 // every row counted
