@@ -478,11 +478,16 @@ func (in inference) warning() string {
 
 // numberForm reports whether v is an integer (fits int64) and whether it
 // is a float in plain decimal form: an optional '-', digits without
-// leading zeros, an optional fraction and exponent. What strconv accepts
-// beyond that would change the text when read as a number: leading zeros
-// ("01067" → 1067), '+', "-0", "Inf", "NaN", hexadecimal, underscores, and
-// integers beyond int64 (long ids, which float64 would round).
+// leading zeros, an optional fraction and exponent; or a spelling of
+// infinity or NaN (which later stages refuse, naming the row). What strconv
+// accepts beyond that would change the text when read as a number: leading
+// zeros ("01067" → 1067), '+' ("+3"), "-0", hexadecimal, underscores,
+// integers beyond int64 (long ids, which float64 would round) and
+// exponents beyond float64 (1e400 → +Inf).
 func numberForm(v string) (isInt, isFloat bool) {
+	if special(v) {
+		return false, true
+	}
 	s := strings.TrimPrefix(v, "-")
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
@@ -535,6 +540,16 @@ func numberForm(v string) (isInt, isFloat bool) {
 		return false, false
 	}
 	return false, true
+}
+
+// special reports whether v is a spelling of infinity or NaN that
+// strconv.ParseFloat reads.
+func special(v string) bool {
+	s := strings.TrimLeft(v, "+-")
+	if len(v)-len(s) > 1 {
+		return false
+	}
+	return strings.EqualFold(s, "inf") || strings.EqualFold(s, "infinity") || (strings.EqualFold(s, "nan") && s == v)
 }
 
 // looksNumeric reports whether v is made of a sign, digits, '.', 'e' and

@@ -178,7 +178,8 @@ func FuzzParseCSVTypes(f *testing.F) {
 
 // FuzzNumberForm checks inference's number rule against strconv: what it
 // takes for an integer reads back as the same text (so "01067" or "+3"
-// never become 1067 or 3), and what it takes for a float parses finite.
+// never become 1067 or 3), and what it takes for a float parses, to a
+// finite value unless it spells infinity or NaN.
 func FuzzNumberForm(f *testing.F) {
 	for _, s := range []string{"0", "-12", "01067", "+3", "-0", "1e400", "0.5", ".5", "NaN", "0x1p4", "9223372036854775808"} {
 		f.Add(s)
@@ -196,7 +197,7 @@ func FuzzNumberForm(f *testing.F) {
 		}
 		if isFloat {
 			x, err := strconv.ParseFloat(v, 64)
-			if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+			if err != nil || ((math.IsInf(x, 0) || math.IsNaN(x)) && !special(v)) {
 				t.Fatalf("%q taken for a float but reads as %v (%v)", v, x, err)
 			}
 		}
