@@ -223,7 +223,7 @@ func (s *Source) openCSV(f *os.File, opts OpenOptions) error {
 			if !declared {
 				dt = inf[i].result()
 				if w := inf[i].warning(); w != "" {
-					s.warnings = append(s.warnings, fmt.Sprintf("%s: column %q read as text: %s; declare its type to read it otherwise", s.path, name, w))
+					s.warn(fmt.Sprintf("%s: column %q read as text: %s; declare its type to read it otherwise", s.path, name, w))
 				}
 				if id := dt.ID(); id == arrow.INT64 || id == arrow.FLOAT64 {
 					convert = append(convert, i)

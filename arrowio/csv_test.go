@@ -161,6 +161,18 @@ func TestCSVWarningNamesRowAndValue(t *testing.T) {
 	if len(warns) != 1 || !strings.Contains(warns[0], `column "lat"`) || !strings.Contains(warns[0], `row 3 has "4B.3"`) {
 		t.Errorf("warnings %q", warns)
 	}
+	// OpenOptions.Warn hears it at Open, before the first batch.
+	p := filepath.Join(t.TempDir(), "lat.csv")
+	os.WriteFile(p, []byte("lat\n48.1\n4B.3\n"), 0o600)
+	var heard []string
+	src, err := Open(context.Background(), p, OpenOptions{Mem: mem, Warn: func(w string) { heard = append(heard, w) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	if len(heard) != 1 || !strings.Contains(heard[0], `row 2 has "4B.3"`) {
+		t.Errorf("Warn heard %q", heard)
+	}
 }
 
 func TestParseCSVTypes(t *testing.T) {

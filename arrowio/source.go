@@ -114,6 +114,11 @@ type OpenOptions struct {
 	// caller to show and report. The IPC file format does not need the
 	// marker: its footer proves the file complete.
 	AllowMissingEndOfStream bool
+	// Warn, if set, is called with each warning when it arises (at Open
+	// for CSV inference, at the end of input for a missing end-of-stream
+	// marker), for a caller that shows them as they come; Source.Warnings
+	// keeps them too.
+	Warn func(warning string)
 }
 
 // Source is an open input: an array.RecordReader over a file's batches plus
@@ -136,6 +141,7 @@ type Source struct {
 	ipc      *msgReader
 	warnEOS  bool
 	warnings []string
+	onWarn   func(string)
 	// conv is the current batch when the CSV reader's batch needed
 	// converting (owned, released on the next Next).
 	conv arrow.RecordBatch
@@ -175,7 +181,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("arrowio.Open %s: %w", path, err)
 	}
-	s := &Source{ctx: ctx, path: path, format: FormatOf(path), batchSize: int64(opts.BatchSize), mem: opts.Mem}
+	s := &Source{ctx: ctx, path: path, format: FormatOf(path), batchSize: int64(opts.BatchSize), mem: opts.Mem, onWarn: opts.Warn}
 	s.refs.Store(1)
 	switch s.format {
 	case FormatUnknown:
@@ -479,7 +485,7 @@ func (s *Source) Next() bool {
 			}
 			s.err = s.errorf(s.explain(err, nil))
 		} else if s.warnEOS && s.ipc.missingEOS {
-			s.warnings = append(s.warnings, fmt.Sprintf("%s: the Arrow IPC stream has no end-of-stream marker; accepted as complete after %d rows, but it may be truncated", s.path, s.rows))
+			s.warn(fmt.Sprintf("%s: the Arrow IPC stream has no end-of-stream marker; accepted as complete after %d rows, but it may be truncated", s.path, s.rows))
 		}
 		return false
 	}
@@ -553,6 +559,14 @@ func (s *Source) Record() arrow.RecordBatch { return s.cur }
 
 // Err returns the error that stopped Next, or nil at a clean end.
 func (s *Source) Err() error { return s.err }
+
+// warn records a warning and hands it to OpenOptions.Warn.
+func (s *Source) warn(msg string) {
+	s.warnings = append(s.warnings, msg)
+	if s.onWarn != nil {
+		s.onWarn(msg)
+	}
+}
 
 // Warnings returns what the Source accepted but a user should know: a
 // missing IPC end-of-stream marker (OpenOptions.AllowMissingEndOfStream),

@@ -60,6 +60,7 @@ columns, the noisy values and confidence intervals at --confidence.`,
 	fl.StringVar(&f.report, "report", "", "write a JSON summary (budget spent, partitions kept/dropped, rows) to this file")
 	fl.StringVar(&f.policy, "policy", "", "policy mode: release the policy's release block (after its opt-out, mobility and column steps)")
 	fl.StringVar(&f.keys, "keys", "", "policy mode: keyring file (overrides the policy's keyring)")
+	addInputFlags(cmd)
 	return cmd
 }
 
@@ -170,7 +171,11 @@ func runAggregate(cmd *cobra.Command, f *aggFlags) error {
 		return usageError(fmt.Errorf("aggregate: %w", err), "")
 	}
 	defer ag.Close()
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return err
+	}
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return usageError(fmt.Errorf("aggregate: %w", err), "")
 	}
