@@ -96,7 +96,12 @@ func FormatOf(path string) Format {
 
 // OpenOptions configures Open.
 type OpenOptions struct {
-	// Mem allocates every batch. Nil means memory.DefaultAllocator.
+	// Mem allocates every batch of Parquet and CSV input. Nil means
+	// memory.DefaultAllocator. Batches of IPC input live in Go memory
+	// (zero-copy slices of the message bodies, and what decompression
+	// allocates): arrow's IPC decoder drops what it allocated when it gives
+	// up on a corrupt message, which the garbage collector reclaims and
+	// any other allocator would lose.
 	Mem memory.Allocator
 	// BatchSize is the maximum number of rows per batch (larger IPC batches
 	// are handed out in zero-copy slices). Zero means DefaultBatchSize;
@@ -192,7 +197,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err 
 		}
 		s.path = "stdin"
 		err = guard(func() error {
-			return s.openIPCStream(bufio.NewReader(opts.Stdin), maxStdinMessage, s.streamEOS(opts), opts.Mem)
+			return s.openIPCStream(bufio.NewReader(opts.Stdin), maxStdinMessage, s.streamEOS(opts))
 		})
 		if err != nil {
 			return nil, s.errorf(err)
@@ -383,7 +388,7 @@ func (s *Source) openIPC(f *os.File, size int64, opts OpenOptions) error {
 	if n < len(magic) || string(magic[:]) != ipcFileMagic {
 		// No file magic: accept the IPC stream format, which tools write
 		// to .arrow files as often as the file format.
-		return s.openIPCStream(bufio.NewReader(f), size, s.streamEOS(opts), opts.Mem)
+		return s.openIPCStream(bufio.NewReader(f), size, s.streamEOS(opts))
 	}
 	// The file format is magic, padding, an IPC stream, the footer, its
 	// length and the magic again. Check the trailer (a truncated file
@@ -401,17 +406,19 @@ func (s *Source) openIPC(f *os.File, size int64, opts OpenOptions) error {
 		return fmt.Errorf("%w: Arrow IPC file has no valid footer (truncated?)", ErrCorrupt)
 	}
 	stream := io.NewSectionReader(f, 8, size-int64(len(tail))-footer-8)
-	return s.openIPCStream(bufio.NewReaderSize(stream, 1<<16), size, eosOptional, opts.Mem)
+	return s.openIPCStream(bufio.NewReaderSize(stream, 1<<16), size, eosOptional)
 }
 
 // maxStdinMessage bounds one IPC message read from standard input, whose
 // size is unknown: a corrupt length must not make us allocate terabytes.
 const maxStdinMessage = 1 << 30
 
-func (s *Source) openIPCStream(r io.Reader, maxMessage int64, eos eosRule, mem memory.Allocator) error {
+func (s *Source) openIPCStream(r io.Reader, maxMessage int64, eos eosRule) error {
 	s.validate = true
 	s.ipc = newMsgReader(r, maxMessage, eos)
-	rr, err := ipc.NewReaderFromMessageReader(s.ipc, ipc.WithAllocator(mem))
+	// Go memory, not s.mem: see OpenOptions.Mem (a corrupt compressed
+	// buffer leaked its decompression buffer from a checked allocator).
+	rr, err := ipc.NewReaderFromMessageReader(s.ipc, ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: no Arrow IPC schema message", ErrEmptyFile)
