@@ -427,3 +427,41 @@ func TestStdoutAbortWritesNoEndOfStream(t *testing.T) {
 		t.Error("aborted stream reads as complete")
 	}
 }
+
+// An error from arrow's decoder (here: compressed bytes that do not
+// decompress) names the first row of the batch that failed, since the
+// decoder itself names none.
+func TestIPCDecodeErrorNamesRow(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(testSchema()), ipc.WithAllocator(mem), ipc.WithZstd())
+	for b := 0; b < 2; b++ {
+		rec := testBatch(t, mem, b, 200)
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	frames := ipcMessages(t, data)
+	last := frames[len(frames)-1]
+	info, _ := checkMessage(data[last.meta:last.body])
+	for k := 0; k < info.bufN; k++ {
+		at := last.meta + info.bufStart + 16*k
+		off := int(binary.LittleEndian.Uint64(data[at:]))
+		if n := int(binary.LittleEndian.Uint64(data[at+8:])); n > 16 {
+			for i := 12; i < n; i++ {
+				data[last.body+off+i] ^= 0xa5 // the zstd frame, not its length prefix
+			}
+			break
+		}
+	}
+	err := drainStdin(mem, data)
+	if err == nil || !strings.Contains(err.Error(), "in the batch from row 201") {
+		t.Errorf("error %v does not name the batch's first row", err)
+	}
+}

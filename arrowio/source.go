@@ -481,6 +481,9 @@ func (s *Source) Next() bool {
 	}
 	var ok bool
 	if err := guard(func() error { ok = s.rr.Next(); return nil }); err != nil {
+		if s.csv == nil {
+			err = s.explain(err, nil)
+		}
 		s.err = s.errorf(err)
 		return false
 	}
@@ -488,7 +491,8 @@ func (s *Source) Next() bool {
 		s.done = true
 		if err := s.rr.Err(); err != nil {
 			if errors.Is(err, ErrNoEndOfStream) {
-				err = fmt.Errorf("%w: it stops after %d rows, so the input is incomplete (its producer was probably interrupted)", err, s.rows)
+				s.err = s.errorf(fmt.Errorf("%w: it stops after %d rows, so the input is incomplete (its producer was probably interrupted)", err, s.rows))
+				return false
 			}
 			s.err = s.errorf(s.explain(err, nil))
 		} else if s.warnEOS && s.ipc.missingEOS {
@@ -548,10 +552,11 @@ func (s *Source) nextSlice() bool {
 }
 
 // explain turns a reader error into one that names the row and column where
-// it can (CSV), else returns err unchanged.
+// it can (CSV); for Parquet and IPC, whose decoders do not say, it names the
+// first row of the batch that failed.
 func (s *Source) explain(err error, rec arrow.RecordBatch) error {
 	if s.csv == nil {
-		return err
+		return fmt.Errorf("in the batch from row %d: %w", s.rows+1, err)
 	}
 	return s.csv.explain(s.path, s.rows, err, rec)
 }
