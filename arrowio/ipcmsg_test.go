@@ -61,9 +61,10 @@ func ipcMessages(t *testing.T, stream []byte) []ipcFrame {
 //     9 bytes long. The flatbuffers runtime reads a slot when slot < vtable
 //     length, so custom_metadata (slot 8) was read from a half slot the
 //     pre-check had skipped, claiming 4,294,967,008 key-value pairs.
-//   - mutation-file-3322.arrow: found by the random byte mutation of a
-//     valid two-batch IPC file (TestIPCByteMutations' loop, seed 1,
-//     iteration 111068 of the file form); the same cause.
+//   - mutation-file-3322.arrow: found by random byte mutation of a valid
+//     two-batch IPC file (1 to 8 random bytes per mutant, as in
+//     TestIPCByteMutations, over the file form only: PCG seed 1, mutant
+//     111,068); the same cause, in another table.
 func TestIPCCrashInputs(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "crash", "*.arrow"))
 	if err != nil || len(files) < 2 {
