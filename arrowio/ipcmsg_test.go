@@ -64,7 +64,7 @@ func ipcMessages(t *testing.T, stream []byte) []ipcFrame {
 //   - mutation-file-3322.arrow: found by random byte mutation of a valid
 //     two-batch IPC file (1 to 8 random bytes per mutant, as in
 //     TestIPCByteMutations, over the file form only: PCG seed 1, mutant
-//     111,068); the same cause, in another table.
+//     111,068); the same cause: a 9-byte Schema vtable.
 func TestIPCCrashInputs(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "crash", "*.arrow"))
 	if err != nil || len(files) < 2 {
