@@ -250,7 +250,12 @@ func (s *Source) errorf(err error) error {
 }
 
 func (s *Source) openParquet(f *os.File, opts OpenOptions) error {
-	props := parquet.NewReaderProperties(opts.Mem)
+	// The file reader's page and decompression buffers live in Go memory:
+	// arrow's page reader drops them without a release when a corrupt
+	// column chunk fails half-way (found by FuzzOpenParquet), which the
+	// garbage collector reclaims and another allocator would lose. The
+	// batches themselves come from opts.Mem (pqarrow.NewFileReader below).
+	props := parquet.NewReaderProperties(memory.NewGoAllocator())
 	// Read column chunks through a bounded buffer instead of whole: a row
 	// group of a wide file can be hundreds of megabytes.
 	props.BufferedStreamEnabled = true
