@@ -20,7 +20,7 @@ import (
 // probeReader passes a brake-disc fleet on with one more column, probe:
 // the input row number. The test's policy keeps it, so that each written
 // row can be joined to its raw reading (time, vehicle) that the test keeps
-// aside; the output order sorts by published time bucket and cell only, so
+// aside; the output order sorts by published time bucket only, so
 // the column does not shape the order it is used to test.
 type probeReader struct {
 	array.RecordReader
