@@ -94,7 +94,11 @@ func resolveOutput(path string) (string, error) {
 	case !fi.IsDir():
 		return "", fmt.Errorf("%s: %s is not a folder", path, dir)
 	}
-	real, err := filepath.EvalSymlinks(dir)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}

@@ -172,3 +172,33 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Fatalf("%s holds %v, want %v", dir, got, names)
 	}
 }
+
+// TestCreateFileRelative: a path without a folder is written beside it in
+// the working directory (its temporary file too, so the rename stays on one
+// file system), and is locked as such.
+func TestCreateFileRelative(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	f, err := CreateFile("x.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), ".x.json.tmp-") {
+		t.Fatalf("working directory holds %v, want the temporary file", ents)
+	}
+	if flock.Supported {
+		if g, err := CreateFile(filepath.Join(dir, "x.json")); !errors.Is(err, ErrOutputBusy) {
+			if g != nil {
+				g.Abort()
+			}
+			t.Fatalf("second writer by absolute path: %v", err)
+		}
+	}
+	f.Write([]byte("1"))
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	assertOnly(t, dir, "x.json")
+}
