@@ -74,6 +74,15 @@ func CreateFile(path string) (*File, error) {
 	return o, nil
 }
 
+// CheckOutput checks path as an output as CreateFile does (its folder
+// exists; it is absent or a regular file, symbolic links followed) without
+// creating or claiming anything: for a job that writes the file later in
+// another process (Beam's commit step runs on a worker).
+func CheckOutput(path string) error {
+	_, err := resolveOutput(path)
+	return err
+}
+
 // resolveOutput returns where path is written: the folder must exist, and a
 // symbolic link is followed to the file it names.
 func resolveOutput(path string) (string, error) {
