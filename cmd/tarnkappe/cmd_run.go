@@ -24,11 +24,20 @@ func newRunCmd() *cobra.Command {
 		Short: "Apply an anonymisation policy to a file",
 		Long: `run streams IN through the policy P (see examples/brakedisc/policy.yaml) and
 writes OUT (.parquet, .arrow/.ipc, .csv, or - for an Arrow IPC stream on stdout).
-Every input column must be named by the policy. OUT is written to a temporary file
-and renamed on success: on any error no output file remains.
+Every input column must be named by the policy.
 
 When the policy has a release block, the differentially private aggregates go to
---release (default: OUT with ".release" before the extension).`,
+--release (default: OUT with ".release" before the extension).
+
+Every output (OUT, the release, --report, --html) is checked before the input is
+read: its folder must exist, its extension be known, and it must be neither a file
+the run reads (IN, P, the keyring, the policy's opt-out list, hierarchies and
+partition list) nor another output; a symbolic link is followed to the file it
+names. While the run lasts each output is locked: a second run writing the same
+output fails at once. The outputs are written to temporary files beside them and
+renamed into place together at the end: on any error, and on SIGINT or SIGTERM,
+no output file and no scratch file remains (an earlier file at an output's path
+is kept), and the exit status is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.policy == "" || f.in == "" || f.out == "" {
