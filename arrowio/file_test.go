@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/tarnkappe/tarnkappe/internal/flock"
 )
 
@@ -201,4 +203,36 @@ func TestCreateFileRelative(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOnly(t, dir, "x.json")
+}
+
+// TestIPCSpoolBesideTemp: the IPC file sink's dictionary spool is named
+// like the output's temporary file, so that a killed run's spool is removed
+// with it by the next writer of that output; Abort removes it.
+func TestIPCSpoolBesideTemp(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	s, err := Create(filepath.Join(dir, "out.arrow"), testSchema(), CreateOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range 3 { // batches with other dictionaries start the spool
+		rec := testBatch(t, mem, b, 10)
+		err := s.Write(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		t.Fatalf("folder holds %v, want the temporary file and the spool", ents)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".out.arrow.tmp-") {
+			t.Errorf("%s is not named after the output's temporary file", e.Name())
+		}
+	}
+	s.Abort()
+	assertOnly(t, dir)
 }

@@ -177,7 +177,11 @@ func NewSink(f *File, schema *arrow.Schema, opts CreateOptions) (*Sink, error) {
 	case FormatParquet:
 		s.w, err = newParquetWriter(s.bw, schema, opts.Parquet, codec, opts.Mem)
 	case FormatIPC:
-		s.w, err = newIPCFileWriter(s.bw, f.f, filepath.Dir(f.dest), schema, opts.Mem)
+		var iw *ipcFileWriter
+		if iw, err = newIPCFileWriter(s.bw, f.f, filepath.Dir(f.dest), schema, opts.Mem); err == nil {
+			iw.spoolPattern = "." + filepath.Base(f.dest) + ".tmp-spool-*"
+			s.w = iw
+		}
 	case FormatCSV:
 		s.w = newCSVWriter(s.bw, schema, opts.CSV.comma(), opts.Mem)
 	}
