@@ -180,11 +180,11 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 
 // runOutputs are the files a run writes, claimed before it reads a row
 // (arrowio.CreateFile: checked, and locked against a second run writing
-// them). A nil File is standard output ("-") or not written.
+// them). A nil File is standard output ("-"; at most one output) or not
+// written.
 type runOutputs struct {
 	data, release *arrowio.File
 	reports       []anonymize.ReportOutput
-	stdout        bool // the data goes to standard output
 }
 
 // claimOutputs refuses outputs that are an input or one another, then
@@ -243,12 +243,8 @@ func claimOutputs(f runFlags, p *anonymize.Policy, keysPath, rel string) (_ *run
 		if o.data, err = claim("--out", f.out, true); err != nil {
 			return nil, err
 		}
-		o.stdout = f.out == "-"
 	}
 	if p.Release != nil {
-		if rel == "-" {
-			return nil, usageError(fmt.Errorf("%s -: the release is written to a file", relName), "name a .parquet, .arrow or .csv file")
-		}
 		if o.release, err = claim(relName, rel, true); err != nil {
 			return nil, err
 		}
