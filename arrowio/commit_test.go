@@ -123,3 +123,28 @@ func TestCommitAll(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamAbortNoEnd: an aborted stream on standard output never gets its
+// end-of-stream marker (the discarded writer writes one; it goes nowhere):
+// a reader must see it cut short.
+func TestStreamAbortNoEnd(t *testing.T) {
+	eos := []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+	for _, rows := range []int{10, 3000, 20000} {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		var stdout bytes.Buffer
+		s, err := Create("-", testSchema(), CreateOptions{Mem: mem, Stdout: &stdout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := testBatch(t, mem, 0, rows)
+		if err := s.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		s.Abort()
+		if bytes.HasSuffix(stdout.Bytes(), eos) {
+			t.Fatalf("%d rows: the aborted stream ends with the end-of-stream marker", rows)
+		}
+		mem.AssertSize(t, 0)
+	}
+}

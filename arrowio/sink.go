@@ -245,6 +245,7 @@ func (s *Sink) Write(rec arrow.RecordBatch) error {
 func (s *Sink) fail(err error) error {
 	s.err = fmt.Errorf("arrowio: write %s: %w", s.path, err)
 	s.state = sinkFailed
+	s.dropStream()
 	s.w.discard()
 	if s.file != nil {
 		s.file.Abort()
@@ -351,12 +352,23 @@ func (s *Sink) Abort() error {
 	prepared := s.state == sinkPrepared
 	s.state = sinkAborted
 	if !prepared {
+		s.dropStream()
 		s.w.discard()
 	}
 	if s.file != nil {
 		s.file.Abort()
 	}
 	return nil
+}
+
+// dropStream sends what a stream on Stdout still buffers, and anything the
+// writer writes as it is discarded (ipc.Writer's Close writes the
+// end-of-stream marker), nowhere: an aborted stream must end cut short, so
+// that a reader never takes it for complete.
+func (s *Sink) dropStream() {
+	if s.file == nil && s.bw != nil {
+		s.bw.Reset(io.Discard)
+	}
 }
 
 // plainSchema replaces dictionary fields by their value types.
