@@ -53,6 +53,7 @@ unlinked_rows.`,
 	fl.Uint64Var(&f.seed, "seed", 1, "unicity: seed of the draw (a measurement: same data and seed, same figure)")
 	fl.StringVar(&f.space, "space", "lat,lon", "unicity: spatial columns of a point: latitude,longitude or one cell column")
 	fl.StringVar(&f.time, "time", "ts", "unicity: time column of a point (a timestamp or a bucket)")
+	addInputFlags(cmd)
 	return cmd
 }
 
@@ -136,12 +137,17 @@ func unicityRisk(cmd *cobra.Command, f *riskFlags) (*mobility.UnicityResult, err
 // trip ids for the rows in no published trace, and they belong to no trace
 // (not to one trace of the empty id).
 func openTraces(cmd *cobra.Command, path, delimiter string) (*arrowio.Source, error) {
-	if !strings.EqualFold(filepath.Ext(path), ".csv") {
-		return openInput(cmd.Context(), cmd, path, delimiter)
-	}
-	comma, err := csvDelimiter(path, delimiter)
+	opts, err := inputOptions(cmd, path)
 	if err != nil {
 		return nil, err
 	}
-	return arrowio.Open(cmd.Context(), path, arrowio.OpenOptions{CSV: arrowio.CSVOptions{Comma: comma, NullValues: []string{""}}})
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		comma, err := csvDelimiter(path, delimiter)
+		if err != nil {
+			return nil, err
+		}
+		opts.CSV.Comma = comma
+		opts.CSV.NullValues = []string{""}
+	}
+	return arrowio.Open(cmd.Context(), path, opts)
 }

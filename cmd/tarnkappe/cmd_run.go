@@ -59,6 +59,7 @@ is kept), and the exit status is 2.`,
 	c.Flags().StringVar(&f.report, "report", "", "write the JSON report here")
 	c.Flags().StringVar(&f.html, "html", "", "write the HTML report here")
 	c.Flags().StringVar(&f.release, "release", "", "DP release output (when the policy has a release block)")
+	addInputFlags(c)
 	return c
 }
 
@@ -131,7 +132,12 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		defer kr.Destroy()
 	}
 	mem := memory.DefaultAllocator
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	inOpts.Mem = mem
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
 	}

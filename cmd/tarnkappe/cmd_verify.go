@@ -57,6 +57,7 @@ Counting trip ids instead would not help: one vehicle makes many trips.`,
 	fl.StringVar(&f.tDistance, "t-distance", "equal", "equal, ordered")
 	fl.StringVar(&f.delimiter, "delimiter", "", "CSV field delimiter (default: guessed from the header)")
 	fl.StringVar(&f.subject, "subject", "", "count distinct values of this column per class, not rows (e.g. vin)")
+	addInputFlags(cmd)
 	return cmd
 }
 
