@@ -216,6 +216,19 @@ func (o *File) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Chmod sets the permissions the output will have once committed (a new
+// File is readable and writable by its owner only, 0600), on the temporary
+// file: the output never exists in place with other permissions.
+func (o *File) Chmod(mode os.FileMode) error {
+	if o.state != fileOpen {
+		return fmt.Errorf("arrowio: chmod %s: file is %s", o.path, o.stateName())
+	}
+	if err := o.f.Chmod(mode); err != nil {
+		return fmt.Errorf("arrowio: chmod %s: %w", o.path, err)
+	}
+	return nil
+}
+
 func (o *File) stateName() string {
 	switch o.state {
 	case filePrepared:

@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,4 +236,33 @@ func TestIPCSpoolBesideTemp(t *testing.T) {
 	}
 	s.Abort()
 	assertOnly(t, dir)
+}
+
+// A File is 0600 until Chmod; the mode set is the committed file's.
+func TestFileChmod(t *testing.T) {
+	dir := t.TempDir()
+	for _, mode := range []os.FileMode{0, 0o644} {
+		path := filepath.Join(dir, fmt.Sprintf("r%o.json", mode))
+		f, err := CreateFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if mode != 0 {
+			if err := f.Chmod(mode); err != nil {
+				t.Fatal(err)
+			}
+			want = mode
+		}
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Chmod(0o600); err == nil {
+			t.Error("Chmod after Commit succeeded")
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, mode %v, want %v", path, err, fi.Mode().Perm(), want)
+		}
+	}
 }

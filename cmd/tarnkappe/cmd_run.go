@@ -219,8 +219,8 @@ func claimOutputs(f runFlags, p *anonymize.Policy, keysPath, rel string) (_ *run
 		outputs = append(outputs, arrowio.Named{Name: relName, Path: rel})
 	}
 	outputs = append(outputs, arrowio.Named{Name: "--report", Path: f.report}, arrowio.Named{Name: "--html", Path: f.html})
-	if err := arrowio.CheckPaths(inputs, outputs); err != nil {
-		return nil, usageError(err, "give every output a path of its own, apart from the files the run reads")
+	if err := checkPaths(inputs, outputs); err != nil {
+		return nil, err
 	}
 	o := &runOutputs{}
 	defer func() {
@@ -228,23 +228,7 @@ func claimOutputs(f runFlags, p *anonymize.Policy, keysPath, rel string) (_ *run
 			o.abort()
 		}
 	}()
-	claim := func(name, path string, format bool) (*arrowio.File, error) {
-		if format && path != "-" && arrowio.FormatOf(path) == arrowio.FormatUnknown {
-			return nil, usageError(fmt.Errorf("%s %s: %w", name, path, arrowio.ErrUnknownFormat), "")
-		}
-		if path == "-" {
-			return nil, nil
-		}
-		file, err := arrowio.CreateFile(path)
-		if err != nil {
-			hint := "the folder must exist and be writable"
-			if errors.Is(err, arrowio.ErrOutputBusy) {
-				hint = "another tarnkappe run writes the same output; wait for it or choose another path"
-			}
-			return nil, usageError(fmt.Errorf("%s %w", name, err), hint)
-		}
-		return file, nil
-	}
+	claim := claimOutput
 	if !f.releaseOnly {
 		if o.data, err = claim("--out", f.out, true); err != nil {
 			return nil, err
