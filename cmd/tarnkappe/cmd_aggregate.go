@@ -55,7 +55,12 @@ release's accuracy, all derived from the release and the public parameters.
 Exact counts of the input (rows, vehicles, partitions dropped or empty)
 differ between neighbouring inputs, so whoever sees them gets ε = ∞: they are
 written only with --exact-report, to a file readable by its owner alone
-(mode 0600) and marked "not_private", and never to stdout or stderr.`,
+(mode 0600) and marked "not_private", and never to stdout or stderr.
+
+Every output is checked before the input is read (an output that is an input
+or another output is refused); the release and the reports are written to
+temporary files and put in place together, so on any error none remains (with
+--policy the reports follow the release, judged from the written file).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAggregate(cmd, &f) },
 	}

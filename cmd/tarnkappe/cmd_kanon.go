@@ -38,7 +38,12 @@ t-close sensitive values), suppressing at most --suppression of the rows, and
 writes the generalised data. It reads the input twice: once to count the
 combinations of quasi-identifier values, once to write. Each quasi-identifier
 needs a hierarchy in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.csv,
-';'-separated, one row per value, level 0 first (ARX's layout).`,
+';'-separated, one row per value, level 0 first (ARX's layout).
+
+--out and --report are checked before the input is read (an output that is the
+input, a hierarchy file or the other output is refused, and so is an output
+another process writes), written to temporary files and put in place together
+at the end: on any error, SIGINT or SIGTERM neither remains.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runKanon(cmd, f) },
 	}
