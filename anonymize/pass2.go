@@ -21,17 +21,14 @@ type pass2Counts struct {
 // detaches the trips the trace gate does not publish; the measures see the
 // rows (written hook) and the kept columns go to the output-order step
 // (output_order.go), fed from its own goroutine, which puts them into its
-// partitions. The next step (write.go) writes them from there; pass 2
-// creates the data's sink.
+// partitions. The next step (write.go) writes them from there to the
+// data's sink (made by start).
 //
 // The trace gate comes last so that what it counts (rows detached) are
 // rows that are written: the suppressions before it remove rows, it only
 // nulls trip ids.
 func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2Counts, error) {
-	if err := ru.out.openData(ru.pl.out); err != nil {
-		return pass2Counts{}, err
-	}
-	order, err := newOutputOrder(ru.r.mem, ru.pl.out, orderTime(ru.r.p, ru.pl.out), ru.counts.c, ru.r.opts.TempDir, ru.r.orderRows)
+	order, err := newOutputOrder(ru.r.mem, ru.pl.out, orderTime(ru.r.p, ru.pl.out), ru.counts.c, ru.tmp.Path(), ru.r.orderRows)
 	if err != nil {
 		return pass2Counts{}, err
 	}

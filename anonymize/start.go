@@ -6,6 +6,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // run is one Run of a Runner: what start sets up for the steps after it.
@@ -25,29 +27,43 @@ type run struct {
 	// the partitions of order, the output-order step (pass 2, write).
 	counts *orderCount
 	order  *OutputOrder
-	bar    *progressbar.ProgressBar
+	// tmp is the run's scratch folder: every scratch file of the run is
+	// made in it, and close removes it.
+	tmp *scratch.Dir
+	bar *progressbar.ProgressBar
 }
 
-// start plans the run for the input schema and sets up its measures, its
-// outputs and the spill. Pass 2 creates the data's sink.
+// start plans the run for the input schema and sets up its outputs, its
+// measures, the scratch folder and the spill. The data's sink is created
+// first, before any row is read: a path that cannot be written fails the
+// run at once.
 func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) {
 	pl, err := r.makePlan(in)
 	if err != nil {
 		return nil, err
 	}
-	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release}, ms: &measures{}}
+	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release, reports: r.opts.Reports}, ms: &measures{}}
 	defer func() {
 		if err != nil {
 			ru.close()
 		}
 	}()
+	if err := ru.out.openData(pl.out); err != nil {
+		return nil, err
+	}
+	// Earlier runs that were killed left their scratch folders; a failure
+	// to sweep them does not stop this run.
+	scratch.Sweep(r.opts.TempDir)
+	if ru.tmp, err = scratch.NewDir(r.opts.TempDir); err != nil {
+		return nil, err
+	}
 	if err := ru.addMeasures(); err != nil {
 		return nil, err
 	}
 	// k-anonymity and cell suppression decide in pass 1 what pass 2
 	// removes, and the output order needs every row before it writes the
 	// first: every run has two passes.
-	if ru.spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
+	if ru.spill, err = newSpill(ru.tmp.Path(), pl.trans, r.mem); err != nil {
 		return nil, err
 	}
 	if r.opts.Progress != nil {
@@ -73,7 +89,7 @@ func (ru *run) addMeasures() error {
 		}
 	}
 	if m := p.Mobility; m != nil {
-		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, r.opts.TempDir)
+		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, ru.tmpDir())
 		if err != nil {
 			return fmt.Errorf("cell suppression: %w", err)
 		}
@@ -109,7 +125,7 @@ func (ru *run) addMeasures() error {
 		return nil
 	}
 	if m.TraceK > 0 {
-		g, err := newTraceGate(pl, p.Subject, m, r.mem, r.opts.TempDir)
+		g, err := newTraceGate(pl, p.Subject, m, r.mem, ru.tmpDir())
 		if err != nil {
 			return fmt.Errorf("trace gate: %w", err)
 		}
@@ -132,22 +148,40 @@ func (ru *run) addMeasures() error {
 	return nil
 }
 
+// tmpDir is the folder for the run's scratch files.
+func (ru *run) tmpDir() string {
+	if ru.tmp != nil {
+		return ru.tmp.Path()
+	}
+	return ru.r.opts.TempDir
+}
+
 // close ends the run: every output not committed is aborted, the scratch
 // files are removed, and what the measures and the plan hold is released.
+// Each part is deferred on its own, so a panic in one (a caller's Sink's
+// Abort, say) skips none of the others; the scratch folder goes last, after
+// every file in it is closed.
 func (ru *run) close() {
+	defer ru.tmp.Remove()
+	defer func() {
+		if ru.spill != nil {
+			ru.spill.remove()
+		}
+	}()
+	defer ru.out.close()
+	defer func() {
+		if ru.order != nil {
+			ru.order.Close()
+		}
+	}()
+	defer ru.ms.close()
+	defer ru.pl.close()
+	defer func() {
+		if ru.r.optout != nil {
+			ru.r.optout.forget()
+		}
+	}()
 	if ru.bar != nil {
 		ru.bar.Finish()
-	}
-	ru.ms.close()
-	if ru.order != nil {
-		ru.order.Close()
-	}
-	ru.out.close()
-	if ru.spill != nil { // nil when start failed before it
-		ru.spill.remove()
-	}
-	ru.pl.close()
-	if ru.r.optout != nil {
-		ru.r.optout.forget()
 	}
 }
