@@ -64,7 +64,7 @@ func NewApplier(h *Histogram, r *Result, mem memory.Allocator) (*Applier, error)
 		bld.Release()
 	}
 	a.wide = total > 64
-	cl, supp, _ := s.classesOf(s.e.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lat.id(r.Levels))
 	a.supp = map[uint64]struct{}{}
 	a.suppW = map[string]struct{}{}
 	ids := make([]int32, nc)
@@ -73,7 +73,7 @@ func NewApplier(h *Histogram, r *Result, mem memory.Allocator) (*Applier, error)
 			continue
 		}
 		for c := range nc {
-			ids[c] = cl.t.ids[c][cl.row(i)]
+			ids[c] = cl.ids[c][i]
 		}
 		if a.wide {
 			a.suppW[wideKey(ids)] = struct{}{}

@@ -37,7 +37,11 @@ func (h *hashTable) reset(n int, keySpace uint64) {
 		h.slots = make([]slot, want)
 		h.cur = 0
 	}
-	h.mask = uint64(len(h.slots) - 1)
+	// Probe only the slots this use needs, however large an earlier use
+	// made the table: a few keys spread over a megabyte of slots would
+	// miss the cache on every probe. Slots past the prefix keep older
+	// epochs, so a later, larger use still sees them empty.
+	h.mask = uint64(want - 1)
 	if h.dense {
 		h.mask = ^uint64(0)
 	}

@@ -59,12 +59,20 @@ func ParseMetric(s string) (Metric, error) {
 // monotone reports whether the metric never decreases along generalisation
 // for a fixed suppression behaviour. Without suppression every metric is.
 func (m Metric) monotone(maxOutliers int64) bool {
-	switch m {
-	case MetricEntropy, MetricDiscernibility:
-		return true
-	}
-	return maxOutliers == 0
+	return m.alwaysMonotone() || maxOutliers == 0
 }
+
+// alwaysMonotone reports whether the metric never decreases along
+// generalisation whatever is suppressed: its value does not depend on which
+// classes are suppressed (ARX's monotonic variants), so the value of any
+// node, anonymous or not, bounds the nodes above it.
+func (m Metric) alwaysMonotone() bool {
+	return m == MetricEntropy || m == MetricDiscernibility
+}
+
+// boundIsExact reports whether metrics.bound is the metric's value, so
+// nothing checked can tighten it.
+func (m Metric) boundIsExact() bool { return m == MetricEntropy }
 
 // metrics holds what the metrics precompute from the histogram.
 type metrics struct {
@@ -212,13 +220,13 @@ func geoMean(vals []float64) float64 {
 	return r - 1
 }
 
-// value computes the metric of a node from its classes; suppressed[i] tells
-// whether class i is suppressed. perColumn is filled for multi-dimensional
-// metrics.
-func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []bool) (total float64, perColumn []float64) {
+// value computes the metric of a node from its classes (the rows of t);
+// suppressed[i] tells whether class i is suppressed. perColumn is filled
+// for multi-dimensional metrics.
+func (m *metrics) value(metric Metric, levels []int, t *table, suppressed []bool) (total float64, perColumn []float64) {
 	nc := len(levels)
 	if metric == MetricEntropyNM || metric == MetricLoss {
-		cl.t.ensureIDs()
+		t.ensureIDs()
 	}
 	switch metric {
 	case MetricEntropy:
@@ -233,23 +241,30 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		var supp float64
 		for i, s := range suppressed {
 			if s {
-				supp += float64(cl.counts[i])
+				supp += float64(t.counts[i])
 			}
 		}
+		var cnt []float64
 		for c, l := range levels {
 			perColumn[c] = m.entropy[c][l]
 			if supp == 0 {
 				continue
 			}
-			cnt := make(map[int32]float64)
+			// The entropy of column c's generalised values within the
+			// suppressed rows.
+			cnt = resize(cnt, m.h.dims[c].size(l))
+			clear(cnt)
+			ids := t.ids[c]
 			for i, s := range suppressed {
 				if s {
-					cnt[cl.t.ids[c][cl.row(i)]] += float64(cl.counts[i])
+					cnt[ids[i]] += float64(t.counts[i])
 				}
 			}
 			var e float64
 			for _, v := range cnt {
-				e += v * math.Log2(v/supp)
+				if v > 0 {
+					e += v * math.Log2(v/supp)
+				}
 			}
 			perColumn[c] -= e
 		}
@@ -258,12 +273,12 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		}
 		return total, perColumn
 	case MetricDiscernibility:
-		for _, n := range cl.counts {
+		for _, n := range t.counts {
 			total += float64(n) * float64(n)
 		}
 		return total, nil
 	case MetricDiscernibilityNM:
-		for i, n := range cl.counts {
+		for i, n := range t.counts {
 			if suppressed[i] {
 				total += m.rows * float64(n)
 			} else {
@@ -275,12 +290,13 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		perColumn = make([]float64, nc)
 		for c, l := range levels {
 			share := m.shares[c][l]
+			ids := t.ids[c]
 			var agg float64
-			for i, n := range cl.counts {
+			for i, n := range t.counts {
 				if suppressed[i] {
 					agg += float64(n)
 				} else {
-					agg += float64(n) * share[cl.t.ids[c][cl.row(i)]]
+					agg += float64(n) * share[ids[i]]
 				}
 			}
 			perColumn[c] = m.normLoss(c, agg)
@@ -290,7 +306,7 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		var supp float64
 		for i, s := range suppressed {
 			if s {
-				supp += float64(cl.counts[i])
+				supp += float64(t.counts[i])
 			}
 		}
 		perColumn = make([]float64, nc)

@@ -1,6 +1,7 @@
 package kanon
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -11,19 +12,19 @@ import (
 type engine struct {
 	h    *Histogram
 	lat  *lattice
-	base *table
+	base *table // the histogram's classes at the bottom node
 	// up[c][from][to] maps ids at level from to ids at level to.
-	up      [][][][]int32
-	hasSens bool
-	sensBit uint
-	parRows int // rows per worker for parallel roll-ups (tests lower it)
+	up       [][][][]int32
+	hasSens  bool
+	sensSize int // sensitive values (ids are 0..sensSize-1)
+	parRows  int // rows per worker for parallel roll-ups (tests lower it)
 }
 
-func newEngine(h *Histogram) (*engine, error) { return newEngineWith(h, nil) }
+func newEngine(h *Histogram) (*engine, error) { return newEngineWith(h, nil, &scratch{}) }
 
 // newEngineWith is newEngine reusing lat (may be nil) when its heights are
-// the histogram's.
-func newEngineWith(h *Histogram, lat *lattice) (*engine, error) {
+// the histogram's; s is scratch for building the base table.
+func newEngineWith(h *Histogram, lat *lattice, s *scratch) (*engine, error) {
 	heights := make([]int, len(h.dims))
 	for c, d := range h.dims {
 		heights[c] = d.levels
@@ -35,7 +36,6 @@ func newEngineWith(h *Histogram, lat *lattice) (*engine, error) {
 		}
 	}
 	e := &engine{h: h, lat: lat, hasSens: h.sens != nil, parRows: parallelRows}
-	e.base = &table{node: 0, ids: h.leaves, sens: h.sensID, counts: h.counts, decoded: true}
 	e.up = make([][][][]int32, len(h.dims))
 	for c, d := range h.dims {
 		e.up[c] = make([][][]int32, d.levels)
@@ -46,8 +46,19 @@ func newEngineWith(h *Histogram, lat *lattice) (*engine, error) {
 			}
 		}
 	}
-	if h.sens != nil {
-		e.sensBit = uint(bits.Len(uint(h.sens.size(0))))
+	e.base = &table{node: 0, ids: h.leaves, counts: h.counts, decoded: true}
+	if e.hasSens {
+		// The histogram's entries are (quasi-identifiers, sensitive value)
+		// combinations: as a table of one-value classes, rolled up to the
+		// bottom node, they become the bottom node's classes.
+		e.sensSize = h.sens.size(0)
+		n := len(h.counts)
+		start := make([]int32, n+1)
+		for i := range start {
+			start[i] = int32(i)
+		}
+		e.base.start, e.base.sens, e.base.freq = start, h.sensID, h.counts
+		e.base = e.rollup(e.base, 0, s).clone()
 	}
 	return e, nil
 }
@@ -58,59 +69,89 @@ type scratch struct {
 	keys2   []uint64
 	out     table // rollup output, reused; clone it to keep it
 	ht      hashTable
-	cls     hashTable
 	keys    []uint64
 	levels  []int
 	slevels []int
+	widths  []uint
+	// Merging sensitive frequencies: the new class of each source row, the
+	// source rows of each new class (counting sort) and a counter per value.
+	classOf []int32
+	first   []int32
+	order   []int32
+	acc     []int64
+	sets    []uint64
+	touched []int32
 }
 
-// rollup rolls src up to node and returns the node's table and classes.
-// It reports ok=false when the generalised key does not fit 64 bits (callers
-// then use rollupWide).
-func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
+// rollup rolls src up to node and returns the node's classes with their
+// sensitive frequencies. The table lives in s until the next roll-up with
+// s; clone it to keep it.
+func (e *engine) rollup(src *table, node int, s *scratch) *table {
+	t := e.rollupCounts(src, node, s)
+	e.mergeValues(src, t, s)
+	return t
+}
+
+// rollupCounts rolls src up to node and returns the node's classes with
+// their rows but without sensitive frequencies: a check that fails on
+// class sizes alone needs no more. mergeValues adds them.
+func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 	lat := e.lat
 	s.levels = lat.levels(node, s.levels)
 	s.slevels = lat.levels(src.node, s.slevels)
 	ncol := len(lat.heights)
 	n := src.rows()
-	// Key layout: generalised ids per column, then the sensitive id.
-	widths := make([]uint, ncol)
+	// Key layout: the generalised ids of the columns, packed.
+	s.widths = resize(s.widths, ncol)
+	widths := s.widths
 	var total uint
 	for c := range ncol {
 		widths[c] = uint(bits.Len(uint(e.h.dims[c].size(s.levels[c]))))
 		total += widths[c]
 	}
-	qiBits := total
-	if e.hasSens {
-		total += e.sensBit
-	}
 	if total > 64 {
 		return e.rollupWide(src, node, s)
 	}
-	if cap(s.keys) < n {
-		s.keys = make([]uint64, n)
-	}
-	keys := s.keys[:n]
+	s.keys = resize(s.keys, n)
+	keys := s.keys
 	out := &s.out
 	out.node = node
 	out.counts = out.counts[:0]
 	if len(out.ids) != ncol {
 		out.ids = make([][]int32, ncol)
 	}
+	out.values = false
+	var classOf []int32
+	if e.hasSens {
+		s.classOf = resize(s.classOf, n)
+		classOf = s.classOf
+	}
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers, n/e.parRows)
 	if workers < 2 {
-		e.packKeys(src, keys, 0, n, widths, qiBits, s)
+		e.packKeys(src, keys, 0, n, widths, s)
 		s.ht.reset(n, uint64(1)<<total)
-		for r, k := range keys {
-			idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
-			if !found {
-				out.counts = append(out.counts, 0)
-				keys[idx] = k // keys[idx] already consumed: idx <= r
+		if classOf == nil {
+			for r, k := range keys {
+				idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
+				if !found {
+					out.counts = append(out.counts, 0)
+					keys[idx] = k // keys[idx] already consumed: idx <= r
+				}
+				out.counts[idx] += src.counts[r]
 			}
-			out.counts[idx] += src.counts[r]
+		} else {
+			for r, k := range keys {
+				idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
+				if !found {
+					out.counts = append(out.counts, 0)
+					keys[idx] = k
+				}
+				out.counts[idx] += src.counts[r]
+				classOf[r] = idx
+			}
 		}
 	} else {
-		keys = e.rollupParallel(src, keys, widths, qiBits, total, workers, s)
+		keys = e.rollupParallel(src, keys, widths, total, workers, classOf, s)
 	}
 	m := len(out.counts)
 	// The generalised ids are decoded from the keys only when needed
@@ -118,86 +159,134 @@ func (e *engine) rollup(src *table, node int, s *scratch) (*table, *classes) {
 	out.packed = keys[:m]
 	out.widths = append(out.widths[:0], widths...)
 	out.decoded = false
-	if e.hasSens {
-		if cap(out.sens) < m {
-			out.sens = make([]int32, m)
-		}
-		out.sens = out.sens[:m]
-		mask := uint64(1)<<e.sensBit - 1
-		for i := range m {
-			out.sens[i] = int32(keys[i] >> qiBits & mask)
-		}
-	}
-	return out, e.group(out, keys[:m], qiBits, s)
+	return out
 }
 
-// group partitions the rows of t (keys as built by rollup) into classes.
-func (e *engine) group(t *table, keys []uint64, qiBits uint, s *scratch) *classes {
-	m := t.rows()
-	cl := &classes{t: t}
-	if !e.hasSens {
-		cl.counts = t.counts // rep nil: class i is table row i
-		return cl
+// mergeValues sets the sensitive frequencies of out, the classes
+// rollupCounts just rolled up from src with s: each class's are the sum of
+// those of the source rows s.classOf maps to it. Without a sensitive
+// column it does nothing. No hashing per (class,
+// value) pair: with at most 64 values, one sequential pass over the source
+// adds each frequency into a dense counter of its class and value, and a
+// bit set per class records the values present (read lowest bit first, it
+// lists them in ascending order); with more values, the source rows are
+// listed per class by a counting sort and summed in one counter per value.
+func (e *engine) mergeValues(src, out *table, s *scratch) {
+	if !e.hasSens || out.values {
+		return
 	}
-	mask := uint64(1)<<qiBits - 1
-	if qiBits == 64 {
-		mask = ^uint64(0)
-	}
-	s.cls.reset(m, uint64(1)<<qiBits)
-	classOf := make([]int32, m)
-	for i, k := range keys {
-		idx, found := s.cls.getOrPut(k&mask, int32(len(cl.counts)))
-		if !found {
-			cl.counts = append(cl.counts, 0)
-			cl.rep = append(cl.rep, int32(i))
+	out.values = true
+	classOf := s.classOf[:src.rows()]
+	m := out.rows()
+	out.start = resize(out.start, m+1)
+	out.start[0] = 0
+	sens, freq := out.sens[:0], out.freq[:0]
+	if w := e.sensSize; w <= 64 {
+		s.acc = resize(s.acc, m*w) // zero: emptied as it is read
+		s.sets = resize(s.sets, m)
+		acc, sets := s.acc, s.sets
+		for r, o := range classOf {
+			lo, hi := src.start[r], src.start[r+1]
+			fr := src.freq[lo:hi]
+			row := acc[int(o)*w : int(o)*w+w]
+			var set uint64
+			for j, v := range src.sens[lo:hi] {
+				row[v] += fr[j]
+				set |= 1 << uint(v)
+			}
+			sets[o] |= set
 		}
-		cl.counts[idx] += t.counts[i]
-		classOf[i] = idx
+		for o := range m {
+			row := acc[o*w : o*w+w]
+			for set := sets[o]; set != 0; set &= set - 1 {
+				v := bits.TrailingZeros64(set)
+				sens = append(sens, int32(v))
+				freq = append(freq, row[v])
+				row[v] = 0
+			}
+			sets[o] = 0
+			out.start[o+1] = int32(len(sens))
+		}
+		out.sens, out.freq = sens, freq
+		return
 	}
-	e.csr(cl, classOf)
-	return cl
-}
-
-// csr lists the rows of each class contiguously (counting sort).
-func (e *engine) csr(cl *classes, classOf []int32) {
-	nc := len(cl.counts)
-	cl.start = make([]int32, nc+1)
-	for _, c := range classOf {
-		cl.start[c+1]++
+	// first[o]..first[o+1]: positions of class o's source rows in order.
+	s.first = resize(s.first, m+1)
+	first := s.first
+	clear(first)
+	for _, o := range classOf {
+		first[o+1]++
 	}
-	for i := range nc {
-		cl.start[i+1] += cl.start[i]
+	for o := range m {
+		first[o+1] += first[o]
 	}
-	pos := make([]int32, nc)
-	copy(pos, cl.start[:nc])
-	cl.order = make([]int32, len(classOf))
-	for r, c := range classOf {
-		cl.order[pos[c]] = int32(r)
-		pos[c]++
+	s.order = resize(s.order, len(classOf))
+	order := s.order
+	for r, o := range classOf {
+		order[first[o]] = int32(r)
+		first[o]++
 	}
+	// first[o] is now the end of class o's rows: shift back.
+	copy(first[1:], first[:m])
+	first[0] = 0
+	s.acc = resize(s.acc, e.sensSize) // zero: emptied as it is read
+	acc := s.acc
+	for o := range m {
+		rows := order[first[o]:first[o+1]]
+		if len(rows) == 1 {
+			lo, hi := src.start[rows[0]], src.start[rows[0]+1]
+			sens = append(sens, src.sens[lo:hi]...)
+			freq = append(freq, src.freq[lo:hi]...)
+		} else {
+			touched := s.touched[:0]
+			for _, r := range rows {
+				lo, hi := src.start[r], src.start[r+1]
+				fr := src.freq[lo:hi]
+				for j, v := range src.sens[lo:hi] {
+					if acc[v] == 0 {
+						touched = append(touched, v)
+					}
+					acc[v] += fr[j]
+				}
+			}
+			// Ascending ids: every class lists its values in one order
+			// whichever source it was rolled up from, so the floating-point
+			// sums of the models are the same on every path.
+			slices.Sort(touched)
+			for _, v := range touched {
+				sens = append(sens, v)
+				freq = append(freq, acc[v])
+				acc[v] = 0
+			}
+			s.touched = touched
+		}
+		out.start[o+1] = int32(len(sens))
+	}
+	out.sens, out.freq = sens, freq
 }
 
 // rollupWide is the slow path for keys wider than 64 bits: string keys.
-func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes) {
+func (e *engine) rollupWide(src *table, node int, s *scratch) *table {
+	// Like rollupCounts: s.classOf maps the source rows for mergeValues.
 	lat := e.lat
 	ncol := len(lat.heights)
 	n := src.rows()
 	idx := make(map[string]int32, n)
-	clsIdx := make(map[string]int32)
-	buf := make([]byte, 0, 4*(ncol+1))
+	buf := make([]byte, 0, 4*ncol)
 	out := &table{node: node, ids: make([][]int32, ncol), decoded: true}
-	cl := &classes{t: out}
 	var classOf []int32
+	if e.hasSens {
+		s.classOf = resize(s.classOf, n)
+		classOf = s.classOf
+	}
+	up := make([][]int32, ncol)
+	for c := range ncol {
+		up[c] = e.up[c][s.slevels[c]][s.levels[c]]
+	}
 	for r := range n {
 		buf = buf[:0]
 		for c := range ncol {
-			v := e.up[c][s.slevels[c]][s.levels[c]][src.ids[c][r]]
-			buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
-		}
-		qlen := len(buf)
-		if e.hasSens {
-			v := src.sens[r]
-			buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+			buf = binary.LittleEndian.AppendUint32(buf, uint32(up[c][src.ids[c][r]]))
 		}
 		i, ok := idx[string(buf)]
 		if !ok {
@@ -205,77 +294,15 @@ func (e *engine) rollupWide(src *table, node int, s *scratch) (*table, *classes)
 			idx[string(buf)] = i
 			out.counts = append(out.counts, 0)
 			for c := range ncol {
-				out.ids[c] = append(out.ids[c], e.up[c][s.slevels[c]][s.levels[c]][src.ids[c][r]])
+				out.ids[c] = append(out.ids[c], up[c][src.ids[c][r]])
 			}
-			if e.hasSens {
-				out.sens = append(out.sens, src.sens[r])
-			}
-			ci, ok := clsIdx[string(buf[:qlen])]
-			if !ok {
-				ci = int32(len(cl.counts))
-				clsIdx[string(buf[:qlen])] = ci
-				cl.counts = append(cl.counts, 0)
-				cl.rep = append(cl.rep, i)
-			}
-			classOf = append(classOf, ci)
 		}
 		out.counts[i] += src.counts[r]
-		cl.counts[classOf[i]] += src.counts[r]
-	}
-	if e.hasSens {
-		e.csr(cl, classOf)
-	} else {
-		cl.counts = out.counts
-	}
-	return out, cl
-}
-
-// regroup builds the classes of a (cloned) table.
-func (e *engine) regroup(t *table, s *scratch) *classes {
-	cl := &classes{t: t}
-	if !e.hasSens {
-		cl.counts = t.counts
-		return cl
-	}
-	ncol := len(t.ids)
-	widths := make([]uint, ncol)
-	var total uint
-	for c := range ncol {
-		widths[c] = uint(bits.Len(uint(e.h.dims[c].size(e.lat.level(t.node, c)))))
-		total += widths[c]
-	}
-	if total > 64 {
-		idx := make(map[string]int32)
-		buf := make([]byte, 0, 4*ncol)
-		classOf := make([]int32, t.rows())
-		for r := range t.rows() {
-			buf = buf[:0]
-			for c := range ncol {
-				v := t.ids[c][r]
-				buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
-			}
-			i, ok := idx[string(buf)]
-			if !ok {
-				i = int32(len(cl.counts))
-				idx[string(buf)] = i
-				cl.counts = append(cl.counts, 0)
-				cl.rep = append(cl.rep, int32(r))
-			}
-			cl.counts[i] += t.counts[r]
+		if classOf != nil {
 			classOf[r] = i
 		}
-		e.csr(cl, classOf)
-		return cl
 	}
-	keys := make([]uint64, t.rows())
-	var sh uint
-	for c := range ncol {
-		for r, v := range t.ids[c] {
-			keys[r] |= uint64(v) << sh
-		}
-		sh += widths[c]
-	}
-	return e.group(t, keys, total, s)
+	return out
 }
 
 // Parallel roll-ups split the source rows into chunks, group each chunk on
@@ -295,25 +322,57 @@ type partial struct {
 }
 
 // packKeys writes the generalised key of rows [lo,hi) of src into keys.
-func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, qiBits uint, s *scratch) {
+func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, s *scratch) {
 	lvl, slvl := s.levels, s.slevels
 	k := keys[lo:hi]
+	var in []uint64
+	if src.packed != nil {
+		in = src.packed[lo:hi]
+		in = in[:len(k)]
+	}
 	// One pass per column. A column generalised to a single value adds
 	// nothing (its id is 0); a column already at its level needs no
 	// lookup; the first column written sets the keys instead of or-ing.
 	first := true
-	var shift uint
+	var shift, inShift uint
 	for c := range widths {
-		sh := shift
+		sh, ish := shift, inShift
 		shift += widths[c]
+		if in != nil {
+			inShift += src.widths[c]
+		}
 		if e.h.dims[c].size(lvl[c]) == 1 {
+			continue
+		}
+		m := e.up[c][slvl[c]][lvl[c]]
+		same := slvl[c] == lvl[c]
+		if in != nil {
+			mask := uint64(1)<<src.widths[c] - 1
+			switch {
+			case first && same:
+				for r, x := range in {
+					k[r] = (x >> ish & mask) << sh
+				}
+			case first:
+				for r, x := range in {
+					k[r] = uint64(m[x>>ish&mask]) << sh
+				}
+			case same:
+				for r, x := range in {
+					k[r] |= (x >> ish & mask) << sh
+				}
+			default:
+				for r, x := range in {
+					k[r] |= uint64(m[x>>ish&mask]) << sh
+				}
+			}
+			first = false
 			continue
 		}
 		ids := src.ids[c][lo:hi]
 		ids = ids[:len(k)]
-		m := e.up[c][slvl[c]][lvl[c]]
 		switch {
-		case first && slvl[c] == lvl[c]:
+		case first && same:
 			for r, id := range ids {
 				k[r] = uint64(id) << sh
 			}
@@ -321,7 +380,7 @@ func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, 
 			for r, id := range ids {
 				k[r] = uint64(m[id]) << sh
 			}
-		case slvl[c] == lvl[c]:
+		case same:
 			for r, id := range ids {
 				k[r] |= uint64(id) << sh
 			}
@@ -335,14 +394,12 @@ func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, 
 	if first {
 		clear(k)
 	}
-	if e.hasSens {
-		for r, v := range src.sens[lo:hi] {
-			k[r] |= uint64(v) << qiBits
-		}
-	}
 }
 
-func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits, total uint, workers int, s *scratch) []uint64 {
+// rollupParallel groups the rows of src by key on several cores and
+// returns the classes' keys; out's counts are filled, and classOf (when not
+// nil) maps each source row to its class.
+func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, total uint, workers int, classOf []int32, s *scratch) []uint64 {
 	n := len(keys)
 	for len(s.par) < workers {
 		s.par = append(s.par, partial{})
@@ -354,7 +411,7 @@ func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits
 		go func() {
 			defer wg.Done()
 			p := &s.par[w]
-			e.packKeys(src, keys, lo, hi, widths, qiBits, s)
+			e.packKeys(src, keys, lo, hi, widths, s)
 			p.ht.reset(hi-lo, uint64(1)<<total)
 			p.counts = p.counts[:0]
 			k := keys[lo:hi]
@@ -366,6 +423,9 @@ func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits
 					k[idx] = key
 				}
 				p.counts[idx] += cnt[r]
+				if classOf != nil {
+					classOf[lo+r] = idx // the chunk's class; mapped below
+				}
 			}
 			p.m = len(p.counts)
 		}()
@@ -381,6 +441,12 @@ func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits
 	final := s.keys2[:0]
 	out := &s.out
 	s.ht.reset(sum, uint64(1)<<total)
+	// global[i]: the class of the i-th chunk class over all chunks.
+	var global []int32
+	if classOf != nil {
+		global = make([]int32, sum)
+	}
+	g := 0
 	for w := range workers {
 		p := &s.par[w]
 		lo := w * n / workers
@@ -391,7 +457,17 @@ func (e *engine) rollupParallel(src *table, keys []uint64, widths []uint, qiBits
 				final = append(final, key)
 			}
 			out.counts[idx] += p.counts[i]
+			if global != nil {
+				global[g+i] = idx
+			}
 		}
+		if global != nil {
+			hi := (w + 1) * n / workers
+			for r := lo; r < hi; r++ {
+				classOf[r] = global[g+int(classOf[r])]
+			}
+		}
+		g += p.m
 	}
 	return final
 }

@@ -1,39 +1,43 @@
 package kanon
 
-// table is a histogram rolled up to a node: one row per distinct
-// (generalised quasi-identifiers, sensitive value) combination.
+// table is the histogram rolled up to a node: one row per equivalence class
+// (distinct combination of generalised quasi-identifier values) with its
+// rows and, with a sensitive column, the class's frequency of each
+// sensitive value. Keeping the frequencies per class — rather than a row
+// per (class, sensitive value) pair — is what ARX does too: a roll-up
+// hashes each class once and merges its frequencies into its new class,
+// and l-diversity and t-closeness are decided on those frequencies
+// directly, with no second grouping.
 type table struct {
 	node int
-	ids  [][]int32 // ids[c][row] at the node's level of column c (see ensureIDs)
-	// A roll-up leaves ids packed in keys; ensureIDs decodes them.
+	// The classes' generalised ids, packed into one key per class (widths[c]
+	// bits for column c, column 0 lowest) when they fit 64 bits: a roll-up
+	// reads one word per class, and a cached table holds one. ids[c][i] is
+	// the id of column c in class i, decoded from the keys when needed
+	// (ensureIDs); a table without keys (the histogram, wide keys) has ids
+	// only.
 	packed  []uint64
 	widths  []uint
-	decoded bool
-	sens    []int32 // nil without sensitive column
-	counts  []int64
+	ids     [][]int32
+	decoded bool    // ids are valid
+	counts  []int64 // rows per class
+	values  bool
+	// values: the sensitive frequencies below are set (always false
+	// without a sensitive column). With a sensitive column, class i has the
+	// values
+	// sens[start[i]:start[i+1]], in ascending id order, with the
+	// frequencies freq[start[i]:start[i+1]] (each > 0). nil without.
+	start []int32
+	sens  []int32
+	freq  []int64
 }
 
 func (t *table) rows() int { return len(t.counts) }
 
-// classes is the partition of a node's rows into equivalence classes.
-type classes struct {
-	counts []int64
-	rep    []int32 // a table row of each class (for its generalised values)
-	// With a sensitive column: the table rows of class i are
-	// order[start[i]:start[i+1]], each row one sensitive value and its count.
-	start []int32
-	order []int32
-	t     *table
-}
-
-func (cl *classes) n() int { return len(cl.counts) }
-
-// row returns a table row of class i.
-func (cl *classes) row(i int) int32 {
-	if cl.rep == nil {
-		return int32(i)
-	}
-	return cl.rep[i]
+// frequencies returns the sensitive ids and frequencies of class i.
+func (t *table) frequencies(i int) ([]int32, []int64) {
+	lo, hi := t.start[i], t.start[i+1]
+	return t.sens[lo:hi], t.freq[lo:hi]
 }
 
 // ensureIDs decodes the generalised ids of a rolled-up table.
@@ -59,37 +63,41 @@ func (t *table) ensureIDs() {
 	t.decoded = true
 }
 
-// cloneInto copies t into dst, reusing dst's buffers (dst may be nil).
+// cloneInto copies t into dst, reusing dst's buffers (dst may be nil): the
+// keys when t has them (ids are decoded again if ever needed), else the
+// ids.
 func (t *table) cloneInto(dst *table) *table {
 	if dst == nil {
-		return t.clone()
+		dst = &table{}
 	}
-	t.ensureIDs()
-	dst.node, dst.decoded, dst.packed, dst.widths = t.node, true, nil, nil
+	dst.node = t.node
 	dst.counts = append(dst.counts[:0], t.counts...)
-	if len(dst.ids) != len(t.ids) {
-		dst.ids = make([][]int32, len(t.ids))
-	}
-	for i, col := range t.ids {
-		dst.ids[i] = append(dst.ids[i][:0], col...)
-	}
-	if t.sens != nil {
-		dst.sens = append(dst.sens[:0], t.sens...)
+	if t.packed != nil {
+		dst.packed = append(dst.packed[:0], t.packed...)
+		dst.widths = append(dst.widths[:0], t.widths...)
+		dst.decoded = false
+		if len(dst.ids) != len(t.ids) {
+			dst.ids = make([][]int32, len(t.ids))
+		}
 	} else {
-		dst.sens = nil
+		dst.packed, dst.widths, dst.decoded = nil, nil, true
+		if len(dst.ids) != len(t.ids) {
+			dst.ids = make([][]int32, len(t.ids))
+		}
+		for i, col := range t.ids {
+			dst.ids[i] = append(dst.ids[i][:0], col...)
+		}
+	}
+	dst.values = t.values
+	if t.values {
+		dst.start = append(dst.start[:0], t.start...)
+		dst.sens = append(dst.sens[:0], t.sens...)
+		dst.freq = append(dst.freq[:0], t.freq...)
+	} else {
+		dst.start, dst.sens, dst.freq = nil, nil, nil
 	}
 	return dst
 }
 
 // clone copies t out of the scratch buffers.
-func (t *table) clone() *table {
-	t.ensureIDs()
-	c := &table{node: t.node, counts: append([]int64(nil), t.counts...), ids: make([][]int32, len(t.ids)), decoded: true}
-	for i, col := range t.ids {
-		c.ids[i] = append([]int32(nil), col...)
-	}
-	if t.sens != nil {
-		c.sens = append([]int32(nil), t.sens...)
-	}
-	return c
-}
+func (t *table) clone() *table { return t.cloneInto(nil) }
