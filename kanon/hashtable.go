@@ -12,8 +12,16 @@ type hashTable struct {
 	slots []slot
 	cur   uint32
 	mask  uint64
+	shift uint // 64 - log2(slots in use): the hash is the product's top bits
 	dense bool
 }
+
+// fibonacci is 2^64 divided by the golden ratio: multiplied by a key, its
+// top bits mix all of the key's bits (Knuth's multiplicative hashing). The
+// top bits, not middle ones: a middle slice of the product ignores the
+// key's high bits, and keys that differ only in their last columns would
+// all collide.
+const fibonacci = 0x9E3779B97F4A7C15
 
 type slot struct {
 	key   uint64
@@ -42,6 +50,7 @@ func (h *hashTable) reset(n int, keySpace uint64) {
 	// miss the cache on every probe. Slots past the prefix keep older
 	// epochs, so a later, larger use still sees them empty.
 	h.mask = uint64(want - 1)
+	h.shift = uint(64 - bits.TrailingZeros(uint(want)))
 	if h.dense {
 		h.mask = ^uint64(0)
 	}
@@ -62,7 +71,7 @@ func (h *hashTable) getOrPut(k uint64, v int32) (int32, bool) {
 		}
 		return s.val, true
 	}
-	i := (k * 0x9E3779B97F4A7C15) >> 20 & h.mask
+	i := (k * fibonacci) >> (h.shift & 63)
 	for {
 		s := &h.slots[i]
 		if s.epoch != h.cur {
@@ -83,6 +92,7 @@ type growTable struct {
 	slots []gslot
 	n     int
 	mask  uint64
+	shift uint // 64 - log2(len(slots)); see fibonacci
 }
 
 type gslot struct {
@@ -92,7 +102,7 @@ type gslot struct {
 
 func newGrowTable(capHint int) *growTable {
 	size := growTableSize(capHint)
-	g := &growTable{slots: make([]gslot, size), mask: uint64(size - 1)}
+	g := &growTable{slots: make([]gslot, size), mask: uint64(size - 1), shift: uint(64 - bits.TrailingZeros(uint(size)))}
 	g.reset()
 	return g
 }
@@ -109,7 +119,7 @@ func (g *growTable) reset() {
 }
 
 func (g *growTable) slot(k uint64) *gslot {
-	i := (k * 0x9E3779B97F4A7C15) >> 17 & g.mask
+	i := (k * fibonacci) >> (g.shift & 63)
 	for {
 		s := &g.slots[i]
 		if s.val < 0 || s.key == k {

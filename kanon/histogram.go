@@ -46,6 +46,12 @@ type Histogram struct {
 	// leafCnt[c][leaf]: rows with that level-0 value of column c (what the
 	// metrics and the one-column bounds start from).
 	leafCnt [][]int64
+	// keys[e]: entry e's key in the builder's index (leaf ids packed,
+	// keyWidths[c] bits for column c, the sensitive id above), when it fits
+	// 64 bits (nil otherwise): roll-ups from the histogram then move runs of
+	// columns with a mask instead of one pass per column.
+	keys      []uint64
+	keyWidths []uint
 }
 
 // QuasiIdentifiers returns the quasi-identifier columns in lattice order.
@@ -72,9 +78,11 @@ type HistogramBuilder struct {
 	keybuf  []byte
 	keys    []uint64
 	fresh   []int32 // rows of the current chunk that start a new entry
-	err     error
-	done    bool
-	bufs    *histBufs // nil once handed back
+	// entryKeys[e]: entry e's key (not wide; the histogram's keys).
+	entryKeys []uint64
+	err       error
+	done      bool
+	bufs      *histBufs // nil once handed back
 }
 
 // histBufs are a builder's growing buffers: the index, the per-chunk
@@ -85,13 +93,14 @@ type HistogramBuilder struct {
 // them each time, and a histogram does not keep the slack of buffers sized
 // for all rows being distinct.
 type histBufs struct {
-	index   *growTable
-	scratch [][]int32
-	keys    []uint64
-	fresh   []int32
-	leaves  [][]int32
-	counts  []int64
-	sensID  []int32
+	index     *growTable
+	scratch   [][]int32
+	keys      []uint64
+	fresh     []int32
+	entryKeys []uint64
+	leaves    [][]int32
+	counts    []int64
+	sensID    []int32
 }
 
 var histPool = sync.Pool{New: func() any { return new(histBufs) }}
@@ -160,6 +169,9 @@ func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
 	}
 	b.scratch = b.bufs.scratch[:ncomp]
 	b.keys, b.fresh = b.bufs.keys, b.bufs.fresh
+	if !b.wide {
+		b.entryKeys = b.bufs.entryKeys[:0]
+	}
 	b.checkWidth()
 	if b.wide {
 		b.sindex = make(map[string]int32)
@@ -253,6 +265,9 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 			h.sensID = slices.Grow(h.sensID, hint)
 		}
 		h.counts = slices.Grow(h.counts, hint)
+		if !b.wide {
+			b.entryKeys = slices.Grow(b.entryKeys, hint)
+		}
 	}
 	for lo := 0; lo < n; lo += histChunk {
 		hi := min(n, lo+histChunk)
@@ -294,11 +309,19 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 			b.keys = make([]uint64, m)
 		}
 		keys := b.keys[:m]
-		clear(keys)
 		var shift uint
 		for i, w := range b.widths {
-			for r, id := range b.scratch[i][:m] {
-				keys[r] |= uint64(id) << shift
+			ids := b.scratch[i][:m]
+			ids = ids[:len(keys)]
+			sh := shift & 63 // a bare shift: the total fits 64 bits
+			if i == 0 {
+				for r, id := range ids {
+					keys[r] = uint64(id)
+				}
+			} else {
+				for r, id := range ids {
+					keys[r] |= uint64(id) << sh
+				}
 			}
 			shift += w
 		}
@@ -323,6 +346,7 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 			if !ok {
 				fresh = append(fresh, int32(r))
 				h.counts = append(h.counts, 0)
+				b.entryKeys = append(b.entryKeys, k)
 			}
 			h.counts[e]++
 		}
@@ -340,9 +364,11 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 
 // appendAt appends src[i] for every i of at to dst.
 func appendAt(dst, src, at []int32) []int32 {
-	dst = slices.Grow(dst, len(at))
-	for _, i := range at {
-		dst = append(dst, src[i])
+	n := len(dst)
+	dst = slices.Grow(dst, len(at))[:n+len(at)]
+	out := dst[n:]
+	for j, i := range at {
+		out[j] = src[i]
 	}
 	return dst
 }
@@ -404,7 +430,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 			}
 			b.sindex[string(b.keybuf)] = int32(e)
 		}
-		b.index = nil
+		b.index, b.entryKeys = nil, nil
 		return
 	}
 	_ = wasWide
@@ -417,6 +443,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 			shift += w
 		}
 		b.index.put(k, int32(e))
+		b.entryKeys[e] = k
 	}
 }
 
@@ -450,6 +477,11 @@ func (b *HistogramBuilder) Histogram() (*Histogram, error) {
 	h.leafCnt = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
 		h.leafCnt[c] = countLeaves(h.leaves[c], h.counts, d.size(0))
+	}
+	if !b.wide {
+		b.bufs.entryKeys = b.entryKeys[:0]
+		h.keys = slices.Clone(b.entryKeys)
+		h.keyWidths = slices.Clone(b.widths[:len(h.dims)])
 	}
 	if b.index != nil {
 		b.bufs.index = b.index

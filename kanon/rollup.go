@@ -46,7 +46,7 @@ func newEngineWith(h *Histogram, lat *lattice, s *scratch) (*engine, error) {
 			}
 		}
 	}
-	e.base = &table{node: 0, ids: h.leaves, counts: h.counts, decoded: true}
+	e.base = &table{node: 0, ids: h.leaves, packed: h.keys, widths: h.keyWidths, counts: h.counts, decoded: true}
 	if e.hasSens {
 		// The histogram's entries are (quasi-identifiers, sensitive value)
 		// combinations: as a table of one-value classes, rolled up to the
@@ -73,6 +73,8 @@ type scratch struct {
 	levels  []int
 	slevels []int
 	widths  []uint
+	segs    []keySegment
+	repack  bool // packKeys repacks src.packed with segs
 	// Merging sensitive frequencies: the new class of each source row, the
 	// source rows of each new class (counting sort) and a counter per value.
 	classOf []int32
@@ -125,6 +127,10 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 	if e.hasSens {
 		s.classOf = resize(s.classOf, n)
 		classOf = s.classOf
+	}
+	s.repack = false
+	if src.packed != nil {
+		s.repack = e.planSegments(src, widths, s)
 	}
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers, n/e.parRows)
 	if workers < 2 {
@@ -323,52 +329,25 @@ type partial struct {
 
 // packKeys writes the generalised key of rows [lo,hi) of src into keys.
 func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, s *scratch) {
+	if s.repack {
+		repackKeys(src.packed[lo:hi], keys[lo:hi], s.segs)
+		return
+	}
 	lvl, slvl := s.levels, s.slevels
 	k := keys[lo:hi]
-	var in []uint64
-	if src.packed != nil {
-		in = src.packed[lo:hi]
-		in = in[:len(k)]
-	}
 	// One pass per column. A column generalised to a single value adds
 	// nothing (its id is 0); a column already at its level needs no
 	// lookup; the first column written sets the keys instead of or-ing.
 	first := true
-	var shift, inShift uint
+	var shift uint
 	for c := range widths {
-		sh, ish := shift, inShift
+		sh := shift & 63
 		shift += widths[c]
-		if in != nil {
-			inShift += src.widths[c]
-		}
 		if e.h.dims[c].size(lvl[c]) == 1 {
 			continue
 		}
 		m := e.up[c][slvl[c]][lvl[c]]
 		same := slvl[c] == lvl[c]
-		if in != nil {
-			mask := uint64(1)<<src.widths[c] - 1
-			switch {
-			case first && same:
-				for r, x := range in {
-					k[r] = (x >> ish & mask) << sh
-				}
-			case first:
-				for r, x := range in {
-					k[r] = uint64(m[x>>ish&mask]) << sh
-				}
-			case same:
-				for r, x := range in {
-					k[r] |= (x >> ish & mask) << sh
-				}
-			default:
-				for r, x := range in {
-					k[r] |= uint64(m[x>>ish&mask]) << sh
-				}
-			}
-			first = false
-			continue
-		}
 		ids := src.ids[c][lo:hi]
 		ids = ids[:len(k)]
 		switch {
@@ -393,6 +372,87 @@ func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, 
 	}
 	if first {
 		clear(k)
+	}
+}
+
+// keySegment is a run of columns a repacking moves together: columns at
+// the same level in source and node keep their bits and only shift, so a
+// run of them is one mask and shift; a generalised column is a lookup.
+type keySegment struct {
+	in, out uint   // shift of the segment in the source and the node key
+	width   uint   // bits
+	mask    uint64 // 1<<width - 1
+	up      []int32
+}
+
+// planSegments sets s.segs to the segments that turn src's keys into
+// keys of the node rolled up to (s.levels, widths), and reports whether
+// repacking them is the cheaper way: a segment costs a little more than a
+// pass over a column's ids, so when nearly every column is generalised and
+// src has its ids decoded (the histogram), the ids are read instead.
+func (e *engine) planSegments(src *table, widths []uint, s *scratch) bool {
+	lvl, slvl := s.levels, s.slevels
+	segs := s.segs[:0]
+	var inShift, outShift uint
+	cols := 0
+	for c := range widths {
+		ish, osh := inShift, outShift
+		inShift += src.widths[c]
+		outShift += widths[c]
+		mask := uint64(1)<<src.widths[c] - 1
+		switch {
+		case e.h.dims[c].size(lvl[c]) == 1:
+			// A single value adds nothing (its id is 0).
+			continue
+		case slvl[c] == lvl[c]:
+			if n := len(segs); n > 0 && segs[n-1].up == nil && segs[n-1].in+segs[n-1].width == ish && segs[n-1].out+segs[n-1].width == osh {
+				// Adjacent to the previous kept run in both keys: extend it.
+				segs[n-1].width += src.widths[c]
+				segs[n-1].mask = uint64(1)<<segs[n-1].width - 1
+			} else {
+				segs = append(segs, keySegment{in: ish, out: osh, width: src.widths[c], mask: mask})
+			}
+		default:
+			segs = append(segs, keySegment{in: ish, out: osh, width: src.widths[c], mask: mask, up: e.up[c][slvl[c]][lvl[c]]})
+		}
+		cols++
+	}
+	s.segs = segs
+	return !src.decoded || 4*len(segs) < 3*cols
+}
+
+// repackKeys writes into k the node's keys of the source keys in, a pass
+// per segment (see keySegment) instead of a pass per column. Rolled up
+// from a node below that differs in one column, that is three passes,
+// whatever the number of columns.
+func repackKeys(in, k []uint64, segs []keySegment) {
+	in = in[:len(k)]
+	if len(segs) == 0 {
+		clear(k)
+		return
+	}
+	for i, g := range segs {
+		// Shifts masked to 63 compile to a bare shift (no check for
+		// shifts of 64 and more).
+		ish, osh, mask, up := g.in&63, g.out&63, g.mask, g.up
+		switch {
+		case i == 0 && up == nil:
+			for r, x := range in {
+				k[r] = (x >> ish & mask) << osh
+			}
+		case i == 0:
+			for r, x := range in {
+				k[r] = uint64(up[x>>ish&mask]) << osh
+			}
+		case up == nil:
+			for r, x := range in {
+				k[r] |= (x >> ish & mask) << osh
+			}
+		default:
+			for r, x := range in {
+				k[r] |= uint64(up[x>>ish&mask]) << osh
+			}
+		}
 	}
 }
 

@@ -46,19 +46,19 @@ func (t *table) ensureIDs() {
 		return
 	}
 	m := len(t.counts)
-	var sh uint
+	var shift uint
 	for c, w := range t.widths {
 		col := t.ids[c][:0]
 		if cap(col) < m {
 			col = make([]int32, m)
 		}
 		col = col[:m]
-		mask := uint64(1)<<w - 1
+		mask, sh := uint64(1)<<w-1, shift&63
 		for i, k := range t.packed[:m] {
 			col[i] = int32(k >> sh & mask)
 		}
 		t.ids[c] = col
-		sh += w
+		shift += w
 	}
 	t.decoded = true
 }
