@@ -15,6 +15,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // HistogramOptions configures a HistogramBuilder.
@@ -106,7 +108,7 @@ type histBufs struct {
 var histPool = sync.Pool{New: func() any { return new(histBufs) }}
 
 // errBuilderDone is returned by Add after Histogram.
-var errBuilderDone = errors.New("kanon: HistogramBuilder.Add after Histogram (start a new builder)")
+var errBuilderDone = errors.New("kanon.HistogramBuilder.Add: called after Histogram (start a new builder)")
 
 // NewHistogramBuilder validates opts and returns an empty builder.
 func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
@@ -238,10 +240,10 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		d := b.dim(i)
 		idx := sch.FieldIndices(d.name)
 		if len(idx) == 0 {
-			return fmt.Errorf("kanon: column %q not in input (columns: %s)", d.name, strings.Join(fieldNames(sch), ", "))
+			return rowerr.Atf(0, d.name, "not in input (columns: %s)", strings.Join(fieldNames(sch), ", "))
 		}
 		if len(idx) > 1 {
-			return fmt.Errorf("kanon: column %q appears %d times in input", d.name, len(idx))
+			return rowerr.Atf(0, d.name, "appears %d times in input", len(idx))
 		}
 		if b.caches[i] == nil {
 			b.caches[i] = &valueCache{}
@@ -555,7 +557,7 @@ func BuildHistogram(ctx context.Context, rdr array.RecordReader, opts HistogramO
 		}
 	}
 	if err := rdr.Err(); err != nil {
-		return nil, fmt.Errorf("kanon.BuildHistogram: reading input: %w", err)
+		return nil, fmt.Errorf("reading input: %w", err)
 	}
 	return b.Histogram()
 }
@@ -577,16 +579,18 @@ type valueCache struct {
 	dictOf arrow.ArrayData
 }
 
+// Errors about values, located by row and column (rowerr).
+var (
+	errNull = errors.New("null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)")
+	errNaN  = errors.New("NaN (not a value a hierarchy can generalise)")
+)
+
 // leaves appends the leaf id of every row of col to dst. base is the number
-// of rows already counted, for error messages.
+// of rows already counted, for error locations.
 func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []int32) ([]int32, error) {
 	n := col.Len()
-	nullErr := func(i int) error {
-		return fmt.Errorf("kanon: column %q, row %d: null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)", d.name, base+int64(i)+1)
-	}
-	wrap := func(i int, err error) error {
-		return fmt.Errorf("kanon: row %d: %w", base+int64(i)+1, err)
-	}
+	nullErr := func(i int) error { return rowerr.At(rowerr.Row(base, i), d.name, errNull) }
+	wrap := func(i int, err error) error { return rowerr.At(rowerr.Row(base, i), d.name, err) }
 	if col.NullN() > 0 {
 		for i := range n {
 			if col.IsNull(i) {
@@ -612,7 +616,7 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 			}
 			s, err := formatValue(dictVals, k)
 			if err != nil {
-				return 0, wrap(i, fmt.Errorf("column %q: %w", d.name, err))
+				return 0, wrap(i, err)
 			}
 			id, err := d.lookup(strings.Clone(s))
 			if err != nil {
@@ -710,7 +714,7 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 	case *array.Float32:
 		return vc.floatLeaves(d, n, func(i int) float64 { return float64(a.Value(i)) }, dst, wrap)
 	}
-	return nil, fmt.Errorf("kanon: column %q has type %s, which kanon cannot generalise (want string, dictionary, integer, float, boolean, date or timestamp)", d.name, col.DataType())
+	return nil, rowerr.Atf(0, d.name, "type %s cannot be generalised (want string, dictionary, integer, float, boolean, date or timestamp)", col.DataType())
 }
 
 func (vc *valueCache) intLeaves(d *dimension, n int, val func(int) int64, dst []int32, wrap func(int, error) error, format func(int64) string) ([]int32, error) {
@@ -742,7 +746,7 @@ func (vc *valueCache) floatLeaves(d *dimension, n int, val func(int) float64, ds
 		id, ok := vc.floats[key]
 		if !ok {
 			if v != v {
-				return nil, wrap(i, fmt.Errorf("column %q: NaN", d.name))
+				return nil, wrap(i, errNaN)
 			}
 			var err error
 			if id, err = d.lookup(strconv.FormatFloat(v, 'g', -1, 64)); err != nil {

@@ -53,7 +53,7 @@ func ParseMetric(s string) (Metric, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("kanon: unknown metric %q (want entropy, entropy-nm, discernibility, discernibility-nm, loss or precision)", s)
+	return "", fmt.Errorf("unknown metric %q (want entropy, entropy-nm, discernibility, discernibility-nm, loss or precision)", s)
 }
 
 // monotone reports whether the metric never decreases along generalisation

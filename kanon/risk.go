@@ -104,7 +104,7 @@ func MeasureRisk(ctx context.Context, rdr array.RecordReader, qi []string) (Risk
 	}
 	groups, _, _, _, err := groupRows(ctx, rdr, qi, "")
 	if err != nil {
-		return Risk{}, fmt.Errorf("kanon.MeasureRisk: %w", err)
+		return Risk{}, err
 	}
 	counts := make([]int64, 0, len(groups))
 	for _, g := range groups {

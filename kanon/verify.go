@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // This file is the independent checker. It deliberately shares no code with
@@ -22,7 +24,8 @@ type VerifyOptions struct {
 	// QuasiIdentifiers are the columns whose value combinations form the
 	// classes. Required.
 	QuasiIdentifiers []string
-	// K: every class must have at least K rows. Required, >= 2.
+	// K: every class must have at least K rows. Required, >= 2, unless
+	// LDiversity or TCloseness is set: then 0 checks those models alone.
 	K int
 	// LDiversity, when set, is checked per class too.
 	LDiversity *LDiversity
@@ -70,8 +73,8 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	if len(opts.QuasiIdentifiers) == 0 {
 		return nil, fmt.Errorf("%s: QuasiIdentifiers must name at least one column", fn)
 	}
-	if opts.K < 2 {
-		return nil, fmt.Errorf("%s: K must be >= 2 (got %d)", fn, opts.K)
+	if opts.K < 2 && (opts.K != 0 || opts.LDiversity == nil && opts.TCloseness == nil) {
+		return nil, fmt.Errorf("%s: K must be >= 2 (got %d), or 0 with LDiversity or TCloseness", fn, opts.K)
 	}
 	sens := ""
 	if opts.LDiversity != nil {
@@ -91,7 +94,8 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	}
 	groups, order, total, global, err := groupRows(ctx, rdr, opts.QuasiIdentifiers, sens)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+		// About the data, located by column: no function name to repeat.
+		return nil, err
 	}
 	ref, refTotal := global, total
 	if opts.Reference != nil {
@@ -163,7 +167,7 @@ func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens st
 		for i, name := range qi {
 			idx := rec.Schema().FieldIndices(name)
 			if len(idx) != 1 {
-				return nil, nil, 0, nil, fmt.Errorf("column %q not in input (or not unique)", name)
+				return nil, nil, 0, nil, rowerr.Atf(0, name, "not in input (or not unique)")
 			}
 			cols[i] = rec.Column(idx[0])
 		}
@@ -171,7 +175,7 @@ func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens st
 		if sens != "" {
 			idx := rec.Schema().FieldIndices(sens)
 			if len(idx) != 1 {
-				return nil, nil, 0, nil, fmt.Errorf("sensitive column %q not in input (or not unique)", sens)
+				return nil, nil, 0, nil, rowerr.Atf(0, sens, "sensitive column not in input (or not unique)")
 			}
 			scol = rec.Column(idx[0])
 		}
