@@ -3,6 +3,7 @@ package kanon
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Metric names an information-loss metric. Each reproduces ARX's definition
@@ -174,13 +175,12 @@ func (m *metrics) bound(metric Metric, levels []int) float64 {
 		}
 		return geoMean(vals)
 	case MetricPrecision:
-		var s float64
+		// The value without suppression, by the same arithmetic as value.
+		terms := make([]float64, len(levels))
 		for c, l := range levels {
-			if h := m.h.dims[c].levels - 1; h > 0 {
-				s += float64(l) / float64(h)
-			}
+			terms[c] = m.precisionTerm(c, l, 0)
 		}
-		return s / float64(len(levels))
+		return canonicalSum(terms) / float64(len(levels))
 	case MetricDiscernibility, MetricDiscernibilityNM:
 		// At most min(rows, Π generalised domain sizes) classes, and a sum
 		// of squares of a fixed total is smallest when the parts are equal:
@@ -311,14 +311,33 @@ func (m *metrics) value(metric Metric, levels []int, t *table, suppressed []bool
 		}
 		perColumn = make([]float64, nc)
 		for c, l := range levels {
-			v := 0.0
-			if h := m.h.dims[c].levels - 1; h > 0 {
-				v = float64(l) / float64(h)
-			}
-			perColumn[c] = ((m.rows-supp)*v + supp) / m.rows
-			total += perColumn[c]
+			perColumn[c] = m.precisionTerm(c, l, supp)
 		}
+		total = canonicalSum(slices.Clone(perColumn))
 		return total / float64(nc), perColumn
 	}
 	return 0, nil
+}
+
+// precisionTerm is column c's share of Precision at level l with supp rows
+// suppressed: level/height for kept rows, 1 for suppressed ones.
+func (m *metrics) precisionTerm(c, l int, supp float64) float64 {
+	v := 0.0
+	if h := m.h.dims[c].levels - 1; h > 0 {
+		v = float64(l) / float64(h)
+	}
+	return ((m.rows-supp)*v + supp) / m.rows
+}
+
+// canonicalSum adds terms in ascending order (it sorts them): two nodes
+// whose per-column terms are the same numbers in another column order get
+// the same sum, so an exact tie stays a tie and goes to the lower level,
+// instead of to whichever order rounded lower.
+func canonicalSum(terms []float64) float64 {
+	slices.Sort(terms)
+	var s float64
+	for _, t := range terms {
+		s += t
+	}
+	return s
 }
