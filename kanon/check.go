@@ -53,7 +53,7 @@ func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *ta
 		}
 	}
 	w.levels = s.engine.lat.levels(node, w.levels)
-	if s.raiseFloors {
+	if s.strategy.raiseFloors {
 		// The always-monotone metrics need class sizes only.
 		ev.floor, _ = s.metrics.value(s.opts.Metric, w.levels, t, nil)
 	}
@@ -81,10 +81,10 @@ func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *ta
 
 // integrate records a check: caches its table and tags the lattice.
 func (s *searcher) integrate(ev *evaluation, t, src *table) {
-	s.checked++
-	s.sourceRows += src.rows()
+	s.stats.checked++
+	s.stats.sourceRows += src.rows()
 	if src == s.engine.base {
-		s.fromBase++
+		s.stats.fromBase++
 	}
 	s.remember(t)
 	node := ev.node
@@ -93,7 +93,7 @@ func (s *searcher) integrate(ev *evaluation, t, src *table) {
 	} else {
 		s.tagDown(node)
 	}
-	if s.raiseFloors {
+	if s.strategy.raiseFloors {
 		s.raiseFloor(node, ev.floor)
 	}
 }
@@ -106,7 +106,7 @@ func (s *searcher) integrate(ev *evaluation, t, src *table) {
 // the k-part holds above such a node and fails below one where it fails
 // (ARX's K_ANONYMOUS property); tagAnon then means only that.
 func (s *searcher) tagsUp(ev *evaluation) bool {
-	if s.monotonePrivacy {
+	if s.strategy.monotonePrivacy {
 		return ev.anonymous
 	}
 	return ev.small <= s.maxOutliers

@@ -66,7 +66,7 @@ func newSearcherFor(h *Histogram, r *Result) (*searcher, error) {
 	}
 	s := &searcher{hist: h, engine: e, metrics: newMetrics(h), scratch: &scratch{}}
 	s.checker = newChecker(h, r.K, r.LDiversity, r.TCloseness)
-	s.cache = []*table{e.base}
+	s.sources.tables = []*table{e.base}
 	return s, nil
 }
 
@@ -104,7 +104,7 @@ func (s *searcher) result(best *evaluation) *Result {
 		LDiversity:       s.opts.LDiversity,
 		TCloseness:       s.opts.TCloseness,
 		LatticeSize:      s.engine.lat.size,
-		NodesChecked:     s.checked,
+		NodesChecked:     s.stats.checked,
 	}
 	for c, q := range h.qi {
 		r.Transformation[q] = lv[c]

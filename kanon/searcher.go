@@ -8,7 +8,7 @@ import (
 )
 
 // searcher is the state of one Search: what is searched, how the lattice is
-// traversed (chosen once, in newSearcher), what is known about its nodes,
+// traversed (chosen once, in chooseStep), what is known about its nodes,
 // the rolled-up tables kept as sources, and scratch space.
 type searcher struct {
 	// What is searched; fixed for the search.
@@ -26,8 +26,37 @@ type searcher struct {
 	// even where the models are not.
 	minClass int64
 
-	// How the lattice is traversed.
-	step func(*searcher, candidate) // visits one candidate; see chooseStep
+	strategy strategy // how the lattice is traversed
+
+	// What is known about the nodes.
+	tags []uint8 // tagUnknown, tagAnon or tagNotAnon per node
+	// floors[n]: a lower bound of node n's loss from a checked node below
+	// it (strategy.raiseFloors only).
+	floors    []float64
+	bounds    []float64           // data-free lower bound of each candidate's loss
+	evaluated map[int]*evaluation // checks made by probes, for their candidates
+	best      *evaluation         // the best anonymous node found so far
+	pending   []candidate         // candidates waiting for a parallel check
+	batch     []*evaluation       // results of the last parallel check
+
+	sources sources // rolled-up tables kept as sources for later roll-ups
+
+	// Scratch space.
+	scratch *scratch  // roll-ups outside checks (stones, results); shared with seq
+	seq     worker    // sequential checks
+	workers []*worker // parallel checks, one per core
+	levels  []int
+	stack   []int       // tagUp/tagDown/raiseFloor work list
+	bufs    *searchBufs // nil outside Search
+
+	stats stats
+}
+
+// strategy is how a search visits its candidates, chosen once by
+// chooseStep so that the loop over them never asks which models or metric
+// it runs with.
+type strategy struct {
+	step func(*searcher, candidate) // visits one candidate
 	// linear checks a candidate no tag decided, where anonymity is not
 	// monotone: at once, or in a batch across cores.
 	linear func(*searcher, candidate)
@@ -42,36 +71,24 @@ type searcher struct {
 	// is suppressed (MetricDiscernibility), so the loss of any checked node
 	// bounds the nodes above it; used where anonymity is not monotone.
 	raiseFloors bool
+}
 
-	// What is known about the nodes.
-	tags []uint8 // tagUnknown, tagAnon or tagNotAnon per node
-	// floors[n]: a lower bound of node n's loss from a checked node below
-	// it (raiseFloors only).
-	floors    []float64
-	bounds    []float64           // data-free lower bound of each node's loss
-	evaluated map[int]*evaluation // anonymous nodes checked by probes
-	best      *evaluation         // the best anonymous node found so far
-	pending   []candidate         // candidates waiting for a parallel check
-	batch     []*evaluation       // results of the last parallel check
-
-	// Rolled-up tables kept as sources for later roll-ups.
-	cache      []*table // cache[0] is the engine's base table
-	cachedRows int      // rows of cache[1:]
-	free       []*table // evicted tables whose buffers clones reuse
-	// Stepping stones (see source): asked for once, or found too large.
+// sources are the rolled-up tables a search keeps: a node is rolled up
+// from the smallest one below it, not from the histogram (see sources.go).
+type sources struct {
+	tables []*table // tables[0] is the engine's base table
+	rows   int      // rows of tables[1:]
+	free   []*table // evicted tables whose buffers clones reuse
+	// Stepping stones (see searcher.source): asked for once, or found too
+	// large to help.
 	stoneAsked  map[int]bool
 	stoneTooBig map[int]bool
+}
 
-	// Scratch space.
-	scratch *scratch  // roll-ups outside checks (stones, results); shared with seq
-	seq     worker    // sequential checks
-	workers []*worker // parallel checks, one per core
-	levels  []int
-	stack   []int       // tagUp/tagDown work list
-	bufs    *searchBufs // nil outside Search
-
-	// Counters: checked is Result.NodesChecked; the others measure how
-	// well the cache serves (rows rolled up, roll-ups from the base).
+// stats count a search's work: checked is Result.NodesChecked; the others
+// measure how well the sources serve (rows rolled up, roll-ups from the
+// base).
+type stats struct {
 	checked    int
 	sourceRows int
 	fromBase   int
@@ -92,7 +109,8 @@ func newSearcher(ctx context.Context, h *Histogram, opts Options, bufs *searchBu
 		return nil, err
 	}
 	bufs.lat = e.lat
-	s := &searcher{ctx: ctx, hist: h, opts: opts, engine: e, metrics: newMetrics(h), bufs: bufs, stack: bufs.stack, free: bufs.free}
+	s := &searcher{ctx: ctx, hist: h, opts: opts, engine: e, metrics: newMetrics(h), bufs: bufs, stack: bufs.stack}
+	s.sources.free = bufs.free
 	s.checker = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
 	// Sequential checks share the searcher's scratch buffers (roll-ups are
 	// never concurrent there): one set of large hash tables, not two.
@@ -108,7 +126,7 @@ func newSearcher(ctx context.Context, h *Histogram, opts Options, bufs *searchBu
 	s.tags = resize(bufs.tags, e.lat.size)
 	clear(s.tags)
 	bufs.tags = s.tags
-	s.cache = []*table{e.base}
+	s.sources.tables = []*table{e.base}
 	s.minClass = max(effectiveK(opts), s.checker.minTCloseSize())
 	s.proofs = newKBounds(e, s.minClass)
 	s.proofs.source = s.pairSource
@@ -122,22 +140,22 @@ func newSearcher(ctx context.Context, h *Histogram, opts Options, bufs *searchBu
 // compressor.init picks its step function).
 func (s *searcher) chooseStep() {
 	o := s.opts
-	s.monotonePrivacy = (o.LDiversity == nil && o.TCloseness == nil) || s.maxOutliers == 0
-	s.monotoneLoss = o.Metric.monotone(s.maxOutliers)
+	s.strategy.monotonePrivacy = (o.LDiversity == nil && o.TCloseness == nil) || s.maxOutliers == 0
+	s.strategy.monotoneLoss = o.Metric.monotone(s.maxOutliers)
 	switch {
-	case s.monotonePrivacy:
-		s.step = (*searcher).probeStep
+	case s.strategy.monotonePrivacy:
+		s.strategy.step = (*searcher).probeStep
 	default:
-		s.raiseFloors = o.Metric.alwaysMonotone() && !o.Metric.boundIsExact()
-		if s.raiseFloors {
+		s.strategy.raiseFloors = o.Metric.alwaysMonotone() && !o.Metric.boundIsExact()
+		if s.strategy.raiseFloors {
 			s.floors = resize(s.bufs.floors, s.engine.lat.size)
 			clear(s.floors)
 			s.bufs.floors = s.floors
 		}
-		s.step = (*searcher).kProbeStep
-		s.linear = (*searcher).checkNow
+		s.strategy.step = (*searcher).kProbeStep
+		s.strategy.linear = (*searcher).checkNow
 		if len(s.workers) > 1 {
-			s.linear = (*searcher).checkLater
+			s.strategy.linear = (*searcher).checkLater
 		}
 	}
 }
@@ -174,8 +192,8 @@ const maxFreeTables = 64
 // failed before it started).
 func (b *searchBufs) release(s *searcher) {
 	if s != nil {
-		b.free = s.free
-		for _, t := range s.cache[1:] {
+		b.free = s.sources.free
+		for _, t := range s.sources.tables[1:] {
 			if len(b.free) < maxFreeTables {
 				b.free = append(b.free, t)
 			}

@@ -22,7 +22,7 @@ func (s *searcher) run() (*Result, error) {
 			// Equal bounds only matter on a lower level.
 			continue
 		}
-		s.step(s, c)
+		s.strategy.step(s, c)
 	}
 	s.flush()
 	if s.best == nil {
@@ -84,7 +84,7 @@ func (s *searcher) probeStep(c candidate) {
 	}
 	ev := s.evaluated[c.id]
 	if ev == nil {
-		if tag == tagAnon && s.monotoneLoss {
+		if tag == tagAnon && s.strategy.monotoneLoss {
 			// An anonymous predecessor exists with no more loss on a
 			// lower level; it was or will be considered.
 			return
@@ -99,7 +99,7 @@ func (s *searcher) probeStep(c candidate) {
 // probeStep, and a candidate whose k-part holds is checked unless a floor
 // rules it out (ARX's two phases: binary search on k-anonymity, then the
 // remaining nodes one by one). Those checks are independent of each other
-// and go to s.linear.
+// and go to s.strategy.linear.
 func (s *searcher) kProbeStep(c candidate) {
 	if s.best == nil && len(s.pending) > 0 && c.bound > s.pending[0].bound {
 		// A pending check may set the bound that ends the search.
@@ -122,7 +122,7 @@ func (s *searcher) kProbeStep(c candidate) {
 		s.consider(ev, c)
 		return
 	}
-	s.linear(s, c)
+	s.strategy.linear(s, c)
 }
 
 // ruledOut reports whether a candidate needs no check where anonymity is
@@ -137,7 +137,7 @@ func (s *searcher) ruledOut(c candidate) bool {
 			return true
 		}
 	}
-	return s.raiseFloors && s.beaten(s.floors[c.id], c.level)
+	return s.strategy.raiseFloors && s.beaten(s.floors[c.id], c.level)
 }
 
 // checkNow checks a candidate at once (one core).

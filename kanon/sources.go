@@ -21,36 +21,36 @@ func (s *searcher) source(node int) *table {
 		s.levels[c] = min(l, 1)
 	}
 	stone := lat.id(s.levels)
-	if stone == node || stone == 0 || s.stoneTooBig[stone] {
+	if stone == node || stone == 0 || s.sources.stoneTooBig[stone] {
 		return best
 	}
-	if s.stoneAsked == nil {
-		s.stoneAsked = map[int]bool{}
+	if s.sources.stoneAsked == nil {
+		s.sources.stoneAsked = map[int]bool{}
 	}
-	if !s.stoneAsked[stone] {
-		s.stoneAsked[stone] = true
+	if !s.sources.stoneAsked[stone] {
+		s.sources.stoneAsked[stone] = true
 		return best
 	}
 	base := s.engine.base
 	t := s.engine.rollup(base, stone, s.scratch)
-	s.sourceRows += base.rows()
+	s.stats.sourceRows += base.rows()
 	if t.rows()*2 > base.rows() {
-		if s.stoneTooBig == nil {
-			s.stoneTooBig = map[int]bool{}
+		if s.sources.stoneTooBig == nil {
+			s.sources.stoneTooBig = map[int]bool{}
 		}
-		s.stoneTooBig[stone] = true
+		s.sources.stoneTooBig[stone] = true
 		return best
 	}
 	t = t.cloneInto(s.takeFree(t.rows()))
-	s.cache = append(s.cache, t)
-	s.cachedRows += t.rows()
+	s.sources.tables = append(s.sources.tables, t)
+	s.sources.rows += t.rows()
 	return t
 }
 
 // cachedSource returns the smallest cached table at or below node.
 func (s *searcher) cachedSource(node int) *table {
-	best := s.cache[0]
-	for _, t := range s.cache[1:] {
+	best := s.sources.tables[0]
+	for _, t := range s.sources.tables[1:] {
 		if t.rows() < best.rows() && s.engine.lat.leq(t.node, node) {
 			best = t
 		}
@@ -63,7 +63,7 @@ func (s *searcher) cachedSource(node int) *table {
 func (s *searcher) pairSource(a, b, la, lb int) *table {
 	best := s.engine.base
 	lat := s.engine.lat
-	for _, t := range s.cache[1:] {
+	for _, t := range s.sources.tables[1:] {
 		if t.rows() < best.rows() && lat.level(t.node, a) <= la && lat.level(t.node, b) <= lb {
 			best = t
 		}
@@ -96,9 +96,9 @@ func (s *searcher) remember(t *table) {
 		// Barely smaller than the base: not worth the memory.
 		return
 	}
-	if s.cachedRows+t.rows() > s.cacheLimit() {
+	if s.sources.rows+t.rows() > s.cacheLimit() {
 		largest := 0
-		for _, c := range s.cache[1:] {
+		for _, c := range s.sources.tables[1:] {
 			largest = max(largest, c.rows())
 		}
 		if largest <= t.rows() {
@@ -106,35 +106,35 @@ func (s *searcher) remember(t *table) {
 		}
 	}
 	t = t.cloneInto(s.takeFree(t.rows()))
-	for s.cachedRows+t.rows() > s.cacheLimit() && len(s.cache) > 1 {
+	for s.sources.rows+t.rows() > s.cacheLimit() && len(s.sources.tables) > 1 {
 		// Evict the largest cached table (never the base).
 		worst := 1
-		for i := 2; i < len(s.cache); i++ {
-			if s.cache[i].rows() > s.cache[worst].rows() {
+		for i := 2; i < len(s.sources.tables); i++ {
+			if s.sources.tables[i].rows() > s.sources.tables[worst].rows() {
 				worst = i
 			}
 		}
-		if s.cache[worst].rows() <= t.rows() {
-			s.free = append(s.free, t)
+		if s.sources.tables[worst].rows() <= t.rows() {
+			s.sources.free = append(s.sources.free, t)
 			return
 		}
-		s.cachedRows -= s.cache[worst].rows()
-		if len(s.free) < maxFreeTables {
-			s.free = append(s.free, s.cache[worst])
+		s.sources.rows -= s.sources.tables[worst].rows()
+		if len(s.sources.free) < maxFreeTables {
+			s.sources.free = append(s.sources.free, s.sources.tables[worst])
 		}
-		s.cache[worst] = s.cache[len(s.cache)-1]
-		s.cache = s.cache[:len(s.cache)-1]
+		s.sources.tables[worst] = s.sources.tables[len(s.sources.tables)-1]
+		s.sources.tables = s.sources.tables[:len(s.sources.tables)-1]
 	}
-	s.cachedRows += t.rows()
-	s.cache = append(s.cache, t)
+	s.sources.rows += t.rows()
+	s.sources.tables = append(s.sources.tables, t)
 }
 
 // takeFree returns an evicted table with room for rows, or nil.
 func (s *searcher) takeFree(rows int) *table {
-	for i, t := range s.free {
+	for i, t := range s.sources.free {
 		if cap(t.counts) >= rows {
-			s.free[i] = s.free[len(s.free)-1]
-			s.free = s.free[:len(s.free)-1]
+			s.sources.free[i] = s.sources.free[len(s.sources.free)-1]
+			s.sources.free = s.sources.free[:len(s.sources.free)-1]
 			return t
 		}
 	}
