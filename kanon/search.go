@@ -110,10 +110,12 @@ var ErrNoSolution = errors.New("no transformation satisfies the privacy models w
 // monotone: k-anonymity always is (a class at or above k stays so when
 // merged, and merging classes below k can only lift rows above k), and
 // l-diversity and t-closeness are without suppression. Where they are not,
-// every remaining node is checked, on all cores, and a metric that is
-// monotone whatever is suppressed (MetricEntropy, MetricDiscernibility)
-// still rules out the nodes above any checked node that cannot beat the
-// best found.
+// their k-part is (the rows in classes too small for any model never
+// increase along generalisation): it is probed and tagged the same way, as
+// ARX's binary phase does, and the nodes where it holds are checked, on all
+// cores; a metric that is monotone whatever is suppressed
+// (MetricDiscernibility) still rules out the nodes above any checked node
+// that cannot beat the best found.
 //
 // Ties in loss go to the transformation on the lower lattice level (as
 // ARX's FLASH implementation does); remaining ties to ARX's FLASH ordering
