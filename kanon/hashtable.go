@@ -85,6 +85,63 @@ func (h *hashTable) getOrPut(k uint64, v int32) (int32, bool) {
 	}
 }
 
+// group is getOrPut over all keys, with the table's state in locals (the
+// roll-up's innermost loop): each key gets a class, the index of the first
+// occurrence of its value among the distinct values; the distinct values
+// move to the front of keys (keys[c] is class c's key afterwards),
+// weights[r] is added to counts[class], and classOf[r], when classOf is not
+// nil, is key r's class. It returns counts. The table must have been reset
+// for len(keys) keys.
+func (h *hashTable) group(keys []uint64, weights, counts []int64, classOf []int32) []int64 {
+	weights = weights[:len(keys)]
+	if classOf != nil {
+		classOf = classOf[:len(keys)]
+	}
+	slots, cur := h.slots, h.cur
+	if h.dense {
+		for r, k := range keys {
+			sl := &slots[k]
+			idx := sl.val
+			if sl.epoch != cur {
+				idx = int32(len(counts))
+				sl.epoch, sl.val = cur, idx
+				counts = append(counts, 0)
+				keys[idx] = k // keys[idx] already consumed: idx <= r
+			}
+			counts[idx] += weights[r]
+			if classOf != nil {
+				classOf[r] = idx
+			}
+		}
+		return counts
+	}
+	mask, shift := h.mask, h.shift&63
+	for r, k := range keys {
+		i := (k * fibonacci) >> shift
+		var idx int32
+		for {
+			sl := &slots[i&mask]
+			if sl.epoch != cur {
+				idx = int32(len(counts))
+				sl.epoch, sl.key, sl.val = cur, k, idx
+				counts = append(counts, 0)
+				keys[idx] = k
+				break
+			}
+			if sl.key == k {
+				idx = sl.val
+				break
+			}
+			i++
+		}
+		counts[idx] += weights[r]
+		if classOf != nil {
+			classOf[r] = idx
+		}
+	}
+	return counts
+}
+
 // growTable is a growable open-addressing map from uint64 keys to int32
 // values, for the histogram's index (Go's map costs several times more per
 // row on this path). Key and value share a slot: one cache line per probe.

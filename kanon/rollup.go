@@ -82,6 +82,7 @@ type scratch struct {
 	order   []int32
 	acc     []int64
 	sets    []uint64
+	multi   []bool
 	touched []int32
 }
 
@@ -136,26 +137,7 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 	if workers < 2 {
 		e.packKeys(src, keys, 0, n, widths, s)
 		s.ht.reset(n, uint64(1)<<total)
-		if classOf == nil {
-			for r, k := range keys {
-				idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
-				if !found {
-					out.counts = append(out.counts, 0)
-					keys[idx] = k // keys[idx] already consumed: idx <= r
-				}
-				out.counts[idx] += src.counts[r]
-			}
-		} else {
-			for r, k := range keys {
-				idx, found := s.ht.getOrPut(k, int32(len(out.counts)))
-				if !found {
-					out.counts = append(out.counts, 0)
-					keys[idx] = k
-				}
-				out.counts[idx] += src.counts[r]
-				classOf[r] = idx
-			}
-		}
+		out.counts = s.ht.group(keys, src.counts, out.counts, classOf)
 	} else {
 		keys = e.rollupParallel(src, keys, widths, total, workers, classOf, s)
 	}
@@ -188,10 +170,30 @@ func (e *engine) mergeValues(src, out *table, s *scratch) {
 	out.start[0] = 0
 	sens, freq := out.sens[:0], out.freq[:0]
 	if w := e.sensSize; w <= 64 {
+		// Most classes have one source row (a roll-up from a node just
+		// below merges few): their frequencies are copied. first[o] is
+		// class o's first source row; classes are numbered in order of
+		// first appearance, so one pass finds them and the classes with
+		// more rows.
+		s.first = resize(s.first, m)
+		s.multi = resize(s.multi, m)
+		first, multi := s.first, s.multi
+		next := int32(0)
+		for r, o := range classOf {
+			if o == next {
+				first[o], multi[o] = int32(r), false
+				next++
+			} else {
+				multi[o] = true
+			}
+		}
 		s.acc = resize(s.acc, m*w) // zero: emptied as it is read
 		s.sets = resize(s.sets, m)
 		acc, sets := s.acc, s.sets
 		for r, o := range classOf {
+			if !multi[o] {
+				continue
+			}
 			lo, hi := src.start[r], src.start[r+1]
 			fr := src.freq[lo:hi]
 			row := acc[int(o)*w : int(o)*w+w]
@@ -203,6 +205,14 @@ func (e *engine) mergeValues(src, out *table, s *scratch) {
 			sets[o] |= set
 		}
 		for o := range m {
+			if !multi[o] {
+				r := first[o]
+				lo, hi := src.start[r], src.start[r+1]
+				sens = append(sens, src.sens[lo:hi]...)
+				freq = append(freq, src.freq[lo:hi]...)
+				out.start[o+1] = int32(len(sens))
+				continue
+			}
 			row := acc[o*w : o*w+w]
 			for set := sets[o]; set != 0; set &= set - 1 {
 				v := bits.TrailingZeros64(set)
