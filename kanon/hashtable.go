@@ -89,31 +89,34 @@ func (h *hashTable) getOrPut(k uint64, v int32) (int32, bool) {
 // roll-up's innermost loop): each key gets a class, the index of the first
 // occurrence of its value among the distinct values; the distinct values
 // move to the front of keys (keys[c] is class c's key afterwards),
-// weights[r] is added to counts[class], and classOf[r], when classOf is not
-// nil, is key r's class. It returns counts. The table must have been reset
-// for len(keys) keys.
+// weights[r] is added to counts[class], and classOf[r] is key r's class.
+// It returns counts, reusing its buffer. The table must have been reset for
+// len(keys) keys. (No append in the loop: a call there made the compiler
+// keep the loop's variables on the stack.)
 func (h *hashTable) group(keys []uint64, weights, counts []int64, classOf []int32) []int64 {
-	weights = weights[:len(keys)]
-	if classOf != nil {
-		classOf = classOf[:len(keys)]
+	n := len(keys)
+	if cap(counts) < n {
+		counts = make([]int64, n)
 	}
+	counts = counts[:n]
+	weights, classOf = weights[:n], classOf[:n]
 	slots, cur := h.slots, h.cur
+	m := int32(0)
 	if h.dense {
 		for r, k := range keys {
 			sl := &slots[k]
 			idx := sl.val
 			if sl.epoch != cur {
-				idx = int32(len(counts))
+				idx = m
+				m++
 				sl.epoch, sl.val = cur, idx
-				counts = append(counts, 0)
 				keys[idx] = k // keys[idx] already consumed: idx <= r
+				counts[idx] = 0
 			}
 			counts[idx] += weights[r]
-			if classOf != nil {
-				classOf[r] = idx
-			}
+			classOf[r] = idx
 		}
-		return counts
+		return counts[:m]
 	}
 	mask, shift := h.mask, h.shift&63
 	for r, k := range keys {
@@ -122,10 +125,11 @@ func (h *hashTable) group(keys []uint64, weights, counts []int64, classOf []int3
 		for {
 			sl := &slots[i&mask]
 			if sl.epoch != cur {
-				idx = int32(len(counts))
+				idx = m
+				m++
 				sl.epoch, sl.key, sl.val = cur, k, idx
-				counts = append(counts, 0)
 				keys[idx] = k
+				counts[idx] = 0
 				break
 			}
 			if sl.key == k {
@@ -135,11 +139,9 @@ func (h *hashTable) group(keys []uint64, weights, counts []int64, classOf []int3
 			i++
 		}
 		counts[idx] += weights[r]
-		if classOf != nil {
-			classOf[r] = idx
-		}
+		classOf[r] = idx
 	}
-	return counts
+	return counts[:m]
 }
 
 // growTable is a growable open-addressing map from uint64 keys to int32

@@ -124,10 +124,13 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 		out.ids = make([][]int32, ncol)
 	}
 	out.values = false
-	var classOf []int32
-	if e.hasSens {
-		s.classOf = resize(s.classOf, n)
-		classOf = s.classOf
+	// classOf maps the source rows to their classes (for mergeValues;
+	// written without a sensitive column too, which is cheaper than a
+	// branch in the grouping loop).
+	s.classOf = resize(s.classOf, n)
+	classOf := s.classOf
+	if !e.hasSens {
+		classOf = nil // not needed by rollupParallel
 	}
 	s.repack = false
 	if src.packed != nil {
@@ -137,7 +140,7 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 	if workers < 2 {
 		e.packKeys(src, keys, 0, n, widths, s)
 		s.ht.reset(n, uint64(1)<<total)
-		out.counts = s.ht.group(keys, src.counts, out.counts, classOf)
+		out.counts = s.ht.group(keys, src.counts, out.counts, s.classOf)
 	} else {
 		keys = e.rollupParallel(src, keys, widths, total, workers, classOf, s)
 	}
@@ -290,10 +293,13 @@ func (e *engine) rollupWide(src *table, node int, s *scratch) *table {
 	idx := make(map[string]int32, n)
 	buf := make([]byte, 0, 4*ncol)
 	out := &table{node: node, ids: make([][]int32, ncol), decoded: true}
-	var classOf []int32
-	if e.hasSens {
-		s.classOf = resize(s.classOf, n)
-		classOf = s.classOf
+	// classOf maps the source rows to their classes (for mergeValues;
+	// written without a sensitive column too, which is cheaper than a
+	// branch in the grouping loop).
+	s.classOf = resize(s.classOf, n)
+	classOf := s.classOf
+	if !e.hasSens {
+		classOf = nil // not needed by rollupParallel
 	}
 	up := make([][]int32, ncol)
 	for c := range ncol {
