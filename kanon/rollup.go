@@ -155,13 +155,9 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 
 // mergeValues sets the sensitive frequencies of out, the classes
 // rollupCounts just rolled up from src with s: each class's are the sum of
-// those of the source rows s.classOf maps to it. Without a sensitive
-// column it does nothing. No hashing per (class,
-// value) pair: with at most 64 values, one sequential pass over the source
-// adds each frequency into a dense counter of its class and value, and a
-// bit set per class records the values present (read lowest bit first, it
-// lists them in ascending order); with more values, the source rows are
-// listed per class by a counting sort and summed in one counter per value.
+// those of the source rows s.classOf maps to it. No hashing per (class,
+// value) pair: mergeDense with at most 64 values, mergeSorted with more.
+// Without a sensitive column it does nothing.
 func (e *engine) mergeValues(src, out *table, s *scratch) {
 	if !e.hasSens || out.values {
 		return
@@ -171,64 +167,81 @@ func (e *engine) mergeValues(src, out *table, s *scratch) {
 	m := out.rows()
 	out.start = resize(out.start, m+1)
 	out.start[0] = 0
-	sens, freq := out.sens[:0], out.freq[:0]
-	if w := e.sensSize; w <= 64 {
-		// Most classes have one source row (a roll-up from a node just
-		// below merges few): their frequencies are copied. first[o] is
-		// class o's first source row; classes are numbered in order of
-		// first appearance, so one pass finds them and the classes with
-		// more rows.
-		s.first = resize(s.first, m)
-		s.multi = resize(s.multi, m)
-		first, multi := s.first, s.multi
-		next := int32(0)
-		for r, o := range classOf {
-			if o == next {
-				first[o], multi[o] = int32(r), false
-				next++
-			} else {
-				multi[o] = true
-			}
-		}
-		s.acc = resize(s.acc, m*w) // zero: emptied as it is read
-		s.sets = resize(s.sets, m)
-		acc, sets := s.acc, s.sets
-		for r, o := range classOf {
-			if !multi[o] {
-				continue
-			}
-			lo, hi := src.start[r], src.start[r+1]
-			fr := src.freq[lo:hi]
-			row := acc[int(o)*w : int(o)*w+w]
-			var set uint64
-			for j, v := range src.sens[lo:hi] {
-				row[v] += fr[j]
-				set |= 1 << uint(v)
-			}
-			sets[o] |= set
-		}
-		for o := range m {
-			if !multi[o] {
-				r := first[o]
-				lo, hi := src.start[r], src.start[r+1]
-				sens = append(sens, src.sens[lo:hi]...)
-				freq = append(freq, src.freq[lo:hi]...)
-				out.start[o+1] = int32(len(sens))
-				continue
-			}
-			row := acc[o*w : o*w+w]
-			for set := sets[o]; set != 0; set &= set - 1 {
-				v := bits.TrailingZeros64(set)
-				sens = append(sens, int32(v))
-				freq = append(freq, row[v])
-				row[v] = 0
-			}
-			sets[o] = 0
-			out.start[o+1] = int32(len(sens))
-		}
-		out.sens, out.freq = sens, freq
-		return
+	if e.sensSize <= 64 {
+		e.mergeDense(src, out, classOf, s)
+	} else {
+		e.mergeSorted(src, out, classOf, s)
 	}
+}
+
+// mergeDense merges with at most 64 values: one sequential pass over the
+// source adds each frequency into a dense counter of its class and value,
+// and a bit set per class records the values present (read lowest bit
+// first, it lists them in ascending order). Most classes have one source
+// row (a roll-up from a node just below merges few): their frequencies
+// are copied instead. first[o] is class o's first source row; classes are
+// numbered in order of first appearance, so one pass finds them and the
+// classes with more rows.
+func (e *engine) mergeDense(src, out *table, classOf []int32, s *scratch) {
+	m, w := out.rows(), e.sensSize
+	sens, freq := out.sens[:0], out.freq[:0]
+	s.first = resize(s.first, m)
+	s.multi = resize(s.multi, m)
+	first, multi := s.first, s.multi
+	next := int32(0)
+	for r, o := range classOf {
+		if o == next {
+			first[o], multi[o] = int32(r), false
+			next++
+		} else {
+			multi[o] = true
+		}
+	}
+	s.acc = resize(s.acc, m*w) // zero: emptied as it is read
+	s.sets = resize(s.sets, m)
+	acc, sets := s.acc, s.sets
+	for r, o := range classOf {
+		if !multi[o] {
+			continue
+		}
+		lo, hi := src.start[r], src.start[r+1]
+		fr := src.freq[lo:hi]
+		row := acc[int(o)*w : int(o)*w+w]
+		var set uint64
+		for j, v := range src.sens[lo:hi] {
+			row[v] += fr[j]
+			set |= 1 << uint(v)
+		}
+		sets[o] |= set
+	}
+	for o := range m {
+		if !multi[o] {
+			r := first[o]
+			lo, hi := src.start[r], src.start[r+1]
+			sens = append(sens, src.sens[lo:hi]...)
+			freq = append(freq, src.freq[lo:hi]...)
+			out.start[o+1] = int32(len(sens))
+			continue
+		}
+		row := acc[o*w : o*w+w]
+		for set := sets[o]; set != 0; set &= set - 1 {
+			v := bits.TrailingZeros64(set)
+			sens = append(sens, int32(v))
+			freq = append(freq, row[v])
+			row[v] = 0
+		}
+		sets[o] = 0
+		out.start[o+1] = int32(len(sens))
+	}
+	out.sens, out.freq = sens, freq
+}
+
+// mergeSorted merges with more than 64 values: the source rows are listed
+// per class by a counting sort, and each class's frequencies summed in one
+// counter per value, the values it touched then sorted.
+func (e *engine) mergeSorted(src, out *table, classOf []int32, s *scratch) {
+	m := out.rows()
+	sens, freq := out.sens[:0], out.freq[:0]
 	// first[o]..first[o+1]: positions of class o's source rows in order.
 	s.first = resize(s.first, m+1)
 	first := s.first
