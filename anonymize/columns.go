@@ -6,13 +6,13 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // colOp transforms one column of a batch. apply returns a new array the
@@ -59,13 +59,17 @@ type coarsenTimeOp struct {
 }
 
 func (coarsenTimeOp) outType(in arrow.DataType) arrow.DataType { return in }
-func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, _ int64) (arrow.Array, error) {
+func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
 	ts := col.(*array.Timestamp)
 	unit := ts.DataType().(*arrow.TimestampType).Unit
 	ticks := int64(o.bucket / unit.Multiplier())
 	if ticks <= 0 {
-		return nil, fmt.Errorf("column %q: time bucket %v is finer than the column's unit", o.name, o.bucket)
+		return nil, rowerr.Atf(0, o.name, "time bucket %v is finer than the column's unit", o.bucket)
 	}
+	// The floor of a value in the first bucket below the smallest int64
+	// would wrap around to the far future: refuse it (no real clock is
+	// 292 million years back).
+	minQ := math.MinInt64 / ticks
 	b := array.NewTimestampBuilder(mem, ts.DataType().(*arrow.TimestampType))
 	defer b.Release()
 	b.Reserve(ts.Len())
@@ -79,12 +83,19 @@ func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.
 		if int64(v)%ticks < 0 {
 			q--
 		}
+		if q < minQ {
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "timestamp %d (%s) cannot be floored to a %v bucket: the bucket starts before the earliest representable time", int64(v), unit, o.bucket)
+		}
 		b.UnsafeAppend(arrow.Timestamp(q * ticks))
 	}
 	return b.NewArray(), nil
 }
 
-// coarsenGridOp snaps float64 values to the centre of grid cells.
+// coarsenGridOp snaps float64 values to the centre of grid cells. The
+// values are angles in degrees (the policy's coarsen: degrees), latitudes
+// or longitudes: a value outside [-180, 180] is not a coordinate, and a
+// huge one would snap to ±Inf. The op cannot tell a latitude from a
+// longitude; mobility's coarsener, which can, holds latitudes to ±90.
 type coarsenGridOp struct {
 	name    string
 	degrees float64
@@ -101,8 +112,8 @@ func (o coarsenGridOp) apply(_ context.Context, mem memory.Allocator, col arrow.
 			b.AppendNull()
 			continue
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("column %q, row %d: %v cannot be coarsened", o.name, rowBase+int64(i), v)
+		if !(v >= -180 && v <= 180) { // NaN fails both
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "%v is not a coordinate in degrees (want -180 to 180)", v)
 		}
 		b.UnsafeAppend(math.Floor(v/o.degrees)*o.degrees + o.degrees/2)
 	}
@@ -136,11 +147,11 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 			}
 			s, err := valueText(dict, i)
 			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", name, err)
+				return nil, dictError(name, d, i, rowBase, err)
 			}
 			out, err := fn(s)
 			if err != nil {
-				return nil, fmt.Errorf("column %q, value %d of the dictionary: %w", name, i, err)
+				return nil, dictError(name, d, i, rowBase, err)
 			}
 			b.Append(out)
 		}
@@ -161,12 +172,12 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		}
 		s, err := valueText(col, i)
 		if err != nil {
-			return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+			return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 		}
 		out, ok := cache[s]
 		if !ok {
 			if out, err = fn(s); err != nil {
-				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+				return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 			}
 			cache[s] = out
 		}
@@ -175,6 +186,17 @@ func mapValues(mem memory.Allocator, name string, col arrow.Array, rowBase int64
 		}
 	}
 	return bld.NewArray(), nil
+}
+
+// dictError locates err, about entry i of d's dictionary, at the first row
+// that uses the entry (rowBase+1 is the batch's first row).
+func dictError(name string, d *array.Dictionary, i int, rowBase int64, err error) error {
+	for r := range d.Len() {
+		if d.IsValid(r) && d.GetValueIndex(r) == i {
+			return rowerr.At(rowerr.Row(rowBase, r), name, err)
+		}
+	}
+	return rowerr.At(0, name, fmt.Errorf("dictionary entry %d (used by no row): %w", i, err))
 }
 
 // mapInt64s is mapValues for int64 columns (years, codes): each distinct
@@ -195,7 +217,7 @@ func mapInt64s(mem memory.Allocator, name string, col *array.Int64, rowBase int6
 		if !ok {
 			out, err := fn(strconv.FormatInt(v, 10))
 			if err != nil {
-				return nil, fmt.Errorf("column %q, row %d: %w", name, rowBase+int64(i), err)
+				return nil, rowerr.At(rowerr.Row(rowBase, i), name, err)
 			}
 			if j, ok = byText[out]; !ok {
 				j = int32(len(vals))
@@ -250,22 +272,6 @@ func valueText(a arrow.Array, i int) (string, error) {
 		return a.Value(i).ToTime().Format("2006-01-02"), nil
 	}
 	return "", fmt.Errorf("type %s is not supported here", a.DataType())
-}
-
-// maskFn replaces all but the first keepPrefix and last keepSuffix
-// characters by ch.
-func maskFn(spec MaskSpec) func(string) (string, error) {
-	ch := '*'
-	if spec.Char != "" {
-		ch, _ = utf8.DecodeRuneInString(spec.Char)
-	}
-	return func(s string) (string, error) {
-		r := []rune(s)
-		for i := spec.KeepPrefix; i < len(r)-spec.KeepSuffix; i++ {
-			r[i] = ch
-		}
-		return string(r), nil
-	}
 }
 
 // generalizeFn generalises values to a fixed hierarchy level.

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // This file adds l-diversity and t-closeness of the policy's sensitive
@@ -35,7 +36,7 @@ import (
 // divAcc collects, in pass 1, the sensitive value of the members kanonAcc
 // counts, and decides which generalised classes fail l/t.
 type divAcc struct {
-	r          *Runner
+	k          int    // the policy's k (kanon.Verify checks it with l and t)
 	col        string // sensitive column
 	idx        int    // its index in pl.trans (and pl.gen)
 	perSubject bool
@@ -51,12 +52,11 @@ type divAcc struct {
 }
 
 // newDivAcc returns nil without an l or t block.
-func newDivAcc(r *Runner, pl *plan) (*divAcc, error) {
-	k := r.p.KAnon
+func newDivAcc(k *KAnonPolicy, pl *plan) (*divAcc, error) {
 	if k == nil || (k.L == nil && k.T == nil) {
 		return nil, nil
 	}
-	d := &divAcc{r: r, perSubject: k.PerSubject == nil || *k.PerSubject, vals: newInterner(), rows: map[string]int64{}}
+	d := &divAcc{k: k.K, perSubject: k.PerSubject == nil || *k.PerSubject, vals: newInterner(), rows: map[string]int64{}}
 	if k.L != nil {
 		d.l = &kanon.LDiversity{Sensitive: k.L.Sensitive, L: k.L.L, Variant: kanon.LVariant(k.L.Variant), C: k.L.C}
 		d.col = k.L.Sensitive
@@ -107,7 +107,8 @@ func (d *divAcc) add(a *kanonAcc, rec arrow.RecordBatch, rowBase int64) error {
 }
 
 // recordSubject records subject s's sensitive value v (ids), and fails
-// when the subject was seen with another value (row: for the message).
+// when the subject was seen with another value (row: the data row for the
+// message, 0 when unknown).
 func (d *divAcc) recordSubject(s, v uint32, row int64) error {
 	for int(s) >= len(d.subjSens) {
 		d.subjSens = append(d.subjSens, -1)
@@ -117,9 +118,9 @@ func (d *divAcc) recordSubject(s, v uint32, row int64) error {
 		d.subjSens[s] = int32(v)
 	case int32(v):
 	default:
-		return fmt.Errorf("kanon: sensitive column %q, row %d: the subject of this row has another value in an earlier row; "+
+		return fmt.Errorf("kanon: %w", rowerr.Atf(row, d.col, "the subject of this row has another value in an earlier row; "+
 			"with per_subject, l-diversity and t-closeness count each subject once with its value, so the sensitive column "+
-			"must hold one value per subject (an attribute of the subject, not a per-reading measurement)", d.col, row)
+			"must hold one value per subject (an attribute of the subject, not a per-reading measurement)"))
 	}
 	return nil
 }
@@ -141,12 +142,13 @@ func (d *divAcc) sensIDs(rec arrow.RecordBatch, rowBase int64, dst []uint32) err
 // addPair records the sensitive value of a row that survives cell
 // suppression, as add does for a batch: combo and sid are the row keys'
 // combination and subject ids (kanonAcc.addPair keys its pairs by the same
-// subject id), sens the value's id from sensIDs, row the spill row.
-func (d *divAcc) addPair(a *kanonAcc, combo, sid, sens uint32, row int64) error {
+// subject id), sens the value's id from sensIDs. The row keys' rows are
+// trips' rows, no data rows: an error names none.
+func (d *divAcc) addPair(a *kanonAcc, combo, sid, sens uint32) error {
 	if d.perSubject {
-		return d.recordSubject(sid, sens, row+1)
+		return d.recordSubject(sid, sens, 0)
 	}
-	d.rows[a.comboKeys[combo]+string(packKey(nil, sens))]++
+	d.rows[a.num.keys[combo]+string(packKey(nil, sens))]++
 	return nil
 }
 
@@ -159,7 +161,8 @@ func sensitiveNulls(name string, col arrow.Array, rowBase int64) error {
 	}
 	for i := range col.Len() {
 		if col.IsNull(i) {
-			return fmt.Errorf("kanon: sensitive column %q, row %d: null value (l-diversity and t-closeness need a value in every row they count: fill or drop such rows first)", name, rowBase+int64(i)+1)
+			return fmt.Errorf("kanon: %w", rowerr.Atf(rowerr.Row(rowBase, i), name,
+				"null value in the sensitive column (l-diversity and t-closeness need a value in every row they count: fill or drop such rows first)"))
 		}
 	}
 	return nil
@@ -171,7 +174,7 @@ func sensitiveNulls(name string, col arrow.Array, rowBase int64) error {
 func (d *divAcc) histogram(a *kanonAcc, hier map[string]kanon.Hierarchy) (*kanon.Histogram, error) {
 	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier, Sensitive: d.col})
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	fields := make([]arrow.Field, 0, len(a.qi)+1)
 	for _, q := range a.qi {
@@ -217,7 +220,7 @@ func (d *divAcc) histogram(a *kanonAcc, hier map[string]kanon.Hierarchy) (*kanon
 	}
 	h, err := hb.Histogram()
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	return h, nil
 }
@@ -229,7 +232,7 @@ func addBatch(hb *kanon.HistogramBuilder, bld *array.RecordBuilder) error {
 		return nil
 	}
 	if err := hb.Add(rec); err != nil {
-		return fmt.Errorf("kanon: %w", err)
+		return fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	return nil
 }
@@ -262,7 +265,7 @@ func (d *divAcc) decide(kr *kanonResult, supp int64) (int64, error) {
 		for i := range nq {
 			v, err := kr.hier[i].Generalize(a.in[i].vals[unpack(combo, i)], kr.levels[i])
 			if err != nil {
-				return 0, fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+				return 0, rowerr.At(0, a.qi[i], err)
 			}
 			g = append(g, v...)
 			g = append(g, 0)
@@ -344,18 +347,20 @@ func (d *divAcc) observe(rec arrow.RecordBatch, rowBase int64) error {
 	return d.out.add(rec, rowBase)
 }
 
-// finish checks l/t on the written rows, independently of the search and
-// of the decisions (kanon.Verify over the members the output holds, against
-// the distribution the search used), and fills the report.
-func (d *divAcc) finish(rep *Report) error {
+// writtenMembers are the members of the written rows per (class,
+// sensitive value), for the report builder's check (finishTable); nil
+// without l/t.
+func (d *divAcc) writtenMembers() []KAnonMember {
 	if d == nil {
 		return nil
 	}
-	return d.finishTable(rep, d.out.tab, d.out.kr.alloc)
+	return d.out.tab.members()
 }
 
-// finishTable is finish over the members of the written rows in tab (Run's
-// own count, or an engine's: Steps.KAnonDiversityReport).
+// finishTable checks l/t on the members of the written rows in tab,
+// independently of the search and of the decisions (kanon.Verify over the
+// members the output holds, against the distribution the search used), and
+// fills the report.
 func (d *divAcc) finishTable(rep *Report, tab *divTable, mem memory.Allocator) error {
 	bad, why, err := tab.verify(d, mem)
 	if err != nil {
@@ -465,7 +470,7 @@ func (c *divCollector) add(rec arrow.RecordBatch, rowBase int64) error {
 		mk := uint64(id)<<32 | uint64(c.sid[i])
 		if v, seen := c.members[mk]; seen {
 			if v != c.vid[i] {
-				return fmt.Errorf("kanon: sensitive column %q, row %d: a subject has two values in one class", c.d.col, rowBase+int64(i)+1)
+				return fmt.Errorf("kanon: %w", rowerr.Atf(rowerr.Row(rowBase, i), c.d.col, "a subject has two values in one class"))
 			}
 			continue
 		}
@@ -522,6 +527,15 @@ func (t *divTable) add(class, sens uint32, n int64) {
 	t.counts[uint64(class)<<32|uint64(sens)] += n
 }
 
+// members lists the table's counts by class key and sensitive value.
+func (t *divTable) members() []KAnonMember {
+	out := make([]KAnonMember, 0, len(t.counts))
+	for k, n := range t.counts {
+		out = append(out, KAnonMember{Class: t.keys[k>>32], Sensitive: t.sens.vals[uint32(k)], N: n})
+	}
+	return out
+}
+
 // distribution is the members per sensitive value over all classes.
 func (t *divTable) distribution() map[string]int64 {
 	out := map[string]int64{}
@@ -547,10 +561,10 @@ func (t *divTable) verify(d *divAcc, mem memory.Allocator) ([]string, string, er
 	rd := &memberReader{t: t, entries: entries, mem: mem, refs: 1,
 		schema: arrow.NewSchema([]arrow.Field{{Name: "class", Type: arrow.BinaryTypes.String}, {Name: d.col, Type: arrow.BinaryTypes.String}}, nil)}
 	defer rd.Release()
-	rep, err := kanon.Verify(context.Background(), rd, kanon.VerifyOptions{QuasiIdentifiers: []string{"class"}, K: d.r.p.KAnon.K,
+	rep, err := kanon.Verify(context.Background(), rd, kanon.VerifyOptions{QuasiIdentifiers: []string{"class"}, K: d.k,
 		LDiversity: d.l, TCloseness: d.t, Reference: d.ref, MaxReported: len(t.keys) + 1})
 	if err != nil {
-		return nil, "", fmt.Errorf("kanon: %w", err)
+		return nil, "", fmt.Errorf("verifying l-diversity/t-closeness: %w", err)
 	}
 	if rep.Violations != len(rep.Examples) {
 		return nil, "", fmt.Errorf("kanon: internal error: %d violations, %d listed", rep.Violations, len(rep.Examples))

@@ -346,13 +346,13 @@ func TestDiversityRunErrors(t *testing.T) {
 		{"per-reading sensitive", func(t *testing.T) (*memSink, error) {
 			_, out, err := runDiv(t, fmt.Sprintf(divPolicy, "  l: {sensitive: disc_temp_c, l: 2, variant: distinct}\n"), 50, 2000, nil)
 			return out, err
-		}, []string{`sensitive column "disc_temp_c", row `, "another value", "one value per subject"}},
+		}, []string{`kanon: row `, `column "disc_temp_c": the subject of this row has another value`, "one value per subject"}},
 		{"null sensitive in a later batch", func(t *testing.T) (*memSink, error) {
 			_, out, err := runFleet(t, fleetLPolicy, func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
 				return nullColumn(mem, recs, 7, 2, 5)
 			})
 			return out, err
-		}, []string{`sensitive column "owner_sex", row 206: null value`}},
+		}, []string{`row 206, column "owner_sex": null value in the sensitive column`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,20 +435,19 @@ func TestDiversitySettleRound(t *testing.T) {
 			nil, []string{"a"}, ""},
 		{"two values of one vehicle in a class", &kanon.LDiversity{Sensitive: "s", L: 2, Variant: kanon.LDistinct}, nil, nil,
 			[]row{{"a", "v1", "A"}, {"a", "v1", "B"}},
-			nil, nil, `sensitive column "s", row 2: the subject of this row has another value`},
+			nil, nil, `row 2, column "s": the subject of this row has another value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			r := &Runner{p: &Policy{KAnon: &KAnonPolicy{K: 2}}}
-			a := &kanonAcc{r: r, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
+			a := &kanonAcc{pol: &KAnonPolicy{K: 2}, qi: []string{"q"}, qiIdx: []int{0}, subjIdx: 1, perSubject: true}
 			kr := &kanonResult{a: a, hier: []kanon.Hierarchy{kanon.MaskHierarchy{MaxMasked: 1}}, levels: []int{0},
 				suppressed: map[string]bool{}, alloc: mem}
 			for _, c := range tt.suppressed {
 				kr.suppressed[c+"\x00"] = true
 			}
-			d := &divAcc{r: r, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref, vals: newInterner()}
+			d := &divAcc{k: 2, col: "s", idx: 2, perSubject: true, l: tt.l, t: tt.tc, ref: tt.ref, vals: newInterner()}
 			// As pass 1 and the settle round see the rows: ids from the row
 			// keys, each subject's value checked once (recordSubject), the
 			// members counted by their generalised class (the mask

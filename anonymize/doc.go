@@ -14,6 +14,15 @@
 //
 // and produces a Report (JSON for machines, self-contained HTML for people).
 //
+// Errors about data name the data row and the column in package rowerr's
+// format, `row N, column "x": …`, rows counted from 1 in input order
+// (errors.As finds the rowerr.Error; the chain below it is kept): after the
+// opt-out removed rows, the row is still the input's (RowSpan). Rows that
+// trips regrouped, and the spill's, are no data rows: such errors name the
+// column only. Run adds "anonymize: " once; each stage adds what it was
+// doing (trips, cell suppression, kanon, release, …), never a callee's
+// package name again.
+//
 // What it promises:
 //   - Deny by default. An input column the policy does not name is an error,
 //     and so is a policy key this package does not know; policy errors give
@@ -21,27 +30,82 @@
 //   - Every input row is accounted for: rows.in = rows.out + rows.suppressed +
 //     rows.filtered, checked at the end of every run.
 //   - Opt-out lists are held keyed (HMAC under a keyring domain), never in
-//     clear; the report counts opted-out rows and never lists subjects.
+//     clear; the report counts opted-out rows and never lists subjects. A
+//     subject is matched by its normalised identity, not its spelling (see
+//     Opt-out below).
+//   - A mask never publishes a value unchanged: a value too short to keep
+//     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
 //   - The output is written to a temporary file and renamed on success; on any
 //     error no output file remains and the input is untouched.
 //   - Memory is bounded by the batch size and the number of distinct
 //     quasi-identifier combinations and subjects, not by the number of rows.
 //
+// # Opt-out
+//
+// Opt-out is the one step where a miss publishes someone who refused, so
+// the list and the subject column go through the same normalisation before
+// they are compared (OptOutPolicy.Normalize, default text): a lower-case VIN
+// in the list, a spreadsheet's byte order mark, quotes or CRLF, a trailing
+// space, a no-break or zero-width space, or full-width characters in either
+// the list or the data do not leave a vehicle in the output. Mode vin also
+// removes spaces and dashes inside, upper-cases and reads I, O, Q as 1, 0, 0,
+// and requires every list entry to be a 17-character VIN, so a header line
+// or a CSV export with several columns fails the run instead of matching
+// nothing; mode exact compares values as written. An int64 subject column is
+// matched by value ("00123" in the list is 123). With form pseudonym the
+// subject is normalised before its pseudonym is computed, and the pseudonym
+// of the value as written is tried too (a pseudonym copied from an earlier
+// output); in mode text the normal form keeps case, so a case variant there
+// has a pseudonym of its own, which mode vin avoids by upper-casing.
+//
+// The list file: UTF-8 (a BOM is skipped; UTF-16 with a BOM is decoded);
+// lines end in LF, CRLF or CR; blank lines and # comments (whole-line, or
+// after white space) are skipped; an entry may be quoted; NUL bytes,
+// invalid UTF-8, unclosed quotes and text after a closing quote are errors
+// naming the line, never quoting an entry. The report's opt_out.listed
+// counts distinct subjects after normalisation (duplicates and variants
+// once); opt_out.rows_not_normalized counts the input rows whose subject is
+// not in normal form (under exact, the text form). Matching sees through
+// them, but the later per-subject steps (k-anonymity per subject, DP
+// contribution bounds, date shift, pseudonyms) use the value as written and
+// so count two subjects in "WVW…" and "wvw… ": the run warns
+// (Report.Warnings, on stderr through the CLI) so that the data owner cleans
+// the column.
+//
+// # Mask
+//
+// The mask action keeps keep_prefix leading and keep_suffix trailing
+// characters (Unicode code points of the NFC form, never bytes) and writes
+// the mask character for the rest. A value no longer than keep_prefix +
+// keep_suffix is masked whole rather than published unchanged (a 5-digit
+// postcode under a 3+3 mask); the report counts such rows per column
+// (masked_whole) and the run warns. We chose masking over failing the run:
+// short values are common in real columns (short names, old postcodes) and
+// masking them whole loses nothing the policy meant to keep. Without width
+// the output has the input's length, which publishes the length (fine for
+// fixed-length codes); with width every value is written as exactly that
+// many characters.
+//
 // # Passes and memory
 //
-// When the policy has a kanon or mobility block, the Runner needs two passes:
-// pass 1 reads the source once, applies opt-out, trips, trimming, cells and
-// the column actions, feeds the accumulators (quasi-identifier combinations
-// when there is no mobility block, subjects per cell and time bucket, the DP aggregator, the unicity index)
-// and spills the transformed rows to a temporary Arrow IPC stream. With a
+// Run is five steps, a file each (run.go lists them): start, pass 1,
+// decide, pass 2, finish. When the policy has a kanon or mobility block, the
+// Runner needs both passes: pass 1 reads the source once, applies opt-out,
+// trips, trimming, cells and the column actions, feeds the measures (one
+// small type each, measure.go: quasi-identifier combinations when there is
+// no mobility block, subjects per cell and time bucket, the DP aggregator,
+// the unicity indexes, the utility means, the trace gate) and spills the
+// transformed rows to a temporary Arrow IPC stream. With a
 // mobility block it also writes 12 bytes of keys per row (subject, cell-hour
 // group, raw quasi-identifier combination): the quasi-identifier
 // combinations of the rows cell suppression keeps are counted from them (see
 // below), and so are the settle rounds and pass 2's cell suppression, without
 // decoding the spill; pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
 // generalises the quasi-identifiers to the levels the search chose,
-// suppresses classes below k and writes. Spilling the transformed rows
+// suppresses classes below k and writes. finish hands the figures the passes
+// and the measures gathered to the report builder (Steps.Report, which the
+// Beam pipeline calls too) and commits the outputs together. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and
 // the expensive steps (trips, H3 cells, pseudonyms) run once; its cost is
 // temporary disk space about the size of the uncompressed transformed data.
@@ -154,7 +218,8 @@
 // partitions do not count. hour_of_day (the UTC hour of a timestamp column)
 // and release.cell_resolution (parents of the output cells) are derived for
 // the release only. The example policy releases mean disc temperature per
-// resolution-5 cell × hour of day over public partitions: 504 on the demo.
+// resolution-5 cell over Munich's city area, public partitions: 7 on the
+// demo (finer partitions were mostly noise at the demo's fleet size).
 //
 // k-anonymity is searched over exactly the rows cell suppression keeps: with a
 // mobility block, the quasi-identifier histogram is filled by a read of the

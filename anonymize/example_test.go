@@ -153,7 +153,7 @@ kanon:
 		return
 	}
 	defer st.Close()
-	kept, dropped, err := st.OptOut(ctx, rec, 0)
+	kept, removed, err := st.OptOut(ctx, rec, 0)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -165,7 +165,7 @@ kanon:
 		return
 	}
 	defer tr.Release()
-	fmt.Printf("rows %d, opted out %d, kept %d\n", rec.NumRows(), dropped, tr.NumRows())
+	fmt.Printf("rows %d, opted out %d, kept %d\n", rec.NumRows(), len(removed), tr.NumRows())
 
 	// Gather one combination per (quasi-identifiers, subject) pair; an
 	// engine would do this on its workers and shuffle the pairs.

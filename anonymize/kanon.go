@@ -7,27 +7,34 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/tarnkappe/tarnkappe/internal/scratch"
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
-// kanonAcc counts quasi-identifier combinations in pass 1. With PerSubject
-// it counts distinct subjects per combination: one vehicle with 500 readings
-// is one member of its class, not 500, or k would be overstated.
+// kanonAcc is the k-anonymity histogram: the quasi-identifier
+// combinations of pass 1, and the search over them (search). With
+// PerSubject it counts distinct subjects per combination: one vehicle with
+// 500 readings is one member of its class, not 500, or k would be
+// overstated. Without a mobility block it is a measure of its own (pass1);
+// with one, cellSuppression numbers the combinations into the row keys
+// (comboIDsOf) and the survivors of cell suppression are counted from them
+// between the passes (addPair).
 type kanonAcc struct {
-	r          *Runner
+	noHooks
+	pol        *KAnonPolicy
+	hier       []kanon.Hierarchy // per quasi-identifier
 	qi         []string
 	qiIdx      []int
+	subject    string
 	subjIdx    int
 	perSubject bool
+	mem        memory.Allocator
 	in         []*interner // per quasi-identifier
 	subj       *interner
 	// combos maps packed raw ids to rows (or, per subject, to the subjects
@@ -40,10 +47,16 @@ type kanonAcc struct {
 	key    []byte
 	div    *divAcc // sensitive values for l/t (diversity.go), or nil
 	// With cell suppression the combinations are numbered in pass 1
-	// (comboIDs) and counted later from the row keys (addPair).
-	comboIDs  map[string]uint32
-	comboKeys []string // combination id → packed raw ids
-	lastCombo []uint32 // per subject id: combination id + 1 last recorded
+	// (comboIDsOf) and counted later from the row keys (addPair).
+	num comboNumbers
+}
+
+// comboNumbers numbers the raw quasi-identifier combinations for the row
+// keys (with cell suppression).
+type comboNumbers struct {
+	ids  map[string]uint32
+	keys []string // combination id → packed raw ids
+	last []uint32 // per subject id: combination id + 1 last counted (addPair)
 	// comboIDsOf's shortcut: per subject id, the last combination's raw ids
 	// (len(qi) each) and its id + 1.
 	subjLast   []uint32
@@ -84,13 +97,13 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 			}
 			v, err := valueText(col, i)
 			if err != nil {
-				return fmt.Errorf("column %q, row %d: %w", a.qi[j], rowBase+int64(i), err)
+				return rowerr.At(rowerr.Row(rowBase, i), a.qi[j], err)
 			}
 			a.ids[j][i] = a.in[j].id(v)
 		}
 	}
-	if a.comboIDs == nil {
-		a.comboIDs = map[string]uint32{}
+	if a.num.ids == nil {
+		a.num.ids = map[string]uint32{}
 	}
 	nq := len(a.qi)
 	comp := make([]uint32, nq)
@@ -102,29 +115,29 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 			comp[j] = a.ids[j][i]
 		}
 		s := int(subj[i])
-		if s >= len(a.subjLastID) {
-			a.subjLastID = append(a.subjLastID, make([]uint32, s+1-len(a.subjLastID))...)
-			a.subjLast = append(a.subjLast, make([]uint32, (s+1)*nq-len(a.subjLast))...)
+		if s >= len(a.num.subjLastID) {
+			a.num.subjLastID = append(a.num.subjLastID, make([]uint32, s+1-len(a.num.subjLastID))...)
+			a.num.subjLast = append(a.num.subjLast, make([]uint32, (s+1)*nq-len(a.num.subjLast))...)
 		}
-		last := a.subjLast[s*nq : (s+1)*nq]
-		if a.subjLastID[s] != 0 && slices.Equal(last, comp) {
-			dst[i] = a.subjLastID[s] - 1
+		last := a.num.subjLast[s*nq : (s+1)*nq]
+		if a.num.subjLastID[s] != 0 && slices.Equal(last, comp) {
+			dst[i] = a.num.subjLastID[s] - 1
 			continue
 		}
 		a.key = packKey(a.key[:0], comp...)
-		id, ok := a.comboIDs[string(a.key)]
+		id, ok := a.num.ids[string(a.key)]
 		if !ok {
-			if len(a.comboKeys) >= int(nullCombo)-len(a.qi) {
-				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.comboKeys))
+			if len(a.num.keys) >= int(nullCombo)-len(a.qi) {
+				return fmt.Errorf("kanon: more than %d quasi-identifier combinations", len(a.num.keys))
 			}
-			id = uint32(len(a.comboKeys))
+			id = uint32(len(a.num.keys))
 			k := string(a.key)
-			a.comboIDs[k] = id
-			a.comboKeys = append(a.comboKeys, k)
+			a.num.ids[k] = id
+			a.num.keys = append(a.num.keys, k)
 		}
 		dst[i] = id
 		copy(last, comp)
-		a.subjLastID[s] = id + 1
+		a.num.subjLastID[s] = id + 1
 	}
 	return nil
 }
@@ -132,12 +145,12 @@ func (a *kanonAcc) comboIDsOf(rec arrow.RecordBatch, rowBase int64, subj, dst []
 // addPair counts one surviving row by its combination and subject ids, as
 // add counts a row of a batch.
 func (a *kanonAcc) addPair(combo, sid uint32) {
-	key := a.comboKeys[combo]
+	key := a.num.keys[combo]
 	if !a.perSubject {
 		a.combos[key]++
 		return
 	}
-	if int(sid) < len(a.lastCombo) && a.lastCombo[sid] == combo+1 {
+	if int(sid) < len(a.num.last) && a.num.last[sid] == combo+1 {
 		return
 	}
 	a.key = append(append(a.key[:0], key...), byte(sid), byte(sid>>8), byte(sid>>16), byte(sid>>24))
@@ -146,22 +159,35 @@ func (a *kanonAcc) addPair(combo, sid uint32) {
 		a.combos[key]++
 		a.subj.id(string(a.key[len(key):]))
 	}
-	for int(sid) >= len(a.lastCombo) {
-		a.lastCombo = append(a.lastCombo, 0)
+	for int(sid) >= len(a.num.last) {
+		a.num.last = append(a.num.last, 0)
 	}
-	a.lastCombo[sid] = combo + 1
+	a.num.last[sid] = combo + 1
 }
 
-func newKanonAcc(r *Runner, pl *plan) *kanonAcc {
-	k := r.p.KAnon
-	a := &kanonAcc{r: r, qi: k.QuasiIdentifiers, qiIdx: pl.qiIdx, subjIdx: pl.subjTrans,
-		perSubject: k.PerSubject == nil || *k.PerSubject, subj: newInterner(),
+// newKanonAcc counts the combinations of pl.trans's quasi-identifiers
+// (hier: their hierarchies) and, with an l or t block, their sensitive
+// values.
+func newKanonAcc(pol *KAnonPolicy, pl *plan, subject string, hier map[string]kanon.Hierarchy, mem memory.Allocator) (*kanonAcc, error) {
+	a := &kanonAcc{pol: pol, qi: pol.QuasiIdentifiers, qiIdx: pl.qiIdx, subject: subject, subjIdx: pl.subjTrans,
+		perSubject: pol.PerSubject == nil || *pol.PerSubject, mem: mem, subj: newInterner(),
 		combos: map[string]int64{}, pairs: map[string]struct{}{}}
-	for range a.qi {
+	for _, q := range a.qi {
 		a.in = append(a.in, newInterner())
+		a.hier = append(a.hier, hier[q])
 	}
 	a.ids = make([][]uint32, len(a.qi))
-	return a
+	div, err := newDivAcc(pol, pl)
+	if err != nil {
+		return nil, err
+	}
+	a.div = div
+	return a, nil
+}
+
+// pass1 counts a batch's combinations (without cell suppression).
+func (a *kanonAcc) pass1(_ context.Context, rec arrow.RecordBatch, base int64) error {
+	return a.add(rec, base)
 }
 
 func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
@@ -174,7 +200,7 @@ func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
 	}
 	if a.perSubject {
 		a.sid = growU32(a.sid, n)
-		if err := a.subj.column(a.r.p.Subject, rec.Column(a.subjIdx), rowBase, a.sid); err != nil {
+		if err := a.subj.column(a.subject, rec.Column(a.subjIdx), rowBase, a.sid); err != nil {
 			return err
 		}
 	}
@@ -211,17 +237,6 @@ func (a *kanonAcc) add(rec arrow.RecordBatch, rowBase int64) error {
 	return nil
 }
 
-func growU32(b []uint32, n int) []uint32 {
-	if cap(b) < n {
-		return make([]uint32, n)
-	}
-	return b[:n]
-}
-
-func unpack(key string, i int) uint32 {
-	return uint32(key[4*i]) | uint32(key[4*i+1])<<8 | uint32(key[4*i+2])<<16 | uint32(key[4*i+3])<<24
-}
-
 // kanonResult is the chosen generalisation and which generalised classes
 // are suppressed.
 type kanonResult struct {
@@ -246,29 +261,29 @@ type kanonResult struct {
 
 // search builds kanon's histogram from the counted combinations (one row per
 // combination and, per subject, per subject) and runs the optimal search.
-func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
-	a := acc.kan
-	k := r.p.KAnon
+func (a *kanonAcc) search() (*kanonResult, error) {
+	k := a.pol
 	if len(a.combos) == 0 {
 		return nil, errors.New("kanon: no rows left for k-anonymity")
 	}
-	hier := make(map[string]kanon.Hierarchy, len(a.qi))
-	hs := make([]kanon.Hierarchy, len(a.qi))
-	for i, q := range a.qi {
-		hier[q] = r.hier[q]
-		hs[i] = r.hier[q]
-	}
-	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier})
-	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
-	}
-	// Feed the histogram in batches of string columns: every combination
-	// repeated by its count (rows, or distinct subjects).
 	keys := make([]string, 0, len(a.combos))
 	for key := range a.combos {
 		keys = append(keys, key)
 	}
 	sort.Strings(keys)
+	if err := a.checkValues(keys); err != nil {
+		return nil, err
+	}
+	hier := make(map[string]kanon.Hierarchy, len(a.qi))
+	for i, q := range a.qi {
+		hier[q] = a.hier[i]
+	}
+	hb, err := kanon.NewHistogramBuilder(kanon.HistogramOptions{QuasiIdentifiers: a.qi, Hierarchies: hier})
+	if err != nil {
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
+	}
+	// Feed the histogram in batches of string columns: every combination
+	// repeated by its count (rows, or distinct subjects).
 	fields := make([]arrow.Field, len(a.qi))
 	for i, q := range a.qi {
 		fields[i] = arrow.Field{Name: q, Type: arrow.BinaryTypes.String}
@@ -284,7 +299,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 			return nil
 		}
 		if err := hb.Add(rec); err != nil {
-			return fmt.Errorf("kanon: %w", err)
+			return fmt.Errorf("k-anonymity histogram: %w", err)
 		}
 		return nil
 	}
@@ -308,7 +323,7 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	}
 	h, err := hb.Histogram()
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity histogram: %w", err)
 	}
 	if a.div != nil {
 		if h, err = a.div.histogram(a, hier); err != nil {
@@ -317,17 +332,17 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	}
 	metric, err := kanon.ParseMetric(k.Metric)
 	if err != nil {
-		return nil, fmt.Errorf("kanon: %w", err)
+		return nil, fmt.Errorf("k-anonymity search: %w", err)
 	}
 	opts := kanon.Options{K: k.K, SuppressionLimit: k.Suppression, Metric: metric}
 	a.div.options(&opts)
 	res, err := kanon.Search(context.Background(), h, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kanon: k=%d over %v: %w", k.K, a.qi, err)
+		return nil, fmt.Errorf("k-anonymity search, k=%d over %v: %w", k.K, a.qi, err)
 	}
-	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: hs, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
+	kr := &kanonResult{a: a, res: res, levels: res.Levels, hier: a.hier, suppressed: map[string]bool{}, classes: map[string]int64{}, before: before,
 		outSubjects: map[uint64]struct{}{}, outClasses: map[string]int64{}, classIDs: map[string]uint32{}, outSubj: newInterner(),
-		alloc: r.mem, histRows: h.Rows()}
+		alloc: a.mem, histRows: h.Rows()}
 	// Class sizes at the chosen levels, from our own counts: distinct
 	// subjects per class (a subject seen with two raw combinations that meet
 	// in one class counts once).
@@ -380,6 +395,30 @@ func (r *Runner) search(acc *accumulators, pl *plan) (*kanonResult, error) {
 	return kr, nil
 }
 
+// checkValues fails on the first quasi-identifier value of the counted
+// combinations (keys, in order) that its hierarchy cannot generalise to
+// every level, naming the column and the value. kanon's histogram would
+// fail on it too, but at a row of the histogram search feeds it, which is
+// no data row.
+func (a *kanonAcc) checkValues(keys []string) error {
+	for j, h := range a.hier {
+		checked := make([]bool, len(a.in[j].vals))
+		for _, key := range keys {
+			id := unpack(key, j)
+			if checked[id] {
+				continue
+			}
+			checked[id] = true
+			for lvl := range h.Levels() {
+				if _, err := h.Generalize(a.in[j].vals[id], lvl); err != nil {
+					return rowerr.At(0, a.qi[j], err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // classOf is the generalised class (values joined by \x00) of a packed
 // combination of raw ids, at the chosen levels.
 func (kr *kanonResult) classOf(key string) (string, error) {
@@ -388,7 +427,7 @@ func (kr *kanonResult) classOf(key string) (string, error) {
 	for i := range a.qi {
 		v, err := kr.hier[i].Generalize(a.in[i].vals[unpack(key, i)], kr.levels[i])
 		if err != nil {
-			return "", fmt.Errorf("kanon: column %q: %w", a.qi[i], err)
+			return "", rowerr.At(0, a.qi[i], err)
 		}
 		g = append(g, v...)
 		g = append(g, 0)
@@ -500,30 +539,46 @@ func (kr *kanonResult) apply(ctx context.Context, pl *plan, rec arrow.RecordBatc
 	defer mask.Release()
 	f, err := compute.FilterRecordBatch(ctx, full, mask, compute.DefaultFilterOptions())
 	if err != nil {
-		return nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", rowBase, err)
+		return nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
 	}
 	return f, suppressed, nil
 }
 
-// finish verifies the written output independently of the search (every
-// written class has at least k members) and fills the report.
-func (kr *kanonResult) finish(rep *Report) error {
+// figures verifies the written output independently of the search (every
+// written class has at least k members) and returns the decision and the
+// written classes' members for the report.
+func (kr *kanonResult) figures() (*KAnonFigures, error) {
+	k := kr.a.pol.K
 	sizes := make([]int64, 0, len(kr.outClasses))
 	for cls, n := range kr.outClasses {
-		if n < int64(kr.a.r.p.KAnon.K) {
-			return fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, kr.a.r.p.KAnon.K, cls)
+		if n < int64(k) {
+			return nil, fmt.Errorf("kanon: verification failed: an output class has %d members < k=%d (class %q)", n, k, cls)
 		}
 		sizes = append(sizes, n)
 	}
-	if err := kanonReport(rep, kr.a.r.p.KAnon.K, kr.a.qi, kr.a.perSubject, kr.res, len(kr.suppressed), kr.before, sizes); err != nil {
-		return err
+	return &KAnonFigures{Decision: kr.decision(), Sizes: sizes, Members: kr.a.div.writtenMembers()}, nil
+}
+
+// decision is the search's outcome as engines exchange it (with the
+// classes settle added).
+func (kr *kanonResult) decision() *KAnonDecision {
+	a := kr.a
+	d := &KAnonDecision{QuasiIdentifiers: a.qi, Levels: kr.levels, Transformation: kr.res.Transformation,
+		InformationLoss: kr.res.InformationLoss, ColumnLoss: kr.res.PerColumnLoss, Classes: kr.classes,
+		Before: kr.before, PerSubject: a.perSubject, HistRows: kr.histRows}
+	if a.div != nil {
+		d.Reference, d.DiversitySuppressed = a.div.ref, a.div.extra
 	}
-	return kr.a.div.finish(rep)
+	for c := range kr.suppressed {
+		d.Suppressed = append(d.Suppressed, c)
+	}
+	sort.Strings(d.Suppressed)
+	return d
 }
 
 // kanonReport checks that every written class (sizes: members per class)
 // has at least k members and fills the report's kanon and risk blocks.
-// Shared by Run and Runner.KAnonReport.
+// Called by the report builder (report_build.go).
 func kanonReport(rep *Report, k int, qi []string, perSubject bool, res *kanon.Result, suppressedClasses int, before, sizes []int64) error {
 	minOut := int64(math.MaxInt64)
 	var members int64
@@ -584,245 +639,4 @@ func sizeBins(sizes []int64) []SizeBin {
 		out = append(out, SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
 	}
 	return out
-}
-
-// spillFile holds pass-1 output for the second pass, as an uncompressed
-// Arrow IPC stream in an encrypted scratch file (internal/scratch: the rows
-// still hold raw VINs and quasi-identifiers, and a killed run must not leave
-// them on disk in clear) removed at the end of the run (uncompressed: the
-// file is read back at once, usually from the page cache, and LZ4 would cost
-// more CPU than the disk saves; AES-GCM costs far less). The scratch file
-// buffers one 64 KiB chunk, so no bufio sits in front of it.
-type spillFile struct {
-	f      *scratch.File
-	w      *ipc.Writer
-	schema *arrow.Schema
-	mem    memory.Allocator
-	rows   int64
-	// Batches are encoded and written on their own goroutine, overlapping
-	// with the accumulators of the next batch.
-	ch   chan arrow.RecordBatch
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
-}
-
-func newSpill(dir string, schema *arrow.Schema, mem memory.Allocator) (*spillFile, error) {
-	f, err := scratch.Create(dir, "tarnkappe-spill-*.arrows.enc")
-	if err != nil {
-		return nil, fmt.Errorf("spill: %w", err)
-	}
-	s := &spillFile{f: f, schema: schema, mem: mem,
-		w:  ipc.NewWriter(f, ipc.WithSchema(schema), ipc.WithAllocator(mem)),
-		ch: make(chan arrow.RecordBatch, 2), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for rec := range s.ch {
-			if s.failed() == nil {
-				if err := s.w.Write(rec); err != nil {
-					s.mu.Lock()
-					s.err = fmt.Errorf("spill %s: %w", s.f.Name(), err)
-					s.mu.Unlock()
-				}
-			}
-			rec.Release()
-		}
-	}()
-	return s, nil
-}
-
-func (s *spillFile) failed() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-// write queues rec (retained) for the spill; it reports an earlier write's
-// error, if any.
-func (s *spillFile) write(rec arrow.RecordBatch) error {
-	if err := s.failed(); err != nil {
-		return err
-	}
-	s.rows += rec.NumRows()
-	rec.Retain()
-	s.ch <- rec
-	return nil
-}
-
-// stop waits for the queued batches to be written.
-func (s *spillFile) stop() {
-	if s.ch != nil {
-		close(s.ch)
-		<-s.done
-		s.ch = nil
-	}
-}
-
-func (s *spillFile) finish() error {
-	s.stop()
-	if err := s.failed(); err != nil {
-		return err
-	}
-	if err := s.w.Close(); err != nil {
-		return fmt.Errorf("spill %s: %w", s.f.Name(), err)
-	}
-	if err := s.f.Rewind(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	return nil
-}
-
-func (s *spillFile) remove() {
-	s.stop()
-	// Close releases the dictionaries the IPC writer holds: a run that
-	// fails in pass 1 never reaches finish (a no-op after it).
-	s.w.Close()
-	s.f.Close()
-}
-
-// countSurvivors feeds the k-anonymity histogram with exactly the rows pass
-// 2 will hand to it: it reads the row keys once, applies cell-hour
-// suppression (the only mobility step after pass 1 that removes rows; the
-// trace gate only detaches them) and counts the quasi-identifier combinations
-// of the rows kept. Counting in pass 1 instead let a vehicle whose rows all
-// fall in rare cell-hours count towards its class, and on small fleets the
-// written class then had fewer than k vehicles (the output verification
-// caught it and the run failed).
-func (r *Runner) countSurvivors(ctx context.Context, keys *rowKeys, acc *accumulators) error {
-	cs, kan := acc.cells, acc.kan
-	var row int64
-	return keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
-		for i, g := range group {
-			if !cs.GroupKept(g) {
-				continue
-			}
-			if c := combo[i]; c > nullCombo-uint32(len(kan.qi)) {
-				return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", kan.qi[nullCombo-c], row+int64(i))
-			}
-			kan.addPair(combo[i], subj[i])
-			if kan.div != nil {
-				if err := kan.div.addPair(kan, combo[i], subj[i], sens[i], row+int64(i)); err != nil {
-					return err
-				}
-			}
-		}
-		row += int64(len(group))
-		return nil
-	})
-}
-
-// pass2 reads the spill, applies cell suppression and k-anonymity, and
-// writes the kept columns to sink.
-func (r *Runner) pass2(ctx context.Context, pl *plan, spill *spillFile, kr *kanonResult, acc *accumulators, sink Sink) (written, suppressed int64, err error) {
-	rd, err := ipc.NewReader(spill.f, ipc.WithAllocator(r.mem), ipc.WithSchema(spill.schema))
-	if err != nil {
-		return 0, 0, fmt.Errorf("spill: %w", err)
-	}
-	defer rd.Release()
-	// The sink (Parquet encoding and compression) runs on its own goroutine,
-	// overlapping with suppression and generalisation of the next batch.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	outc := make(chan arrow.RecordBatch, 2)
-	werr := make(chan error, 1)
-	go func() {
-		var first error
-		for rec := range outc {
-			if first == nil {
-				if first = sink.Write(rec); first != nil {
-					cancel(first)
-				}
-			}
-			rec.Release()
-		}
-		werr <- first
-	}()
-	err = r.pass2Batches(ctx, pl, rd, spill, kr, acc, outc, &written, &suppressed)
-	close(outc)
-	if we := <-werr; we != nil {
-		return 0, 0, we
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	return written, suppressed, nil
-}
-
-func (r *Runner) pass2Batches(ctx context.Context, pl *plan, rd *ipc.Reader, spill *spillFile, kr *kanonResult, acc *accumulators, outc chan<- arrow.RecordBatch, written, suppressed *int64) error {
-	var rowBase int64
-	var kr2 *keyReader
-	if acc.cells != nil {
-		kr2 = acc.keys.reader()
-	}
-	for rd.Next() {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		rec := rd.RecordBatch()
-		n := rec.NumRows()
-		rec.Retain()
-		if acc.cells != nil {
-			_, group, _, _, err := kr2.next(int(n))
-			if err != nil {
-				rec.Release()
-				return err
-			}
-			if mask, dropped := acc.cellMask(group); mask != nil {
-				kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-				mask.Release()
-				rec.Release()
-				if err != nil {
-					return fmt.Errorf("mobility: cell suppression, batch at row %d: %w", rowBase, err)
-				}
-				rec = kept
-				acc.cellSuppressed += dropped
-				*suppressed += dropped
-			}
-		}
-		if acc.gate != nil {
-			gated, err := acc.gate.Apply(ctx, rec)
-			rec.Release()
-			if err != nil {
-				return fmt.Errorf("mobility: %w", err)
-			}
-			rec = gated
-		}
-		if kr != nil {
-			g, sup, err := kr.apply(ctx, pl, rec, r.mem, rowBase)
-			rec.Release()
-			if err != nil {
-				return err
-			}
-			rec = g
-			*suppressed += sup
-			if err := kr.a.div.observe(rec, rowBase); err != nil {
-				rec.Release()
-				return err
-			}
-		}
-		if err := acc.addOut(ctx, rec); err != nil {
-			rec.Release()
-			return err
-		}
-		out := project(pl.out, rec, pl.keep)
-		rec.Release()
-		rowBase += n
-		*written += out.NumRows()
-		select {
-		case outc <- out:
-		case <-ctx.Done():
-			out.Release()
-			return context.Cause(ctx)
-		}
-	}
-	if err := rd.Err(); err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	if rowBase != spill.rows {
-		return fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, spill.rows)
-	}
-	if kr2 != nil && kr2.read != acc.keys.rows {
-		return fmt.Errorf("row keys: read back %d rows, wrote %d", kr2.read, acc.keys.rows)
-	}
-	return nil
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // ordered runs fn over batches on up to workers goroutines and hands the
-// results to sink in submission order. The number of batches in flight is
+// results, each with the batchRows it was submitted with, to sink in
+// submission order. The number of batches in flight is
 // bounded (2×workers), so memory stays bounded whatever the input size.
 type ordered struct {
 	ctx    context.Context
@@ -19,8 +20,9 @@ type ordered struct {
 }
 
 type result struct {
-	rec arrow.RecordBatch
-	err error
+	rec  arrow.RecordBatch
+	rows batchRows
+	err  error
 }
 
 func newOrdered(ctx context.Context, workers int) (*ordered, context.Context) {
@@ -36,7 +38,7 @@ func newOrdered(ctx context.Context, workers int) (*ordered, context.Context) {
 // submit schedules fn(rec). It takes ownership of rec (fn must release it or
 // return it). It returns false when the pipeline was cancelled; rec is then
 // released.
-func (o *ordered) submit(rec arrow.RecordBatch, fn func(arrow.RecordBatch) (arrow.RecordBatch, error)) bool {
+func (o *ordered) submit(rec arrow.RecordBatch, rows batchRows, fn func(arrow.RecordBatch) (arrow.RecordBatch, error)) bool {
 	ch := make(chan result, 1)
 	select {
 	case o.queue <- ch:
@@ -56,7 +58,7 @@ func (o *ordered) submit(rec arrow.RecordBatch, fn func(arrow.RecordBatch) (arro
 		defer o.wg.Done()
 		defer func() { <-o.sem }()
 		out, err := fn(rec)
-		ch <- result{rec: out, err: err}
+		ch <- result{rec: out, rows: rows, err: err}
 	}()
 	return true
 }
@@ -67,7 +69,7 @@ func (o *ordered) close() { close(o.queue) }
 // drain consumes results in order, calling sink for each; sink takes
 // ownership of the record. After the first error every later result is
 // released unseen and the error returned.
-func (o *ordered) drain(sink func(arrow.RecordBatch) error) error {
+func (o *ordered) drain(sink func(arrow.RecordBatch, batchRows) error) error {
 	var first error
 	for ch := range o.queue {
 		r := <-ch
@@ -82,7 +84,7 @@ func (o *ordered) drain(sink func(arrow.RecordBatch) error) error {
 			r.rec.Release()
 			continue
 		}
-		if err := sink(r.rec); err != nil {
+		if err := sink(r.rec, r.rows); err != nil {
 			first = err
 			o.cancel(first)
 		}

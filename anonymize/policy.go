@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -60,10 +61,14 @@ type Policy struct {
 	pos  map[string]Position
 }
 
-// OptOutPolicy names the opt-out list.
+// OptOutPolicy names the opt-out list and how its entries are matched.
 type OptOutPolicy struct {
-	// File holds one subject per line (blank lines and lines starting with #
-	// ignored), relative to the policy file. Required.
+	// File holds one subject per line, relative to the policy file.
+	// Required. UTF-8 (a byte order mark is skipped; UTF-16 with one is
+	// read too); lines end in \n, \r\n or \r; blank lines and lines
+	// starting with # are skipped; # after white space starts a comment;
+	// an entry may be quoted ("A #1"), and then only a comment may follow
+	// it. Duplicates and variant spellings count once.
 	File string `yaml:"file"`
 	// Form says what the lines are: "clear" (the subject column's raw value,
 	// e.g. a VIN) or "pseudonym" (the output of the subject column's
@@ -72,6 +77,37 @@ type OptOutPolicy struct {
 	// Domain is the keyring domain under which the list is held keyed in
 	// memory. Required.
 	Domain string `yaml:"domain"`
+	// Normalize is how list entries and subject values are brought to one
+	// spelling before they are compared; the same function runs on both
+	// sides, and with form pseudonym the subject is normalised before its
+	// pseudonym is computed:
+	//   - "text" (the default): invisible characters (BOM, zero-width
+	//     spaces, soft hyphens, control characters) removed, Unicode NFKC
+	//     (full-width letters and digits become plain ones), every kind of
+	//     white space one space, white space and quotation marks trimmed
+	//     at both ends; compared with Unicode case folding.
+	//   - "vin": as text, then spaces, dashes and quotes removed, upper
+	//     case, and I, O, Q read as 1, 0, 0 (ISO 3779 leaves them out of
+	//     VINs because they are mistaken for digits); every clear list
+	//     entry must then be a 17-character VIN.
+	//   - "exact": values compared as they are; only the list file's
+	//     syntax above is read. For identifiers where case or white space
+	//     tell subjects apart.
+	// An int64 subject column is matched by value in every mode ("00123"
+	// and "123.0" name 123), and then every entry must be an integer. The
+	// report counts the rows whose subject value is not in normal form
+	// (opt_out.rows_not_normalized): matching already sees through them,
+	// but later per-subject steps (k-anonymity per subject, DP bounds,
+	// date shift, pseudonyms) see two subjects in "WVW…" and "wvw… ".
+	Normalize string `yaml:"normalize"`
+}
+
+// NormalizeMode is Normalize with its default ("text") filled in.
+func (o *OptOutPolicy) NormalizeMode() string {
+	if o.Normalize == "" {
+		return "text"
+	}
+	return o.Normalize
 }
 
 // ColumnRule is the action for one column.
@@ -121,10 +157,26 @@ type CoarsenSpec struct {
 
 // MaskSpec configures a mask action on a string column: all characters but
 // the first KeepPrefix and last KeepSuffix become Char (default "*").
+// Characters are Unicode code points of the value's NFC form, never bytes.
+//
+// A value no longer than KeepPrefix + KeepSuffix characters is masked
+// whole: keeping its prefix and suffix would publish it unchanged (a
+// 5-digit postcode under a 3+3 mask). The report counts such rows per
+// column (masked_whole) and the CLI warns about them. An empty value stays
+// empty unless Width is set.
+//
+// Without Width the output has the input's length, so the length is
+// published: harmless for fixed-length codes (VINs, postcodes, card
+// numbers), not for names or e-mail addresses, where Width should be set.
 type MaskSpec struct {
 	KeepPrefix int    `yaml:"keep_prefix"`
 	KeepSuffix int    `yaml:"keep_suffix"`
 	Char       string `yaml:"char"`
+	// Width, when > 0, writes every value as exactly Width characters (its
+	// kept prefix and suffix with mask characters between, or Width mask
+	// characters when masked whole), so the output does not reveal the
+	// input's length. Must exceed KeepPrefix + KeepSuffix.
+	Width int `yaml:"width"`
 }
 
 // HierarchySpec describes a generalisation hierarchy (see package kanon).
@@ -451,7 +503,8 @@ func (p *Policy) errf(path, format string, args ...any) error {
 			pos.File = p.file
 		}
 	}
-	return &PolicyError{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &PolicyError{Pos: pos, Path: path, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
 var (
@@ -536,6 +589,9 @@ func (p *Policy) validate() error {
 			if s.Char != "" && len([]rune(s.Char)) != 1 {
 				return p.errf(ap+".char", "char must be one character, got %q", s.Char)
 			}
+			if s.Width < 0 || s.Width > 0 && s.Width <= s.KeepPrefix+s.KeepSuffix {
+				return p.errf(ap+".width", "width must be greater than keep_prefix + keep_suffix (%d), got %d", s.KeepPrefix+s.KeepSuffix, s.Width)
+			}
 		}
 	}
 	if p.OptOut != nil {
@@ -551,6 +607,9 @@ func (p *Policy) validate() error {
 		}
 		if o.Domain == "" {
 			return p.errf("opt_out.domain", "missing domain (the list is held keyed under it)")
+		}
+		if _, ok := parseNormMode(o.Normalize); !ok {
+			return p.errf("opt_out.normalize", "normalize must be text, vin or exact, got %q", o.Normalize)
 		}
 	}
 	if err := p.validateKAnon(); err != nil {

@@ -30,12 +30,18 @@ func (p Position) String() string {
 }
 
 // PolicyError is an error in a policy file. It names the file, line and
-// column, and the dotted path of the offending key.
+// column, and the dotted path of the offending key. When a file the policy
+// names is at fault (a hierarchy, say), Err is the cause, so errors.Is
+// reaches sentinels such as kanon.ErrBadHierarchy.
 type PolicyError struct {
 	Pos  Position
 	Path string // dotted key path, e.g. "columns.vin.method"
 	Msg  string
+	Err  error // the cause, or nil
 }
+
+// Unwrap returns the cause, or nil.
+func (e *PolicyError) Unwrap() error { return e.Err }
 
 func (e *PolicyError) Error() string {
 	if e.Path == "" {

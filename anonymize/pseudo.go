@@ -2,12 +2,14 @@ package anonymize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/pseudonym"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // columnFunc is the shape of the pseudonym package's column functions.
@@ -34,9 +36,19 @@ func (o *pseudonymOp) outType(in arrow.DataType) arrow.DataType {
 func (o *pseudonymOp) apply(ctx context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
 	out, err := o.fn(ctx, col, pseudonym.ColumnOptions{Mem: mem, Name: o.name, Workers: 1})
 	if err != nil {
-		return nil, fmt.Errorf("batch starting at row %d: %w", rowBase, err)
+		return nil, columnError(err, rowBase)
 	}
 	return out, nil
+}
+
+// columnError locates a pseudonym.ColumnError (rows counted from 0 in the
+// batch) at the data row, rowBase+1 being the batch's first.
+func columnError(err error, rowBase int64) error {
+	var ce *pseudonym.ColumnError
+	if !errors.As(err, &ce) || ce.Row < 0 {
+		return fmt.Errorf("batch from row %d on: %w", rowBase+1, err)
+	}
+	return rowerr.At(rowerr.Row(rowBase, ce.Row), ce.Column, ce.Err)
 }
 
 func newPseudonymOp(kr *pseudonym.Keyring, name string, s *PseudonymizeSpec) (*pseudonymOp, error) {
@@ -81,7 +93,7 @@ func (o *dateShiftOp) outType(in arrow.DataType) arrow.DataType { return in }
 func (o *dateShiftOp) apply(ctx context.Context, mem memory.Allocator, col arrow.Array, rec arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
 	out, err := o.ds.Column(ctx, col, rec.Column(o.subject), pseudonym.ColumnOptions{Mem: mem, Name: o.name, Workers: 1})
 	if err != nil {
-		return nil, fmt.Errorf("batch starting at row %d: %w", rowBase, err)
+		return nil, columnError(err, rowBase)
 	}
 	return out, nil
 }

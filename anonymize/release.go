@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -9,10 +10,34 @@ import (
 	"github.com/tarnkappe/tarnkappe/dp"
 )
 
-// dpOptions builds the release block's options for package dp, the
-// derivation of the columns only the release sees (nil when none) and the
-// number of public partitions (0: private selection). Shared by Run and
-// Steps.
+// releasePlan is the release block planned for an input schema: its
+// options for package dp, the derivation of the columns only the release
+// sees (nil when none) and the number of public partitions (0: private
+// selection).
+type releasePlan struct {
+	opts   dp.Options
+	in     *releaseInput
+	public int
+}
+
+// releasePlan plans the release block once per plan (public partitions
+// are read from a file or generated from a box). Shared by Run, Steps and
+// the report builder.
+func (r *Runner) releasePlan(pl *plan) (*releasePlan, error) {
+	if pl.release != nil {
+		return pl.release, nil
+	}
+	if r.p.Release == nil {
+		return nil, errors.New("the policy has no release block")
+	}
+	opts, in, public, err := r.dpOptions(pl)
+	if err != nil {
+		return nil, err
+	}
+	pl.release = &releasePlan{opts: opts, in: in, public: public}
+	return pl.release, nil
+}
+
 func (r *Runner) dpOptions(pl *plan) (dp.Options, *releaseInput, int, error) {
 	p := r.p
 	rel := p.Release

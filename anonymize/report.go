@@ -30,11 +30,36 @@ type Report struct {
 	// Keys maps keyring domain to key id. Never keys.
 	Keys map[string]string `json:"keys"`
 
+	// MaskedWhole maps every mask column to the rows whose value was no
+	// longer than keep_prefix + keep_suffix and was therefore masked whole.
+	MaskedWhole map[string]int64 `json:"masked_whole,omitempty"`
+
 	OptOut   *OptOutReport   `json:"opt_out,omitempty"`
 	Mobility *MobilityReport `json:"mobility,omitempty"`
 	KAnon    *KAnonReport    `json:"kanon,omitempty"`
 	Risk     *RiskReport     `json:"risk,omitempty"`
 	DP       *DPReport       `json:"dp,omitempty"`
+}
+
+// Warnings are findings about the input a person should act on although
+// the run succeeded; the CLI prints them on stderr and the HTML report
+// shows them. They never name a subject.
+func (r *Report) Warnings() []string {
+	var w []string
+	if o := r.OptOut; o != nil && o.RowsNotNormalized > 0 {
+		how := "the opt-out list matched them after normalisation, but"
+		if o.Normalize == "exact" {
+			how = "the opt-out list matched them as written (normalize exact), and"
+		}
+		w = append(w, fmt.Sprintf("%d rows have a subject value not in normal form (stray spaces, quotes, invisible characters, case or width variants; opt_out.normalize %s): %s later per-subject steps (k-anonymity, DP bounds, date shift, pseudonyms) count each spelling as a subject of its own; clean the subject column",
+			o.RowsNotNormalized, o.Normalize, how))
+	}
+	for _, c := range sortedKeys(r.MaskedWhole) {
+		if n := r.MaskedWhole[c]; n > 0 {
+			w = append(w, fmt.Sprintf("column %q: %d rows had a value no longer than the mask's kept prefix and suffix; they were masked whole", c, n))
+		}
+	}
+	return w
 }
 
 // RowCounts accounts for every input row: In = Out + Suppressed + Filtered.
@@ -50,17 +75,17 @@ type RowCounts struct {
 // Check reports whether the accounting identity holds.
 func (r RowCounts) Check() error {
 	if r.In < 0 || r.Out < 0 || r.Suppressed < 0 || r.Filtered < 0 {
-		return fmt.Errorf("anonymize: row accounting: negative count in %+v", r)
+		return fmt.Errorf("row accounting: negative count in %+v", r)
 	}
 	if r.In != r.Out+r.Suppressed+r.Filtered {
-		return fmt.Errorf("anonymize: row accounting broken: in %d != out %d + suppressed %d + filtered %d", r.In, r.Out, r.Suppressed, r.Filtered)
+		return fmt.Errorf("row accounting broken: in %d != out %d + suppressed %d + filtered %d", r.In, r.Out, r.Suppressed, r.Filtered)
 	}
 	var by int64
 	for _, n := range r.FilteredBy {
 		by += n
 	}
 	if len(r.FilteredBy) > 0 && by != r.Filtered {
-		return fmt.Errorf("anonymize: row accounting broken: filtered %d but reasons sum to %d", r.Filtered, by)
+		return fmt.Errorf("row accounting broken: filtered %d but reasons sum to %d", r.Filtered, by)
 	}
 	return nil
 }
@@ -74,9 +99,14 @@ type ColumnDetail struct {
 
 // OptOutReport counts opt-outs. It never names a subject.
 type OptOutReport struct {
-	Listed   int   `json:"listed"`   // entries in the opt-out file
-	Subjects int   `json:"subjects"` // distinct listed subjects seen in the input
-	Rows     int64 `json:"rows"`     // rows removed
+	Listed    int    `json:"listed"`    // distinct subjects in the opt-out file, after normalisation
+	Subjects  int    `json:"subjects"`  // distinct listed subjects seen in the input
+	Rows      int64  `json:"rows"`      // rows removed
+	Normalize string `json:"normalize"` // opt_out.normalize: text, vin or exact
+	// RowsNotNormalized counts input rows whose subject value differs from
+	// its normal form (under exact, the text form). Matching sees through
+	// the difference; later per-subject steps do not (see Warnings).
+	RowsNotNormalized int64 `json:"rows_not_normalized"`
 }
 
 // MobilityReport summarises trip processing.

@@ -254,7 +254,8 @@ Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R
 <tr><td class="num">{{.R.Rows.In}}</td><td class="num">{{.R.Rows.Out}}</td><td class="num">{{.R.Rows.Suppressed}}</td><td class="num">{{.R.Rows.Filtered}}</td></tr>
 </table>
 {{with .R.Rows.FilteredBy}}<p>Filtered by reason: {{range $k, $v := .}}<code>{{$k}}</code> {{$v}} &nbsp; {{end}}</p>{{end}}
-{{with .R.OptOut}}<p>Opt-out: {{.Listed}} entries listed, {{.Subjects}} of them present in the input, {{.Rows}} rows removed before any other step. The list is held keyed and is never reproduced here.</p>{{end}}
+{{with .R.OptOut}}<p>Opt-out: {{.Listed}} distinct subjects listed (normalisation <code>{{.Normalize}}</code>), {{.Subjects}} of them present in the input, {{.Rows}} rows removed before any other step. The list is held keyed and is never reproduced here.</p>{{end}}
+{{with .R.Warnings}}<p class="bad">Warnings:</p><ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 
 <h2>Columns</h2>
 <table>

@@ -316,3 +316,35 @@ func absDiff(a, b uint32) uint32 {
 	}
 	return b - a
 }
+
+// TestReportWarnings: unnormalised subjects and values masked whole are
+// counted in the JSON and shown as warnings in the HTML.
+func TestReportWarnings(t *testing.T) {
+	r := sampleReport()
+	if w := r.Warnings(); len(w) != 0 {
+		t.Fatalf("warnings on a clean run: %q", w)
+	}
+	r.OptOut.Normalize, r.OptOut.RowsNotNormalized = "vin", 42
+	r.MaskedWhole = map[string]int64{"postcode": 7, "name": 0}
+	w := r.Warnings()
+	if len(w) != 2 || !strings.HasPrefix(w[0], "42 rows have a subject value not in normal form") || !strings.HasPrefix(w[1], `column "postcode": 7 rows`) {
+		t.Fatalf("warnings %q", w)
+	}
+	var js, page bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"rows_not_normalized": 42`, `"normalize": "vin"`, `"masked_whole": {`, `"postcode": 7`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("JSON lacks %s", want)
+		}
+	}
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"42 rows have a subject value not in normal form", "column &#34;postcode&#34;: 7 rows", "normalisation <code>vin</code>"} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}

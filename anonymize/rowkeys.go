@@ -12,7 +12,7 @@ import (
 // rowKeys is a temporary file of three small ids per spilled row, in spill
 // order: the subject (dense id of mobility.CellSuppressor), the (cell,
 // bucket) group (dense id of the same suppressor) and the raw
-// quasi-identifier combination (kanonAcc.comboKeys); with an l-diversity or
+// quasi-identifier combination (kanonAcc.num.keys); with an l-diversity or
 // t-closeness block a fourth, the sensitive value (divAcc.vals). The steps between pass
 // 1 and pass 2 (the survivor count for k-anonymity and the rounds of settle)
 // need only these, so they read 12 bytes a row instead of decoding every

@@ -3,6 +3,9 @@ package anonymize
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -10,7 +13,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/tarnkappe/tarnkappe/kanon"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // runFleet runs policy over the test fleet with batches modified by mod.
@@ -133,7 +138,7 @@ func TestRunErrorsAbort(t *testing.T) {
 		}, `input column "mileage" is not named by the policy`},
 		{"null subject in a later batch", func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
 			return nullSubject(mem, recs, 3, 7)
-		}, `column "vin", row 307: null subject`},
+		}, `anonymize: row 308, column "vin": null subject`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +239,172 @@ func nullSubject(mem memory.Allocator, recs []arrow.RecordBatch, bi, ri int) []a
 	col := b.NewArray()
 	b.Release()
 	cols := append([]arrow.Array{col}, r.Columns()[1:]...)
+	recs[bi] = array.NewRecordBatch(r.Schema(), cols, r.NumRows())
+	col.Release()
+	r.Release()
+	return recs
+}
+
+// kanonPolicy is testPolicy's kanon block without mobility and release:
+// pass 1 counts the combinations of the input rows the opt-out keeps.
+const kanonPolicy = `version: 1
+subject: vin
+opt_out: {file: optout.txt, form: clear, domain: optout}
+columns:
+  vin: {pseudonymize: {method: hmac, domain: vin}}
+  ts: {coarsen: {time: 1h}}
+  lat: drop
+  lon: drop
+  disc_temp_c: keep
+  postcode: generalize
+  owner_birth_year: generalize
+  owner_sex: generalize
+kanon:
+  quasi_identifiers: [postcode, owner_birth_year, owner_sex]
+  k: 5
+  suppression: 0.1
+  metric: loss
+  hierarchies:
+    postcode: {type: mask, max_masked: 4}
+    owner_birth_year: {type: interval, width: 5, fan_out: 2, height: 3, origin: 1900, min: 1900, max: 2030}
+    owner_sex: {type: mask, max_masked: 1}
+`
+
+// TestRunErrorFormat pins the format of errors about data (package rowerr:
+// `row N, column "x": …`, rows counted from 1 as data rows) and of the
+// layers' prefixes: the Runner adds "anonymize: " once, each stage what it
+// was doing, and no package's name comes twice. The bad value sits at data
+// row 351 (batch 4, the 51st row), after rows of the opted-out vehicle in
+// the batches before and in its own: the row must be the input's, not a
+// count after the opt-out.
+func TestRunErrorFormat(t *testing.T) {
+	const bi, ri, row = 3, 50, 351
+	tests := []struct {
+		name   string
+		policy string
+		mod    func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch
+		want   string // the whole message
+		row    int64  // the rowerr.Error's row (0: none)
+		column string
+		is     error // a sentinel errors.Is must reach, if any
+	}{
+		{"null subject", simplePolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return nullSubject(mem, recs, bi, ri)
+			},
+			`anonymize: row 351, column "vin": null subject`, row, "vin", nil},
+		{"bad coarsen value", simplePolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return setFloat(mem, recs, 2, bi, ri, math.NaN())
+			},
+			`anonymize: row 351, column "lat": NaN is not a coordinate in degrees (want -180 to 180)`, row, "lat", nil},
+		{"null quasi-identifier", kanonPolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return nullColumn(mem, recs, 5, bi, ri)
+			},
+			`anonymize: row 351, column "postcode": null value in a quasi-identifier or subject`, row, "postcode", nil},
+		// The search checks the values it counted before kanon's histogram
+		// does (which would name a row of the histogram, no data row).
+		{"value outside the hierarchy", kanonPolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return setInt(mem, recs, 6, bi, ri, 2500)
+			},
+			`anonymize: column "owner_birth_year": "2500" (interval hierarchy covers numbers in [1900,2030]): value not in hierarchy`, 0, "owner_birth_year", kanon.ErrValueNotInHierarchy},
+		{"coordinate out of range", testPolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return setFloat(mem, recs, 2, bi, ri, 95)
+			},
+			`anonymize: trips: mobility.Segmenter.Push: row 351, column "lat": latitude 95 out of range [-90, 90]`, row, "lat", nil},
+		// Trips regroup the rows: a trip's row has no data row number.
+		{"null quasi-identifier in a trip", testPolicy,
+			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
+				return nullColumn(mem, recs, 5, bi, ri)
+			},
+			`anonymize: column "postcode": null value in a quasi-identifier or subject (in a trip's row: trips regroup the input, so there is no data row number)`, 0, "postcode", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, out, err := runFleet(t, tt.policy, tt.mod)
+			if err == nil {
+				t.Fatal("run succeeded, want an error")
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n%s\nwant\n%s", err, tt.want)
+			}
+			var re *rowerr.Error
+			if !errors.As(err, &re) || re.Row != tt.row || re.Column != tt.column {
+				t.Errorf("errors.As finds %+v, want row %d, column %q", re, tt.row, tt.column)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("errors.Is(err, %v) is false", tt.is)
+			}
+			for _, twice := range []string{"anonymize: anonymize", "kanon: kanon", "mobility: mobility"} {
+				if strings.Contains(err.Error(), twice) {
+					t.Errorf("%q in %q", twice, err)
+				}
+			}
+			if out.committed {
+				t.Error("output committed after an error")
+			}
+		})
+	}
+}
+
+// TestPolicyErrorChain: a hierarchy file the policy names is malformed;
+// NewRunner's *PolicyError names the policy key and keeps the cause, so
+// errors.Is reaches kanon's sentinel.
+func TestPolicyErrorChain(t *testing.T) {
+	pol := strings.Replace(kanonPolicy, "postcode: {type: mask, max_masked: 4}", "postcode: {type: table, file: postcode.csv}", 1)
+	p := writePolicy(t, pol)
+	// Two rows of different depth.
+	if err := os.WriteFile(p.Resolve("postcode.csv"), []byte("80331;8033*;*\n80333;*\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewRunner(Options{Policy: p, Keyring: newKeyring(t)})
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Path != "kanon.hierarchies.postcode.file" {
+		t.Fatalf("error %v (%T): want a *PolicyError at kanon.hierarchies.postcode.file", err, err)
+	}
+	if !errors.Is(err, kanon.ErrBadHierarchy) {
+		t.Errorf("errors.Is(%q, kanon.ErrBadHierarchy) is false", err)
+	}
+}
+
+// setFloat sets the float64 column ci of batch bi at row ri to v.
+func setFloat(mem memory.Allocator, recs []arrow.RecordBatch, ci, bi, ri int, v float64) []arrow.RecordBatch {
+	r := recs[bi]
+	c := r.Column(ci).(*array.Float64)
+	b := array.NewFloat64Builder(mem)
+	for i, x := range c.Float64Values() {
+		if i == ri {
+			x = v
+		}
+		b.Append(x)
+	}
+	return replaceColumn(recs, bi, ci, b)
+}
+
+// setInt sets the int64 column ci of batch bi at row ri to v.
+func setInt(mem memory.Allocator, recs []arrow.RecordBatch, ci, bi, ri int, v int64) []arrow.RecordBatch {
+	r := recs[bi]
+	c := r.Column(ci).(*array.Int64)
+	b := array.NewInt64Builder(mem)
+	for i, x := range c.Int64Values() {
+		if i == ri {
+			x = v
+		}
+		b.Append(x)
+	}
+	return replaceColumn(recs, bi, ci, b)
+}
+
+// replaceColumn replaces column ci of batch bi by what b holds.
+func replaceColumn(recs []arrow.RecordBatch, bi, ci int, b array.Builder) []arrow.RecordBatch {
+	r := recs[bi]
+	col := b.NewArray()
+	b.Release()
+	cols := append([]arrow.Array(nil), r.Columns()...)
+	cols[ci] = col
 	recs[bi] = array.NewRecordBatch(r.Schema(), cols, r.NumRows())
 	col.Release()
 	r.Release()

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 // maxSettleRounds bounds the fixed-point iteration of settle; a run that
@@ -31,17 +28,18 @@ const maxSettleRounds = 10
 // suppression limit still applies to the members of all suppressed classes
 // together. Memory: a few bytes per cell-hour group, per combination and
 // per (class, subject) pair, none per row.
-func (r *Runner) settle(ctx context.Context, keys *rowKeys, kr *kanonResult, acc *accumulators) error {
-	mk := r.p.Mobility.K
-	k := int64(r.p.KAnon.K)
+func settle(ctx context.Context, cells *cellSuppression, kr *kanonResult) error {
+	mk := cells.k
 	a := kr.a
-	drop := acc.cellDrop
+	k := int64(a.pol.K)
+	keys := cells.keys
+	drop := cells.drop
 	ng := len(drop)
 	// The class of every combination, numbered.
-	clsOf := make([]uint32, len(a.comboKeys))
+	clsOf := make([]uint32, len(a.num.keys))
 	var clsKeys []string
 	clsIdx := map[string]uint32{}
-	for c, key := range a.comboKeys {
+	for c, key := range a.num.keys {
 		cls, err := kr.classOf(key)
 		if err != nil {
 			return err
@@ -72,7 +70,6 @@ func (r *Runner) settle(ctx context.Context, keys *rowKeys, kr *kanonResult, acc
 		clear(members)
 		pairs := map[uint64]struct{}{}
 		dc := a.div.keyCollector(kr) // l/t (diversity.go), or nil
-		var row int64
 		err := keys.scan(ctx, func(subj, group, combo, sens []uint32) error {
 			for i, g := range group {
 				if drop[g] {
@@ -80,7 +77,7 @@ func (r *Runner) settle(ctx context.Context, keys *rowKeys, kr *kanonResult, acc
 				}
 				c := combo[i]
 				if c > nullCombo-uint32(len(a.qi)) {
-					return fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", a.qi[nullCombo-c], row+int64(i))
+					return nullInTrip(a.qi[nullCombo-c])
 				}
 				cls := clsOf[c]
 				if clsSupp[cls] {
@@ -104,7 +101,6 @@ func (r *Runner) settle(ctx context.Context, keys *rowKeys, kr *kanonResult, acc
 					subs[g] = append(gs, s)
 				}
 			}
-			row += int64(len(group))
 			return nil
 		})
 		if err != nil {
@@ -141,44 +137,23 @@ func (r *Runner) settle(ctx context.Context, keys *rowKeys, kr *kanonResult, acc
 			}
 		}
 		newClasses += nd
-		acc.settleRounds = round + 1
-		acc.settleCells += thinCells
-		acc.settleClasses += newClasses
+		cells.round.rounds = round + 1
+		cells.round.cells += thinCells
+		cells.round.classes += newClasses
 		if thinCells == 0 && newClasses == 0 {
 			break
 		}
 	}
-	if acc.settleClasses > 0 {
+	if cells.round.classes > 0 {
 		// The limit covers every suppressed class's members, counted as the
 		// search counts them (members at pass 1 after cell suppression).
 		var supp int64
 		for cls := range kr.suppressed {
 			supp += kr.classes[cls]
 		}
-		if limit := int64(math.Floor(r.p.KAnon.Suppression * float64(kr.histRows))); supp > limit {
+		if limit := int64(math.Floor(a.pol.Suppression * float64(kr.histRows))); supp > limit {
 			return fmt.Errorf("kanon: %d members would be suppressed once cell-hour k holds as well, above the limit %d", supp, limit)
 		}
 	}
 	return nil
-}
-
-// cellMask returns the pass-2 mask of rows that cell suppression keeps
-// (nil when it keeps all) and the number it drops, from the rows' group ids.
-func (acc *accumulators) cellMask(group []uint32) (arrow.Array, int64) {
-	var dropped int64
-	for _, g := range group {
-		if acc.cellDrop[g] {
-			dropped++
-		}
-	}
-	if dropped == 0 {
-		return nil, 0
-	}
-	mb := array.NewBooleanBuilder(acc.r.mem)
-	defer mb.Release()
-	mb.Reserve(len(group))
-	for _, g := range group {
-		mb.UnsafeAppend(!acc.cellDrop[g])
-	}
-	return mb.NewArray(), dropped
 }

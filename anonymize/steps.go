@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/kanon"
@@ -20,30 +19,21 @@ import (
 // them. Every step is the code Runner.Run uses, so the two paths cannot
 // drift apart: the column actions and their schemas, the opt-out filter,
 // trip segmentation and coarsening, the DP release's input and options, the
-// k-anonymity search and the report blocks.
+// k-anonymity search, and the report ([Steps.Report], report_build.go).
 //
 // A Steps is not safe for concurrent use (the opt-out and dictionary caches);
 // engines make one per worker. Close it when done.
 type Steps struct {
 	r  *Runner
 	pl *plan
-	// the release's options, derived once (public partitions cover a box)
-	dpDone   bool
-	dpOpts   dp.Options
-	relIn    *releaseInput
-	dpPublic int
-	dpErr    error
 }
 
-func (s *Steps) release() (dp.Options, *releaseInput, int, error) {
-	if s.r.p.Release == nil {
-		return dp.Options{}, nil, 0, fmt.Errorf("anonymize: the policy has no release block")
+func (s *Steps) release() (*releasePlan, error) {
+	rp, err := s.r.releasePlan(s.pl)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
 	}
-	if !s.dpDone {
-		s.dpOpts, s.relIn, s.dpPublic, s.dpErr = s.r.dpOptions(s.pl)
-		s.dpDone = true
-	}
-	return s.dpOpts, s.relIn, s.dpPublic, s.dpErr
+	return rp, nil
 }
 
 // Steps checks in against the policy (deny by default, column types) and
@@ -58,15 +48,7 @@ func (r *Runner) Steps(in *arrow.Schema) (*Steps, error) {
 
 // Close drops what the plan holds (the dictionary caches, the segmenter).
 func (s *Steps) Close() {
-	if s.pl.seg != nil {
-		s.pl.seg.Release()
-		s.pl.seg = nil
-	}
-	for _, c := range s.pl.caches {
-		if c != nil {
-			c.release()
-		}
-	}
+	s.pl.close()
 	if s.r.optout != nil {
 		s.r.optout.forget()
 	}
@@ -97,37 +79,30 @@ func (s *Steps) Output() *arrow.Schema { return s.pl.out }
 func (s *Steps) Gen() *arrow.Schema { return s.pl.gen }
 
 // OptOut removes the rows of listed subjects from an input batch; base is
-// the row number of its first row, for errors. It returns the rows kept
-// (the caller releases them) and the number removed. Without an opt-out
-// block it returns rec, retained.
-func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
-	o := s.r.optout
-	if o == nil {
+// the number of data rows before it, for errors. It returns the rows kept
+// (the caller releases them) and the positions of the rows it removed,
+// ascending (a RowSpan's Removed: errors about the kept rows name data rows
+// with it). Without an opt-out block it returns rec, retained.
+func (s *Steps) OptOut(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, []int32, error) {
+	if s.r.optout == nil {
 		rec.Retain()
-		return rec, 0, nil
+		return rec, nil, nil
 	}
-	mask, dropped, err := o.filterMask(s.r.mem, s.r.p.Subject, rec.Column(s.pl.subject), base)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer mask.Release()
-	if dropped == 0 {
-		rec.Retain()
-		return rec, 0, nil
-	}
-	f, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-	if err != nil {
-		return nil, 0, fmt.Errorf("opt-out filter, batch starting at row %d: %w", base, err)
-	}
-	return f, dropped, nil
+	return s.r.optOut(ctx, s.pl, rec, base)
 }
 
-// OptOutListed is the number of subjects on the opt-out list (0 without one).
+// DrainMaskedWhole maps every mask column to the rows Transform masked
+// whole since the last call (values too short to keep their prefix and
+// suffix: the report's masked_whole); nil without mask columns.
+func (s *Steps) DrainMaskedWhole() map[string]int64 { return maskedWhole(s.pl.ops, s.pl.mid) }
+
+// OptOutListed is the number of distinct subjects on the opt-out list
+// after normalisation (0 without one).
 func (r *Runner) OptOutListed() int {
 	if r.optout == nil {
 		return 0
 	}
-	return r.optout.listed
+	return r.optout.listed()
 }
 
 // DrainOptOutSeen returns the keyed form (HMAC under the opt-out key, never
@@ -144,6 +119,18 @@ func (r *Runner) DrainOptOutSeen() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DrainOptOutNotNormalized returns the number of rows OptOut met since the
+// last call whose subject value is not in normal form (the report's
+// opt_out.rows_not_normalized).
+func (r *Runner) DrainOptOutNotNormalized() int64 {
+	if r.optout == nil {
+		return 0
+	}
+	n := r.optout.notNormRows
+	r.optout.notNormRows = 0
+	return n
 }
 
 // NewSegmenter returns the policy's trip segmenter for Input batches (nil
@@ -202,32 +189,25 @@ func ValueText(a arrow.Array, i int) (string, error) { return valueText(a, i) }
 // DPOptions are the release block's options for package dp, over batches
 // ReleaseInput made, with the public partitions the policy declares.
 func (s *Steps) DPOptions() (dp.Options, error) {
-	o, _, _, err := s.release()
-	return o, err
+	rp, err := s.release()
+	if err != nil {
+		return dp.Options{}, err
+	}
+	return rp.opts, nil
 }
 
 // ReleaseInput adds the columns only the release sees (hour_of_day, cells at
 // the release's resolution) to a Trans batch. The caller releases the result.
 func (s *Steps) ReleaseInput(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-	_, ri, _, err := s.release()
+	rp, err := s.release()
 	if err != nil {
 		return nil, err
 	}
-	if ri == nil {
+	if rp.in == nil {
 		rec.Retain()
 		return rec, nil
 	}
-	return ri.apply(s.r.mem, rec)
-}
-
-// DPReport is the report's dp block for a release that spent spent (the
-// Result's Spent) and kept the given number of partitions.
-func (s *Steps) DPReport(spent dp.Spent, kept int64) (*DPReport, error) {
-	_, _, public, err := s.release()
-	if err != nil {
-		return nil, err
-	}
-	return dpReport(s.r.p, spent, kept, public), nil
+	return rp.in.apply(s.r.mem, rec)
 }
 
 // KAnonCombo is one counted quasi-identifier combination for KAnonSearch:
@@ -284,17 +264,15 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 	if s.r.p.KAnon == nil {
 		return nil, fmt.Errorf("anonymize: the policy has no kanon block")
 	}
-	a := newKanonAcc(s.r, s.pl)
-	div, err := newDivAcc(s.r, s.pl)
+	a, err := newKanonAcc(s.r.p.KAnon, s.pl, s.r.p.Subject, s.r.hier, s.r.mem)
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	// l/t: the sensitive values, and a subject's two values an error at
 	// the row Run names (steps_div.go).
-	if err := div.addCombos(a, combos); err != nil {
+	if err := a.div.addCombos(a, combos); err != nil {
 		return nil, err
 	}
-	a.div = div
 	// Intern in a fixed order, so that the search sees the same histogram
 	// whatever order the combinations arrived in.
 	combos = slices.Clone(combos)
@@ -331,30 +309,11 @@ func (s *Steps) KAnonSearch(combos []KAnonCombo) (*KAnonDecision, error) {
 			a.combos[string(key[:nk])]++
 		}
 	}
-	kr, err := s.r.search(&accumulators{kan: a}, s.pl)
+	kr, err := a.search()
 	if err != nil {
 		return nil, err
 	}
-	d := &KAnonDecision{QuasiIdentifiers: a.qi, Levels: kr.levels, Transformation: kr.res.Transformation,
-		InformationLoss: kr.res.InformationLoss, ColumnLoss: kr.res.PerColumnLoss, Classes: kr.classes,
-		Before: kr.before, PerSubject: a.perSubject, HistRows: kr.histRows}
-	if div != nil {
-		d.Reference, d.DiversitySuppressed = div.ref, div.extra
-	}
-	for c := range kr.suppressed {
-		d.Suppressed = append(d.Suppressed, c)
-	}
-	sort.Strings(d.Suppressed)
-	return d, nil
-}
-
-// KAnonReport verifies the written classes (every one of outSizes, the
-// members per written class, has at least k: an independent recount of the
-// output, not the search's word) and fills the report's kanon and risk
-// blocks, as Run does.
-func (r *Runner) KAnonReport(rep *Report, d *KAnonDecision, outSizes []int64) error {
-	res := &kanon.Result{Transformation: d.Transformation, InformationLoss: d.InformationLoss, PerColumnLoss: d.ColumnLoss}
-	return kanonReport(rep, r.p.KAnon.K, d.QuasiIdentifiers, d.PerSubject, res, len(d.Suppressed), d.Before, outSizes)
+	return kr.decision(), nil
 }
 
 // tripOptions is the policy's mobility block as a Segmenter's options

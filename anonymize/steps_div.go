@@ -100,8 +100,8 @@ func (d *divAcc) addCombos(a *kanonAcc, combos []KAnonCombo) error {
 	return nil
 }
 
-// KAnonMember is a count of the written rows' members for
-// KAnonDiversityReport: N members of generalised class Class (values each
+// KAnonMember is a count of members for KAnonDiversityFails and
+// KAnonFigures: N members of generalised class Class (values each
 // followed by \x00, as KAnonDecision's keys) with sensitive value
 // Sensitive; per subject distinct subjects, otherwise rows.
 type KAnonMember struct {
@@ -110,31 +110,13 @@ type KAnonMember struct {
 	N         int64
 }
 
-// KAnonDiversityReport checks l-diversity and t-closeness on the members of
-// the written rows (kanon.Verify, against the distribution the decision
-// used: an independent check of the output, as Run's) and fills the
-// report's kanon block (l, t, sensitive_counted,
-// diversity_suppressed_classes). Call it after KAnonReport; without an l or
-// t block it does nothing.
-func (s *Steps) KAnonDiversityReport(rep *Report, d *KAnonDecision, members []KAnonMember) error {
-	div, err := newDivAcc(s.r, s.pl)
-	if err != nil || div == nil {
-		return err
-	}
-	if rep.KAnon == nil {
-		return fmt.Errorf("kanon: KAnonDiversityReport before KAnonReport")
-	}
-	div.ref, div.extra = d.Reference, d.DiversitySuppressed
-	return div.finishTable(rep, div.table(members), s.r.mem)
-}
-
 // KAnonDiversityFails returns the classes among members (a settle round's
 // survivors: members of the classes not suppressed so far, after every
 // suppression so far) that fail k, l-diversity or t-closeness against the
 // decision's distribution: the decision a Runner's settle round makes
 // (divCollector.decide). Nil without an l or t block.
 func (s *Steps) KAnonDiversityFails(d *KAnonDecision, members []KAnonMember) ([]string, error) {
-	div, err := newDivAcc(s.r, s.pl)
+	div, err := newDivAcc(s.r.p.KAnon, s.pl)
 	if err != nil || div == nil {
 		return nil, err
 	}

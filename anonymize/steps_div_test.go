@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -15,7 +16,8 @@ import (
 // subject with two values fails at the first row (in input order, whatever
 // order the combinations arrive in) that has the second; a settle round's
 // decision names the classes failing l; the output check fails on a written
-// class without diversity and fills the report otherwise.
+// class without diversity and fills the report otherwise (the report
+// builder, Steps.Report, runs it).
 func TestStepsDiversity(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -48,22 +50,27 @@ func TestStepsDiversity(t *testing.T) {
 		{Values: v("2011"), Subject: "a", Sensitive: "M", File: 0, Row: 9, Origin: "input x"},
 		{Values: v("2012"), Subject: "a", Sensitive: "F", File: 0, Row: 3, Origin: "input x"},
 	})
-	if err == nil || !strings.Contains(err.Error(), `input x: kanon: sensitive column "owner_sex", row 9: the subject of this row has another value`) {
+	if err == nil || !strings.Contains(err.Error(), `input x: kanon: row 9, column "owner_sex": the subject of this row has another value`) {
 		t.Fatalf("two values: %v", err)
 	}
 
-	d := &KAnonDecision{DiversitySuppressed: 3}
+	d := &KAnonDecision{DiversitySuppressed: 3, Before: []int64{10}}
 	bad := []KAnonMember{{Class: "x\x00", Sensitive: "F", N: 5}}
 	good := []KAnonMember{{Class: "y\x00", Sensitive: "F", N: 3}, {Class: "y\x00", Sensitive: "M", N: 2}}
 	fails, err := st.KAnonDiversityFails(d, append(append([]KAnonMember(nil), good...), bad...))
 	if err != nil || !reflect.DeepEqual(fails, []string{"x\x00"}) {
 		t.Fatalf("settle decision: %q, %v", fails, err)
 	}
-	if err := st.KAnonDiversityReport(&Report{KAnon: &KAnonReport{}}, d, append(bad, good...)); err == nil || !strings.Contains(err.Error(), "verification failed") {
+	// The output check is the report builder's.
+	figures := func(members []KAnonMember, sizes ...int64) *Figures {
+		return &Figures{Tool: "test", Started: time.Now(), Rows: RowFigures{In: 10, Out: 10},
+			KAnon: &KAnonFigures{Decision: d, Sizes: sizes, Members: members}}
+	}
+	if _, err := st.Report(figures(append(bad, good...), 5, 5)); err == nil || !strings.Contains(err.Error(), "verification failed") {
 		t.Fatalf("a written class without diversity: %v", err)
 	}
-	rep := &Report{KAnon: &KAnonReport{}}
-	if err := st.KAnonDiversityReport(rep, d, good); err != nil {
+	rep, err := st.Report(figures(good, 5))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if k := rep.KAnon; k.LDiversity == nil || k.LDiversity.L != 2 || k.SensitiveCounted != "subjects" || k.DiversitySuppressedClasses != 3 {

@@ -103,7 +103,7 @@ func TestStepsMatchRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		optRows += n
+		optRows += int64(len(n))
 		out, err := seg.Push(ctx, kept)
 		kept.Release()
 		if err != nil {

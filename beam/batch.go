@@ -7,6 +7,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
 )
 
 // Batch is the element the pipeline moves between workers: one Arrow record
@@ -15,9 +17,14 @@ import (
 type Batch struct {
 	// File is the index of the input file in Options.Inputs.
 	File int
-	// Base is the row number (from 0, within the file) of the batch's first
-	// input row. Rows removed by an earlier step keep the base of their batch.
+	// Base is the number of rows of the file before the batch's first
+	// input row. Rows removed by an earlier step keep the base of their
+	// batch, and Removed lists them.
 	Base int64
+	// Removed are the positions in the input batch of the rows the opt-out
+	// removed (anonymize.Steps.OptOut), ascending: with them an error names
+	// the data row Runner.Run names (anonymize.RowSpan).
+	Removed []int32
 	// Shard is 0 for batches of input rows; s+1 for rows the trip step of
 	// subject shard s emitted (rows regrouped by subject, in trip order:
 	// Base then counts that shard's output rows).
@@ -34,10 +41,10 @@ func encodeBatch(file int, base int64, rec arrow.RecordBatch, mem memory.Allocat
 	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
 	if err := w.Write(rec); err != nil {
 		w.Close()
-		return Batch{}, fmt.Errorf("encoding batch at row %d: %w", base, err)
+		return Batch{}, fmt.Errorf("encoding the batch from row %d on: %w", base+1, err)
 	}
 	if err := w.Close(); err != nil {
-		return Batch{}, fmt.Errorf("encoding batch at row %d: %w", base, err)
+		return Batch{}, fmt.Errorf("encoding the batch from row %d on: %w", base+1, err)
 	}
 	return Batch{File: file, Base: base, Rows: rec.NumRows(), IPC: buf.Bytes()}, nil
 }
@@ -45,8 +52,32 @@ func encodeBatch(file int, base int64, rec arrow.RecordBatch, mem memory.Allocat
 // encodeLike serialises rec with b's origin (a batch derived from b).
 func (b Batch) encodeLike(rec arrow.RecordBatch, mem memory.Allocator) (Batch, error) {
 	out, err := encodeBatch(b.File, b.Base, rec, mem)
-	out.Shard = b.Shard
+	out.Shard, out.Removed = b.Shard, b.Removed
 	return out, err
+}
+
+// rows is the data rows b holds: an input batch less the rows the opt-out
+// removed, or, for trips, rows that are no data rows.
+func (b Batch) rows() anonymize.RowSpan {
+	if b.Shard > 0 {
+		return anonymize.RowSpan{NoRow: "in a trip"}
+	}
+	return anonymize.RowSpan{Base: b.Base, Removed: b.Removed}
+}
+
+// dataRow is the data row of the batch's row i, or 0 for trips (no data
+// row).
+func (b Batch) dataRow(i int) int64 {
+	if b.Shard > 0 {
+		return 0
+	}
+	return b.rows().Row(int64(i))
+}
+
+// fail names the batch's origin in err and, when err is located at one of
+// the batch's rows (counted from b.Base+1), the data row.
+func (b Batch) fail(cfg Config, err error) error {
+	return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(cfg), b.rows().Locate(err, b.Base, b.Rows))
 }
 
 // origin names where b's rows come from, for errors.
@@ -86,20 +117,20 @@ func inputName(cfg Config, i int) string {
 func (b Batch) decode(mem memory.Allocator) (arrow.RecordBatch, error) {
 	r, err := ipc.NewReader(bytes.NewReader(b.IPC), ipc.WithAllocator(mem))
 	if err != nil {
-		return nil, fmt.Errorf("decoding batch at row %d: %w", b.Base, err)
+		return nil, fmt.Errorf("decoding the batch from row %d on: %w", b.Base+1, err)
 	}
 	defer r.Release()
 	if !r.Next() {
 		if err := r.Err(); err != nil {
-			return nil, fmt.Errorf("decoding batch at row %d: %w", b.Base, err)
+			return nil, fmt.Errorf("decoding the batch from row %d on: %w", b.Base+1, err)
 		}
-		return nil, fmt.Errorf("decoding batch at row %d: no record", b.Base)
+		return nil, fmt.Errorf("decoding the batch from row %d on: no record", b.Base+1)
 	}
 	rec := r.RecordBatch()
 	rec.Retain()
 	if rec.NumRows() != b.Rows {
 		rec.Release()
-		return nil, fmt.Errorf("decoding batch at row %d: %d rows, header says %d", b.Base, rec.NumRows(), b.Rows)
+		return nil, fmt.Errorf("decoding the batch from row %d on: %d rows, header says %d", b.Base+1, rec.NumRows(), b.Rows)
 	}
 	return rec, nil
 }

@@ -169,11 +169,30 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	if bytes.Equal(pol, f.cfg.Policy) {
 		t.Fatal("demo policy: release epsilon not found")
 	}
+	// The opt-out list as a spreadsheet exports it (matched by mode vin),
+	// and a mask that meets values too short to keep prefix and suffix
+	// (models such as "Golf"), counted alike on both paths.
+	pol = bytes.Replace(pol, []byte("  domain: optout\n"), []byte("  domain: optout\n  normalize: vin\n"), 1)
+	pol = bytes.Replace(pol, []byte("  model: keep\n"), []byte("  model: {mask: {keep_prefix: 2, keep_suffix: 2}}\n"), 1)
+	var list strings.Builder
+	list.WriteString("\ufeff# VIN\r\n")
+	for _, v := range f.optout {
+		list.WriteString(`"` + strings.ToLower(v) + `"  # asked` + "\r\n")
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "optout.txt"), []byte(list.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.cfg.Policy = pol
 	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
+	if want.OptOut == nil || want.OptOut.Listed != 3 || want.OptOut.Subjects != 3 || want.OptOut.Normalize != "vin" {
+		t.Errorf("single machine opt-out %+v: want the 3 listed vehicles matched", want.OptOut)
+	}
+	if want.MaskedWhole["model"] == 0 {
+		t.Errorf("masked whole %v: the fixture should mask short models whole", want.MaskedWhole)
+	}
 	got, err := runPrism(t, f.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +202,9 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	}
 	if got.OptOut == nil || want.OptOut == nil || *got.OptOut != *want.OptOut {
 		t.Errorf("opt-out: beam %+v, single machine %+v", got.OptOut, want.OptOut)
+	}
+	if !reflect.DeepEqual(got.MaskedWhole, want.MaskedWhole) {
+		t.Errorf("masked whole: beam %v, single machine %v", got.MaskedWhole, want.MaskedWhole)
 	}
 	if want.Rows.Filtered == 0 || want.Rows.Suppressed == 0 {
 		t.Errorf("the fixture should exercise opt-out and suppression: %+v", want.Rows)
@@ -452,10 +474,10 @@ func TestPipelineHoldsNoKeys(t *testing.T) {
 	}
 }
 
-// TestBadRowFailsWithoutOutput: a null value in row 1234 (the subject, or
-// with the demo policy a coordinate, checked before the shuffle by subject)
-// fails the job with the file, column and row, and leaves no output,
-// release or shards.
+// TestBadRowFailsWithoutOutput: a null value in data row 1235 (the subject,
+// or with the demo policy a coordinate, checked before the shuffle by
+// subject) fails the job with the file, row and column, and leaves no
+// output, release or shards.
 func TestBadRowFailsWithoutOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
@@ -476,7 +498,7 @@ func TestBadRowFailsWithoutOutput(t *testing.T) {
 			if err == nil {
 				t.Fatal("a null value should fail the job")
 			}
-			for _, want := range []string{fmt.Sprintf(`column %q, row 1234`, tc.column), "bad.parquet"} {
+			for _, want := range []string{fmt.Sprintf(`row 1235, column %q: null`, tc.column), "bad.parquet"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not name %s", err, want)
 				}

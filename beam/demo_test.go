@@ -142,6 +142,7 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
+	compareReports(t, got, want)
 	if !reflect.DeepEqual(got.Rows, want.Rows) {
 		t.Errorf("rows: beam %+v, single machine %+v", got.Rows, want.Rows)
 	}
@@ -223,13 +224,23 @@ func compareOutput(t *testing.T, f *fixture) {
 	if len(wt) == 0 || !slices.Equal(wt, gt) {
 		t.Errorf("trips: beam %d, single machine %d, or their rows differ", len(gt), len(wt))
 	}
-	// The release has the same (public) partitions on both sides.
+	// The release has the same (public) partitions on both sides: its key
+	// columns (the policy's release.by, first in the record) are equal.
+	p, err := anonymize.LoadPolicy(f.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nKeys := len(p.Release.By)
 	_, wrel := readText(t, filepath.Join(f.dir, "single.release.parquet"))
 	_, grel := readText(t, f.cfg.ReleaseOutput)
 	key := func(cols [][]string) []string {
 		var k []string
 		for i := range cols[0] {
-			k = append(k, cols[0][i]+"|"+cols[1][i])
+			parts := make([]string, nKeys)
+			for j := range parts {
+				parts[j] = cols[j][i]
+			}
+			k = append(k, strings.Join(parts, "|"))
 		}
 		slices.Sort(k)
 		return k

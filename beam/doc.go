@@ -38,7 +38,7 @@
 //	              two values fails at the row the Runner names) or every
 //	              combination's row count; the written rows' members are
 //	              counted per (class, sensitive value) for the Runner's own
-//	              check (anonymize.Steps.KAnonDiversityReport).
+//	              check (in the report builder, anonymize.Steps.Report).
 //	              The Runner's fixed point of cell-hour k and k-anonymity,
 //	              unrolled over its 10 rounds (each a pass with two
 //	              CombinePerKeys and a decision; a settled state passes
@@ -62,8 +62,12 @@
 //	              risk.before.unicity
 //	Commit        one final step merges the output shards into the output
 //	              file (temporary file + rename), measures the written rows
-//	              (utility means, risk.after.unicity), writes the release and
-//	              the report; nothing is committed when any step failed
+//	              (utility means, risk.after.unicity), gathers the run's
+//	              anonymize.Figures and has the Runner's report builder
+//	              (anonymize.Steps.Report) check them and make the report, so
+//	              the two engines' reports hold the same fields (tested
+//	              field by field); it writes the release and the report;
+//	              nothing is committed when any step failed
 //
 // What it promises:
 //   - Keys never travel in the pipeline graph: Config carries the keyring's
@@ -95,18 +99,21 @@
 //     bad sensitive data (a null, a subject with two values) fails with the
 //     single machine's message, column and row (without a mobility block;
 //     with one see below).
-//   - A worker error names the input file, column and row (checked before
-//     the shuffle by subject, where row numbers are lost); the output and
-//     release files appear only after every step succeeded.
+//   - A worker error names the input file and, in package rowerr's format,
+//     the data row and column the Runner names (`row N, column "x": …`,
+//     from 1 in the file; Batch.Removed maps rows after the opt-out back to
+//     the file's), checked before the shuffle by subject where row numbers
+//     are lost; the output and release files appear only after every step
+//     succeeded.
 //
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
 // implemented: none at present. With a mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
-// shard of the trip step and the row in it, not an input row (the Runner
-// names the row of its time-ordered stream, not an input row either); the
-// same data fails on both. The unicity after the policy
+// shard of the trip step and the column but no row: trips regroup the rows
+// (the Runner names none either); the same data fails on both with the same
+// message. The unicity after the policy
 // indexes the written rows in the commit step's merge order (grouped by
 // subject shard and trip) and their trip ids are random, so its figure is
 // not the single machine's (which indexes rows in time order): the same

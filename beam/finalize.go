@@ -22,7 +22,7 @@ import (
 )
 
 // release draws the noise of a merged partial under the policy's budget and
-// returns the released table and its report block.
+// returns the released table and what it spent.
 func release(ctx context.Context, w *worker, p *dp.Partial) (ReleaseOutput, error) {
 	rel := w.p.Release
 	acct, err := dp.NewAccountant(rel.Epsilon, rel.Delta)
@@ -39,22 +39,19 @@ func release(ctx context.Context, w *worker, p *dp.Partial) (ReleaseOutput, erro
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
-	dr, err := w.st.DPReport(acct.Spent(), res.PartitionsKept)
+	fig, err := json.Marshal(anonymize.DPFigures{Spent: acct.Spent(), Kept: res.PartitionsKept})
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
-	rep, err := json.Marshal(dr)
-	if err != nil {
-		return ReleaseOutput{}, err
-	}
-	return ReleaseOutput{IPC: b.IPC, Report: rep}, nil
+	return ReleaseOutput{IPC: b.IPC, Figures: fig}, nil
 }
 
 // finalizeFn is the single commit step: it runs once every other step has
 // succeeded (its side inputs are complete only then), merges the output
 // shards into the output file through a temporary file and a rename,
-// verifies k-anonymity of what was written, writes the release and the
-// report, and removes the shards.
+// gathers the run's figures, has anonymize's report builder (the Runner's
+// own, Steps.Report) check them and make the report, commits the output,
+// the release and the report together, and removes the shards.
 type finalizeFn struct {
 	Cfg Config
 }
@@ -69,7 +66,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 			err = fmt.Errorf("tarnkappe/beam: %w", err)
 		}
 	}()
-	start := time.Now()
+	fig := &anonymize.Figures{Tool: "tarnkappe-beam", Input: cfg.Inputs[0], Output: cfg.Output, ReleaseOutput: cfg.ReleaseOutput, Started: time.Now()}
 	w, err := newWorker(cfg)
 	if err != nil {
 		return err
@@ -78,45 +75,169 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if err := w.planInput(ctx, cfg.Inputs[0]); err != nil {
 		return fmt.Errorf("input %s: %w", cfg.Inputs[0], err)
 	}
-	c := map[string]int64{}
+	t, err := readTally(counts)
+	if err != nil {
+		return err
+	}
+	d, err := decodeDecision(decision)
+	if err != nil {
+		return err
+	}
+	if err := t.figures(w.p, d, fig); err != nil {
+		return err
+	}
+	out := &outputs{}
+	defer out.abort()
+	var ms *measures
+	if w.p.Mobility != nil {
+		if ms, err = newMeasures(w, cfg, starts); err != nil {
+			return err
+		}
+	}
+	if fig.Rows.Out, err = out.merge(ctx, cfg, w.st.Output(), shards, ms); err != nil {
+		return err
+	}
+	if fig.Rows.Out != t.n[countOut] {
+		return fmt.Errorf("output: merged %d rows, the steps wrote %d", fig.Rows.Out, t.n[countOut])
+	}
+	if d != nil {
+		if fig.KAnon, err = kanonFigures(w.st, d, t.settled, classes); err != nil {
+			return err
+		}
+	}
+	if ms != nil {
+		if err := ms.figures(ctx, fig, sample, after, groups, t.n[countUtilCut] > 0); err != nil {
+			return err
+		}
+	}
+	if fig.DP, err = out.release(cfg, rel); err != nil {
+		return err
+	}
+	rep, err := w.st.Report(fig)
+	if err != nil {
+		return err
+	}
+	return out.commit(cfg, rep)
+}
+
+// tally is what the steps counted (CountPerKey over every step's counts).
+type tally struct {
+	n           map[string]int64
+	optSubjects int              // distinct opted-out subjects met
+	maskedWhole map[string]int64 // per mask column: values masked whole
+	settled     *SettleState     // the settle rounds' outcome (mobility and kanon)
+}
+
+func readTally(counts func(*string, *int64) bool) (*tally, error) {
+	t := &tally{n: map[string]int64{}}
 	var k string
 	var n int64
-	optSubjects := 0
-	var settled *SettleState
 	for counts(&k, &n) {
 		if strings.HasPrefix(k, optOutSubjectPrefix) {
-			optSubjects++
+			t.optSubjects++
+			continue
+		}
+		if col, ok := strings.CutPrefix(k, maskedWholePrefix); ok {
+			if t.maskedWhole == nil {
+				t.maskedWhole = map[string]int64{}
+			}
+			t.maskedWhole[col] += n
 			continue
 		}
 		if strings.HasPrefix(k, settlePrefix) {
-			settled = &SettleState{}
-			if err := json.Unmarshal([]byte(k[len(settlePrefix):]), settled); err != nil {
-				return fmt.Errorf("settle state: %w", err)
+			t.settled = &SettleState{}
+			if err := json.Unmarshal([]byte(k[len(settlePrefix):]), t.settled); err != nil {
+				return nil, fmt.Errorf("settle state: %w", err)
 			}
 			continue
 		}
-		c[k] += n
+		t.n[k] += n
 	}
-	if c[countIn] == 0 {
-		return errors.New("the input has no rows")
+	if t.n[countIn] == 0 {
+		return nil, errors.New("the input has no rows")
 	}
-	var d *anonymize.KAnonDecision
-	if d, err = decodeDecision(decision); err != nil {
+	return t, nil
+}
+
+// figures puts the counts into fig (the written rows are counted by the
+// merge) and checks the settle rounds' outcome against the decision d.
+func (t *tally) figures(p *anonymize.Policy, d *anonymize.KAnonDecision, fig *anonymize.Figures) error {
+	c := t.n
+	fig.Rows = anonymize.RowFigures{In: c[countIn], Suppressed: c[countSuppressed], OptedOut: c[countOptOut], Trimmed: c[countTrimmed]}
+	fig.OptOutSubjects = t.optSubjects
+	fig.OptOutNotNormalized = c[countOptOutNotNormalized]
+	for _, col := range p.Columns {
+		if col.Action == anonymize.ActionMask {
+			// Every mask column, as on one machine, with the rows it wrote whole.
+			if fig.MaskedWhole == nil {
+				fig.MaskedWhole = map[string]int64{}
+			}
+			fig.MaskedWhole[col.Name] = t.maskedWhole[col.Name]
+		}
+	}
+	if p.Mobility == nil {
+		return nil
+	}
+	fig.Mobility = &anonymize.MobilityFigures{Trips: c[countTrips], CellSuppressedRows: c[countCellSuppressed],
+		TripsPublished: int(c[countPublished]), RowsDetached: c[countDetached],
+		OutputGroups: int(c[countGroups]), OutputGroupsBelowK: int(c[countGroupsBelowK])}
+	if d == nil {
+		return nil
+	}
+	s := t.settled
+	if s == nil {
+		return errors.New("mobility: no settle state")
+	}
+	if err := checkSettled(p, d, s); err != nil {
 		return err
 	}
-	if m := w.p.Mobility; m != nil {
-		if d != nil {
-			if settled == nil {
-				return errors.New("mobility: no settle state")
-			}
-			if err := checkSettled(w.p, d, settled); err != nil {
-				return err
-			}
-		}
-		if c[countGroupsBelowK] > 0 {
-			return fmt.Errorf("mobility: verification failed: %d written (cell, bucket) groups have fewer than k=%d subjects", c[countGroupsBelowK], m.K)
-		}
+	fig.Mobility.SettleRounds, fig.Mobility.SettleCellGroups, fig.Mobility.SettleClasses = s.Rounds, s.Cells, s.Classes
+	return nil
+}
+
+// kanonFigures are the decision with the settle rounds' classes added and
+// the members of the written classes (per sensitive value with l/t).
+func kanonFigures(st *anonymize.Steps, d *anonymize.KAnonDecision, settled *SettleState, classes func(*HistEntry) bool) (*anonymize.KAnonFigures, error) {
+	if settled != nil {
+		// The settle rounds' classes are suppressed too.
+		d.Suppressed = settled.Suppressed
+		d.DiversitySuppressed += settled.DivClasses
 	}
+	k := &anonymize.KAnonFigures{Decision: d}
+	perClass := map[string]int64{}
+	sens := st.KAnonSensitive() != ""
+	var e HistEntry
+	for classes(&e) {
+		if !sens {
+			k.Sizes = append(k.Sizes, e.N)
+			continue
+		}
+		// l/t: members per (class, sensitive value) (memberClass).
+		f, err := splitFields(e.Key)
+		if err != nil || len(f) != 2 {
+			return nil, errors.New("kanon: corrupt class member key")
+		}
+		k.Members = append(k.Members, anonymize.KAnonMember{Class: f[0], Sensitive: f[1], N: e.N})
+		perClass[f[0]] += e.N
+	}
+	for _, n := range perClass {
+		k.Sizes = append(k.Sizes, n)
+	}
+	return k, nil
+}
+
+// outputs are the finalize step's files: the data (merged from the shards)
+// and the release, committed with the report by commit, aborted by abort
+// unless commit succeeded.
+type outputs struct {
+	data, rel *arrowio.Sink
+	committed bool
+}
+
+// merge writes the shards to the output in name order and hands their
+// batches to the measurements (when ms is not nil); it returns the rows
+// written.
+func (o *outputs) merge(ctx context.Context, cfg Config, schema *arrow.Schema, shards func(*string) bool, ms *measures) (int64, error) {
 	var names []string
 	var name string
 	for shards(&name) {
@@ -125,172 +246,93 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	// Shard names sort by (trip shard, input file, row): without mobility the
 	// output keeps the input order.
 	sort.Strings(names)
-
-	mem := memory.DefaultAllocator
-	sink, err := arrowio.Create(cfg.Output, w.st.Output(), arrowio.CreateOptions{Mem: mem})
+	sink, err := arrowio.Create(cfg.Output, schema, arrowio.CreateOptions{Mem: memory.DefaultAllocator})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sink.Abort()
-		}
-	}()
-	var ms *measures
-	if w.p.Mobility != nil {
-		if ms, err = newMeasures(w, cfg, starts); err != nil {
-			return err
-		}
-	}
+	o.data = sink
 	var written int64
 	for _, nm := range names {
 		n, err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), sink, ms)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		written += n
 	}
-	if written != c[countOut] {
-		return fmt.Errorf("output: merged %d rows, the steps wrote %d", written, c[countOut])
-	}
-	rep := &anonymize.Report{Tool: "tarnkappe-beam", Policy: w.p.File(), Input: cfg.Inputs[0], Output: cfg.Output,
-		Started: start.UTC().Truncate(time.Second), Columns: map[string]string{}, Keys: w.r.KeyIDs(),
-		Rows: anonymize.RowCounts{In: c[countIn], Out: written, Suppressed: c[countSuppressed], FilteredBy: map[string]int64{}}}
-	m := w.p.Mobility
-	for _, f := range w.st.Mid().Fields() {
-		if _, ok := w.p.Columns.Lookup(f.Name); !ok {
-			d := fmt.Sprintf("H3 cell (resolution %d) of the trimmed coordinates", m.CellResolution)
-			if f.Name == m.TripIDColumn {
-				d = "random per-trip id (mobility scope trip)"
-			}
-			rep.ColumnDetails = append(rep.ColumnDetails, anonymize.ColumnDetail{Name: f.Name, Action: "added", Detail: d})
-			rep.Columns[f.Name] = "added"
-		}
-	}
-	for _, col := range w.p.Columns {
-		rep.Columns[col.Name] = string(col.Action)
-		rep.ColumnDetails = append(rep.ColumnDetails, anonymize.ColumnDetail{Name: col.Name, Action: string(col.Action)})
-	}
-	if w.p.OptOut != nil {
-		rep.Rows.FilteredBy["opt_out"] = c[countOptOut]
-		rep.Rows.Filtered = c[countOptOut]
-		rep.OptOut = &anonymize.OptOutReport{Listed: w.r.OptOutListed(), Rows: c[countOptOut], Subjects: optSubjects}
-	}
-	if m != nil {
-		rep.Rows.FilteredBy["trip_trim"] = c[countTrimmed]
-		rep.Rows.Filtered += c[countTrimmed]
-		rep.Mobility = &anonymize.MobilityReport{Trips: c[countTrips], TrimmedRows: c[countTrimmed], TrimMetres: m.TrimMetres,
-			TrimSeconds: m.TrimTime.D().Seconds(), CellColumn: m.CellColumn, CellResolution: m.CellResolution,
-			UnicityPoints: m.UnicityPoints, K: m.K, SuppressedRows: c[countCellSuppressed], Scope: m.Scope,
-			OutputGroups: int(c[countGroups]), OutputGroupsBelowK: int(c[countGroupsBelowK])}
-		if settled != nil {
-			rep.Mobility.SettleRounds, rep.Mobility.SettleCellGroups, rep.Mobility.SettleClasses = settled.Rounds, settled.Cells, settled.Classes
-		}
-		if m.TraceK > 0 {
-			rep.Mobility.TraceK, rep.Mobility.TripsPublished, rep.Mobility.RowsDetached = m.TraceK, int(c[countPublished]), c[countDetached]
-		}
-	}
-	if err := rep.Rows.Check(); err != nil {
-		return err
-	}
-	if d != nil {
-		if settled != nil {
-			// The settle rounds' classes are suppressed too.
-			d.Suppressed = settled.Suppressed
-			d.DiversitySuppressed += settled.DivClasses
-		}
-		var sizes []int64
-		var members []anonymize.KAnonMember
-		perClass := map[string]int64{}
-		sens := w.st.KAnonSensitive() != ""
-		var e HistEntry
-		for classes(&e) {
-			if !sens {
-				sizes = append(sizes, e.N)
-				continue
-			}
-			// l/t: members per (class, sensitive value) (memberClass).
-			f, err := splitFields(e.Key)
-			if err != nil || len(f) != 2 {
-				return errors.New("kanon: corrupt class member key")
-			}
-			members = append(members, anonymize.KAnonMember{Class: f[0], Sensitive: f[1], N: e.N})
-			perClass[f[0]] += e.N
-		}
-		for _, n := range perClass {
-			sizes = append(sizes, n)
-		}
-		if err := w.r.KAnonReport(rep, d, sizes); err != nil {
-			return err
-		}
-		if err := w.st.KAnonDiversityReport(rep, d, members); err != nil {
-			return err
-		}
-	}
-	if ms != nil {
-		if err := ms.finish(ctx, rep, sample, after, groups, c[countUtilCut] > 0); err != nil {
-			return err
-		}
-	}
-	var relSink *arrowio.Sink
+	return written, nil
+}
+
+// release writes the computed release (if the policy has a release block,
+// it is there: the report builder checks) and returns its figures.
+func (o *outputs) release(cfg Config, rel func(*ReleaseOutput) bool) (*anonymize.DPFigures, error) {
 	var ro ReleaseOutput
-	if rel(&ro) {
-		var dr anonymize.DPReport
-		if err := json.Unmarshal(ro.Report, &dr); err != nil {
-			return fmt.Errorf("release: %w", err)
-		}
-		dr.Output = cfg.ReleaseOutput
-		rep.DP = &dr
-		rec, err := Batch{IPC: ro.IPC, Rows: -1}.decodeAny(mem)
-		if err != nil {
-			return fmt.Errorf("release: %w", err)
-		}
-		relSink, err = arrowio.Create(cfg.ReleaseOutput, rec.Schema(), arrowio.CreateOptions{Mem: mem})
-		if err != nil {
-			rec.Release()
-			return fmt.Errorf("release: %w", err)
-		}
-		err = relSink.Write(rec)
-		rec.Release()
-		if err != nil {
-			relSink.Abort()
-			return fmt.Errorf("release: %w", err)
-		}
-	} else if w.p.Release != nil {
-		return errors.New("release: the policy has a release block but no release was computed")
+	if !rel(&ro) {
+		return nil, nil
 	}
-	rep.Duration = time.Since(start).Seconds()
+	var fig anonymize.DPFigures
+	if err := json.Unmarshal(ro.Figures, &fig); err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	mem := memory.DefaultAllocator
+	rec, err := Batch{IPC: ro.IPC, Rows: -1}.decodeAny(mem)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	defer rec.Release()
+	if o.rel, err = arrowio.Create(cfg.ReleaseOutput, rec.Schema(), arrowio.CreateOptions{Mem: mem}); err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	if err := o.rel.Write(rec); err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	return &fig, nil
+}
+
+// commit commits the data, the release and then the report (written beside
+// cfg.Report and renamed).
+func (o *outputs) commit(cfg Config, rep *anonymize.Report) error {
 	var js bytes.Buffer
 	if err := rep.WriteJSON(&js); err != nil {
-		if relSink != nil {
-			relSink.Abort()
-		}
 		return err
 	}
-	committed = true
-	if err := sink.Commit(); err != nil {
-		if relSink != nil {
-			relSink.Abort()
-		}
+	o.committed = true
+	if err := o.data.Commit(); err != nil {
+		o.abortRelease()
 		return err
 	}
-	if relSink != nil {
-		if err := relSink.Commit(); err != nil {
+	if o.rel != nil {
+		if err := o.rel.Commit(); err != nil {
 			return fmt.Errorf("release: %w", err)
 		}
 	}
-	if cfg.Report != "" {
-		tmp := cfg.Report + ".tmp"
-		if err := os.WriteFile(tmp, js.Bytes(), 0o600); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := os.Rename(tmp, cfg.Report); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("report: %w", err)
-		}
+	if cfg.Report == "" {
+		return nil
+	}
+	tmp := cfg.Report + ".tmp"
+	if err := os.WriteFile(tmp, js.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := os.Rename(tmp, cfg.Report); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("report: %w", err)
 	}
 	return nil
+}
+
+func (o *outputs) abort() {
+	if o.committed {
+		return
+	}
+	if o.data != nil {
+		o.data.Abort()
+	}
+	o.abortRelease()
+}
+
+func (o *outputs) abortRelease() {
+	if o.rel != nil {
+		o.rel.Abort()
+	}
 }
 
 // decodeAny decodes a batch without checking its row count.

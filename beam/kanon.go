@@ -122,7 +122,7 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		uni.Release()
 	}
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("kanon: suppressing rows of batch at row %d: %w", base, err)
+		return nil, nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
 	}
 	return out, uni, suppressed, nil
 }

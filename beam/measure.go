@@ -20,6 +20,7 @@ import (
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/mobility"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // The report's measurements of a mobility policy, as the single-machine
@@ -46,26 +47,6 @@ func (c Config) unicityMaxRows() int64 {
 		return 1_000_000
 	}
 	return c.UnicityMaxRows
-}
-
-// utilityBucket is the time bucket of the utility measure: the time
-// column's coarsening, else an hour (as on one machine).
-func utilityBucket(p *anonymize.Policy) time.Duration {
-	if rule, ok := p.Columns.Lookup(p.Mobility.Time); ok && rule.Action == anonymize.ActionCoarsen && rule.Coarsen.Time > 0 {
-		return rule.Coarsen.Time.D()
-	}
-	return time.Hour
-}
-
-func utilityThresholds(u *anonymize.UtilityPolicy) (minS int, tol float64) {
-	minS, tol = u.MinSubjects, u.Tolerance
-	if minS == 0 {
-		minS = 20
-	}
-	if tol == 0 {
-		tol = 0.1
-	}
-	return minS, tol
 }
 
 // ---- the utility window ----
@@ -257,7 +238,7 @@ func valueColumn(rec arrow.RecordBatch, name string, base int64) (*array.Float64
 	if v.NullN() > 0 {
 		for i := range v.Len() {
 			if v.IsNull(i) {
-				return nil, fmt.Errorf("utility: column %q, row %d: null value", name, base+int64(i))
+				return nil, fmt.Errorf("utility: %w", rowerr.Atf(rowerr.Row(base, i), name, "null value"))
 			}
 		}
 	}
@@ -286,7 +267,7 @@ func (f *rawMeasureFn) ProcessElement(ctx context.Context, b Batch, start func(W
 	}
 	defer rec.Release()
 	if err := f.measure(rec, b, mem, start, sample, means); err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s, batch starting at row %d: %w", b.origin(f.Cfg), b.Base, err)
+		return b.fail(f.Cfg, err)
 	}
 	return nil
 }
@@ -333,8 +314,8 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 	if m.Utility == nil || m.Endpoints == "detach" {
 		return nil
 	}
-	k, _ := utilityThresholds(m.Utility)
-	ticks, err := bucketTicks(utilityBucket(p), ts.DataType().(*arrow.TimestampType).Unit)
+	k, _ := m.Utility.Thresholds()
+	ticks, err := bucketTicks(p.UtilityBucket(), ts.DataType().(*arrow.TimestampType).Unit)
 	if err != nil {
 		return err
 	}
@@ -350,7 +331,7 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 	cells := make([]string, rec.NumRows())
 	for i := range cells {
 		if cells[i], err = mobility.CellOf(lat.Value(i), lon.Value(i), m.CellResolution); err != nil {
-			return fmt.Errorf("utility: row %d: %w", b.Base+int64(i), err)
+			return fmt.Errorf("utility: %w", rowerr.At(rowerr.Row(b.Base, i), m.Lat, err))
 		}
 	}
 	parts := map[meanGroup]*MeanPart{}
@@ -403,11 +384,11 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 			return err
 		}
 		unit := ts.DataType().(*arrow.TimestampType).Unit
-		ticks, err := bucketTicks(utilityBucket(p), unit)
+		ticks, err := bucketTicks(p.UtilityBucket(), unit)
 		if err != nil {
 			return err
 		}
-		k, _ := utilityThresholds(m.Utility)
+		k, _ := m.Utility.Thresholds()
 		cells, err := rowTexts(m.CellColumn, rec.Column(rec.Schema().FieldIndices(m.CellColumn)[0]), b.Base)
 		if err != nil {
 			return err
@@ -435,7 +416,7 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 		return nil
 	}()
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, err)
 	}
 	return nil
 }
@@ -588,7 +569,7 @@ func (ms *measures) addOut(ctx context.Context, rec arrow.RecordBatch) error {
 			return fmt.Errorf("utility: %w", err)
 		}
 		unit := ts.DataType().(*arrow.TimestampType).Unit
-		ticks, err := bucketTicks(utilityBucket(ms.w.p), unit)
+		ticks, err := bucketTicks(ms.w.p.UtilityBucket(), unit)
 		if err != nil {
 			return err
 		}
@@ -622,18 +603,11 @@ func (ms *measures) addOut(ctx context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
-// finish fills the report's unicity and utility figures.
-func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, after func(*Sample) bool, groups func(*UtilGroup) bool, rawCut bool) error {
+// figures adds the unicity and utility figures to fig.
+func (ms *measures) figures(ctx context.Context, fig *anonymize.Figures, sample, after func(*Sample) bool, groups func(*UtilGroup) bool, rawCut bool) error {
 	p := ms.w.p
 	m := p.Mobility
-	points := m.UnicityPoints
-	if points == 0 {
-		points = 4
-	}
-	opts := mobility.UnicityOptions{P: points, Samples: 1000, Seed: 1}
-	if rep.Risk == nil {
-		rep.Risk = &anonymize.RiskReport{}
-	}
+	opts := mobility.UnicityOptions{P: m.UnicityP(), Samples: 1000, Seed: 1}
 	var res mobility.UnicityResult
 	var err error
 	if ms.uni != nil {
@@ -649,8 +623,6 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, a
 			return err
 		}
 	}
-	rep.Risk.After.Unicity = &res.Unicity
-	rep.Risk.After.UnicityCI = []float64{res.Lower, res.Upper}
 	var s Sample
 	for sample(&s) {
 	}
@@ -658,13 +630,12 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, a
 	if err != nil {
 		return err
 	}
-	rep.Risk.Before.Unicity = &raw.Unicity
-	rep.Risk.Before.UnicityCI = []float64{raw.Lower, raw.Upper}
+	fig.Unicity = &anonymize.UnicityFigures{Before: raw, After: res}
 	if ms.capped || s.Capped {
-		rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", ms.cap)
+		fig.Unicity.CappedAt = ms.cap
 	}
-	if ms.util && rep.Mobility != nil {
-		minS, tol := utilityThresholds(m.Utility)
+	if ms.util {
+		minS, tol := m.Utility.Thresholds()
 		comparer := mobility.NewMeanComparer(minS, tol)
 		var g UtilGroup
 		for groups(&g) {
@@ -675,13 +646,7 @@ func (ms *measures) finish(ctx context.Context, rep *anonymize.Report, sample, a
 			}
 			comparer.Observe(g.Sum, g.N, relSum, relN)
 		}
-		cmp := comparer.Result()
-		ur := &anonymize.UtilityReport{Column: m.Utility.Column, BucketSeconds: utilityBucket(p).Seconds(), MeanComparison: cmp,
-			WindowDays: anonymize.UtilityWindow.Hours() / 24, Windowed: ms.cut || rawCut}
-		if cmp.Groups > 0 {
-			ur.WithinFraction = float64(cmp.Within) / float64(cmp.Groups)
-		}
-		rep.Mobility.Utility = ur
+		fig.Utility = &anonymize.UtilityFigures{MeanComparison: comparer.Result(), Windowed: ms.cut || rawCut}
 	}
 	return nil
 }
@@ -748,7 +713,7 @@ func Measures(s beam.Scope, cfg Config, p *anonymize.Policy, kept, trans beam.PC
 	if m.Utility == nil {
 		return sample, start, beam.CreateList(s, []UtilGroup{}), counts
 	}
-	k, _ := utilityThresholds(m.Utility)
+	k, _ := m.Utility.Thresholds()
 	if m.Endpoints == "detach" {
 		means, counts = beam.ParDo2(s, &transMeansFn{workerDoFn: wf(cfg)}, trans, beam.SideInput{Input: start})
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/mobility"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // The mobility block on Beam. The single-machine Runner reads rows in time
@@ -176,6 +177,7 @@ func (f *tripsFn) ProcessElement(ctx context.Context, shard int, batches func(*B
 	stats := seg.Stats()
 	count(countTrips, stats.Trips)
 	count(countTrimmed, stats.RowsTrimmed)
+	countFindings(f.w, count)
 	return nil
 }
 
@@ -198,13 +200,13 @@ func checkMobility(p *anonymize.Policy, rec arrow.RecordBatch, base int64) error
 	}
 	for i := range ts.Len() {
 		if ts.IsNull(i) {
-			return fmt.Errorf("column %q, row %d: null time", m.Time, base+int64(i))
+			return rowerr.Atf(rowerr.Row(base, i), m.Time, "null value")
 		}
 	}
 	for _, c := range []struct {
-		name  string
-		limit float64
-	}{{m.Lat, 90}, {m.Lon, 180}} {
+		name, what string
+		limit      float64
+	}{{m.Lat, "latitude", 90}, {m.Lon, "longitude", 180}} {
 		col, err := idx(c.name)
 		if err != nil {
 			return err
@@ -214,8 +216,12 @@ func checkMobility(p *anonymize.Policy, rec arrow.RecordBatch, base int64) error
 			return fmt.Errorf("mobility column %q has type %s; want float64 degrees", c.name, col.DataType())
 		}
 		for i := range f.Len() {
-			if v := f.Value(i); f.IsNull(i) || math.IsNaN(v) || v < -c.limit || v > c.limit {
-				return fmt.Errorf("column %q, row %d: missing or out-of-range coordinate", c.name, base+int64(i))
+			// As the Runner's trip segmenter words them.
+			if f.IsNull(i) {
+				return rowerr.Atf(rowerr.Row(base, i), c.name, "null value")
+			}
+			if v := f.Value(i); !(v >= -c.limit && v <= c.limit) {
+				return rowerr.Atf(rowerr.Row(base, i), c.name, "%s %v out of range [%v, %v]", c.what, v, -c.limit, c.limit)
 			}
 		}
 	}
@@ -297,7 +303,7 @@ func groupKeys(p *anonymize.Policy, rec arrow.RecordBatch, base int64) ([]string
 	out := make([]string, len(cells))
 	for i, c := range cells {
 		if ts.IsNull(i) {
-			return nil, fmt.Errorf("column %q, row %d: null time", m.Time, base+int64(i))
+			return nil, rowerr.Atf(rowerr.Row(base, i), m.Time, "null value")
 		}
 		out[i] = c + "\x00" + strconv.FormatInt(int64(ts.Value(i)), 10)
 	}
@@ -366,7 +372,7 @@ func decodeGroups(p *anonymize.Policy, cfg Config, b Batch) (arrow.RecordBatch, 
 	}
 	if err != nil {
 		rec.Release()
-		return nil, nil, nil, fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(cfg), err)
+		return nil, nil, nil, b.fail(cfg, fmt.Errorf("mobility: %w", err))
 	}
 	return rec, groups, subj, nil
 }
@@ -638,24 +644,24 @@ func (f *settleObsFn) ProcessElement(ctx context.Context, b Batch, decision func
 	k, mk := p.KAnon.K, p.Mobility.K
 	g, err := groupKeys(p, rec, b.Base)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, fmt.Errorf("mobility: %w", err))
 	}
 	subj, err := subjectTexts(p, rec, b.Base)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, fmt.Errorf("mobility: %w", err))
 	}
 	keys, gen, err := classKeys(f.w.st, f.d, rec, b.Base)
 	for _, c := range gen {
 		c.Release()
 	}
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, err)
 	}
 	// l/t: the surviving members by sensitive value (memberKey).
 	var sens []string
 	if f.w.st.KAnonSensitive() != "" {
 		if sens, err = f.w.st.SensitiveTexts(rec, b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+			return b.fail(f.Cfg, err)
 		}
 	}
 	gm, cm := map[string]*CapSet{}, map[string]*CapSet{}

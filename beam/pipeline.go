@@ -115,7 +115,24 @@ const (
 	// optOutSubjectPrefix + hex(keyed subject) counts distinct opted-out
 	// subjects.
 	optOutSubjectPrefix = "opt_out_subject:"
+	// countOptOutNotNormalized counts rows whose subject value is not in
+	// normal form; maskedWholePrefix + column the rows a mask wrote whole.
+	countOptOutNotNormalized = "opt_out_not_normalized"
+	maskedWholePrefix        = "masked_whole:"
 )
+
+// countFindings emits what w's steps counted for the report's warnings
+// since the last call.
+func countFindings(w *worker, count func(string, int64)) {
+	if n := w.r.DrainOptOutNotNormalized(); n > 0 {
+		count(countOptOutNotNormalized, n)
+	}
+	for c, n := range w.st.DrainMaskedWhole() {
+		if n > 0 {
+			count(maskedWholePrefix+c, n)
+		}
+	}
+}
 
 // ---- reading ----
 
@@ -177,63 +194,68 @@ type transformFn struct {
 
 func (f *transformFn) ProcessElement(ctx context.Context, b Batch, emit func(Batch), count func(string, int64)) error {
 	mem := memory.DefaultAllocator
-	path := b.origin(f.Cfg)
 	rec, err := b.decode(mem)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
+		return b.fail(f.Cfg, err)
 	}
 	defer rec.Release()
-	out, dropped, err := f.apply(ctx, rec, b.Base)
+	out, removed, err := f.apply(ctx, rec, b)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
+		return b.fail(f.Cfg, err)
 	}
 	defer out.Release()
-	if dropped > 0 {
-		count(countOptOut, dropped)
+	if len(removed) > 0 {
+		count(countOptOut, int64(len(removed)))
 	}
 	// Distinct opted-out subjects are counted under their keyed form (an
 	// HMAC under the opt-out key), deduplicated by the counts' CombinePerKey.
 	for _, k := range f.w.r.DrainOptOutSeen() {
 		count(optOutSubjectPrefix+hex.EncodeToString([]byte(k)), 1)
 	}
+	if removed != nil {
+		b.Removed = removed
+	}
+	countFindings(f.w, count)
 	ob, err := b.encodeLike(out, mem)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", path, err)
+		return b.fail(f.Cfg, err)
 	}
 	emit(ob)
 	return nil
 }
 
-func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
+// apply returns the rows of b (decoded: rec) the step keeps, transformed,
+// and the positions of the rows the opt-out removed.
+func (f *transformFn) apply(ctx context.Context, rec arrow.RecordBatch, b Batch) (arrow.RecordBatch, []int32, error) {
 	w := f.w
 	if err := w.plan(rec.Schema()); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if f.Columns && w.p.Mobility != nil {
 		// The column actions of a mobility policy run on trips (cells and
 		// trip ids added), after the subject-grouped segmentation of
 		// Anonymize; on raw batches they would misalign.
-		return nil, 0, errors.New("the policy has a mobility block: column actions run after trip segmentation (use Anonymize)")
+		return nil, nil, errors.New("the policy has a mobility block: column actions run after trip segmentation (use Anonymize)")
 	}
 	switch {
 	case f.OptOut && f.Columns:
-		return w.transform(ctx, rec, base)
+		return w.transform(ctx, rec, b.Base)
 	case f.Columns:
-		out, err := w.st.Transform(ctx, rec, base)
-		return out, 0, err
+		out, err := w.st.Transform(ctx, rec, b.Base)
+		return out, nil, err
 	case f.OptOut:
 		if w.p.Mobility != nil {
 			// Rows trip segmentation would refuse fail here, while the
-			// input row numbers are known (the opt-out renumbers rows and
-			// the shuffle by subject loses them).
-			if err := checkMobility(w.p, rec, base); err != nil {
-				return nil, 0, fmt.Errorf("mobility: %w", err)
+			// input row numbers are known (the shuffle by subject loses
+			// them).
+			if err := checkMobility(w.p, rec, b.Base); err != nil {
+				return nil, nil, fmt.Errorf("mobility: %w", err)
 			}
 		}
-		return w.st.OptOut(ctx, rec, base)
+		return w.st.OptOut(ctx, rec, b.Base)
 	}
 	rec.Retain()
-	return rec, 0, nil
+	return rec, nil, nil
 }
 
 // OptOut drops every row of the subjects on the policy's opt-out list. The
@@ -311,7 +333,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 	var groups []string
 	if w.p.Mobility != nil {
 		if groups, err = groupKeys(w.p, rec, b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: mobility: %w", b.origin(f.Cfg), err)
+			return b.fail(f.Cfg, fmt.Errorf("mobility: %w", err))
 		}
 	}
 	texts := make([][]string, len(k.QuasiIdentifiers))
@@ -321,7 +343,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 			return fmt.Errorf("tarnkappe/beam: kanon: quasi-identifier %q is missing", q)
 		}
 		if texts[j], err = rowTexts(q, rec.Column(c[0]), b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: kanon: %w", b.origin(f.Cfg), err)
+			return b.fail(f.Cfg, fmt.Errorf("kanon: %w", err))
 		}
 	}
 	per := perSubject(w)
@@ -329,7 +351,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 	if per {
 		c := rec.Schema().FieldIndices(w.p.Subject)
 		if subj, err = rowTexts(w.p.Subject, rec.Column(c[0]), b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: kanon: %w", b.origin(f.Cfg), err)
+			return b.fail(f.Cfg, fmt.Errorf("kanon: %w", err))
 		}
 	}
 	// l/t: the sensitive value goes last; per subject the value is the
@@ -338,7 +360,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 	var sens []string
 	if w.st.KAnonSensitive() != "" {
 		if sens, err = w.st.SensitiveTexts(rec, b.Base); err != nil {
-			return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+			return b.fail(f.Cfg, err)
 		}
 	}
 	seen := map[string]int64{}
@@ -357,7 +379,7 @@ func (f *combosFn) ProcessElement(ctx context.Context, b Batch, thin func(*Below
 		if sens != nil {
 			key = appendField(key, sens[i])
 			if per {
-				pos := inputPos(b.ord(f.Cfg), b.Base+int64(i)+1)
+				pos := inputPos(b.ord(f.Cfg), b.dataRow(i))
 				if p, ok := seen[string(key)]; !ok || pos < p {
 					seen[string(key)] = pos
 				}
@@ -546,7 +568,7 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), unicity func(Batch)) (err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+			err = b.fail(f.Cfg, err)
 		}
 	}()
 	if !f.ok {
@@ -808,7 +830,7 @@ func (f *shardFn) ProcessElement(ctx context.Context, b Batch, emit func(int, Ba
 	}
 	subj, err := rowTexts(f.w.p.Subject, rec.Column(c[0]), b.Base)
 	if err != nil {
-		return fmt.Errorf("tarnkappe/beam: %s: %w", b.origin(f.Cfg), err)
+		return b.fail(f.Cfg, err)
 	}
 	n := f.Cfg.shards()
 	idx := make([][]int32, n)
@@ -895,7 +917,7 @@ func (f *partialFn) ProcessElement(ctx context.Context, shard int, batches func(
 		}
 		if err != nil {
 			ag.Close()
-			return fmt.Errorf("tarnkappe/beam: %s, batch starting at row %d: release: %w", b.origin(f.Cfg), b.Base, err)
+			return b.fail(f.Cfg, fmt.Errorf("release: %w", err))
 		}
 	}
 	p, err := ag.Partial(ctx)
@@ -956,10 +978,10 @@ func ReleasePartial(s beam.Scope, cfg Config, trans beam.PCollection) beam.PColl
 	return beam.Combine(s, partialCombineFn{}, partials)
 }
 
-// ReleaseOutput is a released table and its report block.
+// ReleaseOutput is a released table and what it spent.
 type ReleaseOutput struct {
-	IPC    []byte // the dp.Result record as an Arrow IPC stream
-	Report []byte // anonymize.DPReport as JSON
+	IPC     []byte // the dp.Result record as an Arrow IPC stream
+	Figures []byte // anonymize.DPFigures as JSON
 }
 
 // releaseFn draws the noise, once per partition and aggregate, under the

@@ -14,6 +14,7 @@ import (
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // worker is what every worker derives from the job's Config in Setup: the
@@ -80,7 +81,8 @@ func supported(p *anonymize.Policy) error {
 		return fmt.Errorf("tarnkappe/beam: policy field %s is not supported on Beam yet", f)
 	}
 	if p.OptOut != nil {
-		if f := unknownSet(*p.OptOut, "File", "Form", "Domain"); f != "" {
+		// Normalize runs in the Runner's own opt-out code (Steps.OptOut).
+		if f := unknownSet(*p.OptOut, "File", "Form", "Domain", "Normalize"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: opt_out field %s is not supported on Beam yet", f)
 		}
 	}
@@ -197,25 +199,26 @@ func (w *worker) checkTrans(trans *arrow.Schema) error {
 
 // transform filters opted-out subjects and applies the column actions to an
 // input batch (a policy without mobility). It returns the transformed batch
-// and the rows the opt-out removed.
-func (w *worker) transform(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, int64, error) {
+// and the positions of the rows the opt-out removed.
+func (w *worker) transform(ctx context.Context, rec arrow.RecordBatch, base int64) (arrow.RecordBatch, []int32, error) {
 	if err := w.plan(rec.Schema()); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	kept, dropped, err := w.st.OptOut(ctx, rec, base)
+	kept, removed, err := w.st.OptOut(ctx, rec, base)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer kept.Release()
 	out, err := w.st.Transform(ctx, kept, base)
 	if err != nil {
-		return nil, 0, err
+		rows := anonymize.RowSpan{Base: base, Removed: removed}
+		return nil, nil, rows.Locate(err, base, kept.NumRows())
 	}
-	return out, dropped, nil
+	return out, removed, nil
 }
 
 // rowTexts returns the text of col's values (anonymize.ValueText), failing
-// on nulls.
+// on nulls (located at base+1+i for row i).
 func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
 	out := make([]string, col.Len())
 	var dictText []string
@@ -229,14 +232,14 @@ func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
 			}
 			s, err := anonymize.ValueText(dict, j)
 			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", name, err)
+				return nil, rowerr.At(0, name, err)
 			}
 			dictText[j] = s
 		}
 	}
 	for i := range out {
 		if col.IsNull(i) || (isDict && d.Dictionary().IsNull(d.GetValueIndex(i))) {
-			return nil, fmt.Errorf("column %q, row %d: null value in a quasi-identifier or subject", name, base+int64(i))
+			return nil, rowerr.Atf(rowerr.Row(base, i), name, "null value in a quasi-identifier or subject")
 		}
 		if isDict {
 			out[i] = dictText[d.GetValueIndex(i)]
@@ -244,7 +247,7 @@ func rowTexts(name string, col arrow.Array, base int64) ([]string, error) {
 		}
 		s, err := anonymize.ValueText(col, i)
 		if err != nil {
-			return nil, fmt.Errorf("column %q, row %d: %w", name, base+int64(i), err)
+			return nil, rowerr.At(rowerr.Row(base, i), name, err)
 		}
 		out[i] = s
 	}

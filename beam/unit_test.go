@@ -139,7 +139,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dropped += n
+		dropped += int64(len(n))
 		if cf.d == nil {
 			cf.d = &anonymize.KAnonDecision{QuasiIdentifiers: w.p.KAnon.QuasiIdentifiers, Levels: []int{1, 2, 1, 0}, PerSubject: true}
 			var key []byte

@@ -11,6 +11,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // Aggregator streams record batches into per-(subject, partition)
@@ -65,7 +67,7 @@ func NewAggregator(opts Options) (*Aggregator, error) {
 	for range 1 << shift {
 		sh, err := newShard(int(opts.MaxPerPartition), len(s.ValueColumns), shift)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dp.NewAggregator: %w", err)
 		}
 		a.shards = append(a.shards, sh)
 	}
@@ -77,7 +79,7 @@ func NewAggregator(opts Options) (*Aggregator, error) {
 func column(rec arrow.RecordBatch, name, role string) (arrow.Array, error) {
 	idx := rec.Schema().FieldIndices(name)
 	if len(idx) == 0 {
-		return nil, fmt.Errorf("%s column %q not found in the input (columns: %v)", role, name, fieldNames(rec.Schema()))
+		return nil, rowerr.Atf(0, name, "%s column not found in the input (columns: %v)", role, fieldNames(rec.Schema()))
 	}
 	return rec.Column(idx[0]), nil
 }
@@ -277,17 +279,17 @@ func (a *Aggregator) addFast(rec arrow.RecordBatch, subjCol arrow.Array, first i
 		wg.Go(func() {
 			lo, hi := w*n/ns, (w+1)*n/ns
 			if bad := mapCodes(sIdx[lo:hi], sRemap, a.sid[lo:hi]); bad >= 0 {
-				errs[w] = fmt.Errorf("column %q row %d: %s", a.spec.Subject, first+int64(lo+bad), badCode(sIdx[lo+bad], sRemap))
+				errs[w] = rowerr.At(rowerr.Row(first, lo+bad), a.spec.Subject, badCode(sIdx[lo+bad], sRemap))
 				return
 			}
 			if bad := mapCodes(kIdx[lo:hi], kRemap, a.pid[lo:hi]); bad >= 0 {
-				errs[w] = fmt.Errorf("column %q row %d: %s", a.keys[0].name, first+int64(lo+bad), badCode(kIdx[lo+bad], kRemap))
+				errs[w] = rowerr.At(rowerr.Row(first, lo+bad), a.keys[0].name, badCode(kIdx[lo+bad], kRemap))
 				return
 			}
 			for vi, vals := range cols {
 				for i, v := range vals[lo:hi] {
 					if v-v != 0 {
-						errs[w] = fmt.Errorf("column %q row %d: value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", a.spec.ValueColumns[vi], first+int64(lo+i), v)
+						errs[w] = rowerr.At(rowerr.Row(first, lo+i), a.spec.ValueColumns[vi], notFinite(v))
 						return
 					}
 				}
@@ -369,11 +371,11 @@ func mapCodes(idx []int32, remap []uint32, out []uint32) int {
 	return -1
 }
 
-func badCode(x int32, remap []uint32) string {
+func badCode(x int32, remap []uint32) error {
 	if uint64(uint32(x)) >= uint64(len(remap)) {
-		return fmt.Sprintf("dictionary index %d out of range", x)
+		return fmt.Errorf("dictionary index %d out of range", x)
 	}
-	return "null value (nulls are not allowed in subject and key columns)"
+	return errNullKey
 }
 
 // describeNewPartitions records the canonical key (and public flag) of

@@ -66,7 +66,7 @@ func (s *shard) uintN16(n uint16) uint16 {
 func newRand() (*rand.ChaCha8, error) {
 	var seed [32]byte
 	if _, err := crand.Read(seed[:]); err != nil {
-		return nil, fmt.Errorf("dp: seeding the sampler from crypto/rand: %w", err)
+		return nil, fmt.Errorf("seeding the sampler from crypto/rand: %w", err)
 	}
 	return rand.NewChaCha8(seed), nil
 }

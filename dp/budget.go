@@ -70,7 +70,10 @@ func (a *Accountant) Spent() Spent {
 // Spend takes (epsilon, delta) from the budget, or returns an error wrapping
 // ErrBudgetExceeded and spends nothing.
 func (a *Accountant) Spend(epsilon, delta float64) error {
-	return a.spendAll([]share{{what: "Spend", epsilon: epsilon, delta: delta}})
+	if err := a.spendAll([]share{{what: "the request", epsilon: epsilon, delta: delta}}); err != nil {
+		return fmt.Errorf("dp.Accountant.Spend: %w", err)
+	}
+	return nil
 }
 
 // share is one mechanism's part of a release budget.
@@ -84,15 +87,16 @@ type share struct {
 // were computed by splitting the remaining budget are added up again.
 const budgetSlack = 1e-9
 
-// spendAll spends every share or none.
+// spendAll spends every share or none. Its errors name no caller: the
+// caller adds its own name.
 func (a *Accountant) spendAll(shares []share) error {
 	var eps, del float64
 	for _, s := range shares {
 		if math.IsNaN(s.epsilon) || math.IsInf(s.epsilon, 0) || s.epsilon < 0 {
-			return fmt.Errorf("dp.Accountant: %s: epsilon %v is not a finite non-negative number", s.what, s.epsilon)
+			return fmt.Errorf("%s: epsilon %v is not a finite non-negative number", s.what, s.epsilon)
 		}
 		if math.IsNaN(s.delta) || math.IsInf(s.delta, 0) || s.delta < 0 {
-			return fmt.Errorf("dp.Accountant: %s: delta %v is not a finite non-negative number", s.what, s.delta)
+			return fmt.Errorf("%s: delta %v is not a finite non-negative number", s.what, s.delta)
 		}
 		eps += s.epsilon
 		del += s.delta
@@ -101,7 +105,7 @@ func (a *Accountant) spendAll(shares []share) error {
 	defer a.mu.Unlock()
 	remE, remD := a.remainingLocked()
 	if eps > remE+budgetSlack*a.epsilon || del > remD+budgetSlack*a.delta {
-		return fmt.Errorf("dp.Accountant: release needs (ε=%g, δ=%g) but only (ε=%g, δ=%g) of (ε=%g, δ=%g) is left: %w",
+		return fmt.Errorf("needs (ε=%g, δ=%g) but only (ε=%g, δ=%g) of (ε=%g, δ=%g) is left: %w",
 			eps, del, remE, remD, a.epsilon, a.delta, ErrBudgetExceeded)
 	}
 	a.spentEpsilon = math.Min(a.epsilon, a.spentEpsilon+eps)

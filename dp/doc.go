@@ -65,6 +65,33 @@
 // and Result.DividedByCount the aggregates that use it; the others are the
 // library's estimators.
 //
+// # Post-processing
+//
+// Published values are post-processed, which costs no budget (any function
+// of a differentially private output is as private): a noisy count below 0
+// is published as 0; a sum whose bounds are non-negative (non-positive) is
+// published with that sign; means are clamped to their bounds and
+// variances to [0, (Upper-Lower)²/4], as the library does; intervals are
+// the library's, clipped to the same feasible range (counts and
+// non-negative sums at 0, means to their bounds). So every published value
+// lies inside its own interval and within what its bounds allow. A mean
+// that divides by the release's Count divides by that count's draw before
+// it was clamped — max(1, draw), as the library's BoundedMean does with
+// its own count, so the value is the same; its interval uses the draw as
+// the library's would.
+//
+// # Accuracy before and after the release
+//
+// Predict gives, from the options and a budget alone (no data, no noise,
+// nothing spent), the interval each aggregate would be published with for
+// a partition with an assumed number of subjects — the same library
+// intervals from the same mechanisms, so the predicted widths are the
+// released widths — and, with private selection, the chance that such a
+// partition is released at all. Use it to choose partitions coarse enough
+// that the release says something. Result.Verdict judges a release
+// afterwards from its published record only (share of intervals narrow
+// enough to say something, per aggregate), so it may be published with it.
+//
 // # Pipeline
 //
 //	opts.Validate()                     // optional: check a policy early
@@ -109,7 +136,9 @@
 // timestamp; a null is an error naming column and row. Value columns:
 // float or integer; null, NaN and ±Inf are errors naming column and row
 // (they have no place between declared bounds, and silently dropping them
-// would make the row count depend on them). After an error the Aggregator is
+// would make the row count depend on them). Errors locate data as package
+// rowerr does (`row N, column "x": …`, rows counted from 1 over the whole
+// stream; errors.As reaches the *rowerr.Error). After an error the Aggregator is
 // unusable and nothing can be released. Empty input is an error at Release
 // (unless public partitions are given). Every input row is accounted for in
 // Stats (used, not public, dropped by L0, dropped by L∞).
@@ -123,8 +152,12 @@
 //   - Budgets compose only inside one Accountant: releasing the same data
 //     again under a fresh Accountant adds up in reality.
 //   - The Partial (pre-noise state) is not private, and neither are the
-//     operator's figures in Result (Stats, PartitionsKept/Dropped): they are
-//     exact counts for the report. Only Result.Record is the release.
+//     operator's figures in Result (Stats, PartitionsDropped,
+//     PartitionsPublicEmpty): they are exact counts, which differ between
+//     neighbouring inputs, so whoever sees them gets ε = ∞. Only
+//     Result.Record is the release, with what is derived from it alone
+//     (PartitionsKept is its number of rows; Verdict) and the public
+//     parameters (Spent, Aggregates, Noise, Confidence).
 //   - Floating-point side channels of the library's noise are handled by
 //     the library (secure discretised noise); our arithmetic on exact sums is
 //     ordinary float64 addition.

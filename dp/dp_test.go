@@ -14,7 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/differential-privacy/go/v2/dpagg"
-	"github.com/google/differential-privacy/go/v2/noise"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 func baseOpts() Options {
@@ -252,54 +253,6 @@ func TestMergeHalves(t *testing.T) {
 	}
 }
 
-// laplaceCDF is the CDF of a centred Laplace distribution with scale b.
-func laplaceCDF(x, b float64) float64 {
-	if x < 0 {
-		return 0.5 * math.Exp(x/b)
-	}
-	return 1 - 0.5*math.Exp(-x/b)
-}
-
-// TestCountNoiseLaplaceScale: the noise of a released count follows Laplace
-// with scale L0·L∞/ε. The library's integer Laplace noise is a continuous
-// Laplace rounded to integers, so we compare the empirical CDF at the
-// half-integers with the Laplace CDF there: that statistic is at most the
-// continuous Kolmogorov–Smirnov statistic, so the critical value from the
-// Dvoretzky–Kiefer–Wolfowitz inequality (Massart), P(D > c) ≤ 2·exp(-2nc²),
-// c = sqrt(ln(2/α)/(2n)), keeps the false-rejection probability ≤ α = 1e-3.
-// The same statistic against a 30 % larger scale must reject (the test can fail).
-func TestCountNoiseLaplaceScale(t *testing.T) {
-	const n, eps, l0, linf, rows = 10000, 0.5, 2, 3, 1000
-	b := float64(l0*linf) / eps
-	draws := make([]float64, n)
-	for i := range draws {
-		v, _, err := noisyCount(noise.Laplace(), rows, l0, linf, Budget{Epsilon: eps}, &ciPlan{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		draws[i] = float64(v - rows)
-	}
-	sort.Float64s(draws)
-	crit := math.Sqrt(math.Log(2/1e-3)/2) / math.Sqrt(n)
-	stat := func(scale float64) float64 {
-		var d float64
-		j := 0
-		for x := -20*b - 0.5; x <= 20*b; x++ {
-			for j < n && draws[j] <= x {
-				j++
-			}
-			d = math.Max(d, math.Abs(float64(j)/n-laplaceCDF(x, scale)))
-		}
-		return d
-	}
-	if d := stat(b); d > crit {
-		t.Errorf("KS statistic %.4f > %.4f: count noise is not Laplace(%v)", d, crit, b)
-	}
-	if d := stat(1.3 * b); d <= crit {
-		t.Errorf("KS statistic against the wrong scale %.4f <= %.4f: test has no power", d, crit)
-	}
-}
-
 // TestOneSubjectSensitivity: adding one subject with 10,000 rows (extreme
 // values, many partitions) changes the pre-noise state by at most the
 // sensitivities the noise is calibrated to: at most L0 partitions change,
@@ -525,10 +478,10 @@ func TestErrorsReleaseNothing(t *testing.T) {
 		{"no L0", func(o *Options) { o.MaxPartitions = 0 }, good, 1, "MaxPartitions must be >= 1"},
 		{"no Linf", func(o *Options) { o.MaxPerPartition = -1 }, good, 1, "MaxPerPartition must be >= 1"},
 		{"no subject", func(o *Options) { o.Subject = "" }, good, 1, "Subject must be set"},
-		{"missing subject column", func(o *Options) { o.Subject = "owner" }, good, 1, `subject column "owner" not found`},
-		{"missing value column", func(o *Options) { o.Aggregates[1].Column = "speed" }, good, 1, `value column "speed" not found`},
-		{"NaN value", nil, []row{{"v1", "a", 1}, {"v2", "a", math.NaN()}}, 1, `column "temp" row 1: value NaN is not finite`},
-		{"Inf value", nil, []row{{"v1", "a", math.Inf(1)}}, 1, `column "temp" row 0: value +Inf`},
+		{"missing subject column", func(o *Options) { o.Subject = "owner" }, good, 1, `column "owner": subject column not found`},
+		{"missing value column", func(o *Options) { o.Aggregates[1].Column = "speed" }, good, 1, `column "speed": value column not found`},
+		{"NaN value", nil, []row{{"v1", "a", 1}, {"v2", "a", math.NaN()}}, 1, `row 2, column "temp": value NaN is not finite`},
+		{"Inf value", nil, []row{{"v1", "a", math.Inf(1)}}, 1, `row 1, column "temp": value +Inf`},
 		{"empty input", nil, nil, 1, "no data"},
 		{"laplace delta", func(o *Options) { o.Aggregates[0].Delta = 1e-6 }, good, 1, "Delta must be 0 with Laplace"},
 		{"no delta for selection", func(o *Options) { o.Public = nil }, good, 1, "needs δ > 0"},
@@ -617,130 +570,6 @@ func TestSingleUseAndBudget(t *testing.T) {
 	p2 := partialOf(t, mem, opts, []row{{"v1", "a", 1}}, 1)
 	if _, err := p2.Release(context.Background(), acct, ReleaseOptions{Mem: mem}); !errors.Is(err, ErrBudgetExceeded) {
 		t.Errorf("release on a spent accountant: %v", err)
-	}
-}
-
-// shiftNoise is a deterministic double: it adds a fixed offset and computes
-// intervals with the real library noise, so the library's BoundedMean and our
-// release can be compared on identical noisy values.
-type shiftNoise struct {
-	off  float64
-	real noise.Noise
-}
-
-func (s shiftNoise) AddNoiseInt64(x, _, _ int64, _, _ float64) (int64, error) {
-	return x + int64(s.off), nil
-}
-func (s shiftNoise) AddNoiseFloat64(x float64, _ int64, _, _, _ float64) (float64, error) {
-	return x + s.off, nil
-}
-func (s shiftNoise) Threshold(l0 int64, li, e, nd, td float64) (float64, error) {
-	return s.real.Threshold(l0, li, e, nd, td)
-}
-func (s shiftNoise) ComputeConfidenceIntervalInt64(x, l0, li int64, e, d, a float64) (noise.ConfidenceInterval, error) {
-	return s.real.ComputeConfidenceIntervalInt64(x, l0, li, e, d, a)
-}
-func (s shiftNoise) ComputeConfidenceIntervalFloat64(x float64, l0 int64, li, e, d, a float64) (noise.ConfidenceInterval, error) {
-	return s.real.ComputeConfidenceIntervalFloat64(x, l0, li, e, d, a)
-}
-
-// TestIntervalsMatchLibrary: intervals computed once around zero and shifted
-// equal the library's per-value intervals (count, sum), and the mean's
-// interval matches the library's BoundedMean.ComputeConfidenceInterval on the
-// same noisy values (ours searches 100 α splits, the library 1000: widths
-// agree within 3 %).
-func TestIntervalsMatchLibrary(t *testing.T) {
-	const l0, linf, lo, hi, alpha = 3, 2, -10.0, 150.0, 0.05
-	for _, nk := range []NoiseKind{Laplace, Gaussian} {
-		b := Budget{Epsilon: 0.7}
-		if nk == Gaussian {
-			b.Delta = 1e-6
-		}
-		n := nk.library()
-		cp, err := newCIPlan(n, Count, l0, linf, lo, hi, b, alpha, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp, err := newCIPlan(n, Sum, l0, linf, lo, hi, b, alpha, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, x := range []int64{0, 7, 1234, 987654321} {
-			want, _ := n.ComputeConfidenceIntervalInt64(x, l0, linf, b.Epsilon, b.Delta, alpha)
-			_, got, _ := noisyCount(shiftNoise{0, n}, x, l0, linf, b, cp)
-			if got.LowerBound != math.Max(0, want.LowerBound) || got.UpperBound != math.Max(0, want.UpperBound) {
-				t.Errorf("%v count %d: interval %+v, library %+v", nk, x, got, want)
-			}
-			fx := float64(x) * 1.37
-			wantF, _ := n.ComputeConfidenceIntervalFloat64(fx, l0, sumLInf(lo, hi, linf), b.Epsilon, b.Delta, alpha)
-			_, gotF, _ := noisySum(shiftNoise{0, n}, fx, l0, linf, lo, hi, b, sp)
-			if !near(gotF.LowerBound, wantF.LowerBound, 1e-12) || !near(gotF.UpperBound, wantF.UpperBound, 1e-12) {
-				t.Errorf("%v sum %v: interval %+v, library %+v", nk, fx, gotF, wantF)
-			}
-		}
-		mp, err := newCIPlan(n, Mean, l0, linf, lo, hi, b, alpha, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, off := range []float64{-40, 0, 25} {
-			vals := []float64{20, 30, 35, 80, 120, 140, -5}
-			bm, err := dpagg.NewBoundedMean(&dpagg.BoundedMeanOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi, Noise: shiftNoise{off, n}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var norm float64
-			for _, v := range vals {
-				bm.Add(v)
-				norm += v - (lo + (hi-lo)/2)
-			}
-			wantMean, _ := bm.Result()
-			want, err := bm.ComputeConfidenceInterval(alpha)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotMean, got, err := noisyMean(shiftNoise{off, n}, int64(len(vals)), norm, l0, linf, lo, hi, b, mp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg, ww := got.UpperBound-got.LowerBound, want.UpperBound-want.LowerBound
-			if !near(gotMean, wantMean, 1e-9) || wg < ww-1e-9 || wg > ww*1.03+1e-9 {
-				t.Errorf("%v mean offset %v: %v %+v (width %v), library %v %+v (width %v)", nk, off, gotMean, got, wg, wantMean, want, ww)
-			}
-		}
-	}
-}
-
-// TestSelectorMatchesLibrary: for L0 > 3 our selector (threshold computed
-// once) keeps a partition as often as the library's PreAggSelectPartition.
-// At the subject count where both keep about half the partitions, 1,500
-// decisions each; two-proportion z-test at |z| < 4.5 (false rejection
-// ≈ 6.8e-6).
-func TestSelectorMatchesLibrary(t *testing.T) {
-	b := Budget{Epsilon: 0.5, Delta: 1e-6}
-	const l0 = 5
-	sel, err := newSelector(l0, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := sel.thr // the noisy count is centred on n: about half are kept
-	const trials = 1500
-	var ours, lib int
-	for range trials {
-		if k, _ := sel.keep(n); k {
-			ours++
-		}
-		s, _ := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: b.Epsilon, Delta: b.Delta, MaxPartitionsContributed: l0})
-		for range n {
-			s.Increment()
-		}
-		if k, _ := s.ShouldKeepPartition(); k {
-			lib++
-		}
-	}
-	p := float64(ours+lib) / (2 * trials)
-	z := (float64(ours) - float64(lib)) / trials / math.Sqrt(2*p*(1-p)/trials)
-	if math.Abs(z) > 4.5 || ours < trials/4 || ours > trials*3/4 {
-		t.Errorf("kept %d (ours) vs %d (library) of %d at n = %d: z = %.2f", ours, lib, trials, n, z)
 	}
 }
 
@@ -835,35 +664,8 @@ func TestDictionaryIntAndTimestampKeys(t *testing.T) {
 	defer ag2.Close()
 	b3 := batch([]string{"A"}, []int32{0, 1}, []int64{1, 1}, []int64{1, 1}, true)
 	defer b3.Release()
-	if err := ag2.Add(context.Background(), b3); err == nil || !strings.Contains(err.Error(), `column "vin" row 1: null`) {
+	if err := ag2.Add(context.Background(), b3); err == nil || !strings.Contains(err.Error(), `row 2, column "vin": null`) {
 		t.Errorf("null dictionary value: %v", err)
-	}
-}
-
-// TestQuantilesMatchLibrary: quantiles released from leaf counts equal the
-// library's BoundedQuantiles fed the same values row by row (no-noise double).
-func TestQuantilesMatchLibrary(t *testing.T) {
-	const lo, hi, l0, linf = -5.0, 120.0, 2, 50
-	vals := []float64{-7, 0, 1.5, 3, 3, 17.25, 40, 41, 42, 99.9, 119.99, 120, 300}
-	leaves := map[int]int64{}
-	lib, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{Epsilon: 1, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf, Lower: lo, Upper: hi, Noise: &noNoise{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vals {
-		leaves[leafIndex(clamp(v, lo, hi), lo, hi)]++
-		lib.Add(v)
-	}
-	ranks := []float64{0, 0.1, 0.5, 0.9, 0.99, 1}
-	got, err := noisyQuantiles(&noNoise{}, leaves, l0, linf, lo, hi, ranks, Budget{Epsilon: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range ranks {
-		want, _ := lib.Result(r)
-		if got[i] != want {
-			t.Errorf("rank %v: %v, library %v", r, got[i], want)
-		}
 	}
 }
 
@@ -998,8 +800,8 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		nullKey int
 		want    string
 	}{
-		{[]row{{"a", "x", 1}, {"b", "x", 2}, {"c", "y", math.Inf(-1)}}, -1, `column "temp" row 2: value -Inf is not finite`},
-		{[]row{{"a", "x", 1}, {"b", "x", 2}}, 1, `column "seg" row 1: null value`},
+		{[]row{{"a", "x", 1}, {"b", "x", 2}, {"c", "y", math.Inf(-1)}}, -1, `row 3, column "temp": value -Inf is not finite`},
+		{[]row{{"a", "x", 1}, {"b", "x", 2}}, 1, `row 2, column "seg": null value`},
 	} {
 		ag, _ := NewAggregator(baseOpts())
 		rec := dictBatch(t, mem, c.rows, c.nullKey)
@@ -1055,5 +857,90 @@ func TestBoundedDrawsUniform(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestErrorLocation: errors about data locate it as package rowerr does —
+// rows counted from 1 over the whole stream (not per batch), the column
+// named, the chain kept for errors.As — and carry one dp prefix only.
+func TestErrorLocation(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	good := []row{{"v1", "a", 1}, {"v2", "a", 2}, {"v3", "b", 3}}
+	addBoth := func(second arrow.RecordBatch) error {
+		defer second.Release()
+		ag, err := NewAggregator(baseOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ag.Close()
+		first := makeBatch(t, mem, good)
+		if second.Schema().Field(0).Type.ID() == arrow.DICTIONARY {
+			first.Release()
+			first = dictBatch(t, mem, good, -1)
+		}
+		err = ag.Add(context.Background(), first)
+		first.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ag.Add(context.Background(), second)
+	}
+	nullSeg := func() error {
+		pl, _ := NewPartitionList("seg")
+		b := array.NewRecordBuilder(mem, arrow.NewSchema([]arrow.Field{{Name: "seg", Type: arrow.BinaryTypes.String, Nullable: true}}, nil))
+		defer b.Release()
+		b.Field(0).(*array.StringBuilder).AppendValues([]string{"a", "b"}, nil)
+		r1 := b.NewRecordBatch()
+		defer r1.Release()
+		b.Field(0).(*array.StringBuilder).Append("c")
+		b.Field(0).(*array.StringBuilder).AppendNull()
+		r2 := b.NewRecordBatch()
+		defer r2.Release()
+		if err := pl.AddRecord(r1); err != nil {
+			t.Fatal(err)
+		}
+		return pl.AddRecord(r2)
+	}
+	for _, c := range []struct {
+		name string
+		err  func() error
+		row  int64
+		col  string
+		msg  string
+	}{
+		{"general path NaN", func() error {
+			return addBoth(makeBatch(t, mem, []row{{"v4", "a", 1}, {"v5", "a", math.NaN()}}))
+		}, 5, "temp", `dp.Aggregator.Add: row 5, column "temp": value NaN is not finite`},
+		{"fast path -Inf", func() error {
+			return addBoth(dictBatch(t, mem, []row{{"v4", "a", math.Inf(-1)}}, -1))
+		}, 4, "temp", `dp.Aggregator.Add: row 4, column "temp": value -Inf is not finite`},
+		{"fast path null key", func() error {
+			return addBoth(dictBatch(t, mem, []row{{"v4", "a", 1}, {"v5", "b", 1}}, 1))
+		}, 5, "seg", `dp.Aggregator.Add: row 5, column "seg": null value`},
+		{"missing column", func() error {
+			o := baseOpts()
+			o.Aggregates[1].Column = "speed"
+			ag, _ := NewAggregator(o)
+			defer ag.Close()
+			rec := makeBatch(t, mem, good)
+			defer rec.Release()
+			return ag.Add(context.Background(), rec)
+		}, 0, "speed", `dp.Aggregator.Add: column "speed": value column not found`},
+		{"public list null key", nullSeg, 4, "seg", `dp.PartitionList.AddRecord: row 4, column "seg": null key`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.err()
+			var re *rowerr.Error
+			if err == nil || !errors.As(err, &re) {
+				t.Fatalf("error %v is not a *rowerr.Error", err)
+			}
+			if re.Row != c.row || re.Column != c.col || !strings.HasPrefix(err.Error(), c.msg) {
+				t.Errorf("error %q (row %d, column %q), want %q (row %d, column %q)", err, re.Row, re.Column, c.msg, c.row, c.col)
+			}
+			if n := strings.Count(err.Error(), "dp."); n != 1 {
+				t.Errorf("error %q names package dp %d times", err, n)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package dp
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // keyType records how a key column is typed, so that the result (and
@@ -238,23 +241,24 @@ func (e *colEncoder) strCode(s string) uint32 {
 }
 
 // encode writes the code of every row of arr into out (len(out) == arr.Len()).
-// firstRow is the row number of arr's first row in the whole input, for errors.
+// firstRow is the zero-based offset of arr's first row in the whole input,
+// for errors (rows are reported counted from 1, see package rowerr).
 func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error {
 	if arr.NullN() > 0 {
 		for i := 0; i < arr.Len(); i++ {
 			if arr.IsNull(i) {
-				return fmt.Errorf("column %q row %d: null value (nulls are not allowed in subject and key columns)", e.name, firstRow+int64(i))
+				return rowerr.At(rowerr.Row(firstRow, i), e.name, errNullKey)
 			}
 		}
 	}
 	kt, ok := keyTypeOf(arr.DataType())
 	if !ok {
-		return fmt.Errorf("column %q: type %s is not supported (want string, dictionary of strings, integer or timestamp)", e.name, arr.DataType())
+		return rowerr.Atf(0, e.name, "type %s is not supported (want string, dictionary of strings, integer or timestamp)", arr.DataType())
 	}
 	if e.kt.Kind == "" {
 		e.kt = kt
 	} else if e.kt != kt {
-		return fmt.Errorf("column %q: type changed between batches (%s)", e.name, arr.DataType())
+		return rowerr.Atf(0, e.name, "type changed between batches (%s)", arr.DataType())
 	}
 	switch a := arr.(type) {
 	case *array.Dictionary:
@@ -264,11 +268,11 @@ func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error
 		case *array.Int32:
 			for i, v := range idx.Int32Values() {
 				if uint64(v) >= uint64(len(remap)) {
-					return fmt.Errorf("column %q row %d: dictionary index %d out of range", e.name, firstRow+int64(i), v)
+					return rowerr.Atf(rowerr.Row(firstRow, i), e.name, "dictionary index %d out of range", v)
 				}
 				c := remap[v]
 				if c == nullCode {
-					return fmt.Errorf("column %q row %d: null value (nulls are not allowed in subject and key columns)", e.name, firstRow+int64(i))
+					return rowerr.At(rowerr.Row(firstRow, i), e.name, errNullKey)
 				}
 				out[i] = c
 			}
@@ -276,10 +280,10 @@ func (e *colEncoder) encode(arr arrow.Array, out []uint32, firstRow int64) error
 			for i := 0; i < a.Len(); i++ {
 				v := a.GetValueIndex(i)
 				if v < 0 || v >= len(remap) {
-					return fmt.Errorf("column %q row %d: dictionary index %d out of range", e.name, firstRow+int64(i), v)
+					return rowerr.Atf(rowerr.Row(firstRow, i), e.name, "dictionary index %d out of range", v)
 				}
 				if remap[v] == nullCode {
-					return fmt.Errorf("column %q row %d: null value (nulls are not allowed in subject and key columns)", e.name, firstRow+int64(i))
+					return rowerr.At(rowerr.Row(firstRow, i), e.name, errNullKey)
 				}
 				out[i] = remap[v]
 			}
@@ -342,7 +346,7 @@ func (e *colEncoder) prepareDict(arr arrow.Array) (idx []int32, remap []uint32, 
 	if e.kt.Kind == "" {
 		e.kt = kt
 	} else if e.kt != kt {
-		return nil, nil, false, fmt.Errorf("column %q: type changed between batches (%s)", e.name, arr.DataType())
+		return nil, nil, false, rowerr.Atf(0, e.name, "type changed between batches (%s)", arr.DataType())
 	}
 	e.buildRemap(a.Dictionary())
 	return ind.Int32Values(), e.remap, true, nil
@@ -399,6 +403,14 @@ func (e *colEncoder) cardinality() int {
 	return len(e.strs)
 }
 
+// errNullKey is the cause of a null in a subject or key column.
+var errNullKey = errors.New("null value (nulls are not allowed in subject and key columns)")
+
+// notFinite is the cause of a NaN or ±Inf value.
+func notFinite(v float64) error {
+	return fmt.Errorf("value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", v)
+}
+
 // valueColumn returns the values of a numeric column as float64, rejecting
 // nulls, NaN and ±Inf with an error naming the column and row. buf is reused
 // for non-float64 columns.
@@ -406,7 +418,7 @@ func valueColumn(name string, arr arrow.Array, buf []float64, firstRow int64) ([
 	if arr.NullN() > 0 {
 		for i := 0; i < arr.Len(); i++ {
 			if arr.IsNull(i) {
-				return nil, fmt.Errorf("column %q row %d: null value", name, firstRow+int64(i))
+				return nil, rowerr.Atf(rowerr.Row(firstRow, i), name, "null value")
 			}
 		}
 	}
@@ -422,7 +434,7 @@ func valueColumn(name string, arr arrow.Array, buf []float64, firstRow int64) ([
 		vals = buf
 	default:
 		if _, ok := intValue(arr, 0); !ok && arr.Len() > 0 {
-			return nil, fmt.Errorf("column %q: type %s is not numeric", name, arr.DataType())
+			return nil, rowerr.Atf(0, name, "type %s is not numeric", arr.DataType())
 		}
 		buf = buf[:0]
 		for i := 0; i < arr.Len(); i++ {
@@ -434,7 +446,7 @@ func valueColumn(name string, arr arrow.Array, buf []float64, firstRow int64) ([
 	for i, v := range vals {
 		// v-v is 0 for finite v and NaN for NaN and ±Inf: one compare per row.
 		if v-v != 0 {
-			return nil, fmt.Errorf("column %q row %d: value %v is not finite (NaN and ±Inf are rejected: they have no place between the declared bounds)", name, firstRow+int64(i), v)
+			return nil, rowerr.At(rowerr.Row(firstRow, i), name, notFinite(v))
 		}
 	}
 	return vals, nil

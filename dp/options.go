@@ -167,6 +167,14 @@ func (o Options) Validate() error {
 	return err
 }
 
+// Spec validates o as Validate does and returns the spec a release with
+// these options carries (aggregate names and defaults filled in), without
+// reading data: for callers that read a release back and need its
+// aggregates, e.g. to call Result.Verdict on it.
+func (o Options) Spec() (*Spec, error) {
+	return o.validate("Options.Spec")
+}
+
 // validate checks o and returns its spec. fn names the caller in errors.
 func (o *Options) validate(fn string) (*Spec, error) {
 	if o.Subject == "" {
@@ -384,11 +392,11 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 		}
 	}
 	if declE > eps*(1+budgetSlack) || declD > delta*(1+budgetSlack) {
-		return nil, Budget{}, fmt.Errorf("dp.Release: declared shares need (ε=%g, δ=%g) but the accountant has (ε=%g, δ=%g) left: %w", declE, declD, eps, delta, ErrBudgetExceeded)
+		return nil, Budget{}, fmt.Errorf("declared shares need (ε=%g, δ=%g) but the accountant has (ε=%g, δ=%g) left: %w", declE, declD, eps, delta, ErrBudgetExceeded)
 	}
 	restE, restD := eps-declE, delta-declD
 	if freeE > 0 && restE <= 0 {
-		return nil, Budget{}, fmt.Errorf("dp.Release: no ε left for the %d mechanisms without a declared share: %w", freeE, ErrBudgetExceeded)
+		return nil, Budget{}, fmt.Errorf("no ε left for the %d mechanisms without a declared share: %w", freeE, ErrBudgetExceeded)
 	}
 	for _, sl := range slots {
 		if sl.b.Epsilon == 0 {
@@ -402,7 +410,7 @@ func (s *Spec) plan(eps, delta float64) (aggs []Budget, sel Budget, err error) {
 			if sl.isSel {
 				what = "private partition selection (or give Public partitions)"
 			}
-			return nil, Budget{}, fmt.Errorf("dp.Release: %s needs δ > 0 but the budget leaves δ = 0", what)
+			return nil, Budget{}, fmt.Errorf("%s needs δ > 0 but the budget leaves δ = 0", what)
 		}
 	}
 	return aggs, sel, nil

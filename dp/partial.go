@@ -10,6 +10,8 @@ import (
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // Partial is the pre-noise, contribution-bounded state of a release: per
@@ -236,6 +238,7 @@ func (p *Partial) sortedKeys() []string {
 type PartitionList struct {
 	columns []string
 	keys    map[string]bool
+	rows    int64 // rows read by AddRecord so far, to locate errors
 }
 
 // NewPartitionList returns an empty list over the given key columns.
@@ -256,6 +259,7 @@ func (l *PartitionList) Add(values ...string) error {
 }
 
 // AddRecord adds every row of rec (which must contain the list's columns).
+// Errors locate rows counted from 1 over all records added so far.
 func (l *PartitionList) AddRecord(rec arrow.RecordBatch) error {
 	cols := make([]arrow.Array, len(l.columns))
 	for i, c := range l.columns {
@@ -269,16 +273,17 @@ func (l *PartitionList) AddRecord(rec arrow.RecordBatch) error {
 	for r := 0; r < int(rec.NumRows()); r++ {
 		for i, col := range cols {
 			if col.IsNull(r) {
-				return fmt.Errorf("dp.PartitionList.AddRecord: column %q row %d: null key", l.columns[i], r)
+				return fmt.Errorf("dp.PartitionList.AddRecord: %w", rowerr.Atf(rowerr.Row(l.rows, r), l.columns[i], "null key"))
 			}
 			v, err := canonical(col, r)
 			if err != nil {
-				return fmt.Errorf("dp.PartitionList.AddRecord: column %q: %w", l.columns[i], err)
+				return fmt.Errorf("dp.PartitionList.AddRecord: %w", rowerr.At(rowerr.Row(l.rows, r), l.columns[i], err))
 			}
 			vals[i] = v
 		}
 		l.keys[tupleKey(vals)] = true
 	}
+	l.rows += rec.NumRows()
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // fieldIndex returns the position of the named column, or an error naming the
@@ -159,7 +161,7 @@ func checkNoNulls(fn string, name string, a arrow.Array, rowBase int64) error {
 	}
 	for i := 0; i < a.Len(); i++ {
 		if a.IsNull(i) {
-			return fmt.Errorf("%s: column %q row %d: null value (rows count from 0 across the stream)", fn, name, rowBase+int64(i))
+			return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(rowBase, i), name, "null value"))
 		}
 	}
 	return nil
@@ -177,10 +179,10 @@ func checkCoords(fn, latName, lonName string, lat, lon *array.Float64, rowBase i
 	la, lo := lat.Float64Values(), lon.Float64Values()
 	for i := range la {
 		if v := la[i]; !(v >= -90 && v <= 90) {
-			return fmt.Errorf("%s: column %q row %d: latitude %v out of range [-90, 90]", fn, latName, rowBase+int64(i), v)
+			return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(rowBase, i), latName, "latitude %v out of range [-90, 90]", v))
 		}
 		if v := lo[i]; !(v >= -180 && v <= 180) {
-			return fmt.Errorf("%s: column %q row %d: longitude %v out of range [-180, 180]", fn, lonName, rowBase+int64(i), v)
+			return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(rowBase, i), lonName, "longitude %v out of range [-180, 180]", v))
 		}
 	}
 	return nil

@@ -112,9 +112,11 @@
 //
 // Null subjects, timestamps, latitudes or longitudes, NaN coordinates,
 // latitudes outside [-90, 90] and longitudes outside [-180, 180] are errors
-// that name the column and the row (rows count from 0 across all batches a
-// transform has seen); subject values are never printed, they are
-// identifiers. A single-reading trip is its own first and last reading: any
+// that name the row and the column in package rowerr's format (`row N,
+// column "x": …`; rows count from 1 across all batches a transform has
+// seen, so for a transform fed every row of an input they are its data
+// rows; errors.As finds the rowerr.Error); subject values are never printed,
+// they are identifiers. A single-reading trip is its own first and last reading: any
 // TrimMetres > 0 or TrimDuration > 0 drops it (TripStats.TripsEmpty counts
 // trips that trimming removed entirely). Every input row is accounted for:
 // RowsIn = RowsOut + RowsTrimmed (trips) and, in Protect, + RowsSuppressed.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // interner maps strings to dense ids; ids are assigned in order of first
@@ -80,7 +82,7 @@ func keyValues(fn, name string, a arrow.Array, in *interner, rowBase int64, dst 
 				v = 0 // -0 and +0 are one value
 			}
 			if math.IsNaN(v) {
-				return fmt.Errorf("%s: column %q row %d: NaN", fn, name, rowBase+int64(i))
+				return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(rowBase, i), name, "NaN"))
 			}
 			dst[i] = math.Float64bits(v)
 		}

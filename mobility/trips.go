@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // TripIDMode chooses how trip identifiers are drawn.
@@ -390,7 +392,7 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 		st, ts := lookup(i), int64(tsv[i])
 		if s.opts.Order == OrderSubject && st != s.current {
 			if st.done {
-				return fmt.Errorf("%s: column %q row %d: subject seen before in another group; with Order OrderSubject rows must be grouped by subject (sort with mobility.SortBySubjectTime)", fn, s.opts.Subject, base+int64(i))
+				return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Subject, "subject seen before in another group; with Order OrderSubject rows must be grouped by subject (sort with mobility.SortBySubjectTime)"))
 			}
 			if c := s.current; c != nil {
 				if c.open != nil {
@@ -402,14 +404,14 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 		if st.seen && ts < st.lastTs {
 			// The subject's value is not printed: it is an identifier.
-			return fmt.Errorf("%s: column %q row %d: timestamp earlier than the subject's previous reading; input must be in time order per subject (sort it with mobility.SortBySubjectTime)", fn, s.opts.Time, base+int64(i))
+			return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Time, "timestamp earlier than the subject's previous reading; input must be in time order per subject (sort it with mobility.SortBySubjectTime)"))
 		}
 		if st.open != nil && ts-st.lastTs > s.gap {
 			s.close(st.open, false)
 		}
 		if st.open == nil {
 			if st.seen && st.closedEarly && ts-st.lastTs <= s.gap {
-				return fmt.Errorf("%s: column %q row %d: row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", fn, s.opts.Time, base+int64(i), s.opts.Lateness)
+				return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Time, "row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", s.opts.Lateness))
 			}
 			t := &trip{id: s.newID(), subj: st, key: ts}
 			if k := len(s.free); k > 0 {

@@ -224,12 +224,12 @@ func TestSegmenterEdgeCases(t *testing.T) {
 		{name: "single-point trips kept without trimming", rs: single, out: 2, trips: 2},
 		{name: "single-point trips trimmed away", rs: single, trimM: 1, trimmed: 2, trips: 2, empty: 2},
 		{name: "single-point trips trimmed by time", rs: single, trimT: time.Second, trimmed: 2, trips: 2, empty: 2},
-		{name: "null latitude", rs: []reading{{subj: "A", ts: at(0), lat: math.NaN(), lon: 11}}, errMatch: `column "lat" row 0: null`},
-		{name: "latitude out of range", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "A", ts: at(1), lat: 91, lon: 11}}, errMatch: `column "lat" row 1: latitude 91 out of range`},
-		{name: "longitude out of range", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: -180.5}}, errMatch: `column "lon" row 0: longitude -180.5 out of range`},
-		{name: "subject goes back in time", rs: []reading{{subj: "A", ts: at(5), lat: 48, lon: 11}, {subj: "A", ts: at(1), lat: 48, lon: 11}}, errMatch: `column "ts" row 1: timestamp earlier`},
-		{name: "subject not grouped", order: OrderSubject, rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "B", ts: at(1), lat: 48, lon: 11}, {subj: "A", ts: at(2), lat: 48, lon: 11}}, errMatch: `column "vin" row 2: subject seen before`},
-		{name: "late row beyond lateness", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "B", ts: at(30), lat: 48, lon: 11}, {subj: "A", ts: at(5), lat: 48, lon: 11}}, errMatch: `row 2: row arrives more than Lateness`},
+		{name: "null latitude", rs: []reading{{subj: "A", ts: at(0), lat: math.NaN(), lon: 11}}, errMatch: `row 1, column "lat": null`},
+		{name: "latitude out of range", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "A", ts: at(1), lat: 91, lon: 11}}, errMatch: `row 2, column "lat": latitude 91 out of range`},
+		{name: "longitude out of range", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: -180.5}}, errMatch: `row 1, column "lon": longitude -180.5 out of range`},
+		{name: "subject goes back in time", rs: []reading{{subj: "A", ts: at(5), lat: 48, lon: 11}, {subj: "A", ts: at(1), lat: 48, lon: 11}}, errMatch: `row 2, column "ts": timestamp earlier`},
+		{name: "subject not grouped", order: OrderSubject, rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "B", ts: at(1), lat: 48, lon: 11}, {subj: "A", ts: at(2), lat: 48, lon: 11}}, errMatch: `row 3, column "vin": subject seen before`},
+		{name: "late row beyond lateness", rs: []reading{{subj: "A", ts: at(0), lat: 48, lon: 11}, {subj: "B", ts: at(30), lat: 48, lon: 11}, {subj: "A", ts: at(5), lat: 48, lon: 11}}, errMatch: `row 3, column "ts": row arrives more than Lateness`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -226,7 +226,7 @@ func TestUnicityErrors(t *testing.T) {
 	}
 	rec := makeBatch(t, mem, []reading{{subj: "A", ts: testT0, lat: 48, lon: 11}, {subj: "A", ts: testT0, lat: 48, lon: 200}})
 	defer rec.Release()
-	if err := u.Add(context.Background(), rec); err == nil || !strings.Contains(err.Error(), `column "lon" row 1`) {
+	if err := u.Add(context.Background(), rec); err == nil || !strings.Contains(err.Error(), `row 2, column "lon"`) {
 		t.Fatalf("out-of-range longitude: error %v", err)
 	}
 	if _, err := u.Estimate(UnicityOptions{P: 0}); err == nil || !strings.Contains(err.Error(), "P must be >= 1") {

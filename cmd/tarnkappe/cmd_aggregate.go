@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
 )
@@ -16,11 +15,16 @@ import (
 // aggFlags holds the flag-mode options of "tarnkappe aggregate".
 type aggFlags struct {
 	in, out, subject, by, public, report, noiseKind, ranks string
-	policy, keys                                           string // policy mode (cmd_run.go)
+	policy, keys                                           string // policy mode
+	exactReport                                            string // exact counts, not private (0600)
 	count                                                  bool
 	sums, means, variances, quantiles                      []string
 	epsilon, delta, confidence                             float64
 	l0, linf                                               int64
+	// --plan: predict accuracy for these subject counts, read no data.
+	plan           bool
+	subjects       string
+	rowsPerSubject int64
 }
 
 func newAggregateCmd() *cobra.Command {
@@ -35,7 +39,23 @@ to at most --max-partitions groups and at most --max-per-partition rows per grou
 
 Groups are selected privately (needs --delta > 0) unless --public-partitions
 names a file listing them (columns = the --by columns). The output has the key
-columns, the noisy values and confidence intervals at --confidence.`,
+columns, the noisy values and confidence intervals at --confidence. Counts are
+never negative and every value lies inside its interval (post-processing).
+
+--plan predicts, before any budget is spent, the 95% error (interval
+half-width) of every aggregate for partitions of --subjects contributing
+subjects, and with private selection the chance such a partition is released.
+It reads no data (--in and --out are ignored) and prints the prediction as a
+table on stdout: the plan is the command's data output. Choose partitions
+coarse enough that the mean's interval is narrower than half its bounds.
+
+--report writes what may be published with the release: the budget spent,
+the number of released partitions, the aggregates and a verdict on the
+release's accuracy, all derived from the release and the public parameters.
+Exact counts of the input (rows, vehicles, partitions dropped or empty)
+differ between neighbouring inputs, so whoever sees them gets ε = ∞: they are
+written only with --exact-report, to a file readable by its owner alone
+(mode 0600) and marked "not_private", and never to stdout or stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAggregate(cmd, &f) },
 	}
@@ -57,9 +77,14 @@ columns, the noisy values and confidence intervals at --confidence.`,
 	fl.StringVar(&f.public, "public-partitions", "", "file listing the groups to release (no selection budget)")
 	fl.Float64Var(&f.confidence, "confidence", 0.95, "confidence level of the intervals")
 	fl.StringVar(&f.noiseKind, "noise", "laplace", "noise distribution: laplace or gaussian")
-	fl.StringVar(&f.report, "report", "", "write a JSON summary (budget spent, partitions kept/dropped, rows) to this file")
+	fl.StringVar(&f.report, "report", "", "write the publishable JSON summary (budget spent, partitions released, verdict) to this file")
+	fl.StringVar(&f.exactReport, "exact-report", "", "write exact input counts (NOT private: ε = ∞ for whoever reads them) to this file, mode 0600")
+	fl.BoolVar(&f.plan, "plan", false, "print the predicted accuracy as a table on stdout and exit; reads no data")
+	fl.StringVar(&f.subjects, "subjects", "10,30,100,300,1000,3000", "--plan: assumed numbers of subjects contributing to a partition")
+	fl.Int64Var(&f.rowsPerSubject, "rows-per-subject", 0, "--plan: assumed rows per subject and partition (default: --max-per-partition)")
 	fl.StringVar(&f.policy, "policy", "", "policy mode: release the policy's release block (after its opt-out, mobility and column steps)")
 	fl.StringVar(&f.keys, "keys", "", "policy mode: keyring file (overrides the policy's keyring)")
+	addInputFlags(cmd)
 	return cmd
 }
 
@@ -128,72 +153,25 @@ func aggregateOptions(f *aggFlags) (dp.Options, error) {
 }
 
 func runAggregate(cmd *cobra.Command, f *aggFlags) error {
+	if f.plan {
+		return runPlan(cmd, f)
+	}
+	if f.exactReport != "" && (f.exactReport == f.report || f.exactReport == f.out) {
+		return usageError(errors.New("aggregate: --exact-report must name a file of its own"), "exact counts are not private: keep them apart from the release and its report")
+	}
 	if f.policy != "" {
 		return runAggregatePolicy(cmd, f)
 	}
-	ctx := cmd.Context()
 	if f.in == "" || f.out == "" {
 		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --in data.parquet --out release.parquet --subject vin --by segment --count --epsilon 1 --delta 1e-6 --max-partitions 4 --max-per-partition 1")
 	}
-	opts, err := aggregateOptions(f)
+	opts, acct, err := flagOptions(cmd, f)
 	if err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "request at least one of --count, --sum, --mean, --variance, --quantiles; bounds as col:lo:hi")
+		return err
 	}
-	acct, err := dp.NewAccountant(f.epsilon, f.delta)
+	res, err := aggregateFile(cmd, f, opts, acct)
 	if err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "--epsilon must be > 0 and --delta in [0, 1)")
-	}
-	if f.public != "" {
-		pl, err := dp.NewPartitionList(opts.GroupBy...)
-		if err != nil {
-			return usageError(fmt.Errorf("aggregate: %w", err), "--by names the key columns")
-		}
-		src, err := arrowio.Open(ctx, f.public, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
-		if err != nil {
-			return usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
-		}
-		for src.Next() {
-			if err := pl.AddRecord(src.RecordBatch()); err != nil {
-				src.Close()
-				return usageError(fmt.Errorf("aggregate: public partitions %s: %w", f.public, err), "the file needs the --by columns")
-			}
-		}
-		err = src.Err()
-		src.Close()
-		if err != nil {
-			return usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
-		}
-		opts.Public = pl
-	}
-	ag, err := dp.NewAggregator(opts)
-	if err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "")
-	}
-	defer ag.Close()
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
-	if err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "")
-	}
-	defer src.Close()
-	for src.Next() {
-		if err := ag.Add(ctx, src.RecordBatch()); err != nil {
-			return usageError(fmt.Errorf("aggregate: %s: %w", f.in, err), "")
-		}
-	}
-	if err := src.Err(); err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "")
-	}
-	p, err := ag.Partial(ctx)
-	if err != nil {
-		return usageError(fmt.Errorf("aggregate: %w", err), "")
-	}
-	res, err := p.Release(ctx, acct, dp.ReleaseOptions{})
-	if err != nil {
-		hint := ""
-		if errors.Is(err, dp.ErrBudgetExceeded) {
-			hint = "raise --epsilon/--delta or lower the declared shares"
-		}
-		return usageError(fmt.Errorf("aggregate: %w", err), hint)
+		return err
 	}
 	defer res.Release()
 	sink, err := arrowio.Create(f.out, res.Record.Schema(), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
@@ -207,16 +185,129 @@ func runAggregate(cmd *cobra.Command, f *aggFlags) error {
 	if err := sink.Commit(); err != nil {
 		return fmt.Errorf("aggregate: writing %s: %w", f.out, err)
 	}
-	if f.report != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(f.report, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("aggregate: report: %w", err)
+	selection := "private"
+	if opts.Public != nil {
+		selection = "public"
+	}
+	pub := publishedFromResult(res, f.out, f.subject, opts.GroupBy, selection)
+	exact := &exactReport{Rows: &res.Stats, PartitionsDropped: &res.PartitionsDropped, PartitionsPublicEmpty: &res.PartitionsPublicEmpty}
+	return finishRelease(cmd, f, pub, exact)
+}
+
+// flagOptions builds the release options and the accountant from the flags
+// (reading the public partition list, which is public, when one is given).
+func flagOptions(cmd *cobra.Command, f *aggFlags) (dp.Options, *dp.Accountant, error) {
+	opts, err := aggregateOptions(f)
+	if err != nil {
+		return opts, nil, usageError(fmt.Errorf("aggregate: %w", err), "request at least one of --count, --sum, --mean, --variance, --quantiles; bounds as col:lo:hi")
+	}
+	acct, err := dp.NewAccountant(f.epsilon, f.delta)
+	if err != nil {
+		return opts, nil, usageError(fmt.Errorf("aggregate: %w", err), "--epsilon must be > 0 and --delta in [0, 1)")
+	}
+	if f.public != "" {
+		if opts.Public, err = readPartitionList(cmd, f.public, opts.GroupBy); err != nil {
+			return opts, nil, err
 		}
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: aggregate: released %d partitions (%d dropped by selection, %d public without data); rows in %d, used %d; spent ε=%g δ=%g\n",
-		res.PartitionsKept, res.PartitionsDropped, res.PartitionsPublicEmpty, res.Stats.RowsIn, res.Stats.RowsUsed, res.Spent.EpsilonSpent, res.Spent.DeltaSpent)
-	return nil
+	return opts, acct, nil
+}
+
+// readPartitionList reads a public partition list (columns = the --by
+// columns).
+func readPartitionList(cmd *cobra.Command, path string, by []string) (*dp.PartitionList, error) {
+	pl, err := dp.NewPartitionList(by...)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), "--by names the key columns")
+	}
+	src, err := arrowio.Open(cmd.Context(), path, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
+	if err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
+	}
+	defer src.Close()
+	for src.Next() {
+		if err := pl.AddRecord(src.RecordBatch()); err != nil {
+			return nil, usageError(fmt.Errorf("aggregate: public partitions %s: %w", path, err), "the file needs the --by columns")
+		}
+	}
+	if err := src.Err(); err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: public partitions: %w", err), "")
+	}
+	return pl, nil
+}
+
+// aggregateFile bounds the contributions of every row of --in and releases
+// the result under acct.
+func aggregateFile(cmd *cobra.Command, f *aggFlags, opts dp.Options, acct *dp.Accountant) (*dp.Result, error) {
+	ctx := cmd.Context()
+	ag, err := dp.NewAggregator(opts)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	defer ag.Close()
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	src, err := arrowio.Open(ctx, f.in, inOpts)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	defer src.Close()
+	for src.Next() {
+		if err := ag.Add(ctx, src.RecordBatch()); err != nil {
+			return nil, usageError(fmt.Errorf("aggregate: %s: %w", f.in, err), "")
+		}
+	}
+	if err := src.Err(); err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	p, err := ag.Partial(ctx)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
+	}
+	res, err := p.Release(ctx, acct, dp.ReleaseOptions{})
+	if err != nil {
+		hint := ""
+		if errors.Is(err, dp.ErrBudgetExceeded) {
+			hint = "raise --epsilon/--delta or lower the declared shares"
+		}
+		return nil, usageError(fmt.Errorf("aggregate: %w", err), hint)
+	}
+	return res, nil
+}
+
+// runAggregatePolicy is `tarnkappe aggregate --policy P --in IN --out OUT
+// [--keys K]`: the policy's release block, computed after its opt-out,
+// mobility and column steps, written to OUT; the anonymised rows are not
+// written anywhere. The run report (exact figures) goes only to
+// --exact-report.
+func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
+	if af.in == "" || af.out == "" {
+		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --policy policy.yaml --in data.parquet --out release.parquet")
+	}
+	if policyConflict(af) {
+		return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
+	}
+	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, releaseOnly: true})
+	if err != nil {
+		return err
+	}
+	pub := publishedFromPolicy(rep.DP, af.out)
+	if p, err := anonymize.LoadPolicy(af.policy); err == nil {
+		pub.Subject = p.Subject
+		if opts, err := policyOptions(p); err == nil {
+			// Judged from the release file just written: what anyone
+			// holding it would see.
+			if pub.Verdict, err = verdictOfFile(cmd, af.out, opts); err != nil {
+				return fmt.Errorf("aggregate: verdict: %w", err)
+			}
+		}
+	}
+	return finishRelease(cmd, af, pub, &exactReport{RunReport: rep})
+}
+
+// policyConflict reports whether flag-mode options were given with --policy.
+func policyConflict(af *aggFlags) bool {
+	return af.subject != "" || af.by != "" || af.count || len(af.sums)+len(af.means)+len(af.variances)+len(af.quantiles) > 0 || af.epsilon != 0 || af.public != ""
 }

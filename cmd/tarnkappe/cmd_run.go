@@ -51,6 +51,7 @@ When the policy has a release block, the differentially private aggregates go to
 	c.Flags().StringVar(&f.report, "report", "", "write the JSON report here")
 	c.Flags().StringVar(&f.html, "html", "", "write the HTML report here")
 	c.Flags().StringVar(&f.release, "release", "", "DP release output (when the policy has a release block)")
+	addInputFlags(c)
 	return c
 }
 
@@ -58,26 +59,6 @@ type runFlags struct {
 	policy, in, out, keys, report, html, release string
 	keyring                                      *pseudonym.Keyring // set by demo: an ephemeral keyring
 	releaseOnly                                  bool               // aggregate --policy: no anonymised rows written
-}
-
-// runAggregatePolicy is `tarnkappe aggregate --policy P --in IN --out OUT
-// [--keys K]`: the policy's release block, computed after its opt-out,
-// mobility and column steps, written to OUT; the anonymised rows are not
-// written anywhere.
-func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
-	if af.in == "" || af.out == "" {
-		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --policy policy.yaml --in data.parquet --out release.parquet")
-	}
-	if af.subject != "" || af.by != "" || af.count || len(af.sums)+len(af.means)+len(af.variances)+len(af.quantiles) > 0 || af.epsilon != 0 || af.public != "" {
-		return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
-	}
-	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, report: af.report, releaseOnly: true})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: aggregate: released %d partitions by %s; rows in %d; spent ε=%g δ=%g\n",
-		rep.DP.Partitions, strings.Join(rep.DP.By, ","), rep.Rows.In, rep.DP.EpsilonSpent, rep.DP.DeltaSpent)
-	return nil
 }
 
 // discardSink drops the anonymised rows in aggregate --policy mode.
@@ -128,7 +109,12 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		defer kr.Destroy()
 	}
 	mem := memory.DefaultAllocator
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	inOpts.Mem = mem
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
 	}
@@ -138,7 +124,7 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		rel = releasePath(f.out)
 	}
 	opts := anonymize.Options{
-		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ProgressTotal: -1,
+		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: -1,
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
 		},
@@ -151,7 +137,11 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	}
 	r, err := anonymize.NewRunner(opts)
 	if err != nil {
-		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:), the opt-out list and hierarchy files the policy names")
+		var pe *anonymize.PolicyError
+		if errors.As(err, &pe) {
+			return nil, usageError(err, "") // causeHint names the file
+		}
+		return nil, usageError(err, "check the keyring (--keys or the policy's keyring:) and the opt-out list the policy names")
 	}
 	defer r.Close()
 	rep, err := r.Run(ctx, src, func(schema *arrow.Schema) (anonymize.Sink, error) {
@@ -163,8 +153,8 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	if err != nil {
 		return nil, usageError(err, "")
 	}
-	if rep.DP != nil {
-		rep.DP.Output = rel
+	for _, w := range rep.Warnings() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: warning: %s\n", w)
 	}
 	if f.report != "" {
 		var buf bytes.Buffer

@@ -15,5 +15,6 @@ func subcommands() []*cobra.Command {
 		newKanonCmd(),
 		newVerifyCmd(),
 		newRiskCmd(),
+		newPoolCmd(),
 	}
 }

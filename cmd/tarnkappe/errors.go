@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 const (
@@ -37,11 +41,15 @@ func checkFailed(err error) error {
 
 // reportError prints err as "tarnkappe: error: ..." (plus a hint line) and
 // returns the exit code it maps to. Unclassified errors are bad input (2).
+// An error without a hint of its own gets one from its chain (causeHint).
 func reportError(w io.Writer, err error) int {
 	code, hint := exitBadInput, ""
 	var ce *cliError
 	if errors.As(err, &ce) {
 		code, hint = ce.code, ce.hint
+	}
+	if hint == "" {
+		hint = causeHint(err)
 	}
 	msg := err.Error()
 	if code == exitCheckFailed {
@@ -53,4 +61,24 @@ func reportError(w io.Writer, err error) int {
 		fmt.Fprintf(w, "tarnkappe: hint: %s\n", strings.TrimSpace(hint))
 	}
 	return code
+}
+
+// causeHint is a hint for what the error's chain says went wrong, or "":
+// the library keeps the chain (rowerr's location, the policy error's cause,
+// kanon's sentinels), so the CLI can tell a malformed hierarchy from a
+// value outside it and a row number from a line number.
+func causeHint(err error) string {
+	var pe *anonymize.PolicyError
+	var re *rowerr.Error
+	switch {
+	case errors.Is(err, kanon.ErrBadHierarchy):
+		return "the hierarchy file is malformed: every row needs a value for every level, and a value one parent per level"
+	case errors.As(err, &pe) && pe.Err != nil:
+		return "the file the policy names at " + pe.Path + " could not be used"
+	case errors.Is(err, kanon.ErrValueNotInHierarchy):
+		return "add the value to the column's hierarchy (or widen an interval hierarchy's min and max)"
+	case errors.As(err, &re) && re.Row > 0:
+		return "rows count data rows from 1 in input order; a CSV header is not a row"
+	}
+	return ""
 }

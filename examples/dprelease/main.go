@@ -10,7 +10,8 @@
 // not put that many into one street segment in one particular hour. Users
 // with a published list of segments and hours would pass it as
 // dp.Options.Public instead and spend nothing on selection. The output says
-// how many partitions were kept.
+// how many partitions were released and how informative they are — and no
+// exact count of the input, which would not be private.
 //
 //	go run ./examples/dprelease [-rows 1000000] [-vehicles 2000] [-cell 0.1] [-window 3] [-epsilon 1]
 package main
@@ -145,6 +146,16 @@ func Release(ctx context.Context, cfg Config, mem memory.Allocator, w io.Writer)
 		Selection:       dp.Budget{Epsilon: 0.25, Delta: cfg.Delta},
 		Mem:             mem,
 	}
+	// Before touching the data: what would a partition of a few hundred
+	// vehicles look like after the noise?
+	for _, n := range []int64{100, 300, 1000} {
+		pr, err := dp.Predict(opts, cfg.Epsilon, cfg.Delta, dp.Assumption{Subjects: n})
+		if err != nil {
+			return nil, err
+		}
+		mean := pr.Aggregates[1]
+		fmt.Fprintf(w, "plan: %d vehicles in a partition → released with probability %.2f, mean ±%.1f °C\n", n, pr.Selection.KeepProbability, mean.HalfWidth)
+	}
 	ag, err := dp.NewAggregator(opts)
 	if err != nil {
 		return nil, err
@@ -169,7 +180,6 @@ func Release(ctx context.Context, cfg Config, mem memory.Allocator, w io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	candidates := len(p.Partitions)
 	acct, err := dp.NewAccountant(cfg.Epsilon, cfg.Delta)
 	if err != nil {
 		return nil, err
@@ -178,10 +188,19 @@ func Release(ctx context.Context, cfg Config, mem memory.Allocator, w io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	s := res.Stats
-	fmt.Fprintf(w, "rows: %d in, %d used (%d over L0, %d over L∞); %d vehicles\n", s.RowsIn, s.RowsUsed, s.RowsDroppedL0, s.RowsDroppedLInf, s.Subjects)
-	fmt.Fprintf(w, "partitions (cell × %d-hour window of the day): %d in the data, %d kept, %d dropped by private selection\n", cfg.WindowHours, candidates, res.PartitionsKept, res.PartitionsDropped)
+	// Only what the release itself shows: how many rows it has, what it
+	// spent, and a verdict computed from its values and intervals. The
+	// exact counts in res.Stats (rows, vehicles) and the number of
+	// partitions in the data or dropped by selection differ between
+	// neighbouring inputs: printing them would void the guarantee.
+	v, err := res.Verdict()
+	if err != nil {
+		res.Release()
+		return nil, err
+	}
+	fmt.Fprintf(w, "released %d partitions (cell × %d-hour window of the day), chosen by private selection\n", res.PartitionsKept, cfg.WindowHours)
 	fmt.Fprintf(w, "budget: ε=%g δ=%g spent of ε=%g δ=%g (%s noise)\n", res.Spent.EpsilonSpent, res.Spent.DeltaSpent, res.Spent.EpsilonTotal, res.Spent.DeltaTotal, res.Noise)
+	fmt.Fprintf(w, "verdict: %s\n", v.Text)
 	rec := res.Record
 	cell := rec.Column(0).(*array.String)
 	hour := rec.Column(1).(*array.Int64)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,8 +30,19 @@ func TestRelease(t *testing.T) {
 	if res.Spent.EpsilonSpent != 1 || res.Spent.DeltaSpent != 1e-6 {
 		t.Errorf("spent %+v, want ε=1 δ=1e-6", res.Spent)
 	}
-	if int64(res.Record.NumRows()) != res.PartitionsKept || !strings.Contains(out.String(), "kept") {
+	if int64(res.Record.NumRows()) != res.PartitionsKept || !strings.Contains(out.String(), "verdict: ") || !strings.Contains(out.String(), "plan: 300 vehicles") {
 		t.Errorf("record has %d rows, %d kept; output:\n%s", res.Record.NumRows(), res.PartitionsKept, out.String())
+	}
+	// No exact count of the input is printed: those differ between
+	// neighbouring inputs (ε = ∞ for whoever reads them). Every figure
+	// checked is large enough not to occur in the output by chance.
+	for name, v := range map[string]int64{"rows in": s.RowsIn, "rows used": s.RowsUsed, "vehicles": s.Subjects, "rows over L0": s.RowsDroppedL0, "rows over L∞": s.RowsDroppedLInf} {
+		if v < 100 {
+			t.Fatalf("exact %s = %d: not distinctive enough to test", name, v)
+		}
+		if regexp.MustCompile(`(^|[^0-9.])` + strconv.FormatInt(v, 10) + `([^0-9.]|$)`).MatchString(out.String()) {
+			t.Errorf("exact %s (%d) printed:\n%s", name, v, out.String())
+		}
 	}
 	if _, err := Release(context.Background(), Config{Fleet: fleet, CellDegrees: 0.1, WindowHours: 5, Epsilon: 1}, mem, &out); err == nil {
 		t.Error("a window that does not divide 24 was accepted")

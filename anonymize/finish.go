@@ -1,0 +1,44 @@
+package anonymize
+
+import (
+	"context"
+	"time"
+)
+
+// finish turns what the run counted and measured into the report and
+// commits the outputs: the measures add their figures (the DP release is
+// drawn and written here), the k-anonymity decision is verified on the
+// written rows, and the report builder (report_build.go), which runs every
+// check on the figures, makes the report. The outputs are committed only
+// when all of that succeeded.
+func (ru *run) finish(ctx context.Context, started time.Time, in pass1Counts, dec *decision, out pass2Counts) (*Report, error) {
+	r := ru.r
+	f := &Figures{Tool: "tarnkappe", Input: r.opts.Input, Output: r.opts.Output, ReleaseOutput: r.opts.ReleaseOutput, Started: started,
+		Rows: RowFigures{In: in.in, Out: out.written, Suppressed: out.suppressed, OptedOut: in.optedOut, Trimmed: in.trimmed}}
+	if r.optout != nil {
+		f.OptOutSubjects = len(r.optout.seen)
+		f.OptOutNotNormalized = r.optout.notNormRows
+	}
+	f.MaskedWhole = maskedWhole(ru.pl.ops, ru.pl.mid)
+	if r.p.Mobility != nil {
+		f.Mobility = &MobilityFigures{Trips: in.trips}
+	}
+	if err := ru.ms.figures(ctx, f); err != nil {
+		return nil, err
+	}
+	if dec.kanon != nil {
+		k, err := dec.kanon.figures()
+		if err != nil {
+			return nil, err
+		}
+		f.KAnon = k
+	}
+	rep, err := r.buildReport(ru.pl, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := ru.out.commit(); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}

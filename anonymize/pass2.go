@@ -1,0 +1,153 @@
+package anonymize
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+)
+
+// pass2Counts are the rows pass 2 wrote and suppressed.
+type pass2Counts struct {
+	written    int64
+	suppressed int64 // by cell-hour k and k-anonymity
+}
+
+// pass2 reads the spill back and, batch by batch in spill order, drops the
+// rows of the groups cell suppression removes, detaches the trips the trace
+// gate does not publish, generalises the quasi-identifiers and suppresses
+// the classes the search chose; the measures see the rows (written hook)
+// and the kept columns go to the data's sink, which pass 2 creates. With
+// one pass (no spill) pass 1 wrote the output and pass 2 only hands on its
+// count.
+//
+// The sink is fed from its own goroutine (Parquet encoding and compression
+// overlap with the next batch) in spill order, that is input order or, with
+// a mobility block, trip order. Writing rows in an order that depends only
+// on published values and a per-run secret (issue #12) is a step between
+// this pass's batches and that goroutine.
+func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2Counts, error) {
+	if ru.spill == nil {
+		return pass2Counts{written: in.written}, nil
+	}
+	if err := ru.out.openData(ru.pl.out); err != nil {
+		return pass2Counts{}, err
+	}
+	rd, err := ipc.NewReader(ru.spill.f, ipc.WithAllocator(ru.r.mem), ipc.WithSchema(ru.spill.schema))
+	if err != nil {
+		return pass2Counts{}, fmt.Errorf("spill: %w", err)
+	}
+	defer rd.Release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	outc := make(chan arrow.RecordBatch, 2)
+	werr := make(chan error, 1)
+	go func() {
+		var first error
+		for rec := range outc {
+			if first == nil {
+				if first = ru.out.data.Write(rec); first != nil {
+					cancel(first)
+				}
+			}
+			rec.Release()
+		}
+		werr <- first
+	}()
+	c, err := ru.pass2Batches(ctx, rd, dec.kanon, outc)
+	close(outc)
+	if we := <-werr; we != nil {
+		return pass2Counts{}, we
+	}
+	if err != nil {
+		return pass2Counts{}, err
+	}
+	return c, nil
+}
+
+func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult, outc chan<- arrow.RecordBatch) (pass2Counts, error) {
+	var c pass2Counts
+	pl, mem := ru.pl, ru.r.mem
+	var rowBase int64
+	var keys *keyReader
+	if ru.cells != nil {
+		keys = ru.cells.keys.reader()
+	}
+	for rd.Next() {
+		if err := ctx.Err(); err != nil {
+			return c, context.Cause(ctx)
+		}
+		rec := rd.RecordBatch()
+		n := rec.NumRows()
+		rec.Retain()
+		if keys != nil {
+			_, group, _, _, err := keys.next(int(n))
+			if err != nil {
+				rec.Release()
+				return c, err
+			}
+			if mask, dropped := ru.cells.mask(mem, group); mask != nil {
+				kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+				mask.Release()
+				rec.Release()
+				if err != nil {
+					return c, fmt.Errorf("cell suppression: %w", err)
+				}
+				rec = kept
+				c.suppressed += dropped
+			}
+		}
+		if ru.gate != nil {
+			gated, err := ru.gate.g.Apply(ctx, rec)
+			rec.Release()
+			if err != nil {
+				return c, fmt.Errorf("trace gate: %w", err)
+			}
+			rec = gated
+		}
+		if kr != nil {
+			// The spill's rows are no data rows (the opt-out removed rows,
+			// trips regrouped them): errors keep their column only. The
+			// search checked every value pass 1 counted, so none is
+			// expected here.
+			spilled := RowSpan{NoRow: "in the second pass"}
+			g, sup, err := kr.apply(ctx, pl, rec, mem, rowBase)
+			rec.Release()
+			if err != nil {
+				return c, spilled.Locate(err, rowBase, n)
+			}
+			rec = g
+			c.suppressed += sup
+			if err := kr.a.div.observe(rec, rowBase); err != nil {
+				rec.Release()
+				return c, spilled.Locate(err, rowBase, n)
+			}
+		}
+		if err := ru.ms.written(ctx, rec); err != nil {
+			rec.Release()
+			return c, err
+		}
+		out := project(pl.out, rec, pl.keep)
+		rec.Release()
+		rowBase += n
+		c.written += out.NumRows()
+		select {
+		case outc <- out:
+		case <-ctx.Done():
+			out.Release()
+			return c, context.Cause(ctx)
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return c, fmt.Errorf("spill: %w", err)
+	}
+	if rowBase != ru.spill.rows {
+		return c, fmt.Errorf("spill: read back %d rows, wrote %d", rowBase, ru.spill.rows)
+	}
+	if keys != nil && keys.read != ru.cells.keys.rows {
+		return c, fmt.Errorf("row keys: read back %d rows, wrote %d", keys.read, ru.cells.keys.rows)
+	}
+	return c, nil
+}

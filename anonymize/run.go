@@ -1,0 +1,58 @@
+package anonymize
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Run streams src through the policy into the sink made by create and returns
+// the report. On any error every output is aborted (no output remains) and
+// the error names the column and row where it can. Run does not release src.
+//
+// A run is five steps, a file each:
+//
+//	start  (start.go)   plan the run for src's schema; set up the measures, the outputs and the spill
+//	pass 1 (pass1.go)   read src: opt-out, trips and cells, column actions; feed the measures; spill
+//	decide (decide.go)  between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
+//	pass 2 (pass2.go)   read the spill back: suppress, generalise, write
+//	finish (finish.go)  the measures' figures, the report (report_build.go), commit the outputs
+//
+// Without a kanon or mobility block there is nothing to decide: pass 1
+// writes the output and pass 2 has nothing to do.
+//
+// A step's error says which stage failed (trips, cell suppression, kanon,
+// release, …) and, when it is about data, the row and column (rowerr, data
+// rows from 1); Run adds "anonymize: " once.
+func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateFunc) (*Report, error) {
+	started := time.Now()
+	if lim := r.opts.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Shared with other Runs of the process (memlimit.go).
+		defer memLimits.hold(lim)()
+	}
+	run, err := r.start(src.Schema(), create)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	defer run.close()
+	in, err := run.pass1(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	dec, err := run.decide(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	out, err := run.pass2(ctx, in, dec)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	rep, err := run.finish(ctx, started, in, dec, out)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	return rep, nil
+}

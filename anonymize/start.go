@@ -1,0 +1,141 @@
+package anonymize
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/schollz/progressbar/v3"
+)
+
+// run is one Run of a Runner: what start sets up for the steps after it.
+type run struct {
+	r   *Runner
+	pl  *plan
+	out *outputs
+	ms  *measures
+	// The measures the steps between the passes and pass 2 act on (each
+	// also in ms); nil when the policy does not call for them.
+	kan   *kanonAcc        // k-anonymity's combinations
+	cells *cellSuppression // cell-hour k
+	gate  *traceGate       // trace-level k
+	// spill holds pass 1's rows for pass 2; nil when one pass does (no
+	// kanon and no mobility block: nothing is decided between passes).
+	spill *spillFile
+	bar   *progressbar.ProgressBar
+}
+
+// start plans the run for the input schema and sets up its measures, its
+// outputs and (for two passes) the spill. With one pass the data's sink is
+// created here; with two, pass 2 creates it.
+func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) {
+	pl, err := r.makePlan(in)
+	if err != nil {
+		return nil, err
+	}
+	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release}, ms: &measures{}}
+	defer func() {
+		if err != nil {
+			ru.close()
+		}
+	}()
+	if err := ru.addMeasures(); err != nil {
+		return nil, err
+	}
+	if r.p.KAnon != nil || r.p.Mobility != nil {
+		// k-anonymity and cell suppression decide in pass 1 what pass 2 removes.
+		if ru.spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
+			return nil, err
+		}
+	} else if err := ru.out.openData(pl.out); err != nil {
+		return nil, err
+	}
+	if r.opts.Progress != nil {
+		ru.bar = progressbar.NewOptions64(r.opts.ProgressTotal, progressbar.OptionSetWriter(r.opts.Progress),
+			progressbar.OptionSetDescription("anonymising"), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+	return ru, nil
+}
+
+// addMeasures sets up the measures the policy calls for (measure.go), in
+// the order they are fed.
+func (ru *run) addMeasures() error {
+	r, pl, p := ru.r, ru.pl, ru.r.p
+	if p.KAnon != nil {
+		kan, err := newKanonAcc(p.KAnon, pl, p.Subject, r.hier, r.mem)
+		if err != nil {
+			return err
+		}
+		ru.kan = kan
+		if p.Mobility == nil {
+			ru.ms.add(kan, 0)
+		}
+	}
+	if m := p.Mobility; m != nil {
+		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, r.opts.TempDir)
+		if err != nil {
+			return fmt.Errorf("cell suppression: %w", err)
+		}
+		ru.cells = cells
+		ru.ms.add(cells, 0)
+	}
+	if m := p.Mobility; m != nil && m.Utility != nil {
+		u, err := newUtility(pl, p, r.mem)
+		if err != nil {
+			return err
+		}
+		ru.ms.add(u, 1)
+	}
+	if rel := p.Release; rel != nil {
+		rp, err := r.releasePlan(pl)
+		if err != nil {
+			return err
+		}
+		d, err := newDPRelease(rp, rel, r.mem, ru.out)
+		if err != nil {
+			return err
+		}
+		ru.ms.add(d, 1)
+	}
+	m := p.Mobility
+	if m == nil {
+		return nil
+	}
+	if m.TraceK > 0 {
+		g, err := newTraceGate(pl, p.Subject, m, r.mem, r.opts.TempDir)
+		if err != nil {
+			return fmt.Errorf("trace gate: %w", err)
+		}
+		ru.gate = g
+		ru.ms.add(g, 1)
+	}
+	check, err := newCellCheck(pl, p.Subject, m, r.mem)
+	if err != nil {
+		return fmt.Errorf("output check: %w", err)
+	}
+	ru.ms.add(check, -1)
+	u, err := newUnicity(pl, p.Subject, m, r.opts.UnicityMaxRows)
+	if err != nil {
+		return err
+	}
+	ru.ms.add(u, -1)
+	return nil
+}
+
+// close ends the run: every output not committed is aborted, the scratch
+// files are removed, and what the measures and the plan hold is released.
+func (ru *run) close() {
+	if ru.bar != nil {
+		ru.bar.Finish()
+	}
+	ru.ms.close()
+	ru.out.close()
+	if ru.spill != nil {
+		ru.spill.remove()
+	}
+	ru.pl.close()
+	if ru.r.optout != nil {
+		ru.r.optout.forget()
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/spf13/cobra"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
+	"github.com/tarnkappe/tarnkappe/dp"
+)
+
+// publishedReport is what `aggregate --report` writes and stderr says:
+// only figures derived from the release itself (its number of rows, a
+// verdict computed from its values and intervals) and from the public
+// parameters (budget, bounds, columns). It may travel with the release.
+type publishedReport struct {
+	Release string `json:"release"`
+	// Guarantee says which output the privacy budget covers.
+	Guarantee string   `json:"guarantee"`
+	Subject   string   `json:"subject,omitempty"`
+	By        []string `json:"by"`
+	// Partitions is the number of released partitions: the release's rows.
+	Partitions int64 `json:"partitions_released"`
+	// Selection is "public" or "private".
+	Selection  string      `json:"selection"`
+	Budget     dp.Spent    `json:"budget"`
+	Noise      string      `json:"noise,omitempty"`
+	Confidence float64     `json:"confidence,omitempty"`
+	Aggregates []string    `json:"aggregates"`
+	Dividers   []string    `json:"divided_by_count,omitempty"`
+	Verdict    *dp.Verdict `json:"verdict,omitempty"`
+}
+
+// exactReport is what `aggregate --exact-report` writes: exact facts about
+// the input for the data owner. They differ between neighbouring inputs,
+// so they are not differentially private; the file is created mode 0600
+// and says so in its first field.
+type exactReport struct {
+	NotPrivate            bool              `json:"not_private"`
+	Warning               string            `json:"warning"`
+	Rows                  *dp.Stats         `json:"rows,omitempty"`
+	PartitionsDropped     *int64            `json:"partitions_dropped,omitempty"`
+	PartitionsPublicEmpty *int64            `json:"partitions_public_empty,omitempty"`
+	RunReport             *anonymize.Report `json:"run_report,omitempty"`
+}
+
+const exactWarning = "exact counts of the input, NOT differentially private: they differ between neighbouring inputs, so whoever reads them gets ε = ∞. For the data owner only; never publish them with the release."
+
+func publishedFromResult(res *dp.Result, out, subject string, by []string, selection string) *publishedReport {
+	p := &publishedReport{Release: out, Subject: subject, By: by, Partitions: res.PartitionsKept, Selection: selection,
+		Budget: res.Spent, Noise: res.Noise, Confidence: res.Confidence, Dividers: res.DividedByCount}
+	for _, a := range res.Aggregates {
+		p.Aggregates = append(p.Aggregates, aggregateLabel(a))
+	}
+	if v, err := res.Verdict(); err == nil {
+		p.Verdict = v
+	}
+	return p
+}
+
+func aggregateLabel(a dp.AggregateSpec) string {
+	if a.Kind == dp.Count {
+		return a.Name
+	}
+	return fmt.Sprintf("%s: %v(%s) in [%g, %g]", a.Name, a.Kind, a.Column, a.Lower, a.Upper)
+}
+
+func publishedFromPolicy(d *anonymize.DPReport, out string) *publishedReport {
+	return &publishedReport{Release: out, By: d.By, Partitions: int64(d.Partitions), Selection: d.Selection,
+		Budget:     dp.Spent{EpsilonSpent: d.EpsilonSpent, DeltaSpent: d.DeltaSpent, EpsilonTotal: d.EpsilonBudget, DeltaTotal: d.DeltaBudget},
+		Aggregates: d.Aggregates}
+}
+
+// finishRelease writes the reports and tells stderr what was released —
+// never an exact count.
+func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact *exactReport) error {
+	unit := "subject"
+	if pub.Subject != "" {
+		unit = pub.Subject
+	}
+	pub.Guarantee = fmt.Sprintf("(ε=%g, δ=%g)-differential privacy per %s, for the release %s and this report (derived from it and the public parameters); exact counts are not covered", pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, unit, pub.Release)
+	if f.report != "" {
+		if err := writeJSON(f.report, pub, 0o644); err != nil {
+			return fmt.Errorf("aggregate: report: %w", err)
+		}
+	}
+	if f.exactReport != "" {
+		exact.NotPrivate, exact.Warning = true, exactWarning
+		if err := writeJSON(f.exactReport, exact, 0o600); err != nil {
+			return fmt.Errorf("aggregate: exact report: %w", err)
+		}
+	}
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "tarnkappe: aggregate: released %d partitions by %s (%s partitions); spent ε=%g δ=%g of ε=%g δ=%g\n",
+		pub.Partitions, strings.Join(pub.By, ","), pub.Selection, pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, pub.Budget.EpsilonTotal, pub.Budget.DeltaTotal)
+	if pub.Verdict != nil {
+		fmt.Fprintf(w, "tarnkappe: aggregate: verdict: %s\n", pub.Verdict.Text)
+	}
+	if f.exactReport != "" {
+		fmt.Fprintf(w, "tarnkappe: aggregate: exact counts (not private) written to %s, readable by you only\n", f.exactReport)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON to path atomically, with the given
+// mode (set before the rename, so the file never exists with another).
+func writeJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// verdictOfFile judges a written release file (nil when it went to stdout).
+func verdictOfFile(cmd *cobra.Command, path string, opts dp.Options) (*dp.Verdict, error) {
+	if path == "-" {
+		return nil, nil
+	}
+	spec, err := opts.Spec()
+	if err != nil {
+		return nil, err
+	}
+	mem := memory.DefaultAllocator
+	src, err := arrowio.Open(cmd.Context(), path, arrowio.OpenOptions{Mem: mem})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	for src.Next() {
+		r := src.RecordBatch()
+		r.Retain()
+		recs = append(recs, r)
+	}
+	if err := src.Err(); err != nil {
+		return nil, err
+	}
+	rec, err := concatRecords(mem, src.Schema(), recs)
+	if err != nil {
+		return nil, err
+	}
+	res := &dp.Result{Record: rec, Aggregates: spec.Aggregates}
+	defer res.Release()
+	return res.Verdict()
+}
+
+// concatRecords joins batches of one schema into one record.
+func concatRecords(mem memory.Allocator, schema *arrow.Schema, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
+	cols := make([]arrow.Array, schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	var n int64
+	for _, r := range recs {
+		n += r.NumRows()
+	}
+	for i := range cols {
+		parts := make([]arrow.Array, len(recs))
+		for j, r := range recs {
+			parts[j] = r.Column(i)
+		}
+		if len(parts) == 0 {
+			b := array.NewBuilder(mem, schema.Field(i).Type)
+			cols[i] = b.NewArray()
+			b.Release()
+			continue
+		}
+		c, err := array.Concatenate(parts, mem)
+		if err != nil {
+			return nil, err
+		}
+		cols[i] = c
+	}
+	return array.NewRecordBatch(schema, cols, n), nil
+}
