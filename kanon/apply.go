@@ -66,7 +66,7 @@ func NewApplier(h *Histogram, r *Result, mem memory.Allocator) (*Applier, error)
 		bld.Release()
 	}
 	a.wide = total > 64
-	cl, supp, _ := s.classesOf(s.engine.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lattice.id(r.Levels))
 	a.supp = map[uint64]struct{}{}
 	a.suppW = map[string]struct{}{}
 	ids := make([]int32, nc)

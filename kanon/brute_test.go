@@ -460,7 +460,7 @@ func TestRollupPathIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	lat := e.lat
+	lat := e.lattice
 	var s1, s2 scratch
 	describe := func(x *table) map[string]string {
 		x.ensureIDs()

@@ -22,7 +22,7 @@ type candidate struct {
 // lattice before the search starts: on Adult with k=100, all but 351 of
 // 12,960 nodes.)
 func (s *searcher) candidates() []candidate {
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	b := s.bufs
 	cands := resize(b.cands, lat.size)[:0]
 	// level/height per column and level, divided once (the same values, so

@@ -33,7 +33,7 @@ type worker struct {
 // lattice and, when anonymous, computes the loss.
 func (s *searcher) evaluate(node int) *evaluation {
 	src := s.source(node)
-	ev, t := s.check(node, src, &s.seq)
+	ev, t := s.check(node, src, &s.sequential)
 	s.integrate(ev, t, src)
 	return ev
 }
@@ -52,7 +52,7 @@ func (s *searcher) check(node int, src *table, w *worker) (ev *evaluation, t *ta
 			ev.small += n
 		}
 	}
-	w.levels = s.engine.lat.levels(node, w.levels)
+	w.levels = s.engine.lattice.levels(node, w.levels)
 	if s.strategy.raiseFloors {
 		// The always-monotone metrics need class sizes only.
 		ev.floor, _ = s.metrics.value(s.opts.Metric, w.levels, t, nil)

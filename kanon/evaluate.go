@@ -35,9 +35,9 @@ func Evaluate(ctx context.Context, h *Histogram, opts Options, levels []int) (*R
 	}
 	s.opts = opts
 	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
-	node := s.engine.lat.id(levels)
+	node := s.engine.lattice.id(levels)
 	t, supp, out := s.classesOf(node)
-	lv := s.engine.lat.levels(node, nil)
+	lv := s.engine.lattice.levels(node, nil)
 	loss, per := s.metrics.value(opts.Metric, lv, t, supp)
 	res := s.result(&evaluation{node: node, loss: loss, perColumn: per, outliers: out})
 	return res, out <= s.maxOutliers, nil
@@ -90,7 +90,7 @@ func (s *searcher) classesOf(node int) (*table, []bool, int64) {
 // every metric computed for them.
 func (s *searcher) result(best *evaluation) *Result {
 	h := s.hist
-	lv := s.engine.lat.levels(best.node, nil)
+	lv := s.engine.lattice.levels(best.node, nil)
 	r := &Result{
 		K:                s.opts.K,
 		QuasiIdentifiers: slices.Clone(h.qi),
@@ -103,7 +103,7 @@ func (s *searcher) result(best *evaluation) *Result {
 		SuppressedRows:   best.outliers,
 		LDiversity:       s.opts.LDiversity,
 		TCloseness:       s.opts.TCloseness,
-		LatticeSize:      s.engine.lat.size,
+		LatticeSize:      s.engine.lattice.size,
 		NodesChecked:     s.stats.checked,
 	}
 	for c, q := range h.qi {

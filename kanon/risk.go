@@ -85,7 +85,7 @@ func RiskAfter(h *Histogram, r *Result) (Risk, error) {
 	if err != nil {
 		return Risk{}, fmt.Errorf("kanon.RiskAfter: %w", err)
 	}
-	cl, supp, _ := s.classesOf(s.engine.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lattice.id(r.Levels))
 	var kept []int64
 	for i, n := range cl.counts {
 		if !supp[i] {

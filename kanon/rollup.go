@@ -10,9 +10,9 @@ import (
 
 // engine evaluates lattice nodes by rolling tables up.
 type engine struct {
-	h    *Histogram
-	lat  *lattice
-	base *table // the histogram's classes at the bottom node
+	hist    *Histogram
+	lattice *lattice
+	base    *table // the histogram's classes at the bottom node
 	// up[c][from][to] maps ids at level from to ids at level to.
 	up       [][][][]int32
 	hasSens  bool
@@ -35,7 +35,7 @@ func newEngineWith(h *Histogram, lat *lattice, s *scratch) (*engine, error) {
 			return nil, err
 		}
 	}
-	e := &engine{h: h, lat: lat, hasSens: h.sens != nil, parRows: parallelRows}
+	e := &engine{hist: h, lattice: lat, hasSens: h.sens != nil, parRows: parallelRows}
 	e.up = make([][][][]int32, len(h.dims))
 	for c, d := range h.dims {
 		e.up[c] = make([][][]int32, d.levels)
@@ -99,7 +99,7 @@ func (e *engine) rollup(src *table, node int, s *scratch) *table {
 // their rows but without sensitive frequencies: a check that fails on
 // class sizes alone needs no more. mergeValues adds them.
 func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
-	lat := e.lat
+	lat := e.lattice
 	s.levels = lat.levels(node, s.levels)
 	s.slevels = lat.levels(src.node, s.slevels)
 	ncol := len(lat.heights)
@@ -109,7 +109,7 @@ func (e *engine) rollupCounts(src *table, node int, s *scratch) *table {
 	widths := s.widths
 	var total uint
 	for c := range ncol {
-		widths[c] = uint(bits.Len(uint(e.h.dims[c].size(s.levels[c]))))
+		widths[c] = uint(bits.Len(uint(e.hist.dims[c].size(s.levels[c]))))
 		total += widths[c]
 	}
 	if total > 64 {
@@ -300,7 +300,7 @@ func (e *engine) mergeSorted(src, out *table, classOf []int32, s *scratch) {
 // rollupWide is the slow path for keys wider than 64 bits: string keys.
 func (e *engine) rollupWide(src *table, node int, s *scratch) *table {
 	// Like rollupCounts: s.classOf maps the source rows for mergeValues.
-	lat := e.lat
+	lat := e.lattice
 	ncol := len(lat.heights)
 	n := src.rows()
 	idx := make(map[string]int32, n)
@@ -372,7 +372,7 @@ func (e *engine) packKeys(src *table, keys []uint64, lo, hi int, widths []uint, 
 	for c := range widths {
 		sh := shift & 63
 		shift += widths[c]
-		if e.h.dims[c].size(lvl[c]) == 1 {
+		if e.hist.dims[c].size(lvl[c]) == 1 {
 			continue
 		}
 		m := e.up[c][slvl[c]][lvl[c]]
@@ -430,7 +430,7 @@ func (e *engine) planSegments(src *table, widths []uint, s *scratch) bool {
 		outShift += widths[c]
 		mask := uint64(1)<<src.widths[c] - 1
 		switch {
-		case e.h.dims[c].size(lvl[c]) == 1:
+		case e.hist.dims[c].size(lvl[c]) == 1:
 			// A single value adds nothing (its id is 0).
 			continue
 		case slvl[c] == lvl[c]:

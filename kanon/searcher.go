@@ -42,12 +42,12 @@ type searcher struct {
 	sources sources // rolled-up tables kept as sources for later roll-ups
 
 	// Scratch space.
-	scratch *scratch  // roll-ups outside checks (stones, results); shared with seq
-	seq     worker    // sequential checks
-	workers []*worker // parallel checks, one per core
-	levels  []int
-	stack   []int       // tagUp/tagDown/raiseFloor work list
-	bufs    *searchBufs // nil outside Search
+	scratch    *scratch  // roll-ups outside checks (stones, results); shared with seq
+	sequential worker    // sequential checks
+	workers    []*worker // parallel checks, one per core
+	levels     []int
+	stack      []int       // tagUp/tagDown/raiseFloor work list
+	bufs       *searchBufs // nil outside Search
 
 	stats stats
 }
@@ -108,14 +108,14 @@ func newSearcher(ctx context.Context, h *Histogram, opts Options, bufs *searchBu
 	if err != nil {
 		return nil, err
 	}
-	bufs.lat = e.lat
+	bufs.lat = e.lattice
 	s := &searcher{ctx: ctx, hist: h, opts: opts, engine: e, metrics: newMetrics(h), bufs: bufs, stack: bufs.stack}
 	s.sources.free = bufs.free
 	s.checker = newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)
 	// Sequential checks share the searcher's scratch buffers (roll-ups are
 	// never concurrent there): one set of large hash tables, not two.
 	s.scratch = &bufs.scratch
-	s.seq = worker{scratch: s.scratch, checker: s.checker}
+	s.sequential = worker{scratch: s.scratch, checker: s.checker}
 	for i := range max(1, runtime.GOMAXPROCS(0)) {
 		if i == len(bufs.workers) {
 			bufs.workers = append(bufs.workers, &scratch{})
@@ -123,7 +123,7 @@ func newSearcher(ctx context.Context, h *Histogram, opts Options, bufs *searchBu
 		s.workers = append(s.workers, &worker{scratch: bufs.workers[i], checker: newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)})
 	}
 	s.maxOutliers = int64(math.Floor(opts.SuppressionLimit * float64(h.rows)))
-	s.tags = resize(bufs.tags, e.lat.size)
+	s.tags = resize(bufs.tags, e.lattice.size)
 	clear(s.tags)
 	bufs.tags = s.tags
 	s.sources.tables = []*table{e.base}
@@ -148,7 +148,7 @@ func (s *searcher) chooseStep() {
 	default:
 		s.strategy.raiseFloors = o.Metric.alwaysMonotone() && !o.Metric.boundIsExact()
 		if s.strategy.raiseFloors {
-			s.floors = resize(s.bufs.floors, s.engine.lat.size)
+			s.floors = resize(s.bufs.floors, s.engine.lattice.size)
 			clear(s.floors)
 			s.bufs.floors = s.floors
 		}

@@ -15,7 +15,7 @@ func (s *searcher) source(node int) *table {
 	if best != s.engine.base {
 		return best
 	}
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	s.levels = lat.levels(node, s.levels)
 	for c, l := range s.levels {
 		s.levels[c] = min(l, 1)
@@ -51,7 +51,7 @@ func (s *searcher) source(node int) *table {
 func (s *searcher) cachedSource(node int) *table {
 	best := s.sources.tables[0]
 	for _, t := range s.sources.tables[1:] {
-		if t.rows() < best.rows() && s.engine.lat.leq(t.node, node) {
+		if t.rows() < best.rows() && s.engine.lattice.leq(t.node, node) {
 			best = t
 		}
 	}
@@ -62,7 +62,7 @@ func (s *searcher) cachedSource(node int) *table {
 // columns a and b.
 func (s *searcher) pairSource(a, b, la, lb int) *table {
 	best := s.engine.base
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	for _, t := range s.sources.tables[1:] {
 		if t.rows() < best.rows() && lat.level(t.node, a) <= la && lat.level(t.node, b) <= lb {
 			best = t

@@ -2,7 +2,7 @@ package kanon
 
 // tagUp tags node and every node above it anonymous.
 func (s *searcher) tagUp(node int) {
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	stack := append(s.stack[:0], node)
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -24,7 +24,7 @@ func (s *searcher) tagUp(node int) {
 
 // tagDown tags node and every node below it non-anonymous.
 func (s *searcher) tagDown(node int) {
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	stack := append(s.stack[:0], node)
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -47,7 +47,7 @@ func (s *searcher) tagDown(node int) {
 // raiseFloor raises the floor of every node above node to v, the value of
 // an always-monotone metric at node: none of them can have less loss.
 func (s *searcher) raiseFloor(node int, v float64) {
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	stack := append(s.stack[:0], node)
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -71,7 +71,7 @@ func (s *searcher) raiseFloor(node int, v float64) {
 // be the optimum; the path stops before them, as ARX prunes transformations
 // of insufficient utility.
 func (s *searcher) probe(node int, limit float64) {
-	lat := s.engine.lat
+	lat := s.engine.lattice
 	path := []int{node}
 	cur := node
 	for {
@@ -123,7 +123,7 @@ func (s *searcher) probe(node int, limit float64) {
 // provablyFails checks the one- and two-column bounds of kBounds and tags
 // the node (and all below it) when they prove it non-anonymous.
 func (s *searcher) provablyFails(node int) bool {
-	s.levels = s.engine.lat.levels(node, s.levels)
+	s.levels = s.engine.lattice.levels(node, s.levels)
 	if !s.proofs.fails(s.levels, s.maxOutliers, true) {
 		return false
 	}

@@ -79,7 +79,7 @@ func TestParallelRollup(t *testing.T) {
 	par, _ := newEngine(h)
 	par.parRows = 1000
 	var s1, s2 scratch
-	for _, node := range []int{0, 1, 17, seq.lat.size / 3, seq.lat.size / 2, seq.lat.size - 1} {
+	for _, node := range []int{0, 1, 17, seq.lattice.size / 3, seq.lattice.size / 2, seq.lattice.size - 1} {
 		a := seq.rollup(seq.base, node, &s1).clone()
 		b := par.rollup(par.base, node, &s2).clone()
 		a.ensureIDs()
