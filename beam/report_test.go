@@ -32,12 +32,17 @@ func TestPrismReportMatchesSingleMachine(t *testing.T) {
 	if want.KAnon == nil || want.Mobility == nil || want.Mobility.Utility == nil || want.DP == nil || want.OptOut == nil {
 		t.Fatalf("the fixture should fill every block: %+v", want)
 	}
+	if g, w := strings.ReplaceAll(got.KAnon.VerifyCommand, got.Output, "OUT"), strings.ReplaceAll(want.KAnon.VerifyCommand, want.Output, "OUT"); g != w {
+		t.Errorf("kanon.verify_command: beam %q, single machine %q", g, w)
+	}
 }
 
 // Report fields whose values the engines need not share: names and times of
-// the run, and the unicity after the policy (another draw: rows in another
-// order, random trip ids; compareUnicity checks the intervals).
-var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|risk\.after\.unicity(_ci\[\d\])?)$`)
+// the run (kanon.verify_command names the output; the test checks it
+// with the output's name replaced), and the unicity after the policy
+// (another draw: rows in another order, random trip ids; compareUnicity
+// checks the intervals).
+var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|kanon\.verify_command|risk\.after\.unicity(_ci\[\d\])?)$`)
 
 // Report fields equal up to the order of floating-point additions.
 var sumFields = regexp.MustCompile(`^(mobility\.utility\.(max_rel_err|mean_rel_err|within_fraction)|kanon\.(information_loss|column_loss)\..*)$`)
