@@ -58,14 +58,20 @@ func newMicroAgg(pl *plan, m *MobilityPolicy) *microAgg {
 
 // blocks returns the (cell, bucket) key of every row of rec.
 func (a *microAgg) blocks(rec arrow.RecordBatch) ([]uint64, error) {
+	return a.blocksAt(rec, a.cell, a.ts)
+}
+
+// blocksAt is blocks for rows whose cell and time columns are at cell
+// and ts.
+func (a *microAgg) blocksAt(rec arrow.RecordBatch, cell, ts int) ([]uint64, error) {
 	n := int(rec.NumRows())
 	for i := range a.blockBuf {
 		a.blockBuf[i] = growU64(a.blockBuf[i], n)
 	}
-	if err := a.keyer.Column("cell", rec.Column(a.cell), a.blockBuf[0]); err != nil {
+	if err := a.keyer.Column("cell", rec.Column(cell), a.blockBuf[0]); err != nil {
 		return nil, err
 	}
-	if err := a.keyer.Column("time", rec.Column(a.ts), a.blockBuf[1]); err != nil {
+	if err := a.keyer.Column("time", rec.Column(ts), a.blockBuf[1]); err != nil {
 		return nil, err
 	}
 	linkage.CombineColumns(a.blockBuf[:2], a.blockBuf[2])
@@ -152,6 +158,41 @@ func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch, out *arrow
 		cols[col] = arr
 	}
 	return array.NewRecordBatch(out, cols, rec.NumRows()), nil
+}
+
+// observePublished takes the group values from a published file
+// (Runner.Attack): the rows' cell and time at cell and ts, the
+// microaggregated columns at cols (in a.cols' order). apply then gives a
+// raw row its cell-hour's published value, or null where the output
+// publishes none.
+func (a *microAgg) observePublished(rec arrow.RecordBatch, cell, ts int, cols []int) error {
+	blocks, err := a.blocksAt(rec, cell, ts)
+	if err != nil {
+		return fmt.Errorf("microaggregate: %w", err)
+	}
+	for i, b := range blocks {
+		g, ok := a.groups[b]
+		if !ok {
+			g = int32(len(a.groups))
+			a.groups[b] = g
+			for c := range a.cols {
+				a.sums[c] = append(a.sums[c], 0)
+				a.counts[c] = append(a.counts[c], 0)
+			}
+		}
+		for c, col := range cols {
+			arr := rec.Column(col)
+			if arr.IsNull(i) {
+				continue
+			}
+			v, ok := numberAt(arr, i)
+			if !ok {
+				return fmt.Errorf("microaggregate: published column %q is %s, not a number", a.names[c], arr.DataType())
+			}
+			a.sums[c][g], a.counts[c][g] = v, 1
+		}
+	}
+	return nil
 }
 
 func growU64(b []uint64, n int) []uint64 {

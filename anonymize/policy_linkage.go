@@ -65,3 +65,13 @@ func (p *Policy) validateMicroaggregate() error {
 	}
 	return nil
 }
+
+// ForAttack returns a copy of the policy for the linkage attack on files
+// (Runner.Attack): without its opt-out block — the adversary's raw
+// readings include the subjects who opted out, and no list is needed — and
+// without its release block, which the attack does not draw.
+func (p *Policy) ForAttack() *Policy {
+	c := *p
+	c.OptOut, c.Release = nil, nil
+	return &c
+}
