@@ -16,6 +16,17 @@ import (
 // never lists opted-out subjects. Stages that did not run leave their block
 // nil, and the JSON omits it.
 type Report struct {
+	// NotPrivate and Audience mark the report itself: every figure in it
+	// is exact, computed from the raw data, for the data owner only; no
+	// privacy guarantee covers it — not k-anonymity, not the DP release's
+	// ε. The CLI writes it mode 0600. Outputs says what covers the files
+	// that may be shared.
+	NotPrivate bool   `json:"not_private"`
+	Audience   string `json:"audience"`
+	// Outputs says, for each file the run wrote, whether it may be
+	// published and which guarantee covers it.
+	Outputs []OutputGuarantee `json:"outputs"`
+
 	Tool     string    `json:"tool"`
 	Policy   string    `json:"policy"`
 	Input    string    `json:"input,omitempty"`
@@ -41,6 +52,27 @@ type Report struct {
 	Risk     *RiskReport     `json:"risk,omitempty"`
 	DP       *DPReport       `json:"dp,omitempty"`
 }
+
+// OutputGuarantee says what covers one output of a run.
+type OutputGuarantee struct {
+	// Kind is "data" (the anonymised rows), "release" (the DP release) or
+	// "report" (this report).
+	Kind string `json:"kind"`
+	File string `json:"file,omitempty"`
+	// Published says whether the file may leave the data owner under the
+	// guarantees listed.
+	Published bool `json:"published"`
+	// Guarantees are what the policy enforces on the file and the run
+	// verified; Measured are figures measured on it (not guarantees:
+	// estimates with their intervals, against the adversary named in
+	// risk.method); Excluded what no guarantee of the file covers.
+	Guarantees []string `json:"guarantees"`
+	Measured   []string `json:"measured,omitempty"`
+	Excluded   string   `json:"excluded,omitempty"`
+}
+
+// reportAudience is the Audience of every report.
+const reportAudience = "data owner only: exact figures computed from the raw data (rows, counts, classes, risks, utility); no privacy guarantee covers them, not even the DP release's ε; do not publish this report"
 
 // Warnings are findings about the input a person should act on although
 // the run succeeded; the CLI prints them on stderr and the HTML report

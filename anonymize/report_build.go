@@ -191,6 +191,7 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 		rep.DP = dpReport(p, d.Spent, d.Kept, rp.public)
 		rep.DP.Output = f.ReleaseOutput
 	}
+	outputsReport(rep, p, f)
 	rep.Duration = time.Since(f.Started).Seconds()
 	return rep, nil
 }

@@ -171,13 +171,19 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	return rep, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames it.
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it. The file is mode 0600 whatever the umask: the reports it writes hold
+// exact figures of the raw data, for the data owner only.
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
