@@ -314,3 +314,124 @@ func TestSubjectsUnicity(t *testing.T) {
 		t.Errorf("sampled points: %+v", res)
 	}
 }
+
+// TestMerge: two measurements over halves of the rows, merged through their
+// states, give exactly the figures of one measurement over all of them.
+func TestMerge(t *testing.T) {
+	raw, pub, truth := fleet(3000)
+	for s := 4; s <= 3000; s += 4 {
+		// every fourth trip gets a point only its own subject holds
+		u := uint64(100_000 + s)
+		raw = append(raw, reading{uint64(s), uint64(s % 50), 2, uint64(5000 + s)})
+		pub = append(pub, reading{u, uint64(s % 50), 2, uint64(5000 + s)})
+	}
+	opts := TraceOptions{Traces: 400, Key: testKey(t, 9), Columns: []string{"cell", "hour", "value"}, Block: []int{0, 1}}
+	whole := attack(t, opts, raw, pub, truth, nil)
+	if whole.Linkage.Count == 0 {
+		t.Fatal("the fixture links nothing: the comparison would say little")
+	}
+	half := func(rs []reading, i int) []reading {
+		var out []reading
+		for j, r := range rs {
+			if j%2 == i {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	newT := func() *Traces {
+		tr, err := NewTraces(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	// Phase 1 on two workers, merged.
+	var cands [][]byte
+	for i := range 2 {
+		tr := newT()
+		units, c := cols(half(pub, i))
+		truths := make([]uint64, len(units))
+		for j, u := range units {
+			truths[j] = truth[u]
+		}
+		if err := tr.Offer(units, truths, [][]uint64{c[0], c[1]}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := tr.Candidates()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cands = append(cands, b)
+	}
+	sealed := func() *Traces {
+		tr := newT()
+		for _, b := range cands {
+			if err := tr.MergeCandidates(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.Seal(nil); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	// Phase 2: two workers index half of the raw rows each.
+	final := sealed()
+	for i := range 2 {
+		tr := sealed()
+		subs, rc := cols(half(raw, i))
+		if err := tr.Raw(subs, rc); err != nil {
+			t.Fatal(err)
+		}
+		st, err := tr.RawState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := final.MergeRaw(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	units, c := cols(pub)
+	if err := final.Published(units, c); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := final.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Traces != whole.Traces || merged.Linkage != whole.Linkage || merged.Unicity != whole.Unicity || *merged.Correct != *whole.Correct ||
+		merged.Census != whole.Census || len(merged.Without) != len(whole.Without) {
+		t.Errorf("merged %+v\nwhole %+v", merged, whole)
+	}
+
+	// Subjects: halves merged give the same unicity, also when the points
+	// are sampled (MaxPairs far below them).
+	for _, maxPairs := range []int{0, 500} {
+		so := SubjectOptions{Key: testKey(t, 10), Subjects: 300, MaxPairs: maxPairs}
+		one, _ := NewSubjects(so)
+		a, _ := NewSubjects(so)
+		b, _ := NewSubjects(so)
+		ids, rc := cols(raw)
+		pts := make([]uint64, len(ids))
+		CombineColumns(rc, pts)
+		one.Add(ids, pts)
+		a.Add(ids[:len(ids)/2], pts[:len(ids)/2])
+		b.Add(ids[len(ids)/2:], pts[len(ids)/2:])
+		sb, err := b.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Merge(sb); err != nil {
+			t.Fatal(err)
+		}
+		r1, _ := one.Result()
+		r2, _ := a.Result()
+		if r1 != r2 {
+			t.Errorf("MaxPairs %d: merged %+v, whole %+v", maxPairs, r2, r1)
+		}
+	}
+	if err := newT().MergeCandidates([]byte("junk")); err == nil {
+		t.Error("junk candidates accepted")
+	}
+}
