@@ -65,6 +65,7 @@ sample; by default it is drawn under a fresh random key.`,
 	fl.StringVar(&f.time, "time", "ts", "unicity: time column of a point (a timestamp or a bucket)")
 	fl.BoolVar(&f.linkage, "linkage", false, "measure the linkage of a policy's output to raw readings (see --raw, --published, --policy)")
 	addLinkageFlags(cmd, &f.link)
+	addInputFlags(cmd)
 	return cmd
 }
 

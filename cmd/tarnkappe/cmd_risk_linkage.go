@@ -82,7 +82,15 @@ func linkageRisk(cmd *cobra.Command, f *riskFlags) (*anonymize.AttackReport, err
 		return nil, usageError(err, "a published column is keyed: give the keyring the run used (--keys)")
 	}
 	defer r.Close()
-	raw, err := arrowio.Open(ctx, l.raw, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	// The input flags (--csv-types, --allow-missing-end-of-stream) describe
+	// the raw file, the member's own data; the published file is the
+	// policy's output, read with the defaults.
+	rawOpts, err := inputOptions(cmd, l.raw)
+	if err != nil {
+		return nil, err
+	}
+	rawOpts.Mem = mem
+	raw, err := arrowio.Open(ctx, l.raw, rawOpts)
 	if err != nil {
 		return nil, usageError(err, "")
 	}

@@ -51,6 +51,7 @@ When the policy has a release block, the differentially private aggregates go to
 	c.Flags().StringVar(&f.report, "report", "", "write the JSON report here")
 	c.Flags().StringVar(&f.html, "html", "", "write the HTML report here")
 	c.Flags().StringVar(&f.release, "release", "", "DP release output (when the policy has a release block)")
+	addInputFlags(c)
 	return c
 }
 
@@ -108,7 +109,12 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		defer kr.Destroy()
 	}
 	mem := memory.DefaultAllocator
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	inOpts.Mem = mem
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
 	}
