@@ -63,9 +63,14 @@ const (
 	lintMinEvidence = 20
 )
 
-// newRelinkLint returns nil when no published column needs watching.
-func newRelinkLint(pl *plan, p *Policy, key *linkage.Key) *relinkLint {
+// relinkColumns are the Trans columns the data part of the lint watches
+// under scope trip: the published ones but those left out above and those
+// listed under mobility.subject_columns.
+func relinkColumns(pl *plan, p *Policy) []int {
 	m := p.Mobility
+	if m == nil || m.Scope != "trip" {
+		return nil
+	}
 	skip := map[string]bool{m.TripIDColumn: true, m.CellColumn: true, m.Time: true, p.Subject: true}
 	if p.KAnon != nil {
 		for _, q := range p.KAnon.QuasiIdentifiers {
@@ -75,18 +80,28 @@ func newRelinkLint(pl *plan, p *Policy, key *linkage.Key) *relinkLint {
 	for _, c := range m.SubjectColumns {
 		skip[c] = true
 	}
-	l := &relinkLint{keyer: linkage.NewKeyer(key.Seed()), seed: key.Seed() ^ 0x2545f4914f6cdd1d, subj: pl.subjTrans}
+	var cols []int
 	for _, k := range pl.keep {
 		f := pl.trans.Field(k)
 		if skip[f.Name] || pl.actions[k] == ActionMicroaggregate || !linkage.Supported(f.Type) {
 			continue
 		}
-		l.cols = append(l.cols, &lintCol{name: f.Name, idx: k,
+		cols = append(cols, k)
+	}
+	return cols
+}
+
+// newRelinkLint returns nil when no published column needs watching.
+func newRelinkLint(pl *plan, p *Policy, key *linkage.Key) *relinkLint {
+	cols := relinkColumns(pl, p)
+	if len(cols) == 0 {
+		return nil
+	}
+	l := &relinkLint{keyer: linkage.NewKeyer(key.Seed()), seed: key.Seed() ^ 0x2545f4914f6cdd1d, subj: pl.subjTrans}
+	for _, k := range cols {
+		l.cols = append(l.cols, &lintCol{name: pl.trans.Field(k).Name, idx: k,
 			subj: lintSide{partner: map[uint64]uint64{}, theta: ^uint64(0)},
 			val:  lintSide{partner: map[uint64]uint64{}, theta: ^uint64(0)}})
-	}
-	if len(l.cols) == 0 {
-		return nil
 	}
 	return l
 }
