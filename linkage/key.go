@@ -57,10 +57,22 @@ func NewKey(b []byte) (*Key, error) {
 
 // prf is AES-256 of (domain, x): a keyed pseudo-random function of x.
 func (k *Key) prf(domain byte, x uint64) uint64 {
-	var in, out [aes.BlockSize]byte
+	var buf prfBuf
+	return k.prfInto(&buf, domain, x)
+}
+
+// prfBuf is prf's scratch: cipher.Block is an interface, so blocks passed
+// to it escape to the heap. Hot callers (a subject or trace admitted per
+// row) keep one in their own state instead of allocating per call.
+type prfBuf [2 * aes.BlockSize]byte
+
+// prfInto is prf with the caller's scratch (one goroutine per buffer).
+func (k *Key) prfInto(buf *prfBuf, domain byte, x uint64) uint64 {
+	clear(buf[:])
+	in, out := buf[:aes.BlockSize], buf[aes.BlockSize:]
 	in[0] = domain
 	binary.LittleEndian.PutUint64(in[8:], x)
-	k.block.Encrypt(out[:], in[:])
+	k.block.Encrypt(out, in)
 	return binary.LittleEndian.Uint64(out[:8])
 }
 

@@ -102,3 +102,20 @@ func TestKeyerByValue(t *testing.T) {
 		t.Error("the seed does not change the keys")
 	}
 }
+
+// TestPrfIntoAllocates nothing: the keyed priority of a subject or trace is
+// drawn per row.
+func TestPrfIntoAllocatesNothing(t *testing.T) {
+	k, err := NewKey(make([]byte, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf prfBuf
+	x := uint64(1)
+	if n := testing.AllocsPerRun(100, func() { x = k.prfInto(&buf, domSubject, x) }); n != 0 {
+		t.Errorf("prfInto: %v allocations per call", n)
+	}
+	if k.prf(domSubject, 42) != k.prfInto(&buf, domSubject, 42) {
+		t.Error("prf and prfInto differ")
+	}
+}

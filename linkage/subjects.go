@@ -36,11 +36,13 @@ type SubjectOptions struct {
 // trace holds all of them. The same code measures raw traces at GPS
 // precision and at the published precision.
 type Subjects struct {
-	opts  SubjectOptions
-	key   *Key
-	conf  float64
-	done  bool
-	pairs []pair // (point, subject) for eligible points
+	opts SubjectOptions
+	key  *Key
+	// prfBuf is the scratch of the keyed priorities (admit, per row).
+	prfBuf prfBuf
+	conf   float64
+	done   bool
+	pairs  []pair // (point, subject) for eligible points
 	// sorted: pairs[:sorted] is sorted and deduplicated
 	sorted  int
 	theta   uint64 // a point is eligible when its keyed hash is <= theta
@@ -158,7 +160,7 @@ func (s *Subjects) admit(sub uint64) {
 	if _, ok := s.sample[sub]; ok {
 		return
 	}
-	prio := s.key.prf(domSubject, sub)
+	prio := s.key.prfInto(&s.prfBuf, domSubject, sub)
 	if prio >= s.bar {
 		return
 	}

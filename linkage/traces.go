@@ -64,10 +64,12 @@ type TraceOptions struct {
 // readings contain every one of its published points (linked: exactly
 // one) and the published traces that contain p points drawn from it.
 type Traces struct {
-	opts  TraceOptions
-	key   *Key
-	block []int // positions of the block columns
-	conf  float64
+	opts TraceOptions
+	key  *Key
+	// prfBuf is the scratch of the keyed priorities (admit, per row).
+	prfBuf prfBuf
+	block  []int // positions of the block columns
+	conf   float64
 
 	phase int // 1 offering, 2 indexing, 3 done
 
@@ -273,7 +275,7 @@ func (t *Traces) admit(unit, truth uint64) *cand {
 	if c, ok := t.cands[unit]; ok {
 		return c
 	}
-	prio := t.key.prf(domTrace, unit)
+	prio := t.key.prfInto(&t.prfBuf, domTrace, unit)
 	if prio >= t.bar {
 		return nil
 	}
