@@ -1,6 +1,8 @@
 package linkage
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -117,5 +119,28 @@ func TestPrfIntoAllocatesNothing(t *testing.T) {
 	}
 	if k.prf(domSubject, 42) != k.prfInto(&buf, domSubject, 42) {
 		t.Error("prf and prfInto differ")
+	}
+}
+
+// TestSortPairs: a sorted run followed by any pairs sorts like a full
+// sort, whatever the split.
+func TestSortPairs(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 7, 100, 1000} {
+		for _, sorted := range []int{0, 1, n / 3, n / 2, n - 1, n} {
+			if sorted < 0 || sorted > n {
+				continue
+			}
+			ps := make([]pair, n)
+			for i := range ps {
+				ps[i] = pair{rnd.Uint64N(20), rnd.Uint64N(5)}
+			}
+			slices.SortFunc(ps[:sorted], cmpPair)
+			want := slices.Clone(ps)
+			slices.SortFunc(want, cmpPair)
+			if got := sortPairs(ps, sorted); !slices.Equal(got, want) {
+				t.Fatalf("n %d, sorted %d: %v, want %v", n, sorted, got, want)
+			}
+		}
 	}
 }

@@ -293,8 +293,10 @@ func (s *Subjects) Merge(b []byte) error {
 	}
 	elig := s.key.seed ^ 0x5851f42d4c957f2d
 	if theta < s.theta {
+		s.compact() // the deletion below keeps the order, and so the sorted prefix whole
 		s.theta, s.halving = theta, halving
 		s.pairs = slices.DeleteFunc(s.pairs, func(p pair) bool { return mix64(p.point^elig) > s.theta })
+		s.sorted = len(s.pairs)
 	}
 	for _, p := range pairs {
 		if mix64(p.point^elig) <= s.theta {

@@ -149,8 +149,7 @@ func (s *Subjects) Add(subjects, points []uint64) error {
 }
 
 func (s *Subjects) compact() {
-	slices.SortFunc(s.pairs, cmpPair)
-	s.pairs = slices.Compact(s.pairs)
+	s.pairs = slices.Compact(sortPairs(s.pairs, s.sorted))
 	s.sorted = len(s.pairs)
 }
 

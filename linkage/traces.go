@@ -461,10 +461,41 @@ func (t *Traces) Published(units []uint64, cols [][]uint64) error {
 // compactPairs sorts and deduplicates *ps, returning how many it removed.
 func compactPairs(ps *[]pair, sorted *int) int {
 	n := len(*ps)
-	slices.SortFunc(*ps, cmpPair)
-	*ps = slices.Compact(*ps)
+	*ps = slices.Compact(sortPairs(*ps, *sorted))
 	*sorted = len(*ps)
 	return n - len(*ps)
+}
+
+// sortPairs sorts ps whose first sorted pairs are in order already: it
+// sorts the rest and merges the two runs (the indexes append to a sorted
+// run and compact when it has doubled, so a full sort would redo the
+// sorted half every time).
+func sortPairs(ps []pair, sorted int) []pair {
+	if sorted <= 0 || sorted > len(ps) {
+		slices.SortFunc(ps, cmpPair)
+		return ps
+	}
+	tail := ps[sorted:]
+	slices.SortFunc(tail, cmpPair)
+	if len(tail) == 0 || cmpPair(ps[sorted-1], tail[0]) <= 0 {
+		return ps
+	}
+	// Merge from the front with a copy of the head: the write position
+	// never passes the next unread tail pair.
+	head := slices.Clone(ps[:sorted])
+	i, j, k := 0, sorted, 0
+	for i < len(head) && j < len(ps) {
+		if cmpPair(head[i], ps[j]) <= 0 {
+			ps[k] = head[i]
+			i++
+		} else {
+			ps[k] = ps[j]
+			j++
+		}
+		k++
+	}
+	copy(ps[k:], head[i:])
+	return ps
 }
 
 func cmpPair(a, b pair) int {
