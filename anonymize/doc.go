@@ -36,8 +36,15 @@
 //   - A mask never publishes a value unchanged: a value too short to keep
 //     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
-//   - The output is written to a temporary file and renamed on success; on any
-//     error no output file remains and the input is untouched.
+//   - The data's sink is made before the first row is read (a path that
+//     cannot be written fails at once); every output (data, release, the
+//     reports of Options.Reports) is written to a temporary file and all are
+//     committed together at the end (arrowio.CommitAll: all or none). On any
+//     error, and when ctx is cancelled at any step, no output remains, the
+//     scratch files are removed and the input is untouched.
+//   - Scratch files live in a folder of the run's own, locked while its
+//     process lives; each Run removes the folders of runs that died (killed,
+//     crashed) before it starts.
 //   - Memory is bounded by the batch size and the number of distinct
 //     quasi-identifier combinations and subjects, not by the number of rows.
 //
@@ -105,7 +112,8 @@
 // generalises the quasi-identifiers to the levels the search chose,
 // suppresses classes below k and writes. finish hands the figures the passes
 // and the measures gathered to the report builder (Steps.Report, which the
-// Beam pipeline calls too) and commits the outputs together. Spilling the transformed rows
+// Beam pipeline calls too), renders the reports, prepares every output and
+// commits them together. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and
 // the expensive steps (trips, H3 cells, pseudonyms) run once; its cost is
 // temporary disk space about the size of the uncompressed transformed data.

@@ -32,11 +32,15 @@ func TestPrismReportMatchesSingleMachine(t *testing.T) {
 	if want.KAnon == nil || want.Mobility == nil || want.Mobility.Utility == nil || want.DP == nil || want.OptOut == nil {
 		t.Fatalf("the fixture should fill every block: %+v", want)
 	}
+	if g, w := strings.ReplaceAll(got.KAnon.VerifyCommand, got.Output, "OUT"), strings.ReplaceAll(want.KAnon.VerifyCommand, want.Output, "OUT"); g != w {
+		t.Errorf("kanon.verify_command: beam %q, single machine %q", g, w)
+	}
 }
 
 // Report fields whose values the engines need not share: names and times of
-// the run.
-var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|outputs\[\d\]\.file)$`)
+// the run (kanon.verify_command names the output; the test checks it
+// with the output's name replaced).
+var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|kanon\.verify_command|outputs\[\d\]\.file)$`)
 
 // Report fields of the linkage and unicity measures, which Beam does not
 // compute: the single machine has them (and lists them as measured beside

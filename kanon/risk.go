@@ -23,8 +23,14 @@ import (
 //   - Marketer: the attacker re-identifies as many rows as possible; the
 //     expected fraction is classes/rows.
 type Risk struct {
-	Rows    int64 `json:"rows"`
-	Classes int   `json:"classes"`
+	// Rows are the rows measured; with Subject, the members of the classes
+	// (each subject once per class it appears in), which the averages
+	// divide by.
+	Rows int64 `json:"rows"`
+	// Subject is the column whose distinct values the classes counted
+	// (MeasureSubjectRisk), "" when they counted rows.
+	Subject string `json:"subject,omitempty"`
+	Classes int    `json:"classes"`
 	// Prosecutor is the highest prosecutor risk, 1/min class size.
 	Prosecutor float64 `json:"prosecutor"`
 	// ProsecutorAverage is the average prosecutor risk, classes/rows.
@@ -103,18 +109,35 @@ func RiskAfter(h *Histogram, r *Result) (Risk, error) {
 // quasi-identifiers, by grouping the text of their values (the same simple
 // grouping Verify uses). It does not release rdr.
 func MeasureRisk(ctx context.Context, rdr array.RecordReader, qi []string) (Risk, error) {
+	return measureRisk(ctx, "kanon.MeasureRisk", rdr, qi, "")
+}
+
+// MeasureSubjectRisk is MeasureRisk with classes counted in distinct values
+// of the subject column, as the pipeline counts vehicles (nulls as in
+// VerifyOptions.Subject): a class of ten readings of one car is one
+// member, and singles it out. It does not release rdr.
+func MeasureSubjectRisk(ctx context.Context, rdr array.RecordReader, qi []string, subject string) (Risk, error) {
+	if subject == "" {
+		return Risk{}, errors.New("kanon.MeasureSubjectRisk: no subject column")
+	}
+	return measureRisk(ctx, "kanon.MeasureSubjectRisk", rdr, qi, subject)
+}
+
+func measureRisk(ctx context.Context, fn string, rdr array.RecordReader, qi []string, subject string) (Risk, error) {
 	if len(qi) == 0 {
-		return Risk{}, errors.New("kanon.MeasureRisk: no quasi-identifiers")
+		return Risk{}, errors.New(fn + ": no quasi-identifiers")
 	}
-	groups, _, _, _, err := groupRows(ctx, rdr, qi, "")
+	gr, err := groupRows(ctx, rdr, qi, "", subject)
 	if err != nil {
-		return Risk{}, fmt.Errorf("kanon.MeasureRisk: %w", err)
+		return Risk{}, fmt.Errorf("%s: %w", fn, err)
 	}
-	counts := make([]int64, 0, len(groups))
-	for _, g := range groups {
+	counts := make([]int64, 0, len(gr.groups))
+	for _, g := range gr.groups {
 		counts = append(counts, g.n)
 	}
-	return riskFromCounts(counts), nil
+	r := riskFromCounts(counts)
+	r.Subject = subject
+	return r, nil
 }
 
 // newSearcherFor rebuilds the search state for an existing result.

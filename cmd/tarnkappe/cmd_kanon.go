@@ -38,7 +38,12 @@ t-close sensitive values), suppressing at most --suppression of the rows, and
 writes the generalised data. It reads the input twice: once to count the
 combinations of quasi-identifier values, once to write. Each quasi-identifier
 needs a hierarchy in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.csv,
-';'-separated, one row per value, level 0 first (ARX's layout).`,
+';'-separated, one row per value, level 0 first (ARX's layout).
+
+--out and --report are checked before the input is read (an output that is the
+input, a hierarchy file or the other output is refused, and so is an output
+another process writes), written to temporary files and put in place together
+at the end: on any error, SIGINT or SIGTERM neither remains.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runKanon(cmd, f) },
 	}
@@ -188,6 +193,19 @@ func runKanon(cmd *cobra.Command, f *kanonFlags) error {
 	if err != nil {
 		return usageError(err, "")
 	}
+	// The outputs are checked and claimed before the input is read, and
+	// committed together at the end: on any error none remains.
+	outFile, reportFile, err := claimKanonOutputs(f)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, o := range []*arrowio.File{outFile, reportFile} {
+			if o != nil {
+				o.Abort() // a no-op once committed
+			}
+		}
+	}()
 
 	// Pass 1: histogram.
 	src, err := openInput(ctx, cmd, f.in, f.delimiter)
@@ -226,26 +244,31 @@ func runKanon(cmd *cobra.Command, f *kanonFlags) error {
 		return usageError(err, "")
 	}
 	defer src.Close()
-	sink, err := arrowio.Create(f.out, ap.Schema(src.Schema()), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
+	sink, err := arrowio.NewSink(outFile, ap.Schema(src.Schema()), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
 	if err != nil {
 		return usageError(err, "")
 	}
+	defer sink.Abort() // a no-op once committed
 	if err := writeApplied(ctx, src, ap, sink); err != nil {
-		sink.Abort()
 		return usageError(fmt.Errorf("%s: %w", f.in, err), "")
-	}
-	if err := sink.Commit(); err != nil {
-		return err
 	}
 	in, out, supp := ap.Counts()
 	if in != h.Rows() {
 		return fmt.Errorf("kanon: the second pass read %d rows, the first %d: the input changed", in, h.Rows())
 	}
 	rep := kanonReport{Rows: rowsReport{In: in, Out: out, Suppressed: supp}, Kanon: res, Risk: riskReport{Before: before, After: after}}
-	if f.report != "" {
-		if err := writeJSONFile(f.report, rep); err != nil {
-			return err
+	outs := []arrowio.Output{sink}
+	if reportFile != nil {
+		if err := writeJSONTo(reportFile, rep); err != nil {
+			return fmt.Errorf("kanon: --report %s: %w", f.report, err)
 		}
+		outs = append(outs, reportFile)
+	}
+	if err := arrowio.CommitAll(ctx, outs...); err != nil {
+		if ctx.Err() != nil {
+			return interrupted(ctx)
+		}
+		return fmt.Errorf("kanon: %w", err)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "kanon: k=%d transformation %s; %s %.10g; rows in %d, out %d, suppressed %d; prosecutor risk %.4g -> %.4g\n",
 		res.K, formatTransformation(res), res.Metric, res.InformationLoss[string(res.Metric)], in, out, supp, before.Prosecutor, after.Prosecutor)
@@ -282,10 +305,45 @@ func writeBatch(sink *arrowio.Sink, b arrow.RecordBatch) error {
 	return sink.Write(b)
 }
 
-func writeJSONFile(path string, v any) error {
+// writeJSONTo writes v as indented JSON to w.
+func writeJSONTo(w io.Writer, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
+
+// claimKanonOutputs refuses outputs that are an input (--in, a hierarchy
+// file) or each other, then claims --out and --report. The report's File
+// is nil when no --report was given, --out's when it is "-".
+func claimKanonOutputs(f *kanonFlags) (out, report *arrowio.File, err error) {
+	inputs := []arrowio.Named{{Name: "--in", Path: f.in}}
+	if ents, err := os.ReadDir(f.hierarchies); err == nil {
+		for _, e := range ents {
+			if !e.IsDir() {
+				inputs = append(inputs, arrowio.Named{Name: "a file in --hierarchies", Path: filepath.Join(f.hierarchies, e.Name())})
+			}
+		}
+	}
+	outputs := []arrowio.Named{{Name: "--out", Path: f.out}, {Name: "--report", Path: f.report}}
+	if err := checkPaths(inputs, outputs); err != nil {
+		return nil, nil, err
+	}
+	if f.report == "-" {
+		return nil, nil, usageError(errors.New("--report -: the report is written to a file"), "name a file; standard output carries data only")
+	}
+	if out, err = claimOutput("--out", f.out, true); err != nil {
+		return nil, nil, err
+	}
+	if f.report != "" {
+		if report, err = claimOutput("--report", f.report, false); err != nil {
+			if out != nil {
+				out.Abort()
+			}
+			return nil, nil, err
+		}
+	}
+	return out, report, nil
 }
