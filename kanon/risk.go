@@ -79,13 +79,9 @@ func RiskBefore(h *Histogram) (Risk, error) {
 	if err != nil {
 		return Risk{}, fmt.Errorf("kanon.RiskBefore: %w", err)
 	}
-	var s scratch
-	_, cl := e.rollup(e.base, 0, &s)
-	// Rolling up to the bottom node groups away the sensitive column.
-	if cl.rep != nil || !e.hasSens {
-		return riskFromCounts(cl.counts), nil
-	}
-	return riskFromCounts(cl.counts), nil
+	// The engine's base table holds the bottom node's classes (the
+	// sensitive column grouped away).
+	return riskFromCounts(e.base.counts), nil
 }
 
 // RiskAfter returns the risk of the released rows of a search result: the
@@ -95,7 +91,7 @@ func RiskAfter(h *Histogram, r *Result) (Risk, error) {
 	if err != nil {
 		return Risk{}, fmt.Errorf("kanon.RiskAfter: %w", err)
 	}
-	cl, supp, _ := s.classesOf(s.e.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lattice.id(r.Levels))
 	var kept []int64
 	for i, n := range cl.counts {
 		if !supp[i] {
@@ -129,7 +125,7 @@ func measureRisk(ctx context.Context, fn string, rdr array.RecordReader, qi []st
 	}
 	gr, err := groupRows(ctx, rdr, qi, "", subject)
 	if err != nil {
-		return Risk{}, fmt.Errorf("%s: %w", fn, err)
+		return Risk{}, err
 	}
 	counts := make([]int64, 0, len(gr.groups))
 	for _, g := range gr.groups {
@@ -138,30 +134,4 @@ func measureRisk(ctx context.Context, fn string, rdr array.RecordReader, qi []st
 	r := riskFromCounts(counts)
 	r.Subject = subject
 	return r, nil
-}
-
-// newSearcherFor rebuilds the search state for an existing result.
-func newSearcherFor(h *Histogram, r *Result) (*searcher, error) {
-	if h == nil || r == nil {
-		return nil, errors.New("nil histogram or result")
-	}
-	if len(r.Levels) != len(h.dims) {
-		return nil, fmt.Errorf("result has %d levels, histogram %d quasi-identifiers", len(r.Levels), len(h.dims))
-	}
-	for c, q := range h.qi {
-		if r.QuasiIdentifiers[c] != q {
-			return nil, fmt.Errorf("result quasi-identifier %d is %q, histogram's is %q", c, r.QuasiIdentifiers[c], q)
-		}
-		if r.Levels[c] < 0 || r.Levels[c] >= h.dims[c].levels {
-			return nil, fmt.Errorf("column %q: level %d out of range [0,%d]", q, r.Levels[c], h.dims[c].levels-1)
-		}
-	}
-	e, err := newEngine(h)
-	if err != nil {
-		return nil, err
-	}
-	s := &searcher{h: h, e: e, m: newMetrics(h), s: &scratch{}}
-	s.chk = newChecker(h, r.K, r.LDiversity, r.TCloseness)
-	s.cache = []*table{e.base}
-	return s, nil
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // This file is the independent checker. It deliberately shares no code with
@@ -23,7 +25,8 @@ type VerifyOptions struct {
 	// classes. Required.
 	QuasiIdentifiers []string
 	// K: every class must have at least K rows (K subjects with Subject).
-	// Required, >= 2.
+	// Required, >= 2, unless LDiversity or TCloseness is set: then 0
+	// checks those models alone.
 	K int
 	// Subject, when set, is the column whose distinct values a class
 	// counts instead of rows, as the pipeline counts vehicles: a class of
@@ -85,8 +88,8 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	if len(opts.QuasiIdentifiers) == 0 {
 		return nil, fmt.Errorf("%s: QuasiIdentifiers must name at least one column", fn)
 	}
-	if opts.K < 2 {
-		return nil, fmt.Errorf("%s: K must be >= 2 (got %d)", fn, opts.K)
+	if opts.K < 2 && (opts.K != 0 || opts.LDiversity == nil && opts.TCloseness == nil) {
+		return nil, fmt.Errorf("%s: K must be >= 2 (got %d), or 0 with LDiversity or TCloseness", fn, opts.K)
 	}
 	sens := ""
 	if opts.LDiversity != nil {
@@ -106,7 +109,8 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	}
 	gr, err := groupRows(ctx, rdr, opts.QuasiIdentifiers, sens, opts.Subject)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+		// About the data, located by column: no function name to repeat.
+		return nil, err
 	}
 	groups, order := gr.groups, gr.order
 	ref, refTotal := gr.global, gr.members
@@ -192,7 +196,7 @@ func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens, s
 	column := func(rec arrow.RecordBatch, name, what string) (arrow.Array, error) {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) != 1 {
-			return nil, fmt.Errorf("%scolumn %q not in input (or not unique)", what, name)
+			return nil, rowerr.Atf(0, name, "%snot in input (or not unique)", what)
 		}
 		return rec.Column(idx[0]), nil
 	}
@@ -211,14 +215,14 @@ func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens, s
 		}
 		var scol, subj arrow.Array
 		if sens != "" {
-			c, err := column(rec, sens, "sensitive ")
+			c, err := column(rec, sens, "sensitive column ")
 			if err != nil {
 				return nil, err
 			}
 			scol = c
 		}
 		if subject != "" {
-			c, err := column(rec, subject, "subject ")
+			c, err := column(rec, subject, "subject column ")
 			if err != nil {
 				return nil, err
 			}
