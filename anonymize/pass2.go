@@ -80,6 +80,12 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		rec := rd.RecordBatch()
 		n := rec.NumRows()
 		rec.Retain()
+		// Every spilled row, before suppression: the raw readings at
+		// published precision (the linkage measure's adversary).
+		if err := ru.ms.spilled(ctx, rec); err != nil {
+			rec.Release()
+			return c, err
+		}
 		if keys != nil {
 			_, group, _, _, err := keys.next(int(n))
 			if err != nil {
@@ -96,6 +102,21 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				rec = kept
 				c.suppressed += dropped
 			}
+		}
+		if ru.micro != nil {
+			// Microaggregated columns become their group's mean (the
+			// generalised schema's type, float64) before kanon assembles
+			// the generalised row.
+			out := ru.micro.schema
+			if kr == nil {
+				out = pl.gen
+			}
+			m, err := ru.micro.apply(mem, rec, out)
+			rec.Release()
+			if err != nil {
+				return c, err
+			}
+			rec = m
 		}
 		if kr != nil {
 			// The spill's rows are no data rows (the opt-out removed rows,

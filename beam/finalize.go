@@ -59,7 +59,7 @@ type finalizeFn struct {
 
 func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
 	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool,
-	sample func(*Sample) bool, starts func(*WindowStart) bool, groups func(*UtilGroup) bool, after func(*Sample) bool) (err error) {
+	starts func(*WindowStart) bool, groups func(*UtilGroup) bool, relink func(*[]byte) bool) (err error) {
 	cfg := f.Cfg
 	defer func() {
 		os.RemoveAll(cfg.TempDir)
@@ -76,6 +76,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if err := w.planInput(ctx, cfg.Inputs[0]); err != nil {
 		return fmt.Errorf("input %s: %w", cfg.Inputs[0], err)
 	}
+	// The re-linking lint fails the run before anything is merged.
+	if err := checkRelink(w, relink); err != nil {
+		return err
+	}
 	t, err := readTally(counts)
 	if err != nil {
 		return err
@@ -91,7 +95,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	defer out.abort()
 	var ms *measures
 	if w.p.Mobility != nil {
-		if ms, err = newMeasures(w, cfg, starts); err != nil {
+		if ms, err = newMeasures(w, starts); err != nil {
 			return err
 		}
 	}
@@ -107,9 +111,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		}
 	}
 	if ms != nil {
-		if err := ms.figures(ctx, fig, sample, after, groups, t.n[countUtilCut] > 0); err != nil {
-			return err
-		}
+		ms.figures(fig, groups, t.n[countUtilCut] > 0)
 	}
 	if fig.DP, err = out.release(cfg, rel); err != nil {
 		return err

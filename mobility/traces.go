@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -189,6 +190,18 @@ func (g *TraceGate) ApplyTrips(ctx context.Context, trip arrow.Array) (arrow.Arr
 		return nil, err
 	}
 	return g.applyTrips(g.mem, trip)
+}
+
+// PublishedIDs yields the ids of the trips that keep their id (after Seal):
+// the measures that sample published trips draw from them.
+func (g *TraceGate) PublishedIDs() iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		for id, ok := range g.published {
+			if ok && !yield(id) {
+				return
+			}
+		}
+	}
 }
 
 // Stats returns the counters (trip counts once sealed).
