@@ -14,6 +14,14 @@
 //
 // and produces a Report (JSON for machines, self-contained HTML for people).
 //
+// Rows may come in any order. With a mobility block the trips need each
+// subject's readings in time order; Run streams input in time order (as
+// ingestion writes it) or grouped by subject (a vehicle-by-vehicle export)
+// as it comes, finding out which while it streams, and sorts any other
+// input by subject and time first, in bounded memory (encrypted temporary
+// files). Nothing needs declaring; the report's input_details.order says
+// how the rows were read. See Runner.Run and Options.Reopen.
+//
 // Errors about data name the data row and the column in package rowerr's
 // format, `row N, column "x": …`, rows counted from 1 in input order
 // (errors.As finds the rowerr.Error; the chain below it is kept): after the

@@ -22,6 +22,9 @@ type Report struct {
 	Started  time.Time `json:"started"`
 	Duration float64   `json:"duration_seconds"`
 
+	// InputDetails describe the input (InputReport).
+	InputDetails *InputReport `json:"input_details,omitempty"`
+
 	Rows RowCounts `json:"rows"`
 	// Columns maps every input column (and every added column) to its action.
 	Columns map[string]string `json:"columns"`
@@ -60,6 +63,18 @@ func (r *Report) Warnings() []string {
 		}
 	}
 	return w
+}
+
+// InputReport describes the input a run read.
+type InputReport struct {
+	// Order says how the rows were read: "time" (in time order, as
+	// ingestion produces them), "subject" (grouped by subject, each
+	// subject's rows in time order), "sorted" (in neither: sorted by subject
+	// and time first, in SortRuns runs spilled to encrypted scratch files,
+	// 0 when it fitted in memory), or "as is" (the policy has no mobility
+	// block, and no step depends on order).
+	Order    string `json:"order"`
+	SortRuns int    `json:"sort_runs,omitempty"`
 }
 
 // RowCounts accounts for every input row: In = Out + Suppressed + Filtered.

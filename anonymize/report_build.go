@@ -22,6 +22,10 @@ type Figures struct {
 	Tool string
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
+	// InputOrder says how the engine read the rows (InputReport.Order);
+	// SortRuns how many sorted runs a sort spilled.
+	InputOrder string
+	SortRuns   int
 	// Started is when the run started; the report's duration runs from it
 	// to the build.
 	Started time.Time
@@ -121,6 +125,9 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 		Started: f.Started.UTC().Truncate(time.Second), Keys: r.keys,
 		Rows: RowCounts{In: f.Rows.In, Out: f.Rows.Out, Suppressed: f.Rows.Suppressed, FilteredBy: map[string]int64{}}}
 	columnReport(rep, p, pl)
+	if f.InputOrder != "" {
+		rep.InputDetails = &InputReport{Order: f.InputOrder, SortRuns: f.SortRuns}
+	}
 	if r.optout != nil {
 		rep.Rows.FilteredBy["opt_out"] = f.Rows.OptedOut
 		rep.OptOut = &OptOutReport{Listed: r.optout.listed(), Subjects: f.OptOutSubjects, Rows: f.Rows.OptedOut,

@@ -13,13 +13,24 @@ import (
 // the report. On any error every output is aborted (no output remains) and
 // the error names the column and row where it can. Run does not release src.
 //
-// A run is five steps, a file each:
+// Rows may come in any order: a policy with a mobility block needs each
+// subject's rows in time order, and the input step finds out, as it
+// streams, whether the input is in time order, grouped by subject, or
+// neither, and sorts it (bounded memory, encrypted scratch files) only in
+// the last case (order.go).
 //
+// A run is an input step and five steps, a file each:
+//
+//	input  (order.go)   hand pass 1 the input in an order the trip segmenter streams
 //	start  (start.go)   plan the run for src's schema; set up the measures, the outputs and the spill
 //	pass 1 (pass1.go)   read src: opt-out, trips and cells, column actions; feed the measures; spill
 //	decide (decide.go)  between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
 //	pass 2 (pass2.go)   read the spill back: suppress, generalise, write
 //	finish (finish.go)  the measures' figures, the report (report_build.go), commit the outputs
+//
+// When pass 1 finds the input in an order the segmenter cannot stream,
+// start and pass 1 run again on the input in another order (the input step
+// says which and reads the input again from its first row).
 //
 // Without a kanon or mobility block there is nothing to decide: pass 1
 // writes the output and pass 2 has nothing to do.
@@ -33,15 +44,16 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		// Shared with other Runs of the process (memlimit.go).
 		defer memLimits.hold(lim)()
 	}
-	run, err := r.start(src.Schema(), create)
+	order, err := r.newInputOrder(src)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	defer order.close()
+	run, in, err := r.read(ctx, order, create)
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	defer run.close()
-	in, err := run.pass1(ctx, src)
-	if err != nil {
-		return nil, fmt.Errorf("anonymize: %w", err)
-	}
 	dec, err := run.decide(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
@@ -55,4 +67,28 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	return rep, nil
+}
+
+// read is start and pass 1, run again in the next order the input step
+// offers while pass 1 finds the input out of order.
+func (r *Runner) read(ctx context.Context, order *inputOrder, create CreateFunc) (*run, pass1Counts, error) {
+	for {
+		run, err := r.start(order.schema, create, order)
+		if err != nil {
+			return nil, pass1Counts{}, err
+		}
+		in, err := run.pass1(ctx, order)
+		if err == nil {
+			return run, in, nil
+		}
+		grouped := run.pl.seg != nil && run.pl.seg.Grouped()
+		run.close()
+		again, ferr := order.retry(ctx, err, grouped)
+		if ferr != nil {
+			return nil, pass1Counts{}, ferr
+		}
+		if !again {
+			return nil, pass1Counts{}, err
+		}
+	}
 }

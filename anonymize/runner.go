@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
@@ -53,6 +54,15 @@ type Options struct {
 	Release CreateFunc
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
+	// Reopen, when set, opens the input Run reads again from its first row
+	// (a file: arrowio.Open of the same path). Rows may come in any order;
+	// when a policy with a mobility block finds them in an order its trip
+	// segmenter cannot stream, Run reads the input again, grouped by
+	// subject or sorted (see Run). Without Reopen it keeps an encrypted
+	// copy of what it reads in a temporary file for that (the input may be
+	// stdin), which costs temporary disk space of about the input's Arrow
+	// size while it runs. Run releases the readers Reopen returns.
+	Reopen func() (array.RecordReader, error)
 	// UnicityMaxRows bounds the rows the unicity measure indexes (its memory
 	// grows with them); rows beyond are not indexed and the report says so.
 	// 0 means 1,000,000.

@@ -23,17 +23,18 @@ type run struct {
 	// kanon and no mobility block: nothing is decided between passes).
 	spill *spillFile
 	bar   *progressbar.ProgressBar
+	order *inputOrder // the input step: what pass 1 reads, and in which order
 }
 
 // start plans the run for the input schema and sets up its measures, its
 // outputs and (for two passes) the spill. With one pass the data's sink is
 // created here; with two, pass 2 creates it.
-func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) {
-	pl, err := r.makePlan(in)
+func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (_ *run, err error) {
+	pl, err := r.makePlan(in, order.order)
 	if err != nil {
 		return nil, err
 	}
-	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release}, ms: &measures{}}
+	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release}, ms: &measures{}, order: order}
 	defer func() {
 		if err != nil {
 			ru.close()

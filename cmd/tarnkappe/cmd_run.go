@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
@@ -108,7 +109,8 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		defer kr.Destroy()
 	}
 	mem := memory.DefaultAllocator
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()})
+	inOpts := arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()}
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
 	}
@@ -122,6 +124,13 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
 		},
+	}
+	if f.in != arrowio.Stdio {
+		// Input in an order the trips cannot stream is read again from
+		// the file rather than from a copy the run would keep (stdin).
+		opts.Reopen = func() (array.RecordReader, error) {
+			return arrowio.Open(ctx, f.in, inOpts)
+		}
 	}
 	if isTerminal(cmd.ErrOrStderr()) {
 		opts.Progress = cmd.ErrOrStderr()
