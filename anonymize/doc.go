@@ -44,6 +44,13 @@
 //   - A mask never publishes a value unchanged: a value too short to keep
 //     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
+//   - A report says which build, policy and input made it, without holding
+//     any value of the data: Version, the policy file's SHA-256, the
+//     input's size, the SHA-256 of its column names and types, and a keyed
+//     fingerprint of the input file (not a plain hash, which would let
+//     anyone with a guess of the data confirm it; see FingerprintFiles).
+//   - A DP release's report shows every released value with its interval
+//     and dp's verdict on how much they say (Result.Verdict).
 //   - The output is written to a temporary file and renamed on success; on any
 //     error no output file remains and the input is untouched.
 //   - Memory is bounded by the batch size and the number of distinct

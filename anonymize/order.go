@@ -66,6 +66,27 @@ type inputOrder struct {
 	tee    *teeReader
 	prefix []*scratch.File
 	owned  []array.RecordReader // readers made here (reopened, replays, the sort), released by close
+	// file delivers the input file's figures (Options.InputFile), hashed on
+	// its own goroutine while the passes run; nil without a file.
+	file <-chan fileResult
+}
+
+type fileResult struct {
+	fig *InputFileFigures
+	err error
+}
+
+// fileFigures waits for the input file's figures (nil without a file).
+func (in *inputOrder) fileFigures() (*InputFileFigures, error) {
+	if in.file == nil {
+		return nil, nil
+	}
+	r := <-in.file
+	in.file = nil
+	if r.err != nil {
+		return nil, fmt.Errorf("input file: %w", r.err)
+	}
+	return r.fig, nil
 }
 
 // SortFigures describe the sort of an input that came in no order the
@@ -79,6 +100,14 @@ type SortFigures struct {
 // newInputOrder sets up the input step for src.
 func (r *Runner) newInputOrder(src array.RecordReader) (*inputOrder, error) {
 	in := &inputOrder{r: r, schema: src.Schema(), src: src, cur: src, order: mobility.OrderTime}
+	if path := r.opts.InputFile; path != "" {
+		ch := make(chan fileResult, 1)
+		in.file = ch
+		go func() {
+			fig, err := FingerprintFiles(r.opts.Keyring, "", path)
+			ch <- fileResult{fig, err}
+		}()
+	}
 	if r.p.Mobility == nil {
 		in.fixed = true
 		return in, nil
@@ -203,6 +232,10 @@ func (in *inputOrder) again() (array.RecordReader, error) {
 
 // close releases what the step made and removes its scratch files.
 func (in *inputOrder) close() {
+	if in.file != nil {
+		<-in.file // the hash goroutine ends with the run
+		in.file = nil
+	}
 	for _, rd := range in.owned {
 		rd.Release()
 	}

@@ -54,6 +54,11 @@ type Options struct {
 	Release CreateFunc
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
+	// InputFile, when set, is the file the source reads (the path given to
+	// arrowio.Open): Run reads it once more, beside the passes, for the
+	// report's input_details — its size and, with a Keyring, a keyed
+	// fingerprint of its bytes (FingerprintFiles).
+	InputFile string
 	// Reopen, when set, opens the input Run reads again from its first row
 	// (a file: arrowio.Open of the same path). Rows may come in any order;
 	// when a policy with a mobility block finds them in an order its trip

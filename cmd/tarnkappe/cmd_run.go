@@ -126,6 +126,8 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		},
 	}
 	if f.in != arrowio.Stdio {
+		// The report gives the file's size and keyed fingerprint.
+		opts.InputFile = f.in
 		// Input in an order the trips cannot stream is read again from
 		// the file rather than from a copy the run would keep (stdin).
 		opts.Reopen = func() (array.RecordReader, error) {
