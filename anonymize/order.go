@@ -163,9 +163,11 @@ func (in *inputOrder) retry(ctx context.Context, err error, grouped bool) (bool,
 	}
 	m := in.r.p.Mobility
 	nb := newNumbered(again, in.r.mem)
+	nb.bar = in.r.progress("sorting by subject and time", in.r.opts.ProgressTotal)
 	s, serr := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
 		Subject: in.r.p.Subject, Time: m.Time, TempDir: in.r.opts.TempDir, Mem: in.r.mem,
 		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
+	nb.bar.done()
 	nb.Release() // the sort has read it all
 	if serr != nil {
 		return false, fmt.Errorf("sorting the input by subject and time: %w", serr)
@@ -355,6 +357,7 @@ type chainReader struct {
 	cur    arrow.RecordBatch
 	err    error
 	refs   atomic.Int64
+	bar    *progress // counts the rows read, or nil
 }
 
 func (c *chainReader) Next() bool {
@@ -398,6 +401,7 @@ type numbered struct {
 	cur    arrow.RecordBatch
 	err    error
 	refs   atomic.Int64
+	bar    *progress // counts the rows read, or nil
 }
 
 // rowColumn names the data-row column of a sorted input; it is taken off
@@ -432,6 +436,7 @@ func (n *numbered) Next() bool {
 		b.UnsafeAppend(n.rows + i + 1)
 	}
 	n.rows += rec.NumRows()
+	n.bar.add(rec.NumRows())
 	col := b.NewArray()
 	defer col.Release()
 	n.cur = array.NewRecordBatch(n.schema, append(slices.Clone(rec.Columns()), col), rec.NumRows())

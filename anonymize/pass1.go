@@ -109,9 +109,7 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 			return nil
 		}
 		at.rows += n
-		if ru.bar != nil {
-			ru.bar.Add64(n)
-		}
+		ru.bar.add(n)
 	}
 	if err := srcErr(); err != nil {
 		return fmt.Errorf("reading the input after row %d: %w", at.rows, err)

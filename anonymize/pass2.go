@@ -35,6 +35,8 @@ func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2C
 	if err := ru.out.openData(ru.pl.out); err != nil {
 		return pass2Counts{}, err
 	}
+	ru.bar.done()
+	ru.bar = ru.r.progress("pass 2 of 2: writing", ru.spill.rows)
 	rd, err := ipc.NewReader(ru.spill.f, ipc.WithAllocator(ru.r.mem), ipc.WithSchema(ru.spill.schema))
 	if err != nil {
 		return pass2Counts{}, fmt.Errorf("spill: %w", err)
@@ -81,6 +83,7 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		}
 		rec := rd.RecordBatch()
 		n := rec.NumRows()
+		ru.bar.add(n)
 		rec.Retain()
 		if keys != nil {
 			_, group, _, _, err := keys.next(int(n))

@@ -44,9 +44,11 @@ type Options struct {
 	// only in memory (internal/scratch) and removed at the end; "" means
 	// os.TempDir().
 	TempDir string
-	// Progress, when not nil, shows a progress bar (the CLI passes stderr
-	// only when it is a terminal). ProgressTotal is the expected row count,
-	// or -1 when unknown.
+	// Progress, when not nil, shows a progress bar for each phase of a run
+	// (a sort when the input needs one, pass 1, pass 2; the CLI passes
+	// stderr only when it is a terminal). ProgressTotal is the input's row
+	// count when known (arrowio.Source.TotalRows), or <= 0: pass 1 then
+	// shows a spinner with the rows read; pass 2 always knows its total.
 	Progress      io.Writer
 	ProgressTotal int64
 	// Release creates the sink of the DP release. Required when the policy

@@ -2,10 +2,8 @@ package anonymize
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/schollz/progressbar/v3"
 )
 
 // run is one Run of a Runner: what start sets up for the steps after it.
@@ -22,7 +20,7 @@ type run struct {
 	// spill holds pass 1's rows for pass 2; nil when one pass does (no
 	// kanon and no mobility block: nothing is decided between passes).
 	spill *spillFile
-	bar   *progressbar.ProgressBar
+	bar   *progress   // the current pass's progress bar
 	order *inputOrder // the input step: what pass 1 reads, and in which order
 }
 
@@ -51,11 +49,17 @@ func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (
 	} else if err := ru.out.openData(pl.out); err != nil {
 		return nil, err
 	}
-	if r.opts.Progress != nil {
-		ru.bar = progressbar.NewOptions64(r.opts.ProgressTotal, progressbar.OptionSetWriter(r.opts.Progress),
-			progressbar.OptionSetDescription("anonymising"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	desc := "reading and writing"
+	if ru.spill != nil {
+		desc = "pass 1 of 2: reading"
 	}
+	switch order.name() {
+	case "subject":
+		desc += " (again, vehicle by vehicle)"
+	case "sorted":
+		desc += " (sorted)"
+	}
+	ru.bar = r.progress(desc, r.opts.ProgressTotal)
 	return ru, nil
 }
 
@@ -127,9 +131,7 @@ func (ru *run) addMeasures() error {
 // close ends the run: every output not committed is aborted, the scratch
 // files are removed, and what the measures and the plan hold is released.
 func (ru *run) close() {
-	if ru.bar != nil {
-		ru.bar.Finish()
-	}
+	ru.bar.done()
 	ru.ms.close()
 	ru.out.close()
 	if ru.spill != nil {
