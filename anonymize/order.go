@@ -59,7 +59,7 @@ type inputOrder struct {
 	order  mobility.InputOrder
 	sorted bool
 	cur    array.RecordReader
-	sortMS SortFigures
+	runs   int // the sort's runs spilled to encrypted scratch files (0: in memory)
 	// tee writes the copy of what src hands out (nil with Reopen, and once
 	// sorted: nothing reads the input a fourth time); prefix holds the
 	// copies finished by earlier attempts, in input order.
@@ -89,17 +89,18 @@ func (in *inputOrder) fileFigures() (*InputFileFigures, error) {
 	return r.fig, nil
 }
 
-// SortFigures describe the sort of an input that came in no order the
-// segmenter streams.
-type SortFigures struct {
-	// Runs is the number of sorted runs spilled to encrypted scratch files
-	// (0: the input fitted in memory).
-	Runs int
-}
-
 // newInputOrder sets up the input step for src.
 func (r *Runner) newInputOrder(src array.RecordReader) (*inputOrder, error) {
 	in := &inputOrder{r: r, schema: src.Schema(), src: src, cur: src, order: mobility.OrderTime}
+	if r.p.Mobility == nil {
+		in.fixed = true
+	} else if r.opts.Reopen == nil {
+		t, err := newTee(src, r.opts.TempDir, r.mem)
+		if err != nil {
+			return nil, err
+		}
+		in.tee, in.cur = t, t
+	}
 	if path := r.opts.InputFile; path != "" {
 		ch := make(chan fileResult, 1)
 		in.file = ch
@@ -108,21 +109,10 @@ func (r *Runner) newInputOrder(src array.RecordReader) (*inputOrder, error) {
 			ch <- fileResult{fig, err}
 		}()
 	}
-	if r.p.Mobility == nil {
-		in.fixed = true
-		return in, nil
-	}
-	if r.opts.Reopen == nil {
-		t, err := newTee(src, r.opts.TempDir, r.mem)
-		if err != nil {
-			return nil, err
-		}
-		in.tee, in.cur = t, t
-	}
 	return in, nil
 }
 
-// Order names how pass 1 read the input: "as is" (no mobility block),
+// name says how pass 1 reads the input: "as is" (no mobility block),
 // "time", "subject" or "sorted".
 func (in *inputOrder) name() string {
 	switch {
@@ -173,7 +163,7 @@ func (in *inputOrder) retry(ctx context.Context, err error, grouped bool) (bool,
 		return false, fmt.Errorf("sorting the input by subject and time: %w", serr)
 	}
 	in.owned = append(in.owned, s)
-	in.cur, in.sortMS = s, SortFigures{Runs: s.Runs()}
+	in.cur, in.runs = s, s.Runs()
 	return true, nil
 }
 
@@ -201,8 +191,11 @@ func (in *inputOrder) again() (array.RecordReader, error) {
 		}
 		return rd, nil
 	}
-	f, err := in.tee.finish()
+	t := in.tee
+	in.tee = nil
+	f, err := t.finish()
 	if err != nil {
+		t.close()
 		return nil, err
 	}
 	in.prefix = append(in.prefix, f)
