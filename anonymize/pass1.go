@@ -25,7 +25,7 @@ type pass1Counts struct {
 // column actions (batches in parallel), then, serially and in input order,
 // the measures and the spill (or, with one pass, the output).
 //
-// The input step (order.go) hands it the input and the order the segmenter
+// The input step (input_order.go) hands it the input and the order the segmenter
 // streams it in; when the segmenter finds the rows in another order, pass 1
 // fails with mobility.ErrOrder and Run starts again in the next order.
 func (ru *run) pass1(ctx context.Context, order *inputOrder) (pass1Counts, error) {

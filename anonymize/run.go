@@ -17,16 +17,16 @@ import (
 // subject's rows in time order, and the input step finds out, as it
 // streams, whether the input is in time order, grouped by subject, or
 // neither, and sorts it (bounded memory, encrypted scratch files) only in
-// the last case (order.go).
+// the last case (input_order.go).
 //
 // A run is an input step and five steps, a file each:
 //
-//	input  (order.go)   hand pass 1 the input in an order the trip segmenter streams
-//	start  (start.go)   plan the run for src's schema; set up the measures, the outputs and the spill
-//	pass 1 (pass1.go)   read src: opt-out, trips and cells, column actions; feed the measures; spill
-//	decide (decide.go)  between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
-//	pass 2 (pass2.go)   read the spill back: suppress, generalise, write
-//	finish (finish.go)  the measures' figures, the report (report_build.go), commit the outputs
+//	input  (input_order.go)   hand pass 1 the input in an order the trip segmenter streams
+//	start  (start.go)         plan the run for src's schema; set up the measures, the outputs and the spill
+//	pass 1 (pass1.go)         read src: opt-out, trips and cells, column actions; feed the measures; spill
+//	decide (decide.go)        between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
+//	pass 2 (pass2.go)         read the spill back: suppress, generalise, write
+//	finish (finish.go)        the measures' figures, the report (report_build.go), commit the outputs
 //
 // When pass 1 finds the input in an order the segmenter cannot stream,
 // start and pass 1 run again on the input in another order (the input step
