@@ -59,13 +59,17 @@ type coarsenTimeOp struct {
 }
 
 func (coarsenTimeOp) outType(in arrow.DataType) arrow.DataType { return in }
-func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, _ int64) (arrow.Array, error) {
+func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.Array, _ arrow.RecordBatch, rowBase int64) (arrow.Array, error) {
 	ts := col.(*array.Timestamp)
 	unit := ts.DataType().(*arrow.TimestampType).Unit
 	ticks := int64(o.bucket / unit.Multiplier())
 	if ticks <= 0 {
-		return nil, fmt.Errorf("column %q: time bucket %v is finer than the column's unit", o.name, o.bucket)
+		return nil, rowerr.Atf(0, o.name, "time bucket %v is finer than the column's unit", o.bucket)
 	}
+	// The floor of a value in the first bucket below the smallest int64
+	// would wrap around to the far future: refuse it (no real clock is
+	// 292 million years back).
+	minQ := math.MinInt64 / ticks
 	b := array.NewTimestampBuilder(mem, ts.DataType().(*arrow.TimestampType))
 	defer b.Release()
 	b.Reserve(ts.Len())
@@ -79,12 +83,19 @@ func (o coarsenTimeOp) apply(_ context.Context, mem memory.Allocator, col arrow.
 		if int64(v)%ticks < 0 {
 			q--
 		}
+		if q < minQ {
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "timestamp %d (%s) cannot be floored to a %v bucket: the bucket starts before the earliest representable time", int64(v), unit, o.bucket)
+		}
 		b.UnsafeAppend(arrow.Timestamp(q * ticks))
 	}
 	return b.NewArray(), nil
 }
 
-// coarsenGridOp snaps float64 values to the centre of grid cells.
+// coarsenGridOp snaps float64 values to the centre of grid cells. The
+// values are angles in degrees (the policy's coarsen: degrees), latitudes
+// or longitudes: a value outside [-180, 180] is not a coordinate, and a
+// huge one would snap to ±Inf. The op cannot tell a latitude from a
+// longitude; mobility's coarsener, which can, holds latitudes to ±90.
 type coarsenGridOp struct {
 	name    string
 	degrees float64
@@ -101,8 +112,8 @@ func (o coarsenGridOp) apply(_ context.Context, mem memory.Allocator, col arrow.
 			b.AppendNull()
 			continue
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "%v cannot be coarsened", v)
+		if !(v >= -180 && v <= 180) { // NaN fails both
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), o.name, "%v is not a coordinate in degrees (want -180 to 180)", v)
 		}
 		b.UnsafeAppend(math.Floor(v/o.degrees)*o.degrees + o.degrees/2)
 	}

@@ -297,7 +297,7 @@ func TestRunErrorFormat(t *testing.T) {
 			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
 				return setFloat(mem, recs, 2, bi, ri, math.NaN())
 			},
-			`anonymize: row 351, column "lat": NaN cannot be coarsened`, row, "lat", nil},
+			`anonymize: row 351, column "lat": NaN is not a coordinate in degrees (want -180 to 180)`, row, "lat", nil},
 		{"null quasi-identifier", kanonPolicy,
 			func(mem memory.Allocator, recs []arrow.RecordBatch) []arrow.RecordBatch {
 				return nullColumn(mem, recs, 5, bi, ri)

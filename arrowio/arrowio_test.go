@@ -669,7 +669,7 @@ func TestIPCBadDictionaryIndex(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.arrow")
 	os.WriteFile(p, buf.Bytes(), 0o600)
 	err = drain(mem, p, OpenOptions{})
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `column "vin"`) || !strings.Contains(err.Error(), "out of range") {
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `row 3, column "vin": dictionary index 7 out of range`) {
 		t.Errorf("got %v", err)
 	}
 }

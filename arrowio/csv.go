@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	arrowcsv "github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // DefaultInferRows is the number of data rows CSV type inference looks at
@@ -24,11 +27,21 @@ type CSVOptions struct {
 	// Schema, if set, fixes the column names and types: the header row must
 	// name exactly these columns in this order. Nil means infer the types
 	// from the first InferRows data rows (int64, float64, bool, timestamp
-	// with zone, else utf8); a later value that does not fit the inferred
-	// type is an error naming its row and column, never a silent null.
+	// with zone, else utf8), except the columns Types declares; a later
+	// value that does not fit the inferred type is an error naming its row
+	// and column, never a silent null or a silently changed value.
+	// Inference takes numbers only in their plain decimal form: a digit
+	// string with leading zeros (a postcode "01067", an id "007"), a
+	// leading '+', an integer beyond int64 (a long id), "Inf", "NaN" or
+	// hexadecimal make the column text, and Source.Warnings says why.
 	// Inferred timestamps have millisecond unit, or the finest unit the
-	// prefix shows; give a Schema when later rows carry finer fractions.
+	// prefix shows; declare the type when later rows carry finer fractions.
 	Schema *arrow.Schema
+	// Types declares the types of some columns by name; the other columns
+	// are inferred. A name the header does not have is an error, as is
+	// setting both Schema and Types. ParseCSVTypes reads the form the CLI
+	// takes ("postcode=string,ts=timestamp").
+	Types map[string]arrow.DataType
 	// InferRows bounds the prefix used for type inference. Zero means
 	// DefaultInferRows; negative is an error.
 	InferRows int
@@ -41,9 +54,11 @@ type CSVOptions struct {
 }
 
 // CSVError locates a CSV input error. Row counts data rows from 1 (the
-// header is row 0); Line is the physical line when the CSV parser knows it
-// (quoted fields can span lines), else 0. Column is empty when the error is
-// not about one column.
+// header is row 0), as package rowerr does; Line is the physical line when
+// the CSV parser knows it (quoted fields can span lines), else 0. Column is
+// empty when the error is not about one column. The message reads
+// `arrowio: read FILE: row N (line L), column "x": ...`, leaving out what
+// is not known.
 type CSVError struct {
 	File   string
 	Row    int64
@@ -55,16 +70,22 @@ type CSVError struct {
 func (e *CSVError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "arrowio: read %s: ", e.File)
+	loc := e.Row > 0 || e.Line > 0 || e.Column != ""
 	switch {
-	case e.Line > 0:
-		fmt.Fprintf(&b, "line %d", e.Line)
+	case e.Row > 0 && e.Line > 0:
+		fmt.Fprintf(&b, "row %d (line %d)", e.Row, e.Line)
 	case e.Row > 0:
 		fmt.Fprintf(&b, "row %d", e.Row)
+	case e.Line > 0:
+		fmt.Fprintf(&b, "line %d", e.Line)
 	}
 	if e.Column != "" {
-		fmt.Fprintf(&b, ", column %q", e.Column)
+		if e.Row > 0 || e.Line > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "column %q", e.Column)
 	}
-	if e.Line > 0 || e.Row > 0 || e.Column != "" {
+	if loc {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Err.Error())
@@ -73,10 +94,17 @@ func (e *CSVError) Error() string {
 
 func (e *CSVError) Unwrap() error { return e.Err }
 
-// csvState remembers what the Source needs to explain CSV errors.
+// csvState remembers what the Source needs to convert batches and explain
+// CSV errors.
 type csvState struct {
 	nullsAllowed bool
-	schema       *arrow.Schema
+	inferRows    int
+	// schema is the Source's schema; read is the one the arrow reader
+	// parses with, where the inferred numeric columns are still text:
+	// arrow's parser would read "01067" after the inference prefix as
+	// 1067, so convert parses them with inference's strict rules.
+	schema, read *arrow.Schema
+	convert      []int // indices of the columns to convert
 }
 
 func (o CSVOptions) comma() rune {
@@ -138,6 +166,24 @@ func (s *Source) openCSV(f *os.File, opts OpenOptions) error {
 	}
 
 	var sc *arrow.Schema
+	var convert []int
+	if co.Schema != nil && len(co.Types) > 0 {
+		return errors.New("arrowio.Open: set CSV.Schema or CSV.Types, not both")
+	}
+	if len(co.Types) > 0 {
+		for name := range co.Types {
+			if !seen[name] {
+				return &CSVError{File: s.path, Line: 1, Column: name, Err: errors.New("header has no such column (named in CSV.Types)")}
+			}
+		}
+		declared := make([]arrow.Field, 0, len(co.Types))
+		for name, dt := range co.Types {
+			declared = append(declared, arrow.Field{Name: name, Type: dt})
+		}
+		if err := checkCSVSchema(arrow.NewSchema(declared, nil)); err != nil {
+			return fmt.Errorf("arrowio.Open: CSV.Types: %w", err)
+		}
+	}
 	if co.Schema != nil {
 		if err := checkCSVSchema(co.Schema); err != nil {
 			return fmt.Errorf("arrowio.Open: CSV.Schema: %w", err)
@@ -168,14 +214,32 @@ func (s *Source) openCSV(f *os.File, opts OpenOptions) error {
 				if nulls[v] {
 					continue
 				}
-				inf[i].observe(v)
+				inf[i].observe(v, row)
 			}
 		}
 		fields := make([]arrow.Field, len(header))
 		for i, name := range header {
-			fields[i] = arrow.Field{Name: name, Type: inf[i].result(), Nullable: len(nulls) > 0}
+			dt, declared := co.Types[name]
+			if !declared {
+				dt = inf[i].result()
+				if w := inf[i].warning(); w != "" {
+					s.warn(fmt.Sprintf("%s: column %q read as text: %s; declare its type to read it otherwise", s.path, name, w))
+				}
+				if id := dt.ID(); id == arrow.INT64 || id == arrow.FLOAT64 {
+					convert = append(convert, i)
+				}
+			}
+			fields[i] = arrow.Field{Name: name, Type: dt, Nullable: len(nulls) > 0}
 		}
 		sc = arrow.NewSchema(fields, nil)
+	}
+	read := sc
+	if len(convert) > 0 {
+		fields := sc.Fields()
+		for _, i := range convert {
+			fields[i].Type = arrow.BinaryTypes.String
+		}
+		read = arrow.NewSchema(fields, nil)
 	}
 
 	ropts := []arrowcsv.Option{
@@ -191,11 +255,96 @@ func (s *Source) openCSV(f *os.File, opts OpenOptions) error {
 		// would turn "" and "NULL" into nulls behind our back.
 		ropts = append(ropts, arrowcsv.WithNullReader(false, "\x00arrowio-no-null\x00"))
 	}
-	rr := arrowcsv.NewReader(replay(prefix.Bytes(), f), sc, ropts...)
+	rr := arrowcsv.NewReader(replay(prefix.Bytes(), f), read, ropts...)
 	s.rr = rr
 	s.schema = sc
-	s.csv = &csvState{nullsAllowed: len(co.NullValues) > 0, schema: sc}
+	s.csv = &csvState{nullsAllowed: len(co.NullValues) > 0, inferRows: co.InferRows, schema: sc, read: read, convert: convert}
 	return nil
+}
+
+// convertBatch parses the inferred numeric columns of rec (text as read)
+// into their inferred types with inference's strict rules. It returns rec
+// itself (not retained) when there is nothing to convert, else a new batch
+// the caller owns. rowsBefore is the number of data rows before rec.
+func (c *csvState) convertBatch(path string, rowsBefore int64, rec arrow.RecordBatch, mem memory.Allocator) (arrow.RecordBatch, error) {
+	if len(c.convert) == 0 {
+		return rec, nil
+	}
+	cols := make([]arrow.Array, rec.NumCols())
+	copy(cols, rec.Columns())
+	var owned []arrow.Array
+	defer func() {
+		for _, a := range owned {
+			a.Release()
+		}
+	}()
+	for _, ci := range c.convert {
+		text, ok := rec.Column(ci).(*array.String)
+		if !ok {
+			return nil, fmt.Errorf("column %q: read as %s, want text", rec.ColumnName(ci), rec.Column(ci).DataType())
+		}
+		want := c.schema.Field(ci).Type
+		a, bad, err := parseNumbers(mem, text, want.ID() == arrow.INT64)
+		if err != nil {
+			v := text.Value(bad)
+			return nil, &CSVError{File: path, Row: rowsBefore + int64(bad) + 1, Column: rec.ColumnName(ci),
+				Err: fmt.Errorf("%s does not fit the type %s inferred from the first %d rows (%s); declare the column's type to read it otherwise", quoteValue(v), want, c.inferRows, numberProblem(v))}
+		}
+		owned = append(owned, a)
+		cols[ci] = a
+	}
+	return array.NewRecordBatch(c.schema, cols, rec.NumRows()), nil
+}
+
+// parseNumbers parses text into int64 (ints) or float64 values by
+// numberForm's rules, nulls kept. On a value that does not parse it returns
+// its index and an error.
+func parseNumbers(mem memory.Allocator, text *array.String, ints bool) (arrow.Array, int, error) {
+	n := text.Len()
+	if ints {
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		b.Reserve(n)
+		for i := 0; i < n; i++ {
+			if text.IsNull(i) {
+				b.UnsafeAppendBoolToBitmap(false)
+				continue
+			}
+			v := text.Value(i)
+			if isInt, _ := numberForm(v); !isInt {
+				return nil, i, errBadNumber
+			}
+			x, _ := strconv.ParseInt(v, 10, 64)
+			b.UnsafeAppend(x)
+		}
+		return b.NewArray(), 0, nil
+	}
+	b := array.NewFloat64Builder(mem)
+	defer b.Release()
+	b.Reserve(n)
+	for i := 0; i < n; i++ {
+		if text.IsNull(i) {
+			b.UnsafeAppendBoolToBitmap(false)
+			continue
+		}
+		v := text.Value(i)
+		if _, isFloat := numberForm(v); !isFloat {
+			return nil, i, errBadNumber
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		b.UnsafeAppend(x)
+	}
+	return b.NewArray(), 0, nil
+}
+
+var errBadNumber = errors.New("not a number in plain decimal form")
+
+// quoteValue quotes a cell for an error message, cut to 40 characters.
+func quoteValue(v string) string {
+	if r := []rune(v); len(r) > 40 {
+		v = string(r[:40]) + "…"
+	}
+	return strconv.Quote(v)
 }
 
 // checkCSVSchema accepts the flat types the CSV reader and writer handle.
@@ -257,11 +406,15 @@ func (c *csvState) explain(path string, rowsBefore int64, err error, rec arrow.R
 	return &CSVError{File: path, Err: fmt.Errorf("in rows %d to %d: %w", rowsBefore+1, rowsBefore+rec.NumRows(), err)}
 }
 
-// inference tracks which types every observed value of a column still fits.
+// inference tracks which types every observed value of a column still fits,
+// and what to tell the user when numbers turn into text.
 type inference struct {
 	canInt, canFloat, canBool, canTime bool
 	timeUnit                           arrow.TimeUnit
 	seen                               bool
+	numbers                            int64  // values in plain decimal form
+	firstOther                         int64  // row of the first value that is not, 0 if none
+	firstOtherValue                    string // (its text)
 }
 
 func newInference() inference {
@@ -278,17 +431,15 @@ const (
 	timeLayoutArrowZone = "2006-01-02 15:04:05.999999999Z07:00"
 )
 
-func (in *inference) observe(v string) {
+func (in *inference) observe(v string, row int64) {
 	in.seen = true
-	if in.canInt {
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-			in.canInt = false
-		}
-	}
-	if in.canFloat && !in.canInt {
-		if _, err := strconv.ParseFloat(v, 64); err != nil {
-			in.canFloat = false
-		}
+	isInt, isFloat := numberForm(v)
+	in.canInt = in.canInt && isInt
+	in.canFloat = in.canFloat && isFloat
+	if isFloat {
+		in.numbers++
+	} else if in.firstOther == 0 {
+		in.firstOther, in.firstOtherValue = row, v
 	}
 	if in.canBool {
 		if _, err := strconv.ParseBool(v); err != nil || (v != "true" && v != "false" && v != "TRUE" && v != "FALSE" && v != "True" && v != "False") {
@@ -309,6 +460,130 @@ func (in *inference) observe(v string) {
 			in.timeUnit = u
 		}
 	}
+}
+
+// warning explains why a column inferred as text is not numeric, when some
+// of its values are numbers or look like them (digits with leading zeros);
+// "" otherwise.
+func (in inference) warning() string {
+	if in.result().ID() != arrow.STRING || in.firstOther == 0 {
+		return ""
+	}
+	v := in.firstOtherValue
+	if in.numbers == 0 && !looksNumeric(v) {
+		return "" // a text column
+	}
+	return fmt.Sprintf("row %d has %s (%s)", in.firstOther, quoteValue(v), numberProblem(v))
+}
+
+// numberForm reports whether v is an integer (fits int64) and whether it
+// is a float in plain decimal form: an optional '-', digits without
+// leading zeros, an optional fraction and exponent; or a spelling of
+// infinity or NaN (which later stages refuse, naming the row). What strconv
+// accepts beyond that would change the text when read as a number: leading
+// zeros ("01067" → 1067), '+' ("+3"), "-0", hexadecimal, underscores,
+// integers beyond int64 (long ids, which float64 would round) and
+// exponents beyond float64 (1e400 → +Inf).
+func numberForm(v string) (isInt, isFloat bool) {
+	if special(v) {
+		return false, true
+	}
+	s := strings.TrimPrefix(v, "-")
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	intDigits := i
+	if intDigits > 1 && s[0] == '0' {
+		return false, false
+	}
+	fracDigits := 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			fracDigits++
+		}
+	}
+	if intDigits+fracDigits == 0 {
+		return false, false
+	}
+	plain := i == intDigits
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		plain = false
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		e := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == e {
+			return false, false
+		}
+	}
+	if i != len(s) {
+		return false, false
+	}
+	if plain {
+		if v == "-0" {
+			return false, false
+		}
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return false, false
+		}
+		return true, true
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(f, 0) {
+		return false, false
+	}
+	return false, true
+}
+
+// special reports whether v is a spelling of infinity or NaN that
+// strconv.ParseFloat reads.
+func special(v string) bool {
+	s := strings.TrimLeft(v, "+-")
+	if len(v)-len(s) > 1 {
+		return false
+	}
+	return strings.EqualFold(s, "inf") || strings.EqualFold(s, "infinity") || (strings.EqualFold(s, "nan") && s == v)
+}
+
+// looksNumeric reports whether v is made of a sign, digits, '.', 'e' and
+// '_' only: a number in a form numberForm refuses.
+func looksNumeric(v string) bool {
+	digits := false
+	for _, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			digits = true
+		case strings.ContainsRune("+-.eE_xX", c):
+		default:
+			return false
+		}
+	}
+	return digits
+}
+
+// numberProblem says why v is not a number in plain decimal form.
+func numberProblem(v string) string {
+	s := strings.TrimLeft(v, "+-")
+	switch {
+	case len(s) > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9':
+		return "digits with leading zeros are kept as text so the zeros are not lost"
+	case strings.HasPrefix(v, "+"):
+		return "a leading '+' is kept as text"
+	case v == "-0":
+		return "\"-0\" is kept as text"
+	case looksNumeric(v) && !strings.ContainsAny(v, ".eE_xX"):
+		return "an integer beyond int64 is kept as text so no digit is rounded away"
+	case looksNumeric(v):
+		return "not a number in plain decimal form"
+	}
+	return "not a number"
 }
 
 // fractionUnit returns the finest unit a timestamp's fractional seconds need.

@@ -21,11 +21,23 @@
 //     stream section). A file without the "ARROW1" magic is read as an IPC
 //     stream. The IPC file format allows one dictionary per field; when
 //     batches bring different dictionaries the sink unifies them.
-//   - .csv: a header row is required. Column types come from CSVOptions.Schema
-//     or are inferred from a bounded prefix of rows (CSVOptions.InferRows).
-//     Values that do not parse as the column's type are errors naming the file,
-//     row and column; they never become nulls.
+//   - .csv: a header row is required. Column types come from CSVOptions.Schema,
+//     from CSVOptions.Types for some columns (ParseCSVTypes reads the CLI's
+//     "postcode=string,ts=timestamp"), or are inferred from a bounded prefix
+//     of rows (CSVOptions.InferRows). Inference takes numbers only in plain
+//     decimal form: a digit string with leading zeros (postcode "01067") is
+//     text, never the number 1067, and so is a long id beyond int64; a later
+//     row that breaks the inferred type is an error. Values that do not parse
+//     as the column's type are errors naming the file, row and column; they
+//     never become nulls. Source.Warnings says which columns inference read
+//     as text although they held numbers, naming the row and value.
 //   - "-": an Arrow IPC stream on OpenOptions.Stdin / CreateOptions.Stdout.
+//
+// An Arrow IPC stream must end with its end-of-stream marker: a stream cut
+// between two messages (an interrupted producer) is ErrNoEndOfStream, not
+// a shorter input. OpenOptions.AllowMissingEndOfStream accepts such a
+// stream with a warning (Source.Warnings). An aborted "-" sink never writes
+// the marker.
 //
 // # Promises
 //
@@ -35,9 +47,15 @@
 // panics into errors; IPC messages are framed by this package and their
 // metadata bounds-checked before arrow decodes them (arrow-go sizes
 // allocations by lengths in the metadata, so a few corrupt bytes could
-// otherwise exhaust memory), as is the Arrow schema stored in Parquet
-// metadata; and batches read from IPC are validated (buffer sizes, offsets,
-// dictionary indices) before they are handed on.
+// otherwise exhaust memory: a fatal error no recover catches), as is the
+// Arrow schema stored in Parquet metadata. The check follows the flatbuffers
+// rules the Go runtime reads by (a field is present when its vtable slot
+// is below the vtable length) and the verifier's (even vtable lengths). In
+// compressed IPC bodies each buffer's claimed uncompressed length must be
+// reachable from its compressed bytes (at most 32768 times, zstd's limit)
+// and a message may decode to at most 4 GiB. Batches read from IPC are
+// validated (buffer sizes, offsets, dictionary indices) before they are
+// handed on; their errors name row and column as package rowerr does.
 // A Sink writes to a temporary file in the destination directory and renames
 // it into place only on Commit, after an fsync; Abort, or any error, removes
 // the temporary file, so a failed run leaves nothing behind.

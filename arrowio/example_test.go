@@ -126,3 +126,34 @@ func ExampleOpen() {
 	// Output:
 	// [11.2 9.8]
 }
+
+// CSV inference keeps a postcode with a leading zero as text (and warns);
+// CSVOptions.Types declares some columns, here the postcode as text and the
+// time at microseconds, and leaves the rest to inference.
+func ExampleParseCSVTypes() {
+	dir, err := os.MkdirTemp("", "arrowio-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "owners.csv")
+	data := "postcode,ts,n\n01067,2026-03-02T10:00:00.000001Z,1\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	types, err := arrowio.ParseCSVTypes("postcode=string,ts=timestamp_us")
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := arrowio.Open(context.Background(), path, arrowio.OpenOptions{CSV: arrowio.CSVOptions{Types: types}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	for src.Next() {
+		rec := src.RecordBatch()
+		fmt.Println(rec.Column(0), rec.Schema().Field(1).Type, rec.Schema().Field(2).Type)
+	}
+	// Output:
+	// ["01067"] timestamp[us, tz=UTC] int64
+}

@@ -149,7 +149,7 @@ func (w *ipcFileWriter) fallback() error {
 		return fmt.Errorf("%w: rereading our own IPC output: bad footer", ErrCorrupt)
 	}
 	section := io.NewSectionReader(w.outF, 8, size-int64(len(tail))-footer-8)
-	rr, err := ipc.NewReaderFromMessageReader(newMsgReader(bufio.NewReader(section), size), ipc.WithAllocator(w.mem))
+	rr, err := ipc.NewReaderFromMessageReader(newMsgReader(bufio.NewReader(section), size, eosOptional), ipc.WithAllocator(w.mem))
 	if err != nil {
 		return fmt.Errorf("rereading our own IPC output: %w", err)
 	}

@@ -360,15 +360,39 @@ func (p *parquetWriter) discard()                          { p.fw.Close() }
 
 // ---- IPC stream ("-") ----
 
-type ipcStreamWriter struct{ w *ipc.Writer }
+// ipcStreamWriter writes an IPC stream through a gate: discard shuts it
+// before closing the arrow writer (which frees its dictionaries), so an
+// aborted stream never ends with the end-of-stream marker and a reader
+// downstream cannot take the rows written so far for the whole output.
+type ipcStreamWriter struct {
+	w    *ipc.Writer
+	gate *gateWriter
+}
 
 func newIPCStreamWriter(w io.Writer, sc *arrow.Schema, mem memory.Allocator) (*ipcStreamWriter, error) {
-	return &ipcStreamWriter{w: ipc.NewWriter(w, ipc.WithSchema(sc), ipc.WithAllocator(mem))}, nil
+	g := &gateWriter{w: w}
+	return &ipcStreamWriter{w: ipc.NewWriter(g, ipc.WithSchema(sc), ipc.WithAllocator(mem)), gate: g}, nil
 }
 
 func (p *ipcStreamWriter) write(rec arrow.RecordBatch) error { return p.w.Write(rec) }
 func (p *ipcStreamWriter) finish() error                     { return p.w.Close() }
-func (p *ipcStreamWriter) discard()                          { p.w.Close() }
+func (p *ipcStreamWriter) discard() {
+	p.gate.shut = true
+	p.w.Close()
+}
+
+// gateWriter passes writes to w until shut, then drops them.
+type gateWriter struct {
+	w    io.Writer
+	shut bool
+}
+
+func (g *gateWriter) Write(b []byte) (int, error) {
+	if g.shut {
+		return len(b), nil
+	}
+	return g.w.Write(b)
+}
 
 // ---- CSV ----
 

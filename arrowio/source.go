@@ -42,6 +42,12 @@ var (
 	ErrEmptyFile = errors.New("empty file")
 	// ErrCorrupt marks input that arrow's decoders could not make sense of.
 	ErrCorrupt = errors.New("corrupt input")
+	// ErrNoEndOfStream is returned for an Arrow IPC stream (on stdin, or in
+	// a file without the "ARROW1" magic) that ends between two messages
+	// without the end-of-stream marker: the producer was interrupted, and
+	// the rows read so far are not the whole input. See
+	// OpenOptions.AllowMissingEndOfStream.
+	ErrNoEndOfStream = errors.New("truncated input: the Arrow IPC stream has no end-of-stream marker")
 )
 
 // Format is a file format known to this package.
@@ -90,7 +96,12 @@ func FormatOf(path string) Format {
 
 // OpenOptions configures Open.
 type OpenOptions struct {
-	// Mem allocates every batch. Nil means memory.DefaultAllocator.
+	// Mem allocates every batch of Parquet and CSV input. Nil means
+	// memory.DefaultAllocator. Batches of IPC input live in Go memory
+	// (zero-copy slices of the message bodies, and what decompression
+	// allocates): arrow's IPC decoder drops what it allocated when it gives
+	// up on a corrupt message, which the garbage collector reclaims and
+	// any other allocator would lose.
 	Mem memory.Allocator
 	// BatchSize is the maximum number of rows per batch (larger IPC batches
 	// are handed out in zero-copy slices). Zero means DefaultBatchSize;
@@ -101,6 +112,18 @@ type OpenOptions struct {
 	Stdin io.Reader
 	// CSV configures .csv sources.
 	CSV CSVOptions
+	// AllowMissingEndOfStream accepts an Arrow IPC stream that ends without
+	// its end-of-stream marker (ErrNoEndOfStream otherwise), for producers
+	// known to omit it. Such a stream cannot be told from a truncated one,
+	// so the Source then records a warning (Source.Warnings) for the
+	// caller to show and report. The IPC file format does not need the
+	// marker: its footer proves the file complete.
+	AllowMissingEndOfStream bool
+	// Warn, if set, is called with each warning when it arises (at Open
+	// for CSV inference, at the end of input for a missing end-of-stream
+	// marker), for a caller that shows them as they come; Source.Warnings
+	// keeps them too.
+	Warn func(warning string)
 }
 
 // Source is an open input: an array.RecordReader over a file's batches plus
@@ -117,6 +140,17 @@ type Source struct {
 	closer   io.Closer
 	validate bool // batches come from untrusted IPC bytes: check them
 	csv      *csvState
+	// ipc frames an IPC stream's messages; warnEOS: a missing
+	// end-of-stream marker was accepted (AllowMissingEndOfStream) and is
+	// to be reported in warnings.
+	ipc      *msgReader
+	warnEOS  bool
+	warnings []string
+	onWarn   func(string)
+	// conv is the current batch when the CSV reader's batch needed
+	// converting (owned, released on the next Next).
+	conv arrow.RecordBatch
+	mem  memory.Allocator
 
 	batchSize int64
 	// big is an inner batch larger than batchSize, handed out in slices;
@@ -152,7 +186,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("arrowio.Open %s: %w", path, err)
 	}
-	s := &Source{ctx: ctx, path: path, format: FormatOf(path), batchSize: int64(opts.BatchSize)}
+	s := &Source{ctx: ctx, path: path, format: FormatOf(path), batchSize: int64(opts.BatchSize), mem: opts.Mem, onWarn: opts.Warn}
 	s.refs.Store(1)
 	switch s.format {
 	case FormatUnknown:
@@ -162,7 +196,9 @@ func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err 
 			return nil, errors.New("arrowio.Open -: Stdin must be set to read from standard input")
 		}
 		s.path = "stdin"
-		err = guard(func() error { return s.openIPCStream(bufio.NewReader(opts.Stdin), maxStdinMessage, opts.Mem) })
+		err = guard(func() error {
+			return s.openIPCStream(bufio.NewReader(opts.Stdin), maxStdinMessage, s.streamEOS(opts))
+		})
 		if err != nil {
 			return nil, s.errorf(err)
 		}
@@ -193,7 +229,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (src *Source, err 
 	case FormatParquet:
 		err = guard(func() error { return s.openParquet(f, opts) })
 	case FormatIPC:
-		err = guard(func() error { return s.openIPC(f, st.Size(), opts.Mem) })
+		err = guard(func() error { return s.openIPC(f, st.Size(), opts) })
 	case FormatCSV:
 		err = guard(func() error { return s.openCSV(f, opts) })
 	}
@@ -214,7 +250,12 @@ func (s *Source) errorf(err error) error {
 }
 
 func (s *Source) openParquet(f *os.File, opts OpenOptions) error {
-	props := parquet.NewReaderProperties(opts.Mem)
+	// The file reader's page and decompression buffers live in Go memory:
+	// arrow's page reader drops them without a release when a corrupt
+	// column chunk fails half-way (found by FuzzOpenParquet), which the
+	// garbage collector reclaims and another allocator would lose. The
+	// batches themselves come from opts.Mem (pqarrow.NewFileReader below).
+	props := parquet.NewReaderProperties(memory.NewGoAllocator())
 	// Read column chunks through a bounded buffer instead of whole: a row
 	// group of a wide file can be hundreds of megabytes.
 	props.BufferedStreamEnabled = true
@@ -330,7 +371,17 @@ func checkStoredSchema(pf *file.Reader) error {
 // ipcFileMagic opens (and closes) the Arrow IPC file format.
 const ipcFileMagic = "ARROW1"
 
-func (s *Source) openIPC(f *os.File, size int64, mem memory.Allocator) error {
+// streamEOS is the end-of-stream rule for an IPC stream (not the file
+// format's stream section).
+func (s *Source) streamEOS(opts OpenOptions) eosRule {
+	if opts.AllowMissingEndOfStream {
+		s.warnEOS = true
+		return eosOptional
+	}
+	return eosRequired
+}
+
+func (s *Source) openIPC(f *os.File, size int64, opts OpenOptions) error {
 	var magic [len(ipcFileMagic)]byte
 	n, err := io.ReadFull(f, magic[:])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -342,7 +393,7 @@ func (s *Source) openIPC(f *os.File, size int64, mem memory.Allocator) error {
 	if n < len(magic) || string(magic[:]) != ipcFileMagic {
 		// No file magic: accept the IPC stream format, which tools write
 		// to .arrow files as often as the file format.
-		return s.openIPCStream(bufio.NewReader(f), size, mem)
+		return s.openIPCStream(bufio.NewReader(f), size, s.streamEOS(opts))
 	}
 	// The file format is magic, padding, an IPC stream, the footer, its
 	// length and the magic again. Check the trailer (a truncated file
@@ -360,16 +411,19 @@ func (s *Source) openIPC(f *os.File, size int64, mem memory.Allocator) error {
 		return fmt.Errorf("%w: Arrow IPC file has no valid footer (truncated?)", ErrCorrupt)
 	}
 	stream := io.NewSectionReader(f, 8, size-int64(len(tail))-footer-8)
-	return s.openIPCStream(bufio.NewReaderSize(stream, 1<<16), size, mem)
+	return s.openIPCStream(bufio.NewReaderSize(stream, 1<<16), size, eosOptional)
 }
 
 // maxStdinMessage bounds one IPC message read from standard input, whose
 // size is unknown: a corrupt length must not make us allocate terabytes.
 const maxStdinMessage = 1 << 30
 
-func (s *Source) openIPCStream(r io.Reader, maxMessage int64, mem memory.Allocator) error {
+func (s *Source) openIPCStream(r io.Reader, maxMessage int64, eos eosRule) error {
 	s.validate = true
-	rr, err := ipc.NewReaderFromMessageReader(newMsgReader(r, maxMessage), ipc.WithAllocator(mem))
+	s.ipc = newMsgReader(r, maxMessage, eos)
+	// Go memory, not s.mem: see OpenOptions.Mem (a corrupt compressed
+	// buffer leaked its decompression buffer from a checked allocator).
+	rr, err := ipc.NewReaderFromMessageReader(s.ipc, ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: no Arrow IPC schema message", ErrEmptyFile)
@@ -413,6 +467,10 @@ func (s *Source) Next() bool {
 		s.slice.Release()
 		s.slice = nil
 	}
+	if s.conv != nil {
+		s.conv.Release()
+		s.conv = nil
+	}
 	if s.err != nil || s.done || s.closed {
 		return false
 	}
@@ -428,13 +486,22 @@ func (s *Source) Next() bool {
 	}
 	var ok bool
 	if err := guard(func() error { ok = s.rr.Next(); return nil }); err != nil {
+		if s.csv == nil {
+			err = s.explain(err, nil)
+		}
 		s.err = s.errorf(err)
 		return false
 	}
 	if !ok {
 		s.done = true
 		if err := s.rr.Err(); err != nil {
+			if errors.Is(err, ErrNoEndOfStream) {
+				s.err = s.errorf(fmt.Errorf("%w: it stops after %d rows, so the input is incomplete (its producer was probably interrupted)", err, s.rows))
+				return false
+			}
 			s.err = s.errorf(s.explain(err, nil))
+		} else if s.warnEOS && s.ipc.missingEOS {
+			s.warn(fmt.Sprintf("%s: the Arrow IPC stream has no end-of-stream marker; accepted as complete after %d rows, but it may be truncated", s.path, s.rows))
 		}
 		return false
 	}
@@ -450,13 +517,23 @@ func (s *Source) Next() bool {
 		s.err = s.errorf(fmt.Errorf("%w: reader returned no batch", ErrCorrupt))
 		return false
 	}
+	if s.csv != nil {
+		conv, err := s.csv.convertBatch(s.path, s.rows, rec, s.mem)
+		if err != nil {
+			s.err = s.errorf(err)
+			return false
+		}
+		if conv != rec {
+			s.conv, rec = conv, conv
+		}
+	}
 	if !rec.Schema().Equal(s.schema) {
 		s.err = s.errorf(fmt.Errorf("%w: batch schema %s differs from file schema %s", ErrCorrupt, rec.Schema(), s.schema))
 		return false
 	}
 	if s.validate {
-		if err := validateBatch(rec); err != nil {
-			s.err = s.errorf(fmt.Errorf("%w: batch at row %d: %v", ErrCorrupt, s.rows, err))
+		if err := validateBatch(rec, s.rows); err != nil {
+			s.err = s.errorf(fmt.Errorf("%w: %w", ErrCorrupt, err))
 			return false
 		}
 	}
@@ -480,10 +557,11 @@ func (s *Source) nextSlice() bool {
 }
 
 // explain turns a reader error into one that names the row and column where
-// it can (CSV), else returns err unchanged.
+// it can (CSV); for Parquet and IPC, whose decoders do not say, it names the
+// first row of the batch that failed.
 func (s *Source) explain(err error, rec arrow.RecordBatch) error {
 	if s.csv == nil {
-		return err
+		return fmt.Errorf("in the batch from row %d: %w", s.rows+1, err)
 	}
 	return s.csv.explain(s.path, s.rows, err, rec)
 }
@@ -498,6 +576,20 @@ func (s *Source) Record() arrow.RecordBatch { return s.cur }
 
 // Err returns the error that stopped Next, or nil at a clean end.
 func (s *Source) Err() error { return s.err }
+
+// warn records a warning and hands it to OpenOptions.Warn.
+func (s *Source) warn(msg string) {
+	s.warnings = append(s.warnings, msg)
+	if s.onWarn != nil {
+		s.onWarn(msg)
+	}
+}
+
+// Warnings returns what the Source accepted but a user should know: a
+// missing IPC end-of-stream marker (OpenOptions.AllowMissingEndOfStream),
+// CSV columns inference read as strings because of leading zeros. Each
+// names the file. Complete once Next has returned false.
+func (s *Source) Warnings() []string { return append([]string(nil), s.warnings...) }
 
 // Retain adds a reference; each Retain needs a Release.
 func (s *Source) Retain() { s.refs.Add(1) }
@@ -521,6 +613,10 @@ func (s *Source) Close() error {
 	if s.slice != nil {
 		s.slice.Release()
 		s.slice = nil
+	}
+	if s.conv != nil {
+		s.conv.Release()
+		s.conv = nil
 	}
 	var err error
 	if s.rr != nil {

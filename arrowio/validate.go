@@ -1,10 +1,13 @@
 package arrowio
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // validateBatch checks that every column's buffers are large enough for its
@@ -12,7 +15,10 @@ import (
 // are untrusted: arrow's loader builds arrays from the lengths the message
 // claims, and an out-of-range index would otherwise surface as a panic (or a
 // silently wrong value) far downstream.
-func validateBatch(rec arrow.RecordBatch) error {
+//
+// Errors are located as package rowerr does: base is the number of rows
+// before rec, a row is named when one value is at fault, else the column.
+func validateBatch(rec arrow.RecordBatch, base int64) error {
 	// A row count must be backed by bytes: a batch without a column whose
 	// buffers grow with its length (null and empty-struct columns have
 	// none) could claim 2^60 rows from a few bytes.
@@ -24,18 +30,31 @@ func validateBatch(rec arrow.RecordBatch) error {
 		}
 	}
 	if !backed && rec.NumRows() > 0 {
-		return fmt.Errorf("batch claims %d rows but has no column holding data", rec.NumRows())
+		return fmt.Errorf("batch of rows %d to %d has no column holding data", base+1, base+rec.NumRows())
 	}
 	for i, col := range rec.Columns() {
 		if int64(col.Len()) != rec.NumRows() {
-			return fmt.Errorf("column %q has %d rows, batch has %d", rec.ColumnName(i), col.Len(), rec.NumRows())
+			return rowerr.Atf(0, rec.ColumnName(i), "%d rows in the batch of rows %d to %d", col.Len(), base+1, base+rec.NumRows())
 		}
 		if err := guard(func() error { return validateArray(col) }); err != nil {
-			return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
+			var at *badRow
+			if errors.As(err, &at) {
+				return rowerr.At(rowerr.Row(base, at.i), rec.ColumnName(i), at.err)
+			}
+			return rowerr.At(0, rec.ColumnName(i), err)
 		}
 	}
 	return nil
 }
+
+// badRow locates a validateArray error at the row index i of the array.
+type badRow struct {
+	i   int
+	err error
+}
+
+func (e *badRow) Error() string { return fmt.Sprintf("row index %d: %v", e.i, e.err) }
+func (e *badRow) Unwrap() error { return e.err }
 
 func validateArray(arr arrow.Array) error {
 	data := arr.Data()
@@ -64,7 +83,7 @@ func validateArray(arr arrow.Array) error {
 			// the common case, without a call per row
 			for i, v := range i32.Int32Values() {
 				if v < 0 || int(v) >= m {
-					return fmt.Errorf("row %d: dictionary index %d out of range [0,%d)", i, v, m)
+					return &badRow{i, fmt.Errorf("dictionary index %d out of range [0,%d)", v, m)}
 				}
 			}
 			return nil
@@ -74,7 +93,7 @@ func validateArray(arr arrow.Array) error {
 				continue
 			}
 			if v := a.GetValueIndex(i); v < 0 || v >= m {
-				return fmt.Errorf("row %d: dictionary index %d out of range [0,%d)", i, v, m)
+				return &badRow{i, fmt.Errorf("dictionary index %d out of range [0,%d)", v, m)}
 			}
 		}
 		return nil

@@ -3,6 +3,7 @@ package mobility
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -10,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/internal/h3"
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // CoarsenOptions configures a Coarsener.
@@ -147,7 +149,10 @@ func (c *Coarsener) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 		if err := checkNoNulls(fn, c.opts.Time, rec.Column(c.ts), c.rows); err != nil {
 			return nil, err
 		}
-		tsArr = floorTimes(c.mem, rec.Column(c.ts).(*array.Timestamp), c.bucket)
+		var err error
+		if tsArr, err = floorTimes(c.mem, rec.Column(c.ts).(*array.Timestamp), c.bucket, c.opts.Time, c.rows); err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
 		defer tsArr.Release()
 	}
 	cells := c.cellArray(lat.Float64Values(), lon.Float64Values())
@@ -200,14 +205,22 @@ func (c *Coarsener) cellArray(lat, lon []float64) arrow.Array {
 }
 
 // floorTimes floors every timestamp to a multiple of bucket (towards -inf).
-func floorTimes(mem memory.Allocator, ts *array.Timestamp, bucket int64) arrow.Array {
+// A timestamp whose bucket starts before the smallest int64 cannot be
+// floored (the product would wrap to the far future): an error naming the
+// column and the row (rowBase rows came before ts).
+func floorTimes(mem memory.Allocator, ts *array.Timestamp, bucket int64, name string, rowBase int64) (arrow.Array, error) {
+	minQ := math.MinInt64 / bucket
 	b := array.NewTimestampBuilder(mem, ts.DataType().(*arrow.TimestampType))
 	defer b.Release()
 	b.Reserve(ts.Len())
-	for _, v := range ts.TimestampValues() {
-		b.UnsafeAppend(arrow.Timestamp(floorDiv(int64(v), bucket) * bucket))
+	for i, v := range ts.TimestampValues() {
+		q := floorDiv(int64(v), bucket)
+		if q < minQ {
+			return nil, rowerr.Atf(rowerr.Row(rowBase, i), name, "timestamp %d cannot be floored to the time bucket: the bucket starts before the earliest representable time", int64(v))
+		}
+		b.UnsafeAppend(arrow.Timestamp(q * bucket))
 	}
-	return b.NewArray()
+	return b.NewArray(), nil
 }
 
 func floorDiv(a, b int64) int64 {

@@ -3,6 +3,7 @@ package mobility
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,9 @@ func TestCoarsenerErrors(t *testing.T) {
 	}{
 		{[]reading{{subj: "A", ts: testT0, lat: -90.01, lon: 0}}, `row 1, column "lat": latitude -90.01 out of range`},
 		{[]reading{{subj: "A", ts: testT0, lat: 0, lon: 0}, {subj: "A", ts: testT0, lat: 0, lon: 181}}, `row 2, column "lon": longitude 181`},
+		{[]reading{{subj: "A", ts: testT0, lat: 999, lon: 0}}, `row 1, column "lat": latitude 999 out of range`},
+		{[]reading{{subj: "A", ts: testT0, lat: 1e308, lon: 0}}, `row 1, column "lat": latitude 1e+308 out of range`},
+		{[]reading{{subj: "A", ts: testT0, lat: 0, lon: -1e308}}, `row 1, column "lon": longitude -1e+308 out of range`},
 	} {
 		rec := makeBatch(t, mem, tc.rs)
 		out, err := c.Apply(context.Background(), rec)
@@ -102,6 +106,46 @@ func TestFloorDiv(t *testing.T) {
 		if got := floorDiv(tc[0], tc[1]); got != tc[2] {
 			t.Errorf("floorDiv(%d, %d) = %d, want %d", tc[0], tc[1], got, tc[2])
 		}
+	}
+}
+
+// A timestamp whose bucket starts before the smallest int64 is an error
+// naming column and row, not a floor that wraps to the far future; the
+// smallest bucket that fits is floored as usual (issue #13).
+func TestFloorTimesRange(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const hour = int64(3_600_000)
+	first := int64(math.MinInt64) - int64(math.MinInt64)%hour // smallest multiple of an hour
+	for _, tc := range []struct {
+		in   []arrow.Timestamp
+		want []arrow.Timestamp
+		err  string
+	}{
+		{[]arrow.Timestamp{arrow.Timestamp(first), -1, math.MaxInt64}, []arrow.Timestamp{arrow.Timestamp(first), arrow.Timestamp(-hour), arrow.Timestamp(math.MaxInt64 - math.MaxInt64%hour)}, ""},
+		{[]arrow.Timestamp{0, arrow.Timestamp(first - 1)}, nil, `row 8, column "ts": timestamp -9223372036854000001 cannot be floored`},
+	} {
+		b := array.NewTimestampBuilder(mem, &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"})
+		b.AppendValues(tc.in, nil)
+		ts := b.NewTimestampArray()
+		b.Release()
+		out, err := floorTimes(mem, ts, hour, "ts", 6)
+		ts.Release()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("err %v, want %q", err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range out.(*array.Timestamp).TimestampValues() {
+			if v != tc.want[i] {
+				t.Errorf("row %d: %d, want %d", i, v, tc.want[i])
+			}
+		}
+		out.Release()
 	}
 }
 

@@ -18,7 +18,11 @@
 //     with the key id in front ("3f9a0c1d-<base32>") so that a trustee holding
 //     the keyring can Reveal a value after any number of rotations.
 //   - FF1: NIST SP 800-38G FF1 (AES-256) over the VIN alphabet (radix 33),
-//     length kept: a VIN becomes a VIN-shaped string, reversibly.
+//     length kept: a VIN becomes a VIN-shaped string, reversibly. FF1 does
+//     not authenticate: decrypting with a wrong key or domain returns a
+//     plausible wrong value, not an error. For VINs with valid check digits,
+//     ValidVINCheckDigit on the result catches a wrong key 32 times in 33
+//     (tarnkappe reveal does so by default).
 //   - DateShift: per-subject time shift within ±MaxDays, derived from the key
 //     and the subject, so all events of a subject move together and
 //     intervals within the subject are kept.
@@ -114,5 +118,6 @@
 // rare attribute combinations) can still identify a vehicle; use kanon,
 // mobility and dp for that. Deterministic pseudonyms reveal equality (and
 // Reversible reveals value length). FF1 output does not have a valid VIN
-// check digit. Removing a key from a keyring is a manual file edit.
+// check digit, and FF1 cannot tell a wrong key from the right one (see
+// above). Removing a key from a keyring is a manual file edit.
 package pseudonym

@@ -200,6 +200,25 @@ func ExampleNewFF1() {
 	// pseudonym.FF1.Encrypt: position 17: character outside the VIN alphabet 0-9 A-Z without I, O, Q
 }
 
+// FF1 cannot tell a wrong domain from the right one; the check digit of a
+// revealed VIN can (for VINs that had a valid one).
+func ExampleValidVINCheckDigit() {
+	kr := exampleKeys()
+	defer kr.Destroy()
+	f, _ := pseudonym.NewFF1(kr, pseudonym.FF1Options{Domain: "brakedisc-pool/vin"})
+	defer f.Destroy()
+	wrong, _ := pseudonym.NewFF1(kr, pseudonym.FF1Options{Domain: "other-pool/vin"})
+	defer wrong.Destroy()
+	p, _ := f.Encrypt("1M8GDM9AXKP042788")
+	right, _ := f.Decrypt(p)
+	bad, _ := wrong.Decrypt(p)
+	fmt.Println(right, pseudonym.ValidVINCheckDigit(right))
+	fmt.Println(pseudonym.ValidVINCheckDigit(bad))
+	// Output:
+	// 1M8GDM9AXKP042788 true
+	// false
+}
+
 func ExampleNewDateShift() {
 	kr := exampleKeys()
 	defer kr.Destroy()

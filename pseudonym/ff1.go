@@ -43,6 +43,12 @@ type FF1Options struct {
 // working. The check digit of the output is not recomputed (it would be
 // meaningless and would leak nothing but breaks no format either).
 //
+// FF1 does not authenticate: Decrypt with a wrong key, key id or domain
+// returns a plausible wrong value, not an error. After decrypting VINs that
+// had valid check digits, ValidVINCheckDigit catches a wrong key 32 times
+// in 33 (the whole VIN is encrypted, so the right key restores the check
+// digit; see vin.go).
+//
 // Equal inputs give equal outputs. An FF1 is safe for concurrent use
 // (each call builds its own cipher state) and prints as [REDACTED].
 type FF1 struct {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -295,21 +296,49 @@ type keyringItem struct {
 
 // Encode returns the keyring file contents. The result holds the keys in the
 // clear: write it only to a 0600 file (WriteFile does) and zero it after use.
+// It is the only copy of the encoded keys Encode makes: encoding/json lays
+// out the file with a placeholder per key (its pooled buffers and the
+// strings it takes could not be zeroed), and the keys are base64-encoded
+// straight into the result, which is allocated once at its final size.
 func (kr *Keyring) Encode() ([]byte, error) {
+	const fn = "pseudonym.Keyring.Encode"
 	kr.mu.RLock()
 	defer kr.mu.RUnlock()
 	if kr.destroyed {
-		return nil, fmt.Errorf("pseudonym.Keyring.Encode: %w", ErrDestroyed)
+		return nil, fmt.Errorf("%s: %w", fn, ErrDestroyed)
 	}
+	enc := base64.StdEncoding
+	keyLen := enc.EncodedLen(masterKeySize)
 	f := keyringFile{Format: keyringFormat, Version: keyringVersion, Active: kr.keys[kr.active].id}
-	for _, k := range kr.keys {
-		f.Keys = append(f.Keys, keyringItem{ID: k.id, Created: k.created, Key: base64.StdEncoding.EncodeToString(k.key[:])})
+	for i, k := range kr.keys {
+		f.Keys = append(f.Keys, keyringItem{ID: k.id, Created: k.created, Key: keyPlaceholder(i, keyLen)})
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
+	layout, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("pseudonym.Keyring.Encode: %w", err)
+		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	return append(b, '\n'), nil
+	out := make([]byte, len(layout)+1)
+	copy(out, layout)
+	out[len(layout)] = '\n'
+	at := 0
+	for i, k := range kr.keys {
+		ph := []byte(`"` + keyPlaceholder(i, keyLen) + `"`)
+		j := bytes.Index(out[at:], ph)
+		if j < 0 {
+			zero(out)
+			return nil, fmt.Errorf("%s: key %d missing from the layout", fn, i)
+		}
+		at += j + 1
+		enc.Encode(out[at:at+keyLen], k.key[:])
+		at += keyLen
+	}
+	return out, nil
+}
+
+// keyPlaceholder stands in for key i in Encode's layout: as long as an
+// encoded key, and no other value in a keyring file looks like it.
+func keyPlaceholder(i, n int) string {
+	return fmt.Sprintf("%0*d", n, i)
 }
 
 // WriteFile writes the keyring to path with mode 0600, through a temporary
@@ -399,14 +428,21 @@ func LoadKeyring(path string) (*Keyring, error) {
 	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s: %q has mode %04o (run chmod 600 on it): %w", fn, path, st.Mode().Perm(), ErrInsecureKeyring)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyringFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %q: %w", fn, path, err)
-	}
-	defer zero(data)
-	if len(data) > maxKeyringFile {
+	if st.Size() > maxKeyringFile {
 		return nil, fmt.Errorf("%s: %q is larger than %d bytes: %w", fn, path, maxKeyringFile, ErrCorruptKeyring)
 	}
+	// One buffer of the file's size (plus one byte to see it grow): reading
+	// into a growing buffer would leave copies of the keys behind.
+	buf := make([]byte, st.Size()+1)
+	defer zero(buf)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("%s: %q grew while being read: %w", fn, path, ErrCorruptKeyring)
+	case !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%s: %q: %w", fn, path, err)
+	}
+	data := buf[:n]
 	kr, err := ParseKeyring(path, data)
 	if err != nil {
 		return nil, err
@@ -416,8 +452,10 @@ func LoadKeyring(path string) (*Keyring, error) {
 
 // ParseKeyring parses keyring file contents; name is used in errors only.
 // The parser is strict: unknown or duplicate fields, a wrong format or
-// version, ids that do not match their keys, keys that are not 32 bytes,
-// duplicate ids and an active id that names no key are all errors.
+// version, ids that do not match their keys, keys that are not 32 bytes or
+// written with JSON escapes, duplicate ids and an active id that names no
+// key are all errors. The keys are decoded from data in place: no copy of
+// them is left behind (data itself is the caller's to zero).
 func ParseKeyring(name string, data []byte) (*Keyring, error) {
 	kr, field, err := parseKeyring(data)
 	if err != nil {
@@ -496,7 +534,62 @@ func jsonError(err error) error {
 	return errors.New("invalid JSON")
 }
 
-func parseKeyring(data []byte) (*Keyring, string, error) {
+// maskKeyValues returns a copy of data in which the string value of every
+// field named "key" is replaced by the marker "@n" (n counts such values
+// from 0), and where each value's content lies in data. The JSON parsing
+// (encoding/json's decoder copies its input into buffers of its own) then
+// sees no key; parseKeyring decodes each key from data through its marker.
+// It lexes just enough JSON to find strings: malformed input comes out as
+// malformed. A field name written with escapes is an error (the lexer
+// could not tell "k\u0065y" from another name; no keyring needs escapes).
+func maskKeyValues(data []byte) (masked []byte, spans [][2]int, err error) {
+	masked = make([]byte, 0, len(data))
+	afterKeyName := false // the last tokens were the name "key" and ':'
+	for i := 0; i < len(data); {
+		c := data[i]
+		if c != '"' {
+			masked = append(masked, c)
+			if c != ':' && c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				afterKeyName = false
+			}
+			i++
+			continue
+		}
+		j := i + 1 // the closing quote, or len(data)
+		for j < len(data) && data[j] != '"' {
+			if data[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		j = min(j, len(data))
+		k := j + 1
+		for k < len(data) && (data[k] == ' ' || data[k] == '\t' || data[k] == '\n' || data[k] == '\r') {
+			k++
+		}
+		isName := k < len(data) && data[k] == ':'
+		if isName && bytes.IndexByte(data[i+1:j], '\\') >= 0 {
+			return nil, nil, errors.New("a field name is written with JSON escapes")
+		}
+		if afterKeyName && !isName {
+			masked = append(masked, '"', '@')
+			masked = strconv.AppendInt(masked, int64(len(spans)), 10)
+			masked = append(masked, '"')
+			spans = append(spans, [2]int{i + 1, j})
+		} else {
+			masked = append(masked, data[i:min(j+1, len(data))]...)
+		}
+		afterKeyName = isName && string(data[i+1:j]) == "key"
+		i = j + 1
+	}
+	return masked, spans, nil
+}
+
+func parseKeyring(orig []byte) (*Keyring, string, error) {
+	data, spans, err := maskKeyValues(orig)
+	if err != nil {
+		return nil, "", err
+	}
 	top, field, err := objectFields(data, "format", "version", "active", "keys")
 	if err != nil {
 		return nil, field, err
@@ -559,17 +652,26 @@ func parseKeyring(data []byte) (*Keyring, string, error) {
 				return fail(at+".created", errors.New("must be an RFC 3339 time"))
 			}
 		}
-		if err := json.Unmarshal(obj["key"], &item.Key); err != nil {
+		var marker string
+		if err := json.Unmarshal(obj["key"], &marker); err != nil {
 			return fail(at+".key", errors.New("must be a base64 string"))
+		}
+		span, ok := keySpan(marker, spans)
+		if !ok {
+			return fail(at+".key", errors.New("must be a base64 string written without JSON escapes"))
+		}
+		encoded := orig[span[0]:span[1]]
+		if bytes.IndexByte(encoded, '\\') >= 0 {
+			return fail(at+".key", errors.New("must be a base64 string written without JSON escapes"))
 		}
 		k := &masterKey{id: item.ID, created: item.Created}
 		// Decode into a fixed buffer so that the error path cannot quote the
 		// value and the key never lives in a growable slice.
 		var buf [masterKeySize + 3]byte
-		if base64.StdEncoding.DecodedLen(len(item.Key)) > len(buf) {
+		if base64.StdEncoding.DecodedLen(len(encoded)) > len(buf) {
 			return fail(at+".key", fmt.Errorf("must be %d bytes, got more", masterKeySize))
 		}
-		n, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(item.Key))
+		n, err := base64.StdEncoding.Strict().Decode(buf[:], encoded)
 		if err != nil {
 			zero(buf[:])
 			return fail(at+".key", errors.New("is not valid standard base64"))
@@ -597,4 +699,17 @@ func parseKeyring(data []byte) (*Keyring, string, error) {
 		return fail("active", fmt.Errorf("%q names no key in keys", active))
 	}
 	return kr, "", nil
+}
+
+// keySpan returns the span maskKeyValues recorded for a marker "@n".
+func keySpan(marker string, spans [][2]int) ([2]int, bool) {
+	digits, ok := strings.CutPrefix(marker, "@")
+	if !ok {
+		return [2]int{}, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 0 || n >= len(spans) || strconv.Itoa(n) != digits {
+		return [2]int{}, false
+	}
+	return spans[n], true
 }

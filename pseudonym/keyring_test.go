@@ -202,6 +202,8 @@ func TestParseKeyringErrors(t *testing.T) {
 		{"bad id", edit(func(m map[string]any) { m["keys"].([]any)[0].(map[string]any)["id"] = "XYZ" }), "keys[0].id: must be 8 lowercase hex"},
 		{"bad created", edit(func(m map[string]any) { m["keys"].([]any)[0].(map[string]any)["created"] = "yesterday" }), "keys[0].created"},
 		{"trailing data", string(good) + "{}", "trailing data"},
+		{"key with escapes", strings.Replace(string(good), `"key": "`+k0["key"].(string)[:1], `"key": "\u00`+fmt.Sprintf("%02x", k0["key"].(string)[0]), 1), "keys[0].key: must be a base64 string written without JSON escapes"},
+		{"escaped field name", strings.Replace(string(good), `"key":`, `"k\u0065y":`, 1), "field name is written with JSON escapes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseKeyring("keys.json", []byte(tc.data))
@@ -319,5 +321,50 @@ func TestDomainAndPurposeSeparation(t *testing.T) {
 	}
 	if _, err := NewHMAC(kr, HMACOptions{Domain: "d", KeyID: "0badc0de"}); !errors.Is(err, ErrUnknownKeyID) || !strings.Contains(err.Error(), "0badc0de") {
 		t.Errorf("unknown key id: %v", err)
+	}
+}
+
+// Encode writes each key once, into a result allocated at its final size
+// (no grown buffer, pooled encoder buffer or string holds a copy), in the
+// layout encoding/json gives the file format (issue #13).
+func TestEncodeOneCopy(t *testing.T) {
+	kr := fixedKeyring(t, 1, 50, 99)
+	defer kr.Destroy()
+	got, err := kr.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(got) != len(got) {
+		t.Errorf("Encode result has cap %d for len %d: it was grown (and copied)", cap(got), len(got))
+	}
+	kr.mu.RLock()
+	f := keyringFile{Format: keyringFormat, Version: keyringVersion, Active: kr.keys[kr.active].id}
+	for _, k := range kr.keys {
+		f.Keys = append(f.Keys, keyringItem{ID: k.id, Created: k.created, Key: base64.StdEncoding.EncodeToString(k.key[:])})
+	}
+	kr.mu.RUnlock()
+	want, _ := json.MarshalIndent(f, "", "  ")
+	if string(got) != string(want)+"\n" {
+		t.Errorf("Encode =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// maskKeyValues hides the value of every "key" field, and only those, from
+// the JSON decoder; parseKeyring decodes the keys from the input in place.
+func TestMaskKeyValues(t *testing.T) {
+	in := `{"keys": [{"id": "ab", "key": "S2V5MQ==", "note": "key"}, {"key" : "a\"b"}], "x": ["key", "key"]}`
+	masked, spans, err := maskKeyValues([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"keys": [{"id": "ab", "key": "@0", "note": "key"}, {"key" : "@1"}], "x": ["key", "key"]}`
+	if string(masked) != want {
+		t.Errorf("masked\n%s\nwant\n%s", masked, want)
+	}
+	if len(spans) != 2 || in[spans[0][0]:spans[0][1]] != "S2V5MQ==" || in[spans[1][0]:spans[1][1]] != `a\"b` {
+		t.Errorf("spans %v", spans)
+	}
+	if _, _, err := maskKeyValues([]byte(`{"k\u0065y": "S2V5MQ=="}`)); err == nil {
+		t.Error("escaped field name accepted")
 	}
 }

@@ -84,6 +84,7 @@ written only with --exact-report, to a file readable by its owner alone
 	fl.Int64Var(&f.rowsPerSubject, "rows-per-subject", 0, "--plan: assumed rows per subject and partition (default: --max-per-partition)")
 	fl.StringVar(&f.policy, "policy", "", "policy mode: release the policy's release block (after its opt-out, mobility and column steps)")
 	fl.StringVar(&f.keys, "keys", "", "policy mode: keyring file (overrides the policy's keyring)")
+	addInputFlags(cmd)
 	return cmd
 }
 
@@ -244,7 +245,11 @@ func aggregateFile(cmd *cobra.Command, f *aggFlags, opts dp.Options, acct *dp.Ac
 		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
 	}
 	defer ag.Close()
-	src, err := arrowio.Open(ctx, f.in, arrowio.OpenOptions{Stdin: cmd.InOrStdin()})
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("aggregate: %w", err), "")
 	}

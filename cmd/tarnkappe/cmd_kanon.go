@@ -58,6 +58,7 @@ needs a hierarchy in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.
 	fl.Float64Var(&f.t, "t", -1, "t of t-closeness, in [0,1]")
 	fl.StringVar(&f.tDistance, "t-distance", "equal", "t-closeness ground distance: equal, ordered")
 	fl.StringVar(&f.delimiter, "delimiter", "", "CSV field delimiter (default: ';' when the header has ';' and no ',', else ',')")
+	addInputFlags(cmd)
 	return cmd
 }
 
@@ -114,7 +115,10 @@ func privacyModels(sensitive string, l float64, lVariant string, c, t float64, t
 
 // openInput opens path with arrowio, choosing the CSV delimiter.
 func openInput(ctx context.Context, cmd *cobra.Command, path, delimiter string) (*arrowio.Source, error) {
-	opts := arrowio.OpenOptions{Stdin: cmd.InOrStdin()}
+	opts, err := inputOptions(cmd, path)
+	if err != nil {
+		return nil, err
+	}
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
 		comma, err := csvDelimiter(path, delimiter)
 		if err != nil {

@@ -46,6 +46,7 @@ points drawn at random from their own trace of (--space, --time) values, with a
 	fl.Uint64Var(&f.seed, "seed", 1, "unicity: seed of the draw (a measurement: same data and seed, same figure)")
 	fl.StringVar(&f.space, "space", "lat,lon", "unicity: spatial columns of a point: latitude,longitude or one cell column")
 	fl.StringVar(&f.time, "time", "ts", "unicity: time column of a point (a timestamp or a bucket)")
+	addInputFlags(cmd)
 	return cmd
 }
 

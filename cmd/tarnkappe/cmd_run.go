@@ -75,6 +75,7 @@ and spending no budget.`,
 	c.Flags().BoolVar(&plan, "plan", false, "dry run: check the policy and print the DP release's predicted accuracy; reads no data")
 	c.Flags().StringVar(&subjects, "subjects", "10,30,100,300,1000,3000", "--plan: assumed numbers of subjects contributing to a partition")
 	c.Flags().Int64Var(&rowsPerSubject, "rows-per-subject", 0, "--plan: assumed rows per subject and partition (default: the policy's max_per_partition)")
+	addInputFlags(c)
 	return c
 }
 
@@ -132,7 +133,11 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		defer kr.Destroy()
 	}
 	mem := memory.DefaultAllocator
-	inOpts := arrowio.OpenOptions{Mem: mem, Stdin: cmd.InOrStdin()}
+	inOpts, err := inputOptions(cmd, f.in)
+	if err != nil {
+		return nil, err
+	}
+	inOpts.Mem = mem
 	src, err := arrowio.Open(ctx, f.in, inOpts)
 	if err != nil {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")

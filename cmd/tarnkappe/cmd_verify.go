@@ -41,6 +41,7 @@ naming violating classes, when the file fails; 0 when it passes.`,
 	fl.Float64Var(&f.t, "t", -1, "t of t-closeness (against the file's own distribution)")
 	fl.StringVar(&f.tDistance, "t-distance", "equal", "equal, ordered")
 	fl.StringVar(&f.delimiter, "delimiter", "", "CSV field delimiter (default: guessed from the header)")
+	addInputFlags(cmd)
 	return cmd
 }
 
