@@ -1,6 +1,7 @@
 package beam
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -175,6 +176,15 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	}
 	gd, wd := *got.DP, *want.DP
 	gd.Output, wd.Output = "", ""
+	// The values, intervals and verdict come from each engine's own noise
+	// draw: both must have them, for the same partitions.
+	if gd.Verdict == nil || wd.Verdict == nil {
+		t.Errorf("dp verdict: beam %v, single machine %v", gd.Verdict, wd.Verdict)
+	}
+	if gk, wk := dpKeys(gd.PartitionValues), dpKeys(wd.PartitionValues); !reflect.DeepEqual(gk, wk) || len(wk) != wd.Partitions {
+		t.Errorf("dp partition values: beam %d partitions, single machine %d (of %d released), keys equal: %v", len(gk), len(wk), wd.Partitions, reflect.DeepEqual(gk, wk))
+	}
+	gd.Verdict, wd.Verdict, gd.PartitionValues, wd.PartitionValues = nil, nil, nil, nil
 	if !reflect.DeepEqual(gd, wd) {
 		t.Errorf("dp:\nbeam   %+v\nsingle %+v", gd, wd)
 	}
@@ -317,4 +327,14 @@ func TestPrismMeasuresScopeSubject(t *testing.T) {
 		t.Errorf("the fixture should leave traces unique: %v", *want.Risk.After.Unicity)
 	}
 	t.Logf("utility %+v\nunicity after: beam %v %v, single %v %v", *want.Mobility.Utility, *got.Risk.After.Unicity, got.Risk.After.UnicityCI, *want.Risk.After.Unicity, want.Risk.After.UnicityCI)
+}
+
+// dpKeys returns the keys of a release's partitions, sorted, each as text.
+func dpKeys(ps []anonymize.DPPartitionValues) []string {
+	keys := make([]string, 0, len(ps))
+	for _, p := range ps {
+		keys = append(keys, fmt.Sprint(p.Key))
+	}
+	slices.Sort(keys)
+	return keys
 }
