@@ -51,8 +51,15 @@
 //     anyone with a guess of the data confirm it; see FingerprintFiles).
 //   - A DP release's report shows every released value with its interval
 //     and dp's verdict on how much they say (Result.Verdict).
-//   - The output is written to a temporary file and renamed on success; on any
-//     error no output file remains and the input is untouched.
+//   - The data's sink is made before the first row is read (a path that
+//     cannot be written fails at once); every output (data, release, the
+//     reports of Options.Reports) is written to a temporary file and all are
+//     committed together at the end (arrowio.CommitAll: all or none). On any
+//     error, and when ctx is cancelled at any step, no output remains, the
+//     scratch files are removed and the input is untouched.
+//   - Scratch files live in a folder of the run's own, locked while its
+//     process lives; each Run removes the folders of runs that died (killed,
+//     crashed) before it starts.
 //   - Memory is bounded by the batch size and the number of distinct
 //     quasi-identifier combinations and subjects, not by the number of rows.
 //
@@ -120,7 +127,8 @@
 // generalises the quasi-identifiers to the levels the search chose,
 // suppresses classes below k and writes. finish hands the figures the passes
 // and the measures gathered to the report builder (Steps.Report, which the
-// Beam pipeline calls too) and commits the outputs together. Spilling the transformed rows
+// Beam pipeline calls too), renders the reports, prepares every output and
+// commits them together. Spilling the transformed rows
 // (rather than re-opening the source) means stdin needs no special case and
 // the expensive steps (trips, H3 cells, pseudonyms) run once; its cost is
 // temporary disk space about the size of the uncompressed transformed data.

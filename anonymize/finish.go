@@ -9,8 +9,10 @@ import (
 // commits the outputs: the measures add their figures (the DP release is
 // drawn and written here), the k-anonymity decision is verified on the
 // written rows, and the report builder (report_build.go), which runs every
-// check on the figures, makes the report. The outputs are committed only
-// when all of that succeeded.
+// check on the figures, makes the report. Then the reports are rendered,
+// every output is prepared (complete and synced, not in place) and all are
+// committed together (outputs.go) — only when all of that succeeded and ctx
+// is not cancelled.
 func (ru *run) finish(ctx context.Context, started time.Time, in pass1Counts, dec *decision, out pass2Counts) (*Report, error) {
 	r := ru.r
 	f := &Figures{Tool: "tarnkappe", Input: r.opts.Input, Output: r.opts.Output, ReleaseOutput: r.opts.ReleaseOutput, Started: started,
@@ -42,7 +44,16 @@ func (ru *run) finish(ctx context.Context, started time.Time, in pass1Counts, de
 	if err != nil {
 		return nil, err
 	}
-	if err := ru.out.commit(); err != nil {
+	if err := ru.out.render(rep); err != nil {
+		return nil, err
+	}
+	if err := ru.out.prepare(); err != nil {
+		return nil, err
+	}
+	if err := ru.step(ctx, "commit"); err != nil {
+		return nil, err
+	}
+	if err := ru.out.commit(ctx); err != nil {
 		return nil, err
 	}
 	return rep, nil

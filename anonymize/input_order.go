@@ -66,6 +66,12 @@ type inputOrder struct {
 	tee    *teeReader
 	prefix []*scratch.File
 	owned  []array.RecordReader // readers made here (reopened, replays, the sort), released by close
+	// tmp is the step's locked scratch folder (copies and sort runs; a
+	// killed run's is swept like a run's), nil without a mobility block.
+	tmp *scratch.Dir
+	// out holds the outputs of an attempt the order broke until the next
+	// attempt's start takes them over; close aborts them if none does.
+	out *outputs
 	// file delivers the input file's figures (Options.InputFile), hashed on
 	// its own goroutine while the passes run; nil without a file.
 	file <-chan fileResult
@@ -94,12 +100,19 @@ func (r *Runner) newInputOrder(src array.RecordReader) (*inputOrder, error) {
 	in := &inputOrder{r: r, schema: src.Schema(), src: src, cur: src, order: mobility.OrderTime}
 	if r.p.Mobility == nil {
 		in.fixed = true
-	} else if r.opts.Reopen == nil {
-		t, err := newTee(src, r.opts.TempDir, r.mem)
-		if err != nil {
+	} else {
+		var err error
+		if in.tmp, err = scratch.NewDir(r.opts.TempDir); err != nil {
 			return nil, err
 		}
-		in.tee, in.cur = t, t
+		if r.opts.Reopen == nil {
+			t, err := newTee(src, in.tmp.Path(), r.mem)
+			if err != nil {
+				in.tmp.Remove()
+				return nil, err
+			}
+			in.tee, in.cur = t, t
+		}
 	}
 	if path := r.opts.InputFile; path != "" {
 		ch := make(chan fileResult, 1)
@@ -155,7 +168,7 @@ func (in *inputOrder) retry(ctx context.Context, err error, grouped bool) (bool,
 	nb := newNumbered(again, in.r.mem)
 	nb.bar = in.r.progress("sorting by subject and time", in.r.opts.ProgressTotal)
 	s, serr := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
-		Subject: in.r.p.Subject, Time: m.Time, TempDir: in.r.opts.TempDir, Mem: in.r.mem,
+		Subject: in.r.p.Subject, Time: m.Time, TempDir: in.tmp.Path(), Mem: in.r.mem,
 		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
 	nb.bar.done()
 	nb.Release() // the sort has read it all
@@ -213,7 +226,7 @@ func (in *inputOrder) again() (array.RecordReader, error) {
 	rest := in.src
 	if !in.sorted {
 		// Copied in case this attempt breaks too (the sort reads it all).
-		t, err := newTee(in.src, in.r.opts.TempDir, in.r.mem)
+		t, err := newTee(in.src, in.tmp.Path(), in.r.mem)
 		if err != nil {
 			return nil, err
 		}
@@ -227,6 +240,10 @@ func (in *inputOrder) again() (array.RecordReader, error) {
 
 // close releases what the step made and removes its scratch files.
 func (in *inputOrder) close() {
+	if in.out != nil {
+		in.out.close()
+		in.out = nil
+	}
 	if in.file != nil {
 		<-in.file // the hash goroutine ends with the run
 		in.file = nil
@@ -243,6 +260,10 @@ func (in *inputOrder) close() {
 		f.Close()
 	}
 	in.prefix = nil
+	if in.tmp != nil {
+		in.tmp.Remove()
+		in.tmp = nil
+	}
 }
 
 // split takes the data-row column a sorted input carries off rec (which it

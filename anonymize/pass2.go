@@ -19,7 +19,7 @@ type pass2Counts struct {
 // rows of the groups cell suppression removes, detaches the trips the trace
 // gate does not publish, generalises the quasi-identifiers and suppresses
 // the classes the search chose; the measures see the rows (written hook)
-// and the kept columns go to the data's sink, which pass 2 creates. With
+// and the kept columns go to the data's sink (made by start). With
 // one pass (no spill) pass 1 wrote the output and pass 2 only hands on its
 // count.
 //
@@ -31,9 +31,6 @@ type pass2Counts struct {
 func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2Counts, error) {
 	if ru.spill == nil {
 		return pass2Counts{written: in.written}, nil
-	}
-	if err := ru.out.openData(ru.pl.out); err != nil {
-		return pass2Counts{}, err
 	}
 	ru.bar.done()
 	ru.bar = ru.r.progress("pass 2 of 2: writing", ru.spill.rows)

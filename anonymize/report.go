@@ -205,6 +205,18 @@ type KAnonReport struct {
 	QuasiIdentifiers []string `json:"quasi_identifiers"`
 	// PerSubject is true when classes count distinct subjects, not rows.
 	PerSubject bool `json:"per_subject"`
+	// Subject is the column whose distinct values the classes count, when
+	// PerSubject.
+	Subject string `json:"subject,omitempty"`
+	// OutputCheck says what the written file alone can confirm of K:
+	// "rows" (the run counted rows), "subject" (the subject column is
+	// written: verify --subject counts as the run did) or
+	// "subject_not_written" (it is not: the file confirms only that no
+	// class has fewer than K rows; K in subjects rests on Verified).
+	OutputCheck string `json:"output_check"`
+	// VerifyCommand is the tarnkappe verify command that checks the
+	// written file as far as OutputCheck allows.
+	VerifyCommand string `json:"verify_command"`
 	// Transformation maps each quasi-identifier to its chosen hierarchy level.
 	Transformation map[string]int `json:"transformation"`
 	// InformationLoss maps metric name to value (lower is better).

@@ -160,6 +160,7 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 		if err := kanonReport(rep, p.KAnon.K, d.QuasiIdentifiers, d.PerSubject, res, len(d.Suppressed), d.Before, k.Sizes); err != nil {
 			return nil, err
 		}
+		outputCheck(rep, p)
 		div, err := newDivAcc(p.KAnon, pl)
 		if err != nil {
 			return nil, err

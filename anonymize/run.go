@@ -10,7 +10,9 @@ import (
 )
 
 // Run streams src through the policy into the sink made by create and returns
-// the report. On any error every output is aborted (no output remains) and
+// the report. On any error, and when ctx is cancelled, every output is
+// aborted (no output remains; with arrowio's outputs none is committed
+// unless all are: see Options.Reports) and the scratch files are removed;
 // the error names the column and row where it can. Run does not release src.
 //
 // Rows may come in any order: a policy with a mobility block needs each
@@ -22,15 +24,16 @@ import (
 // A run is an input step and five steps, a file each:
 //
 //	input  (input_order.go)   hand pass 1 the input in an order the trip segmenter streams
-//	start  (start.go)         plan the run for src's schema; set up the measures, the outputs and the spill
+//	start  (start.go)         plan the run for src's schema; create the data's sink; set up the measures and the spill
 //	pass 1 (pass1.go)         read src: opt-out, trips and cells, column actions; feed the measures; spill
 //	decide (decide.go)        between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
 //	pass 2 (pass2.go)         read the spill back: suppress, generalise, write
-//	finish (finish.go)        the measures' figures, the report (report_build.go), commit the outputs
+//	finish (finish.go)        the measures' figures, the report (report_build.go), render the reports, commit every output together
 //
 // When pass 1 finds the input in an order the segmenter cannot stream,
 // start and pass 1 run again on the input in another order (the input step
-// says which and reads the input again from its first row).
+// says which and reads the input again from its first row); the outputs
+// made by the first start carry over to the next, untouched.
 //
 // Without a kanon or mobility block there is nothing to decide: pass 1
 // writes the output and pass 2 has nothing to do.
@@ -54,12 +57,21 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	defer run.close()
+	if err := run.step(ctx, "decide"); err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
 	dec, err := run.decide(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
+	if err := run.step(ctx, "pass 2"); err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
 	out, err := run.pass2(ctx, in, dec)
 	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	if err := run.step(ctx, "finish"); err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	rep, err := run.finish(ctx, started, in, dec, out)
@@ -77,11 +89,18 @@ func (r *Runner) read(ctx context.Context, order *inputOrder, create CreateFunc)
 		if err != nil {
 			return nil, pass1Counts{}, err
 		}
+		if err := run.step(ctx, "pass 1"); err != nil {
+			run.close()
+			return nil, pass1Counts{}, err
+		}
 		in, err := run.pass1(ctx, order)
 		if err == nil {
 			return run, in, nil
 		}
 		grouped := run.pl.seg != nil && run.pl.seg.Grouped()
+		// The outputs wait for the next attempt (nothing is written in
+		// pass 1 of two); the input step closes them if none comes.
+		order.out, run.out = run.out, &outputs{}
 		run.close()
 		again, ferr := order.retry(ctx, err, grouped)
 		if ferr != nil {
@@ -91,4 +110,16 @@ func (r *Runner) read(ctx context.Context, order *inputOrder, create CreateFunc)
 			return nil, pass1Counts{}, err
 		}
 	}
+}
+
+// step announces the step that begins (Options.OnStep) and reports a
+// cancellation: between steps is where a cancelled run stops.
+func (ru *run) step(ctx context.Context, name string) error {
+	if h := ru.r.opts.OnStep; h != nil {
+		h(ctx, name)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,13 +18,24 @@ import (
 
 // Sink receives the output batches of a run. arrowio's Sink
 // satisfies it: writes go to a temporary file renamed into place on Commit.
+// Run commits every output of a run together once the report is built
+// (arrowio's Sinks and Files all or none: see Options.Reports) and aborts
+// every one on any error. Abort after Commit must be a no-op.
 type Sink interface {
 	Write(arrow.RecordBatch) error
 	Commit() error
 	Abort() error
 }
 
-// CreateFunc creates a Sink for the given schema.
+// CreateFunc creates a Sink for the given schema. Run calls the data's
+// CreateFunc in its first step, before it reads a row (the written schema is
+// known from the input's), and the release's when the release is drawn; to
+// check the release's path early as well, claim it first (arrowio.CreateFile,
+// then arrowio.NewSink in the CreateFunc), as the CLI does; a File claimed
+// so is the caller's to abort when Run fails before it used it (defer
+// f.Abort(): a no-op once committed). A CreateFunc
+// returns a Sink or an error, never a nil Sink: Run refuses one, typed or
+// not.
 type CreateFunc func(schema *arrow.Schema) (Sink, error)
 
 // Options configures a Runner. Validated by NewRunner.
@@ -42,7 +54,11 @@ type Options struct {
 	// TempDir holds the temporary files of a two-pass run (the spill, the
 	// row keys, the trace gate's partitions), all encrypted with keys held
 	// only in memory (internal/scratch) and removed at the end; "" means
-	// os.TempDir().
+	// os.TempDir(). They go into a folder of the run's own
+	// ("tarnkappe-run-PID-…"), locked while the process lives; each Run
+	// first removes the folders in TempDir whose lock is free, left by runs
+	// that were killed or crashed (on systems without flock nothing is
+	// removed).
 	TempDir string
 	// Progress, when not nil, shows a progress bar for each phase of a run
 	// (a sort when the input needs one, pass 1, pass 2; the CLI passes
@@ -54,6 +70,19 @@ type Options struct {
 	// Release creates the sink of the DP release. Required when the policy
 	// has a release block.
 	Release CreateFunc
+	// Reports are files rendered from the run's report (the CLI's JSON and
+	// HTML): Run renders them once every check passed and commits them
+	// together with the data and the release. Outputs made by arrowio
+	// (Sinks and Files) commit all or none: if one cannot be committed, or
+	// ctx is cancelled meanwhile, the others are taken back
+	// (arrowio.CommitAll). Optional.
+	Reports []ReportOutput
+	// OnStep, when not nil, is called on Run's goroutine as each step
+	// begins: "pass 1", "decide", "pass 2", "finish", and "commit" (every
+	// output complete and synced, none in place yet), for progress and
+	// logs. Run checks ctx after it returns: a hook that waits delays the
+	// run, and a cancellation meanwhile ends it with nothing written.
+	OnStep func(ctx context.Context, step string)
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
 	// InputFile, when set, is the file the source reads (the path given to
@@ -142,6 +171,11 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if r.opts.MemoryLimit == 0 {
 		r.opts.MemoryLimit = DefaultMemoryLimit
+	}
+	for i, ro := range opts.Reports {
+		if isNil(ro.File) || ro.Render == nil {
+			return nil, fmt.Errorf("%s: Reports[%d] needs File and Render", fn, i)
+		}
 	}
 	if p.Release != nil && opts.Release == nil {
 		return nil, fmt.Errorf("%s: the policy has a release block but Options.Release is nil", fn)

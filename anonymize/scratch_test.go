@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -17,10 +16,10 @@ import (
 
 // TestTempFilesEncrypted runs the demo policy (mobility + k-anonymity, with
 // the trace gate) on a small fleet and looks into the temporary directory
-// when the sink is created: pass 1 has written the spill and the row keys,
-// and they are all still there. No file may contain a raw VIN or a raw
-// postcode of the input in clear. The sink then fails, as a crashed run
-// would stop; the files must be gone after Run returns.
+// as pass 2 begins: pass 1 has written the spill and the row keys, and they
+// are all still there. No file may contain a raw VIN or a raw postcode of
+// the input in clear. The run is then cancelled, as a killed run would
+// stop; the files must be gone after Run returns.
 func TestTempFilesEncrypted(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -41,34 +40,40 @@ func TestTempFilesEncrypted(t *testing.T) {
 			}
 			defer src.Release()
 			tmp := t.TempDir()
-			r, err := NewRunner(Options{Policy: writePolicy(t, string(c.policy)), Keyring: newKeyring(t), Mem: mem, Workers: 2, Release: sinkFor(&memSink{}), TempDir: tmp})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
 			errCrash := errors.New("simulated crash")
+			ctx, crash := context.WithCancelCause(context.Background())
+			defer crash(nil)
 			var seen int64
-			create := func(*arrow.Schema) (Sink, error) {
-				ents, err := os.ReadDir(tmp)
-				if err != nil {
-					t.Fatal(err)
+			// Between the passes the spill and the row keys are all there.
+			look := func(_ context.Context, step string) {
+				if step != "pass 2" {
+					return
 				}
-				for _, e := range ents {
-					b, err := os.ReadFile(filepath.Join(tmp, e.Name()))
+				filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+					if err != nil || d.IsDir() {
+						return err
+					}
+					b, err := os.ReadFile(p)
 					if err != nil {
 						t.Fatal(err)
 					}
 					seen += int64(len(b))
 					for _, m := range markers {
 						if bytes.Contains(b, m) {
-							t.Errorf("temporary file %s holds the raw value %q in clear", e.Name(), m)
-							return nil, errCrash
+							t.Errorf("temporary file %s holds the raw value %q in clear", d.Name(), m)
+							break
 						}
 					}
-				}
-				return nil, errCrash
+					return nil
+				})
+				crash(errCrash)
 			}
-			if _, err := r.Run(context.Background(), src, create); !errors.Is(err, errCrash) {
+			r, err := NewRunner(Options{Policy: writePolicy(t, string(c.policy)), Keyring: newKeyring(t), Mem: mem, Workers: 2, Release: sinkFor(&memSink{}), TempDir: tmp, OnStep: look})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := r.Run(ctx, src, sinkFor(&memSink{})); !errors.Is(err, errCrash) {
 				t.Fatalf("Run: %v, want the simulated crash", err)
 			}
 			// Not vacuous: the spill of 30,000 rows was there to look at.

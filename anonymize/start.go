@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/tarnkappe/tarnkappe/internal/scratch"
 )
 
 // run is one Run of a Runner: what start sets up for the steps after it.
@@ -20,34 +22,54 @@ type run struct {
 	// spill holds pass 1's rows for pass 2; nil when one pass does (no
 	// kanon and no mobility block: nothing is decided between passes).
 	spill *spillFile
+	// tmp is the run's scratch folder (two passes only): every scratch
+	// file of the run is made in it, and close removes it.
+	tmp   *scratch.Dir
 	bar   *progress   // the current pass's progress bar
 	order *inputOrder // the input step: what pass 1 reads, and in which order
 }
 
-// start plans the run for the input schema and sets up its measures, its
-// outputs and (for two passes) the spill. With one pass the data's sink is
-// created here; with two, pass 2 creates it.
+// start plans the run for the input schema and sets up its outputs, its
+// measures and (for two passes) the scratch folder and the spill. The data's
+// sink is created first, before any row is read: a path that cannot be
+// written fails the run at once. An attempt after one the input's order
+// broke takes over that attempt's outputs (order.out) instead.
 func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (_ *run, err error) {
 	pl, err := r.makePlan(in, order.order)
 	if err != nil {
 		return nil, err
 	}
-	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release}, ms: &measures{}, order: order}
+	ru := &run{r: r, pl: pl, out: order.out, ms: &measures{}, order: order}
+	order.out = nil
+	if ru.out == nil {
+		ru.out = &outputs{create: create, createRel: r.opts.Release, reports: r.opts.Reports}
+	}
 	defer func() {
 		if err != nil {
 			ru.close()
 		}
 	}()
+	if ru.out.data == nil {
+		if err := ru.out.openData(pl.out); err != nil {
+			return nil, err
+		}
+	}
+	if r.p.KAnon != nil || r.p.Mobility != nil {
+		// Earlier runs that were killed left their scratch folders; a
+		// failure to sweep them does not stop this run.
+		scratch.Sweep(r.opts.TempDir)
+		if ru.tmp, err = scratch.NewDir(r.opts.TempDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := ru.addMeasures(); err != nil {
 		return nil, err
 	}
-	if r.p.KAnon != nil || r.p.Mobility != nil {
+	if ru.tmp != nil {
 		// k-anonymity and cell suppression decide in pass 1 what pass 2 removes.
-		if ru.spill, err = newSpill(r.opts.TempDir, pl.trans, r.mem); err != nil {
+		if ru.spill, err = newSpill(ru.tmp.Path(), pl.trans, r.mem); err != nil {
 			return nil, err
 		}
-	} else if err := ru.out.openData(pl.out); err != nil {
-		return nil, err
 	}
 	desc := "reading and writing"
 	if ru.spill != nil {
@@ -78,7 +100,7 @@ func (ru *run) addMeasures() error {
 		}
 	}
 	if m := p.Mobility; m != nil {
-		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, r.opts.TempDir)
+		cells, err := newCellSuppression(pl, p.Subject, m, ru.kan, r.mem, ru.tmpDir())
 		if err != nil {
 			return fmt.Errorf("cell suppression: %w", err)
 		}
@@ -108,7 +130,7 @@ func (ru *run) addMeasures() error {
 		return nil
 	}
 	if m.TraceK > 0 {
-		g, err := newTraceGate(pl, p.Subject, m, r.mem, r.opts.TempDir)
+		g, err := newTraceGate(pl, p.Subject, m, r.mem, ru.tmpDir())
 		if err != nil {
 			return fmt.Errorf("trace gate: %w", err)
 		}
@@ -128,17 +150,33 @@ func (ru *run) addMeasures() error {
 	return nil
 }
 
+// tmpDir is the folder for the run's scratch files.
+func (ru *run) tmpDir() string {
+	if ru.tmp != nil {
+		return ru.tmp.Path()
+	}
+	return ru.r.opts.TempDir
+}
+
 // close ends the run: every output not committed is aborted, the scratch
 // files are removed, and what the measures and the plan hold is released.
+// Each part is deferred on its own, so a panic in one (a caller's Sink's
+// Abort, say) skips none of the others; the scratch folder goes last, after
+// every file in it is closed.
 func (ru *run) close() {
+	defer ru.tmp.Remove()
+	defer func() {
+		if ru.spill != nil {
+			ru.spill.remove()
+		}
+	}()
+	defer ru.out.close()
+	defer ru.ms.close()
+	defer ru.pl.close()
+	defer func() {
+		if ru.r.optout != nil {
+			ru.r.optout.forget()
+		}
+	}()
 	ru.bar.done()
-	ru.ms.close()
-	ru.out.close()
-	if ru.spill != nil {
-		ru.spill.remove()
-	}
-	ru.pl.close()
-	if ru.r.optout != nil {
-		ru.r.optout.forget()
-	}
 }

@@ -804,7 +804,7 @@ func TestIPCFileSpoolEncrypted(t *testing.T) {
 	var spool int64
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".arrowio-spool-") {
+		if !strings.HasPrefix(e.Name(), ".d.arrow.tmp-spool-") {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))

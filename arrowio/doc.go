@@ -58,7 +58,17 @@
 // handed on; their errors name row and column as package rowerr does.
 // A Sink writes to a temporary file in the destination directory and renames
 // it into place only on Commit, after an fsync; Abort, or any error, removes
-// the temporary file, so a failed run leaves nothing behind.
+// the temporary file, so a failed run leaves nothing behind. The destination
+// is checked when the Sink (or a [File], for bytes such as reports) is
+// created: its folder must exist, a folder or device in its place is
+// refused, a symbolic link is followed. The temporary file is locked while
+// it is open (flock, where the system has it): a second writer of the same
+// destination fails with [ErrOutputBusy], and temporary files of writers
+// that died are removed. [CommitAll] commits several outputs all or none:
+// every one is finished and synced first, then all are renamed, and a
+// failure or cancellation takes back the renames already made (restoring
+// the files they replaced). [CheckPaths] refuses outputs that are inputs or
+// one another.
 //
 // # What it does not do
 //

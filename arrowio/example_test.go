@@ -127,6 +127,43 @@ func ExampleOpen() {
 	// [11.2 9.8]
 }
 
+// CreateFile claims outputs before any work (a missing folder fails here,
+// and so does a second writer of the same output); CommitAll puts them in
+// place together or not at all.
+func ExampleCommitAll() {
+	dir, err := os.MkdirTemp("", "arrowio-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if _, err := arrowio.CreateFile(filepath.Join(dir, "no", "report.json")); err != nil {
+		fmt.Println("refused: missing folder")
+	}
+	data, err := arrowio.CreateFile(filepath.Join(dir, "data.csv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer data.Abort() // a no-op once committed
+	report, err := arrowio.CreateFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer report.Abort()
+	fmt.Fprintln(data, "make,speed_kmh\nBMW,48.5")
+	fmt.Fprintln(report, `{"rows": 1}`)
+	if err := arrowio.CommitAll(context.Background(), data, report); err != nil {
+		log.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		fmt.Println(e.Name())
+	}
+	// Output:
+	// refused: missing folder
+	// data.csv
+	// report.json
+}
+
 // CSV inference keeps a postcode with a leading zero as text (and warns);
 // CSVOptions.Types declares some columns, here the postcode as text and the
 // time at microseconds, and leaves the rest to inference.

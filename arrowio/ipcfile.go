@@ -33,11 +33,15 @@ import (
 // clear beside the output), and continues so; finish writes the unified dictionaries once
 // and replays the spool. Memory stays O(distinct values).
 type ipcFileWriter struct {
-	out    *bufio.Writer // buffers outF
-	outF   *os.File
-	dir    string
-	schema *arrow.Schema
-	mem    memory.Allocator
+	out  *bufio.Writer // buffers outF
+	outF *os.File
+	dir  string
+	// spoolPattern names the spool like the output's temporary file
+	// (".NAME.tmp-spool-*"), so that the next writer of the output removes
+	// it with them when a killed run left it (File.claim).
+	spoolPattern string
+	schema       *arrow.Schema
+	mem          memory.Allocator
 
 	direct *ipc.FileWriter // no dictionary fields
 
@@ -90,7 +94,11 @@ func (w *ipcFileWriter) startSpool() error {
 		}
 		w.unifiers = append(w.unifiers, u)
 	}
-	f, err := scratch.Create(w.dir, ".arrowio-spool-*")
+	pattern := w.spoolPattern
+	if pattern == "" {
+		pattern = ".arrowio-spool-*"
+	}
+	f, err := scratch.Create(w.dir, pattern)
 	if err != nil {
 		return err
 	}

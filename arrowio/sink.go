@@ -68,47 +68,99 @@ type sinkState int
 
 const (
 	sinkOpen sinkState = iota
+	sinkPrepared
 	sinkCommitted
 	sinkAborted
 	sinkFailed
 )
 
 // Sink writes record batches to a file. Data goes to a temporary file in the
-// destination directory; Commit flushes, fsyncs and renames it into place,
-// Abort (or any error) removes it, so the destination only ever holds a
-// complete file. The file is created readable by its owner only (0600): it
-// may hold personal data until a policy has run on it. A Sink is not safe for
-// concurrent use.
+// destination directory (a File: the destination is checked, and locked
+// against a second writer, when the Sink is created); Commit finishes,
+// fsyncs and renames it into place, Abort (or any error) removes it, so the
+// destination only ever holds a complete file. The file is created readable
+// by its owner only (0600): it may hold personal data until a policy has run
+// on it. Several Sinks and Files commit all or none with CommitAll. A Sink is
+// not safe for concurrent use.
 type Sink struct {
-	path    string
-	tmpPath string
-	format  Format
-	schema  *arrow.Schema
-	f       *os.File
-	bw      *bufio.Writer
-	w       batchWriter
-	rows    int64
-	state   sinkState
-	err     error
+	path   string
+	format Format
+	schema *arrow.Schema
+	file   *File // nil for "-"
+	bw     *bufio.Writer
+	w      batchWriter
+	rows   int64
+	state  sinkState
+	err    error
 }
 
 // Create opens a Sink for path (format by extension, "-" for an Arrow IPC
 // stream on opts.Stdout). Every batch written must have exactly schema.
-func Create(path string, schema *arrow.Schema, opts CreateOptions) (sk *Sink, err error) {
+// It is CreateFile followed by NewSink.
+func Create(path string, schema *arrow.Schema, opts CreateOptions) (*Sink, error) {
+	if path == "-" {
+		return NewSink(nil, schema, opts)
+	}
+	if err := checkCreate(path, schema, opts); err != nil {
+		return nil, err
+	}
+	f, err := CreateFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("arrowio.Create %w", err)
+	}
+	s, err := NewSink(f, schema, opts)
+	if err != nil {
+		f.Abort()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkCreate checks what Create can before touching the disk.
+func checkCreate(path string, schema *arrow.Schema, opts CreateOptions) error {
 	if schema == nil {
-		return nil, errors.New("arrowio.Create: schema must not be nil")
+		return errors.New("arrowio.Create: schema must not be nil")
+	}
+	switch FormatOf(path) {
+	case FormatUnknown:
+		return fmt.Errorf("arrowio.Create %s: %w", path, ErrUnknownFormat)
+	case FormatStdio:
+		if opts.Stdout == nil {
+			return errors.New("arrowio.Create -: Stdout must be set to write to standard output")
+		}
+	case FormatCSV:
+		if err := checkCSVSchema(plainSchema(schema)); err != nil {
+			return fmt.Errorf("arrowio.Create %s: %w", path, err)
+		}
+	}
+	if opts.Parquet.RowGroupRows < 0 {
+		return fmt.Errorf("arrowio.Create: Parquet.RowGroupRows must be >= 0, got %d", opts.Parquet.RowGroupRows)
+	}
+	_, err := parquetCodec(opts.Parquet.Codec)
+	return err
+}
+
+// NewSink writes record batches to f in the format of f's extension; a nil
+// f means an Arrow IPC stream on opts.Stdout. Made before the schema is
+// known, the File checks and claims the output early (the CLI does so for
+// every output before it reads a row). On error f stays open: the caller
+// aborts it. Committing or aborting the Sink commits or aborts f.
+func NewSink(f *File, schema *arrow.Schema, opts CreateOptions) (*Sink, error) {
+	path := "-"
+	if f != nil {
+		path = f.Path()
+		if f.state != fileOpen {
+			return nil, fmt.Errorf("arrowio.Create %s: file is %s", path, f.stateName())
+		}
+	}
+	if err := checkCreate(path, schema, opts); err != nil {
+		return nil, err
 	}
 	if opts.Mem == nil {
 		opts.Mem = memory.DefaultAllocator
 	}
-	s := &Sink{path: path, format: FormatOf(path), schema: schema}
-	switch s.format {
-	case FormatUnknown:
-		return nil, fmt.Errorf("arrowio.Create %s: %w", path, ErrUnknownFormat)
-	case FormatStdio:
-		if opts.Stdout == nil {
-			return nil, errors.New("arrowio.Create -: Stdout must be set to write to standard output")
-		}
+	s := &Sink{path: path, format: FormatOf(path), schema: schema, file: f}
+	if f == nil {
 		s.path = "stdout"
 		s.bw = bufio.NewWriterSize(opts.Stdout, 1<<16)
 		w, err := newIPCStreamWriter(s.bw, schema, opts.Mem)
@@ -117,40 +169,19 @@ func Create(path string, schema *arrow.Schema, opts CreateOptions) (sk *Sink, er
 		}
 		s.w = w
 		return s, nil
-	case FormatCSV:
-		if err := checkCSVSchema(plainSchema(schema)); err != nil {
-			return nil, fmt.Errorf("arrowio.Create %s: %w", path, err)
-		}
 	}
-	if opts.Parquet.RowGroupRows < 0 {
-		return nil, fmt.Errorf("arrowio.Create: Parquet.RowGroupRows must be >= 0, got %d", opts.Parquet.RowGroupRows)
-	}
-	codec, err := parquetCodec(opts.Parquet.Codec)
-	if err != nil {
-		return nil, err
-	}
-
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("arrowio.Create: %w", err)
-	}
-	s.f, s.tmpPath = f, f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(s.tmpPath)
-		}
-	}()
-	s.bw = bufio.NewWriterSize(f, 1<<20)
+	codec, _ := parquetCodec(opts.Parquet.Codec)
+	s.bw = bufio.NewWriterSize(f.f, 1<<20)
+	var err error
 	switch s.format {
 	case FormatParquet:
 		s.w, err = newParquetWriter(s.bw, schema, opts.Parquet, codec, opts.Mem)
 	case FormatIPC:
-		s.w, err = newIPCFileWriter(s.bw, s.f, dir, schema, opts.Mem)
+		var iw *ipcFileWriter
+		if iw, err = newIPCFileWriter(s.bw, f.f, filepath.Dir(f.dest), schema, opts.Mem); err == nil {
+			iw.spoolPattern = "." + filepath.Base(f.dest) + ".tmp-spool-*"
+			s.w = iw
+		}
 	case FormatCSV:
 		s.w = newCSVWriter(s.bw, schema, opts.CSV.comma(), opts.Mem)
 	}
@@ -190,7 +221,7 @@ func (s *Sink) Schema() *arrow.Schema { return s.schema }
 // Commit returns the error.
 func (s *Sink) Write(rec arrow.RecordBatch) error {
 	switch s.state {
-	case sinkCommitted:
+	case sinkPrepared, sinkCommitted:
 		return fmt.Errorf("arrowio: write %s: sink already committed", s.path)
 	case sinkAborted:
 		return fmt.Errorf("arrowio: write %s: sink aborted", s.path)
@@ -214,26 +245,59 @@ func (s *Sink) Write(rec arrow.RecordBatch) error {
 func (s *Sink) fail(err error) error {
 	s.err = fmt.Errorf("arrowio: write %s: %w", s.path, err)
 	s.state = sinkFailed
+	s.dropStream()
 	s.w.discard()
-	s.removeTemp()
+	if s.file != nil {
+		s.file.Abort()
+	}
 	return s.err
 }
 
-func (s *Sink) removeTemp() {
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
+// Prepare finishes the file (footer, end of stream) and flushes and fsyncs
+// it under its temporary name: complete, but not in place. Commit renames
+// it. For "-" Prepare does nothing: writing the end of the stream is what
+// commits it. Prepare after Prepare is a no-op.
+func (s *Sink) Prepare() error {
+	switch s.state {
+	case sinkPrepared:
+		return nil
+	case sinkCommitted:
+		return nil
+	case sinkAborted:
+		return fmt.Errorf("arrowio: commit %s: sink aborted", s.path)
+	case sinkFailed:
+		return s.err
 	}
-	if s.tmpPath != "" {
-		os.Remove(s.tmpPath)
-		s.tmpPath = ""
+	if s.file == nil {
+		return nil
 	}
+	if err := s.w.finish(); err != nil {
+		return s.fail(err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return s.fail(err)
+	}
+	if err := s.file.Prepare(); err != nil {
+		return s.fail(err)
+	}
+	s.state = sinkPrepared
+	return nil
 }
 
 // Commit finishes the file (footer, end of stream), flushes, fsyncs and
 // renames it to its destination. Commit after Commit is a no-op; Commit
-// after an error or Abort is an error.
+// after an error or Abort is an error. To commit several outputs all or
+// none, use CommitAll.
 func (s *Sink) Commit() error {
+	if err := s.Prepare(); err != nil {
+		return err
+	}
+	return s.publish(false)
+}
+
+// publish puts the prepared output in place: the rename of its File, or
+// for "-" the end of the stream and a flush.
+func (s *Sink) publish(keepOld bool) error {
 	switch s.state {
 	case sinkCommitted:
 		return nil
@@ -242,26 +306,22 @@ func (s *Sink) Commit() error {
 	case sinkFailed:
 		return s.err
 	}
-	if err := s.w.finish(); err != nil {
-		return s.fail(err)
+	if s.file == nil {
+		if err := s.w.finish(); err != nil {
+			return s.fail(err)
+		}
+		if err := s.bw.Flush(); err != nil {
+			return s.fail(err)
+		}
+		s.state = sinkCommitted
+		return nil
 	}
-	if err := s.bw.Flush(); err != nil {
-		return s.fail(err)
+	if err := s.file.publish(keepOld); err != nil {
+		s.state, s.err = sinkFailed, err
+		return err
 	}
-	if s.f != nil {
-		if err := s.f.Sync(); err != nil {
-			return s.fail(err)
-		}
-		if err := s.f.Close(); err != nil {
-			s.f = nil
-			return s.fail(err)
-		}
-		s.f = nil
-		if err := os.Rename(s.tmpPath, s.path); err != nil {
-			return s.fail(err)
-		}
-		s.tmpPath = ""
-		syncDir(filepath.Dir(s.path))
+	if !keepOld {
+		s.file.settle()
 	}
 	s.state = sinkCommitted
 	return nil
@@ -278,18 +338,37 @@ func syncDir(dir string) {
 
 // Abort discards everything written and removes the temporary file. Abort
 // after Commit is a no-op (the file stays); Abort is idempotent. For "-",
-// bytes already written to Stdout cannot be taken back; Abort stops writing.
+// bytes already written to Stdout cannot be taken back; Abort stops writing
+// and never writes the end-of-stream marker, so a reader sees the stream as
+// cut short.
 func (s *Sink) Abort() error {
-	if s.state != sinkOpen {
-		if s.state == sinkFailed {
-			s.state = sinkAborted
-		}
+	switch s.state {
+	case sinkCommitted, sinkAborted:
+		return nil
+	case sinkFailed:
+		s.state = sinkAborted
 		return nil
 	}
+	prepared := s.state == sinkPrepared
 	s.state = sinkAborted
-	s.w.discard()
-	s.removeTemp()
+	if !prepared {
+		s.dropStream()
+		s.w.discard()
+	}
+	if s.file != nil {
+		s.file.Abort()
+	}
 	return nil
+}
+
+// dropStream sends what a stream on Stdout still buffers, and anything the
+// writer writes as it is discarded (ipc.Writer's Close writes the
+// end-of-stream marker), nowhere: an aborted stream must end cut short, so
+// that a reader never takes it for complete.
+func (s *Sink) dropStream() {
+	if s.file == nil && s.bw != nil {
+		s.bw.Reset(io.Discard)
+	}
 }
 
 // plainSchema replaces dictionary fields by their value types.

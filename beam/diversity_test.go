@@ -131,6 +131,11 @@ func TestPrismMatchesSingleMachineDiversity(t *testing.T) {
 				}
 			}
 			gk.InformationLoss, wk.InformationLoss, gk.ColumnLoss, wk.ColumnLoss = nil, nil, nil, nil
+			// verify_command names each engine's own output.
+			if g, w := strings.ReplaceAll(gk.VerifyCommand, got.Output, "OUT"), strings.ReplaceAll(wk.VerifyCommand, want.Output, "OUT"); g != w {
+				t.Errorf("kanon.verify_command: beam %q, single machine %q", g, w)
+			}
+			gk.VerifyCommand, wk.VerifyCommand = "", ""
 			if !reflect.DeepEqual(gk, wk) {
 				t.Errorf("kanon:\nbeam   %+v\nsingle %+v", gk, wk)
 			}

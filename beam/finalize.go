@@ -130,7 +130,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	if err != nil {
 		return err
 	}
-	return out.commit(cfg, rep)
+	return out.commit(ctx, cfg, rep)
 }
 
 // tally is what the steps counted (CountPerKey over every step's counts).
@@ -239,11 +239,12 @@ func kanonFigures(st *anonymize.Steps, d *anonymize.KAnonDecision, settled *Sett
 	return k, nil
 }
 
-// outputs are the finalize step's files: the data (merged from the shards)
-// and the release, committed with the report by commit, aborted by abort
-// unless commit succeeded.
+// outputs are the finalize step's files: the data (merged from the shards),
+// the release and the report, committed together by commit (all or none:
+// arrowio.CommitAll), aborted by abort unless commit succeeded.
 type outputs struct {
 	data, rel *arrowio.Sink
+	report    *arrowio.File
 	committed bool
 }
 
@@ -301,34 +302,28 @@ func (o *outputs) release(cfg Config, rel func(*ReleaseOutput) bool) (*anonymize
 	return &fig, nil
 }
 
-// commit commits the data, the release and then the report (written beside
-// cfg.Report and renamed).
-func (o *outputs) commit(cfg Config, rep *anonymize.Report) error {
-	var js bytes.Buffer
-	if err := rep.WriteJSON(&js); err != nil {
+// commit writes the report and commits it with the data and the release,
+// all or none.
+func (o *outputs) commit(ctx context.Context, cfg Config, rep *anonymize.Report) error {
+	group := []arrowio.Output{o.data}
+	if o.rel != nil {
+		group = append(group, o.rel)
+	}
+	if cfg.Report != "" {
+		f, err := arrowio.CreateFile(cfg.Report)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		o.report = f
+		if err := rep.WriteJSON(f); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		group = append(group, f)
+	}
+	if err := arrowio.CommitAll(ctx, group...); err != nil {
 		return err
 	}
 	o.committed = true
-	if err := o.data.Commit(); err != nil {
-		o.abortRelease()
-		return err
-	}
-	if o.rel != nil {
-		if err := o.rel.Commit(); err != nil {
-			return fmt.Errorf("release: %w", err)
-		}
-	}
-	if cfg.Report == "" {
-		return nil
-	}
-	tmp := cfg.Report + ".tmp"
-	if err := os.WriteFile(tmp, js.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := os.Rename(tmp, cfg.Report); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("report: %w", err)
-	}
 	return nil
 }
 
@@ -339,12 +334,11 @@ func (o *outputs) abort() {
 	if o.data != nil {
 		o.data.Abort()
 	}
-	o.abortRelease()
-}
-
-func (o *outputs) abortRelease() {
 	if o.rel != nil {
 		o.rel.Abort()
+	}
+	if o.report != nil {
+		o.report.Abort()
 	}
 }
 

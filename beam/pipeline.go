@@ -96,6 +96,9 @@ func (c Config) Validate() error {
 	if w.p.Release != nil && c.ReleaseOutput == "" {
 		return errors.New(fn + ": the policy has a release block but ReleaseOutput is empty")
 	}
+	if err := checkPaths(c, w.p); err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
 	return nil
 }
 

@@ -32,14 +32,18 @@ func TestPrismReportMatchesSingleMachine(t *testing.T) {
 	if want.KAnon == nil || want.Mobility == nil || want.Mobility.Utility == nil || want.DP == nil || want.OptOut == nil {
 		t.Fatalf("the fixture should fill every block: %+v", want)
 	}
+	if g, w := strings.ReplaceAll(got.KAnon.VerifyCommand, got.Output, "OUT"), strings.ReplaceAll(want.KAnon.VerifyCommand, want.Output, "OUT"); g != w {
+		t.Errorf("kanon.verify_command: beam %q, single machine %q", g, w)
+	}
 }
 
 // Report fields whose values the engines need not share: names and times of
-// the run, how the input was read (Beam sorts per subject shard), the
-// unicity after the policy (another draw: rows in another order, random
-// trip ids; compareUnicity checks the intervals), and the DP release's
-// values, intervals and verdict (another noise draw).
-var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|risk\.after\.unicity(_ci\[\d\])?|input_details\.(order|sort_runs)|dp\.verdict\..*|dp\.partition_values\[\d+\]\.values\..*)$`)
+// the run (kanon.verify_command names the output; the test checks it
+// with the output's name replaced), how the input was read (Beam sorts per
+// subject shard), the unicity after the policy (another draw: rows in
+// another order, random trip ids; compareUnicity checks the intervals), and
+// the DP release's values, intervals and verdict (another noise draw).
+var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seconds|dp\.output|kanon\.verify_command|risk\.after\.unicity(_ci\[\d\])?|input_details\.(order|sort_runs)|dp\.verdict\..*|dp\.partition_values\[\d+\]\.values\..*)$`)
 
 // Report fields present only when a noise draw puts them there (a mean on a
 // clamp bound).

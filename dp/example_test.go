@@ -72,15 +72,17 @@ func Example() {
 		return
 	}
 	defer res.Release()
-	fmt.Println("released partitions:", res.PartitionsKept, "of which without data:", res.PartitionsPublicEmpty)
+	// What may be published: the record (one row per public segment) and
+	// the budget spent. res.Stats, PartitionsDropped and
+	// PartitionsPublicEmpty are exact figures for the operator's own
+	// accounting: printed next to the release they would undo ε.
+	fmt.Println("released partitions:", res.PartitionsKept)
 	fmt.Println("columns:", res.Record.Schema().Field(0).Name, res.Record.Schema().Field(1).Name, res.Record.Schema().Field(4).Name)
 	fmt.Printf("spent ε=%g δ=%g\n", res.Spent.EpsilonSpent, res.Spent.DeltaSpent)
-	fmt.Println("rows in:", res.Stats.RowsIn, "used:", res.Stats.RowsUsed)
 	// Output:
-	// released partitions: 3 of which without data: 1
+	// released partitions: 3
 	// columns: segment count mean_disc_temp_c
 	// spent ε=1 δ=0
-	// rows in: 900 used: 900
 }
 
 // Partials of disjoint vehicles merge, e.g. in a distributed combiner, and
@@ -111,6 +113,7 @@ func ExamplePartial_Merge() {
 		fmt.Println(err)
 		return
 	}
+	// Inside the combiner, before noise: exact figures, never published.
 	fmt.Println("partitions before noise:", len(parts[0].Partitions), "rows used:", parts[0].Stats.RowsUsed)
 	acct, _ := dp.NewAccountant(1, 1e-6)
 	res, err := parts[0].Release(ctx, acct, dp.ReleaseOptions{})

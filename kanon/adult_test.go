@@ -16,7 +16,8 @@ import (
 var adultColumns = []string{"sex", "age", "race", "marital-status", "education", "native-country", "workclass", "occupation", "salary-class"}
 
 // adultDir finds the shared Adult data: $TARNKAPPE_ADULT_DIR, or
-// ../shared/data/adult next to the module root.
+// shared/data/adult beside the module root or beside one of its parents (a
+// worktree sits one level deeper than the main checkout).
 func adultDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("TARNKAPPE_ADULT_DIR"); d != "" {
@@ -26,18 +27,22 @@ func adultDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			dir := filepath.Join(d, "..", "shared", "data", "adult")
-			if _, err := os.Stat(filepath.Join(dir, "adult.csv")); err != nil {
-				t.Skipf("Adult data not found at %s (set TARNKAPPE_ADULT_DIR): %v", dir, err)
-			}
-			return dir
+	for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err != nil {
+			continue
 		}
-		if filepath.Dir(d) == d {
-			t.Skip("module root not found; set TARNKAPPE_ADULT_DIR")
+		for up := filepath.Dir(d); ; up = filepath.Dir(up) {
+			dir := filepath.Join(up, "shared", "data", "adult")
+			if _, err := os.Stat(filepath.Join(dir, "adult.csv")); err == nil {
+				return dir
+			}
+			if filepath.Dir(up) == up {
+				t.Skipf("Adult data not found in shared/data/adult beside %s or its parents (set TARNKAPPE_ADULT_DIR)", d)
+			}
 		}
 	}
+	t.Skip("module root not found; set TARNKAPPE_ADULT_DIR")
+	return ""
 }
 
 // readAdult reads adult.csv as string columns.

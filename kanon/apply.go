@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // Applier applies a search result to record batches (the second pass): each
@@ -64,7 +66,7 @@ func NewApplier(h *Histogram, r *Result, mem memory.Allocator) (*Applier, error)
 		bld.Release()
 	}
 	a.wide = total > 64
-	cl, supp, _ := s.classesOf(s.e.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lattice.id(r.Levels))
 	a.supp = map[uint64]struct{}{}
 	a.suppW = map[string]struct{}{}
 	ids := make([]int32, nc)
@@ -73,7 +75,7 @@ func NewApplier(h *Histogram, r *Result, mem memory.Allocator) (*Applier, error)
 			continue
 		}
 		for c := range nc {
-			ids[c] = cl.t.ids[c][cl.row(i)]
+			ids[c] = cl.ids[c][i]
 		}
 		if a.wide {
 			a.suppW[wideKey(ids)] = struct{}{}
@@ -149,7 +151,7 @@ func (a *Applier) Apply(ctx context.Context, batch arrow.RecordBatch) (arrow.Rec
 	for c, d := range a.h.dims {
 		idx := sc.FieldIndices(d.name)
 		if len(idx) != 1 {
-			return nil, fmt.Errorf("kanon.Applier.Apply: column %q not in input (or not unique)", d.name)
+			return nil, rowerr.Atf(0, d.name, "not in input (or not unique)")
 		}
 		qcol[c] = idx[0]
 		if cap(a.scratch[c]) < n {
@@ -157,10 +159,10 @@ func (a *Applier) Apply(ctx context.Context, batch arrow.RecordBatch) (arrow.Rec
 		}
 		ids, err := a.caches[c].leaves(d, batch.Column(idx[0]), a.in, a.scratch[c][:0])
 		if err != nil {
-			return nil, fmt.Errorf("kanon.Applier.Apply: %w", err)
+			return nil, err
 		}
 		if d.size(0) != a.leaves0[c] {
-			return nil, fmt.Errorf("kanon.Applier.Apply: column %q has a value the first pass did not see (%q): the input changed between passes", d.name, d.values[0][d.size(0)-1])
+			return nil, rowerr.Atf(0, d.name, "a value the first pass did not see (%q): the input changed between passes", d.values[0][d.size(0)-1])
 		}
 		gen := d.gen[a.levels[c]]
 		for i, leaf := range ids {

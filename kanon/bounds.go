@@ -24,15 +24,15 @@ type kBounds struct {
 
 func newKBounds(e *engine, k int64) *kBounds {
 	kb := &kBounds{e: e, k: k}
-	d := len(e.h.dims)
-	for _, dim := range e.h.dims {
+	d := len(e.hist.dims)
+	for _, dim := range e.hist.dims {
 		kb.maxH = max(kb.maxH, dim.levels)
 	}
 	kb.memo = make([]int64, d*d*kb.maxH*kb.maxH)
 	for i := range kb.memo {
 		kb.memo[i] = -1
 	}
-	h := e.h
+	h := e.hist
 	kb.single = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
 		leafCnt := h.leafCnt[c]
@@ -61,7 +61,7 @@ func newKBounds(e *engine, k int64) *kBounds {
 // cheaper than a proof and a tagDown per candidate. The tags are the ones
 // provablyFails would set when the search meets those nodes.
 func (kb *kBounds) tagSingles(tags []uint8, maxOutliers int64) {
-	lat := kb.e.lat
+	lat := kb.e.lattice
 	d := len(lat.heights)
 	minL := make([]uint8, d)
 	some := false
@@ -112,12 +112,12 @@ func (kb *kBounds) fails(levels []int, maxOutliers int64, usePairs bool) bool {
 }
 
 func (kb *kBounds) pair(a, b, la, lb int) int64 {
-	key := ((a*len(kb.e.h.dims)+b)*kb.maxH+la)*kb.maxH + lb
+	key := ((a*len(kb.e.hist.dims)+b)*kb.maxH+la)*kb.maxH + lb
 	if v := kb.memo[key]; v >= 0 {
 		return v
 	}
 	// A column at its top level has one value: the pair bound is the single.
-	da, db := kb.e.h.dims[a], kb.e.h.dims[b]
+	da, db := kb.e.hist.dims[a], kb.e.hist.dims[b]
 	if da.size(la) == 1 {
 		kb.memo[key] = kb.single[b][lb]
 		return kb.memo[key]
@@ -137,7 +137,7 @@ func (kb *kBounds) pair(a, b, la, lb int) int64 {
 	if j := kb.joint(a, b); j != nil && len(j.counts) < src.rows() {
 		out = kb.countSmall(j.ia, j.ib, j.counts, kb.e.up[a][0][la], kb.e.up[b][0][lb], da.size(la), db.size(lb))
 	} else {
-		lat := kb.e.lat
+		lat := kb.e.lattice
 		src.ensureIDs()
 		pa, pb := lat.level(src.node, a), lat.level(src.node, b)
 		out = kb.countSmall(src.ids[a], src.ids[b], src.counts, kb.e.up[a][pa][la], kb.e.up[b][pb][lb], da.size(la), db.size(lb))
@@ -162,7 +162,7 @@ const maxJointCells = 1 << 16
 // use; nil when it would not be much smaller than the histogram or the
 // columns have too many value pairs to count densely.
 func (kb *kBounds) joint(a, b int) *pairJoint {
-	d := len(kb.e.h.dims)
+	d := len(kb.e.hist.dims)
 	if kb.joints == nil {
 		kb.joints = make([]*pairJoint, d*d)
 		kb.noJoint = make([]bool, d*d)
@@ -172,7 +172,7 @@ func (kb *kBounds) joint(a, b int) *pairJoint {
 		return j
 	}
 	kb.noJoint[key] = true
-	da, db := kb.e.h.dims[a], kb.e.h.dims[b]
+	da, db := kb.e.hist.dims[a], kb.e.hist.dims[b]
 	na, nb := da.size(0), db.size(0)
 	if na*nb > maxJointCells {
 		return nil

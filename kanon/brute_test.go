@@ -2,6 +2,7 @@ package kanon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -308,5 +309,186 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 			}
 		}
 		b.Release()
+	}
+}
+
+// TestSearchMatchesBruteForceLT compares Search with exhaustive enumeration
+// where l-diversity or t-closeness meet suppression — the models are not
+// monotone there, and the search runs its two phases (k-part probes, then
+// the remaining candidates one by one or a batch per core) on class tables
+// with merged sensitive frequencies. The trials vary what those paths
+// depend on: K absent (0) or set, few or more than 64 sensitive values
+// (the dense and the counting-sort merge), suppression limits, every
+// metric, and both ways of checking the remaining candidates.
+func TestSearchMatchesBruteForceLT(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 5))
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	mk := func(n, fan1, fan2 int) *TableHierarchy {
+		var rows [][]string
+		for i := range n {
+			r := []string{fmt.Sprint("v", i), fmt.Sprint("g", i/fan1)}
+			if fan2 > 0 {
+				r = append(r, fmt.Sprint("h", i/fan2))
+			}
+			rows = append(rows, append(r, "*"))
+		}
+		h, err := NewTableHierarchy(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	hier := []*TableHierarchy{mk(12, 2, 6), mk(8, 4, 0), mk(6, 3, 0)}
+	names := []string{"a", "b", "c"}
+	hm := map[string]Hierarchy{"a": hier[0], "b": hier[1], "c": hier[2]}
+	checked := 0
+	for trial := range 4 {
+		values := []int{3, 6, 90}[trial%3]
+		n := 100 + rng.IntN(60)
+		rows := make([][]string, n)
+		sens := make([]string, n)
+		cols := make([][]string, 4)
+		for i := range n {
+			rows[i] = make([]string, 3)
+			for c, h := range hier {
+				dom := h.Domain()
+				rows[i][c] = dom[min(len(dom)-1, int(rng.ExpFloat64()*float64(len(dom))/3))]
+				cols[c] = append(cols[c], rows[i][c])
+			}
+			// Skewed sensitive values, correlated with column a in some
+			// trials, so that classes differ in diversity.
+			v := int(rng.ExpFloat64() * float64(values) / 4)
+			if trial%2 == 1 {
+				v += int(rows[i][0][1] - '0')
+			}
+			if values > 64 && i < values {
+				// More than 64 values present: the counting-sort merge.
+				v = i
+			}
+			sens[i] = fmt.Sprint("s", min(v, values-1))
+			cols[3] = append(cols[3], sens[i])
+		}
+		b := batchOf(t, mem, map[string][]string{"a": cols[0], "b": cols[1], "c": cols[2], "s": cols[3]}, []string{"a", "b", "c", "s"}, nil)
+		rdr, _ := array.NewRecordReader(b.Schema(), []arrow.RecordBatch{b})
+		h, err := BuildHistogram(context.Background(), rdr, HistogramOptions{QuasiIdentifiers: names, Hierarchies: hm, Sensitive: "s"})
+		rdr.Release()
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		models := []Options{
+			{LDiversity: &LDiversity{Sensitive: "s", L: 2, Variant: LDistinct}},
+			{LDiversity: &LDiversity{Sensitive: "s", L: 2, Variant: LEntropy}},
+			{K: 3, LDiversity: &LDiversity{Sensitive: "s", L: 2, Variant: LRecursive, C: 3}},
+			{TCloseness: &TCloseness{Sensitive: "s", T: 0.4117, Distance: TEqual}},
+			{K: 2, TCloseness: &TCloseness{Sensitive: "s", T: 0.2317, Distance: TOrdered}},
+			{K: 4, LDiversity: &LDiversity{Sensitive: "s", L: 2, Variant: LDistinct}, TCloseness: &TCloseness{Sensitive: "s", T: 0.5117, Distance: TEqual}},
+		}
+		for _, metric := range metricNames {
+			for _, supp := range []float64{0.05, 0.3} {
+				for mi, model := range models {
+					opts := model
+					opts.Metric, opts.SuppressionLimit = metric, supp
+					name := fmt.Sprintf("trial %d (%d values) %s supp=%v model %d", trial, values, metric, supp, mi)
+					want, wantLevel, ok, wantLv := bruteOptimum(t, rows, sens, hier, opts)
+					for _, parallel := range []bool{false, true} {
+						res, err := searchWith(h, opts, parallel)
+						if !ok {
+							if !errors.Is(err, ErrNoSolution) {
+								t.Errorf("%s: got %v, %v; brute force finds none", name, res, err)
+							}
+							continue
+						}
+						if err != nil {
+							t.Errorf("%s: %v", name, err)
+							continue
+						}
+						got := res.InformationLoss[string(metric)]
+						level := 0
+						for _, l := range res.Levels {
+							level += l
+						}
+						if math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) || level != wantLevel {
+							t.Errorf("%s (parallel %v): loss %v at level %d (%v), brute force %v at level %d (%v)", name, parallel, got, level, res.Levels, want, wantLevel, wantLv)
+						}
+						checked++
+					}
+				}
+			}
+		}
+	}
+	if checked < 200 {
+		t.Errorf("only %d searches found a solution to compare", checked)
+	}
+}
+
+// searchWith runs Search's algorithm with the remaining candidates checked
+// one at a time or a batch at a time on two workers, whatever GOMAXPROCS.
+func searchWith(h *Histogram, opts Options, parallel bool) (*Result, error) {
+	if err := opts.validate("test", h); err != nil {
+		return nil, err
+	}
+	bufs := searchPool.Get().(*searchBufs)
+	s, err := newSearcher(context.Background(), h, opts, bufs)
+	defer func() { bufs.release(s) }()
+	if err != nil {
+		return nil, err
+	}
+	if s.strategy.monotonePrivacy {
+		return s.run()
+	}
+	s.strategy.linear = (*searcher).checkNow
+	if parallel {
+		for len(s.workers) < 2 {
+			s.workers = append(s.workers, &worker{scratch: &scratch{}, checker: newChecker(h, opts.K, opts.LDiversity, opts.TCloseness)})
+		}
+		s.workers = s.workers[:2]
+		s.strategy.linear = (*searcher).checkLater
+	}
+	return s.run()
+}
+
+// TestRollupPathIndependent rolls random nodes up from the histogram and
+// from nodes below them (packed keys repacked by segments, or ids): the
+// classes and their sensitive frequencies must not depend on the path.
+func TestRollupPathIndependent(t *testing.T) {
+	qi := []string{"sex", "age", "race", "marital-status", "education", "native-country", "workclass", "salary-class"}
+	h := adultHistogram(t, qi, "occupation")
+	e, err := newEngine(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	lat := e.lattice
+	var s1, s2 scratch
+	describe := func(x *table) map[string]string {
+		x.ensureIDs()
+		m := map[string]string{}
+		for r := range x.rows() {
+			k := ""
+			for c := range x.ids {
+				k += fmt.Sprint(",", x.ids[c][r])
+			}
+			sens, freq := x.frequencies(r)
+			if !slices.IsSorted(sens) {
+				t.Fatalf("class %s lists its sensitive values out of order: %v", k, sens)
+			}
+			m[k] = fmt.Sprint(x.counts[r], sens, freq)
+		}
+		return m
+	}
+	for range 40 {
+		lo, hi := make([]int, len(qi)), make([]int, len(qi))
+		for c, height := range lat.heights {
+			lo[c] = rng.IntN(height)
+			hi[c] = lo[c] + rng.IntN(height-lo[c])
+		}
+		mid := e.rollup(e.base, lat.id(lo), &s1).clone()
+		direct := describe(e.rollup(e.base, lat.id(hi), &s2).clone())
+		via := describe(e.rollup(mid, lat.id(hi), &s2).clone())
+		if !maps.Equal(direct, via) {
+			t.Fatalf("%v via %v: %d classes, directly %d", hi, lo, len(via), len(direct))
+		}
 	}
 }

@@ -18,16 +18,23 @@
 //     classes satisfy the models, with at most floor(SuppressionLimit·rows)
 //     rows suppressed. A node is evaluated by rolling the histogram (or the
 //     smallest table already rolled up below it) up through per-level
-//     lookup tables, never by rescanning rows. The search is exact: nodes
-//     are taken in order of a data-free lower bound of their loss, decided
-//     by FLASH-style binary search on paths with predictive tagging
-//     (Kohlmayer et al. 2012) where the models are monotone, and proved
-//     non-anonymous for free by one- and two-column marginals. Large
-//     roll-ups are split across cores; where l or t with suppression rule
-//     out tagging, independent nodes are checked in parallel. Searches
-//     and histogram builders take their scratch buffers (hash tables,
-//     candidate lists, cached tables) from pools and give them back, so a
-//     process running many of them does not allocate them each time.
+//     lookup tables, never by rescanning rows: a rolled-up table has a row
+//     per class with its size and, for l and t, its sensitive-value
+//     frequencies, which the roll-up merges (as ARX's snapshots do). The
+//     search is exact: nodes are taken in order of a data-free lower bound
+//     of their loss, decided by FLASH-style binary search on paths with
+//     predictive tagging (Kohlmayer et al. 2012), and proved non-anonymous
+//     for free by one- and two-column marginals. Where l or t with
+//     suppression make anonymity non-monotone, the search runs ARX's two
+//     phases: it probes and tags the k-part (rows in classes too small for
+//     any model fit the limit), which is monotone, then checks the nodes
+//     where it holds, a batch at a time on all cores; a metric monotone
+//     whatever is suppressed (discernibility) rules out the nodes above a
+//     checked node that cannot beat the best found. Large roll-ups are
+//     split across cores. Searches and histogram builders take their
+//     scratch buffers (hash tables, candidate lists, cached tables) from
+//     pools and give them back, so a process running many of them does
+//     not allocate them each time.
 //  3. Applier rewrites batches: quasi-identifiers become dictionary-encoded
 //     generalised values, rows of suppressed classes are dropped and
 //     counted (in = out + suppressed).
@@ -62,9 +69,13 @@
 // Fail closed: a null in a quasi-identifier or sensitive column is an error
 // naming column and row (fill or drop nulls first: a null is not a value
 // kanon can generalise safely); a value missing from its hierarchy is an
-// error naming column and value; ragged, duplicated or non-monotone
-// hierarchies are errors; K < 2, an empty input, or k larger than the rows
-// (ErrNoSolution) never yield data.
+// error naming row, column and value; ragged, duplicated or non-monotone
+// hierarchies are errors; K < 2 (K = 0 only with l-diversity or
+// t-closeness, which then stand alone, as in ARX), an empty input, or k
+// larger than the rows (ErrNoSolution) never yield data. Errors about data
+// are rowerr errors (row N, column "x", rows counted from 1 across
+// batches) without a package prefix; errors about options name the
+// function (kanon.Search: ...).
 //
 // Risk: prosecutor, journalist and marketer re-identification risk before
 // and after (see Risk). Without a population table the journalist model

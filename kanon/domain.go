@@ -1,7 +1,10 @@
 package kanon
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // dimension is the encoded form of one quasi-identifier: every level-0 value
@@ -24,11 +27,11 @@ type dimension struct {
 
 func newDimension(name string, h Hierarchy) (*dimension, error) {
 	if h == nil {
-		return nil, fmt.Errorf("column %q: no hierarchy", name)
+		return nil, rowerr.At(0, name, errors.New("no hierarchy"))
 	}
 	n := h.Levels()
 	if n < 1 || n > 64 {
-		return nil, fmt.Errorf("column %q: hierarchy has %d levels, want 1..64: %w", name, n, ErrBadHierarchy)
+		return nil, rowerr.Atf(0, name, "hierarchy has %d levels, want 1..64: %w", n, ErrBadHierarchy)
 	}
 	d := &dimension{
 		name: name, h: h, levels: n,
@@ -44,7 +47,7 @@ func newDimension(name string, h Hierarchy) (*dimension, error) {
 	if dh, ok := h.(DomainHierarchy); ok {
 		for _, v := range dh.Domain() {
 			if _, err := d.add(v); err != nil {
-				return nil, err
+				return nil, rowerr.At(0, name, err)
 			}
 		}
 		d.domainLeaves = len(d.values[0])
@@ -70,12 +73,12 @@ func (d *dimension) add(v string) (int32, error) {
 	for l := 1; l < d.levels; l++ {
 		g, err := d.h.Generalize(v, l)
 		if err != nil {
-			return 0, fmt.Errorf("column %q: %w", d.name, err)
+			return 0, err
 		}
 		chain[l] = g
 	}
 	if _, err := d.h.Generalize(v, 0); err != nil {
-		return 0, fmt.Errorf("column %q: %w", d.name, err)
+		return 0, err
 	}
 	ids := make([]int32, d.levels)
 	for l, g := range chain {
@@ -91,8 +94,8 @@ func (d *dimension) add(v string) (int32, error) {
 	for l := 0; l+1 < d.levels; l++ {
 		p := d.parent[l][ids[l]]
 		if p >= 0 && p != ids[l+1] {
-			return 0, fmt.Errorf("column %q: value %q: %q at level %d has two parents %q and %q (levels must be monotone): %w",
-				d.name, v, chain[l], l, d.values[l+1][p], chain[l+1], ErrBadHierarchy)
+			return 0, fmt.Errorf("value %q: %q at level %d has two parents %q and %q (levels must be monotone): %w",
+				v, chain[l], l, d.values[l+1][p], chain[l+1], ErrBadHierarchy)
 		}
 		d.parent[l][ids[l]] = ids[l+1]
 	}
@@ -100,7 +103,7 @@ func (d *dimension) add(v string) (int32, error) {
 	if int(leaf) != len(d.gen[0]) {
 		// Two distinct level-0 strings can never intern to the same id, so
 		// this only fires if a hierarchy rewrites level 0.
-		return 0, fmt.Errorf("column %q: value %q: hierarchy changes the value at level 0: %w", d.name, v, ErrBadHierarchy)
+		return 0, fmt.Errorf("value %q: hierarchy changes the value at level 0: %w", v, ErrBadHierarchy)
 	}
 	d.leaf[v] = leaf
 	for l := range d.levels {

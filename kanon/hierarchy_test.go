@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 func TestParseHierarchyErrors(t *testing.T) {
@@ -115,6 +117,10 @@ func batchOf(t testing.TB, mem memory.Allocator, cols map[string][]string, order
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), arrs, int64(n))
 }
 
+// TestHistogramFailsClosed pins the errors about data: the project's one
+// location format (rowerr: rows counted from 1 as data rows across
+// batches, then the column), no package prefix for callers to repeat, and
+// the chain kept for errors.Is.
 func TestHistogramFailsClosed(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -125,10 +131,13 @@ func TestHistogramFailsClosed(t *testing.T) {
 		cols  map[string][]string
 		nulls map[string]int
 		want  string
+		row   int64
+		is    error
 	}{
-		{"missing value", map[string][]string{"a": {"x", "z"}}, nil, `row 2: column "a": "z": value not in hierarchy`},
-		{"null", map[string][]string{"a": {"x", "y", "x"}}, map[string]int{"a": 2}, `column "a", row 3: null value`},
-		{"missing column", map[string][]string{"b": {"x"}}, nil, `column "a" not in input`},
+		{"missing value", map[string][]string{"a": {"x", "z"}}, nil, `row 2, column "a": "z": value not in hierarchy`, 2, ErrValueNotInHierarchy},
+		{"missing value, fourth row", map[string][]string{"a": {"x", "y", "x", "z"}}, nil, `row 4, column "a": "z": value not in hierarchy`, 4, ErrValueNotInHierarchy},
+		{"null", map[string][]string{"a": {"x", "y", "x"}}, map[string]int{"a": 2}, `row 3, column "a": null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)`, 3, errNull},
+		{"missing column", map[string][]string{"b": {"x"}}, nil, `column "a": not in input (columns: b)`, 0, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -143,11 +152,31 @@ func TestHistogramFailsClosed(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = hb.Add(b)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
+			if err == nil || err.Error() != c.want {
 				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			var re *rowerr.Error
+			if !errors.As(err, &re) || re.Row != c.row || re.Column != "a" {
+				t.Errorf("errors.As: %#v, want row %d, column a", re, c.row)
+			}
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, c.is)
 			}
 		})
 	}
+	// Rows are counted across batches: the second batch's first row is
+	// row 3.
+	hb, _ := NewHistogramBuilder(HistogramOptions{QuasiIdentifiers: []string{"a"}, Hierarchies: hier})
+	ok := batchOf(t, mem, map[string][]string{"a": {"x", "y"}}, []string{"a"}, nil)
+	bad := batchOf(t, mem, map[string][]string{"a": {"z"}}, []string{"a"}, nil)
+	if err := hb.Add(ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := hb.Add(bad); err == nil || err.Error() != `row 3, column "a": "z": value not in hierarchy` {
+		t.Errorf("second batch: err = %v", err)
+	}
+	ok.Release()
+	bad.Release()
 	if _, err := NewHistogramBuilder(HistogramOptions{QuasiIdentifiers: []string{"a"}}); err == nil {
 		t.Error("missing hierarchy accepted")
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // HistogramOptions configures a HistogramBuilder.
@@ -46,6 +48,12 @@ type Histogram struct {
 	// leafCnt[c][leaf]: rows with that level-0 value of column c (what the
 	// metrics and the one-column bounds start from).
 	leafCnt [][]int64
+	// keys[e]: entry e's key in the builder's index (leaf ids packed,
+	// keyWidths[c] bits for column c, the sensitive id above), when it fits
+	// 64 bits (nil otherwise): roll-ups from the histogram then move runs of
+	// columns with a mask instead of one pass per column.
+	keys      []uint64
+	keyWidths []uint
 }
 
 // QuasiIdentifiers returns the quasi-identifier columns in lattice order.
@@ -72,9 +80,11 @@ type HistogramBuilder struct {
 	keybuf  []byte
 	keys    []uint64
 	fresh   []int32 // rows of the current chunk that start a new entry
-	err     error
-	done    bool
-	bufs    *histBufs // nil once handed back
+	// entryKeys[e]: entry e's key (not wide; the histogram's keys).
+	entryKeys []uint64
+	err       error
+	done      bool
+	bufs      *histBufs // nil once handed back
 }
 
 // histBufs are a builder's growing buffers: the index, the per-chunk
@@ -85,19 +95,20 @@ type HistogramBuilder struct {
 // them each time, and a histogram does not keep the slack of buffers sized
 // for all rows being distinct.
 type histBufs struct {
-	index   *growTable
-	scratch [][]int32
-	keys    []uint64
-	fresh   []int32
-	leaves  [][]int32
-	counts  []int64
-	sensID  []int32
+	index     *growTable
+	scratch   [][]int32
+	keys      []uint64
+	fresh     []int32
+	entryKeys []uint64
+	leaves    [][]int32
+	counts    []int64
+	sensID    []int32
 }
 
 var histPool = sync.Pool{New: func() any { return new(histBufs) }}
 
 // errBuilderDone is returned by Add after Histogram.
-var errBuilderDone = errors.New("kanon: HistogramBuilder.Add after Histogram (start a new builder)")
+var errBuilderDone = errors.New("kanon.HistogramBuilder.Add: called after Histogram (start a new builder)")
 
 // NewHistogramBuilder validates opts and returns an empty builder.
 func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
@@ -160,6 +171,9 @@ func NewHistogramBuilder(opts HistogramOptions) (*HistogramBuilder, error) {
 	}
 	b.scratch = b.bufs.scratch[:ncomp]
 	b.keys, b.fresh = b.bufs.keys, b.bufs.fresh
+	if !b.wide {
+		b.entryKeys = b.bufs.entryKeys[:0]
+	}
 	b.checkWidth()
 	if b.wide {
 		b.sindex = make(map[string]int32)
@@ -226,10 +240,10 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 		d := b.dim(i)
 		idx := sch.FieldIndices(d.name)
 		if len(idx) == 0 {
-			return fmt.Errorf("kanon: column %q not in input (columns: %s)", d.name, strings.Join(fieldNames(sch), ", "))
+			return rowerr.Atf(0, d.name, "not in input (columns: %s)", strings.Join(fieldNames(sch), ", "))
 		}
 		if len(idx) > 1 {
-			return fmt.Errorf("kanon: column %q appears %d times in input", d.name, len(idx))
+			return rowerr.Atf(0, d.name, "appears %d times in input", len(idx))
 		}
 		if b.caches[i] == nil {
 			b.caches[i] = &valueCache{}
@@ -253,6 +267,9 @@ func (b *HistogramBuilder) add(batch arrow.RecordBatch) error {
 			h.sensID = slices.Grow(h.sensID, hint)
 		}
 		h.counts = slices.Grow(h.counts, hint)
+		if !b.wide {
+			b.entryKeys = slices.Grow(b.entryKeys, hint)
+		}
 	}
 	for lo := 0; lo < n; lo += histChunk {
 		hi := min(n, lo+histChunk)
@@ -294,11 +311,19 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 			b.keys = make([]uint64, m)
 		}
 		keys := b.keys[:m]
-		clear(keys)
 		var shift uint
 		for i, w := range b.widths {
-			for r, id := range b.scratch[i][:m] {
-				keys[r] |= uint64(id) << shift
+			ids := b.scratch[i][:m]
+			ids = ids[:len(keys)]
+			sh := shift & 63 // a bare shift: the total fits 64 bits
+			if i == 0 {
+				for r, id := range ids {
+					keys[r] = uint64(id)
+				}
+			} else {
+				for r, id := range ids {
+					keys[r] |= uint64(id) << sh
+				}
 			}
 			shift += w
 		}
@@ -323,6 +348,7 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 			if !ok {
 				fresh = append(fresh, int32(r))
 				h.counts = append(h.counts, 0)
+				b.entryKeys = append(b.entryKeys, k)
 			}
 			h.counts[e]++
 		}
@@ -340,9 +366,11 @@ func (b *HistogramBuilder) addChunk(cols []arrow.Array, lo, hi, n int) error {
 
 // appendAt appends src[i] for every i of at to dst.
 func appendAt(dst, src, at []int32) []int32 {
-	dst = slices.Grow(dst, len(at))
-	for _, i := range at {
-		dst = append(dst, src[i])
+	n := len(dst)
+	dst = slices.Grow(dst, len(at))[:n+len(at)]
+	out := dst[n:]
+	for j, i := range at {
+		out[j] = src[i]
 	}
 	return dst
 }
@@ -404,7 +432,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 			}
 			b.sindex[string(b.keybuf)] = int32(e)
 		}
-		b.index = nil
+		b.index, b.entryKeys = nil, nil
 		return
 	}
 	_ = wasWide
@@ -417,6 +445,7 @@ func (b *HistogramBuilder) grow(i int, need uint) {
 			shift += w
 		}
 		b.index.put(k, int32(e))
+		b.entryKeys[e] = k
 	}
 }
 
@@ -450,6 +479,11 @@ func (b *HistogramBuilder) Histogram() (*Histogram, error) {
 	h.leafCnt = make([][]int64, len(h.dims))
 	for c, d := range h.dims {
 		h.leafCnt[c] = countLeaves(h.leaves[c], h.counts, d.size(0))
+	}
+	if !b.wide {
+		b.bufs.entryKeys = b.entryKeys[:0]
+		h.keys = slices.Clone(b.entryKeys)
+		h.keyWidths = slices.Clone(b.widths[:len(h.dims)])
 	}
 	if b.index != nil {
 		b.bufs.index = b.index
@@ -523,7 +557,7 @@ func BuildHistogram(ctx context.Context, rdr array.RecordReader, opts HistogramO
 		}
 	}
 	if err := rdr.Err(); err != nil {
-		return nil, fmt.Errorf("kanon.BuildHistogram: reading input: %w", err)
+		return nil, fmt.Errorf("reading input: %w", err)
 	}
 	return b.Histogram()
 }
@@ -545,16 +579,18 @@ type valueCache struct {
 	dictOf arrow.ArrayData
 }
 
+// Errors about values, located by row and column (rowerr).
+var (
+	errNull = errors.New("null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)")
+	errNaN  = errors.New("NaN (not a value a hierarchy can generalise)")
+)
+
 // leaves appends the leaf id of every row of col to dst. base is the number
-// of rows already counted, for error messages.
+// of rows already counted, for error locations.
 func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []int32) ([]int32, error) {
 	n := col.Len()
-	nullErr := func(i int) error {
-		return fmt.Errorf("kanon: column %q, row %d: null value (nulls in quasi-identifiers and sensitive columns are not allowed: fill or drop them first)", d.name, base+int64(i)+1)
-	}
-	wrap := func(i int, err error) error {
-		return fmt.Errorf("kanon: row %d: %w", base+int64(i)+1, err)
-	}
+	nullErr := func(i int) error { return rowerr.At(rowerr.Row(base, i), d.name, errNull) }
+	wrap := func(i int, err error) error { return rowerr.At(rowerr.Row(base, i), d.name, err) }
 	if col.NullN() > 0 {
 		for i := range n {
 			if col.IsNull(i) {
@@ -580,7 +616,7 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 			}
 			s, err := formatValue(dictVals, k)
 			if err != nil {
-				return 0, wrap(i, fmt.Errorf("column %q: %w", d.name, err))
+				return 0, wrap(i, err)
 			}
 			id, err := d.lookup(strings.Clone(s))
 			if err != nil {
@@ -678,7 +714,7 @@ func (vc *valueCache) leaves(d *dimension, col arrow.Array, base int64, dst []in
 	case *array.Float32:
 		return vc.floatLeaves(d, n, func(i int) float64 { return float64(a.Value(i)) }, dst, wrap)
 	}
-	return nil, fmt.Errorf("kanon: column %q has type %s, which kanon cannot generalise (want string, dictionary, integer, float, boolean, date or timestamp)", d.name, col.DataType())
+	return nil, rowerr.Atf(0, d.name, "type %s cannot be generalised (want string, dictionary, integer, float, boolean, date or timestamp)", col.DataType())
 }
 
 func (vc *valueCache) intLeaves(d *dimension, n int, val func(int) int64, dst []int32, wrap func(int, error) error, format func(int64) string) ([]int32, error) {
@@ -710,7 +746,7 @@ func (vc *valueCache) floatLeaves(d *dimension, n int, val func(int) float64, ds
 		id, ok := vc.floats[key]
 		if !ok {
 			if v != v {
-				return nil, wrap(i, fmt.Errorf("column %q: NaN", d.name))
+				return nil, wrap(i, errNaN)
 			}
 			var err error
 			if id, err = d.lookup(strconv.FormatFloat(v, 'g', -1, 64)); err != nil {

@@ -3,6 +3,7 @@ package kanon
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Metric names an information-loss metric. Each reproduces ARX's definition
@@ -53,18 +54,26 @@ func ParseMetric(s string) (Metric, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("kanon: unknown metric %q (want entropy, entropy-nm, discernibility, discernibility-nm, loss or precision)", s)
+	return "", fmt.Errorf("unknown metric %q (want entropy, entropy-nm, discernibility, discernibility-nm, loss or precision)", s)
 }
 
 // monotone reports whether the metric never decreases along generalisation
 // for a fixed suppression behaviour. Without suppression every metric is.
 func (m Metric) monotone(maxOutliers int64) bool {
-	switch m {
-	case MetricEntropy, MetricDiscernibility:
-		return true
-	}
-	return maxOutliers == 0
+	return m.alwaysMonotone() || maxOutliers == 0
 }
+
+// alwaysMonotone reports whether the metric never decreases along
+// generalisation whatever is suppressed: its value does not depend on which
+// classes are suppressed (ARX's monotonic variants), so the value of any
+// node, anonymous or not, bounds the nodes above it.
+func (m Metric) alwaysMonotone() bool {
+	return m == MetricEntropy || m == MetricDiscernibility
+}
+
+// boundIsExact reports whether metrics.bound is the metric's value, so
+// nothing checked can tighten it.
+func (m Metric) boundIsExact() bool { return m == MetricEntropy }
 
 // metrics holds what the metrics precompute from the histogram.
 type metrics struct {
@@ -166,13 +175,12 @@ func (m *metrics) bound(metric Metric, levels []int) float64 {
 		}
 		return geoMean(vals)
 	case MetricPrecision:
-		var s float64
+		// The value without suppression, by the same arithmetic as value.
+		terms := make([]float64, len(levels))
 		for c, l := range levels {
-			if h := m.h.dims[c].levels - 1; h > 0 {
-				s += float64(l) / float64(h)
-			}
+			terms[c] = m.precisionTerm(c, l, 0)
 		}
-		return s / float64(len(levels))
+		return canonicalSum(terms) / float64(len(levels))
 	case MetricDiscernibility, MetricDiscernibilityNM:
 		// At most min(rows, Π generalised domain sizes) classes, and a sum
 		// of squares of a fixed total is smallest when the parts are equal:
@@ -212,13 +220,13 @@ func geoMean(vals []float64) float64 {
 	return r - 1
 }
 
-// value computes the metric of a node from its classes; suppressed[i] tells
-// whether class i is suppressed. perColumn is filled for multi-dimensional
-// metrics.
-func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []bool) (total float64, perColumn []float64) {
+// value computes the metric of a node from its classes (the rows of t);
+// suppressed[i] tells whether class i is suppressed. perColumn is filled
+// for multi-dimensional metrics.
+func (m *metrics) value(metric Metric, levels []int, t *table, suppressed []bool) (total float64, perColumn []float64) {
 	nc := len(levels)
 	if metric == MetricEntropyNM || metric == MetricLoss {
-		cl.t.ensureIDs()
+		t.ensureIDs()
 	}
 	switch metric {
 	case MetricEntropy:
@@ -233,23 +241,30 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		var supp float64
 		for i, s := range suppressed {
 			if s {
-				supp += float64(cl.counts[i])
+				supp += float64(t.counts[i])
 			}
 		}
+		var cnt []float64
 		for c, l := range levels {
 			perColumn[c] = m.entropy[c][l]
 			if supp == 0 {
 				continue
 			}
-			cnt := make(map[int32]float64)
+			// The entropy of column c's generalised values within the
+			// suppressed rows.
+			cnt = resize(cnt, m.h.dims[c].size(l))
+			clear(cnt)
+			ids := t.ids[c]
 			for i, s := range suppressed {
 				if s {
-					cnt[cl.t.ids[c][cl.row(i)]] += float64(cl.counts[i])
+					cnt[ids[i]] += float64(t.counts[i])
 				}
 			}
 			var e float64
 			for _, v := range cnt {
-				e += v * math.Log2(v/supp)
+				if v > 0 {
+					e += v * math.Log2(v/supp)
+				}
 			}
 			perColumn[c] -= e
 		}
@@ -258,12 +273,12 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		}
 		return total, perColumn
 	case MetricDiscernibility:
-		for _, n := range cl.counts {
+		for _, n := range t.counts {
 			total += float64(n) * float64(n)
 		}
 		return total, nil
 	case MetricDiscernibilityNM:
-		for i, n := range cl.counts {
+		for i, n := range t.counts {
 			if suppressed[i] {
 				total += m.rows * float64(n)
 			} else {
@@ -275,12 +290,13 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		perColumn = make([]float64, nc)
 		for c, l := range levels {
 			share := m.shares[c][l]
+			ids := t.ids[c]
 			var agg float64
-			for i, n := range cl.counts {
+			for i, n := range t.counts {
 				if suppressed[i] {
 					agg += float64(n)
 				} else {
-					agg += float64(n) * share[cl.t.ids[c][cl.row(i)]]
+					agg += float64(n) * share[ids[i]]
 				}
 			}
 			perColumn[c] = m.normLoss(c, agg)
@@ -290,19 +306,38 @@ func (m *metrics) value(metric Metric, levels []int, cl *classes, suppressed []b
 		var supp float64
 		for i, s := range suppressed {
 			if s {
-				supp += float64(cl.counts[i])
+				supp += float64(t.counts[i])
 			}
 		}
 		perColumn = make([]float64, nc)
 		for c, l := range levels {
-			v := 0.0
-			if h := m.h.dims[c].levels - 1; h > 0 {
-				v = float64(l) / float64(h)
-			}
-			perColumn[c] = ((m.rows-supp)*v + supp) / m.rows
-			total += perColumn[c]
+			perColumn[c] = m.precisionTerm(c, l, supp)
 		}
+		total = canonicalSum(slices.Clone(perColumn))
 		return total / float64(nc), perColumn
 	}
 	return 0, nil
+}
+
+// precisionTerm is column c's share of Precision at level l with supp rows
+// suppressed: level/height for kept rows, 1 for suppressed ones.
+func (m *metrics) precisionTerm(c, l int, supp float64) float64 {
+	v := 0.0
+	if h := m.h.dims[c].levels - 1; h > 0 {
+		v = float64(l) / float64(h)
+	}
+	return ((m.rows-supp)*v + supp) / m.rows
+}
+
+// canonicalSum adds terms in ascending order (it sorts them): two nodes
+// whose per-column terms are the same numbers in another column order get
+// the same sum, so an exact tie stays a tie and goes to the lower level,
+// instead of to whichever order rounded lower.
+func canonicalSum(terms []float64) float64 {
+	slices.Sort(terms)
+	var s float64
+	for _, t := range terms {
+		s += t
+	}
+	return s
 }

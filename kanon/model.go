@@ -85,22 +85,39 @@ func (t *TCloseness) validate(fn string) error {
 	return nil
 }
 
-// checker decides per class whether it satisfies the privacy models.
+// checker decides per class whether it satisfies the privacy models. The
+// formulas are ARX's (criteria.EntropyLDiversity, RecursiveCLDiversity,
+// EqualDistanceTCloseness, OrderedDistanceTCloseness), so that decisions
+// at a boundary round the same way.
 type checker struct {
-	k    int64
-	l    *LDiversity
-	t    *TCloseness
-	logL float64
-	q    []float64 // global distribution of sensitive ids
-	rank []int32   // ordered t-closeness: rank of each sensitive id
-	pbuf []float64
-	fbuf []int64
+	k     int64
+	l     *LDiversity
+	t     *TCloseness
+	needL int       // values a class needs for distinct and recursive l (ceil(l) for entropy)
+	lnL   float64   // entropy l: ln(l)
+	xlnx  []float64 // entropy l: x·ln(x) for small x
+	q     []float64 // global distribution of sensitive ids
+	rank  []int32   // ordered t-closeness: rank of each sensitive id
+	order []int32   // ordered t-closeness: sensitive id of each rank
+	pbuf  []float64
+	fbuf  []int64
 }
+
+// xlnxTable bounds the table of x·ln(x) entropy l-diversity looks up.
+const xlnxTable = 4096
 
 func newChecker(h *Histogram, k int, l *LDiversity, t *TCloseness) *checker {
 	c := &checker{k: int64(k), l: l, t: t}
 	if l != nil {
-		c.logL = math.Log2(l.L)
+		c.needL = int(l.L)
+		if l.Variant == LEntropy {
+			c.needL = int(math.Ceil(l.L))
+			c.lnL = math.Log(l.L)
+			c.xlnx = make([]float64, min(int64(xlnxTable), h.rows+1))
+			for x := 1; x < len(c.xlnx); x++ {
+				c.xlnx[x] = float64(x) * math.Log(float64(x))
+			}
+		}
 	}
 	if t != nil && h.sens != nil {
 		m := h.sens.size(0)
@@ -112,6 +129,10 @@ func newChecker(h *Histogram, k int, l *LDiversity, t *TCloseness) *checker {
 			c.q[i] /= float64(h.rows)
 		}
 		c.rank = sensitiveRanks(h.sens.values[0])
+		c.order = make([]int32, m)
+		for v, r := range c.rank {
+			c.order[r] = int32(v)
+		}
 		c.pbuf = make([]float64, m)
 	}
 	return c
@@ -146,46 +167,52 @@ func sensitiveRanks(vals []string) []int32 {
 	return rank
 }
 
-// ok reports whether class i of cl satisfies every model.
-func (c *checker) ok(cl *classes, i int) bool {
-	if cl.counts[i] < c.k {
+// ok reports whether class i of t satisfies every model.
+func (c *checker) ok(t *table, i int) bool {
+	n := t.counts[i]
+	if n < c.k {
 		return false
 	}
 	if c.l == nil && c.t == nil {
 		return true
 	}
-	rows := cl.order[cl.start[i]:cl.start[i+1]]
-	if c.l != nil && !c.lOK(cl, rows, cl.counts[i]) {
+	sens, freq := t.frequencies(i)
+	if c.l != nil && !c.lOK(freq, n) {
 		return false
 	}
-	if c.t != nil && !c.tOK(cl, rows, cl.counts[i]) {
+	if c.t != nil && !c.tOK(sens, freq, n) {
 		return false
 	}
 	return true
 }
 
-func (c *checker) lOK(cl *classes, rows []int32, n int64) bool {
-	// Table rows of a class are distinct (class, sensitive value) pairs.
+// lOK decides l-diversity on a class's frequencies (n rows).
+func (c *checker) lOK(freq []int64, n int64) bool {
+	if len(freq) < c.needL {
+		return false
+	}
 	switch c.l.Variant {
 	case LDistinct:
-		return len(rows) >= int(c.l.L)
+		return true
 	case LEntropy:
-		var ent float64
-		total := float64(n)
-		for _, r := range rows {
-			p := float64(cl.t.counts[r]) / total
-			ent -= p * math.Log2(p)
+		// H = ln(n) - Σ f·ln(f)/n >= ln(l), as ARX: Σ f·ln(f) <= n·(ln(n) - ln(l)).
+		bound := float64(n) * (math.Log(float64(n)) - c.lnL)
+		var sum float64
+		for _, f := range freq {
+			if f < int64(len(c.xlnx)) {
+				sum += c.xlnx[f]
+			} else {
+				sum += float64(f) * math.Log(float64(f))
+			}
+			if bound < sum {
+				return false
+			}
 		}
-		return ent >= c.logL
+		return true
 	case LRecursive:
+		// r1 < c·(r_l + … + r_m), frequencies in descending order.
 		l := int(c.l.L)
-		if len(rows) < l {
-			return false
-		}
-		c.fbuf = c.fbuf[:0]
-		for _, r := range rows {
-			c.fbuf = append(c.fbuf, cl.t.counts[r])
-		}
+		c.fbuf = append(c.fbuf[:0], freq...)
 		slices.Sort(c.fbuf)
 		var tail float64
 		for i := len(c.fbuf) - l; i >= 0; i-- {
@@ -196,41 +223,43 @@ func (c *checker) lOK(cl *classes, rows []int32, n int64) bool {
 	return false
 }
 
-func (c *checker) tOK(cl *classes, rows []int32, n int64) bool {
-	return c.emd(cl, rows, n) <= c.t.T
-}
-
-// emd is the earth mover's distance between the class's sensitive
-// distribution and the global one.
-func (c *checker) emd(cl *classes, rows []int32, n int64) float64 {
-	p := c.pbuf
-	clear(p)
+func (c *checker) tOK(sens []int32, freq []int64, n int64) bool {
 	total := float64(n)
-	for _, r := range rows {
-		p[cl.t.sens[r]] += float64(cl.t.counts[r]) / total
-	}
-	m := len(c.q)
 	switch c.t.Distance {
 	case TEqual:
-		var d float64
-		for i := range m {
-			d += math.Abs(p[i] - c.q[i])
+		// ½ Σ_all |p_i - q_i| = ½ (1 + Σ_present (|q_i - p_i| - q_i)): only
+		// the values present in the class are visited.
+		val := 1.0
+		for j, v := range sens {
+			q := c.q[v]
+			val += math.Abs(q-float64(freq[j])/total) - q
 		}
-		return d / 2
+		return val/2 <= c.t.T
 	default:
+		m := len(c.q)
 		if m <= 1 {
-			return 0
+			return true
 		}
-		diff := make([]float64, m)
-		for i := range m {
-			diff[c.rank[i]] = p[i] - c.q[i]
+		p := c.pbuf
+		for j, v := range sens {
+			p[v] = float64(freq[j]) / total
 		}
+		// Σ |cumulative difference| over the ordered values <= t·(m-1).
+		threshold := c.t.T * float64(m-1)
 		var cum, d float64
-		for i := range m {
-			cum += diff[i]
+		ok := true
+		for _, v := range c.order {
+			cum += p[v] - c.q[v]
 			d += math.Abs(cum)
+			if d > threshold {
+				ok = false
+				break
+			}
 		}
-		return d / float64(m-1)
+		for _, v := range sens {
+			p[v] = 0
+		}
+		return ok
 	}
 }
 

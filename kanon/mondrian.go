@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // MondrianOptions configures Mondrian.
@@ -22,6 +24,10 @@ type MondrianOptions struct {
 	// K: every partition holds at least K rows. Required, >= 2.
 	K int
 }
+
+// errNotFinite is the error about a Mondrian quasi-identifier value that is
+// not a finite number, located by row and column (rowerr).
+var errNotFinite = errors.New("null or not a finite number")
 
 // MondrianResult is a strict multidimensional partitioning of the
 // quasi-identifier space (LeFevre et al. 2006): every partition holds at
@@ -37,6 +43,9 @@ type MondrianResult struct {
 	labels [][]string     // labels[partition][column]
 	sizes  []int64
 	rows   int64
+	// applied counts the rows Apply was given, so that errors count rows
+	// across batches.
+	applied int64
 }
 
 // Partitions returns the number of partitions.
@@ -83,11 +92,11 @@ func Mondrian(ctx context.Context, rdr array.RecordReader, opts MondrianOptions)
 		for c, name := range opts.QuasiIdentifiers {
 			idx := rec.Schema().FieldIndices(name)
 			if len(idx) != 1 {
-				return nil, fmt.Errorf("%s: column %q not in input (or not unique)", fn, name)
+				return nil, rowerr.Atf(0, name, "not in input (or not unique)")
 			}
 			get, err := numericGetter(rec.Column(idx[0]))
 			if err != nil {
-				return nil, fmt.Errorf("%s: column %q: %w", fn, name, err)
+				return nil, rowerr.At(0, name, err)
 			}
 			cols[c] = get
 		}
@@ -95,7 +104,7 @@ func Mondrian(ctx context.Context, rdr array.RecordReader, opts MondrianOptions)
 			for c, get := range cols {
 				v, ok := get(r)
 				if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
-					return nil, fmt.Errorf("%s: column %q, row %d: null or non-finite value", fn, opts.QuasiIdentifiers[c], rows+int64(r)+1)
+					return nil, rowerr.At(rowerr.Row(rows, r), opts.QuasiIdentifiers[c], errNotFinite)
 				}
 				vals[c] = v
 			}
@@ -111,10 +120,10 @@ func Mondrian(ctx context.Context, rdr array.RecordReader, opts MondrianOptions)
 		rows += rec.NumRows()
 	}
 	if err := rdr.Err(); err != nil {
-		return nil, fmt.Errorf("%s: reading input: %w", fn, err)
+		return nil, fmt.Errorf("reading input: %w", err)
 	}
 	if rows < int64(opts.K) {
-		return nil, fmt.Errorf("%s: %d rows < k=%d: %w", fn, rows, opts.K, ErrNoSolution)
+		return nil, fmt.Errorf("%d rows < k=%d: %w", rows, opts.K, ErrNoSolution)
 	}
 	lo, hi := make([]float64, d), make([]float64, d)
 	for c := range d {
@@ -260,11 +269,15 @@ func numericGetter(a arrow.Array) (func(int) (float64, bool), error) {
 
 // Apply replaces the quasi-identifiers of batch by their partition's ranges
 // (dictionary<int32, utf8> columns). Every row must come from the data
-// Mondrian partitioned; the caller releases the result.
+// Mondrian partitioned; the caller releases the result. Errors name the row
+// counted across the batches given to Apply, so batches go in input order
+// from one goroutine.
 func (m *MondrianResult) Apply(ctx context.Context, batch arrow.RecordBatch, mem memory.Allocator) (arrow.RecordBatch, error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
+	base := m.applied
+	m.applied += batch.NumRows()
 	d := len(m.qi)
 	n := int(batch.NumRows())
 	sc := batch.Schema()
@@ -273,11 +286,11 @@ func (m *MondrianResult) Apply(ctx context.Context, batch arrow.RecordBatch, mem
 	for c, name := range m.qi {
 		idx := sc.FieldIndices(name)
 		if len(idx) != 1 {
-			return nil, fmt.Errorf("kanon.MondrianResult.Apply: column %q not in input", name)
+			return nil, rowerr.Atf(0, name, "not in input (or not unique)")
 		}
 		g, err := numericGetter(batch.Column(idx[0]))
 		if err != nil {
-			return nil, fmt.Errorf("kanon.MondrianResult.Apply: column %q: %w", name, err)
+			return nil, rowerr.At(0, name, err)
 		}
 		getters[c], pos[c] = g, idx[0]
 	}
@@ -287,13 +300,13 @@ func (m *MondrianResult) Apply(ctx context.Context, batch arrow.RecordBatch, mem
 		for c, g := range getters {
 			v, ok := g(r)
 			if !ok {
-				return nil, fmt.Errorf("kanon.MondrianResult.Apply: column %q, row %d: null or not a number", m.qi[c], r+1)
+				return nil, rowerr.At(rowerr.Row(base, r), m.qi[c], errNotFinite)
 			}
 			vals[c] = v
 		}
 		p, ok := m.points[pointKey(vals)]
 		if !ok {
-			return nil, errors.New("kanon.MondrianResult.Apply: a row was not in the partitioned data")
+			return nil, fmt.Errorf("row %d: not in the partitioned data (the input changed)", rowerr.Row(base, r))
 		}
 		part[r] = p
 	}

@@ -23,8 +23,14 @@ import (
 //   - Marketer: the attacker re-identifies as many rows as possible; the
 //     expected fraction is classes/rows.
 type Risk struct {
-	Rows    int64 `json:"rows"`
-	Classes int   `json:"classes"`
+	// Rows are the rows measured; with Subject, the members of the classes
+	// (each subject once per class it appears in), which the averages
+	// divide by.
+	Rows int64 `json:"rows"`
+	// Subject is the column whose distinct values the classes counted
+	// (MeasureSubjectRisk), "" when they counted rows.
+	Subject string `json:"subject,omitempty"`
+	Classes int    `json:"classes"`
 	// Prosecutor is the highest prosecutor risk, 1/min class size.
 	Prosecutor float64 `json:"prosecutor"`
 	// ProsecutorAverage is the average prosecutor risk, classes/rows.
@@ -73,13 +79,9 @@ func RiskBefore(h *Histogram) (Risk, error) {
 	if err != nil {
 		return Risk{}, fmt.Errorf("kanon.RiskBefore: %w", err)
 	}
-	var s scratch
-	_, cl := e.rollup(e.base, 0, &s)
-	// Rolling up to the bottom node groups away the sensitive column.
-	if cl.rep != nil || !e.hasSens {
-		return riskFromCounts(cl.counts), nil
-	}
-	return riskFromCounts(cl.counts), nil
+	// The engine's base table holds the bottom node's classes (the
+	// sensitive column grouped away).
+	return riskFromCounts(e.base.counts), nil
 }
 
 // RiskAfter returns the risk of the released rows of a search result: the
@@ -89,7 +91,7 @@ func RiskAfter(h *Histogram, r *Result) (Risk, error) {
 	if err != nil {
 		return Risk{}, fmt.Errorf("kanon.RiskAfter: %w", err)
 	}
-	cl, supp, _ := s.classesOf(s.e.lat.id(r.Levels))
+	cl, supp, _ := s.classesOf(s.engine.lattice.id(r.Levels))
 	var kept []int64
 	for i, n := range cl.counts {
 		if !supp[i] {
@@ -103,42 +105,33 @@ func RiskAfter(h *Histogram, r *Result) (Risk, error) {
 // quasi-identifiers, by grouping the text of their values (the same simple
 // grouping Verify uses). It does not release rdr.
 func MeasureRisk(ctx context.Context, rdr array.RecordReader, qi []string) (Risk, error) {
-	if len(qi) == 0 {
-		return Risk{}, errors.New("kanon.MeasureRisk: no quasi-identifiers")
-	}
-	groups, _, _, _, err := groupRows(ctx, rdr, qi, "")
-	if err != nil {
-		return Risk{}, fmt.Errorf("kanon.MeasureRisk: %w", err)
-	}
-	counts := make([]int64, 0, len(groups))
-	for _, g := range groups {
-		counts = append(counts, g.n)
-	}
-	return riskFromCounts(counts), nil
+	return measureRisk(ctx, "kanon.MeasureRisk", rdr, qi, "")
 }
 
-// newSearcherFor rebuilds the search state for an existing result.
-func newSearcherFor(h *Histogram, r *Result) (*searcher, error) {
-	if h == nil || r == nil {
-		return nil, errors.New("nil histogram or result")
+// MeasureSubjectRisk is MeasureRisk with classes counted in distinct values
+// of the subject column, as the pipeline counts vehicles (nulls as in
+// VerifyOptions.Subject): a class of ten readings of one car is one
+// member, and singles it out. It does not release rdr.
+func MeasureSubjectRisk(ctx context.Context, rdr array.RecordReader, qi []string, subject string) (Risk, error) {
+	if subject == "" {
+		return Risk{}, errors.New("kanon.MeasureSubjectRisk: no subject column")
 	}
-	if len(r.Levels) != len(h.dims) {
-		return nil, fmt.Errorf("result has %d levels, histogram %d quasi-identifiers", len(r.Levels), len(h.dims))
+	return measureRisk(ctx, "kanon.MeasureSubjectRisk", rdr, qi, subject)
+}
+
+func measureRisk(ctx context.Context, fn string, rdr array.RecordReader, qi []string, subject string) (Risk, error) {
+	if len(qi) == 0 {
+		return Risk{}, errors.New(fn + ": no quasi-identifiers")
 	}
-	for c, q := range h.qi {
-		if r.QuasiIdentifiers[c] != q {
-			return nil, fmt.Errorf("result quasi-identifier %d is %q, histogram's is %q", c, r.QuasiIdentifiers[c], q)
-		}
-		if r.Levels[c] < 0 || r.Levels[c] >= h.dims[c].levels {
-			return nil, fmt.Errorf("column %q: level %d out of range [0,%d]", q, r.Levels[c], h.dims[c].levels-1)
-		}
-	}
-	e, err := newEngine(h)
+	gr, err := groupRows(ctx, rdr, qi, "", subject)
 	if err != nil {
-		return nil, err
+		return Risk{}, err
 	}
-	s := &searcher{h: h, e: e, m: newMetrics(h), s: &scratch{}}
-	s.chk = newChecker(h, r.K, r.LDiversity, r.TCloseness)
-	s.cache = []*table{e.base}
-	return s, nil
+	counts := make([]int64, 0, len(gr.groups))
+	for _, g := range gr.groups {
+		counts = append(counts, g.n)
+	}
+	r := riskFromCounts(counts)
+	r.Subject = subject
+	return r, nil
 }

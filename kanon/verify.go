@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 
 // This file is the independent checker. It deliberately shares no code with
@@ -22,8 +24,18 @@ type VerifyOptions struct {
 	// QuasiIdentifiers are the columns whose value combinations form the
 	// classes. Required.
 	QuasiIdentifiers []string
-	// K: every class must have at least K rows. Required, >= 2.
+	// K: every class must have at least K rows (K subjects with Subject).
+	// Required, >= 2, unless LDiversity or TCloseness is set: then 0
+	// checks those models alone.
 	K int
+	// Subject, when set, is the column whose distinct values a class
+	// counts instead of rows, as the pipeline counts vehicles: a class of
+	// ten readings of one car is one member. l and t then count each
+	// subject of a class once, with the first sensitive value seen for it
+	// (the pipeline refuses a subject with two). A null subject is a value
+	// of its own: the null rows of a class count as one subject, never as
+	// more (a checker must not count more members than there are).
+	Subject string
 	// LDiversity, when set, is checked per class too.
 	LDiversity *LDiversity
 	// TCloseness, when set, is checked per class against the distribution
@@ -44,14 +56,20 @@ type VerifyOptions struct {
 // Violation is one class that fails a model.
 type Violation struct {
 	// Class maps each quasi-identifier to the class's value.
-	Class  map[string]string `json:"class"`
-	Rows   int64             `json:"rows"`
-	Reason string            `json:"reason"`
+	Class map[string]string `json:"class"`
+	Rows  int64             `json:"rows"`
+	// Subjects is the class's distinct subjects (VerifyOptions.Subject).
+	Subjects int64  `json:"subjects,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 // VerifyReport is the outcome of Verify.
 type VerifyReport struct {
-	Rows         int64       `json:"rows"`
+	Rows int64 `json:"rows"`
+	// Subject is VerifyOptions.Subject: when set, class sizes count its
+	// distinct values and Subjects sums them over the classes.
+	Subject      string      `json:"subject,omitempty"`
+	Subjects     int64       `json:"subjects,omitempty"`
 	Classes      int         `json:"classes"`
 	MinClassSize int64       `json:"min_class_size"`
 	Violations   int         `json:"violations"`
@@ -70,8 +88,8 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	if len(opts.QuasiIdentifiers) == 0 {
 		return nil, fmt.Errorf("%s: QuasiIdentifiers must name at least one column", fn)
 	}
-	if opts.K < 2 {
-		return nil, fmt.Errorf("%s: K must be >= 2 (got %d)", fn, opts.K)
+	if opts.K < 2 && (opts.K != 0 || opts.LDiversity == nil && opts.TCloseness == nil) {
+		return nil, fmt.Errorf("%s: K must be >= 2 (got %d), or 0 with LDiversity or TCloseness", fn, opts.K)
 	}
 	sens := ""
 	if opts.LDiversity != nil {
@@ -89,11 +107,13 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 		}
 		sens = opts.TCloseness.Sensitive
 	}
-	groups, order, total, global, err := groupRows(ctx, rdr, opts.QuasiIdentifiers, sens)
+	gr, err := groupRows(ctx, rdr, opts.QuasiIdentifiers, sens, opts.Subject)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+		// About the data, located by column: no function name to repeat.
+		return nil, err
 	}
-	ref, refTotal := global, total
+	groups, order := gr.groups, gr.order
+	ref, refTotal := gr.global, gr.members
 	if opts.Reference != nil {
 		ref, refTotal = opts.Reference, 0
 		for _, n := range ref {
@@ -107,7 +127,11 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	if maxRep <= 0 {
 		maxRep = 20
 	}
-	rep := &VerifyReport{Rows: total, Classes: len(groups)}
+	rep := &VerifyReport{Rows: gr.rows, Classes: len(groups)}
+	unit := "rows"
+	if opts.Subject != "" {
+		rep.Subject, rep.Subjects, unit = opts.Subject, gr.members, "subjects"
+	}
 	for _, key := range order {
 		g := groups[key]
 		if rep.MinClassSize == 0 || g.n < rep.MinClassSize {
@@ -115,7 +139,7 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 		}
 		var reasons []string
 		if g.n < int64(opts.K) {
-			reasons = append(reasons, fmt.Sprintf("%d rows < k=%d", g.n, opts.K))
+			reasons = append(reasons, fmt.Sprintf("%d %s < k=%d", g.n, unit, opts.K))
 		}
 		if opts.LDiversity != nil {
 			if r := simpleL(g, opts.LDiversity); r != "" {
@@ -132,7 +156,10 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 		}
 		rep.Violations++
 		if len(rep.Examples) < maxRep {
-			v := Violation{Class: map[string]string{}, Rows: g.n, Reason: strings.Join(reasons, "; ")}
+			v := Violation{Class: map[string]string{}, Rows: g.rows, Reason: strings.Join(reasons, "; ")}
+			if opts.Subject != "" {
+				v.Subjects = g.n
+			}
 			for i, part := range strings.Split(key, "\x1f") {
 				v.Class[opts.QuasiIdentifiers[i]] = part
 			}
@@ -142,38 +169,64 @@ func Verify(ctx context.Context, rdr array.RecordReader, opts VerifyOptions) (*V
 	return rep, nil
 }
 
+// group is one class: its members (rows, or distinct subjects) and their
+// sensitive values.
 type group struct {
-	n    int64
+	n    int64 // members
+	rows int64
 	sens map[string]int64
+	// subjects seen in the class (subject mode): each counts once.
+	subjects map[string]struct{}
 }
 
-// groupRows counts rows per combination of the text of the columns' values.
-func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens string) (map[string]*group, []string, int64, map[string]int64, error) {
-	groups := map[string]*group{}
-	var order []string
-	global := map[string]int64{}
-	var total int64
+// grouping is what groupRows found.
+type grouping struct {
+	groups  map[string]*group
+	order   []string
+	rows    int64
+	members int64            // Σ members over the classes (rows without a subject)
+	global  map[string]int64 // sensitive value → members
+}
+
+// groupRows counts rows, or with subject distinct subjects, per combination
+// of the text of the columns' values.
+func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens, subject string) (*grouping, error) {
+	gr := &grouping{groups: map[string]*group{}, global: map[string]int64{}}
 	var sb strings.Builder
+	column := func(rec arrow.RecordBatch, name, what string) (arrow.Array, error) {
+		idx := rec.Schema().FieldIndices(name)
+		if len(idx) != 1 {
+			return nil, rowerr.Atf(0, name, "%snot in input (or not unique)", what)
+		}
+		return rec.Column(idx[0]), nil
+	}
 	for rdr.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, 0, nil, err
+			return nil, err
 		}
 		rec := rdr.RecordBatch()
 		cols := make([]arrow.Array, len(qi))
 		for i, name := range qi {
-			idx := rec.Schema().FieldIndices(name)
-			if len(idx) != 1 {
-				return nil, nil, 0, nil, fmt.Errorf("column %q not in input (or not unique)", name)
+			c, err := column(rec, name, "")
+			if err != nil {
+				return nil, err
 			}
-			cols[i] = rec.Column(idx[0])
+			cols[i] = c
 		}
-		var scol arrow.Array
+		var scol, subj arrow.Array
 		if sens != "" {
-			idx := rec.Schema().FieldIndices(sens)
-			if len(idx) != 1 {
-				return nil, nil, 0, nil, fmt.Errorf("sensitive column %q not in input (or not unique)", sens)
+			c, err := column(rec, sens, "sensitive column ")
+			if err != nil {
+				return nil, err
 			}
-			scol = rec.Column(idx[0])
+			scol = c
+		}
+		if subject != "" {
+			c, err := column(rec, subject, "subject column ")
+			if err != nil {
+				return nil, err
+			}
+			subj = c
 		}
 		for r := range int(rec.NumRows()) {
 			sb.Reset()
@@ -184,28 +237,40 @@ func groupRows(ctx context.Context, rdr array.RecordReader, qi []string, sens st
 				sb.WriteString(cellText(c, r))
 			}
 			key := sb.String()
-			g := groups[key]
+			g := gr.groups[key]
 			if g == nil {
 				g = &group{}
-				groups[key] = g
-				order = append(order, key)
+				gr.groups[key] = g
+				gr.order = append(gr.order, key)
+			}
+			g.rows++
+			gr.rows++
+			if subj != nil {
+				if g.subjects == nil {
+					g.subjects = map[string]struct{}{}
+				}
+				id := cellText(subj, r)
+				if _, seen := g.subjects[id]; seen {
+					continue
+				}
+				g.subjects[id] = struct{}{}
 			}
 			g.n++
+			gr.members++
 			if scol != nil {
 				if g.sens == nil {
 					g.sens = map[string]int64{}
 				}
 				v := cellText(scol, r)
 				g.sens[v]++
-				global[v]++
+				gr.global[v]++
 			}
-			total++
 		}
 	}
 	if err := rdr.Err(); err != nil {
-		return nil, nil, 0, nil, err
+		return nil, err
 	}
-	return groups, order, total, global, nil
+	return gr, nil
 }
 
 func cellText(a arrow.Array, i int) string {

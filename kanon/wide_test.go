@@ -67,7 +67,8 @@ func TestWideKeys(t *testing.T) {
 }
 
 // TestParallelRollup checks that chunked parallel roll-ups give the same
-// classes as the sequential path, on Adult with a sensitive column.
+// classes and sensitive frequencies as the sequential path, on Adult with a
+// sensitive column.
 func TestParallelRollup(t *testing.T) {
 	qi := []string{"sex", "age", "race", "marital-status", "education", "native-country", "workclass", "salary-class"}
 	h := adultHistogram(t, qi, "occupation")
@@ -78,28 +79,30 @@ func TestParallelRollup(t *testing.T) {
 	par, _ := newEngine(h)
 	par.parRows = 1000
 	var s1, s2 scratch
-	for _, node := range []int{0, 1, 17, seq.lat.size / 3, seq.lat.size / 2, seq.lat.size - 1} {
-		t1, c1 := seq.rollup(seq.base, node, &s1)
-		t2, c2 := par.rollup(par.base, node, &s2)
-		if t1.rows() != t2.rows() || c1.n() != c2.n() {
-			t.Fatalf("node %d: %d/%d rows, %d/%d classes", node, t1.rows(), t2.rows(), c1.n(), c2.n())
+	for _, node := range []int{0, 1, 17, seq.lattice.size / 3, seq.lattice.size / 2, seq.lattice.size - 1} {
+		a := seq.rollup(seq.base, node, &s1).clone()
+		b := par.rollup(par.base, node, &s2).clone()
+		a.ensureIDs()
+		b.ensureIDs()
+		if a.rows() != b.rows() {
+			t.Fatalf("node %d: %d/%d classes", node, a.rows(), b.rows())
 		}
-		a, b := t1.clone(), t2.clone()
-		count := func(x *table) map[string]int64 {
-			m := map[string]int64{}
+		count := func(x *table) map[string]string {
+			m := map[string]string{}
 			for r := range x.rows() {
-				k := fmt.Sprint(x.sens[r])
+				k := ""
 				for c := range x.ids {
 					k += "," + fmt.Sprint(x.ids[c][r])
 				}
-				m[k] += x.counts[r]
+				sens, freq := x.frequencies(r)
+				m[k] = fmt.Sprint(x.counts[r], sens, freq)
 			}
 			return m
 		}
 		ma, mb := count(a), count(b)
 		for k, v := range ma {
 			if mb[k] != v {
-				t.Fatalf("node %d: row %s: %d vs %d", node, k, v, mb[k])
+				t.Fatalf("node %d: class %s: %s vs %s", node, k, v, mb[k])
 			}
 		}
 	}

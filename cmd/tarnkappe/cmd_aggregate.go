@@ -55,7 +55,12 @@ release's accuracy, all derived from the release and the public parameters.
 Exact counts of the input (rows, vehicles, partitions dropped or empty)
 differ between neighbouring inputs, so whoever sees them gets ε = ∞: they are
 written only with --exact-report, to a file readable by its owner alone
-(mode 0600) and marked "not_private", and never to stdout or stderr.`,
+(mode 0600) and marked "not_private", and never to stdout or stderr.
+
+Every output is checked before the input is read (an output that is an input
+or another output is refused); the release and the reports are written to
+temporary files and put in place together, so on any error none remains (with
+--policy the reports follow the release, judged from the written file).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAggregate(cmd, &f) },
 	}
@@ -159,30 +164,44 @@ func runAggregate(cmd *cobra.Command, f *aggFlags) error {
 	if f.exactReport != "" && (f.exactReport == f.report || f.exactReport == f.out) {
 		return usageError(errors.New("aggregate: --exact-report must name a file of its own"), "exact counts are not private: keep them apart from the release and its report")
 	}
-	if f.policy != "" {
-		return runAggregatePolicy(cmd, f)
-	}
-	if f.in == "" || f.out == "" {
+	if f.policy == "" && (f.in == "" || f.out == "") {
 		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --in data.parquet --out release.parquet --subject vin --by segment --count --epsilon 1 --delta 1e-6 --max-partitions 4 --max-per-partition 1")
+	}
+	// Every output is checked, and the reports claimed, before the input
+	// is read.
+	if err := checkAggregateOutputs(f); err != nil {
+		return err
+	}
+	reps, err := claimAggregateReports(f)
+	if err != nil {
+		return err
+	}
+	defer reps.abort()
+	if f.policy != "" {
+		return runAggregatePolicy(cmd, f, reps)
 	}
 	opts, acct, err := flagOptions(cmd, f)
 	if err != nil {
 		return err
+	}
+	outFile, err := claimOutput("--out", f.out, true)
+	if err != nil {
+		return err
+	}
+	if outFile != nil {
+		defer outFile.Abort() // a no-op once committed
 	}
 	res, err := aggregateFile(cmd, f, opts, acct)
 	if err != nil {
 		return err
 	}
 	defer res.Release()
-	sink, err := arrowio.Create(f.out, res.Record.Schema(), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
+	sink, err := arrowio.NewSink(outFile, res.Record.Schema(), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
 	if err != nil {
 		return usageError(fmt.Errorf("aggregate: %w", err), "")
 	}
+	defer sink.Abort() // a no-op once committed
 	if err := sink.Write(res.Record); err != nil {
-		sink.Abort()
-		return fmt.Errorf("aggregate: writing %s: %w", f.out, err)
-	}
-	if err := sink.Commit(); err != nil {
 		return fmt.Errorf("aggregate: writing %s: %w", f.out, err)
 	}
 	selection := "private"
@@ -191,7 +210,7 @@ func runAggregate(cmd *cobra.Command, f *aggFlags) error {
 	}
 	pub := publishedFromResult(res, f.out, f.subject, opts.GroupBy, selection)
 	exact := &exactReport{Rows: &res.Stats, PartitionsDropped: &res.PartitionsDropped, PartitionsPublicEmpty: &res.PartitionsPublicEmpty}
-	return finishRelease(cmd, f, pub, exact)
+	return finishRelease(cmd, f, pub, exact, reps, sink)
 }
 
 // flagOptions builds the release options and the accountant from the flags
@@ -282,7 +301,7 @@ func aggregateFile(cmd *cobra.Command, f *aggFlags, opts dp.Options, acct *dp.Ac
 // mobility and column steps, written to OUT; the anonymised rows are not
 // written anywhere. The run report (exact figures) goes only to
 // --exact-report.
-func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
+func runAggregatePolicy(cmd *cobra.Command, af *aggFlags, reps *aggReports) error {
 	if af.in == "" || af.out == "" {
 		return usageError(errors.New("aggregate: --in and --out are required"), "tarnkappe aggregate --policy policy.yaml --in data.parquet --out release.parquet")
 	}
@@ -304,10 +323,40 @@ func runAggregatePolicy(cmd *cobra.Command, af *aggFlags) error {
 			}
 		}
 	}
-	return finishRelease(cmd, af, pub, &exactReport{RunReport: rep})
+	return finishRelease(cmd, af, pub, &exactReport{RunReport: rep}, reps)
 }
 
 // policyConflict reports whether flag-mode options were given with --policy.
 func policyConflict(af *aggFlags) bool {
 	return af.subject != "" || af.by != "" || af.count || len(af.sums)+len(af.means)+len(af.variances)+len(af.quantiles) > 0 || af.epsilon != 0 || af.public != ""
+}
+
+// checkAggregateOutputs refuses, before any input is read, outputs that are
+// an input (--in, --public-partitions, --policy, --keys) or each other, and
+// reports that cannot be written (missing folder, a folder). The release is
+// claimed when it is written (policy mode: before the input is read). The
+// reports are written after the release is committed, each atomically: a
+// failure there, after these checks (a full disk), leaves the release.
+func checkAggregateOutputs(f *aggFlags) error {
+	inputs := []arrowio.Named{{Name: "--in", Path: f.in}, {Name: "--public-partitions", Path: f.public},
+		{Name: "--policy", Path: f.policy}, {Name: "--keys", Path: f.keys}}
+	outputs := []arrowio.Named{{Name: "--out", Path: f.out}, {Name: "--report", Path: f.report}, {Name: "--exact-report", Path: f.exactReport}}
+	if err := checkPaths(inputs, outputs); err != nil {
+		return err
+	}
+	if f.out != "" && f.out != "-" && arrowio.FormatOf(f.out) == arrowio.FormatUnknown {
+		return usageError(fmt.Errorf("--out %s: %w", f.out, arrowio.ErrUnknownFormat), "")
+	}
+	for _, r := range outputs[1:] {
+		if r.Path == "" {
+			continue
+		}
+		if r.Path == "-" {
+			return usageError(fmt.Errorf("%s -: reports are written to files", r.Name), "name a file; standard output carries data only")
+		}
+		if err := arrowio.CheckOutput(r.Path); err != nil {
+			return usageError(fmt.Errorf("%s %w", r.Name, err), "the folder must exist and be writable")
+		}
+	}
+	return nil
 }

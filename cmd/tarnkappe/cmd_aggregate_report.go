@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -81,22 +78,34 @@ func publishedFromPolicy(d *anonymize.DPReport, out string) *publishedReport {
 
 // finishRelease writes the reports and tells stderr what was released —
 // never an exact count.
-func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact *exactReport) error {
+func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact *exactReport, reps *aggReports, release ...arrowio.Output) error {
 	unit := "subject"
 	if pub.Subject != "" {
 		unit = pub.Subject
 	}
 	pub.Guarantee = fmt.Sprintf("(ε=%g, δ=%g)-differential privacy per %s, for the release %s and this report (derived from it and the public parameters); exact counts are not covered", pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, unit, pub.Release)
-	if f.report != "" {
-		if err := writeJSON(f.report, pub, 0o644); err != nil {
+	outs := release
+	if reps.report != nil {
+		if err := reps.report.Chmod(0o644); err != nil {
 			return fmt.Errorf("aggregate: report: %w", err)
 		}
+		if err := writeJSONTo(reps.report, pub); err != nil {
+			return fmt.Errorf("aggregate: report: %w", err)
+		}
+		outs = append(outs, reps.report)
 	}
-	if f.exactReport != "" {
+	if reps.exact != nil {
 		exact.NotPrivate, exact.Warning = true, exactWarning
-		if err := writeJSON(f.exactReport, exact, 0o600); err != nil {
+		if err := writeJSONTo(reps.exact, exact); err != nil { // 0600, as every new File
 			return fmt.Errorf("aggregate: exact report: %w", err)
 		}
+		outs = append(outs, reps.exact)
+	}
+	if err := arrowio.CommitAll(cmd.Context(), outs...); err != nil {
+		if cmd.Context().Err() != nil {
+			return interrupted(cmd.Context())
+		}
+		return fmt.Errorf("aggregate: %w", err)
 	}
 	w := cmd.ErrOrStderr()
 	fmt.Fprintf(w, "tarnkappe: aggregate: released %d partitions by %s (%s partitions); spent ε=%g δ=%g of ε=%g δ=%g\n",
@@ -108,32 +117,6 @@ func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact 
 		fmt.Fprintf(w, "tarnkappe: aggregate: exact counts (not private) written to %s, readable by you only\n", f.exactReport)
 	}
 	return nil
-}
-
-// writeJSON writes v as indented JSON to path atomically, with the given
-// mode (set before the rename, so the file never exists with another).
-func writeJSON(path string, v any, mode os.FileMode) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // verdictOfFile judges a written release file (nil when it went to stdout).
@@ -206,4 +189,40 @@ func concatRecords(mem memory.Allocator, schema *arrow.Schema, recs []arrow.Reco
 		cols[i] = c
 	}
 	return array.NewRecordBatch(schema, cols, n), nil
+}
+
+// aggReports are aggregate's report files, claimed before the input is
+// read and committed with the release (flag mode) or after it (policy
+// mode: the Runner commits the release, and the published report's verdict
+// is judged from the release file). A nil File is a report not asked for.
+type aggReports struct{ report, exact *arrowio.File }
+
+// claimAggregateReports claims --report and --exact-report.
+func claimAggregateReports(f *aggFlags) (_ *aggReports, err error) {
+	r := &aggReports{}
+	defer func() {
+		if err != nil {
+			r.abort()
+		}
+	}()
+	if f.report != "" {
+		if r.report, err = claimOutput("--report", f.report, false); err != nil {
+			return nil, err
+		}
+	}
+	if f.exactReport != "" {
+		if r.exact, err = claimOutput("--exact-report", f.exactReport, false); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// abort removes the reports not committed.
+func (r *aggReports) abort() {
+	for _, f := range []*arrowio.File{r.report, r.exact} {
+		if f != nil {
+			f.Abort()
+		}
+	}
 }

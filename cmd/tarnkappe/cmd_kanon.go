@@ -30,15 +30,36 @@ type kanonFlags struct {
 func newKanonCmd() *cobra.Command {
 	f := &kanonFlags{}
 	cmd := &cobra.Command{
-		Use:   "kanon --in IN --out OUT --qi a,b,c --hierarchies DIR --k K",
+		Use:   "kanon --in IN --out OUT --qi a,b,c --hierarchies DIR (--k K | --sensitive S --l L | --sensitive S --t T)",
 		Short: "Optimal k-anonymity (and l-diversity, t-closeness) by full-domain generalisation",
 		Long: `kanon finds the generalisation of the quasi-identifiers with the least information
-loss that makes every class hold at least k rows (and, optionally, l-diverse or
-t-close sensitive values), suppressing at most --suppression of the rows, and
-writes the generalised data. It reads the input twice: once to count the
-combinations of quasi-identifier values, once to write. Each quasi-identifier
-needs a hierarchy in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.csv,
-';'-separated, one row per value, level 0 first (ARX's layout).`,
+loss that makes every class hold at least k rows and, optionally, l-diverse or
+t-close sensitive values, suppressing at most --suppression of the rows, and
+writes the generalised data. l-diversity or t-closeness may stand alone, without
+--k (as in ARX). It reads the input twice: once to count the combinations of
+quasi-identifier values, once to write. Each quasi-identifier needs a hierarchy
+in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.csv, ';'-separated,
+one row per value, level 0 first (ARX's layout).
+
+Metrics (--metric) are ARX's, in its monotonic and non-monotonic variants:
+  entropy            monotonic non-uniform entropy (ARX createEntropyMetric(true));
+                     suppressed rows count as generalised like their class
+  entropy-nm         non-monotonic non-uniform entropy (createEntropyMetric(false)):
+                     entropy plus the entropy of the values within the suppressed rows
+  discernibility     monotonic discernibility DM* (createDiscernabilityMetric(true)):
+                     sum of squared class sizes, suppressed classes included
+  discernibility-nm  non-monotonic discernibility DM (createDiscernabilityMetric(false)):
+                     squared sizes of kept classes plus |D| per suppressed row
+  loss, precision    ARX's Loss and Precision (suppressed rows count as fully
+                     generalised: non-monotonic with suppression)
+With a monotonic metric the search rules out the transformations above a checked
+one that cannot beat the best found; with a non-monotonic metric and suppression,
+more transformations are checked.
+
+--out and --report are checked before the input is read (an output that is the
+input, a hierarchy file or the other output is refused, and so is an output
+another process writes), written to temporary files and put in place together
+at the end: on any error, SIGINT or SIGTERM neither remains.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runKanon(cmd, f) },
 	}
@@ -47,9 +68,9 @@ needs a hierarchy in --hierarchies: <column>.csv or <prefix>_hierarchy_<column>.
 	fl.StringVar(&f.out, "out", "", "output file; required")
 	fl.StringVar(&f.qi, "qi", "", "quasi-identifier columns, comma-separated; required")
 	fl.StringVar(&f.hierarchies, "hierarchies", "", "directory of hierarchy CSV files; required")
-	fl.IntVar(&f.k, "k", 0, "k of k-anonymity (>= 2); required")
+	fl.IntVar(&f.k, "k", 0, "k of k-anonymity (>= 2); required unless --l or --t is given")
 	fl.Float64Var(&f.suppression, "suppression", 0, "fraction of rows that may be suppressed, in [0,1)")
-	fl.StringVar(&f.metric, "metric", "entropy", "information loss: entropy, entropy-nm, discernibility, discernibility-nm, loss, precision")
+	fl.StringVar(&f.metric, "metric", "entropy", "information loss: entropy or discernibility (monotonic), entropy-nm or discernibility-nm (non-monotonic), loss, precision")
 	fl.StringVar(&f.report, "report", "", "write a JSON report here")
 	fl.StringVar(&f.sensitive, "sensitive", "", "sensitive column for --l or --t")
 	fl.Float64Var(&f.l, "l", 0, "l of l-diversity")
@@ -180,7 +201,10 @@ func runKanon(cmd *cobra.Command, f *kanonFlags) error {
 		return usageError(err, "")
 	}
 	opts := kanon.Options{K: f.k, SuppressionLimit: f.suppression, Metric: metric, LDiversity: ld, TCloseness: tc}
-	if f.k < 2 {
+	switch {
+	case f.k == 0 && ld == nil && tc == nil:
+		return usageError(errors.New("--k is required (>= 2) unless --l or --t is given"), "k-anonymity needs at least two rows per class")
+	case f.k != 0 && f.k < 2:
 		return usageError(fmt.Errorf("--k must be >= 2 (got %d)", f.k), "k-anonymity needs at least two rows per class")
 	}
 	qi := splitList(f.qi)
@@ -188,6 +212,19 @@ func runKanon(cmd *cobra.Command, f *kanonFlags) error {
 	if err != nil {
 		return usageError(err, "")
 	}
+	// The outputs are checked and claimed before the input is read, and
+	// committed together at the end: on any error none remains.
+	outFile, reportFile, err := claimKanonOutputs(f)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, o := range []*arrowio.File{outFile, reportFile} {
+			if o != nil {
+				o.Abort() // a no-op once committed
+			}
+		}
+	}()
 
 	// Pass 1: histogram.
 	src, err := openInput(ctx, cmd, f.in, f.delimiter)
@@ -226,30 +263,51 @@ func runKanon(cmd *cobra.Command, f *kanonFlags) error {
 		return usageError(err, "")
 	}
 	defer src.Close()
-	sink, err := arrowio.Create(f.out, ap.Schema(src.Schema()), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
+	sink, err := arrowio.NewSink(outFile, ap.Schema(src.Schema()), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
 	if err != nil {
 		return usageError(err, "")
 	}
+	defer sink.Abort() // a no-op once committed
 	if err := writeApplied(ctx, src, ap, sink); err != nil {
-		sink.Abort()
 		return usageError(fmt.Errorf("%s: %w", f.in, err), "")
-	}
-	if err := sink.Commit(); err != nil {
-		return err
 	}
 	in, out, supp := ap.Counts()
 	if in != h.Rows() {
 		return fmt.Errorf("kanon: the second pass read %d rows, the first %d: the input changed", in, h.Rows())
 	}
 	rep := kanonReport{Rows: rowsReport{In: in, Out: out, Suppressed: supp}, Kanon: res, Risk: riskReport{Before: before, After: after}}
-	if f.report != "" {
-		if err := writeJSONFile(f.report, rep); err != nil {
-			return err
+	outs := []arrowio.Output{sink}
+	if reportFile != nil {
+		if err := writeJSONTo(reportFile, rep); err != nil {
+			return fmt.Errorf("kanon: --report %s: %w", f.report, err)
 		}
+		outs = append(outs, reportFile)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "kanon: k=%d transformation %s; %s %.10g; rows in %d, out %d, suppressed %d; prosecutor risk %.4g -> %.4g\n",
-		res.K, formatTransformation(res), res.Metric, res.InformationLoss[string(res.Metric)], in, out, supp, before.Prosecutor, after.Prosecutor)
+	if err := arrowio.CommitAll(ctx, outs...); err != nil {
+		if ctx.Err() != nil {
+			return interrupted(ctx)
+		}
+		return fmt.Errorf("kanon: %w", err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "kanon: %s transformation %s; %s %.10g; rows in %d, out %d, suppressed %d; prosecutor risk %.4g -> %.4g\n",
+		formatModels(res), formatTransformation(res), res.Metric, res.InformationLoss[string(res.Metric)], in, out, supp, before.Prosecutor, after.Prosecutor)
 	return nil
+}
+
+// formatModels names the privacy models of r: "k=5", "l=5 (entropy)",
+// "k=5 t=0.2 (equal)".
+func formatModels(r *kanon.Result) string {
+	var parts []string
+	if r.K > 0 {
+		parts = append(parts, fmt.Sprintf("k=%d", r.K))
+	}
+	if l := r.LDiversity; l != nil {
+		parts = append(parts, fmt.Sprintf("l=%g (%s)", l.L, l.Variant))
+	}
+	if t := r.TCloseness; t != nil {
+		parts = append(parts, fmt.Sprintf("t=%g (%s)", t.T, t.Distance))
+	}
+	return strings.Join(parts, " ")
 }
 
 func formatTransformation(r *kanon.Result) string {
@@ -282,10 +340,45 @@ func writeBatch(sink *arrowio.Sink, b arrow.RecordBatch) error {
 	return sink.Write(b)
 }
 
-func writeJSONFile(path string, v any) error {
+// writeJSONTo writes v as indented JSON to w.
+func writeJSONTo(w io.Writer, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
+
+// claimKanonOutputs refuses outputs that are an input (--in, a hierarchy
+// file) or each other, then claims --out and --report. The report's File
+// is nil when no --report was given, --out's when it is "-".
+func claimKanonOutputs(f *kanonFlags) (out, report *arrowio.File, err error) {
+	inputs := []arrowio.Named{{Name: "--in", Path: f.in}}
+	if ents, err := os.ReadDir(f.hierarchies); err == nil {
+		for _, e := range ents {
+			if !e.IsDir() {
+				inputs = append(inputs, arrowio.Named{Name: "a file in --hierarchies", Path: filepath.Join(f.hierarchies, e.Name())})
+			}
+		}
+	}
+	outputs := []arrowio.Named{{Name: "--out", Path: f.out}, {Name: "--report", Path: f.report}}
+	if err := checkPaths(inputs, outputs); err != nil {
+		return nil, nil, err
+	}
+	if f.report == "-" {
+		return nil, nil, usageError(errors.New("--report -: the report is written to a file"), "name a file; standard output carries data only")
+	}
+	if out, err = claimOutput("--out", f.out, true); err != nil {
+		return nil, nil, err
+	}
+	if f.report != "" {
+		if report, err = claimOutput("--report", f.report, false); err != nil {
+			if out != nil {
+				out.Abort()
+			}
+			return nil, nil, err
+		}
+	}
+	return out, report, nil
 }

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/kanon"
 	"github.com/tarnkappe/tarnkappe/mobility"
 )
@@ -29,10 +32,14 @@ re-identification risk as JSON: highest and average prosecutor risk, journalist 
 (the file taken as its own population, an upper bound), marketer risk and the
 fraction of unique rows.
 
-With --subject, risk also measures the unicity of movement traces (de Montjoye et
-al., "Unique in the Crowd", 2013): the share of subjects singled out by --points
-points drawn at random from their own trace of (--space, --time) values, with a
-95% Wilson interval.`,
+With --subject, classes count distinct subjects instead of rows (a class of ten
+readings of one car singles the car out), as 'tarnkappe run' counts them, and risk
+also measures the unicity of movement traces (de Montjoye et al., "Unique in the
+Crowd", 2013): the share of subjects singled out by --points points drawn at random
+from their own trace of (--space, --time) values, with a 95% Wilson interval. Rows
+whose subject is null belong to no trace (a run's output has them: trip ends
+detached, trips whose trace too few vehicles share) and are counted as
+unlinked_rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRisk(cmd, f) },
 	}
@@ -40,7 +47,7 @@ points drawn at random from their own trace of (--space, --time) values, with a
 	fl.StringVar(&f.in, "in", "", "file to measure; required")
 	fl.StringVar(&f.qi, "qi", "", "quasi-identifier columns, comma-separated")
 	fl.StringVar(&f.delimiter, "delimiter", "", "CSV field delimiter (default: guessed from the header)")
-	fl.StringVar(&f.subject, "subject", "", "unicity: column whose traces are measured (e.g. vin, or a trip id)")
+	fl.StringVar(&f.subject, "subject", "", "column of the subject: --qi classes count its distinct values; unicity measures its traces (e.g. vin, or a trip id)")
 	fl.IntVar(&f.points, "points", 4, "unicity: points the adversary knows, drawn at random from each trace")
 	fl.IntVar(&f.samples, "samples", 0, "unicity: subjects drawn (0 = all)")
 	fl.Uint64Var(&f.seed, "seed", 1, "unicity: seed of the draw (a measurement: same data and seed, same figure)")
@@ -91,7 +98,12 @@ func qiRisk(cmd *cobra.Command, f *riskFlags) (*kanon.Risk, error) {
 		return nil, usageError(err, "")
 	}
 	defer src.Close()
-	r, err := kanon.MeasureRisk(cmd.Context(), src, splitList(f.qi))
+	var r kanon.Risk
+	if f.subject != "" {
+		r, err = kanon.MeasureSubjectRisk(cmd.Context(), src, splitList(f.qi), f.subject)
+	} else {
+		r, err = kanon.MeasureRisk(cmd.Context(), src, splitList(f.qi))
+	}
 	if err != nil {
 		return nil, usageError(fmt.Errorf("%s: %w", f.in, err), "")
 	}
@@ -103,15 +115,39 @@ func unicityRisk(cmd *cobra.Command, f *riskFlags) (*mobility.UnicityResult, err
 	if f.points < 1 || f.samples < 0 {
 		return nil, usageError(fmt.Errorf("--points must be >= 1 and --samples >= 0, got %d and %d", f.points, f.samples), "")
 	}
-	src, err := openInput(cmd.Context(), cmd, f.in, f.delimiter)
+	src, err := openTraces(cmd, f.in, f.delimiter)
 	if err != nil {
 		return nil, usageError(err, "")
 	}
 	defer src.Close()
-	cols := mobility.UnicityColumns{Subject: f.subject, Space: splitList(f.space), Time: f.time}
+	cols := mobility.UnicityColumns{Subject: f.subject, Space: splitList(f.space), Time: f.time, SkipNullSubjects: true}
 	r, err := mobility.Unicity(cmd.Context(), src, cols, mobility.UnicityOptions{P: f.points, Samples: f.samples, Seed: f.seed})
 	if err != nil {
-		return nil, usageError(fmt.Errorf("%s: %w", f.in, err), "name the trace columns with --space and --time")
+		hint := ""
+		if strings.Contains(err.Error(), "not in schema") {
+			hint = "name the trace columns with --space and --time (and the subject with --subject)"
+		}
+		return nil, usageError(fmt.Errorf("%s: %w", f.in, err), hint)
 	}
 	return &r, nil
+}
+
+// openTraces opens path for the unicity measure. In a CSV an empty cell is
+// a null, as the CLI writes nulls: a run's output written as CSV has empty
+// trip ids for the rows in no published trace, and they belong to no trace
+// (not to one trace of the empty id).
+func openTraces(cmd *cobra.Command, path, delimiter string) (*arrowio.Source, error) {
+	opts, err := inputOptions(cmd, path)
+	if err != nil {
+		return nil, err
+	}
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		comma, err := csvDelimiter(path, delimiter)
+		if err != nil {
+			return nil, err
+		}
+		opts.CSV.Comma = comma
+		opts.CSV.NullValues = []string{""}
+	}
+	return arrowio.Open(cmd.Context(), path, opts)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +29,7 @@ func newRunCmd() *cobra.Command {
 		Short: "Apply an anonymisation policy to a file",
 		Long: `run streams IN through the policy P (see examples/brakedisc/policy.yaml) and
 writes OUT (.parquet, .arrow/.ipc, .csv, or - for an Arrow IPC stream on stdout).
-Every input column must be named by the policy. OUT is written to a temporary file
-and renamed on success: on any error no output file remains.
+Every input column must be named by the policy.
 
 When the policy has a release block, the differentially private aggregates go to
 --release (default: OUT with ".release" before the extension).
@@ -44,7 +42,17 @@ encrypted temporary files. The report's input_details.order says which.
 --plan is a dry run: it checks the policy, says what a run would do and prints
 the predicted 95% error of the DP release's aggregates for partitions of
 --subjects contributing subjects (as 'aggregate --plan' does), reading no data
-and spending no budget.`,
+and spending no budget.
+
+Every output (OUT, the release, --report, --html) is checked before the input is
+read: its folder must exist, its extension be known, and it must be neither a file
+the run reads (IN, P, the keyring, the policy's opt-out list, hierarchies and
+partition list) nor another output; a symbolic link is followed to the file it
+names. While the run lasts each output is locked: a second run writing the same
+output fails at once. The outputs are written to temporary files beside them and
+renamed into place together at the end: on any error, and on SIGINT or SIGTERM,
+no output file and no scratch file remains (an earlier file at an output's path
+is kept), and the exit status is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if plan {
@@ -120,13 +128,28 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	if f.releaseOnly && p.Release == nil {
 		return nil, usageError(fmt.Errorf("aggregate: policy %s has no release block", f.policy), "add a release block (see examples/brakedisc/policy.yaml)")
 	}
-	kr := f.keyring
-	if kr == nil && (f.keys != "" || p.Keyring != "") {
-		path := f.keys
-		if path == "" {
-			path = p.Resolve(p.Keyring)
+	keysPath := ""
+	if f.keyring == nil && (f.keys != "" || p.Keyring != "") {
+		keysPath = f.keys
+		if keysPath == "" {
+			keysPath = p.Resolve(p.Keyring)
 		}
-		kr, err = pseudonym.LoadKeyring(path)
+	}
+	rel := f.release
+	if rel == "" {
+		rel = releasePath(f.out)
+	}
+	// Every output is checked and claimed before anything is read: a path
+	// that cannot be written, or that is an input or another output, fails
+	// now, not after the first pass.
+	outs, err := claimOutputs(f, p, keysPath, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer outs.abort()
+	kr := f.keyring
+	if keysPath != "" {
+		kr, err = pseudonym.LoadKeyring(keysPath)
 		if err != nil {
 			return nil, usageError(err, "create a keyring with 'tarnkappe keygen --out FILE' and pass it with --keys")
 		}
@@ -143,15 +166,14 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		return nil, usageError(err, "the input must be a readable .parquet, .arrow/.ipc or .csv file, or - for Arrow IPC on stdin")
 	}
 	defer src.Close()
-	rel := f.release
-	if rel == "" {
-		rel = releasePath(f.out)
-	}
+	copts := arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()}
 	opts := anonymize.Options{
 		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: src.TotalRows(),
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
-			return arrowio.Create(rel, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
+			return outs.sink(outs.release, schema, copts)
 		},
+		Reports: outs.reports,
+		OnStep:  stepHook(ctx),
 	}
 	if f.in != arrowio.Stdio {
 		// The report gives the file's size and keyed fingerprint.
@@ -181,31 +203,16 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		if f.releaseOnly {
 			return discardSink{}, nil
 		}
-		return arrowio.Create(f.out, schema, arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()})
+		return outs.sink(outs.data, schema, copts)
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
 		return nil, usageError(err, "")
 	}
 	for _, w := range rep.Warnings() {
 		fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: warning: %s\n", w)
-	}
-	if f.report != "" {
-		var buf bytes.Buffer
-		if err := rep.WriteJSON(&buf); err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(f.report, buf.Bytes()); err != nil {
-			return nil, err
-		}
-	}
-	if f.html != "" {
-		var buf bytes.Buffer
-		if err := rep.WriteHTML(&buf); err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(f.html, buf.Bytes()); err != nil {
-			return nil, err
-		}
 	}
 	return rep, nil
 }
@@ -225,19 +232,100 @@ func loadPolicy(path string) (*anonymize.Policy, error) {
 	return p, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// runOutputs are the files a run writes, claimed before it reads a row
+// (arrowio.CreateFile: checked, and locked against a second run writing
+// them). A nil File is standard output ("-"; at most one output) or not
+// written.
+type runOutputs struct {
+	data, release *arrowio.File
+	reports       []anonymize.ReportOutput
+}
+
+// claimOutputs refuses outputs that are an input or one another, then
+// claims every output of the run.
+func claimOutputs(f runFlags, p *anonymize.Policy, keysPath, rel string) (_ *runOutputs, err error) {
+	inputs := []arrowio.Named{{Name: "--in", Path: f.in}, {Name: "--policy", Path: f.policy}}
+	keysName := "--keys"
+	if f.keys == "" {
+		keysName = "the policy's keyring"
+	}
+	inputs = append(inputs, arrowio.Named{Name: keysName, Path: keysPath})
+	for _, pf := range p.Files() {
+		if pf.Key != "keyring" {
+			inputs = append(inputs, arrowio.Named{Name: "the policy's " + pf.Key, Path: pf.Path})
+		}
+	}
+	var outputs []arrowio.Named
+	if !f.releaseOnly {
+		outputs = append(outputs, arrowio.Named{Name: "--out", Path: f.out})
+	}
+	relName := "--release"
+	if f.releaseOnly {
+		relName = "--out"
+	}
+	if p.Release != nil {
+		outputs = append(outputs, arrowio.Named{Name: relName, Path: rel})
+	}
+	outputs = append(outputs, arrowio.Named{Name: "--report", Path: f.report}, arrowio.Named{Name: "--html", Path: f.html})
+	if err := checkPaths(inputs, outputs); err != nil {
+		return nil, err
+	}
+	o := &runOutputs{}
+	defer func() {
+		if err != nil {
+			o.abort()
+		}
+	}()
+	claim := claimOutput
+	if !f.releaseOnly {
+		if o.data, err = claim("--out", f.out, true); err != nil {
+			return nil, err
+		}
+	}
+	if p.Release != nil {
+		if o.release, err = claim(relName, rel, true); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []struct {
+		name, path string
+		render     func(*anonymize.Report, io.Writer) error
+	}{{"--report", f.report, (*anonymize.Report).WriteJSON}, {"--html", f.html, (*anonymize.Report).WriteHTML}} {
+		if r.path == "" {
+			continue
+		}
+		if r.path == "-" {
+			return nil, usageError(fmt.Errorf("%s -: reports are written to files", r.name), "name a file; standard output carries data only")
+		}
+		file, err := claim(r.name, r.path, false)
+		if err != nil {
+			return nil, err
+		}
+		o.reports = append(o.reports, anonymize.ReportOutput{File: file, Render: r.render})
+	}
+	return o, nil
+}
+
+// sink writes schema's batches to the claimed file, or to standard output
+// when file is nil. It never returns a typed nil: the Runner must not see a
+// non-nil Sink holding no sink.
+func (o *runOutputs) sink(file *arrowio.File, schema *arrow.Schema, copts arrowio.CreateOptions) (anonymize.Sink, error) {
+	s, err := arrowio.NewSink(file, schema, copts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	return s, nil
+}
+
+// abort removes every claimed output not committed (a no-op for those the
+// run committed).
+func (o *runOutputs) abort() {
+	for _, f := range []*arrowio.File{o.data, o.release} {
+		if f != nil {
+			f.Abort()
+		}
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	for _, r := range o.reports {
+		r.File.Abort()
 	}
-	return os.Rename(tmp.Name(), path)
 }

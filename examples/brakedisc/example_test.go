@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
+	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 
 // NewReader streams the fleet batch by batch; rows of different vehicles
@@ -32,7 +33,7 @@ func ExampleNewReader() {
 		vins := rec.Column(0).(*array.Dictionary)
 		dict := vins.Dictionary().(*array.String)
 		for i := 0; i < vins.Len(); i++ {
-			vinOK = vinOK && brakedisc.ValidVIN(dict.Value(vins.GetValueIndex(i)))
+			vinOK = vinOK && pseudonym.ValidVINCheckDigit(dict.Value(vins.GetValueIndex(i)))
 		}
 	}
 	if err := rr.Err(); err != nil {
@@ -61,11 +62,4 @@ func ExampleWriteFile() {
 	fmt.Println("written:", err == nil)
 	// Output:
 	// written: true
-}
-
-// ValidVIN checks the ISO 3779 check digit in position 9.
-func ExampleValidVIN() {
-	fmt.Println(brakedisc.ValidVIN("1M8GDM9AXKP042788"), brakedisc.ValidVIN("1M8GDM9A1KP042788"))
-	// Output:
-	// true false
 }

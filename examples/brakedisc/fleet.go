@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 
 // Geometry: positions are kept in metres east (x) and north (y) of
@@ -220,7 +222,7 @@ func makeVIN(r *rand.Rand, mk carMake, mo model, year int, seen map[string]bool)
 			serial /= 10
 		}
 		b[8] = '0'
-		c, _ := VINCheckDigit(string(b[:])) // the catalogue is VIN-alphabet only (tested)
+		c, _ := pseudonym.VINCheckDigit(string(b[:])) // the catalogue is VIN-alphabet only (tested)
 		b[8] = c
 		s := string(b[:])
 		if !seen[s] {

@@ -27,4 +27,12 @@
 // A File is written sequentially, then Rewind positions it at the start for
 // reading, as many times as needed; Close removes it. It is not safe for
 // concurrent use.
+//
+// Removal on Close does not happen when a process is killed (SIGKILL, a
+// crash, a power cut): its files are unreadable but fill the disk. A run
+// therefore makes its files in a Dir of its own, which it locks for as long
+// as it lives (package flock), and Sweep, called as a later run starts,
+// removes the folders whose lock is free. The owner's PID is in the folder's
+// name for people; the lock decides, so a reused PID keeps no dead run's
+// files and a live run's files are never removed.
 package scratch
