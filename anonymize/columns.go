@@ -35,6 +35,9 @@ func isStringLike(t arrow.DataType) bool {
 	return false
 }
 
+// isNumberLike is isNumeric or a boolean (a 0/1 flag).
+func isNumberLike(t arrow.DataType) bool { return isNumeric(t) || t.ID() == arrow.BOOL }
+
 func isNumeric(t arrow.DataType) bool {
 	switch t.ID() {
 	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64, arrow.FLOAT32, arrow.FLOAT64:

@@ -21,6 +21,12 @@ type decision struct {
 // suppression keeps, and settle makes both k hold together.
 func (ru *run) decide(ctx context.Context) (*decision, error) {
 	dec := &decision{}
+	if ru.lint != nil {
+		// Before anything is written: a column that names the vehicle.
+		if err := ru.lint.check(); err != nil {
+			return nil, err
+		}
+	}
 	if ru.cells != nil {
 		if err := ru.cells.seal(); err != nil {
 			return nil, err
@@ -32,7 +38,7 @@ func (ru *run) decide(ctx context.Context) (*decision, error) {
 		}
 	}
 	if ru.kan == nil {
-		return dec, nil
+		return dec, ru.sealLinkage(nil)
 	}
 	if ru.cells != nil {
 		if err := countSurvivors(ctx, ru.cells, ru.kan); err != nil {
@@ -49,7 +55,16 @@ func (ru *run) decide(ctx context.Context) (*decision, error) {
 		}
 	}
 	dec.kanon = kr
-	return dec, nil
+	return dec, ru.sealLinkage(kr)
+}
+
+// sealLinkage keeps the linkage sample to the trips the trace gate
+// publishes and hands it the chosen generalisation.
+func (ru *run) sealLinkage(kr *kanonResult) error {
+	if ru.link == nil {
+		return nil
+	}
+	return ru.link.seal(ru.gate, kr)
 }
 
 // nullInTrip is the error for a null quasi-identifier in a row that cell

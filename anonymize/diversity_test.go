@@ -238,12 +238,13 @@ func fleetMakes(t *testing.T, vehicles int, rows int64) map[string]int64 {
 	return d
 }
 
-// TestDemoPolicyWithL: the example policy (mobility, cell-hour k, the settle
-// fixed point) with an l block over the make. Distinct l-diversity counts
+// TestDemoPolicyWithL: the policy with owner columns beside trips
+// (mobility, cell-hour k, the settle fixed point) with an l block over the
+// make. Distinct l-diversity counts
 // values, so the written rows (which carry no vehicle id) can be checked
 // row-wise with kanon.Verify.
 func TestDemoPolicyWithL(t *testing.T) {
-	policy := strings.Replace(string(brakedisc.DemoPolicy()), "  k: 10\n", "  k: 10\n  l: {sensitive: make, l: 3, variant: distinct}\n", 1)
+	policy := strings.Replace(string(brakedisc.AttributesPolicy()), "  k: 10\n", "  k: 10\n  l: {sensitive: make, l: 3, variant: distinct}\n", 1)
 	rep, out := runExamplePolicy(t, []byte(policy), 300, 30_000)
 	if l := rep.KAnon.LDiversity; l == nil || l.Sensitive != "make" || l.L != 3 {
 		t.Fatalf("report l %+v", l)

@@ -27,7 +27,7 @@ columns:
 `))
 	fmt.Println(err)
 	// Output:
-	// policy.yaml:6:14: columns.postcode.generalise: unknown action "generalise" (want one of keep, drop, pseudonymize, dateshift, generalize, coarsen, mask)
+	// policy.yaml:6:14: columns.postcode.generalise: unknown action "generalise" (want one of keep, drop, pseudonymize, dateshift, generalize, coarsen, mask, microaggregate)
 }
 
 // sliceSink collects the output in memory.

@@ -20,7 +20,9 @@ import (
 //	cellSuppression  cell-hour k: subjects per (cell, bucket) and the row keys (cells.go)
 //	traceGate        trace-level k: trips whose cell-hour trace trace_k vehicles share (cells.go)
 //	dpRelease        the DP aggregator and its release (measure_dp.go)
-//	unicity          unicity before and after the policy (measure_unicity.go)
+//	microAgg         per (cell, bucket) sums of the microaggregated columns (micro.go)
+//	linkageMeasure   linkage of published traces; unicity before and after (measure_linkage.go)
+//	relinkLint       published columns that map one to one to subjects (lint.go)
 //	utility          per (cell, bucket) means, raw against written (measure_utility.go)
 //	cellCheck        cell-hour k of the written rows, recounted (cells.go)
 type measure interface {
@@ -31,6 +33,9 @@ type measure interface {
 	// pass1 sees every transformed batch of pass 1 (plan.trans) in order;
 	// base is the number of pass-1 rows before it.
 	pass1(ctx context.Context, rec arrow.RecordBatch, base int64) error
+	// spilled sees every batch pass 2 reads back from the spill
+	// (plan.trans), before anything is suppressed: every row of pass 1.
+	spilled(ctx context.Context, rec arrow.RecordBatch) error
 	// written sees every batch pass 2 writes (plan.gen: after every
 	// suppression, before the projection to the written columns).
 	written(ctx context.Context, rec arrow.RecordBatch) error
@@ -46,6 +51,7 @@ type noHooks struct{}
 
 func (noHooks) input(context.Context, arrow.RecordBatch) error        { return nil }
 func (noHooks) pass1(context.Context, arrow.RecordBatch, int64) error { return nil }
+func (noHooks) spilled(context.Context, arrow.RecordBatch) error      { return nil }
 func (noHooks) written(context.Context, arrow.RecordBatch) error      { return nil }
 func (noHooks) figures(context.Context, *Figures) error               { return nil }
 func (noHooks) close()                                                {}
@@ -111,6 +117,15 @@ func (ms *measures) pass1(ctx context.Context, rec arrow.RecordBatch) error {
 		return errKeys
 	}
 	return errValues
+}
+
+func (ms *measures) spilled(ctx context.Context, rec arrow.RecordBatch) error {
+	for _, m := range ms.all {
+		if err := m.spilled(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (ms *measures) written(ctx context.Context, rec arrow.RecordBatch) error {

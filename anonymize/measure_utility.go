@@ -43,12 +43,13 @@ func newUtility(pl *plan, p *Policy, mem memory.Allocator) (*utility, error) {
 	// position, its value unchanged (the column is kept) and its time
 	// floored to the bucket: the transformed batches carry exactly the raw
 	// groups, and the H3 cells are computed once, in parallel. When
-	// trimming drops rows, the raw batches are indexed instead (serially,
-	// an H3 lookup per row).
+	// trimming drops rows, or the column is coarsened, the raw batches are
+	// indexed instead (serially, an H3 lookup per row).
 	ropts := mobility.CellMeanOptions{Subject: p.Subject, Value: u.Column, Time: m.Time, Bucket: bucket, Lat: m.Lat, Lon: m.Lon, Resolution: m.CellResolution}
 	rschema := pl.in
 	fromTrans := false
-	if m.Endpoints == "detach" {
+	// A coarsened utility column is not raw in pass 1: measure the input.
+	if rule, _ := p.Columns.Lookup(u.Column); m.Endpoints == "detach" && rule.Action != ActionCoarsen {
 		ropts.Lat, ropts.Lon, ropts.Resolution, ropts.Cell = "", "", 0, m.CellColumn
 		rschema = pl.trans
 		fromTrans = true

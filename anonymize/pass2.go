@@ -82,6 +82,12 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		n := rec.NumRows()
 		ru.bar.add(n)
 		rec.Retain()
+		// Every spilled row, before suppression: the raw readings at
+		// published precision (the linkage measure's adversary).
+		if err := ru.ms.spilled(ctx, rec); err != nil {
+			rec.Release()
+			return c, err
+		}
 		if keys != nil {
 			_, group, _, _, err := keys.next(int(n))
 			if err != nil {
@@ -106,6 +112,21 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				return c, fmt.Errorf("trace gate: %w", err)
 			}
 			rec = gated
+		}
+		if ru.micro != nil {
+			// Microaggregated columns become their group's mean (the
+			// generalised schema's type, float64) before kanon assembles
+			// the generalised row.
+			out := ru.micro.schema
+			if kr == nil {
+				out = pl.gen
+			}
+			m, err := ru.micro.apply(mem, rec, out)
+			rec.Release()
+			if err != nil {
+				return c, err
+			}
+			rec = m
 		}
 		if kr != nil {
 			// The spill's rows are no data rows (the opt-out removed rows,

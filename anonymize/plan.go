@@ -80,6 +80,13 @@ func (r *Runner) checkSchema(in *arrow.Schema) error {
 			if c.Coarsen.Degrees != 0 && t.ID() != arrow.FLOAT64 {
 				return bad("float64")
 			}
+			if c.Coarsen.Step != 0 && !isNumberLike(t) {
+				return bad("a number or a boolean")
+			}
+		case ActionMicroaggregate:
+			if !isNumberLike(t) {
+				return bad("a number or a boolean")
+			}
 		case ActionMask:
 			if !isStringLike(t) {
 				return bad("a string")
@@ -184,11 +191,16 @@ func (r *Runner) makePlan(in *arrow.Schema, order mobility.InputOrder) (*plan, e
 		case ActionDateShift:
 			op = &dateShiftOp{name: f.Name, subject: pl.mid.FieldIndices(p.Subject)[0], ds: r.shifts[f.Name]}
 		case ActionCoarsen:
-			if rule.Coarsen.Time > 0 {
+			switch {
+			case rule.Coarsen.Time > 0:
 				op = coarsenTimeOp{name: f.Name, bucket: rule.Coarsen.Time.D()}
-			} else {
+			case rule.Coarsen.Step > 0:
+				op = coarsenStepOp{name: f.Name, step: rule.Coarsen.Step}
+			default:
 				op = coarsenGridOp{name: f.Name, degrees: rule.Coarsen.Degrees}
 			}
+		case ActionMicroaggregate:
+			op = keepOp{} // replaced by its group's mean in pass 2 (micro.go)
 		case ActionMask:
 			op = newMaskOp(f.Name, *rule.Mask)
 		case ActionGeneralize:
@@ -219,22 +231,22 @@ func (r *Runner) makePlan(in *arrow.Schema, order mobility.InputOrder) (*plan, e
 	pl.trans = arrow.NewSchema(tf, nil)
 	gf := make([]arrow.Field, len(tf))
 	for i, f := range tf {
-		if kanonQI[f.Name] {
+		switch {
+		case kanonQI[f.Name]:
 			f.Type = stringDict
+		case pl.actions[i] == ActionMicroaggregate:
+			f.Type, f.Nullable = arrow.PrimitiveTypes.Float64, true
 		}
 		gf[i] = f
 	}
 	pl.gen = arrow.NewSchema(gf, nil)
 	var of []arrow.Field
-	for i, f := range tf {
+	for i := range tf {
 		if pl.actions[i] == ActionDrop {
 			continue
 		}
 		pl.keep = append(pl.keep, i)
-		if kanonQI[f.Name] {
-			f.Type = stringDict
-		}
-		of = append(of, f)
+		of = append(of, gf[i])
 	}
 	if len(of) == 0 {
 		return nil, errors.New("the policy drops every column: nothing to write")

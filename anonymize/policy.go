@@ -30,9 +30,12 @@ const (
 	ActionGeneralize   Action = "generalize"   // hierarchy level (chosen by kanon for quasi-identifiers)
 	ActionCoarsen      Action = "coarsen"      // time bucket or spatial grid
 	ActionMask         Action = "mask"         // replace characters by a mask character
+	// ActionMicroaggregate replaces a number by the mean of its (cell, time
+	// bucket) group (mobility policies; see MobilityPolicy).
+	ActionMicroaggregate Action = "microaggregate"
 )
 
-var allActions = []Action{ActionKeep, ActionDrop, ActionPseudonymize, ActionDateShift, ActionGeneralize, ActionCoarsen, ActionMask}
+var allActions = []Action{ActionKeep, ActionDrop, ActionPseudonymize, ActionDateShift, ActionGeneralize, ActionCoarsen, ActionMask, ActionMicroaggregate}
 
 // Policy is a validated anonymisation policy. Obtain one with ParsePolicy or
 // LoadPolicy; a Policy is immutable afterwards and safe to share.
@@ -151,11 +154,14 @@ type GeneralizeSpec struct {
 }
 
 // CoarsenSpec configures a coarsen action: exactly one of Time (timestamp
-// columns: floor to the bucket) or Degrees (float columns: snap to the centre
-// of a grid cell of that many degrees).
+// columns: floor to the bucket), Degrees (float columns: snap to the centre
+// of a grid cell of that many degrees) or Step (number columns: the centre
+// of the interval of width Step holding the value, as float64: 47 km/h
+// with step 5 becomes 47.5, the centre of [45, 50)).
 type CoarsenSpec struct {
 	Time    Duration `yaml:"time"`
 	Degrees float64  `yaml:"degrees"`
+	Step    float64  `yaml:"step"`
 }
 
 // MaskSpec configures a mask action on a string column: all characters but
@@ -278,6 +284,20 @@ type MobilityPolicy struct {
 	TraceK int `yaml:"trace_k"`
 	// UnicityPoints is p for the unicity measure before and after (default 4).
 	UnicityPoints int `yaml:"unicity_points"`
+	// MaxLinkage, when set (in (0, 1)), makes the run fail closed — no
+	// output at all — when the measured linkage of published traces
+	// (risk.after.linkage: the share linked to exactly one subject by an
+	// adversary holding the raw readings) may exceed it: the upper end of
+	// its 95% interval on a sample, the figure itself on a census. The
+	// error names the columns that drive the linkage.
+	MaxLinkage float64 `yaml:"max_linkage"`
+	// SubjectColumns lists published columns that identify the subject
+	// and are published anyway, under scope trip (say, a fleet operator's
+	// vehicle number for an internal output). Any other published column
+	// whose values map one-to-one to subjects on the data (a second copy
+	// of the VIN, a licence plate) fails the run, as does a dateshift
+	// column (its keyed per-subject offset is a pseudonym of the subject).
+	SubjectColumns []string `yaml:"subject_columns"`
 	// Utility, when set, measures what the movement output is kept for: the
 	// mean of a column per (cell, time bucket), released against raw (raw
 	// positions mapped to the same cells, after the opt-out only), over the
@@ -388,10 +408,11 @@ func (cr *ColumnRules) decodeNode(d *decoder, n *yaml.Node, path string) error {
 		r := ColumnRule{Name: k.Value, Pos: Position{File: d.file, Line: k.Line, Column: k.Column}}
 		switch v.Kind {
 		case yaml.ScalarNode:
-			// Shorthand for actions without options: "keep", "drop", "generalize".
+			// Shorthand for actions without options: "keep", "drop",
+			// "generalize", "microaggregate".
 			a := Action(v.Value)
 			switch a {
-			case ActionKeep, ActionDrop, ActionGeneralize:
+			case ActionKeep, ActionDrop, ActionGeneralize, ActionMicroaggregate:
 				r.Action = a
 			case ActionPseudonymize, ActionDateShift, ActionCoarsen, ActionMask:
 				return d.errAt(v, kp, "action %q needs options, e.g. {%s: {...}}", a, a)
@@ -422,7 +443,7 @@ func (cr *ColumnRules) decodeNode(d *decoder, n *yaml.Node, path string) error {
 			case ActionMask:
 				r.Mask = new(MaskSpec)
 				err = d.decode(av, reflectElem(r.Mask), ap)
-			case ActionKeep, ActionDrop:
+			case ActionKeep, ActionDrop, ActionMicroaggregate:
 				if !isNull(av) {
 					return d.errAt(av, ap, "action %q takes no options", ak.Value)
 				}
@@ -582,11 +603,20 @@ func (p *Policy) validate() error {
 		case ActionCoarsen:
 			s := r.Coarsen
 			ap := cp + ".coarsen"
-			if (s.Time > 0) == (s.Degrees != 0) {
-				return p.errf(ap, "give exactly one of time (a duration) or degrees (a grid size)")
+			given := 0
+			for _, set := range []bool{s.Time != 0, s.Degrees != 0, s.Step != 0} {
+				if set {
+					given++
+				}
+			}
+			if given != 1 || s.Time < 0 {
+				return p.errf(ap, "give exactly one of time (a duration), degrees (a grid size) or step (an interval width)")
 			}
 			if s.Degrees < 0 || s.Degrees > 90 {
 				return p.errf(ap+".degrees", "degrees must be in (0, 90], got %g", s.Degrees)
+			}
+			if s.Step < 0 || math.IsNaN(s.Step) || math.IsInf(s.Step, 0) {
+				return p.errf(ap+".step", "step must be a positive number, got %g", s.Step)
 			}
 		case ActionMask:
 			s := r.Mask
@@ -624,6 +654,9 @@ func (p *Policy) validate() error {
 		return err
 	}
 	if err := p.validateMobility(); err != nil {
+		return err
+	}
+	if err := p.validateMicroaggregate(); err != nil {
 		return err
 	}
 	return p.validateRelease()
@@ -840,13 +873,16 @@ func (p *Policy) validateMobility() error {
 	if m.UnicityPoints < 0 {
 		return p.errf("mobility.unicity_points", "unicity_points must be >= 1")
 	}
+	if err := p.validateLinkage(); err != nil {
+		return err
+	}
 	if u := m.Utility; u != nil {
 		r, ok := p.Columns.Lookup(u.Column)
 		if u.Column == "" || !ok {
 			return p.errf("mobility.utility.column", "utility column %q is not a policy column", u.Column)
 		}
-		if r.Action != ActionKeep {
-			return p.errf("mobility.utility.column", "utility column %q must be kept (its action is %s)", u.Column, r.Action)
+		if r.Action != ActionKeep && r.Action != ActionMicroaggregate && (r.Action != ActionCoarsen || r.Coarsen.Step == 0) {
+			return p.errf("mobility.utility.column", "utility column %q must be published as a number: keep, microaggregate or coarsen step (its action is %s)", u.Column, r.Action)
 		}
 		if u.MinSubjects < 0 {
 			return p.errf("mobility.utility.min_subjects", "min_subjects must be >= 1 (or absent), got %d", u.MinSubjects)

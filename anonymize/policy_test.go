@@ -22,8 +22,19 @@ func TestParsePolicyExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example policy: %v", err)
 	}
-	if p.Subject != "vin" || p.KAnon == nil || p.KAnon.K != 10 || p.Mobility == nil || p.Release == nil || p.OptOut == nil {
+	if p.Subject != "vin" || p.Mobility == nil || p.Release == nil || p.OptOut == nil {
 		t.Fatalf("example policy parsed incompletely: %+v", p)
+	}
+	// Issue #12: the linkage of published trips is limited, per-reading
+	// values are microaggregated, and no vehicle or owner column stands
+	// beside the trips (no kanon block: it would have nothing to protect).
+	if p.Mobility.MaxLinkage != 0.05 || p.KAnon != nil {
+		t.Fatalf("max_linkage %v, kanon %+v", p.Mobility.MaxLinkage, p.KAnon)
+	}
+	for _, c := range []string{"speed_kmh", "brake_pressure_bar", "disc_temp_c"} {
+		if r, _ := p.Columns.Lookup(c); r.Action != ActionMicroaggregate {
+			t.Errorf("%s action %s, want microaggregate", c, r.Action)
+		}
 	}
 	// The movement output is per trip: no vehicle id, endpoints detached,
 	// trace k-anonymity (issue 7: unicity at 4 points <= 5%).
@@ -33,7 +44,7 @@ func TestParsePolicyExample(t *testing.T) {
 	if m := p.Mobility; m.Scope != "trip" || m.Endpoints != "detach" || m.TraceK != 5 || m.CellResolution != 6 {
 		t.Fatalf("mobility block %+v", m)
 	}
-	for _, c := range []string{"pad_wear_mm", "model"} {
+	for _, c := range []string{"pad_wear_mm", "model", "make", "model_year", "postcode", "owner_birth_year", "owner_sex"} {
 		if r, _ := p.Columns.Lookup(c); r.Action != ActionDrop {
 			t.Errorf("%s action %s: it re-links trips, want drop", c, r.Action)
 		}
@@ -96,7 +107,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"mobility detach with subject scope", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, endpoints: detach}\n", "10:116", "endpoints detach needs scope trip"},
 		{"mobility trace_k 1", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, trace_k: 1}\n", "10:135", "trace_k must be >= 2"},
 		{"utility column unknown", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: temp}}\n", "", `utility column "temp" is not a policy column`},
-		{"utility column dropped", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: secret}}\n", "", "must be kept"},
+		{"utility column dropped", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: secret}}\n", "", "must be published as a number"},
 		{"utility tolerance", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, utility: {column: speed, tolerance: 2}}\n", "", "tolerance must be in [0, 1)"},
 		{"public no delta ok is not an error: both given", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, cell_resolution: 6, k: 5, scope: subject}\nrelease: {epsilon: 1, max_partitions: 1, max_per_partition: 1, count: true, public_partitions: a.csv, public: {file: b.csv}, by: [cell]}\n", "", "not both"},
 		{"public neither", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, cell_resolution: 6, k: 5, scope: subject}\nrelease: {epsilon: 1, max_partitions: 1, max_per_partition: 1, count: true, public: {}, by: [cell]}\n", "", "exactly one of file and bbox"},
@@ -107,6 +118,17 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"hour_of_day in by only", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, cell_resolution: 6, k: 5, scope: subject}\nrelease: {epsilon: 1, max_partitions: 1, max_per_partition: 1, count: true, by: [cell, hour_of_day], delta: 1e-6}\n", "", "go together"},
 		{"release cell_resolution finer", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, cell_resolution: 6, k: 5, scope: subject}\nrelease: {epsilon: 1, max_partitions: 1, max_per_partition: 1, count: true, cell_resolution: 7, by: [cell], delta: 1e-6}\n", "", "must be in 0..6"},
 		{"private needs delta", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, cell_resolution: 6, k: 5, scope: subject}\nrelease: {epsilon: 1, max_partitions: 1, max_per_partition: 1, count: true, by: [cell]}\n", "", "needs delta > 0"},
+		// Issue #12: linkage limit, the static re-linking lint, the new actions.
+		{"max_linkage out of range", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, max_linkage: 1.5}\n", "", "max_linkage must be in (0, 1)"},
+		{"dateshift under trip scope", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\n  born: {dateshift: {domain: d, max_days: 30}}\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip}\n", "10:3", "dateshift column re-links trips"},
+		{"subject_columns under subject scope", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject, subject_columns: [speed]}\n", "", "subject_columns only applies to scope trip"},
+		{"subject_columns unknown", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, subject_columns: [plate]}\n", "", `column "plate" is not named`},
+		{"subject_columns dropped", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: drop", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: trip, trip_id_column: trip, subject_columns: [secret]}\n", "", "list only published columns"},
+		{"microaggregate without mobility", minimalPolicy + "  temp: microaggregate\n", "7:3", "needs a mobility block"},
+		{"microaggregate options", minimalPolicy + "  temp: {microaggregate: {by: cell}}\n", "7:26", "takes no options"},
+		{"microaggregate the subject", strings.Replace(minimalPolicy, "vin: {pseudonymize: {method: hmac, domain: vin}}", "vin: microaggregate", 1) + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "4:3", "microaggregate is for per-reading values"},
+		{"coarsen step and time", minimalPolicy + "  ts: {coarsen: {time: 1h, step: 5}}\n", "7:8", "exactly one of time"},
+		{"coarsen step negative", minimalPolicy + "  speed2: {coarsen: {step: -5}}\n", "7:22", "step must be a positive number"},
 		{"mobility no k", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, scope: subject}\n", "10:1", "k (distinct subjects"},
 	}
 	for _, tt := range tests {

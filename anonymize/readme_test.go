@@ -14,6 +14,7 @@ import (
 type readmeBlock struct {
 	lang, from, text string
 	line             int
+	abridged         bool // `<!-- abridged from PATH ... -->`: its lines are in PATH
 }
 
 // readmeBlocks returns the fenced blocks of a Markdown file.
@@ -30,6 +31,9 @@ func readmeBlocks(t *testing.T, md []byte) []readmeBlock {
 			cur = &readmeBlock{lang: strings.TrimPrefix(line, "```"), line: n}
 			if rest, ok := strings.CutPrefix(prev, "<!-- quoted from "); ok {
 				cur.from = strings.Fields(rest)[0]
+			}
+			if rest, ok := strings.CutPrefix(prev, "<!-- abridged from "); ok {
+				cur.from, cur.abridged = strings.TrimSuffix(strings.Fields(rest)[0], ":"), true
 			}
 		case cur != nil && line == "```":
 			out = append(out, *cur)
@@ -74,6 +78,20 @@ func TestREADMEQuotesRunnableCode(t *testing.T) {
 			t.Errorf("README.md:%d: %v", b.line, err)
 			continue
 		}
+		if b.abridged {
+			// An excerpt: each line, its comment aside, must be a line of
+			// the file (a "# ..." line stands for what is left out).
+			for i, l := range strings.Split(strings.TrimSuffix(b.text, "\n"), "\n") {
+				code, _, _ := strings.Cut(l, "#")
+				if code = strings.TrimRight(code, " "); strings.TrimSpace(code) == "" {
+					continue
+				}
+				if !containsLineStart(string(src), code) {
+					t.Errorf("README.md:%d: %q is not in %s; edit both together", b.line+1+i, code, b.from)
+				}
+			}
+			continue
+		}
 		if b.lang == "go" {
 			if !strings.Contains(string(src), b.text) {
 				t.Errorf("README.md:%d: the Go block is not in %s verbatim; edit both together", b.line, b.from)
@@ -96,4 +114,16 @@ func TestREADMEQuotesRunnableCode(t *testing.T) {
 	if goBlocks < 2 || policies < 1 {
 		t.Errorf("README.md has %d Go blocks and %d policies; want the library section's two and its policy", goBlocks, policies)
 	}
+}
+
+// containsLineStart reports whether a line of text begins with prefix
+// (followed by nothing, white space or a comment).
+func containsLineStart(text, prefix string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(l, prefix)
+		if ok && (rest == "" || strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "\t")) {
+			return true
+		}
+	}
+	return false
 }

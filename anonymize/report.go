@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/linkage"
 	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
@@ -16,6 +17,17 @@ import (
 // never lists opted-out subjects. Stages that did not run leave their block
 // nil, and the JSON omits it.
 type Report struct {
+	// NotPrivate and Audience mark the report itself: every figure in it
+	// is exact, computed from the raw data, for the data owner only; no
+	// privacy guarantee covers it — not k-anonymity, not the DP release's
+	// ε. The CLI writes it mode 0600. Outputs says what covers the files
+	// that may be shared.
+	NotPrivate bool   `json:"not_private"`
+	Audience   string `json:"audience"`
+	// Outputs says, for each file the run wrote, whether it may be
+	// published and which guarantee covers it.
+	Outputs []OutputGuarantee `json:"outputs"`
+
 	Tool string `json:"tool"`
 	// Version is the build of Tarnkappe that made the report (Version).
 	Version string `json:"version"`
@@ -49,6 +61,27 @@ type Report struct {
 	Risk     *RiskReport     `json:"risk,omitempty"`
 	DP       *DPReport       `json:"dp,omitempty"`
 }
+
+// OutputGuarantee says what covers one output of a run.
+type OutputGuarantee struct {
+	// Kind is "data" (the anonymised rows), "release" (the DP release) or
+	// "report" (this report).
+	Kind string `json:"kind"`
+	File string `json:"file,omitempty"`
+	// Published says whether the file may leave the data owner under the
+	// guarantees listed.
+	Published bool `json:"published"`
+	// Guarantees are what the policy enforces on the file and the run
+	// verified; Measured are figures measured on it (not guarantees:
+	// estimates with their intervals, against the adversary named in
+	// risk.method); Excluded what no guarantee of the file covers.
+	Guarantees []string `json:"guarantees"`
+	Measured   []string `json:"measured,omitempty"`
+	Excluded   string   `json:"excluded,omitempty"`
+}
+
+// reportAudience is the Audience of every report.
+const reportAudience = "data owner only: exact figures computed from the raw data (rows, counts, classes, risks, utility); no privacy guarantee covers them, not even the DP release's ε; do not publish this report"
 
 // Warnings are findings about the input a person should act on although
 // the run succeeded; the CLI prints them on stderr and the HTML report
@@ -273,8 +306,15 @@ type SizeBin struct {
 type RiskReport struct {
 	Before RiskMeasures `json:"before"`
 	After  RiskMeasures `json:"after"`
-	// UnicityNote says when unicity was measured on part of the data.
+	// UnicityNote says how unicity and linkage were measured, in words.
 	UnicityNote string `json:"unicity_note,omitempty"`
+	// Method says how the unicity and linkage figures were measured (with
+	// a mobility block): who the adversary is, the precision of a point,
+	// the samples.
+	Method *RiskMethod `json:"method,omitempty"`
+	// NotComputed says why this engine did not measure unicity and
+	// linkage (the fields above are then absent).
+	NotComputed string `json:"not_computed,omitempty"`
 }
 
 // RiskMeasures are re-identification risks in [0,1]. Nil means not computed.
@@ -282,10 +322,72 @@ type RiskMeasures struct {
 	Prosecutor *float64 `json:"prosecutor,omitempty"`
 	Journalist *float64 `json:"journalist,omitempty"`
 	Marketer   *float64 `json:"marketer,omitempty"`
-	Unicity    *float64 `json:"unicity,omitempty"`
+	// Unicity is the share of traces that Method.Points points drawn at
+	// random from them single out, at the published precision (every
+	// published column, Method.Precision), before the policy (raw subjects'
+	// readings projected to that precision) and after it (published
+	// traces): the two are comparable.
+	Unicity *float64 `json:"unicity,omitempty"`
 	// UnicityCI is the 95% confidence interval of Unicity.
 	UnicityCI []float64 `json:"unicity_ci,omitempty"`
+	// UnicityRawGPS (before only) is the unicity of the raw subjects at the
+	// input's own precision (lat, lon, ts as given): what the raw data
+	// reveals, not comparable with the figures at published precision.
+	UnicityRawGPS   *float64  `json:"unicity_raw_gps,omitempty"`
+	UnicityRawGPSCI []float64 `json:"unicity_raw_gps_ci,omitempty"`
+	// Linkage (after only) is the share of published traces whose
+	// published points are contained in the raw readings of exactly one
+	// subject: an adversary who holds the raw readings and knows the
+	// policy names the trace's subject. LinkageCorrect is the share linked
+	// to the right subject (the run knows the truth).
+	Linkage          *float64  `json:"linkage,omitempty"`
+	LinkageCI        []float64 `json:"linkage_ci,omitempty"`
+	LinkageCorrect   *float64  `json:"linkage_correct,omitempty"`
+	LinkageCorrectCI []float64 `json:"linkage_correct_ci,omitempty"`
 }
+
+// RiskMethod describes the unicity and linkage measurement.
+type RiskMethod struct {
+	// Adversary says whom the figures are about.
+	Adversary string `json:"adversary"`
+	// Points is p: the points of a trace the unicity adversary knows.
+	Points int `json:"points"`
+	// Precision are the columns of a point: every published column but
+	// the trace's unit, each at its published precision; RawGPSPrecision
+	// those of risk.before.unicity_raw_gps.
+	Precision       []string `json:"precision"`
+	RawGPSPrecision []string `json:"raw_gps_precision"`
+	// SubjectsSampled is the keyed uniform sample of raw subjects the
+	// unicity before is measured on (SubjectsCensus: all of them); the
+	// point shares are 1, or the keyed share of distinct points eligible
+	// when there were more than memory holds.
+	SubjectsSampled  int     `json:"subjects_sampled"`
+	SubjectsCensus   bool    `json:"subjects_census"`
+	PointShare       float64 `json:"point_share"`
+	RawGPSSubjects   int     `json:"raw_gps_subjects_sampled"`
+	RawGPSPointShare float64 `json:"raw_gps_point_share"`
+	// TracesSampled is the keyed uniform sample of published traces the
+	// unicity after and the linkage are measured on (TracesCensus: all of
+	// them); TracesEvicted the traces left out to stay within memory.
+	TracesSampled int  `json:"traces_sampled"`
+	TracesCensus  bool `json:"traces_census"`
+	TracesEvicted int  `json:"traces_evicted,omitempty"`
+	// MaxLinkage is the policy's limit (mobility.max_linkage), if any:
+	// the run fails when the linkage may exceed it (the upper end of its
+	// interval on a sample, the figure itself on a census).
+	MaxLinkage float64 `json:"max_linkage,omitempty"`
+	// LinkageWithout is the linkage of the first LinkageDiagnosed sampled
+	// traces with each column left out of the points in turn;
+	// LinkageDrivers the columns left out one after the other, each the one
+	// that lowered it most, with the linkage after: what drives it.
+	LinkageDiagnosed int                `json:"linkage_diagnosed,omitempty"`
+	LinkageWithout   map[string]float64 `json:"linkage_without,omitempty"`
+	LinkageDrivers   []ColumnLinkage    `json:"linkage_drivers,omitempty"`
+}
+
+// ColumnLinkage is the linkage measured with a column (and the ones named
+// before it in LinkageDrivers) left out of the points.
+type ColumnLinkage = linkage.ColumnLinkage
 
 // DPReport records the differentially private release.
 type DPReport struct {

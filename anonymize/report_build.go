@@ -7,6 +7,7 @@ import (
 
 	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/linkage"
 	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
@@ -44,9 +45,14 @@ type Figures struct {
 	MaskedWhole map[string]int64
 	Mobility    *MobilityFigures // with a mobility block
 	KAnon       *KAnonFigures    // with a kanon block
-	Unicity     *UnicityFigures  // with a mobility block
-	Utility     *UtilityFigures  // with mobility.utility
-	DP          *DPFigures       // with a release block
+	// Risk are the linkage and unicity measurements (with a mobility
+	// block); an engine that does not make them leaves Risk nil and says
+	// why in RiskNotComputed (the report says so, and a policy with
+	// mobility.max_linkage then fails: the limit cannot be checked).
+	Risk            *RiskFigures
+	RiskNotComputed string
+	Utility         *UtilityFigures // with mobility.utility
+	DP              *DPFigures      // with a release block
 }
 
 // RowFigures count the rows of a run: In = Out + Suppressed + OptedOut +
@@ -90,11 +96,19 @@ type KAnonFigures struct {
 	Members  []KAnonMember
 }
 
-// UnicityFigures are the unicity estimates before and after the policy;
-// CappedAt is the row cap when either index stopped before the end, else 0.
-type UnicityFigures struct {
-	Before, After mobility.UnicityResult
-	CappedAt      int64
+// RiskFigures are the linkage and unicity measurements of a mobility
+// policy (measure_linkage.go, package linkage), all at the published
+// precision of every published column but RawGPS.
+type RiskFigures struct {
+	// Columns are the columns of a point: every published column but the
+	// trace's unit (the trip id, or the subject's pseudonym).
+	Columns []string
+	// Traces measures a sample of the published traces: linkage to the
+	// raw subjects, unicity among the published traces.
+	Traces linkage.TraceResult
+	// Before is the unicity of the raw subjects' traces at the published
+	// precision, RawGPS at the input's (lat, lon, ts).
+	Before, RawGPS linkage.SubjectResult
 }
 
 // UtilityFigures are the utility comparison; Windowed says that rows fell
@@ -172,16 +186,9 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 			}
 		}
 	}
-	if u := f.Unicity; u != nil {
-		if rep.Risk == nil {
-			rep.Risk = &RiskReport{}
-		}
-		rep.Risk.After.Unicity = ptr(u.After.Unicity)
-		rep.Risk.After.UnicityCI = []float64{u.After.Lower, u.After.Upper}
-		rep.Risk.Before.Unicity = ptr(u.Before.Unicity)
-		rep.Risk.Before.UnicityCI = []float64{u.Before.Lower, u.Before.Upper}
-		if u.CappedAt > 0 {
-			rep.Risk.UnicityNote = fmt.Sprintf("unicity measured on the first %d rows only (memory bound)", u.CappedAt)
+	if p.Mobility != nil {
+		if err := riskReport(rep, p.Mobility, f); err != nil {
+			return nil, err
 		}
 	}
 	if u := f.Utility; u != nil {
@@ -201,6 +208,7 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 		rep.DP.Output = f.ReleaseOutput
 		rep.DP.Verdict, rep.DP.PartitionValues = d.Verdict, d.Partitions
 	}
+	outputsReport(rep, p, f)
 	rep.Duration = time.Since(f.Started).Seconds()
 	return rep, nil
 }
@@ -217,7 +225,7 @@ func (r *Runner) complete(f *Figures) error {
 	}{
 		{"mobility", m != nil, f.Mobility != nil},
 		{"kanon", p.KAnon != nil, f.KAnon != nil && f.KAnon.Decision != nil},
-		{"unicity", m != nil, f.Unicity != nil},
+		{"risk", m != nil, f.Risk != nil || f.RiskNotComputed != ""},
 		{"utility", m != nil && m.Utility != nil, f.Utility != nil},
 		{"release", p.Release != nil, f.DP != nil},
 	} {

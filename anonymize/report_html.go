@@ -211,7 +211,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			{"prosecutor", rk.Before.Prosecutor, rk.After.Prosecutor},
 			{"journalist", rk.Before.Journalist, rk.After.Journalist},
 			{"marketer", rk.Before.Marketer, rk.After.Marketer},
-			{"unicity", rk.Before.Unicity, rk.After.Unicity},
+			{"unicity (published precision)", rk.Before.Unicity, rk.After.Unicity},
+			{"linkage", nil, rk.After.Linkage},
 		} {
 			if m.b == nil && m.a == nil {
 				continue
@@ -350,6 +351,13 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"mul100":       func(f float64) float64 { return f * 100 },
 	"orderText":    orderText,
 	"verdictClass": verdictClass,
+	"pctf":         func(f float64) string { return pct(&f) },
+	"ci": func(ci []float64) string {
+		if len(ci) != 2 {
+			return ""
+		}
+		return fmt.Sprintf("95%% CI %.1f–%.1f%%", 100*ci[0], 100*ci[1])
+	},
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -376,6 +384,15 @@ code.hash { word-break: break-all; }
 </head>
 <body>
 <h1>Tarnkappe anonymisation report</h1>
+<p class="bad">For the data owner only. Every figure on this page is exact, computed from the raw data; no privacy guarantee covers it — not k-anonymity, not the DP release's ε. Publish the outputs below, never this report.</p>
+
+<h2>Outputs and what covers them</h2>
+<table>
+<tr><th>output</th><th>may be published</th><th>covered by</th><th>measured (not guaranteed)</th><th>not covered</th></tr>
+{{range .R.Outputs}}<tr><td>{{.Kind}}{{with .File}}<br><code>{{.}}</code>{{end}}</td><td>{{if .Published}}yes{{else}}<span class="bad">no</span>{{end}}</td><td>{{if .Guarantees}}<ul>{{range .Guarantees}}<li>{{.}}</li>{{end}}</ul>{{else}}nothing{{end}}</td><td>{{if .Measured}}<ul>{{range .Measured}}<li>{{.}}</li>{{end}}</ul>{{end}}</td><td>{{.Excluded}}</td></tr>
+{{end}}</table>
+
+<h2>Run</h2>
 <p>Policy <code>{{.R.Policy}}</code>{{with .R.Input}}, input <code>{{.}}</code>{{end}}{{with .R.Output}}, output <code>{{.}}</code>{{end}}.
 Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R.Duration}} s.</p>
 
@@ -425,10 +442,13 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 {{end}}</table>{{end}}
 
 {{with .R.Risk}}<h2>Re-identification risk</h2>
-<table><tr><th></th><th>prosecutor</th><th>journalist</th><th>marketer</th><th>unicity</th></tr>
-<tr><th>before</th><td class="num">{{pct .Before.Prosecutor}}</td><td class="num">{{pct .Before.Journalist}}</td><td class="num">{{pct .Before.Marketer}}</td><td class="num">{{pct .Before.Unicity}}</td></tr>
-<tr><th>after</th><td class="num">{{pct .After.Prosecutor}}</td><td class="num">{{pct .After.Journalist}}</td><td class="num">{{pct .After.Marketer}}</td><td class="num">{{pct .After.Unicity}}</td></tr>
-</table>{{end}}
+<table><tr><th></th><th>prosecutor</th><th>journalist</th><th>marketer</th><th>unicity (published precision)</th><th>unicity (raw GPS)</th><th>linkage</th></tr>
+<tr><th>before</th><td class="num">{{pct .Before.Prosecutor}}</td><td class="num">{{pct .Before.Journalist}}</td><td class="num">{{pct .Before.Marketer}}</td><td class="num">{{pct .Before.Unicity}}{{with .Before.UnicityCI}} ({{ci .}}){{end}}</td><td class="num">{{pct .Before.UnicityRawGPS}}</td><td class="num">—</td></tr>
+<tr><th>after</th><td class="num">{{pct .After.Prosecutor}}</td><td class="num">{{pct .After.Journalist}}</td><td class="num">{{pct .After.Marketer}}</td><td class="num">{{pct .After.Unicity}}{{with .After.UnicityCI}} ({{ci .}}){{end}}</td><td class="num">—</td><td class="num">{{pct .After.Linkage}}{{with .After.LinkageCI}} ({{ci .}}){{end}}</td></tr>
+</table>
+{{with .Method}}<p>Linkage: the share of published traces whose published rows — every published column at its published precision ({{join .Precision ", "}}) — fit the raw readings of exactly one subject, for {{.Adversary}}{{with $.R.Risk.After.LinkageCorrect}}; linked to the right subject: {{pct .}}{{end}}. Unicity: the share of traces that {{.Points}} of their points, drawn at random, single out, at the same published precision before (raw subjects) and after (published traces); the raw-GPS figure ({{join .RawGPSPrecision ", "}}) is what the raw data itself reveals. Keyed uniform samples of the whole input: {{.SubjectsSampled}} raw subjects{{if .SubjectsCensus}} (all){{end}}, {{.TracesSampled}} published traces{{if .TracesCensus}} (all){{end}}{{if .TracesEvicted}}, {{.TracesEvicted}} left out to stay within memory{{end}}; intervals are 95% Wilson intervals.{{if .MaxLinkage}} Limit (mobility.max_linkage): {{pctf .MaxLinkage}}.{{end}}</p>
+{{with .LinkageDrivers}}<p>Columns that drive the linkage (left out one after the other, with the linkage after): {{range .}}<code>{{.Column}}</code> {{pctf .Linkage}} &nbsp; {{end}}</p>{{end}}{{end}}
+{{with .NotComputed}}<p>Unicity and linkage not computed: {{.}}</p>{{end}}{{end}}
 
 {{with .R.Mobility}}<h2>Movement profiles</h2>
 <p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
@@ -438,7 +458,8 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 {{with .Utility}}<p>Utility: hourly mean <code>{{.Column}}</code> per cell and {{printf "%.0f" .BucketSeconds}} s bucket — <b>{{.Within}} of {{.Groups}}</b> raw groups with at least {{.MinSubjects}} subjects are within {{printf "%.0f" (mul100 .Tolerance)}}% of the raw mean ({{.Released}} released; max relative error {{printf "%.3f" .MaxRelErr}}, mean {{printf "%.4f" .MeanRelErr}}).</p>{{end}}{{end}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>
-<p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code> ({{if eq .Selection "public"}}public partitions: {{.PublicPartitions}} listed without looking at the data, all released{{else}}chosen by private partition selection{{end}}{{with .CellResolution}}; cells at H3 resolution {{.}}{{end}}{{with .HourOfDay}}; hour of day (UTC) of <code>{{.}}</code>{{end}}); budget ε {{printf "%.4g" .EpsilonBudget}}, δ {{printf "%.3g" .DeltaBudget}}; per subject at most {{.MaxPartitions}} partitions and {{.MaxPerPartition}} rows in each; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.</p>
+<p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code> ({{if eq .Selection "public"}}public partitions: {{.PublicPartitions}} listed without looking at the data, all released{{else}}chosen by private partition selection{{end}}{{with .CellResolution}}; cells at H3 resolution {{.}}{{end}}{{with .HourOfDay}}; hour of day (UTC) of <code>{{.}}</code>{{end}}); budget ε {{printf "%.4g" .EpsilonBudget}}, δ {{printf "%.3g" .DeltaBudget}}; per subject at most {{.MaxPartitions}} partitions and {{.MaxPerPartition}} rows in each; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.
+ε and δ cover the release file only; every other figure on this page is exact and covered by no guarantee.</p>
 {{with .Verdict}}<p>Accuracy: <span class="{{verdictClass .Level}}">{{.Level}}</span> — {{.Text}}.</p>
 <table><tr><th>aggregate</th><th>narrow intervals</th><th>share</th><th>criterion</th></tr>
 {{range .Aggregates}}<tr><td><code>{{.Name}}</code></td><td class="num">{{.Narrow}} of {{.Intervals}}</td><td class="num">{{printf "%.0f" (mul100 .Share)}}%</td><td>{{.Criterion}}{{if .AtBound}}; {{.AtBound}} means on a clamp bound{{end}}</td></tr>

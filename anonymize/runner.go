@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
+	"github.com/tarnkappe/tarnkappe/linkage"
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 
@@ -99,10 +100,9 @@ type Options struct {
 	// stdin), which costs temporary disk space of about the input's Arrow
 	// size while it runs. Run releases the readers Reopen returns.
 	Reopen func() (array.RecordReader, error)
-	// UnicityMaxRows bounds the rows the unicity measure indexes (its memory
-	// grows with them); rows beyond are not indexed and the report says so.
-	// 0 means 1,000,000.
-	UnicityMaxRows int64
+	// Measure sizes and keys the samples of the unicity and linkage
+	// measures of a mobility policy (see MeasureOptions).
+	Measure MeasureOptions
 	// MemoryLimit is the Go runtime's soft memory limit (bytes) while Run
 	// runs, when the environment does not set GOMEMLIMIT and the limit in
 	// force is higher: 0 means DefaultMemoryLimit, -1 leaves the runtime
@@ -114,6 +114,51 @@ type Options struct {
 	// only stops Go's collector from letting garbage grow to twice that
 	// state between collections (GOGC=100) before it collects.
 	MemoryLimit int64
+}
+
+// MeasureOptions sizes and keys the samples of the unicity and linkage
+// measures (measure_linkage.go). Their memory is bounded by the samples and
+// MaxPairs, not by the rows.
+type MeasureOptions struct {
+	// Key (linkage.KeySize bytes) keys the samples: which subjects,
+	// traces and points are drawn. Nil means a fresh random key per run,
+	// so that nobody can shape the data around the sample; tests set it
+	// for reproducible figures.
+	Key []byte
+	// Traces is the number of published traces sampled for the linkage
+	// and the unicity after the policy; 0 means 2,000.
+	Traces int
+	// Subjects is the number of raw subjects sampled for the unicity
+	// before the policy; 0 means 1,000.
+	Subjects int
+	// MaxPairs bounds the measures' indexes (about 16 bytes a pair); 0
+	// means 1<<22. Past it the samples shrink (the report says by how
+	// much).
+	MaxPairs int
+}
+
+func (o MeasureOptions) check(fn string) error {
+	if o.Key != nil && len(o.Key) != linkage.KeySize {
+		return fmt.Errorf("%s: Measure.Key must be %d bytes, got %d", fn, linkage.KeySize, len(o.Key))
+	}
+	if o.Traces < 0 || o.Subjects < 0 || o.MaxPairs < 0 {
+		return fmt.Errorf("%s: Measure.Traces, Subjects and MaxPairs must be >= 0", fn)
+	}
+	return nil
+}
+
+func (o MeasureOptions) samples() linkageSamples {
+	s := defaultLinkageSamples()
+	if o.Traces > 0 {
+		s.traces = o.Traces
+	}
+	if o.Subjects > 0 {
+		s.subjects = o.Subjects
+	}
+	if o.MaxPairs > 0 {
+		s.maxPairs = o.MaxPairs
+	}
+	return s
 }
 
 // DefaultMemoryLimit is the soft memory limit Run sets by default (see
@@ -160,11 +205,8 @@ func NewRunner(opts Options) (*Runner, error) {
 	if r.workers == 0 {
 		r.workers = runtime.GOMAXPROCS(0)
 	}
-	if r.opts.UnicityMaxRows < 0 {
-		return nil, fmt.Errorf("%s: UnicityMaxRows must be >= 0", fn)
-	}
-	if r.opts.UnicityMaxRows == 0 {
-		r.opts.UnicityMaxRows = 1_000_000
+	if err := r.opts.Measure.check(fn); err != nil {
+		return nil, err
 	}
 	if r.opts.MemoryLimit < -1 {
 		return nil, fmt.Errorf("%s: MemoryLimit must be >= -1", fn)

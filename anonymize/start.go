@@ -6,6 +6,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/tarnkappe/tarnkappe/internal/scratch"
+	"github.com/tarnkappe/tarnkappe/linkage"
 )
 
 // run is one Run of a Runner: what start sets up for the steps after it.
@@ -19,6 +20,9 @@ type run struct {
 	kan   *kanonAcc        // k-anonymity's combinations
 	cells *cellSuppression // cell-hour k
 	gate  *traceGate       // trace-level k
+	micro *microAgg        // microaggregated columns' group means
+	link  *linkageMeasure  // linkage and unicity
+	lint  *relinkLint      // columns that name the subject (scope trip)
 	// spill holds pass 1's rows for pass 2; nil when one pass does (no
 	// kanon and no mobility block: nothing is decided between passes).
 	spill *spillFile
@@ -137,16 +141,27 @@ func (ru *run) addMeasures() error {
 		ru.gate = g
 		ru.ms.add(g, 1)
 	}
+	if ru.micro = newMicroAgg(pl, m); ru.micro != nil {
+		ru.ms.add(ru.micro, 1)
+	}
 	check, err := newCellCheck(pl, p.Subject, m, r.mem)
 	if err != nil {
 		return fmt.Errorf("output check: %w", err)
 	}
 	ru.ms.add(check, -1)
-	u, err := newUnicity(pl, p.Subject, m, r.opts.UnicityMaxRows)
+	key, err := linkage.NewKey(r.opts.Measure.Key)
 	if err != nil {
 		return err
 	}
-	ru.ms.add(u, -1)
+	if ru.link, err = newLinkageMeasure(pl, p, key, ru.micro, r.mem, r.opts.Measure.samples()); err != nil {
+		return err
+	}
+	ru.ms.add(ru.link, 0)
+	if m.Scope == "trip" {
+		if ru.lint = newRelinkLint(pl, p, key); ru.lint != nil {
+			ru.ms.add(ru.lint, 1)
+		}
+	}
 	return nil
 }
 

@@ -78,6 +78,19 @@ func (s *Steps) Output() *arrow.Schema { return s.pl.out }
 // Gen is Trans with the quasi-identifiers generalised (as strings).
 func (s *Steps) Gen() *arrow.Schema { return s.pl.gen }
 
+// RelinkColumns names the published columns the data part of the
+// re-linking lint watches in pass 1 under mobility scope trip (a column
+// whose values map one to one to subjects fails the run): an engine that
+// does not run that measure must refuse a policy for which it is not
+// empty.
+func (s *Steps) RelinkColumns() []string {
+	var names []string
+	for _, k := range relinkColumns(s.pl, s.r.p) {
+		names = append(names, s.pl.trans.Field(k).Name)
+	}
+	return names
+}
+
 // OptOut removes the rows of listed subjects from an input batch; base is
 // the number of data rows before it, for errors. It returns the rows kept
 // (the caller releases them) and the positions of the rows it removed,

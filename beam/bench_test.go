@@ -93,7 +93,7 @@ func benchFixture(b *testing.B, demo bool) (cfg Config, rows int64) {
 	}
 	pol, name := demoPolicy(b), "policy.yaml"
 	if demo {
-		pol, name = brakedisc.DemoPolicy(), "demo-policy.yaml"
+		pol, name = brakedisc.AttributesPolicy(), "demo-policy.yaml"
 	}
 	policy := filepath.Join(dir, name)
 	if err := os.WriteFile(policy, pol, 0o600); err != nil {

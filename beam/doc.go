@@ -56,13 +56,12 @@
 //	              one machine
 //	Measures      mobility: per (cell, bucket) value sums, row counts and
 //	              distinct subjects capped at min_subjects of the raw rows
-//	              (CombinePerKey) for mobility.utility; the first
-//	              UnicityMaxRows opted-in input rows, projected to (subject,
-//	              lat, lon, time), gathered by a pruning Combine for
-//	              risk.before.unicity
+//	              (CombinePerKey) for mobility.utility; under scope trip the
+//	              re-linking lint (anonymize.RelinkLint) over the trip
+//	              batches, a partial per bundle merged by a Combine
 //	Commit        one final step merges the output shards into the output
 //	              file (temporary file + rename), measures the written rows
-//	              (utility means, risk.after.unicity), gathers the run's
+//	              (utility means), checks the re-linking lint, gathers the run's
 //	              anonymize.Figures and has the Runner's report builder
 //	              (anonymize.Steps.Report) check them and make the report, so
 //	              the two engines' reports hold the same fields (tested
@@ -84,14 +83,12 @@
 //     partitions when they are public, and spends the policy's (ε, δ) once.
 //     Without a mobility block the output keeps the input order; with one,
 //     rows come grouped by subject shard and trip.
-//   - The report's measurements as on one machine: mobility.utility with
-//     the same groups, window and counts (tested equal; the relative errors
-//     up to the order of float additions), risk.before.unicity identical
-//     (the same input rows indexed in the same order; when capped, given
-//     the same input batch size, since the cap takes whole batches),
-//     risk.after.unicity within the single-machine figure's 95% interval
-//     and vice versa (tested; see below), risk.unicity_note when an index
-//     is capped.
+//   - The report's mobility.utility as on one machine: the same groups,
+//     window and counts (tested equal; the relative errors up to the order
+//     of float additions). Under scope trip a published column that maps
+//     one to one to subjects fails the run with the single machine's
+//     message before anything is committed (the re-linking lint's partial
+//     states merged; tested).
 //   - With l-diversity or t-closeness (tested with and without a mobility
 //     block) the same rows, suppressed classes (those failing l/t
 //     included), settle rounds and kanon report fields (l, t,
@@ -109,25 +106,17 @@
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here). Not
-// implemented: none at present. With a mobility block, an error in the
+// implemented: the linkage and unicity measures of issue #12 (the report
+// says so in risk.not_computed), hence mobility.max_linkage, which they
+// check; and the microaggregate column action (the Runner replaces such a
+// value by its cell-hour's mean in pass 2; Beam would publish it raw): the
+// current example policy uses both and runs on one machine only. With a
+// mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
 // shard of the trip step and the column but no row: trips regroup the rows
 // (the Runner names none either); the same data fails on both with the same
-// message. The unicity after the policy
-// indexes the written rows in the commit step's merge order (grouped by
-// subject shard and trip) and their trip ids are random, so its figure is
-// not the single machine's (which indexes rows in time order): the same
-// estimate of the same traces, with other subjects and points drawn. With
-// more written rows than UnicityMaxRows the two index different rows (the
-// Runner its earliest, Beam the first subject shards') and may differ beyond
-// their intervals; both say so in risk.unicity_note. The commit step
-// measures written columns: the utility column must be written (an error
-// otherwise), and when the unicity's unit is not (scope subject with the
-// subject dropped) the second pass projects (unit, cell, time) of the
-// written rows into a capped Combine instead. Each unicity index is built by
-// one worker, as on one machine (the capped raw sample travels there: about
-// 45 bytes per row for a 17-character VIN, coordinates and time, 45 MB at
-// the default cap). The published trip ids are a side input of the final
+// message. The commit step measures written columns: the utility column
+// must be written (an error otherwise). The published trip ids are a side input of the final
 // pass (one int64 per published trip on every worker), and each trip shard
 // is sorted by one worker (spilling to its local temporary directory beyond
 // 1M rows). Input rows need not be in time order (the Runner requires time

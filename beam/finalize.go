@@ -62,7 +62,7 @@ type finalizeFn struct {
 
 func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
 	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool,
-	sample func(*Sample) bool, starts func(*WindowStart) bool, groups func(*UtilGroup) bool, after func(*Sample) bool) (err error) {
+	starts func(*WindowStart) bool, groups func(*UtilGroup) bool, relink func(*[]byte) bool) (err error) {
 	cfg := f.Cfg
 	defer func() {
 		os.RemoveAll(cfg.TempDir)
@@ -78,6 +78,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	defer w.close()
 	if err := w.planInput(ctx, cfg.Inputs[0]); err != nil {
 		return fmt.Errorf("input %s: %w", cfg.Inputs[0], err)
+	}
+	// The re-linking lint fails the run before anything is merged.
+	if err := checkRelink(w, relink); err != nil {
+		return err
 	}
 	// Trips are made per subject shard, each sorted by time (GroupByKey);
 	// without a mobility block no step depends on order.
@@ -103,7 +107,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	defer out.abort()
 	var ms *measures
 	if w.p.Mobility != nil {
-		if ms, err = newMeasures(w, cfg, starts); err != nil {
+		if ms, err = newMeasures(w, starts); err != nil {
 			return err
 		}
 	}
@@ -119,9 +123,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		}
 	}
 	if ms != nil {
-		if err := ms.figures(ctx, fig, sample, after, groups, t.n[countUtilCut] > 0); err != nil {
-			return err
-		}
+		ms.figures(fig, groups, t.n[countUtilCut] > 0)
 	}
 	if fig.DP, err = out.release(cfg, rel); err != nil {
 		return err

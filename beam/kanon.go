@@ -24,7 +24,7 @@ func packFields(vals []string) []byte {
 // projects the written columns. members receives each (class, subject)
 // membership of the written rows once per batch, for verification.
 // kept, when not nil, is called with the index of every row written.
-func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, members func(string, int64), kept func(int)) (arrow.RecordBatch, arrow.RecordBatch, int64, error) {
+func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, members func(string, int64), kept func(int)) (arrow.RecordBatch, int64, error) {
 	st := f.w.st
 	n := int(rec.NumRows())
 	cols := make([]arrow.Array, len(rec.Columns()))
@@ -41,7 +41,7 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		keys, gen, err := classKeys(st, d, rec, base)
 		owned = append(owned, gen...)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
 		for j, q := range d.QuasiIdentifiers {
 			cols[st.Trans().FieldIndices(q)[0]] = gen[j]
@@ -49,14 +49,14 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		var subj []string
 		if d.PerSubject {
 			if subj, err = rowTexts(f.w.p.Subject, rec.Column(st.Trans().FieldIndices(f.w.p.Subject)[0]), base); err != nil {
-				return nil, nil, 0, fmt.Errorf("kanon: %w", err)
+				return nil, 0, fmt.Errorf("kanon: %w", err)
 			}
 		}
 		// l/t: the sensitive value joins the membership (memberClass).
 		var sens []string
 		if st.KAnonSensitive() != "" {
 			if sens, err = st.SensitiveTexts(rec, base); err != nil {
-				return nil, nil, 0, err
+				return nil, 0, err
 			}
 		}
 		mb := array.NewBooleanBuilder(mem)
@@ -101,30 +101,15 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 	full := array.NewRecordBatch(st.Gen(), cols, int64(n))
 	defer full.Release()
 	proj := st.Project(full)
-	var uni arrow.RecordBatch
-	if f.uniCols != nil {
-		uni = pick(full, f.uniCols)
-	}
 	if suppressed == 0 {
-		return proj, uni, 0, nil
+		return proj, 0, nil
 	}
 	defer proj.Release()
 	out, err := compute.FilterRecordBatch(ctx, proj, mask, compute.DefaultFilterOptions())
-	if err == nil && uni != nil {
-		var fu arrow.RecordBatch
-		fu, err = compute.FilterRecordBatch(ctx, uni, mask, compute.DefaultFilterOptions())
-		uni.Release()
-		uni = fu
-		if err != nil {
-			out.Release()
-		}
-	} else if uni != nil {
-		uni.Release()
-	}
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
+		return nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
 	}
-	return out, uni, suppressed, nil
+	return out, suppressed, nil
 }
 
 // memberKey is a written row's membership for the output check
@@ -146,16 +131,6 @@ func memberKey(class, subj string, div bool, sens string, perSubject bool) strin
 		m = appendField(m, sens)
 	}
 	return string(m)
-}
-
-// pick returns the columns idx of rec as a new batch.
-func pick(rec arrow.RecordBatch, idx []int) arrow.RecordBatch {
-	fields := make([]arrow.Field, len(idx))
-	cols := make([]arrow.Array, len(idx))
-	for i, j := range idx {
-		fields[i], cols[i] = rec.Schema().Field(j), rec.Column(j)
-	}
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }
 
 // classKeys generalises the quasi-identifiers of a Trans batch at the

@@ -1,10 +1,7 @@
 package beam
 
 import (
-	"bytes"
 	"context"
-	"encoding/gob"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -24,7 +21,7 @@ import (
 )
 
 // The report's measurements of a mobility policy, as the single-machine
-// Runner makes them (anonymize/accum.go):
+// Runner makes them (anonymize/measure_utility.go):
 //
 //   - mobility.utility compares the mean of a value per (cell, time bucket)
 //     in the raw rows with the written rows, over the (cell, bucket) groups
@@ -32,22 +29,12 @@ import (
 //     raw side is a CombinePerKey of sums, row counts and distinct subjects
 //     capped at min_subjects; the written side is summed by the commit step,
 //     which reads every written row anyway.
-//   - risk.before.unicity indexes the first UnicityMaxRows opted-in input
-//     rows (whole input batches, in input order, as the Runner does): a
-//     projection (subject, lat, lon, time) of the input batches gathered by
-//     a Combine that keeps only the batches of that prefix.
-//   - risk.after.unicity indexes the first UnicityMaxRows written rows in
-//     the order the commit step merges them.
+//   - risk (linkage of published traces, unicity at published precision
+//     and at raw GPS precision) is not computed: the report says so
+//     (risk.not_computed) and a policy with mobility.max_linkage fails.
 
 // countUtilCut counts raw rows outside the utility window.
 const countUtilCut = "utility_cut"
-
-func (c Config) unicityMaxRows() int64 {
-	if c.UnicityMaxRows == 0 {
-		return 1_000_000
-	}
-	return c.UnicityMaxRows
-}
 
 // ---- the utility window ----
 
@@ -248,15 +235,14 @@ func valueColumn(rec arrow.RecordBatch, name string, base int64) (*array.Float64
 // ---- the raw side ----
 
 // rawMeasureFn reads the opted-in input batches for the measurements: the
-// window start proposed by each batch, the projection the unicity before
-// the policy indexes, and (unless the raw means come from the trip step's
-// batches, endpoints detach) the raw means per (H3 cell of the raw
-// position, bucket).
+// window start proposed by each batch and (unless the raw means come from
+// the trip step's batches, endpoints detach) the raw means per (H3 cell of
+// the raw position, bucket).
 type rawMeasureFn struct {
 	workerDoFn
 }
 
-func (f *rawMeasureFn) ProcessElement(ctx context.Context, b Batch, start func(WindowStart), sample func(Batch), means func(string, MeanPart)) error {
+func (f *rawMeasureFn) ProcessElement(ctx context.Context, b Batch, start func(WindowStart), means func(string, MeanPart)) error {
 	if b.Rows == 0 {
 		return nil
 	}
@@ -266,13 +252,13 @@ func (f *rawMeasureFn) ProcessElement(ctx context.Context, b Batch, start func(W
 		return err
 	}
 	defer rec.Release()
-	if err := f.measure(rec, b, mem, start, sample, means); err != nil {
+	if err := f.measure(rec, b, start, means); err != nil {
 		return b.fail(f.Cfg, err)
 	}
 	return nil
 }
 
-func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Allocator, start func(WindowStart), sample func(Batch), means func(string, MeanPart)) error {
+func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, start func(WindowStart), means func(string, MeanPart)) error {
 	p := f.w.p
 	m := p.Mobility
 	ts, err := timeColumn(rec, m.Time)
@@ -292,25 +278,6 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 			start(WindowStart{File: b.File, Base: b.Base, Day: day.Unix(), OK: true})
 		}
 	}
-	// The unicity projection: subject, coordinates, time.
-	sch := rec.Schema()
-	var fields []arrow.Field
-	var cols []arrow.Array
-	for _, n := range []string{p.Subject, m.Lat, m.Lon, m.Time} {
-		c := sch.FieldIndices(n)
-		if len(c) == 0 {
-			return fmt.Errorf("unicity: column %q is missing", n)
-		}
-		fields = append(fields, sch.Field(c[0]))
-		cols = append(cols, rec.Column(c[0]))
-	}
-	proj := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
-	pb, err := b.encodeLike(proj, mem)
-	proj.Release()
-	if err != nil {
-		return err
-	}
-	sample(pb)
 	if m.Utility == nil || m.Endpoints == "detach" {
 		return nil
 	}
@@ -319,7 +286,7 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 	if err != nil {
 		return err
 	}
-	subj, err := rowTexts(p.Subject, rec.Column(sch.FieldIndices(p.Subject)[0]), b.Base)
+	subj, err := rowTexts(p.Subject, rec.Column(rec.Schema().FieldIndices(p.Subject)[0]), b.Base)
 	if err != nil {
 		return err
 	}
@@ -327,7 +294,14 @@ func (f *rawMeasureFn) measure(rec arrow.RecordBatch, b Batch, mem memory.Alloca
 	if err != nil {
 		return err
 	}
-	lat, lon := cols[1].(*array.Float64), cols[2].(*array.Float64)
+	lat, err := floatColumn(rec, m.Lat)
+	if err != nil {
+		return err
+	}
+	lon, err := floatColumn(rec, m.Lon)
+	if err != nil {
+		return err
+	}
 	cells := make([]string, rec.NumRows())
 	for i := range cells {
 		if cells[i], err = mobility.CellOf(lat.Value(i), lon.Value(i), m.CellResolution); err != nil {
@@ -421,134 +395,43 @@ func (f *transMeansFn) ProcessElement(ctx context.Context, b Batch, starts func(
 	return nil
 }
 
-// ---- the unicity sample ----
-
-// Sample is the prefix of the opted-in input (batches in file and row
-// order) that the unicity before the policy indexes: whole batches while
-// their rows add up to at most the cap, as on one machine. Capped says that
-// batches were left out: every batch from Cut on (by file and row).
-type Sample struct {
-	B      []Batch
-	Capped bool
-	Cut    Batch // Shard, File and Base only
-}
-
-// sampleFn gathers the Sample. A batch a partial sample leaves out (the
-// rows before it exceed the cap) is left out of the whole one too, and so is
-// every later batch, since more batches only add rows before them: the
-// accumulator keeps the earliest such cut, pruning is exact in any merge
-// order, and the accumulator stays within the cap.
-type sampleFn struct {
-	Cap int64
-}
-
-func (sampleFn) CreateAccumulator() Sample { return Sample{} }
-func (f sampleFn) AddInput(a Sample, b Batch) Sample {
-	a.B = append(a.B, b)
-	return f.prune(a)
-}
-func (f sampleFn) MergeAccumulators(a, b Sample) Sample {
-	// A new slice: a and b are left as they were.
-	a.B = append(append(make([]Batch, 0, len(a.B)+len(b.B)), a.B...), b.B...)
-	if b.Capped && (!a.Capped || batchOrder(b.Cut, a.Cut) < 0) {
-		a.Capped, a.Cut = true, b.Cut
+// floatColumn returns a float64 column of rec by name.
+func floatColumn(rec arrow.RecordBatch, name string) (*array.Float64, error) {
+	c := rec.Schema().FieldIndices(name)
+	if len(c) == 0 {
+		return nil, fmt.Errorf("column %q is missing", name)
 	}
-	return f.prune(a)
-}
-func (f sampleFn) ExtractOutput(a Sample) Sample {
-	sortBatches(a.B)
-	return a
-}
-
-// batchOrder orders batches as the commit step merges them: by trip
-// shard (0 for input batches), file and row.
-func batchOrder(x, y Batch) int {
-	if x.Shard != y.Shard {
-		return x.Shard - y.Shard
+	v, ok := rec.Column(c[0]).(*array.Float64)
+	if !ok {
+		return nil, fmt.Errorf("column %q is %s, not float64", name, rec.Column(c[0]).DataType())
 	}
-	if x.File != y.File {
-		return x.File - y.File
-	}
-	switch {
-	case x.Base < y.Base:
-		return -1
-	case x.Base > y.Base:
-		return 1
-	}
-	return 0
-}
-
-func sortBatches(b []Batch) { slices.SortFunc(b, batchOrder) }
-
-func (f sampleFn) prune(a Sample) Sample {
-	if a.Capped {
-		a.B = slices.DeleteFunc(a.B, func(b Batch) bool { return batchOrder(b, a.Cut) >= 0 })
-	}
-	var total int64
-	for _, b := range a.B {
-		total += b.Rows
-	}
-	if total <= f.Cap {
-		return a
-	}
-	sortBatches(a.B)
-	var n int64
-	for i, b := range a.B {
-		if n+b.Rows > f.Cap {
-			a.Capped, a.Cut = true, Batch{Shard: b.Shard, File: b.File, Base: b.Base}
-			a.B = slices.Clip(a.B[:i])
-			break
-		}
-		n += b.Rows
-	}
-	return a
-}
-
-func encSample(s Sample) ([]byte, error) {
-	var buf bytes.Buffer
-	err := gob.NewEncoder(&buf).Encode(s)
-	return buf.Bytes(), err
-}
-
-func decSample(b []byte) (Sample, error) {
-	var s Sample
-	err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s)
-	return s, err
+	return v, nil
 }
 
 // ---- the commit step's measurements ----
 
-// measures are the measurements the commit step finishes: it indexes the
-// written rows (in merge order) for the unicity after the policy, sums them
-// per (cell, bucket) for the utility, and reads the raw sides.
+// measures are the measurements the commit step finishes: it sums the
+// written rows (in merge order) per (cell, bucket) for the utility and
+// reads the raw side.
 type measures struct {
-	w      *worker
-	cap    int64
-	uni    *mobility.UnicityIndex // nil: from the written rows' projection
-	rows   int64
-	capped bool
-
+	w    *worker
 	util bool
 	win  window
 	cut  bool
 	out  map[meanGroup]*MeanPart
 }
 
-func newMeasures(w *worker, cfg Config, starts func(*WindowStart) bool) (*measures, error) {
+// riskNotComputed says why a Beam report has no risk block: the linkage
+// and unicity measures (package linkage) run in the Runner's pass hooks,
+// which Beam does not call, so a policy setting mobility.max_linkage fails
+// in the report builder rather than publish what it cannot check.
+const riskNotComputed = "the linkage and unicity measures are not computed on Beam yet (their samples merge across workers, package linkage, but the pipeline does not run them)"
+
+func newMeasures(w *worker, starts func(*WindowStart) bool) (*measures, error) {
 	p := w.p
 	m := p.Mobility
-	ms := &measures{w: w, cap: cfg.unicityMaxRows()}
+	ms := &measures{w: w}
 	out := w.st.Output()
-	// When the unit is not written (scope subject, subject dropped), the
-	// second pass projects (unit, cell, time) of the written rows instead
-	// (classFn.uniCols): the Runner indexes the rows before the projection.
-	if unit := unicityUnit(p); len(out.FieldIndices(unit)) > 0 {
-		u, err := mobility.NewUnicityIndex(out, afterColumns(p))
-		if err != nil {
-			return nil, fmt.Errorf("unicity: %w", err)
-		}
-		ms.uni = u
-	}
 	if m.Utility != nil {
 		if len(out.FieldIndices(m.Utility.Column)) == 0 {
 			return nil, fmt.Errorf("utility: column %q is not written; Beam measures the written side from the output", m.Utility.Column)
@@ -561,170 +444,177 @@ func newMeasures(w *worker, cfg Config, starts func(*WindowStart) bool) (*measur
 }
 
 // addOut takes one written batch.
-func (ms *measures) addOut(ctx context.Context, rec arrow.RecordBatch) error {
+func (ms *measures) addOut(_ context.Context, rec arrow.RecordBatch) error {
 	m := ms.w.p.Mobility
-	if ms.util && rec.NumRows() > 0 {
-		ts, err := timeColumn(rec, m.Time)
-		if err != nil {
-			return fmt.Errorf("utility: %w", err)
-		}
-		unit := ts.DataType().(*arrow.TimestampType).Unit
-		ticks, err := bucketTicks(ms.w.p.UtilityBucket(), unit)
-		if err != nil {
-			return err
-		}
-		cells, err := rowTexts(m.CellColumn, rec.Column(rec.Schema().FieldIndices(m.CellColumn)[0]), 0)
-		if err != nil {
-			return fmt.Errorf("utility: %w", err)
-		}
-		vals, err := valueColumn(rec, m.Utility.Column, 0)
-		if err != nil {
-			return err
-		}
-		lo, hi := ms.win.bounds(unit)
-		keep := func(i int) bool {
-			in := ts.IsValid(i) && int64(ts.Value(i)) >= lo && int64(ts.Value(i)) < hi
-			ms.cut = ms.cut || !in
-			return in
-		}
-		addMeans(ms.out, 0, cells, nil, vals, ts, ticks, keep)
-	}
-	if ms.uni == nil || ms.capped {
+	if !ms.util || rec.NumRows() == 0 {
 		return nil
 	}
-	if ms.rows+rec.NumRows() > ms.cap {
-		ms.capped = true
-		return nil
+	ts, err := timeColumn(rec, m.Time)
+	if err != nil {
+		return fmt.Errorf("utility: %w", err)
 	}
-	if err := ms.uni.Add(ctx, rec); err != nil {
-		return fmt.Errorf("unicity: %w", err)
-	}
-	ms.rows += rec.NumRows()
-	return nil
-}
-
-// figures adds the unicity and utility figures to fig.
-func (ms *measures) figures(ctx context.Context, fig *anonymize.Figures, sample, after func(*Sample) bool, groups func(*UtilGroup) bool, rawCut bool) error {
-	p := ms.w.p
-	m := p.Mobility
-	opts := mobility.UnicityOptions{P: m.UnicityP(), Samples: 1000, Seed: 1}
-	var res mobility.UnicityResult
-	var err error
-	if ms.uni != nil {
-		if res, err = ms.uni.Estimate(opts); err != nil {
-			return fmt.Errorf("unicity: %w", err)
-		}
-	} else {
-		var a Sample
-		for after(&a) {
-		}
-		ms.capped = a.Capped
-		if res, err = indexSample(ctx, a, afterColumns(p), opts); err != nil {
-			return err
-		}
-	}
-	var s Sample
-	for sample(&s) {
-	}
-	raw, err := indexSample(ctx, s, mobility.UnicityColumns{Subject: p.Subject, Space: []string{m.Lat, m.Lon}, Time: m.Time}, opts)
+	unit := ts.DataType().(*arrow.TimestampType).Unit
+	ticks, err := bucketTicks(ms.w.p.UtilityBucket(), unit)
 	if err != nil {
 		return err
 	}
-	fig.Unicity = &anonymize.UnicityFigures{Before: raw, After: res}
-	if ms.capped || s.Capped {
-		fig.Unicity.CappedAt = ms.cap
+	cells, err := rowTexts(m.CellColumn, rec.Column(rec.Schema().FieldIndices(m.CellColumn)[0]), 0)
+	if err != nil {
+		return fmt.Errorf("utility: %w", err)
 	}
-	if ms.util {
-		minS, tol := m.Utility.Thresholds()
-		comparer := mobility.NewMeanComparer(minS, tol)
-		var g UtilGroup
-		for groups(&g) {
-			var relSum float64
-			var relN int64
-			if r := ms.out[meanGroup{g.Cell, g.Bucket}]; r != nil {
-				relSum, relN = r.Sum, r.N
-			}
-			comparer.Observe(g.Sum, g.N, relSum, relN)
-		}
-		fig.Utility = &anonymize.UtilityFigures{MeanComparison: comparer.Result(), Windowed: ms.cut || rawCut}
+	vals, err := valueColumn(rec, m.Utility.Column, 0)
+	if err != nil {
+		return err
 	}
+	lo, hi := ms.win.bounds(unit)
+	keep := func(i int) bool {
+		in := ts.IsValid(i) && int64(ts.Value(i)) >= lo && int64(ts.Value(i)) < hi
+		ms.cut = ms.cut || !in
+		return in
+	}
+	addMeans(ms.out, 0, cells, nil, vals, ts, ticks, keep)
 	return nil
 }
 
-// unicityUnit is the output's linkable unit: the subject's column, or the
-// trip id under scope trip.
-func unicityUnit(p *anonymize.Policy) string {
-	if p.Mobility.Scope == "trip" {
-		return p.Mobility.TripIDColumn
+// figures adds the utility figures to fig and says that the risk figures
+// are not computed.
+func (ms *measures) figures(fig *anonymize.Figures, groups func(*UtilGroup) bool, rawCut bool) {
+	m := ms.w.p.Mobility
+	fig.RiskNotComputed = riskNotComputed
+	if !ms.util {
+		return
 	}
-	return p.Subject
+	minS, tol := m.Utility.Thresholds()
+	comparer := mobility.NewMeanComparer(minS, tol)
+	var g UtilGroup
+	for groups(&g) {
+		var relSum float64
+		var relN int64
+		if r := ms.out[meanGroup{g.Cell, g.Bucket}]; r != nil {
+			relSum, relN = r.Sum, r.N
+		}
+		comparer.Observe(g.Sum, g.N, relSum, relN)
+	}
+	fig.Utility = &anonymize.UtilityFigures{MeanComparison: comparer.Result(), Windowed: ms.cut || rawCut}
 }
 
-// afterColumns are the columns of the unicity after the policy.
-func afterColumns(p *anonymize.Policy) mobility.UnicityColumns {
-	m := p.Mobility
-	return mobility.UnicityColumns{Subject: unicityUnit(p), Space: []string{m.CellColumn}, Time: m.Time, SkipNullSubjects: m.Scope == "trip"}
+// ---- the re-linking lint ----
+
+// relinkFn runs the data part of the re-linking lint (scope trip: a
+// published column whose values map one to one to subjects) on the trip
+// step's batches, one partial per bundle; relinkCombineFn merges them
+// (anonymize.RelinkLint.Merge) and the commit step checks the result, so
+// such a policy fails before anything is committed, as on one machine.
+type relinkFn struct {
+	workerDoFn
+	l *anonymize.RelinkLint
+	// none: the policy publishes no column the lint watches (or is not
+	// under scope trip), so batches are not even decoded.
+	none, known bool
 }
 
-// indexSample indexes the sample's batches in order and estimates.
-func indexSample(ctx context.Context, s Sample, cols mobility.UnicityColumns, opts mobility.UnicityOptions) (mobility.UnicityResult, error) {
-	mem := memory.DefaultAllocator
-	sortBatches(s.B)
-	var u *mobility.UnicityIndex
-	for _, b := range s.B {
-		rec, err := b.decode(mem)
-		if err != nil {
-			return mobility.UnicityResult{}, fmt.Errorf("unicity: %w", err)
-		}
-		if u == nil {
-			if u, err = mobility.NewUnicityIndex(rec.Schema(), cols); err != nil {
-				rec.Release()
-				return mobility.UnicityResult{}, fmt.Errorf("unicity: %w", err)
-			}
-		}
-		err = u.Add(ctx, rec)
-		rec.Release()
-		if err != nil {
-			return mobility.UnicityResult{}, fmt.Errorf("unicity: %w", err)
-		}
+func (f *relinkFn) ProcessElement(ctx context.Context, b Batch, emit func([]byte)) error {
+	if !f.known {
+		f.none, f.known = len(f.w.st.RelinkColumns()) == 0, true
 	}
-	if u == nil {
-		return mobility.UnicityResult{}, errors.New("unicity: no input rows to index (or the first batch alone exceeds the row cap)")
+	if b.Rows == 0 || f.none {
+		return nil
 	}
-	res, err := u.Estimate(opts)
+	rec, err := b.decode(memory.DefaultAllocator)
 	if err != nil {
-		return res, fmt.Errorf("unicity: %w", err)
+		return err
 	}
-	return res, nil
+	defer rec.Release()
+	if err := f.w.checkTrans(rec.Schema()); err != nil {
+		return err
+	}
+	if f.l == nil {
+		if f.l, err = f.w.st.NewRelinkLint(); err != nil || f.l == nil {
+			return err
+		}
+	}
+	return f.l.Add(ctx, rec)
+}
+
+func (f *relinkFn) FinishBundle(emit func([]byte)) {
+	if f.l != nil {
+		emit(f.l.State())
+		f.l = nil
+	}
+}
+
+// relinkCombineFn merges the lint's partial states into one.
+type relinkCombineFn struct {
+	workerDoFn
+}
+
+func (f *relinkCombineFn) CreateAccumulator() []byte { return nil }
+func (f *relinkCombineFn) AddInput(a, e []byte) ([]byte, error) {
+	return f.MergeAccumulators(a, e)
+}
+func (f *relinkCombineFn) MergeAccumulators(a, b []byte) ([]byte, error) {
+	switch {
+	case a == nil:
+		return b, nil
+	case b == nil:
+		return a, nil
+	}
+	l, err := f.w.st.NewRelinkLint()
+	if err != nil || l == nil {
+		return nil, fmt.Errorf("tarnkappe/beam: lint: %v (no lint for partial states)", err)
+	}
+	if err := l.Merge(a); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	if err := l.Merge(b); err != nil {
+		return nil, fmt.Errorf("tarnkappe/beam: %w", err)
+	}
+	return l.State(), nil
+}
+
+// checkRelink runs the lint's check on the merged state (none: nothing
+// to watch).
+func checkRelink(w *worker, states func(*[]byte) bool) error {
+	var b []byte
+	if !states(&b) || b == nil {
+		return nil
+	}
+	l, err := w.st.NewRelinkLint()
+	if err != nil || l == nil {
+		return fmt.Errorf("lint: %v (a state but no lint)", err)
+	}
+	if err := l.Merge(b); err != nil {
+		return err
+	}
+	return l.Check()
 }
 
 // Measures adds the raw sides of the report's measurements of a mobility
 // policy to the pipeline: kept are the opted-in input batches, trans the
-// trip step's batches. It returns the raw unicity sample (one Sample), the
-// utility window start (WindowStart), the raw (cell, bucket) groups the
-// utility comparison covers (UtilGroup) and row counts (an invalid
-// PCollection when there are none).
-func Measures(s beam.Scope, cfg Config, p *anonymize.Policy, kept, trans beam.PCollection) (sample, start, groups, counts beam.PCollection) {
+// trip step's batches. It returns the utility window start (WindowStart),
+// the raw (cell, bucket) groups the utility comparison covers (UtilGroup)
+// and row counts (an invalid PCollection when there are none), and the
+// re-linking lint's merged state (none or one []byte).
+func Measures(s beam.Scope, cfg Config, p *anonymize.Policy, kept, trans beam.PCollection) (start, groups, counts, relink beam.PCollection) {
 	s = s.Scope("tarnkappe.Measures")
 	m := p.Mobility
-	starts, batches, means := beam.ParDo3(s, &rawMeasureFn{workerDoFn: wf(cfg)}, kept)
-	sample = beam.Combine(s, sampleFn{Cap: cfg.unicityMaxRows()}, batches)
+	relink = beam.Combine(s, &relinkCombineFn{workerDoFn: wf(cfg)}, beam.ParDo(s, &relinkFn{workerDoFn: wf(cfg)}, trans))
+	starts, means := beam.ParDo2(s, &rawMeasureFn{workerDoFn: wf(cfg)}, kept)
 	start = beam.Combine(s, windowStartFn{}, starts)
 	if m.Utility == nil {
-		return sample, start, beam.CreateList(s, []UtilGroup{}), counts
+		return start, beam.CreateList(s, []UtilGroup{}), counts, relink
 	}
 	k, _ := m.Utility.Thresholds()
 	if m.Endpoints == "detach" {
 		means, counts = beam.ParDo2(s, &transMeansFn{workerDoFn: wf(cfg)}, trans, beam.SideInput{Input: start})
 	}
 	groups = beam.ParDo(s, &utilGroupFn{K: k}, beam.CombinePerKey(s, meanCombineFn{K: k}, means))
-	return sample, start, groups, counts
+	return start, groups, counts, relink
 }
 
 func init() {
-	for _, t := range []any{(*rawMeasureFn)(nil), (*transMeansFn)(nil), (*utilGroupFn)(nil), (*sampleFn)(nil), (*windowStartFn)(nil),
-		(*meanCombineFn)(nil), (*WindowStart)(nil), (*MeanPart)(nil), (*UtilGroup)(nil), (*Sample)(nil)} {
+	for _, t := range []any{(*rawMeasureFn)(nil), (*transMeansFn)(nil), (*relinkFn)(nil), (*relinkCombineFn)(nil), (*utilGroupFn)(nil), (*windowStartFn)(nil),
+		(*meanCombineFn)(nil), (*WindowStart)(nil), (*MeanPart)(nil), (*UtilGroup)(nil)} {
 		beam.RegisterType(reflect.TypeOf(t).Elem())
 	}
-	beam.RegisterCoder(reflect.TypeOf(Sample{}), encSample, decSample)
 }

@@ -61,10 +61,6 @@ type Config struct {
 	// contribution bounding and of trip segmentation (each shard's rows are
 	// sorted by one worker); 0 means 16.
 	Shards int
-	// UnicityMaxRows bounds the rows each unicity measure (before and after
-	// the policy) indexes on one worker, as anonymize.Options.UnicityMaxRows
-	// does on one machine; 0 means 1,000,000.
-	UnicityMaxRows int64
 }
 
 // Validate checks the fields every step needs.
@@ -85,8 +81,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
 	case c.Shards < 0:
 		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
-	case c.UnicityMaxRows < 0:
-		return fmt.Errorf("%s: UnicityMaxRows must be >= 0, got %d", fn, c.UnicityMaxRows)
 	}
 	w, err := newWorker(c)
 	if err != nil {
@@ -516,10 +510,6 @@ type classFn struct {
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
-	// uniCols are the Gen columns (unit, cell, time) the unicity after the
-	// policy indexes when its unit is not written (scope subject, subject
-	// dropped): the commit step sees written columns only.
-	uniCols []int
 }
 
 // load reads the side inputs once.
@@ -549,12 +539,6 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 	}
 	if p.Mobility != nil {
 		f.cf = newCellFilter(belowSet(thin), st)
-		if unit := unicityUnit(p); len(f.w.st.Output().FieldIndices(unit)) == 0 {
-			gen := f.w.st.Gen()
-			for _, c := range []string{unit, p.Mobility.CellColumn, p.Mobility.Time} {
-				f.uniCols = append(f.uniCols, gen.FieldIndices(c)[0])
-			}
-		}
 		if p.Mobility.TraceK > 0 {
 			f.pub = map[int64]bool{}
 			var id int64
@@ -568,7 +552,7 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), unicity func(Batch)) (err error) {
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
 	defer func() {
 		if err != nil {
 			err = b.fail(f.Cfg, err)
@@ -611,21 +595,11 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
 	}
-	res, uni, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
+	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
 		return err
 	}
 	defer res.Release()
-	if uni != nil {
-		defer uni.Release()
-		if uni.NumRows() > 0 {
-			ub, err := b.encodeLike(uni, mem)
-			if err != nil {
-				return err
-			}
-			unicity(ub)
-		}
-	}
 	emitSets(out, groups)
 	if suppressed > 0 {
 		count(countSuppressed, suppressed)
@@ -718,21 +692,17 @@ func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
-	out, decision, classes, counts, _, err = generalize(s, cfg, trans)
-	return out, decision, classes, counts, err
+	return generalize(s, cfg, trans)
 }
 
-// generalize is Generalize that also returns the (unit, cell, time)
-// projection of the written rows when the unicity after the policy needs
-// a column that is not written (else no element).
-func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts, unicity beam.PCollection, err error) {
+func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		return out, decision, classes, counts, unicity, fmt.Errorf("tarnkappe/beam: %w", err)
+		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	if err := supported(p); err != nil {
-		return out, decision, classes, counts, unicity, err
+		return out, decision, classes, counts, err
 	}
 	// Without mobility the mobility side inputs are empty.
 	thin := beam.CreateList(s, []Below{})
@@ -766,7 +736,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		decision = beam.CreateList(s, [][]byte{})
 	}
 	var members, groups beam.PCollection
-	out, members, groups, counts, unicity = beam.ParDo5(s, &classFn{workerDoFn: wf(cfg)}, trans,
+	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
 		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
@@ -780,7 +750,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, unicity, nil
+	return out, decision, classes, counts, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -1080,9 +1050,9 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	var trans, tCounts beam.PCollection
 	allCounts := []beam.PCollection{inCounts}
 	// Without mobility the measurements' side inputs are empty.
-	sample := beam.CreateList(s, []Sample{})
 	start := beam.CreateList(s, []WindowStart{})
 	groups := beam.CreateList(s, []UtilGroup{})
+	relink := beam.CreateList(s, [][]byte{})
 	if hasMobility {
 		// Opt-out first (input row numbers known), then trips per subject;
 		// the column actions run on the trips.
@@ -1090,14 +1060,14 @@ func Anonymize(s beam.Scope, cfg Config) error {
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
 		var mCounts beam.PCollection
-		sample, start, groups, mCounts = Measures(s, cfg, p, kept, trans)
+		start, groups, mCounts, relink = Measures(s, cfg, p, kept, trans)
 		if mCounts.IsValid() {
 			allCounts = append(allCounts, mCounts)
 		}
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, uniOut, err := generalize(s, cfg, trans)
+	out, decision, classes, gCounts, err := generalize(s, cfg, trans)
 	if err != nil {
 		return err
 	}
@@ -1111,8 +1081,7 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
 		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
-		beam.SideInput{Input: sample}, beam.SideInput{Input: start}, beam.SideInput{Input: groups},
-		beam.SideInput{Input: beam.Combine(s, sampleFn{Cap: cfg.unicityMaxRows()}, uniOut)})
+		beam.SideInput{Input: start}, beam.SideInput{Input: groups}, beam.SideInput{Input: relink})
 	return nil
 }
 

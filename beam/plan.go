@@ -2,6 +2,7 @@ package beam
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
@@ -66,7 +67,13 @@ func newWorkerMem(cfg Config, mem memory.Allocator) (w *worker, err error) {
 	noSink := func(*arrow.Schema) (anonymize.Sink, error) {
 		return nil, errors.New("tarnkappe/beam: internal: the Runner's release sink is not used")
 	}
-	if w.r, err = anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: w.kr, Mem: mem, Workers: 1, Release: noSink}); err != nil {
+	// Every worker keys the re-linking lint's partial states alike (they
+	// merge in the commit step): a key derived from the policy, not a
+	// secret — the states hold 64-bit hashes of published values and
+	// subjects, and the shuffles carry the raw rows anyway.
+	lintKey := sha256.Sum256(append([]byte("tarnkappe/beam relink lint\x00"), cfg.Policy...))
+	measure := anonymize.MeasureOptions{Key: lintKey[:]}
+	if w.r, err = anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: w.kr, Mem: mem, Workers: 1, Release: noSink, Measure: measure}); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -95,9 +102,19 @@ func supported(p *anonymize.Policy) error {
 		// UnicityPoints and Utility configure measurements of the report
 		// (risk.*.unicity, mobility.utility), made by Measures and the
 		// commit step.
+		// SubjectColumns only narrows the re-linking lint (relinkFn).
+		// MaxLinkage is refused: Beam does not measure linkage (the report
+		// says so), so it could not check the limit.
 		if f := unknownSet(*m, "Time", "Lat", "Lon", "TripGap", "TrimMetres", "TrimTime", "CellResolution", "CellColumn", "K",
-			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility"); f != "" {
+			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility", "SubjectColumns"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: mobility field %s is not supported on Beam yet", f)
+		}
+	}
+	for _, c := range p.Columns {
+		// The Runner replaces the value by its (cell, hour) group's mean
+		// in pass 2; Beam would publish it unchanged.
+		if c.Action == anonymize.ActionMicroaggregate {
+			return fmt.Errorf("tarnkappe/beam: columns.%s: microaggregate is not supported on Beam yet", c.Name)
 		}
 	}
 	if r := p.Release; r != nil {

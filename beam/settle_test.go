@@ -70,7 +70,7 @@ func TestSettleDecide(t *testing.T) {
 // TestCheckSettled: an unsettled state and a suppression above the limit
 // fail the job, as on one machine.
 func TestCheckSettled(t *testing.T) {
-	p, err := anonymize.ParsePolicy("policy.yaml", brakedisc.DemoPolicy())
+	p, err := anonymize.ParsePolicy("policy.yaml", brakedisc.AttributesPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 			}
 			cf.sup = map[string]bool{string(key): true}
 		}
-		out, _, s, err := cf.apply(ctx, mem, trans, base, func(string, int64) {}, nil)
+		out, s, err := cf.apply(ctx, mem, trans, base, func(string, int64) {}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -170,6 +171,18 @@ func (g *TraceGate) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 	cols := slices.Clone(rec.Columns())
 	cols[g.trip] = tc
 	return array.NewRecordBatch(g.out, cols, rec.NumRows()), nil
+}
+
+// PublishedIDs yields the ids of the trips that keep their id (after Seal):
+// the measures that sample published trips draw from them.
+func (g *TraceGate) PublishedIDs() iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		for id, ok := range g.published {
+			if ok && !yield(id) {
+				return
+			}
+		}
+	}
 }
 
 // Stats returns the counters (trip counts once sealed).

@@ -157,8 +157,8 @@ func BenchmarkParquetRoundTrip(b *testing.B) {
 
 // BenchmarkPipeline runs the full example policy (opt-out, trips with
 // detached endpoints, H3 cells, cell suppression, trace k-anonymity with
-// per-trip ids, k-anonymity with its survivor count and second pass, DP
-// release over public partitions, unicity and utility) from Parquet to
+// per-trip ids, microaggregated readings, DP release over public
+// partitions, the linkage and unicity measures, utility) from Parquet to
 // Parquet.
 func BenchmarkPipeline(b *testing.B) {
 	in, rows, optout := benchInput(b)
@@ -239,5 +239,16 @@ func pipeline(b *testing.B, in string, rows int64, optout string, reopen bool) {
 	if last != nil {
 		b.ReportMetric(float64(last.Rows.Out)/float64(rows), "out/in")
 		b.Logf("input read in order %q (%d sort runs); %d rows out", last.InputDetails.Order, last.InputDetails.SortRuns, last.Rows.Out)
+		if r := last.Risk; r != nil && r.After.Linkage != nil {
+			// Issue #12: the example policy's linkage and unicity at
+			// published precision, before and after, with the measure in
+			// the timed run.
+			b.ReportMetric(*r.After.Linkage, "linkage")
+			b.ReportMetric(r.After.LinkageCI[1], "linkage-upper")
+			b.ReportMetric(*r.After.Unicity, "unicity-after")
+			b.ReportMetric(*r.Before.Unicity, "unicity-before")
+			b.ReportMetric(*r.Before.UnicityRawGPS, "unicity-raw-gps")
+			b.ReportMetric(float64(r.Method.TracesSampled), "traces-sampled")
+		}
 	}
 }

@@ -110,8 +110,15 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 			k.K, strings.Join(k.QuasiIdentifiers, ","), k.Classes, k.SmallestClass, strings.Join(levels, ", "), k.Verified)
 	}
 	if r := rep.Risk; r != nil {
-		fmt.Fprintf(w, "risk: prosecutor %s → %s, unicity(%d points) %s → %s\n",
-			pctOf(r.Before.Prosecutor), pctOf(r.After.Prosecutor), unicityPoints(rep), pctOf(r.Before.Unicity), pctOf(r.After.Unicity))
+		if r.Before.Prosecutor != nil {
+			fmt.Fprintf(w, "risk: prosecutor %s → %s\n", pctOf(r.Before.Prosecutor), pctOf(r.After.Prosecutor))
+		}
+		if r.After.Linkage != nil && r.Method != nil {
+			fmt.Fprintf(w, "linkage: %s of published trips linked to one vehicle by the raw readings' holder (95%% CI %s–%s, %d sampled), limit %s\n",
+				pctOf(r.After.Linkage), pctOf(&r.After.LinkageCI[0]), pctOf(&r.After.LinkageCI[1]), r.Method.TracesSampled, pctOf(&r.Method.MaxLinkage))
+			fmt.Fprintf(w, "unicity(%d points) at published precision %s → %s (raw GPS before: %s)\n",
+				unicityPoints(rep), pctOf(r.Before.Unicity), pctOf(r.After.Unicity), pctOf(r.Before.UnicityRawGPS))
+		}
 	}
 	if d := rep.DP; d != nil {
 		fmt.Fprintf(w, "dp release: %d partitions by %s (%s partitions), ε=%g δ=%g spent of ε=%g δ=%g\n", d.Partitions, strings.Join(d.By, ","), d.Selection, d.EpsilonSpent, d.DeltaSpent, d.EpsilonBudget, d.DeltaBudget)

@@ -23,6 +23,9 @@ func newGenCmd() *cobra.Command {
 		vehicles int
 		rows     int64
 		seed     int64
+		days     int
+		interval time.Duration
+		taxis    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "gen --out FILE [--vehicles V] [--rows N] [--seed S]",
@@ -35,7 +38,8 @@ bytes. The format follows the extension of --out (.parquet, .arrow, .ipc,
 .csv); "-" writes an Arrow IPC stream to stdout. The file appears only when
 complete.`,
 		Example: `  tarnkappe gen --out fleet.parquet
-  tarnkappe gen --out fleet.csv --vehicles 50 --rows 10000 --seed 7`,
+  tarnkappe gen --out fleet.csv --vehicles 50 --rows 10000 --seed 7
+  tarnkappe gen --out taxis.parquet --taxis --vehicles 500 --days 8 --interval 1m --rows 1500000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -49,10 +53,10 @@ complete.`,
 				return usageError(errors.New("gen: refusing to write binary Arrow IPC to a terminal"), "redirect stdout to a file or pipe it into another command")
 			}
 			cfg := def
-			cfg.Vehicles, cfg.Rows, cfg.Seed = vehicles, rows, seed
+			cfg.Vehicles, cfg.Rows, cfg.Seed, cfg.Days, cfg.Interval, cfg.Taxis = vehicles, rows, seed, days, interval, taxis
 			rr, err := brakedisc.NewReader(cfg, nil)
 			if err != nil {
-				return usageError(fmt.Errorf("gen: %w", err), "--vehicles must be at least 1 and --rows at least 0")
+				return usageError(fmt.Errorf("gen: %w", err), "--vehicles must be at least 1, --rows and --days at least 0, --interval whole seconds")
 			}
 			defer rr.Release()
 			sink, err := arrowio.Create(out, rr.Schema(), arrowio.CreateOptions{Stdout: cmd.OutOrStdout()})
@@ -93,6 +97,9 @@ complete.`,
 	f.IntVar(&vehicles, "vehicles", def.Vehicles, "number of vehicles")
 	f.Int64Var(&rows, "rows", def.Rows, "exact number of rows")
 	f.Int64Var(&seed, "seed", def.Seed, "random seed: the same seed and sizes give the same bytes")
+	f.IntVar(&days, "days", def.Days, "days the readings are spread over")
+	f.DurationVar(&interval, "interval", 0, "reporting interval while driving (default: 30s, shorter when --rows would not fit into --days)")
+	f.BoolVar(&taxis, "taxis", false, "a taxi fleet of one city (many short fares around the centre) instead of private cars of the region")
 	return cmd
 }
 

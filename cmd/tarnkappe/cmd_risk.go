@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/kanon"
 	"github.com/tarnkappe/tarnkappe/mobility"
@@ -20,12 +21,15 @@ type riskFlags struct {
 	subject, space, time string
 	points, samples      int
 	seed                 uint64
+	// linkage of published traces (risk --linkage)
+	linkage bool
+	link    linkageFlags
 }
 
 func newRiskCmd() *cobra.Command {
 	f := &riskFlags{}
 	cmd := &cobra.Command{
-		Use:   "risk --in FILE --qi a,b,c | --subject vin --points 4",
+		Use:   "risk --in FILE --qi a,b,c | --subject vin --points 4 | --linkage --raw RAW --published OUT --policy P",
 		Short: "Re-identification risk (prosecutor, journalist, marketer) of a file",
 		Long: `risk groups the rows of FILE by the quasi-identifiers and prints the
 re-identification risk as JSON: highest and average prosecutor risk, journalist risk
@@ -39,7 +43,20 @@ Crowd", 2013): the share of subjects singled out by --points points drawn at ran
 from their own trace of (--space, --time) values, with a 95% Wilson interval. Rows
 whose subject is null belong to no trace (a run's output has them: trip ends
 detached, trips whose trace too few vehicles share) and are counted as
-unlinked_rows.`,
+unlinked_rows.
+
+With --linkage, risk runs the attack of an adversary who holds the raw
+readings (RAW: a consortium member's own data, a leak, a vehicle's app) on a
+policy's output (OUT): it projects RAW to the published precision with the
+policy's own steps (trips, cells, time buckets, coarsening, generalisation at
+the levels in the run's --report, microaggregated values as OUT publishes
+them) and counts the published traces whose points fit exactly one
+subject's raw readings (linkage), on a keyed uniform sample of traces, with
+the columns that drive it, and the unicity at published precision before
+(raw subjects) and after (published traces). It is the run's own measure
+(risk.after.linkage in the report), from files. The truth of a trip is not
+in the files, so no linkage_correct under scope trip. --seed fixes the
+sample; by default it is drawn under a fresh random key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRisk(cmd, f) },
 	}
@@ -53,6 +70,8 @@ unlinked_rows.`,
 	fl.Uint64Var(&f.seed, "seed", 1, "unicity: seed of the draw (a measurement: same data and seed, same figure)")
 	fl.StringVar(&f.space, "space", "lat,lon", "unicity: spatial columns of a point: latitude,longitude or one cell column")
 	fl.StringVar(&f.time, "time", "ts", "unicity: time column of a point (a timestamp or a bucket)")
+	fl.BoolVar(&f.linkage, "linkage", false, "measure the linkage of a policy's output to raw readings (see --raw, --published, --policy)")
+	addLinkageFlags(cmd, &f.link)
 	addInputFlags(cmd)
 	return cmd
 }
@@ -62,9 +81,22 @@ unlinked_rows.`,
 type riskOutput struct {
 	QI      *kanon.Risk             `json:"qi,omitempty"`
 	Unicity *mobility.UnicityResult `json:"unicity,omitempty"`
+	Linkage *anonymize.AttackReport `json:"linkage,omitempty"`
 }
 
 func runRisk(cmd *cobra.Command, f *riskFlags) error {
+	if f.linkage {
+		if f.in != "" || f.qi != "" {
+			return usageError(errors.New("--linkage reads --raw and --published, not --in or --qi"), linkageHint)
+		}
+		rep, err := linkageRisk(cmd, f)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(riskOutput{Linkage: rep})
+	}
 	if f.in == "" {
 		return usageError(errors.New("--in is required"), "see 'tarnkappe risk --help'")
 	}

@@ -86,3 +86,36 @@ columns:
 		})
 	}
 }
+
+// TestReportFilesPrivate: the JSON and HTML reports hold exact figures of
+// the raw data, for the data owner only: mode 0600, and marked so.
+func TestReportFilesPrivate(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("version: 1\nsubject: vin\ncolumns:\n  vin: drop\n  speed: keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(in, []byte("vin,speed\nA,1\nB,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report, html := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"run", "--policy", policy, "--in", in, "--out", filepath.Join(dir, "out.csv"), "--report", report, "--html", html}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, f := range []string{report, html} {
+		st, err := os.Stat(f)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v: want 0600", f, err, st.Mode())
+		}
+	}
+	b, _ := os.ReadFile(report)
+	if !bytes.Contains(b, []byte(`"not_private": true`)) || !bytes.Contains(b, []byte("data owner only")) {
+		t.Errorf("the report is not marked for the data owner:\n%s", b)
+	}
+	h, _ := os.ReadFile(html)
+	if !bytes.Contains(h, []byte("For the data owner only")) {
+		t.Error("the HTML report is not marked for the data owner")
+	}
+}

@@ -61,6 +61,7 @@ type staticVehicle struct {
 	departH, returnH  float64 // habitual commute times, hours
 	errandRate        float64 // errands per weekday (weekends 1.6x)
 	roamer            bool    // taxi/trades: many trips between arbitrary places
+	taxi              bool    // Config.Taxis: fares back to back through the day
 	speedFactor       float64 // driver style
 	accel, decel      float64 // m/s², comfortable
 	padStart          float64 // pad thickness at Start, mm
@@ -193,6 +194,14 @@ func buildFleet(cfg Config) ([]staticVehicle, fleetDicts) {
 		v.accel = 1.4 + 1.2*r.Float64()
 		v.decel = 1.6 + 1.4*r.Float64()
 		v.padStart = 3 + 9*r.Float64()
+		if cfg.Taxis {
+			// Drawn after the car's own draws, so that the default
+			// fleet's stream is unchanged.
+			v.roamer, v.commuter, v.taxi = true, false, true
+			v.errandRate = 30 + 15*r.Float64() // fares a day
+			v.home = clampRegion(jitter(r, fromLatLon(refLat, refLon), 2500))
+			v.oneOffSigma = 2500 + 1500*r.Float64()
+		}
 	}
 	return vs, d
 }

@@ -3,6 +3,7 @@ package brakedisc
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -23,6 +24,9 @@ const rowsPerVehicleDay30s = 35.7
 // It rounds down (the default fleet reports every 29 s), so the rows fit
 // the window rather than overrun it.
 func emitInterval(cfg Config) int {
+	if cfg.Interval > 0 {
+		return int(cfg.Interval / time.Second)
+	}
 	if cfg.Rows <= 0 {
 		return baseEmitS
 	}

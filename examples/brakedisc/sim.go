@@ -155,6 +155,14 @@ func (v *vehicle) planDay() {
 		h := 6.5 + 1.5*r.Float64()
 		for k := 0; k < n; k++ {
 			v.plan = append(v.plan, plannedTrip{at(h), v.randomDest()})
+			if st.taxi {
+				// the next fare a few minutes after the last, until late
+				h += 0.15 + 0.35*r.Float64()
+				if h > 23 {
+					break
+				}
+				continue
+			}
 			h += 0.3 + 1.2*r.Float64()
 		}
 		v.plan = append(v.plan, plannedTrip{at(h), placeHome})
@@ -230,6 +238,11 @@ func (v *vehicle) nextTrip(fromMS int64) {
 			v.planIdx++
 			if p.dest == v.at && p.dest != placeOneOff {
 				continue
+			}
+			if v.st.taxi && p.dest == placeOneOff {
+				// Every fare goes somewhere new (a plan's one-off
+				// destinations share one slot).
+				p.dest = v.randomDest()
 			}
 			// At least a few minutes parked between trips.
 			minDwell := int64(3+v.rng.IntN(10)) * 60e3

@@ -40,7 +40,7 @@ func TestRunPrism(t *testing.T) {
 	}
 	kr.Destroy()
 	os.WriteFile(filepath.Join(dir, "optout.txt"), nil, 0o600)
-	os.WriteFile(filepath.Join(dir, "policy.yaml"), brakedisc.DemoPolicy(), 0o600)
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), brakedisc.AttributesPolicy(), 0o600)
 	out := filepath.Join(dir, "out.parquet")
 	report := filepath.Join(dir, "report.json")
 	stderr.Reset()

@@ -1,0 +1,125 @@
+package beam
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
+	"github.com/tarnkappe/tarnkappe/arrowio"
+	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
+)
+
+// TestSupportedRefusesLinkagePolicy: the example policy microaggregates
+// readings and sets mobility.max_linkage; Beam implements neither, so it
+// refuses the policy rather than publish raw readings or a run whose
+// linkage nobody checked.
+func TestSupportedRefusesLinkagePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"microaggregate", "  max_linkage: 0.05\n", "", "columns.speed_kmh: microaggregate is not supported on Beam yet"},
+		{"max_linkage", "microaggregate", "keep", "mobility field MaxLinkage is not supported on Beam yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := strings.ReplaceAll(string(brakedisc.DemoPolicy()), tc.from, tc.to)
+			p, err := anonymize.ParsePolicy("policy.yaml", []byte(pol))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := supported(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPrismRelinkLint is the data part of the re-linking lint on Beam: a
+// licence plate kept beside trips (one value per vehicle) fails the run,
+// nothing is written, and the message is the single machine's; listed
+// under mobility.subject_columns it runs.
+func TestPrismRelinkLint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	f := newDemoFixture(t, 60, 6_000, 1024)
+	withPlate(t, f.input)
+	f.withPolicyEdits(t, [2]string{"  pad_wear_mm: drop\n", "  pad_wear_mm: drop\n  plate: keep\n"})
+	_, werr := f.singleRun(t, f.input, f.dir+"/single.parquet")
+	_, err := runPrism(t, f.cfg)
+	const want = `column "plate" identifies the subject`
+	if werr == nil || !strings.Contains(werr.Error(), want) {
+		t.Fatalf("single machine: %v, want %q", werr, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("beam: %v, want %q", err, want)
+	}
+	for _, p := range []string{f.cfg.Output, f.cfg.ReleaseOutput, f.cfg.Report} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s written although the lint failed", p)
+		}
+	}
+	f.withPolicyEdits(t, [2]string{"  trace_k: 5\n", "  trace_k: 5\n  subject_columns: [plate]\n"})
+	if _, err := runPrism(t, f.cfg); err != nil {
+		t.Fatalf("plate listed under subject_columns: %v", err)
+	}
+}
+
+// withPlate adds a column "plate" to a fleet file: a value per vehicle
+// (from the VIN's serial number), as a licence plate would be.
+func withPlate(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	mem := memory.NewGoAllocator()
+	src, err := arrowio.Open(ctx, path, arrowio.OpenOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	for src.Next() {
+		rec := src.RecordBatch()
+		vins, err := rowTexts("vin", rec.Column(rec.Schema().FieldIndices("vin")[0]), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := array.NewStringBuilder(mem)
+		for _, v := range vins {
+			b.Append("M-" + v[11:])
+		}
+		plate := b.NewArray()
+		b.Release()
+		fields := append(rec.Schema().Fields(), arrow.Field{Name: "plate", Type: arrow.BinaryTypes.String})
+		recs = append(recs, array.NewRecordBatch(arrow.NewSchema(fields, nil), append(rec.Columns(), plate), rec.NumRows()))
+		plate.Release()
+	}
+	if err := src.Err(); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	tmp := path + ".plate.parquet"
+	sk, err := arrowio.Create(tmp, recs[0].Schema(), arrowio.CreateOptions{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := sk.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sk.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
