@@ -63,7 +63,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	if err := opts.Measure.check(fn); err != nil {
 		return nil, err
 	}
-	pl, err := r.makePlan(raw.Schema())
+	pl, err := r.makePlan(raw.Schema(), mobility.OrderTime) // the raw file in time order, as Run first tries
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}

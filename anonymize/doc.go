@@ -14,6 +14,14 @@
 //
 // and produces a Report (JSON for machines, self-contained HTML for people).
 //
+// Rows may come in any order. With a mobility block the trips need each
+// subject's readings in time order; Run streams input in time order (as
+// ingestion writes it) or grouped by subject (a vehicle-by-vehicle export)
+// as it comes, finding out which while it streams, and sorts any other
+// input by subject and time first, in bounded memory (encrypted temporary
+// files). Nothing needs declaring; the report's input_details.order says
+// how the rows were read. See Runner.Run and Options.Reopen.
+//
 // Errors about data name the data row and the column in package rowerr's
 // format, `row N, column "x": …`, rows counted from 1 in input order
 // (errors.As finds the rowerr.Error; the chain below it is kept): after the
@@ -45,6 +53,13 @@
 //   - A mask never publishes a value unchanged: a value too short to keep
 //     its prefix and suffix is masked whole, and the report counts it.
 //   - Keys never appear in errors, logs or reports: reports carry key ids.
+//   - A report says which build, policy and input made it, without holding
+//     any value of the data: Version, the policy file's SHA-256, the
+//     input's size, the SHA-256 of its column names and types, and a keyed
+//     fingerprint of the input file (not a plain hash, which would let
+//     anyone with a guess of the data confirm it; see FingerprintFiles).
+//   - A DP release's report shows every released value with its interval
+//     and dp's verdict on how much they say (Result.Verdict).
 //   - The data's sink is made before the first row is read (a path that
 //     cannot be written fails at once); every output (data, release, the
 //     reports of Options.Reports) is written to a temporary file and all are

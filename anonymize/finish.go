@@ -16,7 +16,12 @@ import (
 func (ru *run) finish(ctx context.Context, started time.Time, in pass1Counts, dec *decision, out pass2Counts) (*Report, error) {
 	r := ru.r
 	f := &Figures{Tool: "tarnkappe", Input: r.opts.Input, Output: r.opts.Output, ReleaseOutput: r.opts.ReleaseOutput, Started: started,
+		InputOrder: ru.order.name(), SortRuns: ru.order.runs,
 		Rows: RowFigures{In: in.in, Out: out.written, Suppressed: out.suppressed, OptedOut: in.optedOut, Trimmed: in.trimmed}}
+	var err error
+	if f.InputFile, err = ru.order.fileFigures(); err != nil {
+		return nil, err
+	}
 	if r.optout != nil {
 		f.OptOutSubjects = len(r.optout.seen)
 		f.OptOutNotNormalized = r.optout.notNormRows

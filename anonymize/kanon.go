@@ -591,7 +591,10 @@ func kanonReport(rep *Report, k int, qi []string, perSubject bool, res *kanon.Re
 	}
 	rep.KAnon = &KAnonReport{K: k, QuasiIdentifiers: qi, PerSubject: perSubject, Transformation: res.Transformation,
 		InformationLoss: res.InformationLoss, ColumnLoss: res.PerColumnLoss, Classes: len(sizes),
-		ClassSizes: sizeBins(sizes), SuppressedClasses: suppressedClasses, Verified: true}
+		ClassSizes: sizeBins(sizes, int64(k)), SuppressedClasses: suppressedClasses, Verified: true}
+	if len(sizes) > 0 {
+		rep.KAnon.SmallestClass = minOut
+	}
 	if rep.Risk == nil {
 		rep.Risk = &RiskReport{}
 	}
@@ -616,27 +619,28 @@ func kanonReport(rep *Report, k int, qi []string, perSubject bool, res *kanon.Re
 	return nil
 }
 
-// sizeBins is a histogram of class sizes in power-of-two bins.
-func sizeBins(sizes []int64) []SizeBin {
+// sizeBins is a histogram of class sizes (all >= k) in bins that double
+// from k: k..2k-1, 2k..4k-1, ... (empty bins between two others kept), so
+// the first bar starts at k and a reader sees how many classes sit just at
+// the threshold.
+func sizeBins(sizes []int64, k int64) []SizeBin {
 	if len(sizes) == 0 {
 		return nil
 	}
+	k = max(k, 1)
 	bins := map[int]int64{}
 	maxb := 0
 	for _, s := range sizes {
 		b := 0
-		for (int64(1) << (b + 1)) <= s {
+		for k<<(b+1) <= s {
 			b++
 		}
 		bins[b]++
 		maxb = max(maxb, b)
 	}
-	var out []SizeBin
+	out := make([]SizeBin, 0, maxb+1)
 	for b := 0; b <= maxb; b++ {
-		if bins[b] == 0 {
-			continue
-		}
-		out = append(out, SizeBin{Min: 1 << b, Max: (1 << (b + 1)) - 1, Classes: bins[b]})
+		out = append(out, SizeBin{Min: k << b, Max: k<<(b+1) - 1, Classes: bins[b]})
 	}
 	return out
 }

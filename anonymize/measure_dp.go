@@ -2,9 +2,11 @@ package anonymize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/dp"
@@ -65,7 +67,9 @@ func (d *dpRelease) figures(ctx context.Context, f *Figures) error {
 		return fmt.Errorf("release: %w", err)
 	}
 	d.result = res
-	f.DP = &DPFigures{Spent: acct.Spent(), Kept: res.PartitionsKept}
+	if f.DP, err = ReleaseFigures(res, acct.Spent()); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
 	if err := d.out.writeRelease(res.Record); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -81,4 +85,74 @@ func (d *dpRelease) close() {
 		d.result.Release()
 		d.result = nil
 	}
+}
+
+// ReleaseFigures are the figures of a DP release for the report: what it
+// spent, its partitions with each aggregate's published value and interval,
+// and dp's verdict on how much they say. Everything comes from the release's
+// record (post-processing: no budget). Run and the Beam engine both call it.
+func ReleaseFigures(res *dp.Result, spent dp.Spent) (*DPFigures, error) {
+	verdict, err := res.Verdict()
+	if err != nil {
+		return nil, err
+	}
+	parts, err := partitionValues(res)
+	if err != nil {
+		return nil, err
+	}
+	return &DPFigures{Spent: spent, Kept: res.PartitionsKept, Verdict: verdict, Partitions: parts}, nil
+}
+
+// partitionValues reads the release's record: per partition its key (the
+// columns before the aggregates', as text) and the value and interval of
+// every aggregate that has one (count, sum, mean).
+func partitionValues(res *dp.Result) ([]DPPartitionValues, error) {
+	rec := res.Record
+	values := 0
+	for _, a := range res.Aggregates {
+		switch a.Kind {
+		case dp.Count, dp.Sum, dp.Mean:
+			values += 3
+		case dp.Variance:
+			values++
+		case dp.Quantiles:
+			values += len(a.Ranks)
+		}
+	}
+	keys := int(rec.NumCols()) - values
+	if keys < 0 {
+		return nil, errors.New("the release's record does not match its aggregates")
+	}
+	out := make([]DPPartitionValues, rec.NumRows())
+	for i := range out {
+		out[i] = DPPartitionValues{Key: map[string]string{}, Values: map[string]DPInterval{}}
+		for c := range keys {
+			out[i].Key[rec.ColumnName(c)] = rec.Column(c).ValueStr(i)
+		}
+	}
+	sc := rec.Schema()
+	for _, a := range res.Aggregates {
+		if a.Kind != dp.Count && a.Kind != dp.Sum && a.Kind != dp.Mean {
+			continue
+		}
+		var cols [3]func(int) float64
+		for j, name := range []string{a.Name, a.Name + "_ci_low", a.Name + "_ci_high"} {
+			idx := sc.FieldIndices(name)
+			if len(idx) != 1 {
+				return nil, fmt.Errorf("the release has no column %q", name)
+			}
+			switch c := rec.Column(idx[0]).(type) {
+			case *array.Int64:
+				cols[j] = func(k int) float64 { return float64(c.Value(k)) }
+			case *array.Float64:
+				cols[j] = c.Value
+			default:
+				return nil, fmt.Errorf("release column %q has type %s", name, c.DataType())
+			}
+		}
+		for i := range out {
+			out[i].Values[a.Name] = DPInterval{Value: cols[0](i), Low: cols[1](i), High: cols[2](i)}
+		}
+	}
+	return out, nil
 }

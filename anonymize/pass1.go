@@ -24,11 +24,11 @@ type pass1Counts struct {
 // column actions (batches in parallel), then, serially and in input order,
 // the measures and the spill.
 //
-// Rows must arrive in time order for the trip segmenter (Lateness); an
-// input-order step that detects the order and sorts when needed (issue
-// #14) belongs before this step, handing it a reader in an order it can
-// stream (and the segmenter's mobility.InputOrder).
-func (ru *run) pass1(ctx context.Context, src array.RecordReader) (pass1Counts, error) {
+// The input step (input_order.go) hands it the input and the order the segmenter
+// streams it in; when the segmenter finds the rows in another order, pass 1
+// fails with mobility.ErrOrder and Run starts again in the next order.
+func (ru *run) pass1(ctx context.Context, order *inputOrder) (pass1Counts, error) {
+	src := order.cur
 	var c pass1Counts
 	ord, octx := newOrdered(ctx, ru.r.workers)
 	consume := func(rec arrow.RecordBatch, rows batchRows) error {
@@ -99,9 +99,7 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 			return nil
 		}
 		at.rows += n
-		if ru.bar != nil {
-			ru.bar.Add64(n)
-		}
+		ru.bar.add(n)
 	}
 	if err := srcErr(); err != nil {
 		return fmt.Errorf("reading the input after row %d: %w", at.rows, err)
@@ -111,7 +109,7 @@ func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered
 		if err != nil {
 			return fmt.Errorf("trips: %w", err)
 		}
-		ru.submit(ctx, ord, out, batchRows{RowSpan: tripRows(at.rows)}, &at)
+		ru.submit(ctx, ord, out, batchRows{RowSpan: ru.tripRows(at.rows)}, &at)
 	}
 	return nil
 }
@@ -129,18 +127,25 @@ type reading struct {
 // rows kept, or the trips the batch closed) and its rows.
 func (ru *run) serial(ctx context.Context, rec arrow.RecordBatch, at *reading) (arrow.RecordBatch, batchRows, error) {
 	r, pl := ru.r, ru.pl
+	n := rec.NumRows()
+	rows := batchRows{RowSpan: RowSpan{Base: at.rows}, first: at.kept}
+	if ru.order.sorted {
+		// The sort checked every batch's schema.
+		var err error
+		if rec, rows.Input, err = ru.order.split(rec); err != nil {
+			return nil, batchRows{}, err
+		}
+	}
 	if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
 		rec.Release()
 		return nil, batchRows{}, fmt.Errorf("the batch from row %d on has a different schema from the first", at.rows+1)
 	}
-	n := rec.NumRows()
-	rows := batchRows{RowSpan: RowSpan{Base: at.rows}, first: at.kept}
 	if r.optout != nil {
 		// The input batch goes as soon as the opt-out has filtered it.
 		f, removed, err := r.optOut(ctx, pl, rec, at.rows)
 		rec.Release()
 		if err != nil {
-			return nil, batchRows{}, err
+			return nil, batchRows{}, rows.Locate(err, at.rows, n)
 		}
 		rec, rows.Removed = f, removed
 	}
@@ -164,7 +169,7 @@ func (ru *run) serial(ctx context.Context, rec arrow.RecordBatch, at *reading) (
 		return nil, batchRows{}, rows.Locate(err, rows.first, rec.NumRows())
 	}
 	if trips != nil {
-		return trips, batchRows{RowSpan: tripRows(at.rows + n)}, nil // the trips this batch closed
+		return trips, batchRows{RowSpan: ru.tripRows(at.rows + n)}, nil // the trips this batch closed
 	}
 	rec.Retain()
 	return rec, rows, nil
@@ -225,6 +230,15 @@ func (r *Runner) optOut(ctx context.Context, pl *plan, rec arrow.RecordBatch, ro
 		return nil, nil, fmt.Errorf("opt-out filter, batch from row %d on: %w", rowBase+1, err)
 	}
 	return f, removedRows(mask.(*array.Boolean)), nil
+}
+
+// tripRows is the RowSpan of trips emitted after base rows of pass 1's
+// input: after data row base, or, when the input was sorted, no row of it.
+func (ru *run) tripRows(base int64) RowSpan {
+	if ru.order.sorted {
+		return RowSpan{Base: base, NoRow: "in a trip (the input was sorted by subject and time)"}
+	}
+	return tripRows(base)
 }
 
 // batchRows are the data rows a batch of pass 1 holds, and where the

@@ -32,7 +32,9 @@ func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2C
 	if err != nil {
 		return pass2Counts{}, err
 	}
-	ru.order = order
+	ru.outOrder = order
+	ru.bar.done()
+	ru.bar = ru.r.progress("pass 2 of 2: writing", ru.spill.rows)
 	rd, err := ipc.NewReader(ru.spill.f, ipc.WithAllocator(ru.r.mem), ipc.WithSchema(ru.spill.schema))
 	if err != nil {
 		return pass2Counts{}, fmt.Errorf("spill: %w", err)
@@ -79,6 +81,7 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		}
 		rec := rd.RecordBatch()
 		n := rec.NumRows()
+		ru.bar.add(n)
 		rec.Retain()
 		// Every spilled row, before suppression: the raw readings at
 		// published precision (the linkage measure's adversary).

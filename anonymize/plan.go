@@ -139,14 +139,18 @@ func (r *Runner) checkSchema(in *arrow.Schema) error {
 	return nil
 }
 
-func (r *Runner) makePlan(in *arrow.Schema) (*plan, error) {
+// makePlan plans a run for the input schema; order is how pass 1 hands
+// rows to the trip segmenter (the input step's choice).
+func (r *Runner) makePlan(in *arrow.Schema, order mobility.InputOrder) (*plan, error) {
 	if err := r.checkSchema(in); err != nil {
 		return nil, err
 	}
 	p := r.p
 	pl := &plan{in: in, subject: in.FieldIndices(p.Subject)[0], mid: in}
 	if m := p.Mobility; m != nil {
-		seg, err := mobility.NewSegmenter(in, r.tripOptions())
+		o := r.tripOptions()
+		o.Order = order
+		seg, err := mobility.NewSegmenter(in, o)
 		if err != nil {
 			return nil, err
 		}

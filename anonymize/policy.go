@@ -1,6 +1,8 @@
 package anonymize
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -60,8 +62,9 @@ type Policy struct {
 	// Release, when present, computes differentially private aggregates.
 	Release *ReleasePolicy `yaml:"release"`
 
-	file string
-	pos  map[string]Position
+	file   string
+	pos    map[string]Position
+	sha256 [sha256.Size]byte // of the source parsed
 }
 
 // OptOutPolicy names the opt-out list and how its entries are matched.
@@ -480,7 +483,7 @@ func LoadPolicy(path string) (*Policy, error) {
 // and is the base for relative paths in the policy. Errors are *PolicyError
 // giving file, line and column.
 func ParsePolicy(file string, src []byte) (*Policy, error) {
-	p := &Policy{file: file}
+	p := &Policy{file: file, sha256: sha256.Sum256(src)}
 	pos, err := parseYAML(file, src, p)
 	if err != nil {
 		return nil, err
@@ -494,6 +497,11 @@ func ParsePolicy(file string, src []byte) (*Policy, error) {
 
 // File returns the path the policy was read from.
 func (p *Policy) File() string { return p.file }
+
+// SHA256 is the hex SHA-256 of the policy's bytes as parsed: the report
+// carries it, so that a reader can check which policy file made it
+// (sha256sum policy.yaml).
+func (p *Policy) SHA256() string { return hex.EncodeToString(p.sha256[:]) }
 
 // Resolve returns a path named in the policy relative to the policy's
 // directory (absolute paths unchanged).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/linkage"
 	"github.com/tarnkappe/tarnkappe/mobility"
 )
@@ -27,12 +28,20 @@ type Report struct {
 	// published and which guarantee covers it.
 	Outputs []OutputGuarantee `json:"outputs"`
 
-	Tool     string    `json:"tool"`
-	Policy   string    `json:"policy"`
-	Input    string    `json:"input,omitempty"`
-	Output   string    `json:"output,omitempty"`
-	Started  time.Time `json:"started"`
-	Duration float64   `json:"duration_seconds"`
+	Tool string `json:"tool"`
+	// Version is the build of Tarnkappe that made the report (Version).
+	Version string `json:"version"`
+	Policy  string `json:"policy"`
+	// PolicySHA256 is the SHA-256 of the policy file's bytes, as
+	// `sha256sum` prints it.
+	PolicySHA256 string    `json:"policy_sha256"`
+	Input        string    `json:"input,omitempty"`
+	Output       string    `json:"output,omitempty"`
+	Started      time.Time `json:"started"`
+	Duration     float64   `json:"duration_seconds"`
+
+	// InputDetails describe the input (InputReport).
+	InputDetails *InputReport `json:"input_details,omitempty"`
 
 	Rows RowCounts `json:"rows"`
 	// Columns maps every input column (and every added column) to its action.
@@ -93,6 +102,33 @@ func (r *Report) Warnings() []string {
 		}
 	}
 	return w
+}
+
+// InputReport describes the input a run read.
+type InputReport struct {
+	// Order says how the rows were read: "time" (in time order, as
+	// ingestion produces them), "subject" (grouped by subject, each
+	// subject's rows in time order), "sorted" (in neither: sorted by subject
+	// and time first, in SortRuns runs spilled to encrypted scratch files,
+	// 0 when it fitted in memory), or "as is" (the policy has no mobility
+	// block, and no step depends on order).
+	Order    string `json:"order"`
+	SortRuns int    `json:"sort_runs,omitempty"`
+	// SchemaSHA256 is the SHA-256 of the input's column names and types
+	// (one line per column: quoted name, Arrow type, "nullable"): it says
+	// which table layout the run read, and nothing of its values.
+	SchemaSHA256 string `json:"schema_sha256"`
+	// Bytes is the input file's size; 0 (absent) when the input was no
+	// file (stdin, a reader). The row count is rows.in.
+	Bytes int64 `json:"bytes,omitempty"`
+	// Fingerprint is a keyed fingerprint of the input file's bytes (hex
+	// HMAC-SHA256 of their SHA-256 under the keyring's key for
+	// FingerprintDomain; key FingerprintKeyID), present when the run had a
+	// file and a keyring. Keyed because a plain hash would let anyone with
+	// a guess of the data confirm the guess (see FingerprintFiles); the
+	// data owner recomputes it with `tarnkappe fingerprint`.
+	Fingerprint      string `json:"fingerprint,omitempty"`
+	FingerprintKeyID string `json:"fingerprint_key_id,omitempty"`
 }
 
 // RowCounts accounts for every input row: In = Out + Suppressed + Filtered.
@@ -234,8 +270,12 @@ type KAnonReport struct {
 	// ColumnLoss maps each quasi-identifier to its own loss in [0,1].
 	ColumnLoss map[string]float64 `json:"column_loss,omitempty"`
 	Classes    int                `json:"classes"`
+	// SmallestClass is the size of the smallest written class: in
+	// subjects when PerSubject (the figure to hold against K), else in
+	// rows.
+	SmallestClass int64 `json:"smallest_class"`
 	// ClassSizes is a histogram of equivalence-class sizes after
-	// generalisation and suppression.
+	// generalisation and suppression, in bins that double from K.
 	ClassSizes        []SizeBin `json:"class_sizes,omitempty"`
 	SuppressedClasses int       `json:"suppressed_classes"`
 	Verified          bool      `json:"verified"` // independent verifier agreed (k, and l/t when set)
@@ -389,6 +429,29 @@ type DPReport struct {
 	DeltaBudget     float64 `json:"delta_budget"`
 	MaxPartitions   int     `json:"max_partitions"`
 	MaxPerPartition int     `json:"max_per_partition"`
+	// Verdict says in a sentence how much the release says, from the share
+	// of its intervals that are narrow (dp.Result.Verdict: a mean's
+	// interval narrower than half its clamp range, a count's or sum's
+	// error at most half its value), per aggregate.
+	Verdict *dp.Verdict `json:"verdict,omitempty"`
+	// PartitionValues are the released partitions as the release file
+	// holds them: key, and each aggregate's value and 95 % interval.
+	PartitionValues []DPPartitionValues `json:"partition_values,omitempty"`
+}
+
+// DPPartitionValues are one released partition: its key (column → value as
+// text) and the published value and interval of every aggregate that has
+// one (count, sum, mean).
+type DPPartitionValues struct {
+	Key    map[string]string     `json:"key"`
+	Values map[string]DPInterval `json:"values"`
+}
+
+// DPInterval is a published value and its confidence interval.
+type DPInterval struct {
+	Value float64 `json:"value"`
+	Low   float64 `json:"ci_low"`
+	High  float64 `json:"ci_high"`
 }
 
 // WriteJSON writes r as indented JSON.

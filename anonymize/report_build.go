@@ -23,6 +23,13 @@ type Figures struct {
 	Tool string
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
+	// InputOrder says how the engine read the rows (InputReport.Order);
+	// SortRuns how many sorted runs a sort spilled.
+	InputOrder string
+	SortRuns   int
+	// InputFile describes the input file(s), when the input is one
+	// (FingerprintFiles); nil for stdin or a reader.
+	InputFile *InputFileFigures
 	// Started is when the run started; the report's duration runs from it
 	// to the build.
 	Started time.Time
@@ -118,10 +125,14 @@ type UtilityFigures struct {
 	Windowed bool
 }
 
-// DPFigures are what the DP release spent and how many partitions it kept.
+// DPFigures are what the DP release spent, how many partitions it kept,
+// their published values and intervals, and dp's verdict on them
+// (ReleaseFigures makes them from the release).
 type DPFigures struct {
-	Spent dp.Spent
-	Kept  int64
+	Spent      dp.Spent
+	Kept       int64
+	Verdict    *dp.Verdict
+	Partitions []DPPartitionValues
 }
 
 // Report builds the report of a run of the Steps' policy from the engine's
@@ -138,10 +149,14 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 	if err := r.complete(f); err != nil {
 		return nil, err
 	}
-	rep := &Report{Tool: f.Tool, Policy: p.File(), Input: f.Input, Output: f.Output,
+	rep := &Report{Tool: f.Tool, Version: Version(), Policy: p.File(), PolicySHA256: p.SHA256(), Input: f.Input, Output: f.Output,
 		Started: f.Started.UTC().Truncate(time.Second), Keys: r.keys,
 		Rows: RowCounts{In: f.Rows.In, Out: f.Rows.Out, Suppressed: f.Rows.Suppressed, FilteredBy: map[string]int64{}}}
 	columnReport(rep, p, pl)
+	rep.InputDetails = &InputReport{Order: f.InputOrder, SortRuns: f.SortRuns, SchemaSHA256: schemaSHA256(pl.in)}
+	if in := f.InputFile; in != nil {
+		rep.InputDetails.Bytes, rep.InputDetails.Fingerprint, rep.InputDetails.FingerprintKeyID = in.Bytes, in.Fingerprint, in.KeyID
+	}
 	if r.optout != nil {
 		rep.Rows.FilteredBy["opt_out"] = f.Rows.OptedOut
 		rep.OptOut = &OptOutReport{Listed: r.optout.listed(), Subjects: f.OptOutSubjects, Rows: f.Rows.OptedOut,
@@ -198,6 +213,7 @@ func (r *Runner) buildReport(pl *plan, f *Figures) (*Report, error) {
 		}
 		rep.DP = dpReport(p, d.Spent, d.Kept, rp.public)
 		rep.DP.Output = f.ReleaseOutput
+		rep.DP.Verdict, rep.DP.PartitionValues = d.Verdict, d.Partitions
 	}
 	outputsReport(rep, p, f)
 	rep.Duration = time.Since(f.Started).Seconds()
@@ -224,8 +240,11 @@ func (r *Runner) complete(f *Figures) error {
 			return fmt.Errorf("internal error: the policy calls for %s figures: %v, the run has them: %v", c.name, c.want, c.have)
 		}
 	}
-	if f.Tool == "" || f.Started.IsZero() {
-		return errors.New("internal error: the run's figures name no tool or start")
+	if f.Tool == "" || f.Started.IsZero() || f.InputOrder == "" {
+		return errors.New("internal error: the run's figures name no tool, start or input order")
+	}
+	if d := f.DP; d != nil && (d.Verdict == nil || int64(len(d.Partitions)) != d.Kept) {
+		return errors.New("internal error: the release's figures lack its verdict or partitions")
 	}
 	return nil
 }

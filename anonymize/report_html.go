@@ -6,7 +6,10 @@ import (
 	"html/template"
 	"image/color"
 	"io"
+	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -14,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/tarnkappe/tarnkappe/dp"
 )
 
 // palette is colour-blind safe (Okabe–Ito).
@@ -26,54 +31,103 @@ var palette = [...]color.RGBA{
 	{213, 94, 0, 255},    // vermillion
 }
 
-// barChart renders grouped bars as an inline SVG element. series[i][j] is the
-// value of series i for category j.
-func barChart(title, ylabel string, categories []string, legends []string, series [][]float64) (template.HTML, error) {
+// chartWidth and chartHeight are a chart's size. The page scales a chart
+// down to fit a narrow window (max-width: 100%), which keeps its layout, so
+// the layout is made once, here, for this size.
+const chartWidth, chartHeight = 6 * vg.Inch, 3 * vg.Inch
+
+// barChart renders grouped bars as an inline SVG element; series[i][j] is
+// the value of series i for category j. Nothing is drawn outside the
+// canvas: the category axis runs half a slot beyond the first and the last
+// category, so no bar of a group is cut off. The legend is not drawn in the
+// chart (where it could cover a bar) but returned for the page to show
+// below it. When the category labels do not fit side by side under their
+// bars (with room to spare for a browser's fallback font), the chart turns
+// horizontal: a label per row, left of its bars.
+func barChart(valueLabel string, categories, legends []string, series [][]float64) (template.HTML, []legendEntry, error) {
+	// The title goes in the page's caption, above the chart.
 	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = ylabel
-	p.Y.Min = 0
-	n := len(series)
-	width := vg.Points(float64(40) / float64(max(n, 1)))
-	if len(categories) > 12 {
-		width = vg.Points(float64(300/len(categories)) / float64(max(n, 1)))
+	n, nSeries := len(categories), max(len(series), 1)
+	var widest vg.Length
+	for _, c := range categories {
+		widest = max(widest, p.X.Tick.Label.Width(c))
 	}
-	for i, s := range series {
-		bars, err := plotter.NewBarChart(plotter.Values(s), width)
+	w, h := chartWidth, chartHeight
+	slot := (w - 80) / vg.Length(max(n, 1))
+	horizontal := widest > slot*0.7
+	if horizontal {
+		h = max(chartHeight, vg.Length(n)*18+80)
+		slot = (h - 80) / vg.Length(max(n, 1))
+	}
+	width := min(slot*0.7, 40) / vg.Length(nSeries)
+	if horizontal {
+		// Rows count from the bottom: the first category goes on top.
+		categories = slices.Clone(categories)
+		slices.Reverse(categories)
+		rev := make([][]float64, len(series))
+		for i, sv := range series {
+			rev[i] = slices.Clone(sv)
+			slices.Reverse(rev[i])
+		}
+		series = rev
+	}
+	var top float64 // headroom above the longest bar
+	var legend []legendEntry
+	for i, sv := range series {
+		for _, v := range sv {
+			top = max(top, v*1.08)
+		}
+		bars, err := plotter.NewBarChart(plotter.Values(sv), width)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		bars.Color = palette[i%len(palette)]
 		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(float64(i)-float64(n-1)/2) * width
+		bars.Horizontal = horizontal
+		bars.Offset = vg.Length(float64(i)-float64(nSeries-1)/2) * width
 		p.Add(bars)
 		if i < len(legends) && legends[i] != "" {
-			p.Legend.Add(legends[i], bars)
+			c := palette[i%len(palette)]
+			legend = append(legend, legendEntry{Name: legends[i], Colour: fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B)})
 		}
 	}
-	p.Legend.Top = true
-	p.NominalX(categories...)
-	if len(categories) > 8 {
-		p.X.Tick.Label.Rotation = 0.8
-		p.X.Tick.Label.XAlign = draw.XRight
+	if horizontal {
+		p.X.Label.Text = valueLabel
+		p.NominalY(categories...)
+		p.X.Min, p.X.Max = 0, max(top, p.X.Max)
+		p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+	} else {
+		p.Y.Label.Text = valueLabel
+		p.NominalX(categories...)
+		p.Y.Min, p.Y.Max = 0, max(top, p.Y.Max)
+		p.X.Min, p.X.Max = -0.5, float64(n)-0.5
 	}
-	c := vgsvg.New(6*vg.Inch, 3*vg.Inch)
+	// Room between the tick labels and the axis label: a browser's
+	// fallback for the SVG's font may be taller than the one laid out.
+	p.X.Label.Padding, p.Y.Label.Padding = 6, 6
+	c := vgsvg.New(w, h)
 	p.Draw(draw.New(c))
 	var buf bytes.Buffer
 	if _, err := c.WriteTo(&buf); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	s := buf.String()
+	svg := buf.String()
 	// Inline SVG in HTML needs no XML prolog or DOCTYPE.
-	if i := strings.Index(s, "<svg"); i > 0 {
-		s = s[i:]
+	if i := strings.Index(svg, "<svg"); i > 0 {
+		svg = svg[i:]
 	}
-	return template.HTML(s), nil // produced by vgsvg from numbers and our own labels
+	return template.HTML(svg), legend, nil // produced by vgsvg from numbers and our own labels
+}
+
+// legendEntry is a series of a chart and its colour, shown below it.
+type legendEntry struct {
+	Name, Colour string
 }
 
 type htmlChart struct {
-	Title string
-	SVG   template.HTML
+	Title  string
+	SVG    template.HTML
+	Legend []legendEntry
 }
 
 type htmlData struct {
@@ -81,17 +135,25 @@ type htmlData struct {
 	Charts []htmlChart
 	Keys   [][2]string
 	Cols   []ColumnDetail
+	// The DP release's table: key and aggregate columns, and its first
+	// MaxPartitions rows as text.
+	DPKeys, DPAggs []string
+	DPRows         [][]string
+	MaxPartitions  int
 }
+
+// maxHTMLPartitions bounds the released partitions the HTML page lists.
+const maxHTMLPartitions = 100
 
 // WriteHTML writes the report as one self-contained HTML page: no scripts, no
 // network, charts as inline SVG.
 func (r *Report) WriteHTML(w io.Writer) error {
 	d := htmlData{R: r}
-	add := func(title string, svg template.HTML, err error) error {
+	add := func(title string, svg template.HTML, legend []legendEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("anonymize.Report.WriteHTML: chart %q: %w", title, err)
 		}
-		d.Charts = append(d.Charts, htmlChart{Title: title, SVG: svg})
+		d.Charts = append(d.Charts, htmlChart{Title: title, SVG: svg, Legend: legend})
 		return nil
 	}
 	// Rows accounting.
@@ -101,8 +163,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		cats = append(cats, "filtered: "+k)
 		vals = append(vals, float64(r.Rows.FilteredBy[k]))
 	}
-	svg, err := barChart("Rows accounting", "rows", cats, nil, [][]float64{vals})
-	if err := add("Rows accounting", svg, err); err != nil {
+	svg, legend, err := barChart("rows", cats, nil, [][]float64{vals})
+	if err := add("Rows accounting", svg, legend, err); err != nil {
 		return err
 	}
 	if k := r.KAnon; k != nil {
@@ -117,8 +179,13 @@ func (r *Report) WriteHTML(w io.Writer) error {
 				}
 				vals = append(vals, float64(b.Classes))
 			}
-			svg, err := barChart("Equivalence-class sizes", "classes", cats, nil, [][]float64{vals})
-			if err := add("Equivalence-class sizes", svg, err); err != nil {
+			unit := "rows"
+			if k.PerSubject {
+				unit = "subjects"
+			}
+			title := fmt.Sprintf("Equivalence-class sizes (%s per class, k = %d)", unit, k.K)
+			svg, legend, err := barChart("classes", cats, nil, [][]float64{vals})
+			if err := add(title, svg, legend, err); err != nil {
 				return err
 			}
 		}
@@ -128,8 +195,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			for i, c := range cats {
 				vals[i] = k.ColumnLoss[c]
 			}
-			svg, err := barChart("Information loss per quasi-identifier", "loss (0 = none, 1 = all)", cats, nil, [][]float64{vals})
-			if err := add("Information loss per column", svg, err); err != nil {
+			svg, legend, err := barChart("loss (0 = none, 1 = all)", cats, nil, [][]float64{vals})
+			if err := add("Information loss per column", svg, legend, err); err != nil {
 				return err
 			}
 		}
@@ -155,20 +222,24 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			after = append(after, deref(m.a))
 		}
 		if len(cats) > 0 {
-			svg, err := barChart("Re-identification risk", "risk", cats, []string{"before", "after"}, [][]float64{before, after})
-			if err := add("Risk before and after", svg, err); err != nil {
+			svg, legend, err := barChart("risk", cats, []string{"before", "after"}, [][]float64{before, after})
+			if err := add("Risk before and after", svg, legend, err); err != nil {
 				return err
 			}
 		}
 	}
 	if dp := r.DP; dp != nil {
-		svg, err := barChart("Privacy budget spent", "", []string{"ε spent", "δ spent ×10⁶"}, nil, [][]float64{{dp.EpsilonSpent, dp.DeltaSpent * 1e6}})
-		if err := add("Privacy budget spent", svg, err); err != nil {
+		svg, legend, err := barChart("", []string{"ε spent", "δ spent ×10⁶"}, nil, [][]float64{{dp.EpsilonSpent, dp.DeltaSpent * 1e6}})
+		if err := add("Privacy budget spent", svg, legend, err); err != nil {
 			return err
 		}
 	}
 	for _, k := range sortedKeys(r.Keys) {
 		d.Keys = append(d.Keys, [2]string{k, r.Keys[k]})
+	}
+	if r.DP != nil {
+		d.MaxPartitions = maxHTMLPartitions
+		d.DPKeys, d.DPAggs, d.DPRows = dpTable(r.DP.PartitionValues, maxHTMLPartitions)
 	}
 	d.Cols = r.ColumnDetails
 	if len(d.Cols) == 0 {
@@ -180,6 +251,61 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		return fmt.Errorf("anonymize.Report.WriteHTML: %w", err)
 	}
 	return nil
+}
+
+// dpTable lays out the first max released partitions as text: key columns
+// and aggregates in name order, a row per partition.
+func dpTable(parts []DPPartitionValues, max int) (keys, aggs []string, rows [][]string) {
+	if len(parts) == 0 {
+		return nil, nil, nil
+	}
+	keys, aggs = sortedKeys(parts[0].Key), sortedKeys(parts[0].Values)
+	for _, p := range parts[:min(len(parts), max)] {
+		var row []string
+		for _, k := range keys {
+			row = append(row, p.Key[k])
+		}
+		for _, a := range aggs {
+			v := p.Values[a]
+			row = append(row, figure(v.Value), "["+figure(v.Low)+", "+figure(v.High)+"]")
+		}
+		rows = append(rows, row)
+	}
+	return keys, aggs, rows
+}
+
+// figure prints a released value: 4 significant digits, large ones whole.
+func figure(x float64) string {
+	if math.Abs(x) >= 1000 {
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
+}
+
+// orderText says in words how a run read its input (InputReport.Order).
+func orderText(order string) string {
+	switch order {
+	case "time":
+		return "as it came, in time order"
+	case "subject":
+		return "as it came, grouped by subject"
+	case "sorted":
+		return "sorted by subject and time first (it came in neither time order nor grouped by subject)"
+	case "as is":
+		return "as it came (no step depends on the order)"
+	}
+	return order
+}
+
+// verdictClass colours a DP verdict level.
+func verdictClass(level dp.VerdictLevel) string {
+	switch level {
+	case dp.Informative:
+		return "ok"
+	case dp.Mixed, dp.NoIntervals:
+		return ""
+	}
+	return "bad"
 }
 
 func deref(f *float64) float64 {
@@ -223,6 +349,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"sortedFloats": sortedFloats,
 	"join":         strings.Join,
 	"mul100":       func(f float64) float64 { return f * 100 },
+	"orderText":    orderText,
+	"verdictClass": verdictClass,
 	"pctf":         func(f float64) string { return pct(&f) },
 	"ci": func(ci []float64) string {
 		if len(ci) != 2 {
@@ -249,6 +377,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
 code { background: #f4f4f4; padding: 0 .2em; }
+code.hash { word-break: break-all; }
+.legend .swatch { display: inline-block; width: 1em; height: 1em; margin: 0 .3em 0 1em; vertical-align: middle; }
+.wide { overflow-x: auto; }
 </style>
 </head>
 <body>
@@ -264,6 +395,15 @@ code { background: #f4f4f4; padding: 0 .2em; }
 <h2>Run</h2>
 <p>Policy <code>{{.R.Policy}}</code>{{with .R.Input}}, input <code>{{.}}</code>{{end}}{{with .R.Output}}, output <code>{{.}}</code>{{end}}.
 Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R.Duration}} s.</p>
+
+<h2>What this report is about</h2>
+<table>
+<tr><th>made by</th><td>{{.R.Tool}} <code>{{.R.Version}}</code></td></tr>
+<tr><th>policy SHA-256</th><td><code class="hash">{{.R.PolicySHA256}}</code> (<code>sha256sum</code> of the policy file)</td></tr>
+{{with .R.InputDetails}}<tr><th>input</th><td>{{with .Bytes}}{{.}} bytes, {{end}}{{$.R.Rows.In}} rows; read {{orderText .Order}}{{if .SortRuns}} ({{.SortRuns}} sorted runs in encrypted temporary files){{end}}</td></tr>
+<tr><th>input schema SHA-256</th><td><code class="hash">{{.SchemaSHA256}}</code> (column names and types only)</td></tr>
+<tr><th>input fingerprint</th><td>{{if .Fingerprint}}<code class="hash">{{.Fingerprint}}</code>, key <code>{{.FingerprintKeyID}}</code>: a keyed hash of the file's bytes; whoever holds the keyring recomputes it with <code>tarnkappe fingerprint</code>, nobody else can test a guess of the data against it{{else}}none (no input file or no keyring: a plain hash would let anyone confirm a guess of the data){{end}}</td></tr>{{end}}
+</table>
 
 <h2>Rows</h2>
 <table>
@@ -289,6 +429,7 @@ Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R
 {{with .R.KAnon}}<h2>k-anonymity</h2>
 <p>k = <b>{{.K}}</b> over <code>{{join .QuasiIdentifiers ", "}}</code>{{if .PerSubject}}, counting distinct subjects per class{{end}}.
 {{.Classes}} equivalence classes; {{.SuppressedClasses}} suppressed.
+Smallest class in the output: <b>{{.SmallestClass}} {{if .PerSubject}}subjects{{else}}rows{{end}}</b> (k = {{.K}}).
 Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}<span class="bad">not run or failed</span>{{end}}.</p>
 {{with .LDiversity}}<p>l-diversity ({{.Variant}}) of <code>{{.Sensitive}}</code>: l = <b>{{.L}}</b>{{if .C}}, c = {{.C}}{{end}}.</p>{{end}}
 {{with .TCloseness}}<p>t-closeness ({{.Distance}} distance) of <code>{{.Sensitive}}</code>: t = <b>{{.T}}</b>, against the distribution of the members searched.</p>{{end}}
@@ -318,11 +459,20 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>
 <p>ε spent <b>{{printf "%.4g" .EpsilonSpent}}</b>, δ spent <b>{{printf "%.3g" .DeltaSpent}}</b>; {{.Partitions}} partitions by <code>{{join .By ", "}}</code> ({{if eq .Selection "public"}}public partitions: {{.PublicPartitions}} listed without looking at the data, all released{{else}}chosen by private partition selection{{end}}{{with .CellResolution}}; cells at H3 resolution {{.}}{{end}}{{with .HourOfDay}}; hour of day (UTC) of <code>{{.}}</code>{{end}}); budget ε {{printf "%.4g" .EpsilonBudget}}, δ {{printf "%.3g" .DeltaBudget}}; per subject at most {{.MaxPartitions}} partitions and {{.MaxPerPartition}} rows in each; aggregates {{join .Aggregates ", "}}{{with .Output}}; written to <code>{{.}}</code>{{end}}.
-ε and δ cover the release file only; every other figure on this page is exact and covered by no guarantee.</p>{{end}}
+ε and δ cover the release file only; every other figure on this page is exact and covered by no guarantee.</p>
+{{with .Verdict}}<p>Accuracy: <span class="{{verdictClass .Level}}">{{.Level}}</span> — {{.Text}}.</p>
+<table><tr><th>aggregate</th><th>narrow intervals</th><th>share</th><th>criterion</th></tr>
+{{range .Aggregates}}<tr><td><code>{{.Name}}</code></td><td class="num">{{.Narrow}} of {{.Intervals}}</td><td class="num">{{printf "%.0f" (mul100 .Share)}}%</td><td>{{.Criterion}}{{if .AtBound}}; {{.AtBound}} means on a clamp bound{{end}}</td></tr>
+{{end}}</table>{{end}}
+{{if .PartitionValues}}<p>Released values with their 95 % intervals{{if gt (len .PartitionValues) $.MaxPartitions}} (the first {{$.MaxPartitions}} of {{len .PartitionValues}} partitions; all are in the JSON report and the release file){{end}}:</p>
+<div class="wide"><table><tr>{{range $.DPKeys}}<th>{{.}}</th>{{end}}{{range $.DPAggs}}<th>{{.}}</th><th>95 % interval</th>{{end}}</tr>
+{{range $.DPRows}}<tr>{{range .}}<td class="num">{{.}}</td>{{end}}</tr>
+{{end}}</table></div>{{end}}{{end}}
 
 <h2>Charts</h2>
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
 {{.SVG}}
+{{with .Legend}}<p class="legend">{{range .}}<span class="swatch" style="background: {{.Colour}}"></span>{{.Name}} {{end}}</p>{{end}}
 </figure>
 {{end}}
 <footer><p>Generated by {{.R.Tool}}. This page is self-contained: no scripts, no network.</p></footer>

@@ -2,6 +2,7 @@ package anonymize
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"image"
 	"image/png"
@@ -12,13 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tarnkappe/tarnkappe/dp"
 	"github.com/tarnkappe/tarnkappe/mobility"
 )
 
 func sampleReport() *Report {
 	return &Report{
-		Tool:    "tarnkappe test",
-		Policy:  "policy.yaml",
+		Tool:         "tarnkappe test",
+		Version:      "v0.0.0-test",
+		Policy:       "policy.yaml",
+		PolicySHA256: "23b56a06aa984d0e5d49b2ae7da0b2e557dc8d606806996a8b7228dad254fc7f",
+		InputDetails: &InputReport{Order: "sorted", SortRuns: 3, Bytes: 22696331, SchemaSHA256: "1df3127a59a761e570c651e8ac326d6acb3fc0b98b002913acf4929efac39d30",
+			Fingerprint: "7952b3f4b0d4b58e987d9b1da0290030a7e86911a133815dd001c0ca246f97b2", FingerprintKeyID: "ff12d44c"},
 		Started: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC),
 		Rows:    RowCounts{In: 1000, Out: 900, Suppressed: 40, Filtered: 60, FilteredBy: map[string]int64{"opt_out": 10, "trip_trim": 50}},
 		Columns: map[string]string{"vin": "pseudonymize", "postcode": "generalize", "lat": "drop"},
@@ -30,7 +36,8 @@ func sampleReport() *Report {
 			InformationLoss: map[string]float64{"loss": 0.31},
 			ColumnLoss:      map[string]float64{"postcode": 0.4, "owner_birth_year": 0.22},
 			Classes:         17,
-			ClassSizes:      []SizeBin{{10, 15, 9}, {16, 31, 6}, {32, 63, 2}},
+			SmallestClass:   10,
+			ClassSizes:      []SizeBin{{10, 19, 9}, {20, 39, 6}, {40, 79, 2}},
 			Verified:        true,
 		},
 		Risk: &RiskReport{
@@ -38,7 +45,13 @@ func sampleReport() *Report {
 			After:  RiskMeasures{Prosecutor: ptr(0.1), Journalist: ptr(0.1), Marketer: ptr(0.04), Unicity: ptr(0.03)},
 		},
 		DP: &DPReport{EpsilonSpent: 1, DeltaSpent: 0, By: []string{"cell", "hour_of_day"}, Partitions: 504, Aggregates: []string{"count", "mean(disc_temp_c)"},
-			Selection: "public", PublicPartitions: 504, HourOfDay: "ts", CellResolution: 5, EpsilonBudget: 1, DeltaBudget: 1e-6, MaxPartitions: 4, MaxPerPartition: 10},
+			Selection: "public", PublicPartitions: 504, HourOfDay: "ts", CellResolution: 5, EpsilonBudget: 1, DeltaBudget: 1e-6, MaxPartitions: 4, MaxPerPartition: 10,
+			Verdict: &dp.Verdict{Level: dp.Uninformative, Text: "most intervals span the value range: this release carries little information at this fleet size",
+				Aggregates: []dp.AggregateVerdict{{Name: "count", Kind: "count", Intervals: 2, Narrow: 2, Share: 1}, {Name: "mean_disc_temp_c", Kind: "mean", Intervals: 2, Narrow: 0, Share: 0, AtBound: 1}}},
+			PartitionValues: []DPPartitionValues{
+				{Key: map[string]string{"cell": "851f8d0bfffffff", "hour_of_day": "7"}, Values: map[string]DPInterval{"count": {1585, 1465, 1705}, "mean_disc_temp_c": {25.7, -10, 150}}},
+				{Key: map[string]string{"cell": "851f8d43fffffff", "hour_of_day": "8"}, Values: map[string]DPInterval{"count": {13230, 13110, 13350}, "mean_disc_temp_c": {150, 12, 150}}},
+			}},
 		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11267,
 			RowsWithTripID: 400000, RowsWithoutTripID: 500, RowsDetachedEnds: 300, RowsDetached: 200,
 			Utility: &UtilityReport{Column: "disc_temp_c", BucketSeconds: 3600, WithinFraction: 1,
@@ -98,6 +111,12 @@ func validateReportJSON(t *testing.T, doc map[string]any, full bool) {
 	isInt := func(v any) bool { f, ok := v.(float64); return ok && f == float64(int64(f)) && f >= 0 }
 	isNum := func(v any) bool { _, ok := v.(float64); return ok }
 	isObj := func(v any) bool { _, ok := v.(map[string]any); return ok }
+	isStr := func(v any) bool { s, ok := v.(string); return ok && s != "" }
+	isHex64 := func(v any) bool {
+		s, ok := v.(string)
+		_, err := hex.DecodeString(s)
+		return ok && len(s) == 64 && err == nil
+	}
 	isStrMap := func(v any) bool {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -159,6 +178,11 @@ func validateReportJSON(t *testing.T, doc map[string]any, full bool) {
 		{"dp.epsilon_spent", isNum, "dp"}, {"dp.delta_spent", isNum, "dp"},
 		{"dp.partitions", isInt, "dp"}, {"dp.selection", func(v any) bool { s, ok := v.(string); return ok && (s == "public" || s == "private") }, "dp"},
 		{"dp.epsilon_budget", isNum, "dp"}, {"dp.max_partitions", isInt, "dp"}, {"dp.max_per_partition", isInt, "dp"},
+		{"dp.verdict.level", isStr, "dp"}, {"dp.verdict.text", isStr, "dp"},
+		{"kanon.smallest_class", isInt, "kanon"},
+		{"version", isStr, ""}, {"policy_sha256", isHex64, ""},
+		{"input_details.order", isStr, ""}, {"input_details.schema_sha256", isHex64, ""},
+		{"input_details.bytes", isInt, ""}, {"input_details.fingerprint", isHex64, ""},
 	}
 	for _, f := range fields {
 		if f.stage != "" {
@@ -216,6 +240,10 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"k-anonymity", "k1-3f2a9c", "Rows accounting", "Re-identification risk", "Privacy budget spent",
+		"Smallest class in the output: <b>10 subjects</b>", "<code>v0.0.0-test</code>", "23b56a06aa984d0e5d49b2ae7da0b2e557dc8d606806996a8b7228dad254fc7f",
+		"22696331 bytes, 1000 rows; read sorted by subject and time first", "1df3127a59a761e570c651e8ac326d6acb3fc0b98b002913acf4929efac39d30",
+		"7952b3f4b0d4b58e987d9b1da0290030a7e86911a133815dd001c0ca246f97b2</code>, key <code>ff12d44c</code>",
+		`Accuracy: <span class="bad">uninformative</span> — most intervals span the value range`, `<td class="num">851f8d43fffffff</td>`, "[13110, 13350]",
 		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", `<span data-field="mobility.trips_published">11267</span> trips whose cell-hour trace at least 5 vehicles share`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)

@@ -23,6 +23,10 @@ type RowSpan struct {
 	// Removed are the positions in that input batch of the rows the
 	// opt-out removed (Steps.OptOut), ascending; nil when it removed none.
 	Removed []int32
+	// Input, when set, holds the data row (from 1) of each row of the input
+	// batch: Run sorted the input by subject and time before pass 1, and
+	// Base counts rows in the sorted order.
+	Input []int64
 	// NoRow, when set, says why the batch's rows are no data rows ("in a
 	// trip emitted after data row 4096"): errors keep their column and say
 	// this instead of a row.
@@ -44,6 +48,9 @@ func (s RowSpan) Row(i int64) int64 {
 			break
 		}
 		j++
+	}
+	if s.Input != nil && j < int64(len(s.Input)) {
+		return s.Input[j]
 	}
 	return s.Base + j + 1
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/kanon"
@@ -60,9 +61,11 @@ type Options struct {
 	// that were killed or crashed (on systems without flock nothing is
 	// removed).
 	TempDir string
-	// Progress, when not nil, shows a progress bar (the CLI passes stderr
-	// only when it is a terminal). ProgressTotal is the expected row count,
-	// or -1 when unknown.
+	// Progress, when not nil, shows a progress bar for each phase of a run
+	// (a sort when the input needs one, pass 1, pass 2; the CLI passes
+	// stderr only when it is a terminal). ProgressTotal is the input's row
+	// count when known (arrowio.Source.TotalRows), or <= 0: pass 1 then
+	// shows a spinner with the rows read; pass 2 always knows its total.
 	Progress      io.Writer
 	ProgressTotal int64
 	// Release creates the sink of the DP release. Required when the policy
@@ -83,6 +86,20 @@ type Options struct {
 	OnStep func(ctx context.Context, step string)
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
+	// InputFile, when set, is the file the source reads (the path given to
+	// arrowio.Open): Run reads it once more, beside the passes, for the
+	// report's input_details — its size and, with a Keyring, a keyed
+	// fingerprint of its bytes (FingerprintFiles).
+	InputFile string
+	// Reopen, when set, opens the input Run reads again from its first row
+	// (a file: arrowio.Open of the same path). Rows may come in any order;
+	// when a policy with a mobility block finds them in an order its trip
+	// segmenter cannot stream, Run reads the input again, grouped by
+	// subject or sorted (see Run). Without Reopen it keeps an encrypted
+	// copy of what it reads in a temporary file for that (the input may be
+	// stdin), which costs temporary disk space of about the input's Arrow
+	// size while it runs. Run releases the readers Reopen returns.
+	Reopen func() (array.RecordReader, error)
 	// Measure sizes and keys the samples of the unicity and linkage
 	// measures of a mobility policy (see MeasureOptions).
 	Measure MeasureOptions

@@ -2,10 +2,8 @@ package anonymize
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/tarnkappe/tarnkappe/internal/scratch"
 	"github.com/tarnkappe/tarnkappe/linkage"
@@ -28,32 +26,40 @@ type run struct {
 	// spill holds pass 1's rows for pass 2.
 	spill *spillFile
 	// counts are the rows per published time bucket (pass 1), which size
-	// the partitions of order, the output-order step (pass 2, write).
-	counts *orderCount
-	order  *OutputOrder
+	// the partitions of outOrder, the output-order step (pass 2, write).
+	counts   *orderCount
+	outOrder *OutputOrder
 	// tmp is the run's scratch folder: every scratch file of the run is
 	// made in it, and close removes it.
-	tmp *scratch.Dir
-	bar *progressbar.ProgressBar
+	tmp   *scratch.Dir
+	bar   *progress   // the current pass's progress bar
+	order *inputOrder // the input step: what pass 1 reads, and in which order
 }
 
 // start plans the run for the input schema and sets up its outputs, its
 // measures, the scratch folder and the spill. The data's sink is created
 // first, before any row is read: a path that cannot be written fails the
-// run at once.
-func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) {
-	pl, err := r.makePlan(in)
+// run at once. An attempt after one the input's order broke takes over that
+// attempt's outputs (order.out) instead.
+func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (_ *run, err error) {
+	pl, err := r.makePlan(in, order.order)
 	if err != nil {
 		return nil, err
 	}
-	ru := &run{r: r, pl: pl, out: &outputs{create: create, createRel: r.opts.Release, reports: r.opts.Reports}, ms: &measures{}}
+	ru := &run{r: r, pl: pl, out: order.out, ms: &measures{}, order: order}
+	order.out = nil
+	if ru.out == nil {
+		ru.out = &outputs{create: create, createRel: r.opts.Release, reports: r.opts.Reports}
+	}
 	defer func() {
 		if err != nil {
 			ru.close()
 		}
 	}()
-	if err := ru.out.openData(pl.out); err != nil {
-		return nil, err
+	if ru.out.data == nil {
+		if err := ru.out.openData(pl.out); err != nil {
+			return nil, err
+		}
 	}
 	// Earlier runs that were killed left their scratch folders; a failure
 	// to sweep them does not stop this run.
@@ -70,11 +76,14 @@ func (r *Runner) start(in *arrow.Schema, create CreateFunc) (_ *run, err error) 
 	if ru.spill, err = newSpill(ru.tmp.Path(), pl.trans, r.mem); err != nil {
 		return nil, err
 	}
-	if r.opts.Progress != nil {
-		ru.bar = progressbar.NewOptions64(r.opts.ProgressTotal, progressbar.OptionSetWriter(r.opts.Progress),
-			progressbar.OptionSetDescription("anonymising"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	desc := "pass 1 of 2: reading"
+	switch order.name() {
+	case "subject":
+		desc += " (again, vehicle by vehicle)"
+	case "sorted":
+		desc += " (sorted)"
 	}
+	ru.bar = r.progress(desc, r.opts.ProgressTotal)
 	return ru, nil
 }
 
@@ -185,8 +194,8 @@ func (ru *run) close() {
 	}()
 	defer ru.out.close()
 	defer func() {
-		if ru.order != nil {
-			ru.order.Close()
+		if ru.outOrder != nil {
+			ru.outOrder.Close()
 		}
 	}()
 	defer ru.ms.close()
@@ -196,7 +205,5 @@ func (ru *run) close() {
 			ru.r.optout.forget()
 		}
 	}()
-	if ru.bar != nil {
-		ru.bar.Finish()
-	}
+	ru.bar.done()
 }

@@ -39,7 +39,7 @@ func (s *Steps) release() (*releasePlan, error) {
 // Steps checks in against the policy (deny by default, column types) and
 // plans the run, as Run does for its source.
 func (r *Runner) Steps(in *arrow.Schema) (*Steps, error) {
-	pl, err := r.makePlan(in)
+	pl, err := r.makePlan(in, mobility.OrderTime)
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}

@@ -63,7 +63,7 @@ func TestStepsDiversity(t *testing.T) {
 	}
 	// The output check is the report builder's.
 	figures := func(members []KAnonMember, sizes ...int64) *Figures {
-		return &Figures{Tool: "test", Started: time.Now(), Rows: RowFigures{In: 10, Out: 10},
+		return &Figures{Tool: "test", Started: time.Now(), InputOrder: "as is", Rows: RowFigures{In: 10, Out: 10},
 			KAnon: &KAnonFigures{Decision: d, Sizes: sizes, Members: members}}
 	}
 	if _, err := st.Report(figures(append(bad, good...), 5, 5)); err == nil || !strings.Contains(err.Error(), "verification failed") {

@@ -10,7 +10,7 @@ import (
 // published values and a secret drawn for the run: by time bucket, cell,
 // and at random within them. Every row written is one pass 2 counted.
 func (ru *run) write(ctx context.Context, out pass2Counts) error {
-	n, err := ru.order.WriteTo(ctx, ru.out.data)
+	n, err := ru.outOrder.WriteTo(ctx, ru.out.data)
 	if err != nil {
 		return err
 	}

@@ -481,7 +481,7 @@ func (in inference) warning() string {
 // leading zeros, an optional fraction and exponent; or a spelling of
 // infinity or NaN (which later stages refuse, naming the row). What strconv
 // accepts beyond that would change the text when read as a number: leading
-// zeros ("01067" → 1067), '+' ("+3"), "-0", hexadecimal, underscores,
+// zeros ("01067" → 1067), '+' ("+3"), "-0" as an integer, hexadecimal, underscores,
 // integers beyond int64 (long ids, which float64 would round) and
 // exponents beyond float64 (1e400 → +Inf).
 func numberForm(v string) (isInt, isFloat bool) {
@@ -528,7 +528,10 @@ func numberForm(v string) (isInt, isFloat bool) {
 	}
 	if plain {
 		if v == "-0" {
-			return false, false
+			// Not an integer (int64 has no negative zero: it would read
+			// back as "0"), but a float: float64 keeps the sign. Rounded
+			// sensor values print it ("-0" for -0.3 rounded).
+			return false, true
 		}
 		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 			return false, false

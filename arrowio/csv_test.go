@@ -40,7 +40,7 @@ func TestNumberForm(t *testing.T) {
 		{"0", true, true}, {"7", true, true}, {"-12", true, true}, {"9223372036854775807", true, true},
 		{"0.5", false, true}, {"-1.5e3", false, true}, {"2E-7", false, true}, {".5", false, true}, {"5.", false, true},
 		{"01067", false, false}, {"007", false, false}, {"-01", false, false}, {"00.5", false, false},
-		{"+49", false, false}, {"-0", false, false}, {"9223372036854775808", false, false},
+		{"+49", false, false}, {"-0", false, true}, {"9223372036854775808", false, false},
 		{"12345678901234567890", false, false}, {"1e400", false, false}, {"NaN", false, true},
 		{"inf", false, true}, {"-Infinity", false, true}, {"+Inf", false, true}, {"-NaN", false, false}, {"++Inf", false, false},
 		{"0x1p4", false, false}, {"1_000", false, false}, {"", false, false},

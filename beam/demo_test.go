@@ -1,6 +1,7 @@
 package beam
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -172,6 +173,15 @@ func compareDemo(t *testing.T, f *fixture, kanon bool) *anonymize.Report {
 	}
 	gd, wd := *got.DP, *want.DP
 	gd.Output, wd.Output = "", ""
+	// The values, intervals and verdict come from each engine's own noise
+	// draw: both must have them, for the same partitions.
+	if gd.Verdict == nil || wd.Verdict == nil {
+		t.Errorf("dp verdict: beam %v, single machine %v", gd.Verdict, wd.Verdict)
+	}
+	if gk, wk := dpKeys(gd.PartitionValues), dpKeys(wd.PartitionValues); !reflect.DeepEqual(gk, wk) || len(wk) != wd.Partitions {
+		t.Errorf("dp partition values: beam %d partitions, single machine %d (of %d released), keys equal: %v", len(gk), len(wk), wd.Partitions, reflect.DeepEqual(gk, wk))
+	}
+	gd.Verdict, wd.Verdict, gd.PartitionValues, wd.PartitionValues = nil, nil, nil, nil
 	if !reflect.DeepEqual(gd, wd) {
 		t.Errorf("dp:\nbeam   %+v\nsingle %+v", gd, wd)
 	}
@@ -335,4 +345,14 @@ func checkWrittenOrder(t *testing.T, path string) {
 	if math.Abs(float64(a)-mean) > 6*sd {
 		t.Errorf("%s: a trip's rows are neighbours %d times; a random order within the hour gives %.1f ± %.1f", path, a, mean, sd)
 	}
+}
+
+// dpKeys returns the keys of a release's partitions, sorted, each as text.
+func dpKeys(ps []anonymize.DPPartitionValues) []string {
+	keys := make([]string, 0, len(ps))
+	for _, p := range ps {
+		keys = append(keys, fmt.Sprint(p.Key))
+	}
+	slices.Sort(keys)
+	return keys
 }

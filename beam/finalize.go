@@ -40,7 +40,11 @@ func release(ctx context.Context, w *worker, p *dp.Partial) (ReleaseOutput, erro
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
-	fig, err := json.Marshal(anonymize.DPFigures{Spent: acct.Spent(), Kept: res.PartitionsKept})
+	df, err := anonymize.ReleaseFigures(res, acct.Spent())
+	if err != nil {
+		return ReleaseOutput{}, err
+	}
+	fig, err := json.Marshal(df)
 	if err != nil {
 		return ReleaseOutput{}, err
 	}
@@ -78,6 +82,15 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 	}
 	// The re-linking lint fails the run before anything is merged.
 	if err := checkRelink(w, relink); err != nil {
+		return err
+	}
+	// Trips are made per subject shard, each sorted by time (GroupByKey);
+	// without a mobility block no step depends on order.
+	fig.InputOrder = "as is"
+	if w.p.Mobility != nil {
+		fig.InputOrder = "sorted"
+	}
+	if fig.InputFile, err = anonymize.FingerprintFiles(w.kr, "", cfg.Inputs...); err != nil {
 		return err
 	}
 	t, err := readTally(counts)

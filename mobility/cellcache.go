@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/uber/h3-go/v4"
+	"github.com/tarnkappe/tarnkappe/internal/h3"
 )
 
 // CellCache maps coordinates to H3 cells faster than the H3 library for

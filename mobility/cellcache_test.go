@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/uber/h3-go/v4"
+	"github.com/tarnkappe/tarnkappe/internal/h3"
 )
 
 // TestCellCacheMatchesH3 compares the cache with the H3 library point by

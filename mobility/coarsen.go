@@ -9,8 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/uber/h3-go/v4"
 
+	"github.com/tarnkappe/tarnkappe/internal/h3"
 	"github.com/tarnkappe/tarnkappe/rowerr"
 )
 

@@ -130,7 +130,10 @@
 // of MaxRowsInMemory rows are sorted in memory, spilled to temporary Arrow
 // IPC stream files and merged; its output goes through a Segmenter with
 // OrderSubject. Tests check that unsorted input gives the same trips as
-// time-ordered input.
+// time-ordered input. A Segmenter fed rows it cannot place fails with an
+// error matching ErrOrder; Grouped then says whether OrderSubject would
+// have streamed the rows so far (anonymize.Runner uses both to stream
+// vehicle-by-vehicle exports unsorted and to sort only what must be).
 //
 // # Suggested policy (the demo's)
 //

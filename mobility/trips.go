@@ -51,6 +51,26 @@ const (
 	OrderSubject
 )
 
+// ErrOrder is matched (errors.Is) by every error of a Segmenter whose input
+// is not in the order it streams (TripOptions.Order): a subject's reading
+// earlier than its previous one, a row that would continue a trip already
+// emitted (OrderTime), a subject that reappears (OrderSubject). The
+// segmenter's output up to then is sound but incomplete: a caller that can
+// read the input again restarts with OrderSubject when [Segmenter.Grouped]
+// says the rows so far allow it, and with SortBySubjectTime otherwise.
+var ErrOrder = errors.New("input not in an order the segmenter streams")
+
+// orderError is an ErrOrder with its own message (kept as it was before
+// ErrOrder existed).
+type orderError struct{ msg string }
+
+func (e *orderError) Error() string        { return e.msg }
+func (e *orderError) Is(target error) bool { return target == ErrOrder }
+
+func orderErrorf(format string, args ...any) error {
+	return &orderError{msg: fmt.Sprintf(format, args...)}
+}
+
 // EndpointMode says what happens to the readings trimming takes off a trip.
 type EndpointMode int
 
@@ -150,8 +170,13 @@ type Segmenter struct {
 	stats            TripStats
 	err              error
 	current          *subjectState // OrderSubject: the subject being read
-	free             [][]point     // point buffers of closed trips, reused
-	slots            []refSlot     // sortRefs' tables, reused
+	// last is the subject of the previous row; ungrouped is set once a
+	// subject's rows resumed after another subject's, or went back in time
+	// (Grouped).
+	last      *subjectState
+	ungrouped bool
+	free      [][]point // point buffers of closed trips, reused
+	slots     []refSlot // sortRefs' tables, reused
 }
 
 type heldBatch struct {
@@ -279,6 +304,13 @@ func (s *Segmenter) Schema() *arrow.Schema { return s.out }
 // Stats returns the counters so far.
 func (s *Segmenter) Stats() TripStats { return s.stats }
 
+// Grouped reports whether the rows pushed so far came grouped by subject,
+// each subject's in time order: OrderSubject would have streamed them. It
+// is tracked in either order, so that after an ErrOrder under OrderTime a
+// caller can tell a vehicle-by-vehicle export (restart with OrderSubject)
+// from one that needs sorting.
+func (s *Segmenter) Grouped() bool { return !s.ungrouped }
+
 // Push consumes one batch and returns the rows of every trip that closed,
 // trimmed, in input order (possibly zero rows; never nil on success). The
 // caller releases the result. Push retains rec as long as it needs it.
@@ -390,9 +422,15 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 			}
 		}
 		st, ts := lookup(i), int64(tsv[i])
+		if st != s.last {
+			if st.seen {
+				s.ungrouped = true
+			}
+			s.last = st
+		}
 		if s.opts.Order == OrderSubject && st != s.current {
 			if st.done {
-				return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Subject, "subject seen before in another group; with Order OrderSubject rows must be grouped by subject (sort with mobility.SortBySubjectTime)"))
+				return fmt.Errorf("%s: %w", fn, rowerr.At(rowerr.Row(base, i), s.opts.Subject, orderErrorf("subject seen before in another group; with Order OrderSubject rows must be grouped by subject (sort with mobility.SortBySubjectTime)")))
 			}
 			if c := s.current; c != nil {
 				if c.open != nil {
@@ -403,15 +441,16 @@ func (s *Segmenter) consume(ctx context.Context, rec arrow.RecordBatch) error {
 			s.current = st
 		}
 		if st.seen && ts < st.lastTs {
+			s.ungrouped = true
 			// The subject's value is not printed: it is an identifier.
-			return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Time, "timestamp earlier than the subject's previous reading; input must be in time order per subject (sort it with mobility.SortBySubjectTime)"))
+			return fmt.Errorf("%s: %w", fn, rowerr.At(rowerr.Row(base, i), s.opts.Time, orderErrorf("timestamp earlier than the subject's previous reading; input must be in time order per subject (sort it with mobility.SortBySubjectTime)")))
 		}
 		if st.open != nil && ts-st.lastTs > s.gap {
 			s.close(st.open, false)
 		}
 		if st.open == nil {
 			if st.seen && st.closedEarly && ts-st.lastTs <= s.gap {
-				return fmt.Errorf("%s: %w", fn, rowerr.Atf(rowerr.Row(base, i), s.opts.Time, "row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", s.opts.Lateness))
+				return fmt.Errorf("%s: %w", fn, rowerr.At(rowerr.Row(base, i), s.opts.Time, orderErrorf("row arrives more than Lateness (%v) behind the newest timestamp and would continue a trip already emitted; raise Lateness or sort the input", s.opts.Lateness)))
 			}
 			t := &trip{id: s.newID(), subj: st, key: ts}
 			if k := len(s.free); k > 0 {

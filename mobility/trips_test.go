@@ -2,6 +2,7 @@ package mobility
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,7 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/uber/h3-go/v4"
+
+	"github.com/tarnkappe/tarnkappe/internal/h3"
 )
 
 func tripOpts(mem memory.Allocator) TripOptions {
@@ -249,6 +251,9 @@ func TestSegmenterEdgeCases(t *testing.T) {
 				if strings.Contains(err.Error(), "\"A\"") {
 					t.Fatalf("error leaks the subject: %v", err)
 				}
+				if want := tc.order == OrderSubject || strings.Contains(tc.name, "time") || strings.Contains(tc.name, "late"); errors.Is(err, ErrOrder) != want {
+					t.Fatalf("errors.Is(%v, ErrOrder) = %v, want %v", err, !want, want)
+				}
 				return
 			}
 			if err != nil {
@@ -256,6 +261,49 @@ func TestSegmenterEdgeCases(t *testing.T) {
 			}
 			if st.RowsOut != tc.out || st.RowsTrimmed != tc.trimmed || st.Trips != tc.trips || st.TripsEmpty != tc.empty {
 				t.Fatalf("stats %+v, want out %d trimmed %d trips %d empty %d", st, tc.out, tc.trimmed, tc.trips, tc.empty)
+			}
+		})
+	}
+}
+
+// TestSegmenterGrouped: Grouped tells a vehicle-by-vehicle input (which
+// OrderSubject streams) from an interleaved one, in either order.
+func TestSegmenterGrouped(t *testing.T) {
+	at := func(min int) time.Time { return testT0.Add(time.Duration(min) * time.Minute) }
+	r := func(subj string, min int) reading { return reading{subj: subj, ts: at(min), lat: 48, lon: 11} }
+	for _, tc := range []struct {
+		name    string
+		rs      []reading
+		grouped bool
+	}{
+		{"one subject", []reading{r("A", 0), r("A", 1), r("A", 2)}, true},
+		{"by subject", []reading{r("A", 0), r("A", 300), r("B", 0), r("B", 2), r("C", 1)}, true},
+		{"interleaved", []reading{r("A", 0), r("B", 0), r("A", 1), r("B", 1)}, false},
+		{"subject back in time", []reading{r("A", 5), r("A", 1)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			for _, order := range []InputOrder{OrderTime, OrderSubject} {
+				opts := tripOpts(mem)
+				opts.Order = order
+				seg, err := NewSegmenter(testSchema(), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rd := makeReader(t, mem, tc.rs, 1)
+				for rd.Next() {
+					out, err := seg.Push(context.Background(), rd.RecordBatch())
+					if err != nil {
+						break
+					}
+					out.Release()
+				}
+				rd.Release()
+				if got := seg.Grouped(); got != tc.grouped {
+					t.Errorf("order %d: Grouped() = %v, want %v", order, got, tc.grouped)
+				}
+				seg.Release()
 			}
 		})
 	}

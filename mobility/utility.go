@@ -8,7 +8,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/uber/h3-go/v4"
+
+	"github.com/tarnkappe/tarnkappe/internal/h3"
 )
 
 // CellMeanOptions configures a CellMeans accumulator: the mean of a value per

@@ -110,6 +110,52 @@ func ExampleHMAC_Column() {
 	//   indices: [0 1 0 (null)] }
 }
 
+// pseudonymizeVINs replaces every VIN of a string or dictionary column by
+// its keyed pseudonym (HMAC-SHA256 under the domain's key); nulls stay null.
+// README.md quotes it.
+func pseudonymizeVINs(ctx context.Context, kr *pseudonym.Keyring, vins arrow.Array) (arrow.Array, error) {
+	h, err := pseudonym.NewHMAC(kr, pseudonym.HMACOptions{Domain: "brakedisc-pool/vin"})
+	if err != nil {
+		return nil, err
+	}
+	defer h.Destroy() // zeroes the derived key
+	// A dictionary column is transformed in its dictionary only.
+	return h.Column(ctx, vins, pseudonym.ColumnOptions{Mem: memory.DefaultAllocator, Name: "vin"})
+}
+
+// A column function over a keyring file (pseudonymizeVINs is quoted in the
+// README).
+func ExampleHMAC_Column_file() {
+	dir, err := os.MkdirTemp("", "keys")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(path, []byte(exampleKeyring), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	kr, err := pseudonym.LoadKeyring(path) // a 0600 file from `tarnkappe keygen`
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer kr.Destroy() // zeroes the key bytes
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	b.AppendValues([]string{"WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"}, nil)
+	b.AppendNull()
+	vins := b.NewArray()
+	b.Release()
+	defer vins.Release()
+	out, err := pseudonymizeVINs(context.Background(), kr, vins)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Release()
+	fmt.Println(out)
+	// Output:
+	// ["qrrh6jei6tczlhlmq2haejkzmi" "yphq6qy65uwhkrt6ph3nnvmps4" (null)]
+}
+
 func ExampleNewReversible() {
 	kr := exampleKeys()
 	defer kr.Destroy()

@@ -30,9 +30,9 @@ func runPlan(cmd *cobra.Command, f *aggFlags) error {
 		if policyConflict(f) {
 			return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
 		}
-		p, err := anonymize.LoadPolicy(f.policy)
+		p, err := loadPolicy(f.policy)
 		if err != nil {
-			return usageError(err, "fix the policy file; every key is checked against the documented policy format")
+			return err
 		}
 		if p.Release == nil {
 			return usageError(fmt.Errorf("aggregate: policy %s has no release block", f.policy), "add a release block (see examples/brakedisc/policy.yaml)")
@@ -70,12 +70,13 @@ func runPlan(cmd *cobra.Command, f *aggFlags) error {
 	}
 	w := cmd.ErrOrStderr()
 	pr := preds[0]
-	fmt.Fprintf(w, "tarnkappe: aggregate: plan for ε=%g δ=%g, %s noise, L0=%d, L∞=%d; no data read, nothing spent\n", eps, del, pr.Noise, opts.MaxPartitions, opts.MaxPerPartition)
-	fmt.Fprintf(w, "tarnkappe: aggregate: assumes %d rows per subject in a partition and means at the middle of their bounds; half_width is the %g%% error; narrow: mean interval under half its bounds, count/sum error under half the value\n", pr.Assumption.RowsPerSubject, 100*pr.Confidence)
+	name := cmd.Name() // aggregate --plan, or run --plan
+	fmt.Fprintf(w, "tarnkappe: %s: plan for ε=%g δ=%g, %s noise, L0=%d, L∞=%d; no data read, nothing spent\n", name, eps, del, pr.Noise, opts.MaxPartitions, opts.MaxPerPartition)
+	fmt.Fprintf(w, "tarnkappe: %s: assumes %d rows per subject in a partition and means at the middle of their bounds; half_width is the %g%% error; narrow: mean interval under half its bounds, count/sum error under half the value\n", name, pr.Assumption.RowsPerSubject, 100*pr.Confidence)
 	if public != "" {
-		fmt.Fprintf(w, "tarnkappe: aggregate: %s, all released: a fleet of S subjects puts at most S×L0/partitions subjects in an average partition\n", public)
+		fmt.Fprintf(w, "tarnkappe: %s: %s, all released: a fleet of S subjects puts at most S×L0/partitions subjects in an average partition\n", name, public)
 	} else {
-		fmt.Fprintf(w, "tarnkappe: aggregate: private partition selection: p_released is the chance a partition with that many subjects is released at all\n")
+		fmt.Fprintf(w, "tarnkappe: %s: private partition selection: p_released is the chance a partition with that many subjects is released at all\n", name)
 	}
 	return nil
 }

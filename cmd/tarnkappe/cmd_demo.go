@@ -29,7 +29,8 @@ func newDemoCmd() *cobra.Command {
 vehicles, and runs the example policy (examples/brakedisc/policy.yaml) with an
 ephemeral in-memory keyring. It writes to DIR:
 
-  fleet.parquet       the raw synthetic input
+  fleet.parquet       the raw synthetic input, VINs and positions in clear
+                      (the demo keeps it so you can compare; never share it)
   optout.txt          the opted-out VINs (the run holds them keyed, never in clear)
   policy.yaml         the policy it ran
   anonymized.parquet  the anonymised telemetry: per trip (a random id per trip
@@ -101,8 +102,12 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 	fmt.Fprintf(w, "tarnkappe demo: %d vehicles, %d rows generated, %d vehicles opted out\n", len(vins), rep.Rows.In, nOpt)
 	fmt.Fprintf(w, "rows: %d in = %d out + %d suppressed + %d filtered\n", rep.Rows.In, rep.Rows.Out, rep.Rows.Suppressed, rep.Rows.Filtered)
 	if k := rep.KAnon; k != nil {
-		fmt.Fprintf(w, "k-anonymity: k=%d over %s (per vehicle), %d classes, levels %v, verified=%v\n",
-			k.K, strings.Join(k.QuasiIdentifiers, ","), k.Classes, k.Transformation, k.Verified)
+		var levels []string
+		for _, q := range k.QuasiIdentifiers {
+			levels = append(levels, fmt.Sprintf("%s %d", q, k.Transformation[q]))
+		}
+		fmt.Fprintf(w, "k-anonymity: k=%d over %s (per vehicle), %d classes, smallest %d vehicles; generalisation levels %s; verified=%v\n",
+			k.K, strings.Join(k.QuasiIdentifiers, ","), k.Classes, k.SmallestClass, strings.Join(levels, ", "), k.Verified)
 	}
 	if r := rep.Risk; r != nil {
 		if r.Before.Prosecutor != nil {
@@ -117,6 +122,13 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 	}
 	if d := rep.DP; d != nil {
 		fmt.Fprintf(w, "dp release: %d partitions by %s (%s partitions), ε=%g δ=%g spent of ε=%g δ=%g\n", d.Partitions, strings.Join(d.By, ","), d.Selection, d.EpsilonSpent, d.DeltaSpent, d.EpsilonBudget, d.DeltaBudget)
+		if v := d.Verdict; v != nil {
+			var shares []string
+			for _, a := range v.Aggregates {
+				shares = append(shares, fmt.Sprintf("%s %d of %d", a.Name, a.Narrow, a.Intervals))
+			}
+			fmt.Fprintf(w, "dp accuracy: %s; narrow intervals: %s (see report.html)\n", v.Level, strings.Join(shares, ", "))
+		}
 	}
 	if m := rep.Mobility; m != nil {
 		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d (%d of %d written cell-hours below it)\n",
@@ -131,6 +143,7 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 		}
 	}
 	fmt.Fprintf(w, "wrote %s/{anonymized.parquet,release.parquet,report.json,report.html} in %.1fs\n", dir, time.Since(start).Seconds())
+	fmt.Fprintf(w, "raw input, not for sharing: %s/fleet.parquet holds the synthetic fleet in clear (VINs, positions) and %s/optout.txt the opted-out VINs\n", dir, dir)
 	return nil
 }
 

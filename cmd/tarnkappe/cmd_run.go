@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
@@ -19,8 +21,11 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var f runFlags
+	var plan bool
+	var subjects string
+	var rowsPerSubject int64
 	c := &cobra.Command{
-		Use:   "run --policy P --in IN --out OUT [--keys K] [--report R.json] [--html R.html]",
+		Use:   "run --policy P --in IN --out OUT [--keys K] [--report R.json] [--html R.html] | run --plan --policy P",
 		Short: "Apply an anonymisation policy to a file",
 		Long: `run streams IN through the policy P (see examples/brakedisc/policy.yaml) and
 writes OUT (.parquet, .arrow/.ipc, .csv, or - for an Arrow IPC stream on stdout).
@@ -28,6 +33,16 @@ Every input column must be named by the policy.
 
 When the policy has a release block, the differentially private aggregates go to
 --release (default: OUT with ".release" before the extension).
+
+Rows may come in any order. With a mobility block (trips need each vehicle's
+readings in time order) input in time order or vehicle by vehicle streams as it
+comes; anything else is sorted by vehicle and time first, in bounded memory with
+encrypted temporary files. The report's input_details.order says which.
+
+--plan is a dry run: it checks the policy, says what a run would do and prints
+the predicted 95% error of the DP release's aggregates for partitions of
+--subjects contributing subjects (as 'aggregate --plan' does), reading no data
+and spending no budget.
 
 Every output (OUT, the release, --report, --html) is checked before the input is
 read: its folder must exist, its extension be known, and it must be neither a file
@@ -40,6 +55,12 @@ no output file and no scratch file remains (an earlier file at an output's path
 is kept), and the exit status is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if plan {
+				if f.policy == "" {
+					return usageError(errors.New("run: --plan needs --policy"), "tarnkappe run --plan --policy P")
+				}
+				return runPolicyPlan(cmd, f, subjects, rowsPerSubject)
+			}
 			if f.policy == "" || f.in == "" || f.out == "" {
 				return usageError(errors.New("run: --policy, --in and --out are required"), "see 'tarnkappe run --help'")
 			}
@@ -59,6 +80,9 @@ is kept), and the exit status is 2.`,
 	c.Flags().StringVar(&f.report, "report", "", "write the JSON report here")
 	c.Flags().StringVar(&f.html, "html", "", "write the HTML report here")
 	c.Flags().StringVar(&f.release, "release", "", "DP release output (when the policy has a release block)")
+	c.Flags().BoolVar(&plan, "plan", false, "dry run: check the policy and print the DP release's predicted accuracy; reads no data")
+	c.Flags().StringVar(&subjects, "subjects", "10,30,100,300,1000,3000", "--plan: assumed numbers of subjects contributing to a partition")
+	c.Flags().Int64Var(&rowsPerSubject, "rows-per-subject", 0, "--plan: assumed rows per subject and partition (default: the policy's max_per_partition)")
 	addInputFlags(c)
 	return c
 }
@@ -97,9 +121,9 @@ func releasePath(out string) string {
 
 func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	ctx := cmd.Context()
-	p, err := anonymize.LoadPolicy(f.policy)
+	p, err := loadPolicy(f.policy)
 	if err != nil {
-		return nil, usageError(err, "fix the policy file; every key is checked against the documented policy format")
+		return nil, err
 	}
 	if f.releaseOnly && p.Release == nil {
 		return nil, usageError(fmt.Errorf("aggregate: policy %s has no release block", f.policy), "add a release block (see examples/brakedisc/policy.yaml)")
@@ -144,12 +168,21 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 	defer src.Close()
 	copts := arrowio.CreateOptions{Mem: mem, Stdout: cmd.OutOrStdout()}
 	opts := anonymize.Options{
-		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: -1,
+		Policy: p, Keyring: kr, Mem: mem, Input: f.in, Output: f.out, ReleaseOutput: rel, ProgressTotal: src.TotalRows(),
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return outs.sink(outs.release, schema, copts)
 		},
 		Reports: outs.reports,
 		OnStep:  stepHook(ctx),
+	}
+	if f.in != arrowio.Stdio {
+		// The report gives the file's size and keyed fingerprint.
+		opts.InputFile = f.in
+		// Input in an order the trips cannot stream is read again from
+		// the file rather than from a copy the run would keep (stdin).
+		opts.Reopen = func() (array.RecordReader, error) {
+			return arrowio.Open(ctx, f.in, inOpts)
+		}
 	}
 	if isTerminal(cmd.ErrOrStderr()) {
 		opts.Progress = cmd.ErrOrStderr()
@@ -182,6 +215,21 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "tarnkappe: warning: %s\n", w)
 	}
 	return rep, nil
+}
+
+// loadPolicy loads a policy file, with a hint that fits what went wrong:
+// no such file, or a policy that does not validate.
+func loadPolicy(path string) (*anonymize.Policy, error) {
+	p, err := anonymize.LoadPolicy(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, usageError(err, "no policy file at "+path+"; examples/brakedisc/policy.yaml is a commented starting point ('tarnkappe demo' writes it to its output directory)")
+	case errors.Is(err, fs.ErrPermission):
+		return nil, usageError(err, "the policy file cannot be read: check its permissions")
+	case err != nil:
+		return nil, usageError(err, "fix the policy file; every key is checked against the documented policy format")
+	}
+	return p, nil
 }
 
 // runOutputs are the files a run writes, claimed before it reads a row

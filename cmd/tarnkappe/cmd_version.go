@@ -2,22 +2,19 @@ package main
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
 )
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the tarnkappe version",
+		Short: "Print the tarnkappe version (as --version does)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "tarnkappe %s\n", v)
+			fmt.Fprintf(cmd.OutOrStdout(), "tarnkappe %s\n", anonymize.Version())
 			return nil
 		},
 	}

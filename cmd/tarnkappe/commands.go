@@ -15,6 +15,7 @@ func subcommands() []*cobra.Command {
 		newKanonCmd(),
 		newVerifyCmd(),
 		newRiskCmd(),
+		newFingerprintCmd(),
 		newPoolCmd(),
 	}
 }

@@ -1,6 +1,7 @@
 // Command tarnkappe anonymises consortium data: keyed pseudonyms, k-anonymity,
 // differentially private releases and movement-profile protection, driven by a
-// declarative policy. See README.md and DESIGN.md for the CLI contract.
+// declarative policy. See README.md for the commands and ARCHITECTURE.md for
+// how they map onto the library.
 //
 // Exit codes: 0 success, 1 a check failed (verify), 2 bad usage or bad input
 // (or an interrupted run). Diagnostics go to stderr; stdout carries only
@@ -22,6 +23,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tarnkappe/tarnkappe/anonymize"
 )
 
 func main() {
@@ -112,7 +115,9 @@ in a consortium: keyed pseudonyms, k-anonymity by generalisation, differentially
 private aggregates and movement-profile protection, with an auditable report.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       anonymize.Version(),
 	}
+	root.SetVersionTemplate("tarnkappe {{.Version}}\n")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
