@@ -3,6 +3,7 @@ package anonymize
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -125,7 +126,9 @@ func (c *cellSuppression) close() {
 // its id only when trace_k vehicles share its cell-hour trace.
 type traceGate struct {
 	noHooks
-	g *mobility.TraceGate
+	g    *mobility.TraceGate
+	trip int   // the trip id column (pl.trans and pl.gen alike)
+	ends int64 // written rows that came without a trip id: trip ends detached by the segmenter
 }
 
 func newTraceGate(pl *plan, subject string, m *MobilityPolicy, mem memory.Allocator, tempDir string) (*traceGate, error) {
@@ -133,7 +136,23 @@ func newTraceGate(pl *plan, subject string, m *MobilityPolicy, mem memory.Alloca
 	if err != nil {
 		return nil, err
 	}
-	return &traceGate{g: g}, nil
+	return &traceGate{g: g, trip: pl.trans.FieldIndices(m.TripIDColumn)[0]}, nil
+}
+
+// apply detaches the rows of unpublished trips from a batch of pass 2
+// that is about to be written (after every suppression), so that the
+// gate's count of detached rows, and ends, count written rows.
+func (t *traceGate) apply(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	col := rec.Column(t.trip)
+	t.ends += int64(col.NullN())
+	tc, err := t.g.ApplyTrips(ctx, col)
+	if err != nil {
+		return nil, fmt.Errorf("trace gate: %w", err)
+	}
+	defer tc.Release()
+	cols := slices.Clone(rec.Columns())
+	cols[t.trip] = tc
+	return array.NewRecordBatch(rec.Schema(), cols, rec.NumRows()), nil
 }
 
 func (t *traceGate) pass1(ctx context.Context, rec arrow.RecordBatch, _ int64) error {
@@ -154,9 +173,8 @@ func (t *traceGate) seal(cells *cellSuppression) error {
 }
 
 func (t *traceGate) figures(_ context.Context, f *Figures) error {
-	st := t.g.Stats()
-	f.Mobility.TripsPublished = st.Published
-	f.Mobility.RowsDetached = st.RowsDetached
+	f.Mobility.RowsDetached = t.g.Stats().RowsDetached
+	f.Mobility.RowsDetachedEnds = t.ends
 	return nil
 }
 

@@ -10,7 +10,7 @@
 // through the policy in this order:
 //
 //	opt-out filter → mobility → pseudonyms / date shift / coarsen / mask /
-//	generalize → k-anonymity (second pass) → drop/keep → sink
+//	generalize → k-anonymity (second pass) → drop/keep → output order → sink
 //
 // and produces a Report (JSON for machines, self-contained HTML for people).
 //
@@ -36,7 +36,16 @@
 //     and so is a policy key this package does not know; policy errors give
 //     file, line and column.
 //   - Every input row is accounted for: rows.in = rows.out + rows.suppressed +
-//     rows.filtered, checked at the end of every run.
+//     rows.filtered, checked at the end of every run; under mobility scope
+//     trip, rows.out = rows with a trip id + rows without (detached trip
+//     ends + rows of trips the trace gate did not publish), all counted on
+//     the written rows.
+//   - The order of the written rows carries no information beyond the
+//     published values: rows are sorted by their published time bucket and
+//     are in a random order within it (a secret drawn per run, never
+//     stored), in bounded memory; batch boundaries and dictionaries depend
+//     on the written rows alone (OutputOrder). The DP release lists its
+//     partitions in key order (sorted, or the public list's).
 //   - Opt-out lists are held keyed (HMAC under a keyring domain), never in
 //     clear; the report counts opted-out rows and never lists subjects. A
 //     subject is matched by its normalised identity, not its spelling (see
@@ -111,9 +120,10 @@
 //
 // # Passes and memory
 //
-// Run is five steps, a file each (run.go lists them): start, pass 1,
-// decide, pass 2, finish. When the policy has a kanon or mobility block, the
-// Runner needs both passes: pass 1 reads the source once, applies opt-out,
+// Run is six steps, a file each (run.go lists them): start, pass 1,
+// decide, pass 2, write, finish. Every run has both passes (the output
+// order needs every row before it writes the first): pass 1 reads the
+// source once, applies opt-out,
 // trips, trimming, cells and the column actions, feeds the measures (one
 // small type each, measure.go: quasi-identifier combinations when there is
 // no mobility block, subjects per cell and time bucket, the DP aggregator,
@@ -125,7 +135,10 @@
 // below), and so are the settle rounds and pass 2's cell suppression, without
 // decoding the spill; pass 2 reads the spill back, suppresses cell-buckets with fewer than k subjects,
 // generalises the quasi-identifiers to the levels the search chose,
-// suppresses classes below k and writes. finish hands the figures the passes
+// suppresses classes below k, detaches the trips the trace gate does not
+// publish and hands the rows to the output order, which puts them into
+// encrypted partition files by time bucket; write reads one partition at a
+// time, shuffles it within its buckets and writes it. finish hands the figures the passes
 // and the measures gathered to the report builder (Steps.Report, which the
 // Beam pipeline calls too), renders the reports, prepares every output and
 // commits them together. Spilling the transformed rows
@@ -141,7 +154,9 @@
 // utility measure's vehicles per raw cell-hour, over a 31-day window from
 // the first input batch's day (the report says when the data is longer).
 // The trace gate's per-trip traces go to temporary partition files past 2^18
-// open trips. On top of that, Run sets a soft memory limit for the Go
+// open trips. The output order holds one partition in memory (about 32 MiB
+// as estimated from the written schema; twice that while it is read back)
+// and a 64 KiB buffer per partition file while pass 2 writes them. On top of that, Run sets a soft memory limit for the Go
 // runtime (Options.MemoryLimit, default 768 MiB, unless GOMEMLIMIT is set):
 // without it the collector lets garbage grow to twice the live state.
 //

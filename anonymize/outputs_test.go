@@ -174,6 +174,7 @@ func TestOutputsAllOrNothing(t *testing.T) {
 		{name: "cancelled in pass 1", cancelAt: "pass 1", want: "stop"},
 		{name: "cancelled between the passes", cancelAt: "decide", want: "stop"},
 		{name: "cancelled in pass 2", cancelAt: "pass 2", want: "stop"},
+		{name: "cancelled in the write step", cancelAt: "write", want: "stop"},
 		{name: "cancelled in finish", cancelAt: "finish", want: "stop"},
 		{name: "cancelled at the commit", cancelAt: "commit", want: "stop"},
 	} {
@@ -231,7 +232,7 @@ func TestOutputsAllOrNothing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := strings.Join(steps, ","); got != "pass 1,decide,pass 2,finish,commit" {
+				if got := strings.Join(steps, ","); got != "pass 1,decide,pass 2,write,finish,commit" {
 					t.Fatalf("steps %s", got)
 				}
 				d.leftover("out.parquet", "out.release.parquet", "report.html", "report.json")

@@ -18,12 +18,11 @@ type pass1Counts struct {
 	in, optedOut int64
 	trips        int64 // trips segmented (with a mobility block)
 	trimmed      int64 // trip ends dropped
-	written      int64 // rows written, when one pass does
 }
 
 // pass1 reads src once: opt-out, trips and cells (serial, stateful), the
 // column actions (batches in parallel), then, serially and in input order,
-// the measures and the spill (or, with one pass, the output).
+// the measures and the spill.
 //
 // The input step (input_order.go) hands it the input and the order the segmenter
 // streams it in; when the segmenter finds the rows in another order, pass 1
@@ -37,13 +36,7 @@ func (ru *run) pass1(ctx context.Context, order *inputOrder) (pass1Counts, error
 		if err := ru.ms.pass1(octx, rec); err != nil {
 			return rows.Locate(err, rows.first, rec.NumRows())
 		}
-		if ru.spill != nil {
-			return ru.spill.write(rec)
-		}
-		out := project(ru.pl.out, rec, ru.pl.keep)
-		defer out.Release()
-		c.written += out.NumRows()
-		return ru.out.data.Write(out)
+		return ru.spill.write(rec)
 	}
 	prodErr := make(chan error, 1)
 	go func() {
@@ -67,17 +60,14 @@ func (ru *run) pass1(ctx context.Context, order *inputOrder) (pass1Counts, error
 		st := seg.Stats()
 		c.trips, c.trimmed = st.Trips, st.RowsTrimmed
 	}
-	if ru.spill != nil {
-		if err := ru.spill.finish(); err != nil {
-			return c, err
-		}
+	if err := ru.spill.finish(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
 
 // produce reads src, applies the serial stages and submits batches to ord.
-// It sets c.in and c.optedOut (it runs beside the consumer, which counts
-// c.written). Every stage after the opt-out counts the rows it has seen;
+// It sets c.in and c.optedOut. Every stage after the opt-out counts the rows it has seen;
 // each batch goes with its batchRows, so that an error located in it names
 // the data row (rows.go).
 func (ru *run) produce(ctx context.Context, src array.RecordReader, ord *ordered, c *pass1Counts) error {

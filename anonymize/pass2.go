@@ -16,22 +16,23 @@ type pass2Counts struct {
 }
 
 // pass2 reads the spill back and, batch by batch in spill order, drops the
-// rows of the groups cell suppression removes, detaches the trips the trace
-// gate does not publish, generalises the quasi-identifiers and suppresses
-// the classes the search chose; the measures see the rows (written hook)
-// and the kept columns go to the data's sink (made by start). With
-// one pass (no spill) pass 1 wrote the output and pass 2 only hands on its
-// count.
+// rows of the groups cell suppression removes, generalises the
+// quasi-identifiers and suppresses the classes the search chose, and
+// detaches the trips the trace gate does not publish; the measures see the
+// rows (written hook) and the kept columns go to the output-order step
+// (output_order.go), fed from its own goroutine, which puts them into its
+// partitions. The next step (write.go) writes them from there to the
+// data's sink (made by start).
 //
-// The sink is fed from its own goroutine (Parquet encoding and compression
-// overlap with the next batch) in spill order, that is input order or, with
-// a mobility block, trip order. Writing rows in an order that depends only
-// on published values and a per-run secret (issue #12) is a step between
-// this pass's batches and that goroutine.
+// The trace gate comes last so that what it counts (rows detached) are
+// rows that are written: the suppressions before it remove rows, it only
+// nulls trip ids.
 func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2Counts, error) {
-	if ru.spill == nil {
-		return pass2Counts{written: in.written}, nil
+	order, err := newOutputOrder(ru.r.mem, ru.pl.out, orderTime(ru.r.p, ru.pl.out), ru.counts.c, ru.tmp.Path(), ru.r.orderRows)
+	if err != nil {
+		return pass2Counts{}, err
 	}
+	ru.outOrder = order
 	ru.bar.done()
 	ru.bar = ru.r.progress("pass 2 of 2: writing", ru.spill.rows)
 	rd, err := ipc.NewReader(ru.spill.f, ipc.WithAllocator(ru.r.mem), ipc.WithSchema(ru.spill.schema))
@@ -47,7 +48,7 @@ func (ru *run) pass2(ctx context.Context, in pass1Counts, dec *decision) (pass2C
 		var first error
 		for rec := range outc {
 			if first == nil {
-				if first = ru.out.data.Write(rec); first != nil {
+				if first = order.Add(ctx, rec); first != nil {
 					cancel(first)
 				}
 			}
@@ -105,14 +106,6 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				c.suppressed += dropped
 			}
 		}
-		if ru.gate != nil {
-			gated, err := ru.gate.g.Apply(ctx, rec)
-			rec.Release()
-			if err != nil {
-				return c, fmt.Errorf("trace gate: %w", err)
-			}
-			rec = gated
-		}
 		if ru.micro != nil {
 			// Microaggregated columns become their group's mean (the
 			// generalised schema's type, float64) before kanon assembles
@@ -145,6 +138,14 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				rec.Release()
 				return c, spilled.Locate(err, rowBase, n)
 			}
+		}
+		if ru.gate != nil {
+			gated, err := ru.gate.apply(ctx, rec)
+			rec.Release()
+			if err != nil {
+				return c, err
+			}
+			rec = gated
 		}
 		if err := ru.ms.written(ctx, rec); err != nil {
 			rec.Release()

@@ -180,6 +180,9 @@ type OptOutReport struct {
 
 // MobilityReport summarises trip processing.
 type MobilityReport struct {
+	// Trips is the number of trips the segmenter cut the readings into;
+	// TrimmedRows the readings it dropped at trip ends (mobility.endpoints
+	// drop; counted in rows.filtered).
 	Trips          int64   `json:"trips"`
 	TrimmedRows    int64   `json:"trimmed_rows"`
 	TrimMetres     float64 `json:"trim_metres"`
@@ -205,12 +208,22 @@ type MobilityReport struct {
 	SettleCellGroups int    `json:"settle_cell_groups,omitempty"`
 	SettleClasses    int    `json:"settle_classes,omitempty"`
 	Scope            string `json:"scope"`
-	// TraceK, TripsPublished and RowsDetached describe trace-level
-	// k-anonymity (scope trip): trips that keep their id, rows released
-	// without one.
-	TraceK         int   `json:"trace_k,omitempty"`
-	TripsPublished int   `json:"trips_published,omitempty"`
-	RowsDetached   int64 `json:"rows_detached,omitempty"`
+	// TraceK is trace-level k-anonymity (scope trip): a trip keeps its id
+	// only when TraceK vehicles made a trip with the same cell-hour trace.
+	TraceK int `json:"trace_k,omitempty"`
+	// Scope trip, all counted on the written rows (what the output file
+	// holds): TripsPublished is the number of distinct trip ids,
+	// RowsWithTripID and RowsWithoutTripID the rows with and without one
+	// (they add up to rows.out). A row without one is either a trip end the
+	// segmenter detached (RowsDetachedEnds, mobility.endpoints detach) or a
+	// row of a trip the trace gate did not publish (RowsDetached). Rows
+	// suppressed or trimmed are counted there only. Zero counts are
+	// omitted.
+	TripsPublished    int   `json:"trips_published,omitempty"`
+	RowsWithTripID    int64 `json:"rows_with_trip_id,omitempty"`
+	RowsWithoutTripID int64 `json:"rows_without_trip_id,omitempty"`
+	RowsDetachedEnds  int64 `json:"rows_detached_ends,omitempty"`
+	RowsDetached      int64 `json:"rows_detached,omitempty"`
 	// Utility compares the per-(cell, bucket) mean of a column in the
 	// output with the raw data (mobility.utility in the policy).
 	Utility *UtilityReport `json:"utility,omitempty"`

@@ -73,10 +73,17 @@ type MobilityFigures struct {
 	// CellSuppressedRows are the rows cell-hour k removed (in
 	// RowFigures.Suppressed too).
 	CellSuppressedRows int64
-	// TripsPublished and RowsDetached are the trace gate's (trace_k):
-	// trips that keep their id, rows written without one.
-	TripsPublished int
-	RowsDetached   int64
+	// Scope trip, counted on the written rows: TripsPublished are the
+	// distinct trip ids, RowsWithTripID and RowsWithoutTripID the rows with
+	// and without one (they add up to Rows.Out). RowsDetached are the rows
+	// the trace gate (trace_k) detached from unpublished trips,
+	// RowsDetachedEnds the rows that came to it without an id: trip ends
+	// detached by the segmenter (mobility.endpoints detach). Without a
+	// trace gate every row without an id is such an end, and the builder
+	// takes RowsWithoutTripID for it.
+	TripsPublished                    int
+	RowsWithTripID, RowsWithoutTripID int64
+	RowsDetached, RowsDetachedEnds    int64
 	// OutputGroups and OutputGroupsBelowK are the recount of cell-hour k on
 	// the written rows; the report builder fails unless none is below k.
 	OutputGroups, OutputGroupsBelowK int
@@ -271,11 +278,37 @@ func mobilityReport(rep *Report, p *Policy, f *Figures) error {
 		UnicityPoints: m.UnicityPoints, K: m.K, SuppressedRows: mf.CellSuppressedRows, Scope: m.Scope,
 		OutputGroups: mf.OutputGroups, OutputGroupsBelowK: mf.OutputGroupsBelowK,
 		SettleRounds: mf.SettleRounds, SettleCellGroups: mf.SettleCellGroups, SettleClasses: mf.SettleClasses}
-	if m.TraceK > 0 {
-		rep.Mobility.TraceK, rep.Mobility.TripsPublished, rep.Mobility.RowsDetached = m.TraceK, mf.TripsPublished, mf.RowsDetached
+	if m.Scope == "trip" {
+		if err := tripIDReport(rep, m, f); err != nil {
+			return err
+		}
 	}
 	if mf.OutputGroupsBelowK > 0 {
 		return fmt.Errorf("mobility: verification failed: %d written (cell, bucket) groups have fewer than k=%d subjects", mf.OutputGroupsBelowK, m.K)
+	}
+	return nil
+}
+
+// tripIDReport fills the trip id accounting (scope trip) and checks that
+// it adds up: rows with and without an id are the rows written, and every
+// row without one is a detached end or a row the trace gate detached.
+func tripIDReport(rep *Report, m *MobilityPolicy, f *Figures) error {
+	mf, r := f.Mobility, rep.Mobility
+	ends := mf.RowsDetachedEnds
+	if m.TraceK == 0 {
+		ends = mf.RowsWithoutTripID // nothing else writes a null id
+	}
+	r.TraceK, r.TripsPublished, r.RowsWithTripID, r.RowsWithoutTripID = m.TraceK, mf.TripsPublished, mf.RowsWithTripID, mf.RowsWithoutTripID
+	r.RowsDetachedEnds, r.RowsDetached = ends, mf.RowsDetached
+	switch {
+	case mf.RowsWithTripID+mf.RowsWithoutTripID != f.Rows.Out:
+		return fmt.Errorf("row accounting broken: %d rows with a trip id + %d without != %d written", mf.RowsWithTripID, mf.RowsWithoutTripID, f.Rows.Out)
+	case ends+mf.RowsDetached != mf.RowsWithoutTripID:
+		return fmt.Errorf("row accounting broken: %d trip ends detached + %d rows of unpublished trips != %d rows without a trip id", ends, mf.RowsDetached, mf.RowsWithoutTripID)
+	case m.Endpoints != "detach" && ends != 0:
+		return fmt.Errorf("row accounting broken: %d rows without a trip id that are no detached trip ends (endpoints %s)", ends, m.Endpoints)
+	case int64(mf.TripsPublished) > mf.RowsWithTripID || (mf.TripsPublished == 0) != (mf.RowsWithTripID == 0):
+		return fmt.Errorf("row accounting broken: %d trips published with %d rows", mf.TripsPublished, mf.RowsWithTripID)
 	}
 	return nil
 }

@@ -408,10 +408,10 @@ Started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, took {{printf "%.1f" .R
 <h2>Rows</h2>
 <table>
 <tr><th>in</th><th>out</th><th>suppressed (k-anonymity, cell k)</th><th>filtered</th></tr>
-<tr><td class="num">{{.R.Rows.In}}</td><td class="num">{{.R.Rows.Out}}</td><td class="num">{{.R.Rows.Suppressed}}</td><td class="num">{{.R.Rows.Filtered}}</td></tr>
+<tr><td class="num" data-field="rows.in">{{.R.Rows.In}}</td><td class="num" data-field="rows.out">{{.R.Rows.Out}}</td><td class="num" data-field="rows.suppressed">{{.R.Rows.Suppressed}}</td><td class="num" data-field="rows.filtered">{{.R.Rows.Filtered}}</td></tr>
 </table>
-{{with .R.Rows.FilteredBy}}<p>Filtered by reason: {{range $k, $v := .}}<code>{{$k}}</code> {{$v}} &nbsp; {{end}}</p>{{end}}
-{{with .R.OptOut}}<p>Opt-out: {{.Listed}} distinct subjects listed (normalisation <code>{{.Normalize}}</code>), {{.Subjects}} of them present in the input, {{.Rows}} rows removed before any other step. The list is held keyed and is never reproduced here.</p>{{end}}
+{{with .R.Rows.FilteredBy}}<p>Filtered by reason: {{range $k, $v := .}}<code>{{$k}}</code> <span data-field="rows.filtered_by.{{$k}}">{{$v}}</span> &nbsp; {{end}}</p>{{end}}
+{{with .R.OptOut}}<p>Opt-out: <span data-field="opt_out.listed">{{.Listed}}</span> distinct subjects listed (normalisation <code>{{.Normalize}}</code>), <span data-field="opt_out.subjects">{{.Subjects}}</span> of them present in the input, <span data-field="opt_out.rows">{{.Rows}}</span> rows removed before any other step. The list is held keyed and is never reproduced here.</p>{{end}}
 {{with .R.Warnings}}<p class="bad">Warnings:</p><ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 
 <h2>Columns</h2>
@@ -451,10 +451,10 @@ Independent verification: {{if .Verified}}<span class="ok">passed</span>{{else}}
 {{with .NotComputed}}<p>Unicity and linkage not computed: {{.}}</p>{{end}}{{end}}
 
 {{with .R.Mobility}}<h2>Movement profiles</h2>
-<p>{{.Trips}} trips; {{.TrimmedRows}} rows trimmed at trip ends ({{printf "%.0f" .TrimMetres}} m, {{printf "%.0f" .TrimSeconds}} s){{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
-{{if .K}}{{.SuppressedRows}} rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}
-{{if .OutputGroups}}Check of the written rows: {{.OutputGroupsBelowK}} of {{.OutputGroups}} cell-hours have fewer than {{.K}} subjects{{if .SettleRounds}} ({{.SettleCellGroups}} cell-hours and {{.SettleClasses}} classes suppressed in addition so that cell-hour k and k-anonymity hold together, {{.SettleRounds}} rounds){{end}}.{{end}}
-{{if .TraceK}}{{.TripsPublished}} of {{.Trips}} trips keep an id (trace k={{.TraceK}}); {{.RowsDetached}} rows released without one.{{end}}</p>
+<p><span data-field="mobility.trips">{{.Trips}}</span> trips; readings within {{printf "%.0f" .TrimMetres}} m and {{printf "%.0f" .TrimSeconds}} s of a trip's ends: <span data-field="mobility.trimmed_rows">{{.TrimmedRows}}</span> rows dropped{{if eq .Scope "trip"}}, <span data-field="mobility.rows_detached_ends">{{.RowsDetachedEnds}}</span> written without a trip id{{end}}{{with .CellColumn}}; positions replaced by H3 cells in <code>{{.}}</code>{{end}}.
+{{if .K}}<span data-field="mobility.suppressed_rows">{{.SuppressedRows}}</span> rows suppressed in cell and time buckets with fewer than {{.K}} subjects. Linkable unit of the output: {{.Scope}}.{{end}}
+{{if .OutputGroups}}Check of the written rows: <span data-field="mobility.output_groups_below_k">{{.OutputGroupsBelowK}}</span> of <span data-field="mobility.output_groups">{{.OutputGroups}}</span> cell-hours have fewer than {{.K}} subjects{{if .SettleRounds}} (<span data-field="mobility.settle_cell_groups">{{.SettleCellGroups}}</span> cell-hours and <span data-field="mobility.settle_classes">{{.SettleClasses}}</span> classes suppressed in addition so that cell-hour k and k-anonymity hold together, <span data-field="mobility.settle_rounds">{{.SettleRounds}}</span> rounds){{end}}.{{end}}
+{{if eq .Scope "trip"}}Of the rows written, <span data-field="mobility.rows_with_trip_id">{{.RowsWithTripID}}</span> carry a trip id, of <span data-field="mobility.trips_published">{{.TripsPublished}}</span> trips{{if .TraceK}} whose cell-hour trace at least {{.TraceK}} vehicles share{{end}}; <span data-field="mobility.rows_without_trip_id">{{.RowsWithoutTripID}}</span> carry none: <span data-field="mobility.rows_detached_ends">{{.RowsDetachedEnds}}</span> trip ends{{if .TraceK}} and <span data-field="mobility.rows_detached">{{.RowsDetached}}</span> rows of trips whose trace fewer vehicles share{{end}}.{{end}}</p>
 {{with .Utility}}<p>Utility: hourly mean <code>{{.Column}}</code> per cell and {{printf "%.0f" .BucketSeconds}} s bucket — <b>{{.Within}} of {{.Groups}}</b> raw groups with at least {{.MinSubjects}} subjects are within {{printf "%.0f" (mul100 .Tolerance)}}% of the raw mean ({{.Released}} released; max relative error {{printf "%.3f" .MaxRelErr}}, mean {{printf "%.4f" .MeanRelErr}}).</p>{{end}}{{end}}
 
 {{with .R.DP}}<h2>Differentially private release</h2>

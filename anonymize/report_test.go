@@ -52,7 +52,8 @@ func sampleReport() *Report {
 				{Key: map[string]string{"cell": "851f8d0bfffffff", "hour_of_day": "7"}, Values: map[string]DPInterval{"count": {1585, 1465, 1705}, "mean_disc_temp_c": {25.7, -10, 150}}},
 				{Key: map[string]string{"cell": "851f8d43fffffff", "hour_of_day": "8"}, Values: map[string]DPInterval{"count": {13230, 13110, 13350}, "mean_disc_temp_c": {150, 12, 150}}},
 			}},
-		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11762,
+		Mobility: &MobilityReport{Trips: 51431, CellColumn: "cell", CellResolution: 6, K: 5, Scope: "trip", TraceK: 5, TripsPublished: 11267,
+			RowsWithTripID: 400000, RowsWithoutTripID: 500, RowsDetachedEnds: 300, RowsDetached: 200,
 			Utility: &UtilityReport{Column: "disc_temp_c", BucketSeconds: 3600, WithinFraction: 1,
 				MeanComparison: mobility.MeanComparison{MinSubjects: 20, Tolerance: 0.1, Groups: 1520, Released: 1520, Within: 1520, MaxRelErr: 0.092}}},
 	}
@@ -243,7 +244,7 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		"22696331 bytes, 1000 rows; read sorted by subject and time first", "1df3127a59a761e570c651e8ac326d6acb3fc0b98b002913acf4929efac39d30",
 		"7952b3f4b0d4b58e987d9b1da0290030a7e86911a133815dd001c0ca246f97b2</code>, key <code>ff12d44c</code>",
 		`Accuracy: <span class="bad">uninformative</span> — most intervals span the value range`, `<td class="num">851f8d43fffffff</td>`, "[13110, 13350]",
-		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", "11762 of 51431 trips keep an id"} {
+		"public partitions: 504 listed without looking at the data", "<b>1520 of 1520</b> raw groups", `<span data-field="mobility.trips_published">11267</span> trips whose cell-hour trace at least 5 vehicles share`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -21,22 +21,20 @@ import (
 // neither, and sorts it (bounded memory, encrypted scratch files) only in
 // the last case (input_order.go).
 //
-// A run is an input step and five steps, a file each:
+// A run is an input step and six steps, a file each:
 //
 //	input  (input_order.go)   hand pass 1 the input in an order the trip segmenter streams
 //	start  (start.go)         plan the run for src's schema; create the data's sink; set up the measures and the spill
 //	pass 1 (pass1.go)         read src: opt-out, trips and cells, column actions; feed the measures; spill
 //	decide (decide.go)        between the passes: cell-hour k, the trace gate, the k-anonymity search, settle
-//	pass 2 (pass2.go)         read the spill back: suppress, generalise, write
+//	pass 2 (pass2.go)         read the spill back: suppress, generalise, detach; into the output order's partitions
+//	write  (write.go)         the rows to the data's sink in the output order (output_order.go): published values and a per-run secret
 //	finish (finish.go)        the measures' figures, the report (report_build.go), render the reports, commit every output together
 //
 // When pass 1 finds the input in an order the segmenter cannot stream,
 // start and pass 1 run again on the input in another order (the input step
 // says which and reads the input again from its first row); the outputs
 // made by the first start carry over to the next, untouched.
-//
-// Without a kanon or mobility block there is nothing to decide: pass 1
-// writes the output and pass 2 has nothing to do.
 //
 // A step's error says which stage failed (trips, cell suppression, kanon,
 // release, …) and, when it is about data, the row and column (rowerr, data
@@ -69,6 +67,12 @@ func (r *Runner) Run(ctx context.Context, src array.RecordReader, create CreateF
 	}
 	out, err := run.pass2(ctx, in, dec)
 	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	if err := run.step(ctx, "write"); err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	if err := run.write(ctx, out); err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
 	if err := run.step(ctx, "finish"); err != nil {

@@ -52,11 +52,11 @@ type Options struct {
 	// Workers is the number of batches transformed in parallel; 0 means
 	// GOMAXPROCS.
 	Workers int
-	// TempDir holds the temporary files of a two-pass run (the spill, the
-	// row keys, the trace gate's partitions), all encrypted with keys held
-	// only in memory (internal/scratch) and removed at the end; "" means
-	// os.TempDir(). They go into a folder of the run's own
-	// ("tarnkappe-run-PID-…"), locked while the process lives; each Run
+	// TempDir holds the temporary files of a run (the spill, the row keys,
+	// the trace gate's partitions, the output order's partitions), all
+	// encrypted with keys held only in memory (internal/scratch) and removed
+	// at the end; "" means os.TempDir(). They go into a folder of the run's
+	// own ("tarnkappe-run-PID-…"), locked while the process lives; each Run
 	// first removes the folders in TempDir whose lock is free, left by runs
 	// that were killed or crashed (on systems without flock nothing is
 	// removed).
@@ -79,9 +79,9 @@ type Options struct {
 	// (arrowio.CommitAll). Optional.
 	Reports []ReportOutput
 	// OnStep, when not nil, is called on Run's goroutine as each step
-	// begins: "pass 1", "decide", "pass 2", "finish", and "commit" (every
-	// output complete and synced, none in place yet), for progress and
-	// logs. Run checks ctx after it returns: a hook that waits delays the
+	// begins: "pass 1", "decide", "pass 2", "write", "finish", and "commit"
+	// (every output complete and synced, none in place yet), for progress
+	// and logs. Run checks ctx after it returns: a hook that waits delays the
 	// run, and a cancellation meanwhile ends it with nothing written.
 	OnStep func(ctx context.Context, step string)
 	// Input, Output and ReleaseOutput name the data in the report only.
@@ -183,6 +183,10 @@ type Runner struct {
 	hier    map[string]kanon.Hierarchy // quasi-identifiers and fixed generalize columns
 	keys    map[string]string          // domain → key id
 	closers []func()
+	// orderRows, when > 0, replaces the output order's partition budget
+	// (rows): tests set it to exercise partitions and split buckets on
+	// small inputs.
+	orderRows int64
 }
 
 // NewRunner validates opts, derives the keys the policy needs and loads the

@@ -23,21 +23,24 @@ type run struct {
 	micro *microAgg        // microaggregated columns' group means
 	link  *linkageMeasure  // linkage and unicity
 	lint  *relinkLint      // columns that name the subject (scope trip)
-	// spill holds pass 1's rows for pass 2; nil when one pass does (no
-	// kanon and no mobility block: nothing is decided between passes).
+	// spill holds pass 1's rows for pass 2.
 	spill *spillFile
-	// tmp is the run's scratch folder (two passes only): every scratch
-	// file of the run is made in it, and close removes it.
+	// counts are the rows per published time bucket (pass 1), which size
+	// the partitions of outOrder, the output-order step (pass 2, write).
+	counts   *orderCount
+	outOrder *OutputOrder
+	// tmp is the run's scratch folder: every scratch file of the run is
+	// made in it, and close removes it.
 	tmp   *scratch.Dir
 	bar   *progress   // the current pass's progress bar
 	order *inputOrder // the input step: what pass 1 reads, and in which order
 }
 
 // start plans the run for the input schema and sets up its outputs, its
-// measures and (for two passes) the scratch folder and the spill. The data's
-// sink is created first, before any row is read: a path that cannot be
-// written fails the run at once. An attempt after one the input's order
-// broke takes over that attempt's outputs (order.out) instead.
+// measures, the scratch folder and the spill. The data's sink is created
+// first, before any row is read: a path that cannot be written fails the
+// run at once. An attempt after one the input's order broke takes over that
+// attempt's outputs (order.out) instead.
 func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (_ *run, err error) {
 	pl, err := r.makePlan(in, order.order)
 	if err != nil {
@@ -58,27 +61,22 @@ func (r *Runner) start(in *arrow.Schema, create CreateFunc, order *inputOrder) (
 			return nil, err
 		}
 	}
-	if r.p.KAnon != nil || r.p.Mobility != nil {
-		// Earlier runs that were killed left their scratch folders; a
-		// failure to sweep them does not stop this run.
-		scratch.Sweep(r.opts.TempDir)
-		if ru.tmp, err = scratch.NewDir(r.opts.TempDir); err != nil {
-			return nil, err
-		}
+	// Earlier runs that were killed left their scratch folders; a failure
+	// to sweep them does not stop this run.
+	scratch.Sweep(r.opts.TempDir)
+	if ru.tmp, err = scratch.NewDir(r.opts.TempDir); err != nil {
+		return nil, err
 	}
 	if err := ru.addMeasures(); err != nil {
 		return nil, err
 	}
-	if ru.tmp != nil {
-		// k-anonymity and cell suppression decide in pass 1 what pass 2 removes.
-		if ru.spill, err = newSpill(ru.tmp.Path(), pl.trans, r.mem); err != nil {
-			return nil, err
-		}
+	// k-anonymity and cell suppression decide in pass 1 what pass 2
+	// removes, and the output order needs every row before it writes the
+	// first: every run has two passes.
+	if ru.spill, err = newSpill(ru.tmp.Path(), pl.trans, r.mem); err != nil {
+		return nil, err
 	}
-	desc := "reading and writing"
-	if ru.spill != nil {
-		desc = "pass 1 of 2: reading"
-	}
+	desc := "pass 1 of 2: reading"
 	switch order.name() {
 	case "subject":
 		desc += " (again, vehicle by vehicle)"
@@ -118,6 +116,12 @@ func (ru *run) addMeasures() error {
 		}
 		ru.ms.add(u, 1)
 	}
+	counts, err := newOrderCounts(pl.trans, orderTime(p, pl.out))
+	if err != nil {
+		return err
+	}
+	ru.counts = &orderCount{c: counts}
+	ru.ms.add(ru.counts, 0)
 	if rel := p.Release; rel != nil {
 		rp, err := r.releasePlan(pl)
 		if err != nil {
@@ -149,6 +153,9 @@ func (ru *run) addMeasures() error {
 		return fmt.Errorf("output check: %w", err)
 	}
 	ru.ms.add(check, -1)
+	if m.Scope == "trip" {
+		ru.ms.add(newTripIDs(pl, m), -1)
+	}
 	key, err := linkage.NewKey(r.opts.Measure.Key)
 	if err != nil {
 		return err
@@ -186,6 +193,11 @@ func (ru *run) close() {
 		}
 	}()
 	defer ru.out.close()
+	defer func() {
+		if ru.outOrder != nil {
+			ru.outOrder.Close()
+		}
+	}()
 	defer ru.ms.close()
 	defer ru.pl.close()
 	defer func() {

@@ -340,3 +340,26 @@ func (r *Runner) tripOptions() mobility.TripOptions {
 		Endpoints: endpointMode(m.Endpoints),
 	}
 }
+
+// NewOrderCounts returns counts of Output batches per published time
+// bucket, for NewOutputOrder: an engine counts the rows it will write
+// (on several workers: merge with OrderCounts.Buckets and AddBucket).
+func (s *Steps) NewOrderCounts() (*OrderCounts, error) {
+	c, err := newOrderCounts(s.pl.out, orderTime(s.r.p, s.pl.out))
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	return c, nil
+}
+
+// NewOutputOrder returns the output-order step for Output batches (see
+// [OutputOrder]), its partitions sized by counts, its scratch files in
+// tempDir ("" = os.TempDir()). Feed it every written batch with Add, then
+// WriteTo the sink; Close it.
+func (s *Steps) NewOutputOrder(counts *OrderCounts, tempDir string) (*OutputOrder, error) {
+	o, err := newOutputOrder(s.r.mem, s.pl.out, orderTime(s.r.p, s.pl.out), counts, tempDir, s.r.orderRows)
+	if err != nil {
+		return nil, fmt.Errorf("anonymize: %w", err)
+	}
+	return o, nil
+}

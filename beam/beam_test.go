@@ -109,6 +109,36 @@ func (f *fixture) single(t testing.TB, out string) *anonymize.Report {
 	return rep
 }
 
+// sortedRows reorders the rows of per-column text values (readText) into
+// sorted order, for comparing outputs as multisets of rows: both engines
+// write rows in a random order within each time bucket
+// (anonymize.OutputOrder).
+func sortedRows(cols [][]string) [][]string {
+	if len(cols) == 0 {
+		return cols
+	}
+	idx := make([]int, len(cols[0]))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		for _, c := range cols {
+			if x := strings.Compare(c[a], c[b]); x != 0 {
+				return x
+			}
+		}
+		return 0
+	})
+	out := make([][]string, len(cols))
+	for j, c := range cols {
+		out[j] = make([]string, len(idx))
+		for k, i := range idx {
+			out[j][k] = c[i]
+		}
+	}
+	return out
+}
+
 // readText reads a file into per-column text values (nulls as "<null>").
 func readText(t testing.TB, path string) (*arrow.Schema, [][]string) {
 	t.Helper()
@@ -252,6 +282,7 @@ func TestPrismMatchesSingleMachine(t *testing.T) {
 	if !ws.Equal(gs) {
 		t.Fatalf("schema:\nbeam   %s\nsingle %s", gs, ws)
 	}
+	wc, gc = sortedRows(wc), sortedRows(gc)
 	for j := range wc {
 		if len(gc[j]) != len(wc[j]) {
 			t.Fatalf("column %s: %d rows on beam, %d on one machine", ws.Field(j).Name, len(gc[j]), len(wc[j]))

@@ -145,6 +145,7 @@ func TestPrismMatchesSingleMachineDiversity(t *testing.T) {
 			if !ws.Equal(gs) {
 				t.Fatalf("schema:\nbeam   %s\nsingle %s", gs, ws)
 			}
+			wc, gc = sortedRows(wc), sortedRows(gc)
 			for j := range wc {
 				if !slices.Equal(gc[j], wc[j]) {
 					t.Fatalf("column %s differs: beam %d rows, single machine %d", ws.Field(j).Name, len(gc[j]), len(wc[j]))

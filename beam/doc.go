@@ -59,8 +59,11 @@
 //	              (CombinePerKey) for mobility.utility; under scope trip the
 //	              re-linking lint (anonymize.RelinkLint) over the trip
 //	              batches, a partial per bundle merged by a Combine
-//	Commit        one final step merges the output shards into the output
-//	              file (temporary file + rename), measures the written rows
+//	Commit        one final step writes the output shards' rows into the
+//	              output file (temporary file + rename) through the Runner's
+//	              output-order step (anonymize.OutputOrder: by published time
+//	              bucket, at random within; partitions sized by the rows per
+//	              bucket the final step counted), measures the written rows
 //	              (utility means), checks the re-linking lint, gathers the run's
 //	              anonymize.Figures and has the Runner's report builder
 //	              (anonymize.Steps.Report) check them and make the report, so
@@ -81,8 +84,9 @@
 //     subject exactly as package dp does on one machine (subjects are never
 //     split across shards, as dp.Partial.Merge requires), releases the same
 //     partitions when they are public, and spends the policy's (ε, δ) once.
-//     Without a mobility block the output keeps the input order; with one,
-//     rows come grouped by subject shard and trip.
+//     The file's rows are in the Runner's output order (by published time
+//     bucket, uniformly at random within it), not in the order of the
+//     shards (subject shards and trips); tests compare rows as multisets.
 //   - The report's mobility.utility as on one machine: the same groups,
 //     window and counts (tested equal; the relative errors up to the order
 //     of float additions). Under scope trip a published column that maps

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -111,7 +112,7 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 			return err
 		}
 	}
-	if fig.Rows.Out, err = out.merge(ctx, cfg, w.st.Output(), shards, ms); err != nil {
+	if fig.Rows.Out, err = out.merge(ctx, cfg, w, t.buckets, shards, ms, fig.Mobility); err != nil {
 		return err
 	}
 	if fig.Rows.Out != t.n[countOut] {
@@ -138,9 +139,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 // tally is what the steps counted (CountPerKey over every step's counts).
 type tally struct {
 	n           map[string]int64
-	optSubjects int              // distinct opted-out subjects met
-	maskedWhole map[string]int64 // per mask column: values masked whole
-	settled     *SettleState     // the settle rounds' outcome (mobility and kanon)
+	buckets     []anonymize.OrderBucket // written rows per published time bucket
+	optSubjects int                     // distinct opted-out subjects met
+	maskedWhole map[string]int64        // per mask column: values masked whole
+	settled     *SettleState            // the settle rounds' outcome (mobility and kanon)
 }
 
 func readTally(counts func(*string, *int64) bool) (*tally, error) {
@@ -157,6 +159,14 @@ func readTally(counts func(*string, *int64) bool) (*tally, error) {
 				t.maskedWhole = map[string]int64{}
 			}
 			t.maskedWhole[col] += n
+			continue
+		}
+		if b, ok := strings.CutPrefix(k, orderBucketPrefix); ok {
+			ob, err := parseOrderBucket(b, n)
+			if err != nil {
+				return nil, err
+			}
+			t.buckets = append(t.buckets, ob)
 			continue
 		}
 		if strings.HasPrefix(k, settlePrefix) {
@@ -194,7 +204,7 @@ func (t *tally) figures(p *anonymize.Policy, d *anonymize.KAnonDecision, fig *an
 		return nil
 	}
 	fig.Mobility = &anonymize.MobilityFigures{Trips: c[countTrips], CellSuppressedRows: c[countCellSuppressed],
-		TripsPublished: int(c[countPublished]), RowsDetached: c[countDetached],
+		RowsDetached: c[countDetached], RowsDetachedEnds: c[countDetachedEnds],
 		OutputGroups: int(c[countGroups]), OutputGroupsBelowK: int(c[countGroupsBelowK])}
 	if d == nil {
 		return nil
@@ -250,32 +260,83 @@ type outputs struct {
 	committed bool
 }
 
-// merge writes the shards to the output in name order and hands their
-// batches to the measurements (when ms is not nil); it returns the rows
-// written.
-func (o *outputs) merge(ctx context.Context, cfg Config, schema *arrow.Schema, shards func(*string) bool, ms *measures) (int64, error) {
+// merge writes the shards' rows to the output through the Runner's
+// output-order step (anonymize.OutputOrder: by published time bucket, at
+// random within, partitions sized by buckets, the written rows per bucket),
+// so that the file's order says nothing the rows do not; the shards' own
+// order follows subject shards and trips. It hands every batch to the
+// measurements (when ms is not nil; in shard name order, as before) and,
+// with mobility scope trip, counts the trip ids written into mf. It
+// returns the rows written.
+func (o *outputs) merge(ctx context.Context, cfg Config, w *worker, buckets []anonymize.OrderBucket, shards func(*string) bool,
+	ms *measures, mf *anonymize.MobilityFigures) (int64, error) {
 	var names []string
 	var name string
 	for shards(&name) {
 		names = append(names, name)
 	}
-	// Shard names sort by (trip shard, input file, row): without mobility the
-	// output keeps the input order.
 	sort.Strings(names)
-	sink, err := arrowio.Create(cfg.Output, schema, arrowio.CreateOptions{Mem: memory.DefaultAllocator})
+	counts, err := w.st.NewOrderCounts()
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range buckets {
+		counts.AddBucket(b)
+	}
+	order, err := w.st.NewOutputOrder(counts, cfg.TempDir)
+	if err != nil {
+		return 0, err
+	}
+	defer order.Close()
+	var trips *tripCount
+	if m := w.p.Mobility; m != nil && m.Scope == "trip" {
+		trips = &tripCount{column: m.TripIDColumn, ids: map[int64]struct{}{}}
+	}
+	for _, nm := range names {
+		if err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), order, ms, trips); err != nil {
+			return 0, err
+		}
+	}
+	sink, err := arrowio.Create(cfg.Output, w.st.Output(), arrowio.CreateOptions{Mem: memory.DefaultAllocator})
 	if err != nil {
 		return 0, err
 	}
 	o.data = sink
-	var written int64
-	for _, nm := range names {
-		n, err := copyShard(ctx, filepath.Join(cfg.TempDir, nm), sink, ms)
-		if err != nil {
-			return 0, err
-		}
-		written += n
+	written, err := order.WriteTo(ctx, sink)
+	if err != nil {
+		return 0, fmt.Errorf("output: %w", err)
+	}
+	if trips != nil {
+		trips.figures(mf)
 	}
 	return written, nil
+}
+
+// tripCount counts the trip ids of the written rows (scope trip), as the
+// Runner's tripIDs measure does.
+type tripCount struct {
+	column        string
+	with, without int64
+	ids           map[int64]struct{}
+}
+
+func (c *tripCount) add(rec arrow.RecordBatch) error {
+	trip, ok := rec.Column(rec.Schema().FieldIndices(c.column)[0]).(*array.Int64)
+	if !ok {
+		return fmt.Errorf("trip ids: column %q is not int64", c.column)
+	}
+	c.without += int64(trip.NullN())
+	c.with += int64(trip.Len() - trip.NullN())
+	for i := range trip.Len() {
+		if trip.IsValid(i) {
+			c.ids[trip.Value(i)] = struct{}{}
+		}
+	}
+	return nil
+}
+
+func (c *tripCount) figures(mf *anonymize.MobilityFigures) {
+	mf.RowsWithTripID, mf.RowsWithoutTripID, mf.TripsPublished = c.with, c.without, len(c.ids)
 }
 
 // release writes the computed release (if the policy has a release block,
@@ -362,29 +423,33 @@ func (b Batch) decodeAny(mem memory.Allocator) (arrow.RecordBatch, error) {
 	return rec, nil
 }
 
-// copyShard appends a shard to the output and hands its batches to the
-// measurements (when ms is not nil).
-func copyShard(ctx context.Context, path string, sink *arrowio.Sink, ms *measures) (int64, error) {
+// copyShard hands a shard's batches to the output order, the
+// measurements (when ms is not nil) and the trip id count (when trips is
+// not nil).
+func copyShard(ctx context.Context, path string, order *anonymize.OutputOrder, ms *measures, trips *tripCount) error {
 	src, err := arrowio.Open(ctx, path, arrowio.OpenOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("output shard: %w", err)
+		return fmt.Errorf("output shard: %w", err)
 	}
 	defer src.Close()
-	var n int64
 	for src.Next() {
 		rec := src.RecordBatch()
-		if err := sink.Write(rec); err != nil {
-			return 0, fmt.Errorf("output: %w", err)
+		if err := order.Add(ctx, rec); err != nil {
+			return fmt.Errorf("output: %w", err)
 		}
 		if ms != nil {
 			if err := ms.addOut(ctx, rec); err != nil {
-				return 0, err
+				return err
 			}
 		}
-		n += rec.NumRows()
+		if trips != nil {
+			if err := trips.add(rec); err != nil {
+				return err
+			}
+		}
 	}
 	if err := src.Err(); err != nil {
-		return 0, fmt.Errorf("output shard %s: %w", path, err)
+		return fmt.Errorf("output shard %s: %w", path, err)
 	}
-	return n, nil
+	return nil
 }

@@ -60,7 +60,7 @@ const (
 	countTrimmed        = "trip_trim"
 	countCellSuppressed = "cell_suppressed"
 	countDetached       = "rows_detached"
-	countPublished      = "trips_published"
+	countDetachedEnds   = "rows_detached_ends"
 	countGroups         = "output_groups"
 	countGroupsBelowK   = "output_groups_below_k"
 )
@@ -483,7 +483,7 @@ type publishFn struct {
 	K int
 }
 
-func (f *publishFn) ProcessElement(_ string, members func(*TraceMember) bool, emit func(int64), count func(string, int64)) {
+func (f *publishFn) ProcessElement(_ string, members func(*TraceMember) bool, emit func(int64)) {
 	var trips []int64
 	var subjects []string
 	var m TraceMember
@@ -499,7 +499,6 @@ func (f *publishFn) ProcessElement(_ string, members func(*TraceMember) bool, em
 	for _, t := range trips {
 		emit(t)
 	}
-	count(countPublished, int64(len(trips)))
 }
 
 // ---- the fixed point of cell-hour k and k-anonymity ----

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -116,7 +117,31 @@ const (
 	// normal form; maskedWholePrefix + column the rows a mask wrote whole.
 	countOptOutNotNormalized = "opt_out_not_normalized"
 	maskedWholePrefix        = "masked_whole:"
+	// orderBucketPrefix + a time bucket ("null" for rows without one)
+	// counts the written rows per published time bucket, which size the
+	// commit step's output order (anonymize.OrderCounts).
+	orderBucketPrefix = "order_bucket:"
 )
+
+// orderBucketKey is the count key of a time bucket's written rows.
+func orderBucketKey(b anonymize.OrderBucket) string {
+	if b.Null {
+		return orderBucketPrefix + "null"
+	}
+	return orderBucketPrefix + strconv.FormatInt(b.Time, 10)
+}
+
+// parseOrderBucket reads an orderBucketKey without its prefix.
+func parseOrderBucket(s string, n int64) (anonymize.OrderBucket, error) {
+	if s == "null" {
+		return anonymize.OrderBucket{Null: true, Rows: n}, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return anonymize.OrderBucket{}, fmt.Errorf("order bucket %q: %w", s, err)
+	}
+	return anonymize.OrderBucket{Time: v, Rows: n}, nil
+}
 
 // countFindings emits what w's steps counted for the report's warnings
 // since the last call.
@@ -577,11 +602,6 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		if rec, err = f.cells(ctx, mem, rec, b.Base, count); err != nil {
 			return err
 		}
-		if m.TraceK > 0 {
-			if rec, err = f.detach(mem, rec, count); err != nil {
-				return err
-			}
-		}
 		if g, err = groupKeys(f.w.p, rec, b.Base); err != nil {
 			return fmt.Errorf("mobility: %w", err)
 		}
@@ -599,7 +619,16 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	if err != nil {
 		return err
 	}
+	if m := f.w.p.Mobility; m != nil && m.TraceK > 0 {
+		// Last, as on one machine: what it counts are written rows.
+		if res, err = f.detach(mem, res, count); err != nil {
+			return err
+		}
+	}
 	defer res.Release()
+	if err := f.countBuckets(res, count); err != nil {
+		return err
+	}
 	emitSets(out, groups)
 	if suppressed > 0 {
 		count(countSuppressed, suppressed)
@@ -650,13 +679,18 @@ func (f *classFn) cells(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 }
 
 // detach sets the trip id of rows of unpublished trips to null (the
-// TraceGate's Apply). It releases rec.
+// TraceGate's Apply) in a batch about to be written, and counts the rows it
+// detaches and the rows that came without a trip id (trip ends the
+// segmenter detached). It releases rec.
 func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func(string, int64)) (arrow.RecordBatch, error) {
 	defer rec.Release()
 	ti := rec.Schema().FieldIndices(f.w.p.Mobility.TripIDColumn)[0]
 	trip, ok := rec.Column(ti).(*array.Int64)
 	if !ok {
 		return nil, fmt.Errorf("mobility: trip column is %s", rec.Column(ti).DataType())
+	}
+	if n := trip.NullN(); n > 0 {
+		count(countDetachedEnds, int64(n))
 	}
 	tb := array.NewInt64Builder(mem)
 	defer tb.Release()
@@ -680,6 +714,24 @@ func (f *classFn) detach(mem memory.Allocator, rec arrow.RecordBatch, count func
 		count(countDetached, detached)
 	}
 	return array.NewRecordBatch(rec.Schema(), cols, rec.NumRows()), nil
+}
+
+// countBuckets counts the written rows of res per published time bucket
+// (anonymize.OrderCounts), for the commit step's output order.
+func (f *classFn) countBuckets(res arrow.RecordBatch, count func(string, int64)) error {
+	oc, err := f.w.st.NewOrderCounts()
+	if err != nil {
+		return err
+	}
+	if err := oc.Add(res); err != nil {
+		return err
+	}
+	for _, b := range oc.Buckets() {
+		if b.Rows > 0 {
+			count(orderBucketKey(b), b.Rows)
+		}
+	}
+	return nil
 }
 
 // Generalize makes the transformed batches k-anonymous, exactly as the
@@ -714,9 +766,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 		if m.TraceK > 0 {
 			points := beam.CombinePerKey(s, tripPointsFn{}, beam.ParDo(s, &tracePointsFn{workerDoFn: wf(cfg)}, trans))
 			byTrace := beam.GroupByKey(s, beam.ParDo(s, &traceKeyFn{}, points, beam.SideInput{Input: thin}))
-			var pc beam.PCollection
-			published, pc = beam.ParDo2(s, &publishFn{K: m.TraceK}, byTrace)
-			extra = append(extra, pc)
+			published = beam.ParDo(s, &publishFn{K: m.TraceK}, byTrace)
 		}
 	}
 	if p.KAnon != nil {

@@ -291,17 +291,29 @@ func TestTraceGateMatchesProtect(t *testing.T) {
 	}
 	add(seg.Flush(ctx))
 	gate.Seal(sup)
-	var rows, nulls int64
+	var rows, nulls, byColumn int64
 	for _, c := range spool {
 		kept, _, err := sup.Apply(ctx, c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out, err := gate.Apply(ctx, kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ApplyTrips decides on the trip column alone, as Apply does.
+		ti := kept.Schema().FieldIndices("trip")[0]
+		before := gate.Stats().RowsDetached
+		tc, err := gate.ApplyTrips(ctx, kept.Column(ti))
 		kept.Release()
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !array.Equal(tc, out.Column(ti)) {
+			t.Fatalf("ApplyTrips: %v, Apply: %v", tc, out.Column(ti))
+		}
+		tc.Release()
+		byColumn += gate.Stats().RowsDetached - before
 		if !out.Schema().Field(out.Schema().FieldIndices("trip")[0]).Nullable {
 			t.Fatal("gated trip column must be nullable")
 		}
@@ -310,6 +322,10 @@ func TestTraceGateMatchesProtect(t *testing.T) {
 		out.Release()
 	}
 	got := gate.Stats()
+	if byColumn != got.RowsDetached/2 {
+		t.Errorf("ApplyTrips detached %d rows, Apply %d", byColumn, got.RowsDetached-byColumn)
+	}
+	got.RowsDetached -= byColumn
 	if got != want.Traces || rows != want.RowsOut {
 		t.Fatalf("pipeline: %+v, %d rows; Protect: %+v, %d rows", got, rows, want.Traces, want.RowsOut)
 	}

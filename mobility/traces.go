@@ -173,6 +173,25 @@ func (g *TraceGate) Apply(ctx context.Context, rec arrow.RecordBatch) (arrow.Rec
 	return array.NewRecordBatch(g.out, cols, rec.NumRows()), nil
 }
 
+// ApplyTrips is Apply on the trip column alone: it returns trip with the
+// ids of unpublished trips set to null (the caller releases it). It is for
+// callers whose batches changed other columns since Observe (generalised,
+// rows suppressed): the decision needs only the trip ids, and applied to
+// the rows that are written, Stats().RowsDetached counts written rows.
+func (g *TraceGate) ApplyTrips(ctx context.Context, trip arrow.Array) (arrow.Array, error) {
+	const fn = "mobility.TraceGate.ApplyTrips"
+	if !g.sealed {
+		return nil, fmt.Errorf("%s: call Seal after observing every batch", fn)
+	}
+	if g.err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, g.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return g.applyTrips(g.mem, trip)
+}
+
 // PublishedIDs yields the ids of the trips that keep their id (after Seal):
 // the measures that sample published trips draw from them.
 func (g *TraceGate) PublishedIDs() iter.Seq[int64] {
@@ -344,9 +363,14 @@ func (g *traceGate) signature(t *tripTrace, sup *CellSuppressor) (h uint64, ok b
 // apply nulls the trip id of rows whose trip is not published (pass 2) and
 // returns the new trip column; the caller releases it.
 func (g *traceGate) apply(mem memory.Allocator, rec arrow.RecordBatch) (arrow.Array, error) {
-	trip, ok := rec.Column(g.trip).(*array.Int64)
+	return g.applyTrips(mem, rec.Column(g.trip))
+}
+
+// applyTrips is apply on the trip column.
+func (g *traceGate) applyTrips(mem memory.Allocator, col arrow.Array) (arrow.Array, error) {
+	trip, ok := col.(*array.Int64)
 	if !ok {
-		return nil, fmt.Errorf("mobility.Protect: trip column is %s", rec.Column(g.trip).DataType())
+		return nil, fmt.Errorf("mobility.Protect: trip column is %s", col.DataType())
 	}
 	b := array.NewInt64Builder(mem)
 	defer b.Release()

@@ -133,6 +133,10 @@ func runDemo(cmd *cobra.Command, dir string, rows int64) error {
 	if m := rep.Mobility; m != nil {
 		fmt.Fprintf(w, "movement: scope %s, %d of %d trips keep an id (trace k=%d), H3 res %d, cell-hour k=%d (%d of %d written cell-hours below it)\n",
 			m.Scope, m.TripsPublished, m.Trips, m.TraceK, m.CellResolution, m.K, m.OutputGroupsBelowK, m.OutputGroups)
+		if m.Scope == "trip" {
+			fmt.Fprintf(w, "trip ids: %d written rows carry one, %d carry none (%d trip ends, %d rows of unpublished trips)\n",
+				m.RowsWithTripID, m.RowsWithoutTripID, m.RowsDetachedEnds, m.RowsDetached)
+		}
 		if u := m.Utility; u != nil {
 			fmt.Fprintf(w, "utility: hourly mean %s per cell, %d of %d cell-hours with >= %d vehicles within %.0f%% of raw (%.1f%%, max rel. error %.3f)\n",
 				u.Column, u.Within, u.Groups, u.MinSubjects, u.Tolerance*100, u.WithinFraction*100, u.MaxRelErr)
