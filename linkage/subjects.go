@@ -49,12 +49,23 @@ type Subjects struct {
 	halving int
 	rows    int64
 
+	// recent holds, per slot, the last pair appended there. A subject's
+	// rows repeat their point many times within minutes (at published
+	// precision every reading of a cell-hour has the same point), and a
+	// pair appended again would only be sorted and compacted away later:
+	// skipping it here leaves the set of pairs unchanged and saves most of
+	// the sorting (a direct-mapped cache; a miss appends as before).
+	recent *[recentSlots]pair
+
 	sample   map[uint64]*subjCand
 	heap     subjHeap
 	bar      uint64
 	evicted  bool
 	lastSubj uint64
 }
+
+// recentSlots is the size of Subjects.recent (256 KiB).
+const recentSlots = 1 << 14
 
 type subjCand struct {
 	subj, prio uint64
@@ -113,6 +124,9 @@ func (s *Subjects) Add(subjects, points []uint64) error {
 		return fmt.Errorf("linkage.Subjects.Add: %d subjects for %d points", len(subjects), len(points))
 	}
 	s.rows += int64(len(subjects))
+	if s.recent == nil {
+		s.recent = new([recentSlots]pair)
+	}
 	elig := s.key.seed ^ 0x5851f42d4c957f2d
 	for i, sub := range subjects {
 		if sub == 0 {
@@ -127,9 +141,11 @@ func (s *Subjects) Add(subjects, points []uint64) error {
 			continue
 		}
 		p := pair{pt, sub}
-		if k := len(s.pairs); k > 0 && s.pairs[k-1] == p {
+		slot := &s.recent[mix64(pt^sub*0x9e3779b97f4a7c15)&(recentSlots-1)]
+		if *slot == p {
 			continue
 		}
+		*slot = p
 		s.pairs = append(s.pairs, p)
 		if len(s.pairs) >= 2*max(s.sorted, 1024) {
 			s.compact()
