@@ -93,7 +93,8 @@ func ksCritical(n int) float64 { return 1.949 / math.Sqrt(float64(n)) }
 // full calibration, neither less nor more. Kolmogorov–Smirnov at α = 0.001
 // over 1,200 partitions per aggregate (false rejection probability 0.1% per
 // aggregate). The intervals cover the exact totals at the stated 95%, and
-// not much more (they are not needlessly wide): binomial bounds of ±4σ.
+// not much more (they are not needlessly wide): at least 0.95 − 4σ
+// (binomial), at most 0.99.
 func TestNoiseMatchesCalibration(t *testing.T) {
 	tp, res, exact := noisyRound(t, [2]noiseSource{})
 	p := tp.cfg.plan
@@ -139,9 +140,13 @@ func TestNoiseMatchesCalibration(t *testing.T) {
 		}
 		cov := float64(in) / float64(len(p.rows))
 		t.Logf("%s coverage %.3f", c.name, cov)
+		// 95 % is a lower bound (integer rounding widens the intervals by
+		// up to a unit: the count's coverage runs at about 0.958), so the
+		// upper limit is 0.99, not 0.95 + 4 sd, which a run crosses now
+		// and then (0.969 seen against a limit of 0.975).
 		sd := math.Sqrt(0.95 * 0.05 / float64(len(p.rows)))
-		if cov < 0.95-4*sd || cov > 0.95+4*sd {
-			t.Errorf("%s: 95%% intervals cover %.3f of the exact totals, want 0.95 ± %.3f", c.name, cov, 4*sd)
+		if cov < 0.95-4*sd || cov > 0.99 {
+			t.Errorf("%s: 95%% intervals cover %.3f of the exact totals, want at least %.3f and at most 0.99", c.name, cov, 0.95-4*sd)
 		}
 	}
 }
@@ -200,10 +205,15 @@ func TestGaussianRound(t *testing.T) {
 			in++
 		}
 	}
+	// The stated 95 % is a lower bound (halfWidth rounds the half-width up
+	// and adds a unit for the integer noise), and over 30 runs the
+	// coverage was 0.952–0.975, mean 0.962: the test fails on
+	// under-coverage (against 0.95, 4 sd) and on intervals so wide that
+	// they are no longer 95 % intervals (above 0.99, 5 sd above that mean).
 	cov := float64(in) / 1200
 	sd := math.Sqrt(0.95 * 0.05 / 1200)
-	if cov < 0.95-4*sd || cov > 0.95+4*sd {
-		t.Errorf("Gaussian count intervals cover %.3f, want 0.95 ± %.3f", cov, 4*sd)
+	if cov < 0.95-4*sd || cov > 0.99 {
+		t.Errorf("Gaussian count intervals cover %.3f, want at least %.3f and at most 0.99", cov, 0.95-4*sd)
 	}
 	if res.Report.Release.Noise != noiseGaussian || res.Report.Budget[0].DeltaSpent != 1e-6 {
 		t.Errorf("report: %+v, budget %+v", res.Report.Release, res.Report.Budget)
