@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
@@ -60,7 +62,8 @@ written only with --exact-report, to a file readable by its owner alone
 Every output is checked before the input is read (an output that is an input
 or another output is refused); the release and the reports are written to
 temporary files and put in place together, so on any error none remains (with
---policy the reports follow the release, judged from the written file).`,
+--policy the run renders both reports from its own report, whose DP block is
+read from the release record as written, and commits them with the release).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAggregate(cmd, &f) },
 	}
@@ -308,22 +311,44 @@ func runAggregatePolicy(cmd *cobra.Command, af *aggFlags, reps *aggReports) erro
 	if policyConflict(af) {
 		return usageError(errors.New("aggregate: --policy takes the release from the policy; do not combine it with aggregate flags"), "")
 	}
-	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, releaseOnly: true})
+	subject := ""
+	if p, err := anonymize.LoadPolicy(af.policy); err == nil {
+		subject = p.Subject
+	}
+	// The published report is judged from the run's report, whose DP
+	// block holds the figures of the release record as written
+	// (anonymize.ReleaseFigures: post-processed values and dp's verdict),
+	// so both reports are rendered by the run and committed with the
+	// release: all three files or none.
+	published := func(r *anonymize.Report) *publishedReport {
+		pub := publishedFromPolicy(r.DP, af.out)
+		pub.Subject = subject
+		if af.out != arrowio.Stdio {
+			pub.Verdict = r.DP.Verdict
+		}
+		setGuarantee(pub)
+		return pub
+	}
+	var reports []anonymize.ReportOutput
+	if reps.report != nil {
+		if err := reps.report.Chmod(0o644); err != nil {
+			return fmt.Errorf("aggregate: report: %w", err)
+		}
+		reports = append(reports, anonymize.ReportOutput{File: reps.report, Render: func(r *anonymize.Report, w io.Writer) error {
+			return writeJSONTo(w, published(r))
+		}})
+	}
+	if reps.exact != nil {
+		reports = append(reports, anonymize.ReportOutput{File: reps.exact, Render: func(r *anonymize.Report, w io.Writer) error {
+			return writeJSONTo(w, &exactReport{NotPrivate: true, Warning: exactWarning, RunReport: r})
+		}})
+	}
+	rep, err := runPolicy(cmd, runFlags{policy: af.policy, in: af.in, keys: af.keys, release: af.out, releaseOnly: true, reports: reports})
 	if err != nil {
 		return err
 	}
-	pub := publishedFromPolicy(rep.DP, af.out)
-	if p, err := anonymize.LoadPolicy(af.policy); err == nil {
-		pub.Subject = p.Subject
-		if opts, err := policyOptions(p); err == nil {
-			// Judged from the release file just written: what anyone
-			// holding it would see.
-			if pub.Verdict, err = verdictOfFile(cmd, af.out, opts); err != nil {
-				return fmt.Errorf("aggregate: verdict: %w", err)
-			}
-		}
-	}
-	return finishRelease(cmd, af, pub, &exactReport{RunReport: rep}, reps)
+	summarizeRelease(cmd, af, published(rep))
+	return nil
 }
 
 // policyConflict reports whether flag-mode options were given with --policy.
@@ -335,8 +360,8 @@ func policyConflict(af *aggFlags) bool {
 // an input (--in, --public-partitions, --policy, --keys) or each other, and
 // reports that cannot be written (missing folder, a folder). The release is
 // claimed when it is written (policy mode: before the input is read). The
-// reports are written after the release is committed, each atomically: a
-// failure there, after these checks (a full disk), leaves the release.
+// reports are committed together with the release (arrowio.CommitAll; in
+// policy mode by the Runner, through Options.Reports).
 func checkAggregateOutputs(f *aggFlags) error {
 	inputs := []arrowio.Named{{Name: "--in", Path: f.in}, {Name: "--public-partitions", Path: f.public},
 		{Name: "--policy", Path: f.policy}, {Name: "--keys", Path: f.keys}}

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
 	"github.com/tarnkappe/tarnkappe/anonymize"
@@ -79,11 +76,7 @@ func publishedFromPolicy(d *anonymize.DPReport, out string) *publishedReport {
 // finishRelease writes the reports and tells stderr what was released —
 // never an exact count.
 func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact *exactReport, reps *aggReports, release ...arrowio.Output) error {
-	unit := "subject"
-	if pub.Subject != "" {
-		unit = pub.Subject
-	}
-	pub.Guarantee = fmt.Sprintf("(ε=%g, δ=%g)-differential privacy per %s, for the release %s and this report (derived from it and the public parameters); exact counts are not covered", pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, unit, pub.Release)
+	setGuarantee(pub)
 	outs := release
 	if reps.report != nil {
 		if err := reps.report.Chmod(0o644); err != nil {
@@ -107,6 +100,21 @@ func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact 
 		}
 		return fmt.Errorf("aggregate: %w", err)
 	}
+	summarizeRelease(cmd, f, pub)
+	return nil
+}
+
+// setGuarantee says which guarantee covers the release and the report.
+func setGuarantee(pub *publishedReport) {
+	unit := "subject"
+	if pub.Subject != "" {
+		unit = pub.Subject
+	}
+	pub.Guarantee = fmt.Sprintf("(ε=%g, δ=%g)-differential privacy per %s, for the release %s and this report (derived from it and the public parameters); exact counts are not covered", pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, unit, pub.Release)
+}
+
+// summarizeRelease tells stderr what was released — never an exact count.
+func summarizeRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport) {
 	w := cmd.ErrOrStderr()
 	fmt.Fprintf(w, "tarnkappe: aggregate: released %d partitions by %s (%s partitions); spent ε=%g δ=%g of ε=%g δ=%g\n",
 		pub.Partitions, strings.Join(pub.By, ","), pub.Selection, pub.Budget.EpsilonSpent, pub.Budget.DeltaSpent, pub.Budget.EpsilonTotal, pub.Budget.DeltaTotal)
@@ -116,79 +124,6 @@ func finishRelease(cmd *cobra.Command, f *aggFlags, pub *publishedReport, exact 
 	if f.exactReport != "" {
 		fmt.Fprintf(w, "tarnkappe: aggregate: exact counts (not private) written to %s, readable by you only\n", f.exactReport)
 	}
-	return nil
-}
-
-// verdictOfFile judges a written release file (nil when it went to stdout).
-func verdictOfFile(cmd *cobra.Command, path string, opts dp.Options) (*dp.Verdict, error) {
-	if path == "-" {
-		return nil, nil
-	}
-	spec, err := opts.Spec()
-	if err != nil {
-		return nil, err
-	}
-	mem := memory.DefaultAllocator
-	src, err := arrowio.Open(cmd.Context(), path, arrowio.OpenOptions{Mem: mem})
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	var recs []arrow.RecordBatch
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
-	for src.Next() {
-		r := src.RecordBatch()
-		r.Retain()
-		recs = append(recs, r)
-	}
-	if err := src.Err(); err != nil {
-		return nil, err
-	}
-	rec, err := concatRecords(mem, src.Schema(), recs)
-	if err != nil {
-		return nil, err
-	}
-	res := &dp.Result{Record: rec, Aggregates: spec.Aggregates}
-	defer res.Release()
-	return res.Verdict()
-}
-
-// concatRecords joins batches of one schema into one record.
-func concatRecords(mem memory.Allocator, schema *arrow.Schema, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
-	cols := make([]arrow.Array, schema.NumFields())
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	var n int64
-	for _, r := range recs {
-		n += r.NumRows()
-	}
-	for i := range cols {
-		parts := make([]arrow.Array, len(recs))
-		for j, r := range recs {
-			parts[j] = r.Column(i)
-		}
-		if len(parts) == 0 {
-			b := array.NewBuilder(mem, schema.Field(i).Type)
-			cols[i] = b.NewArray()
-			b.Release()
-			continue
-		}
-		c, err := array.Concatenate(parts, mem)
-		if err != nil {
-			return nil, err
-		}
-		cols[i] = c
-	}
-	return array.NewRecordBatch(schema, cols, n), nil
 }
 
 // aggReports are aggregate's report files, claimed before the input is

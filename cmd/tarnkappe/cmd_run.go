@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -91,6 +92,10 @@ type runFlags struct {
 	policy, in, out, keys, report, html, release string
 	keyring                                      *pseudonym.Keyring // set by demo: an ephemeral keyring
 	releaseOnly                                  bool               // aggregate --policy: no anonymised rows written
+	// reports are more reports rendered from the run's report and
+	// committed with its outputs (aggregate --policy's --report and
+	// --exact-report), all or nothing.
+	reports []anonymize.ReportOutput
 }
 
 // discardSink drops the anonymised rows in aggregate --policy mode.
@@ -172,7 +177,7 @@ func runPolicy(cmd *cobra.Command, f runFlags) (*anonymize.Report, error) {
 		Release: func(schema *arrow.Schema) (anonymize.Sink, error) {
 			return outs.sink(outs.release, schema, copts)
 		},
-		Reports: outs.reports,
+		Reports: append(slices.Clip(outs.reports), f.reports...),
 		OnStep:  stepHook(ctx),
 	}
 	if f.in != arrowio.Stdio {
