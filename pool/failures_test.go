@@ -13,19 +13,34 @@ import (
 // contributions makes one contribution per member from fresh data.
 func (tp *testPool) contributions(t *testing.T, seed uint64) []*Contribution {
 	t.Helper()
-	mem := memory.NewGoAllocator()
-	var out []*Contribution
+	contribs, _ := tp.contributeFleets(t, memory.NewGoAllocator(), 30, 6, seed)
+	return contribs
+}
+
+// contributeFleets makes one contribution per member from a fleet of
+// vehicles over segs partitions (member i's seed is seed+i) and returns,
+// beside the contributions, the members' measurements: the exact inputs
+// the tests' expectations are computed from.
+func (tp *testPool) contributeFleets(t *testing.T, mem memory.Allocator, vehicles, segs int, seed uint64) ([]*Contribution, [][]uint64) {
+	t.Helper()
+	var contribs []*Contribution
+	var meas [][]uint64
 	for i, m := range tp.members {
-		rec := fleetRows(t, mem, m.ID(), 30, 6, seed+uint64(i))
+		rec := fleetRows(t, mem, m.ID(), vehicles, segs, seed+uint64(i))
 		part := tp.partialOf(t, mem, rec)
 		rec.Release()
+		ms, err := tp.cfg.measurement(part)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c, err := Contribute(tp.cfg, m, part)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, c)
+		contribs = append(contribs, c)
+		meas = append(meas, ms)
 	}
-	return out
+	return contribs, meas
 }
 
 // noShares asserts that a failed round left no share or release behind.

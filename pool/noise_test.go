@@ -38,23 +38,7 @@ func noisyRound(t *testing.T, noise [2]noiseSource) (*testPool, *Result, []int64
 	t.Helper()
 	mem := memory.NewGoAllocator()
 	tp := newTestPool(t, 3, testRelease(), testSegs(1200), nil)
-	var contribs []*Contribution
-	var meas [][]uint64
-	for i, m := range tp.members {
-		rec := fleetRows(t, mem, m.ID(), 400, 1200, uint64(20+i))
-		part := tp.partialOf(t, mem, rec)
-		rec.Release()
-		ms, err := tp.cfg.measurement(part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		meas = append(meas, ms)
-		c, err := Contribute(tp.cfg, m, part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		contribs = append(contribs, c)
-	}
+	contribs, meas := tp.contributeFleets(t, mem, 400, 1200, 20)
 	res, err := tp.roundInMemory(t, contribs, noise)
 	if err != nil {
 		t.Fatal(err)
@@ -173,23 +157,7 @@ func TestGaussianRound(t *testing.T) {
 	rel := testRelease()
 	rel.Noise, rel.Delta = noiseGaussian, 1e-6
 	tp := newTestPool(t, 2, rel, testSegs(1200), func(o *InitOptions) { o.Budget.Delta = 1e-5 })
-	var contribs []*Contribution
-	var meas [][]uint64
-	for i, m := range tp.members {
-		rec := fleetRows(t, mem, m.ID(), 300, 1200, uint64(60+i))
-		part := tp.partialOf(t, mem, rec)
-		rec.Release()
-		ms, err := tp.cfg.measurement(part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		meas = append(meas, ms)
-		c, err := Contribute(tp.cfg, m, part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		contribs = append(contribs, c)
-	}
+	contribs, meas := tp.contributeFleets(t, mem, 300, 1200, 60)
 	res, err := tp.roundInMemory(t, contribs, [2]noiseSource{})
 	if err != nil {
 		t.Fatal(err)

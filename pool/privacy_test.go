@@ -144,23 +144,7 @@ func TestNoFileHoldsATotal(t *testing.T) {
 	mem := memory.NewGoAllocator()
 	tp := newTestPool(t, 3, testRelease(), testSegs(6), nil)
 	p := tp.cfg.plan
-	var contribs []*Contribution
-	var meas [][]uint64
-	for i, m := range tp.members {
-		rec := fleetRows(t, mem, m.ID(), 60, 6, uint64(40+i))
-		part := tp.partialOf(t, mem, rec)
-		rec.Release()
-		ms, err := tp.cfg.measurement(part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		meas = append(meas, ms)
-		c, err := Contribute(tp.cfg, m, part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		contribs = append(contribs, c)
-	}
+	contribs, meas := tp.contributeFleets(t, mem, 60, 6, 40)
 	res, round, err := tp.runFiles(t, contribs, [2]noiseSource{zeroNoise{}, zeroNoise{}})
 	if err != nil {
 		t.Fatal(err)
