@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -198,7 +199,21 @@ func pipeline(b *testing.B, in string, rows int64, optout string, reopen bool) {
 	defer kr.Destroy()
 	out := filepath.Join(dir, "anonymized.parquet")
 	rel := filepath.Join(dir, "release.parquet")
+	// Wall time per step (Options.OnStep), summed over the runs: where
+	// the run's time goes, reported as seconds per run.
+	steps := map[string]time.Duration{}
+	var stepName string
+	var stepStart time.Time
+	endStep := func() {
+		if stepName != "" {
+			steps[stepName] += time.Since(stepStart)
+		}
+	}
 	opts := anonymize.Options{
+		OnStep: func(_ context.Context, step string) {
+			endStep()
+			stepName, stepStart = step, time.Now()
+		},
 		Policy: p, Keyring: kr, TempDir: dir,
 		Release: func(s *arrow.Schema) (anonymize.Sink, error) {
 			return arrowio.Create(rel, s, arrowio.CreateOptions{})
@@ -227,6 +242,8 @@ func pipeline(b *testing.B, in string, rows int64, optout string, reopen bool) {
 			return arrowio.Create(out, s, arrowio.CreateOptions{})
 		})
 		src.Close()
+		endStep()
+		stepName = ""
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -236,6 +253,9 @@ func pipeline(b *testing.B, in string, rows int64, optout string, reopen bool) {
 		last = rep
 	}
 	report(b, in, rows, cpu0)
+	for name, d := range steps {
+		b.ReportMetric(d.Seconds()/float64(b.N), strings.ReplaceAll(name, " ", "")+"-s")
+	}
 	if last != nil {
 		b.ReportMetric(float64(last.Rows.Out)/float64(rows), "out/in")
 		b.Logf("input read in order %q (%d sort runs); %d rows out", last.InputDetails.Order, last.InputDetails.SortRuns, last.Rows.Out)
