@@ -74,7 +74,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	}
 	micro := newMicroAgg(pl, m)
 	s := opts.Measure.samples()
-	lm, err := newLinkageMeasure(pl, p, key, micro, r.mem, s)
+	lm, err := newLinkageMeasure(pl, p, key, micro, s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
@@ -158,7 +158,15 @@ func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, pl *plan
 			return err
 		}
 		defer trans.Release()
-		return lm.spilled(ctx, trans)
+		if lm.micro != nil {
+			m, err := lm.micro.apply(r.mem, trans, lm.micro.schema)
+			if err != nil {
+				return err
+			}
+			defer m.Release()
+			trans = m
+		}
+		return lm.indexRaw(trans)
 	}
 	for raw.Next() {
 		if err := ctx.Err(); err != nil {

@@ -34,7 +34,11 @@ type measure interface {
 	// base is the number of pass-1 rows before it.
 	pass1(ctx context.Context, rec arrow.RecordBatch, base int64) error
 	// spilled sees every batch pass 2 reads back from the spill
-	// (plan.trans), before anything is suppressed: every row of pass 1.
+	// (plan.trans; with microaggregation, microAgg.schema: the group
+	// means in place), before anything is suppressed: every row of pass
+	// 1. A measure may keep the batch (Retain) and work on it on a
+	// goroutine of its own (the linkage measure's raw lane); it must
+	// then be done with it by its figures.
 	spilled(ctx context.Context, rec arrow.RecordBatch) error
 	// written sees every batch pass 2 writes (plan.gen: after every
 	// suppression, before the projection to the written columns).

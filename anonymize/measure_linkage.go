@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/linkage"
 )
@@ -38,7 +37,6 @@ type linkageMeasure struct {
 	// gpsKeyer keys the input rows (input's goroutine; a Keyer caches
 	// dictionaries, so each goroutine has its own, with the same seed).
 	gpsKeyer *linkage.Keyer
-	mem      memory.Allocator
 	traces   *linkage.Traces
 	before   *linkage.Subjects // raw subjects at published precision
 	gps      *linkage.Subjects // raw subjects at raw GPS precision
@@ -55,9 +53,14 @@ type linkageMeasure struct {
 
 	// Buffers: input runs on the reader's goroutine, beside pass 1's
 	// hooks, so it has its own.
-	subjBuf, unitBuf, pointBuf []uint64
-	gpsSubj, gpsPoint          []uint64
-	gpsBuf                     [3][]uint64
+	subjBuf, unitBuf  []uint64
+	gpsSubj, gpsPoint []uint64
+	gpsBuf            [3][]uint64
+
+	// The raw side of pass 2 runs on the raw lane's goroutine (nil until
+	// pass 2); raw has a Keyer of its own for it, and these buffers.
+	lane              *rawLane
+	rawSubj, rawPoint []uint64
 }
 
 // linkageSamples are the sample sizes of the measure (the tests make them
@@ -70,7 +73,7 @@ func defaultLinkageSamples() linkageSamples {
 	return linkageSamples{traces: 2000, subjects: 1000, maxPairs: 1 << 22}
 }
 
-func newLinkageMeasure(pl *plan, p *Policy, key *linkage.Key, micro *microAgg, mem memory.Allocator, s linkageSamples) (*linkageMeasure, error) {
+func newLinkageMeasure(pl *plan, p *Policy, key *linkage.Key, micro *microAgg, s linkageSamples) (*linkageMeasure, error) {
 	m := p.Mobility
 	unit := p.Subject
 	if m.Scope == "trip" {
@@ -81,10 +84,10 @@ func newLinkageMeasure(pl *plan, p *Policy, key *linkage.Key, micro *microAgg, m
 		return nil, fmt.Errorf("linkage: %w", err)
 	}
 	keyer := linkage.NewKeyer(key.Seed())
-	lm := &linkageMeasure{keyer: keyer, gpsKeyer: linkage.NewKeyer(key.Seed()), mem: mem, names: names, micro: micro, points: m.UnicityP(), maxLinkage: m.MaxLinkage,
+	lm := &linkageMeasure{keyer: keyer, gpsKeyer: linkage.NewKeyer(key.Seed()), names: names, micro: micro, points: m.UnicityP(), maxLinkage: m.MaxLinkage,
 		inSubj: pl.in.FieldIndices(p.Subject)[0], inLat: pl.in.FieldIndices(m.Lat)[0], inLon: pl.in.FieldIndices(m.Lon)[0], inTS: pl.in.FieldIndices(m.Time)[0],
 		unit: pl.trans.FieldIndices(unit)[0], subj: pl.subjTrans,
-		raw: newPointProjector(keyer, names, idx, block), pub: newPointProjector(keyer, names, idx, block)}
+		raw: newPointProjector(linkage.NewKeyer(key.Seed()), names, idx, block), pub: newPointProjector(keyer, names, idx, block)}
 	target := m.MaxLinkage
 	if lm.traces, err = linkage.NewTraces(linkage.TraceOptions{Columns: names, Block: block, Traces: s.traces, Points: lm.points,
 		MaxPairs: s.maxPairs, Key: key, DriverTarget: target}); err != nil {
@@ -163,35 +166,59 @@ func (lm *linkageMeasure) seal(gate *traceGate, kr *kanonResult) error {
 }
 
 // spilled indexes the rows pass 2 reads back, before any suppression: the
-// raw readings at published precision.
-func (lm *linkageMeasure) spilled(_ context.Context, rec arrow.RecordBatch) error {
-	if lm.micro != nil {
-		m, err := lm.micro.apply(lm.mem, rec, lm.micro.schema)
-		if err != nil {
-			return err
-		}
-		defer m.Release()
-		rec = m
+// raw readings at published precision (microaggregated already: pass 2
+// applies it once for both sides). It hands the batch to the raw lane
+// (linkage_lane.go), which indexes it beside the rest of pass 2.
+func (lm *linkageMeasure) spilled(ctx context.Context, rec arrow.RecordBatch) error {
+	if lm.lane == nil {
+		lm.lane = lm.startLane()
 	}
+	return lm.lane.send(ctx, rec)
+}
+
+// indexRaw indexes raw rows at published precision on the caller's
+// goroutine (Runner.Attack).
+func (lm *linkageMeasure) indexRaw(rec arrow.RecordBatch) error {
+	subj, cols, err := lm.rawKeys(rec)
+	if err != nil {
+		return err
+	}
+	if err := lm.traces.Raw(subj, cols); err != nil {
+		return wrapLinkage(err)
+	}
+	return lm.addBefore(subj, cols)
+}
+
+// rawKeys keys the subject and every point column of raw rows; the
+// slices are valid until the next call.
+func (lm *linkageMeasure) rawKeys(rec arrow.RecordBatch) ([]uint64, [][]uint64, error) {
 	n := int(rec.NumRows())
-	lm.subjBuf = growU64(lm.subjBuf, n)
-	if err := unitKeys(lm.keyer, "subject", rec.Column(lm.subj), lm.subjBuf); err != nil {
-		return fmt.Errorf("linkage: %w", err)
+	lm.rawSubj = growU64(lm.rawSubj, n)
+	if err := unitKeys(lm.raw.keyer, "subject", rec.Column(lm.subj), lm.rawSubj); err != nil {
+		return nil, nil, wrapLinkage(err)
 	}
 	cols, err := lm.raw.keys(rec)
 	if err != nil {
-		return fmt.Errorf("linkage: %w", err)
+		return nil, nil, wrapLinkage(err)
 	}
-	if err := lm.traces.Raw(lm.subjBuf, cols); err != nil {
-		return fmt.Errorf("linkage: %w", err)
-	}
-	lm.pointBuf = growU64(lm.pointBuf, n)
-	linkage.CombineColumns(cols, lm.pointBuf)
-	return lm.before.Add(lm.subjBuf, lm.pointBuf)
+	return lm.rawSubj, cols, nil
 }
 
-// written indexes the published rows.
-func (lm *linkageMeasure) written(_ context.Context, rec arrow.RecordBatch) error {
+// addBefore adds raw rows to the sample of subjects (unicity before).
+func (lm *linkageMeasure) addBefore(subj []uint64, cols [][]uint64) error {
+	lm.rawPoint = growU64(lm.rawPoint, len(subj))
+	linkage.CombineColumns(cols, lm.rawPoint)
+	if err := lm.before.Add(subj, lm.rawPoint); err != nil {
+		return fmt.Errorf("unicity: %w", err)
+	}
+	return nil
+}
+
+func wrapLinkage(err error) error { return fmt.Errorf("linkage: %w", err) }
+
+// written indexes the published rows, in turn with the raw lane: the
+// Published of a batch after the Raw of the same batch.
+func (lm *linkageMeasure) written(ctx context.Context, rec arrow.RecordBatch) error {
 	n := int(rec.NumRows())
 	lm.unitBuf = growU64(lm.unitBuf, n)
 	if err := unitKeys(lm.keyer, "unit", rec.Column(lm.unit), lm.unitBuf); err != nil {
@@ -201,6 +228,12 @@ func (lm *linkageMeasure) written(_ context.Context, rec arrow.RecordBatch) erro
 	if err != nil {
 		return fmt.Errorf("linkage: %w", err)
 	}
+	if lm.lane != nil {
+		if err := lm.lane.rawTurn(ctx); err != nil {
+			return err
+		}
+		defer lm.lane.pubTurnDone()
+	}
 	if err := lm.traces.Published(lm.unitBuf, cols); err != nil {
 		return fmt.Errorf("linkage: %w", err)
 	}
@@ -208,6 +241,11 @@ func (lm *linkageMeasure) written(_ context.Context, rec arrow.RecordBatch) erro
 }
 
 func (lm *linkageMeasure) figures(_ context.Context, f *Figures) error {
+	if lm.lane != nil {
+		if err := lm.lane.finish(); err != nil {
+			return err
+		}
+	}
 	tr, err := lm.traces.Result()
 	if err != nil {
 		return fmt.Errorf("linkage: %w", err)
@@ -222,6 +260,13 @@ func (lm *linkageMeasure) figures(_ context.Context, f *Figures) error {
 	}
 	f.Risk = &RiskFigures{Columns: lm.names, Traces: tr, Before: before, RawGPS: gps}
 	return nil
+}
+
+// close stops the raw lane of a run that ends early.
+func (lm *linkageMeasure) close() {
+	if lm.lane != nil {
+		_ = lm.lane.finish() // the run reports its own error
+	}
 }
 
 // UnicityP is the number of points per trace the unicity measure draws:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 )
@@ -83,6 +84,16 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		n := rec.NumRows()
 		ru.bar.add(n)
 		rec.Retain()
+		if ru.micro != nil {
+			// Microaggregated columns become their group's mean (float64),
+			// once for the measures and the rows written.
+			m, err := ru.micro.apply(mem, rec, ru.micro.schema)
+			rec.Release()
+			if err != nil {
+				return c, err
+			}
+			rec = m
+		}
 		// Every spilled row, before suppression: the raw readings at
 		// published precision (the linkage measure's adversary).
 		if err := ru.ms.spilled(ctx, rec); err != nil {
@@ -106,20 +117,13 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 				c.suppressed += dropped
 			}
 		}
-		if ru.micro != nil {
-			// Microaggregated columns become their group's mean (the
-			// generalised schema's type, float64) before kanon assembles
-			// the generalised row.
-			out := ru.micro.schema
-			if kr == nil {
-				out = pl.gen
-			}
-			m, err := ru.micro.apply(mem, rec, out)
+		if ru.micro != nil && kr == nil {
+			// Without k-anonymity the rows are in their generalised
+			// schema already, by name: the microaggregated columns were
+			// the only ones it changes.
+			g := array.NewRecordBatch(pl.gen, rec.Columns(), rec.NumRows())
 			rec.Release()
-			if err != nil {
-				return c, err
-			}
-			rec = m
+			rec = g
 		}
 		if kr != nil {
 			// The spill's rows are no data rows (the opt-out removed rows,

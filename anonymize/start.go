@@ -146,7 +146,7 @@ func (ru *run) addMeasures() error {
 		ru.ms.add(g, 1)
 	}
 	if ru.micro = newMicroAgg(pl, m); ru.micro != nil {
-		ru.ms.add(ru.micro, 1)
+		ru.ms.add(ru.micro, 0)
 	}
 	check, err := newCellCheck(pl, p.Subject, m, r.mem)
 	if err != nil {
@@ -160,7 +160,7 @@ func (ru *run) addMeasures() error {
 	if err != nil {
 		return err
 	}
-	if ru.link, err = newLinkageMeasure(pl, p, key, ru.micro, r.mem, r.opts.Measure.samples()); err != nil {
+	if ru.link, err = newLinkageMeasure(pl, p, key, ru.micro, r.opts.Measure.samples()); err != nil {
 		return err
 	}
 	ru.ms.add(ru.link, 0)
