@@ -78,6 +78,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	defer lm.close()
 	if p.KAnon != nil {
 		for _, q := range p.KAnon.QuasiIdentifiers {
 			lvl, ok := opts.Levels[q]
@@ -122,6 +123,9 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	}
 	if err := pub.scan(ctx, func(rec arrow.RecordBatch) error { return pub.index(rec) }); err != nil {
 		return nil, fmt.Errorf("%s: published: %w", fn, err)
+	}
+	if err := lm.finishLanes(); err != nil {
+		return nil, fmt.Errorf("%s: raw: %w", fn, err)
 	}
 	if rep.Traces, err = lm.traces.Result(); err != nil {
 		return nil, err

@@ -34,8 +34,9 @@ import (
 type linkageMeasure struct {
 	noHooks
 	keyer *linkage.Keyer
-	// gpsKeyer keys the input rows (input's goroutine; a Keyer caches
-	// dictionaries, so each goroutine has its own, with the same seed).
+	// gpsKeyer keys the input rows (the GPS lane's goroutine; a Keyer
+	// caches dictionaries, so each goroutine has its own, with the same
+	// seed).
 	gpsKeyer *linkage.Keyer
 	traces   *linkage.Traces
 	before   *linkage.Subjects // raw subjects at published precision
@@ -51,15 +52,17 @@ type linkageMeasure struct {
 	points     int
 	maxLinkage float64
 
-	// Buffers: input runs on the reader's goroutine, beside pass 1's
-	// hooks, so it has its own.
+	// Buffers: the GPS lane runs beside pass 1's hooks, so it has its
+	// own.
 	subjBuf, unitBuf  []uint64
 	gpsSubj, gpsPoint []uint64
 	gpsBuf            [3][]uint64
 
 	// The raw side of pass 2 runs on the raw lane's goroutine (nil until
-	// pass 2); raw has a Keyer of its own for it, and these buffers.
+	// pass 2); raw has a Keyer of its own for it, and these buffers. The
+	// input rows' raw-GPS side runs on the GPS lane (gpsKeyer, gps*).
 	lane              *rawLane
+	gpsLane           *batchLane
 	rawSubj, rawPoint []uint64
 }
 
@@ -102,8 +105,18 @@ func newLinkageMeasure(pl *plan, p *Policy, key *linkage.Key, micro *microAgg, s
 	return lm, nil
 }
 
-// input indexes the opted-in input rows at raw GPS precision.
-func (lm *linkageMeasure) input(_ context.Context, rec arrow.RecordBatch) error {
+// input indexes the opted-in input rows at raw GPS precision, on the GPS
+// lane (its own goroutine: the reading goroutine that calls input is a
+// serial stage of pass 1).
+func (lm *linkageMeasure) input(ctx context.Context, rec arrow.RecordBatch) error {
+	if lm.gpsLane == nil {
+		lm.gpsLane = startBatchLane(lm.indexGPS)
+	}
+	return lm.gpsLane.send(ctx, rec)
+}
+
+// indexGPS indexes input rows at raw GPS precision.
+func (lm *linkageMeasure) indexGPS(rec arrow.RecordBatch) error {
 	n := int(rec.NumRows())
 	lm.gpsSubj = growU64(lm.gpsSubj, n)
 	if err := unitKeys(lm.gpsKeyer, "subject", rec.Column(lm.inSubj), lm.gpsSubj); err != nil {
@@ -171,7 +184,7 @@ func (lm *linkageMeasure) seal(gate *traceGate, kr *kanonResult) error {
 // (linkage_lane.go), which indexes it beside the rest of pass 2.
 func (lm *linkageMeasure) spilled(ctx context.Context, rec arrow.RecordBatch) error {
 	if lm.lane == nil {
-		lm.lane = lm.startLane()
+		lm.lane = lm.startRawLane()
 	}
 	return lm.lane.send(ctx, rec)
 }
@@ -241,10 +254,8 @@ func (lm *linkageMeasure) written(ctx context.Context, rec arrow.RecordBatch) er
 }
 
 func (lm *linkageMeasure) figures(_ context.Context, f *Figures) error {
-	if lm.lane != nil {
-		if err := lm.lane.finish(); err != nil {
-			return err
-		}
+	if err := lm.finishLanes(); err != nil {
+		return err
 	}
 	tr, err := lm.traces.Result()
 	if err != nil {
@@ -262,11 +273,23 @@ func (lm *linkageMeasure) figures(_ context.Context, f *Figures) error {
 	return nil
 }
 
-// close stops the raw lane of a run that ends early.
-func (lm *linkageMeasure) close() {
+// finishLanes waits for the lanes' last batches and returns the first
+// error of either.
+func (lm *linkageMeasure) finishLanes() error {
+	gpsErr := lm.gpsLane.finish()
+	var rawErr error
 	if lm.lane != nil {
-		_ = lm.lane.finish() // the run reports its own error
+		rawErr = lm.lane.finish()
 	}
+	if gpsErr != nil {
+		return gpsErr
+	}
+	return rawErr
+}
+
+// close stops the lanes of a run that ends early.
+func (lm *linkageMeasure) close() {
+	_ = lm.finishLanes() // the run reports its own error
 }
 
 // UnicityP is the number of points per trace the unicity measure draws:
