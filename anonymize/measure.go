@@ -64,11 +64,14 @@ func (noHooks) close()                                                {}
 // two lanes, each on its own goroutine, one batch at a time and in order:
 // the key lane (k-anonymity's combinations, or cell suppression and the row
 // keys) and the value lane (utility, DP, trace gate). The lanes share no
-// state, so on two cores splitting them shortens the run.
+// state, so on two cores splitting them shortens the run. Pass 2 feeds the
+// written rows the same way, each measure in the lane it had in pass 1
+// (a measure without pass-1 work in the value lane).
 type measures struct {
-	all   []measure
-	lanes [2][]measure
-	rows  int64 // pass-1 rows so far
+	all    []measure
+	lanes  [2][]measure
+	wlanes [2][]measure
+	rows   int64 // pass-1 rows so far
 }
 
 // add registers m; lane is 0 (keys) or 1 (values) for a measure that
@@ -78,6 +81,11 @@ func (ms *measures) add(m measure, lane int) {
 	if lane >= 0 {
 		ms.lanes[lane] = append(ms.lanes[lane], m)
 	}
+	wl := lane
+	if wl < 0 {
+		wl = 1
+	}
+	ms.wlanes[wl] = append(ms.wlanes[wl], m)
 }
 
 func (ms *measures) input(ctx context.Context, rec arrow.RecordBatch) error {
@@ -93,9 +101,16 @@ func (ms *measures) input(ctx context.Context, rec arrow.RecordBatch) error {
 func (ms *measures) pass1(ctx context.Context, rec arrow.RecordBatch) error {
 	base := ms.rows
 	ms.rows += rec.NumRows()
+	return runLanes(rec, ms.lanes, func(m measure) error { return m.pass1(ctx, rec, base) })
+}
+
+// runLanes calls hook for every measure of both lanes, the key lane on
+// the caller's goroutine and the value lane on another, and returns the
+// first error (the key lane's first).
+func runLanes(rec arrow.RecordBatch, lanes [2][]measure, hook func(measure) error) error {
 	// Arrow builds a dictionary array's value array lazily on first use,
 	// unsynchronised: build it here, before two goroutines (and then the
-	// spill's) read the batch.
+	// spill's or the output order's) read the batch.
 	for _, c := range rec.Columns() {
 		if d, ok := c.(*array.Dictionary); ok {
 			d.Dictionary()
@@ -103,19 +118,22 @@ func (ms *measures) pass1(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	lane := func(ms []measure) error {
 		for _, m := range ms {
-			if err := m.pass1(ctx, rec, base); err != nil {
+			if err := hook(m); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	if len(lanes[1]) == 0 {
+		return lane(lanes[0])
+	}
 	var errValues error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		errValues = lane(ms.lanes[1])
+		errValues = lane(lanes[1])
 	}()
-	errKeys := lane(ms.lanes[0])
+	errKeys := lane(lanes[0])
 	<-done
 	if errKeys != nil {
 		return errKeys
@@ -132,13 +150,9 @@ func (ms *measures) spilled(ctx context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
+// written feeds one batch of written rows to both lanes.
 func (ms *measures) written(ctx context.Context, rec arrow.RecordBatch) error {
-	for _, m := range ms.all {
-		if err := m.written(ctx, rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return runLanes(rec, ms.wlanes, func(m measure) error { return m.written(ctx, rec) })
 }
 
 func (ms *measures) figures(ctx context.Context, f *Figures) error {

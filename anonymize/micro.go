@@ -141,17 +141,31 @@ func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch, out *arrow
 			c.Release()
 		}
 	}()
+	// Each row's group, looked up once for all columns (consecutive rows
+	// of a trip mostly share their cell-hour: the last lookup is reused).
+	gs := a.groupBuf[:0]
+	last, g := uint64(0), int32(-1)
+	for i, k := range blocks {
+		if i == 0 || k != last {
+			last, g = k, -1
+			if gi, ok := a.groups[k]; ok {
+				g = gi
+			}
+		}
+		gs = append(gs, g)
+	}
+	a.groupBuf = gs
 	b := array.NewFloat64Builder(mem)
 	defer b.Release()
 	for c, col := range a.cols {
-		b.Reserve(len(blocks))
-		for _, k := range blocks {
-			g, ok := a.groups[k]
-			if !ok || a.counts[c][g] == 0 {
-				b.AppendNull()
+		b.Reserve(len(gs))
+		sums, counts := a.sums[c], a.counts[c]
+		for _, g := range gs {
+			if g < 0 || counts[g] == 0 {
+				b.UnsafeAppendBoolToBitmap(false)
 				continue
 			}
-			b.UnsafeAppend(a.sums[c][g] / float64(a.counts[c][g]))
+			b.UnsafeAppend(sums[g] / float64(counts[g]))
 		}
 		arr := b.NewArray()
 		owned = append(owned, arr)
