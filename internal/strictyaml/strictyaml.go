@@ -1,7 +1,9 @@
 package strictyaml
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strconv"
@@ -75,13 +77,21 @@ type Decoder struct {
 // Unmarshal decodes the one YAML document in src into out, a pointer, and
 // returns where each key stood. Errors are *[Error].
 func (d *Decoder) Unmarshal(src []byte, out any) (Positions, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		// yaml.v3 syntax errors say "yaml: line N: ..."; keep the line, add the file.
-		return nil, &Error{File: d.File, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	// yaml.Unmarshal would read the first document and ignore the rest: a
+	// second document after "---" must not pass unread.
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc, more yaml.Node
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, syntaxError(d.File, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, &Error{File: d.File, Msg: "empty " + d.Doc}
+	}
+	if err := dec.Decode(&more); err != io.EOF {
+		if err != nil {
+			return nil, syntaxError(d.File, err)
+		}
+		return nil, &Error{File: d.File, Line: more.Line, Column: more.Column, Msg: "want exactly one YAML document"}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, &Error{File: d.File, Msg: "want exactly one YAML document"}
@@ -91,6 +101,11 @@ func (d *Decoder) Unmarshal(src []byte, out any) (Positions, error) {
 		return nil, err
 	}
 	return d.pos, nil
+}
+
+// syntaxError keeps yaml.v3's "line N: ..." and adds the file.
+func syntaxError(file string, err error) error {
+	return &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 // Errorf returns an *[Error] at n for the key path.
