@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tarnkappe/tarnkappe/internal/strictyaml"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -63,7 +64,7 @@ type Policy struct {
 	Release *ReleasePolicy `yaml:"release"`
 
 	file   string
-	pos    map[string]Position
+	pos    strictyaml.Positions
 	sha256 [sha256.Size]byte // of the source parsed
 }
 
@@ -389,23 +390,23 @@ func (cr ColumnRules) Lookup(name string) (ColumnRule, bool) {
 	return ColumnRule{}, false
 }
 
-func (cr *ColumnRules) decodeNode(d *decoder, n *yaml.Node, path string) error {
+func (cr *ColumnRules) decodeNode(d *strictyaml.Decoder, n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
-		return d.errAt(n, path, "want a mapping of column name to action, got %s", kindName(n))
+		return d.Errorf(n, path, "want a mapping of column name to action, got %s", strictyaml.KindName(n))
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.Value == "" {
-			return d.errAt(k, path, "column names must be plain non-empty strings")
+			return d.Errorf(k, path, "column names must be plain non-empty strings")
 		}
-		kp := joinPath(path, k.Value)
+		kp := strictyaml.JoinPath(path, k.Value)
 		if seen[k.Value] {
-			return d.errAt(k, kp, "column %q named twice", k.Value)
+			return d.Errorf(k, kp, "column %q named twice", k.Value)
 		}
 		seen[k.Value] = true
-		d.record(kp, k)
-		r := ColumnRule{Name: k.Value, Pos: Position{File: d.file, Line: k.Line, Column: k.Column}}
+		d.Record(kp, k)
+		r := ColumnRule{Name: k.Value, Pos: Position{File: d.File, Line: k.Line, Column: k.Column}}
 		switch v.Kind {
 		case yaml.ScalarNode:
 			// Shorthand for actions without options: "keep", "drop",
@@ -415,47 +416,47 @@ func (cr *ColumnRules) decodeNode(d *decoder, n *yaml.Node, path string) error {
 			case ActionKeep, ActionDrop, ActionGeneralize, ActionMicroaggregate:
 				r.Action = a
 			case ActionPseudonymize, ActionDateShift, ActionCoarsen, ActionMask:
-				return d.errAt(v, kp, "action %q needs options, e.g. {%s: {...}}", a, a)
+				return d.Errorf(v, kp, "action %q needs options, e.g. {%s: {...}}", a, a)
 			default:
-				return d.errAt(v, kp, "unknown action %q (want one of %s)", v.Value, actionList())
+				return d.Errorf(v, kp, "unknown action %q (want one of %s)", v.Value, actionList())
 			}
 		case yaml.MappingNode:
 			if len(v.Content) != 2 {
-				return d.errAt(v, kp, "want exactly one action per column (one of %s)", actionList())
+				return d.Errorf(v, kp, "want exactly one action per column (one of %s)", actionList())
 			}
 			ak, av := v.Content[0], v.Content[1]
-			ap := joinPath(kp, ak.Value)
-			d.record(ap, ak)
+			ap := strictyaml.JoinPath(kp, ak.Value)
+			d.Record(ap, ak)
 			var err error
 			switch Action(ak.Value) {
 			case ActionPseudonymize:
 				r.Pseudonymize = new(PseudonymizeSpec)
-				err = d.decode(av, reflectElem(r.Pseudonymize), ap)
+				err = d.Decode(av, reflectElem(r.Pseudonymize), ap)
 			case ActionDateShift:
 				r.DateShift = new(DateShiftSpec)
-				err = d.decode(av, reflectElem(r.DateShift), ap)
+				err = d.Decode(av, reflectElem(r.DateShift), ap)
 			case ActionGeneralize:
 				r.Generalize = new(GeneralizeSpec)
-				err = d.decode(av, reflectElem(r.Generalize), ap)
+				err = d.Decode(av, reflectElem(r.Generalize), ap)
 			case ActionCoarsen:
 				r.Coarsen = new(CoarsenSpec)
-				err = d.decode(av, reflectElem(r.Coarsen), ap)
+				err = d.Decode(av, reflectElem(r.Coarsen), ap)
 			case ActionMask:
 				r.Mask = new(MaskSpec)
-				err = d.decode(av, reflectElem(r.Mask), ap)
+				err = d.Decode(av, reflectElem(r.Mask), ap)
 			case ActionKeep, ActionDrop, ActionMicroaggregate:
-				if !isNull(av) {
-					return d.errAt(av, ap, "action %q takes no options", ak.Value)
+				if !strictyaml.IsNull(av) {
+					return d.Errorf(av, ap, "action %q takes no options", ak.Value)
 				}
 			default:
-				return d.errAt(ak, ap, "unknown action %q (want one of %s)", ak.Value, actionList())
+				return d.Errorf(ak, ap, "unknown action %q (want one of %s)", ak.Value, actionList())
 			}
 			if err != nil {
 				return err
 			}
 			r.Action = Action(ak.Value)
 		default:
-			return d.errAt(v, kp, "want an action, got %s", kindName(v))
+			return d.Errorf(v, kp, "want an action, got %s", strictyaml.KindName(v))
 		}
 		*cr = append(*cr, r)
 	}
@@ -513,25 +514,12 @@ func (p *Policy) Resolve(path string) string {
 }
 
 func (p *Policy) errf(path, format string, args ...any) error {
-	pos, ok := p.pos[path]
+	// The nearest recorded parent, else the document, so the user still gets a line.
+	at, ok := p.pos.Near(path)
 	if !ok {
-		// Fall back to the nearest recorded parent so the user still gets a line.
-		for q := path; q != ""; {
-			i := strings.LastIndexAny(q, ".[")
-			if i < 0 {
-				q = ""
-			} else {
-				q = q[:i]
-			}
-			if pp, ok := p.pos[q]; ok {
-				pos = pp
-				break
-			}
-		}
-		if pos.File == "" {
-			pos.File = p.file
-		}
+		at = p.pos[""]
 	}
+	pos := Position{File: p.file, Line: at.Line, Column: at.Column}
 	err := fmt.Errorf(format, args...)
 	return &PolicyError{Pos: pos, Path: path, Msg: err.Error(), Err: errors.Unwrap(err)}
 }

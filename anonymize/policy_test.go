@@ -99,6 +99,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"empty", "", "", "empty policy"},
 		{"not a mapping", "- a\n- b\n", "1:1", "want a mapping"},
 		{"syntax", "version: [1\n", "", "line"},
+		{"second document", minimalPolicy + "---\nkanon: {k: 1}\n", "", "want exactly one YAML document"},
 		{"string for int", strings.Replace(minimalPolicy, "version: 1", `version: "1"`, 1), "1:10", "want an integer"},
 		{"mobility trims nothing", minimalPolicy + "  ts: keep\n  lat: drop\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, cell_column: cell}\n", "10:1", "trim_metres or trim_time"},
 		{"mobility lat kept", minimalPolicy + "  ts: {coarsen: {time: 1h}}\n  lat: keep\n  lon: drop\nmobility: {time: ts, lat: lat, lon: lon, trip_gap: 10m, trim_metres: 100, cell_column: cell, k: 5, scope: subject}\n", "8:3", "its action must be drop"},

@@ -337,28 +337,38 @@ func (m *meanMechanism) estimate(sum float64, cnt int64) (float64, noise.Confide
 	best := noise.ConfidenceInterval{LowerBound: lo, UpperBound: hi}
 	minSize := math.Inf(1)
 	for _, sp := range m.splits {
-		nl, nu := sum+sp.numLow, sum+sp.numHigh
-		// As the library: the count's interval clamped at 0 (Count), then at 1.
-		dl := math.Max(math.Max(0, float64(cnt)+sp.denLow), 1)
-		du := math.Max(math.Max(0, float64(cnt)+sp.denHigh), 1)
-		var ml, mu float64
-		if nl >= 0 {
-			ml = nl / du
-		} else {
-			ml = nl / dl
-		}
-		if nu >= 0 {
-			mu = nu / dl
-		} else {
-			mu = nu / du
-		}
-		ml, mu = clamp(ml+mid, lo, hi), clamp(mu+mid, lo, hi)
+		c := float64(cnt)
+		ml, mu := MeanInterval(sum+sp.numLow, sum+sp.numHigh, c+sp.denLow, c+sp.denHigh, mid, lo, hi)
 		if mu-ml < minSize {
 			minSize = mu - ml
 			best = noise.ConfidenceInterval{LowerBound: ml, UpperBound: mu}
 		}
 	}
 	return mean, best
+}
+
+// MeanInterval is the interval of a mean num/count + mid, clamped to
+// [lower, upper], from an interval [numLow, numHigh] of its noisy
+// (normalised) numerator and an independent interval [countLow, countHigh]
+// of its noisy count, as google/differential-privacy's BoundedMean builds
+// it for one split of α between the two: the count's interval is clamped
+// at 0 (as Count's is) and then at 1 (as the mean divides by at least 1),
+// and each end of the mean takes the count's end that makes it widest.
+// The caller picks the narrowest over its splits.
+func MeanInterval(numLow, numHigh, countLow, countHigh, mid, lower, upper float64) (lo, hi float64) {
+	dl := math.Max(math.Max(0, countLow), 1)
+	du := math.Max(math.Max(0, countHigh), 1)
+	if numLow >= 0 {
+		lo = numLow / du
+	} else {
+		lo = numLow / dl
+	}
+	if numHigh >= 0 {
+		hi = numHigh / dl
+	} else {
+		hi = numHigh / du
+	}
+	return clamp(lo+mid, lower, upper), clamp(hi+mid, lower, upper)
 }
 
 // varianceMechanism is the library's BoundedVariance.Result on exact

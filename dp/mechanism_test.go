@@ -251,3 +251,29 @@ func TestPostProcessing(t *testing.T) {
 		t.Errorf("%d counts and %d sums published as 0: negative draws are not being clamped (or the test lost its power)", zeros, sumZeros)
 	}
 }
+
+// TestMeanInterval: each end of the mean takes the count's end that makes
+// it widest, counts below 1 count as 1, and the ends are clamped to the
+// bounds after mid is added back.
+func TestMeanInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name                         string
+		numLow, numHigh, cLow, cHigh float64
+		mid, lower, upper            float64
+		lo, hi                       float64
+	}{
+		{"positive numerator", 2, 6, 1.5, 4, 0, -10, 10, 0.5, 4},
+		{"negative numerator", -6, -2, 2, 4, 0, -10, 10, -3, -0.5},
+		{"numerator across 0", -4, 8, 2, 4, 0, -10, 10, -2, 4},
+		{"count below 1", -2, 6, -3, 0.5, 0, -10, 10, -2, 6},
+		{"clamped to bounds", -2, 6, -3, 0.5, 1, 0, 5, 0, 5},
+		{"mid added back", 1, 2, 10, 10, 3, 0, 10, 3.1, 3.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lo, hi := MeanInterval(tc.numLow, tc.numHigh, tc.cLow, tc.cHigh, tc.mid, tc.lower, tc.upper)
+			if math.Abs(lo-tc.lo) > 1e-12 || math.Abs(hi-tc.hi) > 1e-12 {
+				t.Fatalf("got [%v, %v], want [%v, %v]", lo, hi, tc.lo, tc.hi)
+			}
+		})
+	}
+}

@@ -1,6 +1,6 @@
 package linkage
 
-import "math"
+import "github.com/tarnkappe/tarnkappe/internal/wilson"
 
 // Proportion is a share measured on a sample, with its Wilson score
 // interval. On a census (every unit evaluated) the interval still describes
@@ -22,22 +22,8 @@ func proportion(x, n int, conf float64) Proportion {
 	if n > 0 {
 		p.Share = float64(x) / float64(n)
 	}
-	p.Lower, p.Upper = wilson(x, n, conf)
+	p.Lower, p.Upper = wilson.Interval(x, n, conf)
 	return p
-}
-
-// wilson is the Wilson score interval for x successes in n trials.
-func wilson(x, n int, conf float64) (lo, hi float64) {
-	if n == 0 {
-		return 0, 1
-	}
-	z := math.Sqrt2 * math.Erfinv(conf)
-	nf, xf := float64(n), float64(x)
-	p := xf / nf
-	den := 1 + z*z/nf
-	center := (p + z*z/(2*nf)) / den
-	half := z / den * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
-	return math.Max(0, center-half), math.Min(1, center+half)
 }
 
 // TraceResult is what Traces measured.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/tarnkappe/tarnkappe/internal/wilson"
 )
 
 // ShortTraces says what Estimate does with subjects whose trace has fewer
@@ -361,7 +362,7 @@ func (u *UnicityIndex) Estimate(opts UnicityOptions) (UnicityResult, error) {
 	}
 	res.Sampled = draw
 	res.Unicity = float64(res.Unique) / float64(max(draw, 1))
-	res.Lower, res.Upper = wilson(res.Unique, draw, conf)
+	res.Lower, res.Upper = wilson.Interval(res.Unique, draw, conf)
 	return res, nil
 }
 
@@ -394,20 +395,6 @@ func (u *UnicityIndex) unique(s uint32, pts []uint32, scratch, other *[]uint32) 
 	}
 	*scratch = cur
 	return len(cur) == 1
-}
-
-// wilson is the Wilson score interval for x successes in n trials.
-func wilson(x, n int, conf float64) (lo, hi float64) {
-	if n == 0 {
-		return 0, 1
-	}
-	z := math.Sqrt2 * math.Erfinv(conf)
-	nf, xf := float64(n), float64(x)
-	p := xf / nf
-	den := 1 + z*z/nf
-	center := (p + z*z/(2*nf)) / den
-	half := z / den * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
-	return math.Max(0, center-half), math.Min(1, center+half)
 }
 
 // Unicity reads every batch of src into an index and estimates unicity.

@@ -169,23 +169,6 @@ func TestUnicityMatchesEnumeration(t *testing.T) {
 	}
 }
 
-func TestWilson(t *testing.T) {
-	for _, tc := range []struct {
-		x, n   int
-		lo, hi float64
-	}{
-		{5, 10, 0.2366, 0.7634},
-		{0, 10, 0, 0.2775},
-		{10, 10, 0.7225, 1},
-		{950, 1000, 0.9346, 0.9621},
-	} {
-		lo, hi := wilson(tc.x, tc.n, 0.95)
-		if math.Abs(lo-tc.lo) > 5e-4 || math.Abs(hi-tc.hi) > 5e-4 {
-			t.Errorf("wilson(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", tc.x, tc.n, lo, hi, tc.lo, tc.hi)
-		}
-	}
-}
-
 func TestUnicityRaw(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tarnkappe/tarnkappe/internal/strictyaml"
 )
 
 // ConfigVersion is the only pool configuration version this package reads.
@@ -48,7 +50,7 @@ type Config struct {
 
 	file string
 	hash [32]byte
-	pos  map[string][2]int
+	pos  strictyaml.Positions
 	plan *plan
 }
 
@@ -216,16 +218,8 @@ func (c *Config) Partitions() int { return len(c.plan.rows) }
 
 func (c *Config) errf(path, format string, args ...any) error {
 	e := &ConfigError{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
-	for q := path; q != ""; {
-		if p, ok := c.pos[q]; ok {
-			e.Line, e.Column = p[0], p[1]
-			break
-		}
-		i := strings.LastIndexAny(q, ".[")
-		if i < 0 {
-			break
-		}
-		q = q[:i]
+	if p, ok := c.pos.Near(path); ok {
+		e.Line, e.Column = p.Line, p.Column
 	}
 	return e
 }

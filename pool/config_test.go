@@ -41,6 +41,7 @@ func TestParseConfig(t *testing.T) {
 		{"wrong type", "epsilon: 1\n", "epsilon: one\n", nil, `release.epsilon: want a number, got "one"`},
 		{"duplicate key", "  epsilon: 1\n", "  epsilon: 1\n  epsilon: 2\n", nil, `duplicate key "epsilon"`},
 		{"alias", "pool: test-pool", "pool: &p test-pool", nil, "anchors and aliases are not allowed"},
+		{"second document", "budget:", "---\nbudget:", nil, "want exactly one YAML document"},
 		{"member twice", "id: oem-b", "id: oem-a", nil, `member "oem-a" is listed twice`},
 		{"bad member key", "sign_key: ed25519:", "sign_key: ed25519:AAAA", nil, "members[0].sign_key: malformed ed25519 public key"},
 		{"helper is leader", "id: trustee", "id: authority", nil, "the helper must be another party than the leader"},

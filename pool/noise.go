@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/google/differential-privacy/go/v2/noise"
+	"github.com/tarnkappe/tarnkappe/dp"
 )
 
 // noiseSource draws the integer noise an aggregator adds to one released
@@ -142,25 +143,12 @@ func (p *plan) intervals() ([]intervalPlan, error) {
 
 // meanInterval is the narrowest interval over the α splits for a mean of
 // numerator t (units of q, normalised to mid) over count c, clamped to the
-// declared bounds as package dp clamps its means.
+// declared bounds, each split's interval built as package dp builds its
+// means' (dp.MeanInterval).
 func meanInterval(t, c float64, q, mid, lower, upper float64, ip *intervalPlan) (float64, float64) {
 	bestLo, bestHi, best := lower, upper, math.Inf(1)
 	for i := range ip.numHW {
-		nl, nu := (t-ip.numHW[i])*q, (t+ip.numHW[i])*q
-		dl := math.Max(math.Max(0, c-ip.denHW[i]), 1)
-		du := math.Max(math.Max(0, c+ip.denHW[i]), 1)
-		var ml, mu float64
-		if nl >= 0 {
-			ml = nl / du
-		} else {
-			ml = nl / dl
-		}
-		if nu >= 0 {
-			mu = nu / dl
-		} else {
-			mu = nu / du
-		}
-		ml, mu = clamp(ml+mid, lower, upper), clamp(mu+mid, lower, upper)
+		ml, mu := dp.MeanInterval((t-ip.numHW[i])*q, (t+ip.numHW[i])*q, c-ip.denHW[i], c+ip.denHW[i], mid, lower, upper)
 		if mu-ml < best {
 			best, bestLo, bestHi = mu-ml, ml, mu
 		}

@@ -370,6 +370,68 @@ func plainColumn[I offsetT](ctx context.Context, t valueTransform, opts ColumnOp
 
 func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts ColumnOptions, arr arrow.Array,
 	offs []I, data []byte, outType arrow.DataType, cerr func(int, error) error, memo bool) (arrow.Array, error) {
+	inLen := func(i int) int { return int(offs[i+1] - offs[i]) }
+	return fillColumn[O](ctx, t, opts, arr, outType, cerr, inLen, func(w valueWorker) (rowFunc, func()) {
+		if !memo {
+			return func(i int, dst []byte) error { return w.put(dst, data[offs[i]:offs[i+1]]) }, func() {}
+		}
+		seen := newMemoTable()
+		return func(i int, dst []byte) error {
+			v := data[offs[i]:offs[i+1]]
+			if p, ok := seen.m[string(v)]; ok {
+				copy(dst, p)
+				return nil
+			}
+			if err := w.put(dst, v); err != nil {
+				return err
+			}
+			seen.put(v, dst)
+			return nil
+		}, seen.arena.wipe
+	})
+}
+
+// int64Column pseudonymizes int64 values as their decimal text into a
+// string column, memoizing repeated values.
+func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr *array.Int64,
+	cerr func(int, error) error) (arrow.Array, error) {
+	vals := arr.Int64Values()
+	var tmp [24]byte
+	inLen := func(i int) int { return len(strconv.AppendInt(tmp[:0], vals[i], 10)) }
+	return fillColumn[int32](ctx, t, opts, arr, arrow.BinaryTypes.String, cerr, inLen, func(w valueWorker) (rowFunc, func()) {
+		seen := make(map[int64]string)
+		arena := new(memoArena)
+		var buf [24]byte
+		return func(i int, dst []byte) error {
+			if p, ok := seen[vals[i]]; ok {
+				copy(dst, p)
+				return nil
+			}
+			if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
+				return err
+			}
+			if len(seen) < maxMemo {
+				seen[vals[i]] = arena.keep(dst)
+			}
+			return nil
+		}, arena.wipe
+	})
+}
+
+// rowFunc writes the output of the valid row i into dst, which has the
+// length the transform's outLen gave for the row.
+type rowFunc func(i int, dst []byte) error
+
+// fillColumn is the engine of the non-dictionary column functions, in two
+// passes: output offsets from the input lengths (inLen; the output length
+// depends only on the input length), then the values in parallel grains of
+// rows. Each goroutine gets its own worker and, from perWorker, the row
+// function over it (which may memoize repeated inputs) and what to wipe
+// when done. Nulls stay null and are not transformed. On an error the
+// output written so far is zeroed and the first failing row is reported.
+func fillColumn[O offsetT](ctx context.Context, t valueTransform, opts ColumnOptions, arr arrow.Array,
+	outType arrow.DataType, cerr func(int, error) error, inLen func(i int) int,
+	perWorker func(w valueWorker) (rowFunc, func())) (arrow.Array, error) {
 	n := arr.Len()
 	mem := opts.Mem
 	valid := validityOf(mem, arr)
@@ -394,7 +456,7 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 	oo[0] = 0
 	for i := range n {
 		if bits == nil || bitutil.BitIsSet(bits, i) {
-			total += int64(t.outLen(int(offs[i+1] - offs[i])))
+			total += int64(t.outLen(inLen(i)))
 			if total > maxTotal {
 				release()
 				return nil, cerr(i, fmt.Errorf("output exceeds the %d-byte limit of %s; split the batch", maxTotal, outType))
@@ -419,11 +481,8 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 				return
 			}
 			defer w.destroy()
-			var seen *memoTable
-			if memo {
-				seen = newMemoTable()
-				defer seen.arena.wipe()
-			}
+			row, wipe := perWorker(w)
+			defer wipe()
 			for {
 				lo, hi, ok := sc.take(re)
 				if !ok {
@@ -442,20 +501,9 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 					if bits != nil && !bitutil.BitIsSet(bits, i) {
 						continue
 					}
-					v := data[offs[i]:offs[i+1]]
-					dst := out[oo[i]:oo[i+1]]
-					if seen != nil {
-						if p, ok := seen.m[string(v)]; ok {
-							copy(dst, p)
-							continue
-						}
-					}
-					if err := w.put(dst, v); err != nil {
+					if err := row(i, out[oo[i]:oo[i+1]]); err != nil {
 						re.set(i, err)
 						return
-					}
-					if seen != nil {
-						seen.put(v, dst)
 					}
 				}
 			}
@@ -468,108 +516,7 @@ func plainColumnOut[I, O offsetT](ctx context.Context, t valueTransform, opts Co
 		release()
 		return nil, cerr(re.row, re.err)
 	}
-	nulls := arr.NullN()
-	res := array.NewData(outType, n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, nulls, 0)
-	release()
-	dataBuf.Release()
-	defer res.Release()
-	return array.MakeFromData(res), nil
-}
-
-// int64Column pseudonymizes int64 values as their decimal text into a
-// string column, memoizing repeated values.
-func int64Column(ctx context.Context, t valueTransform, opts ColumnOptions, arr *array.Int64,
-	cerr func(int, error) error) (arrow.Array, error) {
-	n := arr.Len()
-	mem := opts.Mem
-	vals := arr.Int64Values()
-	valid := validityOf(mem, arr)
-	var bits []byte
-	if valid != nil {
-		bits = valid.Bytes()
-	}
-	offBuf := memory.NewResizableBuffer(mem)
-	offBuf.Resize((n + 1) * 4)
-	oo := castSlice[int32](offBuf.Bytes())
-	release := func() {
-		if valid != nil {
-			valid.Release()
-		}
-		offBuf.Release()
-	}
-	var total int64
-	var tmp [24]byte
-	for i := range n {
-		if bits == nil || bitutil.BitIsSet(bits, i) {
-			total += int64(t.outLen(len(strconv.AppendInt(tmp[:0], vals[i], 10))))
-			if total > math.MaxInt32 {
-				release()
-				return nil, cerr(i, fmt.Errorf("output exceeds the %d-byte limit of string; split the batch", math.MaxInt32))
-			}
-		}
-		oo[i+1] = int32(total)
-	}
-	dataBuf := memory.NewResizableBuffer(mem)
-	dataBuf.Resize(int(total))
-	out := dataBuf.Bytes()
-	re := newRowErr()
-	sc := newSchedule(n, opts.Workers)
-	var wg sync.WaitGroup
-	for range sc.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w, err := t.newWorker()
-			if err != nil {
-				re.set(-1, err)
-				return
-			}
-			defer w.destroy()
-			seen := make(map[int64]string)
-			var arena memoArena
-			defer arena.wipe()
-			var buf [24]byte
-			for {
-				lo, hi, ok := sc.take(re)
-				if !ok {
-					return
-				}
-				for i := lo; i < hi; i++ {
-					if (i-lo)%cancelEvery == 0 {
-						if re.before(lo) {
-							return
-						}
-						if err := ctx.Err(); err != nil {
-							re.set(i, err)
-							return
-						}
-					}
-					if bits != nil && !bitutil.BitIsSet(bits, i) {
-						continue
-					}
-					dst := out[oo[i]:oo[i+1]]
-					if p, ok := seen[vals[i]]; ok {
-						copy(dst, p)
-						continue
-					}
-					if err := w.put(dst, strconv.AppendInt(buf[:0], vals[i], 10)); err != nil {
-						re.set(i, err)
-						return
-					}
-					if len(seen) < maxMemo {
-						seen[vals[i]] = arena.keep(dst)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if re.err != nil {
-		dataBuf.Release()
-		release()
-		return nil, cerr(re.row, re.err)
-	}
-	res := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, arr.NullN(), 0)
+	res := array.NewData(outType, n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, arr.NullN(), 0)
 	release()
 	dataBuf.Release()
 	defer res.Release()

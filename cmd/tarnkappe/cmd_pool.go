@@ -76,6 +76,37 @@ func loadPoolKey(path string) (*pool.Key, error) {
 	return k, nil
 }
 
+// loadPoolParty reads the pool configuration and this party's private key,
+// each checked as loadPoolConfig and loadPoolKey do. The caller destroys
+// the key.
+func loadPoolParty(cfgPath, keyPath string) (*pool.Config, *pool.Key, error) {
+	cfg, err := loadPoolConfig(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := loadPoolKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, key, nil
+}
+
+// loadAggregator is loadPoolParty for the aggregators' steps: it also says
+// which aggregator the key belongs to ("leader" or "helper"). The caller
+// destroys the key.
+func loadAggregator(cfgPath, keyPath string) (*pool.Config, *pool.Key, string, error) {
+	cfg, key, err := loadPoolParty(cfgPath, keyPath)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	role, err := cfg.Role(key)
+	if err != nil {
+		key.Destroy()
+		return nil, nil, "", usageError(err, "")
+	}
+	return cfg, key, role, nil
+}
+
 func newPoolKeygenCmd() *cobra.Command {
 	var role, id, out string
 	c := &cobra.Command{
@@ -293,11 +324,7 @@ with the member's key. No number leaves the member in clear.`,
 			if in == "" || out == "" {
 				return usageError(errors.New("pool contribute: --in and --out are required"), "")
 			}
-			cfg, err := loadPoolConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			key, err := loadPoolKey(keyPath)
+			cfg, key, err := loadPoolParty(cfgPath, keyPath)
 			if err != nil {
 				return err
 			}
@@ -386,19 +413,11 @@ reads the leader's prep file from --prep.`,
 			if uploads == "" || state == "" || prep == "" {
 				return usageError(errors.New("pool prepare: --uploads, --state and --prep are required"), "")
 			}
-			cfg, err := loadPoolConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			key, err := loadPoolKey(keyPath)
+			cfg, key, role, err := loadAggregator(cfgPath, keyPath)
 			if err != nil {
 				return err
 			}
 			defer key.Destroy()
-			role, err := cfg.Role(key)
-			if err != nil {
-				return usageError(err, "")
-			}
 			ups, err := pool.ReadUploads(cfg, key, uploads)
 			if err != nil {
 				return usageError(err, "")
@@ -459,19 +478,11 @@ encrypted to the collector. Nothing is written when any check fails.`,
 			if state == "" || prep == "" || out == "" {
 				return usageError(errors.New("pool aggregate: --state, --prep and --out are required"), "")
 			}
-			cfg, err := loadPoolConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			key, err := loadPoolKey(keyPath)
+			cfg, key, role, err := loadAggregator(cfgPath, keyPath)
 			if err != nil {
 				return err
 			}
 			defer key.Destroy()
-			role, err := cfg.Role(key)
-			if err != nil {
-				return usageError(err, "")
-			}
 			var files [2][]byte
 			for i, r := range []string{"leader", "helper"} {
 				if files[i], err = pool.ReadSigned(filepath.Join(prep, pool.PrepFileName(r))); err != nil {
@@ -533,11 +544,7 @@ counted, who was rejected and why, and the budget left.`,
 			if shares == "" || out == "" {
 				return usageError(errors.New("pool collect: --shares and --out are required"), "")
 			}
-			cfg, err := loadPoolConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			key, err := loadPoolKey(keyPath)
+			cfg, key, err := loadPoolParty(cfgPath, keyPath)
 			if err != nil {
 				return err
 			}
