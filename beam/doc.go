@@ -49,6 +49,11 @@
 //	              unpublished trips, generalises and suppresses classes
 //	              (decisions as side inputs); the written classes and
 //	              (cell, bucket) groups are recounted for verification
+//	Microaggregate  the microaggregate column action: per bundle of trip
+//	              batches the group sums (anonymize.MicroAgg, exact sums)
+//	              of every row before suppression, merged by one Combine;
+//	              the second ParDo writes each row's (cell, bucket) mean
+//	              (side input) after cell suppression, before k-anonymity
 //	Release       subjects sharded by key (GroupByKey) → dp.Aggregator
 //	              bounds contributions per shard → dp.Partial merged in a
 //	              CombineFn → noise once, at the end; private or public
@@ -87,6 +92,9 @@
 //     The file's rows are in the Runner's output order (by published time
 //     bucket, uniformly at random within it), not in the order of the
 //     shards (subject shards and trips); tests compare rows as multisets.
+//   - Microaggregated values equal to the single machine's bit for bit:
+//     the group sums are exact, so the order in which workers add rows
+//     does not matter (tested on the example policy).
 //   - The report's mobility.utility as on one machine: the same groups,
 //     window and counts (tested equal; the relative errors up to the order
 //     of float additions). Under scope trip a published column that maps
@@ -112,9 +120,8 @@
 // types, so a field added to package anonymize later fails closed here). Not
 // implemented: the linkage and unicity measures of issue #12 (the report
 // says so in risk.not_computed), hence mobility.max_linkage, which they
-// check; and the microaggregate column action (the Runner replaces such a
-// value by its cell-hour's mean in pass 2; Beam would publish it raw): the
-// current example policy uses both and runs on one machine only. With a
+// check: the current example policy sets it and runs on one machine only
+// (on Beam without the limit). With a
 // mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
 // shard of the trip step and the column but no row: trips regroup the rows

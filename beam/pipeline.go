@@ -535,11 +535,19 @@ type classFn struct {
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
+	// micro holds the merged microaggregation sums (nil without
+	// microaggregated columns).
+	micro *anonymize.MicroAgg
 }
 
 // load reads the side inputs once.
-func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool) error {
+func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool, micro func(*[]byte) bool) error {
 	p := f.w.p
+	m, err := loadMicro(f.w, micro)
+	if err != nil {
+		return err
+	}
+	f.micro = m
 	d, err := decodeDecision(decision)
 	if err != nil {
 		return err
@@ -577,14 +585,14 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	micro func(*[]byte) bool, emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
 	defer func() {
 		if err != nil {
 			err = b.fail(f.Cfg, err)
 		}
 	}()
 	if !f.ok {
-		if err := f.load(decision, thin, state, published); err != nil {
+		if err := f.load(decision, thin, state, published, micro); err != nil {
 			return err
 		}
 	}
@@ -593,7 +601,11 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	if err != nil {
 		return err
 	}
-	defer func() { rec.Release() }()
+	defer func() {
+		if rec != nil { // a step that failed released it
+			rec.Release()
+		}
+	}()
 	if err := f.w.checkTrans(rec.Schema()); err != nil {
 		return err
 	}
@@ -601,6 +613,18 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	if m := f.w.p.Mobility; m != nil {
 		if rec, err = f.cells(ctx, mem, rec, b.Base, count); err != nil {
 			return err
+		}
+		if f.micro != nil {
+			// Each microaggregated value becomes its group's mean, after
+			// cell suppression and before k-anonymity, as in the Runner's
+			// pass 2.
+			m, err := f.micro.Apply(rec)
+			rec.Release()
+			if err != nil {
+				rec = nil
+				return err
+			}
+			rec = m
 		}
 		if g, err = groupKeys(f.w.p, rec, b.Base); err != nil {
 			return fmt.Errorf("mobility: %w", err)
@@ -760,6 +784,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	thin := beam.CreateList(s, []Below{})
 	state := beam.CreateList(s, [][]byte{})
 	published := beam.CreateList(s, []int64{})
+	micro := Micro(s, cfg, p, trans)
 	var extra []beam.PCollection
 	if m := p.Mobility; m != nil {
 		thin = beam.ParDo(s, &belowFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, beam.ParDo(s, &cellsFn{workerDoFn: wf(cfg)}, trans)))
@@ -787,7 +812,8 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	}
 	var members, groups beam.PCollection
 	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
-		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
+		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published},
+		beam.SideInput{Input: micro})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
 	classes = beam.ParDo(s, toEntry, perClass)

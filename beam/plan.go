@@ -110,13 +110,6 @@ func supported(p *anonymize.Policy) error {
 			return fmt.Errorf("tarnkappe/beam: mobility field %s is not supported on Beam yet", f)
 		}
 	}
-	for _, c := range p.Columns {
-		// The Runner replaces the value by its (cell, hour) group's mean
-		// in pass 2; Beam would publish it unchanged.
-		if c.Action == anonymize.ActionMicroaggregate {
-			return fmt.Errorf("tarnkappe/beam: columns.%s: microaggregate is not supported on Beam yet", c.Name)
-		}
-	}
 	if r := p.Release; r != nil {
 		if f := unknownSet(*r, "By", "Epsilon", "Delta", "MaxPartitions", "MaxPerPartition", "Count", "Aggregates",
 			"PublicPartitions", "HourOfDay", "CellResolution", "Public"); f != "" {

@@ -15,15 +15,13 @@ import (
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
 
-// TestSupportedRefusesLinkagePolicy: the example policy microaggregates
-// readings and sets mobility.max_linkage; Beam implements neither, so it
-// refuses the policy rather than publish raw readings or a run whose
-// linkage nobody checked.
+// TestSupportedRefusesLinkagePolicy: the example policy sets
+// mobility.max_linkage; Beam does not measure linkage yet, so it refuses
+// the policy rather than publish a run whose linkage nobody checked.
 func TestSupportedRefusesLinkagePolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name, from, to, want string
 	}{
-		{"microaggregate", "  max_linkage: 0.05\n", "", "columns.speed_kmh: microaggregate is not supported on Beam yet"},
 		{"max_linkage", "microaggregate", "keep", "mobility field MaxLinkage is not supported on Beam yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
