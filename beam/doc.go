@@ -64,6 +64,15 @@
 //	              (CombinePerKey) for mobility.utility; under scope trip the
 //	              re-linking lint (anonymize.RelinkLint) over the trip
 //	              batches, a partial per bundle merged by a Combine
+//	Risk          mobility: the Runner's linkage and unicity measure
+//	              (anonymize.Linkage, keyed samples: Config.MeasureKey):
+//	              raw GPS unicity over the opted-in input batches and the
+//	              candidate traces over the trip batches, a partial per
+//	              bundle merged by a Combine; the raw readings at published
+//	              precision (trip batches, microaggregated, the candidates
+//	              sealed with the trace gate's ids and the k-anonymity
+//	              levels: side inputs), one index per bundle for the commit
+//	              step, the unicity before merged by a Combine
 //	Commit        one final step writes the output shards' rows into the
 //	              output file (temporary file + rename) through the Runner's
 //	              output-order step (anonymize.OutputOrder: by published time
@@ -71,7 +80,10 @@
 //	              bucket the final step counted), measures the written rows
 //	              (utility means), checks the re-linking lint, gathers the run's
 //	              anonymize.Figures and has the Runner's report builder
-//	              (anonymize.Steps.Report) check them and make the report, so
+//	              (anonymize.Steps.Report) check them and make the report
+//	              (the linkage measure: every state merged, the written
+//	              rows indexed as they are merged; mobility.max_linkage
+//	              checked there, before anything is committed), so
 //	              the two engines' reports hold the same fields (tested
 //	              field by field); it writes the release and the report;
 //	              nothing is committed when any step failed
@@ -101,6 +113,17 @@
 //     one to one to subjects fails the run with the single machine's
 //     message before anything is committed (the re-linking lint's partial
 //     states merged; tested).
+//   - The report's risk block as on one machine (tested field by field):
+//     linkage and linkage_correct of published traces, unicity before and
+//     after at published precision and at raw GPS precision, the columns
+//     driving linkage; the samples are keyed and their partial states merge
+//     exactly (package linkage), so with the same MeasureKey the figures
+//     are the single machine's. Under scope trip the trip ids are random in
+//     both engines and key the trace sample's draws: the figures are equal
+//     when every published trip is sampled (up to 2,000) and diagnosed (up
+//     to 300), and another draw of the same sample design beyond. A policy
+//     whose measured linkage may exceed mobility.max_linkage fails with the
+//     single machine's message and commits nothing (tested).
 //   - With l-diversity or t-closeness (tested with and without a mobility
 //     block) the same rows, suppressed classes (those failing l/t
 //     included), settle rounds and kanon report fields (l, t,
@@ -117,11 +140,13 @@
 //
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
-// types, so a field added to package anonymize later fails closed here). Not
-// implemented: the linkage and unicity measures of issue #12 (the report
-// says so in risk.not_computed), hence mobility.max_linkage, which they
-// check: the current example policy sets it and runs on one machine only
-// (on Beam without the limit). With a
+// types, so a field added to package anonymize later fails closed here).
+// The linkage measure reads the trace unit from the written rows, so under
+// scope subject the subject column must be published (pseudonymised): with
+// it dropped the run fails (the single machine ties rows to the subject
+// before dropping the column). The published side of the measure is
+// indexed by the one commit step, which reads every written row anyway
+// (the output order). With a
 // mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
 // shard of the trip step and the column but no row: trips regroup the rows

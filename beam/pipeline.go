@@ -23,6 +23,7 @@ import (
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/linkage"
 )
 
 // Config is what the pipeline graph carries to every worker: the policy
@@ -62,6 +63,14 @@ type Config struct {
 	// contribution bounding and of trip segmentation (each shard's rows are
 	// sorted by one worker); 0 means 16.
 	Shards int
+	// MeasureKey (linkage.KeySize bytes) keys the samples of the linkage
+	// and unicity measures (which subjects, traces and points are drawn;
+	// anonymize.MeasureOptions.Key): every worker must draw the same. Nil
+	// means a fresh random key drawn by Anonymize, so that nobody can shape
+	// the data around the sample; it travels in the graph (it decides a
+	// sample, it protects no value). Tests set it, and give the same key to
+	// the single-machine Runner to compare the figures.
+	MeasureKey []byte
 }
 
 // Validate checks the fields every step needs.
@@ -82,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
 	case c.Shards < 0:
 		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
+	case c.MeasureKey != nil && len(c.MeasureKey) != linkage.KeySize:
+		return fmt.Errorf("%s: MeasureKey must be %d bytes, got %d", fn, linkage.KeySize, len(c.MeasureKey))
 	}
 	w, err := newWorker(c)
 	if err != nil {
@@ -768,17 +779,25 @@ func (f *classFn) countBuckets(res arrow.RecordBatch, count func(string, int64))
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
-	return generalize(s, cfg, trans)
+	out, decision, classes, counts, _, err = generalize(s, cfg, trans)
+	return out, decision, classes, counts, err
 }
 
-func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
+// generalizeSides are generalize's further outputs, for the linkage
+// measure: the trace gate's published trip ids and the merged
+// microaggregation state.
+type generalizeSides struct {
+	published, micro beam.PCollection
+}
+
+func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, sides generalizeSides, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
+		return out, decision, classes, counts, sides, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	if err := supported(p); err != nil {
-		return out, decision, classes, counts, err
+		return out, decision, classes, counts, sides, err
 	}
 	// Without mobility the mobility side inputs are empty.
 	thin := beam.CreateList(s, []Below{})
@@ -826,7 +845,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, nil
+	return out, decision, classes, counts, generalizeSides{published: published, micro: micro}, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -1115,6 +1134,12 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.MeasureKey == nil {
+		cfg.MeasureKey = make([]byte, linkage.KeySize)
+		if _, err := rand.Read(cfg.MeasureKey); err != nil {
+			return err
+		}
+	}
 	w, err := newWorker(cfg)
 	if err != nil {
 		return err
@@ -1129,10 +1154,12 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	start := beam.CreateList(s, []WindowStart{})
 	groups := beam.CreateList(s, []UtilGroup{})
 	relink := beam.CreateList(s, [][]byte{})
+	var kept beam.PCollection
 	if hasMobility {
 		// Opt-out first (input row numbers known), then trips per subject;
 		// the column actions run on the trips.
-		kept, oCounts := OptOut(s, cfg, raw)
+		var oCounts beam.PCollection
+		kept, oCounts = OptOut(s, cfg, raw)
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
 		var mCounts beam.PCollection
@@ -1143,9 +1170,13 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, err := generalize(s, cfg, trans)
+	out, decision, classes, gCounts, sides, err := generalize(s, cfg, trans)
 	if err != nil {
 		return err
+	}
+	risk := beam.CreateList(s, []RiskPart{})
+	if hasMobility {
+		risk = Risk(s, cfg, kept, trans, sides.published, decision, sides.micro)
 	}
 	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
 	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, append(allCounts, tCounts, gCounts)...))
@@ -1157,7 +1188,8 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
 		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
-		beam.SideInput{Input: start}, beam.SideInput{Input: groups}, beam.SideInput{Input: relink})
+		beam.SideInput{Input: start}, beam.SideInput{Input: groups}, beam.SideInput{Input: relink},
+		beam.SideInput{Input: risk}, beam.SideInput{Input: sides.published})
 	return nil
 }
 
