@@ -18,9 +18,9 @@ import (
 // newDemoFixture is newFixture with the demo policy before issue #12
 // (examples/brakedisc/policy-attributes.yaml: trip scope, mobility block,
 // trace k, kanon on the vehicle and owner columns, public DP partitions
-// per cell and hour of day). The current example policy microaggregates
-// readings and sets mobility.max_linkage, which Beam refuses
-// (TestSupportedRefusesLinkagePolicy).
+// per cell and hour of day): the tests of k-anonymity beside movement data
+// (the settle fixed point, l/t) and of a linkage over the limit use it;
+// the example policy has no kanon block (newExampleFixture).
 func newDemoFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
 	return newPolicyFixture(t, brakedisc.AttributesPolicy(), vehicles, rows, batch)
 }
@@ -126,17 +126,18 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 	}
 }
 
-// TestPrismMatchesSingleMachineExample runs the example policy (the one
-// the demo runs: microaggregated readings, trip scope, trace k, a DP
-// release) on prism and on the single-machine Runner and compares as
-// TestPrismMatchesSingleMachineDemo does; the microaggregated means are
-// compared bit for bit in the written rows.
+// TestPrismMatchesSingleMachineExample runs the example policy as the demo
+// runs it (microaggregated readings, trip scope, trace k,
+// mobility.max_linkage, a DP release) on prism and on the single-machine
+// Runner and compares as TestPrismMatchesSingleMachineDemo does: the
+// written rows (the microaggregated means bit for bit), the trips, the
+// counts and every report field, the risk block included (linkage, its
+// interval and drivers, unicity before, after and at raw GPS precision).
 func TestPrismMatchesSingleMachineExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
 	}
 	f := newExampleFixture(t, 300, 30_000, 4096)
-	f.withPolicyEdits(t, [2]string{"  max_linkage: 0.05\n", ""})
 	want := compareDemo(t, f, false)
 	r := want.Risk
 	t.Logf("rows %+v; linkage %v %v, unicity before %v after %v raw GPS %v; %d traces, %d subjects sampled", want.Rows, *r.After.Linkage, r.After.LinkageCI,

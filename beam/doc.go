@@ -94,7 +94,8 @@
 //     pipeline holds no key bytes). Opt-out lists are read the same way and
 //     held keyed.
 //   - The same rows as the single-machine run under the same keyring (tested
-//     on the demo policy, mobility included): same pseudonyms, trips (which
+//     on the example policy the demo runs, examples/brakedisc/policy.yaml,
+//     and on the one before issue #12 with k-anonymity beside trips): same pseudonyms, trips (which
 //     rows share a trip id; the ids themselves are random in both), trimmed,
 //     detached and suppressed rows, settle rounds, k-anonymity
 //     transformation and classes. The DP release bounds contributions per

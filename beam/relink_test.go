@@ -37,6 +37,8 @@ func TestPrismRelinkLint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
 	}
+	// The policy before issue #12: no mobility.max_linkage, which a
+	// plate kept beside trips (linkage 100%) would trip first.
 	f := newDemoFixture(t, 60, 6_000, 1024)
 	withPlate(t, f.input)
 	f.withPolicyEdits(t, [2]string{"  pad_wear_mm: drop\n", "  pad_wear_mm: drop\n  plate: keep\n"})
