@@ -46,6 +46,9 @@ func (s *Sum) Add(x float64) {
 	tz := bits.TrailingZeros64(m)
 	m >>= tz
 	e += tz
+	if s.wide == nil && (!s.set || e < int(s.b)) && s.rebase(e) {
+		// The first value, or a lower exponent: the sum is now × 2^e.
+	}
 	if d := uint(e - int(s.b)); s.wide == nil && s.set && d <= 126-53 {
 		// The fast path: ±m × 2^d has at most 126 bits, the sum at most
 		// 124 (fromBig, below): no wrap-around, and add128 sees overflow
@@ -64,6 +67,34 @@ func (s *Sum) Add(x float64) {
 		}
 	}
 	s.addSlow(m, u>>63 != 0, e)
+}
+
+// rebase makes e the sum's exponent (the first value's, or one lower than
+// the sum's) when the integer still fits; false leaves it to addSlow.
+func (s *Sum) rebase(e int) bool {
+	if !s.set {
+		s.set, s.b, s.hi, s.lo = true, int16(e), 0, 0
+		return true
+	}
+	d := uint(int(s.b) - e)
+	hi, lo := s.hi, s.lo
+	if hi < 0 {
+		hi, lo = neg128(hi, lo)
+	}
+	n := uint(128 - bits.LeadingZeros64(uint64(hi)))
+	if hi == 0 {
+		n = uint(64 - bits.LeadingZeros64(lo))
+	}
+	if n+d > 122 {
+		return false
+	}
+	if d >= 64 {
+		s.hi, s.lo = int64(s.lo<<(d-64)), 0
+	} else if d > 0 {
+		s.hi, s.lo = s.hi<<d|int64(s.lo>>(64-d)), s.lo<<d
+	}
+	s.b = int16(e)
+	return true
 }
 
 // special counts a NaN or an infinity.
@@ -184,16 +215,7 @@ func (s *Sum) Value() float64 {
 		return 0
 	}
 	if s.wide == nil {
-		hi, lo, neg := s.hi, s.lo, s.hi < 0
-		if neg {
-			hi, lo = neg128(hi, lo)
-		}
-		if hi == 0 && lo < 1<<53 {
-			// Exact as a float64; Ldexp rounds once (subnormal results).
-			v := math.Ldexp(float64(lo), int(s.b))
-			if neg {
-				v = -v
-			}
+		if v, ok := s.value128(); ok {
 			return v
 		}
 	}
@@ -201,6 +223,34 @@ func (s *Sum) Value() float64 {
 	f.SetMantExp(f, int(s.b))
 	v, _ := f.Float64()
 	return v
+}
+
+// value128 rounds a 128-bit sum without math/big: the top 64 bits with
+// the bits below folded into a sticky bit round to 53 exactly as the
+// whole would (ties to even), and the power of two is exact while the
+// result is a normal float64; false otherwise.
+func (s *Sum) value128() (float64, bool) {
+	hi, lo, neg := s.hi, s.lo, s.hi < 0
+	if neg {
+		hi, lo = neg128(hi, lo)
+	}
+	v, e := lo, int(s.b)
+	if hi != 0 {
+		n := uint(64 - bits.LeadingZeros64(uint64(hi))) // bits of hi
+		v = uint64(hi)<<(64-n) | lo>>n
+		if lo&(1<<n-1) != 0 {
+			v |= 1
+		}
+		e += int(n)
+	}
+	f := math.Ldexp(float64(v), e)
+	if a := math.Abs(f); (a < 0x1p-1022 && a != 0) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 // Mean is the sum divided by n: the rounded sum divided by n (rounded

@@ -137,28 +137,27 @@ func FuzzAddBinary(f *testing.F) {
 	})
 }
 
-func BenchmarkAdd(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	xs := make([]float64, 1<<16)
-	for i := range xs {
-		xs[i] = math.Round(rng.Float64()*2000) / 10 // readings to 0.1
+// TestSumRounding: random sums whose integer spans up to 123 bits (the
+// 128-bit path: the top bits with a sticky bit) and beyond (math/big),
+// with ties built in, against math/big.
+func TestSumRounding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 20_000 {
+		n := 1 + rng.IntN(6)
+		xs := make([]float64, n)
+		for j := range xs {
+			m := float64(rng.Uint64()>>11) + 1 // up to 53 bits
+			if rng.IntN(4) == 0 {
+				m = 1 // a lone bit: ties
+			}
+			x := math.Ldexp(m, rng.IntN(160)-80-52)
+			if rng.IntN(2) == 0 {
+				x = -x
+			}
+			xs[j] = x
+		}
+		if got, want := sumOf(xs), exact(xs); got != want {
+			t.Fatalf("case %d %v: %v (%x), want %v (%x)", i, xs, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
 	}
-	b.Run("float64", func(b *testing.B) {
-		sums := make([]float64, 256)
-		for b.Loop() {
-			for i, x := range xs {
-				sums[i&255] += x
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(xs)), "ns/value")
-	})
-	b.Run("fsum", func(b *testing.B) {
-		sums := make([]Sum, 256)
-		for b.Loop() {
-			for i, x := range xs {
-				sums[i&255].Add(x)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(xs)), "ns/value")
-	})
 }
