@@ -26,21 +26,19 @@ import (
 //   - Spilled: Trans batches again, every row before suppression, with the
 //     merged microaggregation (the raw readings at published precision);
 //     RawState and BeforeState merge.
-//   - Written: the written rows (Output batches), on the Linkage that
-//     merged every other state.
-//   - Figures: the report's risk figures.
+//   - Written: the written rows in the Gen layout (after every
+//     suppression and the trace gate, before the dropped columns are
+//     projected away: the trace unit may be one of them);
+//     PublishedState merges.
+//   - Figures: the report's risk figures, on the Linkage that merged every
+//     state.
 type Linkage struct {
-	lm  *linkageMeasure
-	s   *Steps
-	out *pointProjector // Output layout (Written)
-	// outUnit is the trace unit's position in Output.
-	outUnit int
+	lm *linkageMeasure
+	s  *Steps
 }
 
 // NewLinkage returns the measure for a mobility policy (nil without a
-// mobility block). The trace unit (the trip id column, or the subject
-// column under scope subject) must be written: Written reads the written
-// rows.
+// mobility block).
 func (s *Steps) NewLinkage() (*Linkage, error) {
 	p := s.r.p
 	if p.Mobility == nil {
@@ -57,25 +55,7 @@ func (s *Steps) NewLinkage() (*Linkage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: %w", err)
 	}
-	unit := p.Subject
-	if p.Mobility.Scope == "trip" {
-		unit = p.Mobility.TripIDColumn
-	}
-	l := &Linkage{lm: lm, s: s}
-	out := s.pl.out
-	idx := make([]int, len(lm.names))
-	for j, n := range lm.names {
-		idx[j] = out.FieldIndices(n)[0]
-	}
-	u := out.FieldIndices(unit)
-	if len(u) != 1 {
-		// Run ties the written rows to their trace before it drops the
-		// column; Written sees the written rows only.
-		return nil, fmt.Errorf("anonymize: linkage: the trace unit %q is not written: Steps.NewLinkage measures published traces from the written rows (scope subject needs the subject column published, e.g. pseudonymised)", unit)
-	}
-	l.outUnit = u[0]
-	l.out = newPointProjector(lm.keyer, lm.names, idx, lm.pub.block)
-	return l, nil
+	return &Linkage{lm: lm, s: s}, nil
 }
 
 // Input adds an opted-in input batch (raw GPS precision).
@@ -153,23 +133,19 @@ func (l *Linkage) GPSState() ([]byte, error) { return l.lm.gps.State() }
 // MergeGPS adds another Linkage's GPSState.
 func (l *Linkage) MergeGPS(b []byte) error { return l.lm.gps.Merge(b) }
 
-// Written adds written rows (an Output batch).
-func (l *Linkage) Written(_ context.Context, rec arrow.RecordBatch) error {
-	lm := l.lm
-	n := int(rec.NumRows())
-	lm.unitBuf = growU64(lm.unitBuf, n)
-	if err := unitKeys(lm.keyer, "unit", rec.Column(l.outUnit), lm.unitBuf); err != nil {
-		return fmt.Errorf("linkage: %w", err)
-	}
-	cols, err := l.out.keys(rec)
-	if err != nil {
-		return fmt.Errorf("linkage: %w", err)
-	}
-	if err := lm.traces.Published(lm.unitBuf, cols); err != nil {
-		return fmt.Errorf("linkage: %w", err)
-	}
-	return nil
+// Written adds written rows: a batch in the Gen layout (Steps.Gen) after
+// cell and class suppression and the trace gate, as Run's pass 2 hands
+// them to its measures before it projects the written columns.
+func (l *Linkage) Written(ctx context.Context, rec arrow.RecordBatch) error {
+	return l.lm.written(ctx, rec)
 }
+
+// PublishedState is the state of Written's index, for MergePublished on a
+// Linkage sealed alike.
+func (l *Linkage) PublishedState() ([]byte, error) { return l.lm.traces.PublishedState() }
+
+// MergePublished adds another Linkage's PublishedState.
+func (l *Linkage) MergePublished(b []byte) error { return l.lm.traces.MergePublished(b) }
 
 // Figures returns the risk figures of the report (Figures.Risk).
 func (l *Linkage) Figures(ctx context.Context) (*RiskFigures, error) {

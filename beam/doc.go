@@ -72,7 +72,8 @@
 //	              precision (trip batches, microaggregated, the candidates
 //	              sealed with the trace gate's ids and the k-anonymity
 //	              levels: side inputs), one index per bundle for the commit
-//	              step, the unicity before merged by a Combine
+//	              step, the unicity before merged by a Combine; the second
+//	              ParDo of Generalize indexes the written rows per bundle
 //	Commit        one final step writes the output shards' rows into the
 //	              output file (temporary file + rename) through the Runner's
 //	              output-order step (anonymize.OutputOrder: by published time
@@ -81,9 +82,9 @@
 //	              (utility means), checks the re-linking lint, gathers the run's
 //	              anonymize.Figures and has the Runner's report builder
 //	              (anonymize.Steps.Report) check them and make the report
-//	              (the linkage measure: every state merged, the written
-//	              rows indexed as they are merged; mobility.max_linkage
-//	              checked there, before anything is committed), so
+//	              (the linkage measure: every partial state merged;
+//	              mobility.max_linkage checked there, before anything is
+//	              committed), so
 //	              the two engines' reports hold the same fields (tested
 //	              field by field); it writes the release and the report;
 //	              nothing is committed when any step failed
@@ -142,12 +143,7 @@
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
 // types, so a field added to package anonymize later fails closed here).
-// The linkage measure reads the trace unit from the written rows, so under
-// scope subject the subject column must be published (pseudonymised): with
-// it dropped the run fails (the single machine ties rows to the subject
-// before dropping the column). The published side of the measure is
-// indexed by the one commit step, which reads every written row anyway
-// (the output order). With a
+// With a
 // mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
 // shard of the trip step and the column but no row: trips regroup the rows

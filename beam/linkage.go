@@ -28,10 +28,13 @@ import (
 //     published ids, the k-anonymity levels: side inputs); their index
 //     (one state per bundle, bounded by the sample) and the unicity
 //     before (merged by a Combine) go to the commit step;
-//   - the written rows: the commit step reads every one anyway, merges the
-//     states above, and indexes them (anonymize.Linkage.Written), then
-//     draws the report's figures. mobility.max_linkage is checked by the
-//     report builder, as on one machine, before anything is committed.
+//   - the written rows: the second pass (classFn) indexes them per bundle
+//     in the Runner's layout, before the dropped columns go (the trace
+//     unit may be one: under scope subject with the subject dropped), and
+//     emits one state per bundle;
+//   - the commit step merges every state and draws the report's figures;
+//     mobility.max_linkage is checked by the report builder, as on one
+//     machine, before anything is committed.
 
 // RiskPart is one partial state of the measure; Kind says which.
 type RiskPart struct {
@@ -45,6 +48,7 @@ const (
 	riskCands  = "candidates"
 	riskRaw    = "raw"
 	riskBefore = "before"
+	riskPub    = "published"
 )
 
 // linkageFor returns the worker's measure (every worker the same options
@@ -290,19 +294,27 @@ func (f *riskCombineFn) MergeAccumulators(a, b []byte) ([]byte, error) {
 }
 func (f *riskCombineFn) ExtractOutput(a []byte) RiskPart { return RiskPart{Kind: f.Kind, State: a} }
 
-// Risk adds the linkage and unicity measures of a mobility policy to the
-// pipeline: kept are the opted-in input batches, trans the trip step's
-// batches, published the trace gate's trip ids, decision the k-anonymity
-// search's, micro the merged microaggregation. It returns the states the
-// commit step merges (RiskPart).
-func Risk(s beam.Scope, cfg Config, kept, trans, published, decision, micro beam.PCollection) beam.PCollection {
+// RiskCandidates offers the trip step's traces (trans) to the linkage
+// measure's sample: one merged candidates state (RiskPart).
+func RiskCandidates(s beam.Scope, cfg Config, trans beam.PCollection) beam.PCollection {
+	s = s.Scope("tarnkappe.Risk")
+	return beam.Combine(s, &riskCombineFn{workerDoFn: wf(cfg), Kind: riskCands}, beam.ParDo(s, &riskOfferFn{workerDoFn: wf(cfg)}, trans))
+}
+
+// Risk adds the rest of the linkage and unicity measures of a mobility
+// policy to the pipeline: kept are the opted-in input batches, trans the
+// trip step's batches, cands the merged candidates (RiskCandidates),
+// published the trace gate's trip ids, decision the k-anonymity search's,
+// micro the merged microaggregation, written the written rows' states
+// (the second pass indexes them). It returns every state the commit step
+// merges (RiskPart).
+func Risk(s beam.Scope, cfg Config, kept, trans, cands, published, decision, micro, written beam.PCollection) beam.PCollection {
 	s = s.Scope("tarnkappe.Risk")
 	gps := beam.Combine(s, &riskCombineFn{workerDoFn: wf(cfg), Kind: riskGPS}, beam.ParDo(s, &riskInputFn{workerDoFn: wf(cfg)}, kept))
-	cands := beam.Combine(s, &riskCombineFn{workerDoFn: wf(cfg), Kind: riskCands}, beam.ParDo(s, &riskOfferFn{workerDoFn: wf(cfg)}, trans))
 	raw, before := beam.ParDo2(s, &riskSpillFn{workerDoFn: wf(cfg)}, trans, beam.SideInput{Input: cands}, beam.SideInput{Input: published},
 		beam.SideInput{Input: decision}, beam.SideInput{Input: micro})
 	before = beam.Combine(s, &riskCombineFn{workerDoFn: wf(cfg), Kind: riskBefore}, before)
-	return beam.Flatten(s, gps, cands, raw, before)
+	return beam.Flatten(s, gps, cands, raw, before, written)
 }
 
 // riskMeasure is the commit step's side of the measure: every state
@@ -340,6 +352,8 @@ func riskMeasure(w *worker, parts func(*RiskPart) bool, published func(*int64) b
 			err = l.MergeBefore(p.State)
 		case riskGPS:
 			err = l.MergeGPS(p.State)
+		case riskPub:
+			err = l.MergePublished(p.State)
 		}
 		if err != nil {
 			return nil, err

@@ -31,10 +31,10 @@ import (
 //     which reads every written row anyway.
 //   - risk (linkage of published traces, unicity at the published
 //     precision before and after, and at raw GPS precision): the Runner's
-//     measure (anonymize.Linkage), its partial states merged (linkage.go);
-//     the commit step indexes the written rows and draws the figures, and
-//     the report builder checks mobility.max_linkage before anything is
-//     committed, as on one machine.
+//     measure (anonymize.Linkage), its partial states merged (linkage.go):
+//     the commit step draws the figures, and the report builder checks
+//     mobility.max_linkage before anything is committed, as on one
+//     machine.
 
 // countUtilCut counts raw rows outside the utility window.
 const countUtilCut = "utility_cut"
@@ -443,12 +443,7 @@ func newMeasures(w *worker, starts func(*WindowStart) bool) (*measures, error) {
 }
 
 // addOut takes one written batch.
-func (ms *measures) addOut(ctx context.Context, rec arrow.RecordBatch) error {
-	if ms.link != nil {
-		if err := ms.link.Written(ctx, rec); err != nil {
-			return err
-		}
-	}
+func (ms *measures) addOut(_ context.Context, rec arrow.RecordBatch) error {
 	m := ms.w.p.Mobility
 	if !ms.util || rec.NumRows() == 0 {
 		return nil

@@ -549,10 +549,15 @@ type classFn struct {
 	// micro holds the merged microaggregation sums (nil without
 	// microaggregated columns).
 	micro *anonymize.MicroAgg
+	// seal seals the linkage measure (nil: not measured here, e.g.
+	// Generalize alone); link indexes the bundle's written rows.
+	seal *sealInputs
+	link *anonymize.Linkage
 }
 
 // load reads the side inputs once.
-func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool, micro func(*[]byte) bool) error {
+func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool, micro func(*[]byte) bool,
+	cands func(*RiskPart) bool) error {
 	p := f.w.p
 	m, err := loadMicro(f.w, micro)
 	if err != nil {
@@ -591,19 +596,37 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 			}
 		}
 	}
+	if p.Mobility != nil {
+		// The linkage measure's candidates, sealed with the trace gate's
+		// ids and the search's levels, as the Runner seals them.
+		si := &sealInputs{d: d}
+		var rp RiskPart
+		for cands(&rp) {
+			if rp.Kind == riskCands && rp.State != nil {
+				si.cands = append(si.cands, rp.State)
+			}
+		}
+		if len(si.cands) > 0 {
+			for id := range f.pub {
+				si.ids = append(si.ids, id)
+			}
+			f.seal = si
+		}
+	}
 	f.ok = true
 	return nil
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	micro func(*[]byte) bool, emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	micro func(*[]byte) bool, cands func(*RiskPart) bool,
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), _ func(RiskPart)) (err error) {
 	defer func() {
 		if err != nil {
 			err = b.fail(f.Cfg, err)
 		}
 	}()
 	if !f.ok {
-		if err := f.load(decision, thin, state, published, micro); err != nil {
+		if err := f.load(decision, thin, state, published, micro, cands); err != nil {
 			return err
 		}
 	}
@@ -650,16 +673,32 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
 	}
-	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
+	gen, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
 		return err
 	}
 	if m := f.w.p.Mobility; m != nil && m.TraceK > 0 {
 		// Last, as on one machine: what it counts are written rows.
-		if res, err = f.detach(mem, res, count); err != nil {
+		if gen, err = f.detach(mem, gen, count); err != nil {
 			return err
 		}
 	}
+	if f.seal != nil {
+		// The written rows, before the dropped columns go (the trace unit
+		// may be one of them), as the Runner's measures see them.
+		if f.link == nil {
+			if f.link, err = f.seal.sealed(f.w); err != nil {
+				gen.Release()
+				return fmt.Errorf("linkage: %w", err)
+			}
+		}
+		if err := f.link.Written(ctx, gen); err != nil {
+			gen.Release()
+			return err
+		}
+	}
+	res := f.w.st.Project(gen)
+	gen.Release()
 	defer res.Release()
 	if err := f.countBuckets(res, count); err != nil {
 		return err
@@ -677,6 +716,22 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		return err
 	}
 	emit(ob)
+	return nil
+}
+
+// FinishBundle emits the state of the bundle's linkage index (the written
+// rows), which the commit step merges.
+func (f *classFn) FinishBundle(_ func(*[]byte) bool, _ func(*Below) bool, _ func(*[]byte) bool, _ func(*int64) bool, _ func(*[]byte) bool, _ func(*RiskPart) bool,
+	_ func(Batch), _ func(string, int64), _ func(string, CapSet), _ func(string, int64), risk func(RiskPart)) error {
+	if f.link == nil {
+		return nil
+	}
+	st, err := f.link.PublishedState()
+	f.link = nil
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: linkage: %w", err)
+	}
+	risk(RiskPart{Kind: riskPub, State: st})
 	return nil
 }
 
@@ -779,18 +834,22 @@ func (f *classFn) countBuckets(res arrow.RecordBatch, count func(string, int64))
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
-	out, decision, classes, counts, _, err = generalize(s, cfg, trans)
+	out, decision, classes, counts, _, err = generalize(s, cfg, trans, beam.CreateList(s, []RiskPart{}))
 	return out, decision, classes, counts, err
 }
 
 // generalizeSides are generalize's further outputs, for the linkage
-// measure: the trace gate's published trip ids and the merged
-// microaggregation state.
+// measure: the trace gate's published trip ids, the merged
+// microaggregation state and the written rows' linkage states
+// (RiskPart, one per bundle).
 type generalizeSides struct {
-	published, micro beam.PCollection
+	published, micro, written beam.PCollection
 }
 
-func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, sides generalizeSides, err error) {
+// generalize is Generalize; cands are the linkage measure's merged
+// candidates (RiskCandidates), for indexing the written rows (an empty
+// collection: no linkage measure).
+func generalize(s beam.Scope, cfg Config, trans, cands beam.PCollection) (out, decision, classes, counts beam.PCollection, sides generalizeSides, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
@@ -829,10 +888,10 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	} else {
 		decision = beam.CreateList(s, [][]byte{})
 	}
-	var members, groups beam.PCollection
-	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
+	var members, groups, written beam.PCollection
+	out, members, groups, counts, written = beam.ParDo5(s, &classFn{workerDoFn: wf(cfg)}, trans,
 		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published},
-		beam.SideInput{Input: micro})
+		beam.SideInput{Input: micro}, beam.SideInput{Input: cands})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
 	classes = beam.ParDo(s, toEntry, perClass)
@@ -845,7 +904,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, generalizeSides{published: published, micro: micro}, nil
+	return out, decision, classes, counts, generalizeSides{published: published, micro: micro, written: written}, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -1170,13 +1229,17 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, sides, err := generalize(s, cfg, trans)
+	cands := beam.CreateList(s, []RiskPart{})
+	if hasMobility {
+		cands = RiskCandidates(s, cfg, trans)
+	}
+	out, decision, classes, gCounts, sides, err := generalize(s, cfg, trans, cands)
 	if err != nil {
 		return err
 	}
 	risk := beam.CreateList(s, []RiskPart{})
 	if hasMobility {
-		risk = Risk(s, cfg, kept, trans, sides.published, decision, sides.micro)
+		risk = Risk(s, cfg, kept, trans, cands, sides.published, decision, sides.micro, sides.written)
 	}
 	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
 	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, append(allCounts, tCounts, gCounts)...))
