@@ -155,3 +155,17 @@ func (l *Linkage) Figures(ctx context.Context) (*RiskFigures, error) {
 	}
 	return f.Risk, nil
 }
+
+// CheckLinkage applies mobility.max_linkage to the measured figures, with
+// the report builder's own check and message (the builder applies it again
+// in Report): an engine calls it before it writes any output.
+func (s *Steps) CheckLinkage(rf *RiskFigures) error {
+	m := s.r.p.Mobility
+	if m == nil || rf == nil {
+		return nil
+	}
+	if err := riskReport(&Report{}, m, &Figures{Risk: rf}); err != nil {
+		return fmt.Errorf("anonymize: %w", err)
+	}
+	return nil
+}

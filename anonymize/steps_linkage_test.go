@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
+	"github.com/tarnkappe/tarnkappe/linkage"
 )
 
 // TestLinkageMerge: the example policy's linkage and unicity measure run
@@ -193,5 +194,45 @@ func TestLinkageMerge(t *testing.T) {
 	}
 	if want.Traces.Traces == 0 || want.Before.Unicity.Of == 0 || want.RawGPS.Unicity.Of == 0 {
 		t.Errorf("the fixture should sample traces and subjects: %+v", *want)
+	}
+}
+
+// TestCheckLinkage: the limit an engine checks before writing is the
+// report builder's, on the upper end of the interval of a sample and on
+// the share of a census.
+func TestCheckLinkage(t *testing.T) {
+	r, err := NewRunner(Options{Policy: writePolicy(t, string(brakedisc.DemoPolicy())), Keyring: newKeyring(t), Release: sinkFor(&memSink{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rd, err := brakedisc.NewReader(brakedisc.Config{Vehicles: 10, Rows: 10, Days: 1, Seed: 1, BatchSize: 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Steps(rd.Schema())
+	rd.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fig := func(census bool, share, upper float64) *RiskFigures {
+		return &RiskFigures{Columns: []string{"ts", "cell", "speed_kmh"},
+			Traces: linkage.TraceResult{Traces: 100, Census: census, Linkage: linkage.Proportion{Of: 100, Share: share, Upper: upper}}}
+	}
+	for _, tc := range []struct {
+		name string
+		rf   *RiskFigures
+		fail bool
+	}{
+		{"sample under the limit", fig(false, 0, 0.03), false},
+		{"sample whose interval reaches over", fig(false, 0.02, 0.08), true},
+		{"census under the limit", fig(true, 0.04, 0.1), false},
+		{"census over", fig(true, 0.2, 0.3), true},
+	} {
+		err := st.CheckLinkage(tc.rf)
+		if (err != nil) != tc.fail || (err != nil && !strings.Contains(err.Error(), "mobility.max_linkage")) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }

@@ -83,8 +83,8 @@
 //	              anonymize.Figures and has the Runner's report builder
 //	              (anonymize.Steps.Report) check them and make the report
 //	              (the linkage measure: every partial state merged;
-//	              mobility.max_linkage checked there, before anything is
-//	              committed), so
+//	              mobility.max_linkage checked first, before any output
+//	              file is written: anonymize.Steps.CheckLinkage), so
 //	              the two engines' reports hold the same fields (tested
 //	              field by field); it writes the release and the report;
 //	              nothing is committed when any step failed

@@ -111,10 +111,17 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		if ms, err = newMeasures(w, starts); err != nil {
 			return err
 		}
-		// The linkage measure: every partial state merged; the written
-		// rows are indexed as they are merged.
-		if ms.link, err = riskMeasure(w, risk, published, decision); err != nil {
+		// The linkage measure: every partial state merged, and
+		// mobility.max_linkage checked before anything is written.
+		link, err := riskMeasure(w, risk, published, decision)
+		if err != nil {
 			return fmt.Errorf("linkage: %w", err)
+		}
+		if ms.risk, err = link.Figures(ctx); err != nil {
+			return err
+		}
+		if err := w.st.CheckLinkage(ms.risk); err != nil {
+			return err
 		}
 	}
 	if fig.Rows.Out, err = out.merge(ctx, cfg, w, t.buckets, shards, ms, fig.Mobility); err != nil {

@@ -33,8 +33,8 @@ import (
 //     unit may be one: under scope subject with the subject dropped), and
 //     emits one state per bundle;
 //   - the commit step merges every state and draws the report's figures;
-//     mobility.max_linkage is checked by the report builder, as on one
-//     machine, before anything is committed.
+//     mobility.max_linkage is checked first (the report builder's check,
+//     anonymize.Steps.CheckLinkage), before any output file is written.
 
 // RiskPart is one partial state of the measure; Kind says which.
 type RiskPart struct {

@@ -32,9 +32,8 @@ import (
 //   - risk (linkage of published traces, unicity at the published
 //     precision before and after, and at raw GPS precision): the Runner's
 //     measure (anonymize.Linkage), its partial states merged (linkage.go):
-//     the commit step draws the figures, and the report builder checks
-//     mobility.max_linkage before anything is committed, as on one
-//     machine.
+//     the commit step draws the figures and checks mobility.max_linkage
+//     with the report builder's check before any output file is written.
 
 // countUtilCut counts raw rows outside the utility window.
 const countUtilCut = "utility_cut"
@@ -422,8 +421,8 @@ type measures struct {
 	win  window
 	cut  bool
 	out  map[meanGroup]*MeanPart
-	// link is the linkage measure with every partial state merged.
-	link *anonymize.Linkage
+	// risk are the linkage measure's figures (every partial state merged).
+	risk *anonymize.RiskFigures
 }
 
 func newMeasures(w *worker, starts func(*WindowStart) bool) (*measures, error) {
@@ -478,13 +477,7 @@ func (ms *measures) addOut(_ context.Context, rec arrow.RecordBatch) error {
 // figures adds the risk and utility figures to fig.
 func (ms *measures) figures(ctx context.Context, fig *anonymize.Figures, groups func(*UtilGroup) bool, rawCut bool) error {
 	m := ms.w.p.Mobility
-	if ms.link != nil {
-		rf, err := ms.link.Figures(ctx)
-		if err != nil {
-			return err
-		}
-		fig.Risk = rf
-	}
+	fig.Risk = ms.risk
 	if !ms.util {
 		return nil
 	}
