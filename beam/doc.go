@@ -93,7 +93,9 @@
 //   - Keys never travel in the pipeline graph: Config carries the keyring's
 //     path and every worker reads it in Setup (tested: the marshalled
 //     pipeline holds no key bytes). Opt-out lists are read the same way and
-//     held keyed.
+//     held keyed. The one key the graph does carry is Config.MeasureKey,
+//     drawn per run: it decides which subjects and traces the linkage and
+//     unicity measures sample, and protects no value.
 //   - The same rows as the single-machine run under the same keyring (tested
 //     on the example policy the demo runs, examples/brakedisc/policy.yaml,
 //     and on the one before issue #12 with k-anonymity beside trips): same pseudonyms, trips (which
