@@ -2,7 +2,7 @@ package anonymize
 
 import (
 	"context"
-	"math"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -164,8 +164,11 @@ func TestRelinkLint(t *testing.T) {
 }
 
 // TestMicroaggregate: every written row of a (cell, hour) carries the mean
-// of the column over that group's readings, the utility figure is exact,
-// and the output column is float64.
+// of the column over that group's readings — the exact sum (math/big)
+// rounded once, divided by the count, bit for bit, so that any order of
+// the rows gives the same value (package beam's workers add them in
+// another) —, the utility figure is exact, and the output column is
+// float64.
 func TestMicroaggregate(t *testing.T) {
 	cfg := smallFleet()
 	rep, out, err := runFleetWith(t, string(brakedisc.DemoPolicy()), cfg)
@@ -175,7 +178,7 @@ func TestMicroaggregate(t *testing.T) {
 	// The raw group means (every reading: the example policy detaches trip
 	// ends rather than dropping them, and the opt-out list is empty).
 	type group struct{ cell, hour string }
-	sum, n := map[group]float64{}, map[group]int{}
+	sum, n := map[group]*big.Float{}, map[group]int{}
 	raw, err := brakedisc.NewReader(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +196,10 @@ func TestMicroaggregate(t *testing.T) {
 			h := arrayOfHour(ts, i)
 			g := group{c, text(t, h, 0)}
 			h.Release()
-			sum[g] += v.Value(i)
+			if sum[g] == nil {
+				sum[g] = new(big.Float).SetPrec(2048)
+			}
+			sum[g].Add(sum[g], new(big.Float).SetFloat64(v.Value(i)))
 			n[g]++
 		}
 	}
@@ -205,8 +211,9 @@ func TestMicroaggregate(t *testing.T) {
 		cell, ts, v := rec.Column(rec.Schema().FieldIndices("cell")[0]), rec.Column(rec.Schema().FieldIndices("ts")[0]), rec.Column(rec.Schema().FieldIndices("speed_kmh")[0]).(*array.Float64)
 		for i := range int(rec.NumRows()) {
 			g := group{text(t, cell, i), text(t, ts, i)}
-			want := sum[g] / float64(n[g])
-			if math.Abs(v.Value(i)-want) > 1e-9*math.Max(1, want) {
+			s, _ := sum[g].Float64()
+			want := s / float64(n[g])
+			if v.Value(i) != want {
 				t.Fatalf("row in %v: %v, want the group mean %v", g, v.Value(i), want)
 			}
 			checked++

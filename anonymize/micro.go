@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/tarnkappe/tarnkappe/internal/fsum"
 	"github.com/tarnkappe/tarnkappe/linkage"
 )
 
@@ -28,8 +29,9 @@ type microAgg struct {
 	cell, ts int // trans positions
 	keyer    *linkage.Keyer
 	groups   map[uint64]int32 // (cell, bucket) key → group index
-	sums     [][]float64      // per column, per group
+	sums     [][]fsum.Sum     // per column, per group: exact, so any order of rows gives the same mean
 	counts   [][]int64
+	means    [][]float64 // per column, per group: the means apply writes (micro_mean.go)
 	blockBuf [3][]uint64
 	groupBuf []int32
 	schema   *arrow.Schema // the rows after apply: trans with the columns as float64
@@ -50,7 +52,7 @@ func newMicroAgg(pl *plan, m *MobilityPolicy) *microAgg {
 	if len(a.cols) == 0 {
 		return nil
 	}
-	a.sums = make([][]float64, len(a.cols))
+	a.sums = make([][]fsum.Sum, len(a.cols))
 	a.counts = make([][]int64, len(a.cols))
 	a.schema = arrow.NewSchema(fields, nil)
 	return a
@@ -92,7 +94,7 @@ func (a *microAgg) pass1(_ context.Context, rec arrow.RecordBatch, _ int64) erro
 				g = int32(len(a.groups))
 				a.groups[b] = g
 				for c := range a.cols {
-					a.sums[c] = append(a.sums[c], 0)
+					a.sums[c] = append(a.sums[c], fsum.Sum{})
 					a.counts[c] = append(a.counts[c], 0)
 				}
 			}
@@ -101,13 +103,14 @@ func (a *microAgg) pass1(_ context.Context, rec arrow.RecordBatch, _ int64) erro
 		gs = append(gs, g)
 	}
 	a.groupBuf = gs
+	a.means = nil
 	for c, col := range a.cols {
 		sums, counts := a.sums[c], a.counts[c]
 		switch arr := rec.Column(col).(type) {
 		case *array.Float64:
 			for i, v := range arr.Float64Values() {
 				if arr.IsValid(i) {
-					sums[gs[i]] += v
+					sums[gs[i]].Add(v)
 					counts[gs[i]]++
 				}
 			}
@@ -115,7 +118,7 @@ func (a *microAgg) pass1(_ context.Context, rec arrow.RecordBatch, _ int64) erro
 			for i := range gs {
 				if arr.IsValid(i) {
 					v, _ := numberAt(arr, i)
-					sums[gs[i]] += v
+					sums[gs[i]].Add(v)
 					counts[gs[i]]++
 				}
 			}
@@ -157,15 +160,16 @@ func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch, out *arrow
 	a.groupBuf = gs
 	b := array.NewFloat64Builder(mem)
 	defer b.Release()
+	means := a.meanTable()
 	for c, col := range a.cols {
 		b.Reserve(len(gs))
-		sums, counts := a.sums[c], a.counts[c]
+		counts := a.counts[c]
 		for _, g := range gs {
 			if g < 0 || counts[g] == 0 {
 				b.UnsafeAppendBoolToBitmap(false)
 				continue
 			}
-			b.UnsafeAppend(sums[g] / float64(counts[g]))
+			b.UnsafeAppend(means[c][g])
 		}
 		arr := b.NewArray()
 		owned = append(owned, arr)
@@ -190,10 +194,11 @@ func (a *microAgg) observePublished(rec arrow.RecordBatch, cell, ts int, cols []
 			g = int32(len(a.groups))
 			a.groups[b] = g
 			for c := range a.cols {
-				a.sums[c] = append(a.sums[c], 0)
+				a.sums[c] = append(a.sums[c], fsum.Sum{})
 				a.counts[c] = append(a.counts[c], 0)
 			}
 		}
+		a.means = nil
 		for c, col := range cols {
 			arr := rec.Column(col)
 			if arr.IsNull(i) {
@@ -203,7 +208,8 @@ func (a *microAgg) observePublished(rec arrow.RecordBatch, cell, ts int, cols []
 			if !ok {
 				return fmt.Errorf("microaggregate: published column %q is %s, not a number", a.names[c], arr.DataType())
 			}
-			a.sums[c][g], a.counts[c][g] = v, 1
+			a.sums[c][g], a.counts[c][g] = fsum.Sum{}, 1
+			a.sums[c][g].Add(v)
 		}
 	}
 	return nil

@@ -95,7 +95,8 @@ func newFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
 	}
 	f.cfg = Config{Policy: pol, PolicyFile: f.policy, Keys: f.keys, Inputs: []string{f.input},
 		Output: filepath.Join(dir, "beam.parquet"), ReleaseOutput: filepath.Join(dir, "beam.release.parquet"),
-		Report: filepath.Join(dir, "beam.report.json"), TempDir: filepath.Join(dir, "beam.parquet.shards"), BatchSize: 4096, Shards: 4}
+		Report: filepath.Join(dir, "beam.report.json"), TempDir: filepath.Join(dir, "beam.parquet.shards"), BatchSize: 4096, Shards: 4,
+		MeasureKey: []byte("beam test: the measures' key 32b")}
 	return f
 }
 

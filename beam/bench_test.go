@@ -21,11 +21,10 @@ import (
 
 // benchFixture returns a cached fleet (1M rows by default, 2,000 vehicles:
 // the demo's density), a keyring, an opt-out list of 1% of the vehicles and
-// a policy: the current demo policy (mobility block, trip scope, public DP
-// partitions) when demo is set, else the pinned test policy (the demo
-// policy without mobility). It is built on first use, inside the benchmark,
-// never at init.
-func benchFixture(b *testing.B, demo bool) (cfg Config, rows int64) {
+// a policy: "example" (examples/brakedisc/policy.yaml), "attributes"
+// (policy-attributes.yaml), else the pinned test policy (testdata, without
+// mobility). It is built on first use, inside the benchmark, never at init.
+func benchFixture(b *testing.B, policy string) (cfg Config, rows int64) {
 	b.Helper()
 	rows = 1_000_000
 	if s := os.Getenv("TARNKAPPE_BENCH_ROWS"); s != "" {
@@ -92,41 +91,43 @@ func benchFixture(b *testing.B, demo bool) (cfg Config, rows int64) {
 		}
 	}
 	pol, name := demoPolicy(b), "policy.yaml"
-	if demo {
-		pol, name = brakedisc.AttributesPolicy(), "demo-policy.yaml"
+	switch policy {
+	case "example":
+		pol, name = brakedisc.DemoPolicy(), "example-policy.yaml"
+	case "attributes":
+		pol, name = brakedisc.AttributesPolicy(), "attributes-policy.yaml"
 	}
-	policy := filepath.Join(dir, name)
-	if err := os.WriteFile(policy, pol, 0o600); err != nil {
+	policyFile := filepath.Join(dir, name)
+	if err := os.WriteFile(policyFile, pol, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	out := b.TempDir()
-	return Config{Policy: pol, PolicyFile: policy, Keys: keys, Inputs: []string{in},
+	return Config{Policy: pol, PolicyFile: policyFile, Keys: keys, Inputs: []string{in},
 		Output: filepath.Join(out, "beam.parquet"), ReleaseOutput: filepath.Join(out, "beam.release.parquet"),
 		TempDir: filepath.Join(out, "shards")}, rows
 }
 
 // BenchmarkBeamPrism runs a policy over the same Parquet fleet on the
 // single-machine anonymize.Runner and on Beam's prism runner (in-process,
-// one machine), side by side: policy=vehicle is the demo policy without its
-// mobility block (opt-out, HMAC pseudonyms, coarsening, exact k-anonymity,
-// DP release per make), policy=demo the current demo policy (trips, H3
-// cells, cell-hour k, trace k, the settle fixed point, public DP partitions
-// per cell and hour of day). The prism sub-benchmark reports its slowdown
-// against the single-machine one as x_single when both run in the same
-// invocation.
+// one machine), side by side: policy=vehicle is testdata/policy.yaml, the
+// vehicle-level policy without a mobility block (opt-out, HMAC pseudonyms,
+// coarsening, exact k-anonymity, DP release per make); policy=example the
+// example policy the demo runs (trips, H3 cells, cell-hour k, trace k,
+// microaggregated readings, the linkage and unicity measures with
+// mobility.max_linkage, public DP partitions per cell); policy=attributes
+// the policy before issue #12 (k-anonymity beside trips, the settle fixed
+// point). The prism sub-benchmark reports its slowdown against the
+// single-machine one as x_single when both run in the same invocation.
 func BenchmarkBeamPrism(b *testing.B) {
-	for _, pc := range []struct {
-		name string
-		demo bool
-	}{{"vehicle", false}, {"demo", true}} {
-		b.Run("policy="+pc.name, func(b *testing.B) { benchBoth(b, pc.demo) })
+	for _, policy := range []string{"vehicle", "example", "attributes"} {
+		b.Run("policy="+policy, func(b *testing.B) { benchBoth(b, policy) })
 	}
 }
 
-func benchBoth(b *testing.B, demo bool) {
+func benchBoth(b *testing.B, policy string) {
 	var singleNsRow float64
 	b.Run("single", func(b *testing.B) {
-		cfg, rows := benchFixture(b, demo)
+		cfg, rows := benchFixture(b, policy)
 		p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 		if err != nil {
 			b.Fatal(err)
@@ -162,7 +163,7 @@ func benchBoth(b *testing.B, demo bool) {
 		b.ReportMetric(1e9/ns, "rows/s")
 	})
 	b.Run("prism", func(b *testing.B) {
-		cfg, rows := benchFixture(b, demo)
+		cfg, rows := benchFixture(b, policy)
 		b.ReportAllocs()
 		start := time.Now()
 		for b.Loop() {

@@ -18,12 +18,22 @@ import (
 // newDemoFixture is newFixture with the demo policy before issue #12
 // (examples/brakedisc/policy-attributes.yaml: trip scope, mobility block,
 // trace k, kanon on the vehicle and owner columns, public DP partitions
-// per cell and hour of day). The current example policy microaggregates
-// readings and sets mobility.max_linkage, which Beam refuses
-// (TestSupportedRefusesLinkagePolicy).
+// per cell and hour of day): the tests of k-anonymity beside movement data
+// (the settle fixed point, l/t) and of a linkage over the limit use it;
+// the example policy has no kanon block (newExampleFixture).
 func newDemoFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
+	return newPolicyFixture(t, brakedisc.AttributesPolicy(), vehicles, rows, batch)
+}
+
+// newExampleFixture is newFixture with the current example policy
+// (examples/brakedisc/policy.yaml, the one the demo runs: microaggregated
+// readings, no vehicle or owner column, no kanon block).
+func newExampleFixture(t testing.TB, vehicles int, rows int64, batch int) *fixture {
+	return newPolicyFixture(t, brakedisc.DemoPolicy(), vehicles, rows, batch)
+}
+
+func newPolicyFixture(t testing.TB, pol []byte, vehicles int, rows int64, batch int) *fixture {
 	f := newFixture(t, vehicles, rows, batch)
-	pol := brakedisc.AttributesPolicy()
 	if err := os.WriteFile(f.policy, pol, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +124,24 @@ func TestPrismMatchesSingleMachineDemo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPrismMatchesSingleMachineExample runs the example policy as the demo
+// runs it (microaggregated readings, trip scope, trace k,
+// mobility.max_linkage, a DP release) on prism and on the single-machine
+// Runner and compares as TestPrismMatchesSingleMachineDemo does: the
+// written rows (the microaggregated means bit for bit), the trips, the
+// counts and every report field, the risk block included (linkage, its
+// interval and drivers, unicity before, after and at raw GPS precision).
+func TestPrismMatchesSingleMachineExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	f := newExampleFixture(t, 300, 30_000, 4096)
+	want := compareDemo(t, f, false)
+	r := want.Risk
+	t.Logf("rows %+v; linkage %v %v, unicity before %v after %v raw GPS %v; %d traces, %d subjects sampled", want.Rows, *r.After.Linkage, r.After.LinkageCI,
+		*r.Before.Unicity, *r.After.Unicity, *r.Before.UnicityRawGPS, r.Method.TracesSampled, r.Method.SubjectsSampled)
 }
 
 // withoutKAnon removes the kanon block from the fixture's policy (the
@@ -274,8 +302,11 @@ func compareUtility(t *testing.T, got, want anonymize.UtilityReport) {
 }
 
 // TestPrismMeasuresScopeSubject runs the demo policy under scope subject
-// with the VIN dropped and endpoints drop: the raw utility comes from the
-// input rows.
+// with endpoints drop: the raw utility comes from the input rows, and the
+// linkage measure's traces are the vehicles (the truth known:
+// linkage_correct), with the VIN pseudonymised and with it dropped (the
+// written rows then hold no trace unit: both engines tie them to their
+// vehicle before the column goes).
 func TestPrismMeasuresScopeSubject(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
@@ -283,17 +314,28 @@ func TestPrismMeasuresScopeSubject(t *testing.T) {
 	f := newDemoFixture(t, 100, 5_000, 4096)
 	f.withPolicyEdits(t, [2]string{"scope: trip", "scope: subject"}, [2]string{"  trip_id_column: trip\n", ""}, [2]string{"endpoints: detach", "endpoints: drop"},
 		[2]string{"  trace_k: 5\n", ""}, [2]string{"min_subjects: 20", "min_subjects: 3"}) // a small fleet
-	want := f.single(t, filepath.Join(f.dir, "single.parquet"))
-	got, err := runPrism(t, f.cfg)
-	if err != nil {
-		t.Fatal(err)
+	for _, vin := range []string{"  vin: {pseudonymize: {method: hmac, domain: vin}}\n", "  vin: drop\n"} {
+		if vin != "  vin: drop\n" {
+			f.withPolicyEdits(t, [2]string{"  vin: drop\n", vin})
+		}
+		want := f.single(t, filepath.Join(f.dir, "single.parquet"))
+		got, err := runPrism(t, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mobility == nil || got.Mobility.Utility == nil || want.Mobility.Utility == nil {
+			t.Fatal("utility missing")
+		}
+		compareUtility(t, *got.Mobility.Utility, *want.Mobility.Utility)
+		compareReports(t, got, want)
+		if want.Risk.After.LinkageCorrect == nil {
+			t.Fatalf("%s: linkage_correct missing", strings.TrimSpace(vin))
+		}
+		t.Logf("%s: utility %+v; linkage %v, correct %v", strings.TrimSpace(vin), *want.Mobility.Utility, *want.Risk.After.Linkage, *want.Risk.After.LinkageCorrect)
+		if vin != "  vin: drop\n" {
+			f.withPolicyEdits(t, [2]string{vin, "  vin: drop\n"})
+		}
 	}
-	if got.Mobility == nil || got.Mobility.Utility == nil || want.Mobility.Utility == nil {
-		t.Fatal("utility missing")
-	}
-	compareUtility(t, *got.Mobility.Utility, *want.Mobility.Utility)
-	checkRiskNotComputed(t, got, want)
-	t.Logf("utility %+v", *want.Mobility.Utility)
 }
 
 // checkWrittenOrder: Beam writes its rows in the Runner's output order

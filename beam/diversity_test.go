@@ -56,7 +56,7 @@ func (f *fixture) singleRun(t testing.TB, input, out string) (*anonymize.Report,
 	}
 	rel := strings.TrimSuffix(out, ".parquet") + ".release.parquet"
 	r, err := anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: kr, Release: create(rel), Workers: 1,
-		Input: input, InputFile: input, Output: out, ReleaseOutput: rel})
+		Input: input, InputFile: input, Output: out, ReleaseOutput: rel, Measure: anonymize.MeasureOptions{Key: f.cfg.MeasureKey}})
 	if err != nil {
 		t.Fatal(err)
 	}

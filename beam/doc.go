@@ -49,6 +49,11 @@
 //	              unpublished trips, generalises and suppresses classes
 //	              (decisions as side inputs); the written classes and
 //	              (cell, bucket) groups are recounted for verification
+//	Microaggregate  the microaggregate column action: per bundle of trip
+//	              batches the group sums (anonymize.MicroAgg, exact sums)
+//	              of every row before suppression, merged by one Combine;
+//	              the second ParDo writes each row's (cell, bucket) mean
+//	              (side input) after cell suppression, before k-anonymity
 //	Release       subjects sharded by key (GroupByKey) → dp.Aggregator
 //	              bounds contributions per shard → dp.Partial merged in a
 //	              CombineFn → noise once, at the end; private or public
@@ -59,6 +64,16 @@
 //	              (CombinePerKey) for mobility.utility; under scope trip the
 //	              re-linking lint (anonymize.RelinkLint) over the trip
 //	              batches, a partial per bundle merged by a Combine
+//	Risk          mobility: the Runner's linkage and unicity measure
+//	              (anonymize.Linkage, keyed samples: Config.MeasureKey):
+//	              raw GPS unicity over the opted-in input batches and the
+//	              candidate traces over the trip batches, a partial per
+//	              bundle merged by a Combine; the raw readings at published
+//	              precision (trip batches, microaggregated, the candidates
+//	              sealed with the trace gate's ids and the k-anonymity
+//	              levels: side inputs), one index per bundle for the commit
+//	              step, the unicity before merged by a Combine; the second
+//	              ParDo of Generalize indexes the written rows per bundle
 //	Commit        one final step writes the output shards' rows into the
 //	              output file (temporary file + rename) through the Runner's
 //	              output-order step (anonymize.OutputOrder: by published time
@@ -66,7 +81,10 @@
 //	              bucket the final step counted), measures the written rows
 //	              (utility means), checks the re-linking lint, gathers the run's
 //	              anonymize.Figures and has the Runner's report builder
-//	              (anonymize.Steps.Report) check them and make the report, so
+//	              (anonymize.Steps.Report) check them and make the report
+//	              (the linkage measure: every partial state merged;
+//	              mobility.max_linkage checked first, before any output
+//	              file is written: anonymize.Steps.CheckLinkage), so
 //	              the two engines' reports hold the same fields (tested
 //	              field by field); it writes the release and the report;
 //	              nothing is committed when any step failed
@@ -75,9 +93,12 @@
 //   - Keys never travel in the pipeline graph: Config carries the keyring's
 //     path and every worker reads it in Setup (tested: the marshalled
 //     pipeline holds no key bytes). Opt-out lists are read the same way and
-//     held keyed.
+//     held keyed. The one key the graph does carry is Config.MeasureKey,
+//     drawn per run: it decides which subjects and traces the linkage and
+//     unicity measures sample, and protects no value.
 //   - The same rows as the single-machine run under the same keyring (tested
-//     on the demo policy, mobility included): same pseudonyms, trips (which
+//     on the example policy the demo runs, examples/brakedisc/policy.yaml,
+//     and on the one before issue #12 with k-anonymity beside trips): same pseudonyms, trips (which
 //     rows share a trip id; the ids themselves are random in both), trimmed,
 //     detached and suppressed rows, settle rounds, k-anonymity
 //     transformation and classes. The DP release bounds contributions per
@@ -87,12 +108,26 @@
 //     The file's rows are in the Runner's output order (by published time
 //     bucket, uniformly at random within it), not in the order of the
 //     shards (subject shards and trips); tests compare rows as multisets.
+//   - Microaggregated values equal to the single machine's bit for bit:
+//     the group sums are exact, so the order in which workers add rows
+//     does not matter (tested on the example policy).
 //   - The report's mobility.utility as on one machine: the same groups,
 //     window and counts (tested equal; the relative errors up to the order
 //     of float additions). Under scope trip a published column that maps
 //     one to one to subjects fails the run with the single machine's
 //     message before anything is committed (the re-linking lint's partial
 //     states merged; tested).
+//   - The report's risk block as on one machine (tested field by field):
+//     linkage and linkage_correct of published traces, unicity before and
+//     after at published precision and at raw GPS precision, the columns
+//     driving linkage; the samples are keyed and their partial states merge
+//     exactly (package linkage), so with the same MeasureKey the figures
+//     are the single machine's. Under scope trip the trip ids are random in
+//     both engines and key the trace sample's draws: the figures are equal
+//     when every published trip is sampled (up to 2,000) and diagnosed (up
+//     to 300), and another draw of the same sample design beyond. A policy
+//     whose measured linkage may exceed mobility.max_linkage fails with the
+//     single machine's message and commits nothing (tested).
 //   - With l-diversity or t-closeness (tested with and without a mobility
 //     block) the same rows, suppressed classes (those failing l/t
 //     included), settle rounds and kanon report fields (l, t,
@@ -109,12 +144,8 @@
 //
 // What it does not do (yet): any policy field this package does not
 // implement is an error when set (checked by reflection over the policy
-// types, so a field added to package anonymize later fails closed here). Not
-// implemented: the linkage and unicity measures of issue #12 (the report
-// says so in risk.not_computed), hence mobility.max_linkage, which they
-// check; and the microaggregate column action (the Runner replaces such a
-// value by its cell-hour's mean in pass 2; Beam would publish it raw): the
-// current example policy uses both and runs on one machine only. With a
+// types, so a field added to package anonymize later fails closed here).
+// With a
 // mobility block, an error in the
 // sensitive column (a null, a subject with two values) names the subject
 // shard of the trip step and the column but no row: trips regroup the rows

@@ -63,7 +63,7 @@ type finalizeFn struct {
 
 func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*string) bool, counts func(*string, *int64) bool,
 	decision func(*[]byte) bool, classes func(*HistEntry) bool, rel func(*ReleaseOutput) bool,
-	starts func(*WindowStart) bool, groups func(*UtilGroup) bool, relink func(*[]byte) bool) (err error) {
+	starts func(*WindowStart) bool, groups func(*UtilGroup) bool, relink func(*[]byte) bool, risk func(*RiskPart) bool, published func(*int64) bool) (err error) {
 	cfg := f.Cfg
 	defer func() {
 		os.RemoveAll(cfg.TempDir)
@@ -111,6 +111,18 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		if ms, err = newMeasures(w, starts); err != nil {
 			return err
 		}
+		// The linkage measure: every partial state merged, and
+		// mobility.max_linkage checked before anything is written.
+		link, err := riskMeasure(w, risk, published, decision)
+		if err != nil {
+			return fmt.Errorf("linkage: %w", err)
+		}
+		if ms.risk, err = link.Figures(ctx); err != nil {
+			return err
+		}
+		if err := w.st.CheckLinkage(ms.risk); err != nil {
+			return err
+		}
 	}
 	if fig.Rows.Out, err = out.merge(ctx, cfg, w, t.buckets, shards, ms, fig.Mobility); err != nil {
 		return err
@@ -124,7 +136,9 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, shards func(*
 		}
 	}
 	if ms != nil {
-		ms.figures(fig, groups, t.n[countUtilCut] > 0)
+		if err := ms.figures(ctx, fig, groups, t.n[countUtilCut] > 0); err != nil {
+			return err
+		}
 	}
 	if fig.DP, err = out.release(cfg, rel); err != nil {
 		return err

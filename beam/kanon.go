@@ -20,8 +20,9 @@ func packFields(vals []string) []byte {
 	return b
 }
 
-// apply generalises the quasi-identifiers, removes suppressed classes and
-// projects the written columns. members receives each (class, subject)
+// apply generalises the quasi-identifiers and removes suppressed classes:
+// the rows in the Gen layout (the caller projects the written columns,
+// after the trace gate and the linkage measure). members receives each (class, subject)
 // membership of the written rows once per batch, for verification.
 // kept, when not nil, is called with the index of every row written.
 func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, base int64, members func(string, int64), kept func(int)) (arrow.RecordBatch, int64, error) {
@@ -99,13 +100,11 @@ func (f *classFn) apply(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		}
 	}
 	full := array.NewRecordBatch(st.Gen(), cols, int64(n))
-	defer full.Release()
-	proj := st.Project(full)
 	if suppressed == 0 {
-		return proj, 0, nil
+		return full, 0, nil
 	}
-	defer proj.Release()
-	out, err := compute.FilterRecordBatch(ctx, proj, mask, compute.DefaultFilterOptions())
+	defer full.Release()
+	out, err := compute.FilterRecordBatch(ctx, full, mask, compute.DefaultFilterOptions())
 	if err != nil {
 		return nil, 0, fmt.Errorf("kanon: suppressing rows: %w", err)
 	}

@@ -29,9 +29,11 @@ import (
 //     raw side is a CombinePerKey of sums, row counts and distinct subjects
 //     capped at min_subjects; the written side is summed by the commit step,
 //     which reads every written row anyway.
-//   - risk (linkage of published traces, unicity at published precision
-//     and at raw GPS precision) is not computed: the report says so
-//     (risk.not_computed) and a policy with mobility.max_linkage fails.
+//   - risk (linkage of published traces, unicity at the published
+//     precision before and after, and at raw GPS precision): the Runner's
+//     measure (anonymize.Linkage), its partial states merged (linkage.go):
+//     the commit step draws the figures and checks mobility.max_linkage
+//     with the report builder's check before any output file is written.
 
 // countUtilCut counts raw rows outside the utility window.
 const countUtilCut = "utility_cut"
@@ -419,13 +421,9 @@ type measures struct {
 	win  window
 	cut  bool
 	out  map[meanGroup]*MeanPart
+	// risk are the linkage measure's figures (every partial state merged).
+	risk *anonymize.RiskFigures
 }
-
-// riskNotComputed says why a Beam report has no risk block: the linkage
-// and unicity measures (package linkage) run in the Runner's pass hooks,
-// which Beam does not call, so a policy setting mobility.max_linkage fails
-// in the report builder rather than publish what it cannot check.
-const riskNotComputed = "the linkage and unicity measures are not computed on Beam yet (their samples merge across workers, package linkage, but the pipeline does not run them)"
 
 func newMeasures(w *worker, starts func(*WindowStart) bool) (*measures, error) {
 	p := w.p
@@ -476,13 +474,12 @@ func (ms *measures) addOut(_ context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
-// figures adds the utility figures to fig and says that the risk figures
-// are not computed.
-func (ms *measures) figures(fig *anonymize.Figures, groups func(*UtilGroup) bool, rawCut bool) {
+// figures adds the risk and utility figures to fig.
+func (ms *measures) figures(ctx context.Context, fig *anonymize.Figures, groups func(*UtilGroup) bool, rawCut bool) error {
 	m := ms.w.p.Mobility
-	fig.RiskNotComputed = riskNotComputed
+	fig.Risk = ms.risk
 	if !ms.util {
-		return
+		return nil
 	}
 	minS, tol := m.Utility.Thresholds()
 	comparer := mobility.NewMeanComparer(minS, tol)
@@ -496,6 +493,7 @@ func (ms *measures) figures(fig *anonymize.Figures, groups func(*UtilGroup) bool
 		comparer.Observe(g.Sum, g.N, relSum, relN)
 	}
 	fig.Utility = &anonymize.UtilityFigures{MeanComparison: comparer.Result(), Windowed: ms.cut || rawCut}
+	return nil
 }
 
 // ---- the re-linking lint ----

@@ -23,6 +23,7 @@ import (
 	"github.com/tarnkappe/tarnkappe/anonymize"
 	"github.com/tarnkappe/tarnkappe/arrowio"
 	"github.com/tarnkappe/tarnkappe/dp"
+	"github.com/tarnkappe/tarnkappe/linkage"
 )
 
 // Config is what the pipeline graph carries to every worker: the policy
@@ -62,6 +63,14 @@ type Config struct {
 	// contribution bounding and of trip segmentation (each shard's rows are
 	// sorted by one worker); 0 means 16.
 	Shards int
+	// MeasureKey (linkage.KeySize bytes) keys the samples of the linkage
+	// and unicity measures (which subjects, traces and points are drawn;
+	// anonymize.MeasureOptions.Key): every worker must draw the same. Nil
+	// means a fresh random key drawn by Anonymize, so that nobody can shape
+	// the data around the sample; it travels in the graph (it decides a
+	// sample, it protects no value). Tests set it, and give the same key to
+	// the single-machine Runner to compare the figures.
+	MeasureKey []byte
 }
 
 // Validate checks the fields every step needs.
@@ -82,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s: BatchSize must be >= 0, got %d", fn, c.BatchSize)
 	case c.Shards < 0:
 		return fmt.Errorf("%s: Shards must be >= 0, got %d", fn, c.Shards)
+	case c.MeasureKey != nil && len(c.MeasureKey) != linkage.KeySize:
+		return fmt.Errorf("%s: MeasureKey must be %d bytes, got %d", fn, linkage.KeySize, len(c.MeasureKey))
 	}
 	w, err := newWorker(c)
 	if err != nil {
@@ -535,11 +546,24 @@ type classFn struct {
 	sup map[string]bool
 	cf  *cellFilter
 	pub map[int64]bool
+	// micro holds the merged microaggregation sums (nil without
+	// microaggregated columns).
+	micro *anonymize.MicroAgg
+	// seal seals the linkage measure (nil: not measured here, e.g.
+	// Generalize alone); link indexes the bundle's written rows.
+	seal *sealInputs
+	link *anonymize.Linkage
 }
 
 // load reads the side inputs once.
-func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool) error {
+func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool, micro func(*[]byte) bool,
+	cands func(*RiskPart) bool) error {
 	p := f.w.p
+	m, err := loadMicro(f.w, micro)
+	if err != nil {
+		return err
+	}
+	f.micro = m
 	d, err := decodeDecision(decision)
 	if err != nil {
 		return err
@@ -572,19 +596,37 @@ func (f *classFn) load(decision func(*[]byte) bool, thin func(*Below) bool, stat
 			}
 		}
 	}
+	if p.Mobility != nil {
+		// The linkage measure's candidates, sealed with the trace gate's
+		// ids and the search's levels, as the Runner seals them.
+		si := &sealInputs{d: d}
+		var rp RiskPart
+		for cands(&rp) {
+			if rp.Kind == riskCands && rp.State != nil {
+				si.cands = append(si.cands, rp.State)
+			}
+		}
+		if len(si.cands) > 0 {
+			for id := range f.pub {
+				si.ids = append(si.ids, id)
+			}
+			f.seal = si
+		}
+	}
 	f.ok = true
 	return nil
 }
 
 func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]byte) bool, thin func(*Below) bool, state func(*[]byte) bool, published func(*int64) bool,
-	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64)) (err error) {
+	micro func(*[]byte) bool, cands func(*RiskPart) bool,
+	emit func(Batch), members func(string, int64), groups func(string, CapSet), count func(string, int64), _ func(RiskPart)) (err error) {
 	defer func() {
 		if err != nil {
 			err = b.fail(f.Cfg, err)
 		}
 	}()
 	if !f.ok {
-		if err := f.load(decision, thin, state, published); err != nil {
+		if err := f.load(decision, thin, state, published, micro, cands); err != nil {
 			return err
 		}
 	}
@@ -593,7 +635,11 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	if err != nil {
 		return err
 	}
-	defer func() { rec.Release() }()
+	defer func() {
+		if rec != nil { // a step that failed released it
+			rec.Release()
+		}
+	}()
 	if err := f.w.checkTrans(rec.Schema()); err != nil {
 		return err
 	}
@@ -601,6 +647,18 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 	if m := f.w.p.Mobility; m != nil {
 		if rec, err = f.cells(ctx, mem, rec, b.Base, count); err != nil {
 			return err
+		}
+		if f.micro != nil {
+			// Each microaggregated value becomes its group's mean, after
+			// cell suppression and before k-anonymity, as in the Runner's
+			// pass 2.
+			m, err := f.micro.Apply(rec)
+			rec.Release()
+			if err != nil {
+				rec = nil
+				return err
+			}
+			rec = m
 		}
 		if g, err = groupKeys(f.w.p, rec, b.Base); err != nil {
 			return fmt.Errorf("mobility: %w", err)
@@ -615,16 +673,32 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 		kept = func(i int) { addTo(out, g[i], subj[i], f.w.p.Mobility.K, true) }
 	}
-	res, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
+	gen, suppressed, err := f.apply(ctx, mem, rec, b.Base, members, kept)
 	if err != nil {
 		return err
 	}
 	if m := f.w.p.Mobility; m != nil && m.TraceK > 0 {
 		// Last, as on one machine: what it counts are written rows.
-		if res, err = f.detach(mem, res, count); err != nil {
+		if gen, err = f.detach(mem, gen, count); err != nil {
 			return err
 		}
 	}
+	if f.seal != nil {
+		// The written rows, before the dropped columns go (the trace unit
+		// may be one of them), as the Runner's measures see them.
+		if f.link == nil {
+			if f.link, err = f.seal.sealed(f.w); err != nil {
+				gen.Release()
+				return fmt.Errorf("linkage: %w", err)
+			}
+		}
+		if err := f.link.Written(ctx, gen); err != nil {
+			gen.Release()
+			return err
+		}
+	}
+	res := f.w.st.Project(gen)
+	gen.Release()
 	defer res.Release()
 	if err := f.countBuckets(res, count); err != nil {
 		return err
@@ -642,6 +716,22 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		return err
 	}
 	emit(ob)
+	return nil
+}
+
+// FinishBundle emits the state of the bundle's linkage index (the written
+// rows), which the commit step merges.
+func (f *classFn) FinishBundle(_ func(*[]byte) bool, _ func(*Below) bool, _ func(*[]byte) bool, _ func(*int64) bool, _ func(*[]byte) bool, _ func(*RiskPart) bool,
+	_ func(Batch), _ func(string, int64), _ func(string, CapSet), _ func(string, int64), risk func(RiskPart)) error {
+	if f.link == nil {
+		return nil
+	}
+	st, err := f.link.PublishedState()
+	f.link = nil
+	if err != nil {
+		return fmt.Errorf("tarnkappe/beam: linkage: %w", err)
+	}
+	risk(RiskPart{Kind: riskPub, State: st})
 	return nil
 }
 
@@ -744,22 +834,35 @@ func (f *classFn) countBuckets(res arrow.RecordBatch, count func(string, int64))
 // written classes (for independent verification) and row counts, or an
 // error when the policy does not parse.
 func Generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
-	return generalize(s, cfg, trans)
+	out, decision, classes, counts, _, err = generalize(s, cfg, trans, beam.CreateList(s, []RiskPart{}))
+	return out, decision, classes, counts, err
 }
 
-func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision, classes, counts beam.PCollection, err error) {
+// generalizeSides are generalize's further outputs, for the linkage
+// measure: the trace gate's published trip ids, the merged
+// microaggregation state and the written rows' linkage states
+// (RiskPart, one per bundle).
+type generalizeSides struct {
+	published, micro, written beam.PCollection
+}
+
+// generalize is Generalize; cands are the linkage measure's merged
+// candidates (RiskCandidates), for indexing the written rows (an empty
+// collection: no linkage measure).
+func generalize(s beam.Scope, cfg Config, trans, cands beam.PCollection) (out, decision, classes, counts beam.PCollection, sides generalizeSides, err error) {
 	s = s.Scope("tarnkappe.Generalize")
 	p, err := anonymize.ParsePolicy(cfg.PolicyFile, cfg.Policy)
 	if err != nil {
-		return out, decision, classes, counts, fmt.Errorf("tarnkappe/beam: %w", err)
+		return out, decision, classes, counts, sides, fmt.Errorf("tarnkappe/beam: %w", err)
 	}
 	if err := supported(p); err != nil {
-		return out, decision, classes, counts, err
+		return out, decision, classes, counts, sides, err
 	}
 	// Without mobility the mobility side inputs are empty.
 	thin := beam.CreateList(s, []Below{})
 	state := beam.CreateList(s, [][]byte{})
 	published := beam.CreateList(s, []int64{})
+	micro := Micro(s, cfg, p, trans)
 	var extra []beam.PCollection
 	if m := p.Mobility; m != nil {
 		thin = beam.ParDo(s, &belowFn{K: m.K}, beam.CombinePerKey(s, capSetFn{K: m.K}, beam.ParDo(s, &cellsFn{workerDoFn: wf(cfg)}, trans)))
@@ -785,9 +888,10 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	} else {
 		decision = beam.CreateList(s, [][]byte{})
 	}
-	var members, groups beam.PCollection
-	out, members, groups, counts = beam.ParDo4(s, &classFn{workerDoFn: wf(cfg)}, trans,
-		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published})
+	var members, groups, written beam.PCollection
+	out, members, groups, counts, written = beam.ParDo5(s, &classFn{workerDoFn: wf(cfg)}, trans,
+		beam.SideInput{Input: decision}, beam.SideInput{Input: thin}, beam.SideInput{Input: state}, beam.SideInput{Input: published},
+		beam.SideInput{Input: micro}, beam.SideInput{Input: cands})
 	distinct := beam.CombinePerKey(s, sumInt64, members)
 	perClass := beam.CombinePerKey(s, sumInt64, beam.ParDo(s, memberClass, distinct))
 	classes = beam.ParDo(s, toEntry, perClass)
@@ -800,7 +904,7 @@ func generalize(s beam.Scope, cfg Config, trans beam.PCollection) (out, decision
 	if len(extra) > 0 {
 		counts = beam.Flatten(s, append([]beam.PCollection{counts}, extra...)...)
 	}
-	return out, decision, classes, counts, nil
+	return out, decision, classes, counts, generalizeSides{published: published, micro: micro, written: written}, nil
 }
 
 func sumInt64(a, b int64) int64 { return a + b }
@@ -1089,6 +1193,12 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.MeasureKey == nil {
+		cfg.MeasureKey = make([]byte, linkage.KeySize)
+		if _, err := rand.Read(cfg.MeasureKey); err != nil {
+			return err
+		}
+	}
 	w, err := newWorker(cfg)
 	if err != nil {
 		return err
@@ -1103,10 +1213,12 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	start := beam.CreateList(s, []WindowStart{})
 	groups := beam.CreateList(s, []UtilGroup{})
 	relink := beam.CreateList(s, [][]byte{})
+	var kept beam.PCollection
 	if hasMobility {
 		// Opt-out first (input row numbers known), then trips per subject;
 		// the column actions run on the trips.
-		kept, oCounts := OptOut(s, cfg, raw)
+		var oCounts beam.PCollection
+		kept, oCounts = OptOut(s, cfg, raw)
 		trans, tCounts = Trips(s, cfg, kept)
 		allCounts = append(allCounts, oCounts)
 		var mCounts beam.PCollection
@@ -1117,9 +1229,17 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	} else {
 		trans, tCounts = beam.ParDo2(s.Scope("tarnkappe.OptOutPseudonymize"), &transformFn{workerDoFn: wf(cfg), OptOut: true, Columns: true}, raw)
 	}
-	out, decision, classes, gCounts, err := generalize(s, cfg, trans)
+	cands := beam.CreateList(s, []RiskPart{})
+	if hasMobility {
+		cands = RiskCandidates(s, cfg, trans)
+	}
+	out, decision, classes, gCounts, sides, err := generalize(s, cfg, trans, cands)
 	if err != nil {
 		return err
+	}
+	risk := beam.CreateList(s, []RiskPart{})
+	if hasMobility {
+		risk = Risk(s, cfg, kept, trans, cands, sides.published, decision, sides.micro, sides.written)
 	}
 	shards := beam.ParDo(s.Scope("tarnkappe.WriteShards"), &shardWriteFn{Cfg: cfg}, out)
 	counts := beam.CombinePerKey(s, sumInt64, beam.Flatten(s, append(allCounts, tCounts, gCounts)...))
@@ -1131,7 +1251,8 @@ func Anonymize(s beam.Scope, cfg Config) error {
 	beam.ParDo0(fin, &finalizeFn{Cfg: cfg}, beam.Impulse(fin),
 		beam.SideInput{Input: shards}, beam.SideInput{Input: counts}, beam.SideInput{Input: decision},
 		beam.SideInput{Input: classes}, beam.SideInput{Input: rel},
-		beam.SideInput{Input: start}, beam.SideInput{Input: groups}, beam.SideInput{Input: relink})
+		beam.SideInput{Input: start}, beam.SideInput{Input: groups}, beam.SideInput{Input: relink},
+		beam.SideInput{Input: risk}, beam.SideInput{Input: sides.published})
 	return nil
 }
 

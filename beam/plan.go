@@ -67,12 +67,18 @@ func newWorkerMem(cfg Config, mem memory.Allocator) (w *worker, err error) {
 	noSink := func(*arrow.Schema) (anonymize.Sink, error) {
 		return nil, errors.New("tarnkappe/beam: internal: the Runner's release sink is not used")
 	}
-	// Every worker keys the re-linking lint's partial states alike (they
-	// merge in the commit step): a key derived from the policy, not a
-	// secret — the states hold 64-bit hashes of published values and
-	// subjects, and the shuffles carry the raw rows anyway.
-	lintKey := sha256.Sum256(append([]byte("tarnkappe/beam relink lint\x00"), cfg.Policy...))
-	measure := anonymize.MeasureOptions{Key: lintKey[:]}
+	// Every worker keys the measures' samples and the re-linking lint's
+	// partial states alike (they merge): Config.MeasureKey, which
+	// Anonymize draws at random when unset. Without one (a step built by
+	// hand) a key derived from the policy: the states hold 64-bit hashes
+	// of published values and subjects, and the shuffles carry the raw
+	// rows anyway; only the sample would be predictable.
+	key := cfg.MeasureKey
+	if key == nil {
+		k := sha256.Sum256(append([]byte("tarnkappe/beam relink lint\x00"), cfg.Policy...))
+		key = k[:]
+	}
+	measure := anonymize.MeasureOptions{Key: key}
 	if w.r, err = anonymize.NewRunner(anonymize.Options{Policy: p, Keyring: w.kr, Mem: mem, Workers: 1, Release: noSink, Measure: measure}); err != nil {
 		return nil, err
 	}
@@ -99,22 +105,14 @@ func supported(p *anonymize.Policy) error {
 		}
 	}
 	if m := p.Mobility; m != nil {
-		// UnicityPoints and Utility configure measurements of the report
-		// (risk.*.unicity, mobility.utility), made by Measures and the
-		// commit step.
+		// UnicityPoints, Utility and MaxLinkage configure measurements of
+		// the report (risk.*, mobility.utility), made by Measures, Risk
+		// and the commit step, which checks the limit (the report
+		// builder) before anything is committed.
 		// SubjectColumns only narrows the re-linking lint (relinkFn).
-		// MaxLinkage is refused: Beam does not measure linkage (the report
-		// says so), so it could not check the limit.
 		if f := unknownSet(*m, "Time", "Lat", "Lon", "TripGap", "TrimMetres", "TrimTime", "CellResolution", "CellColumn", "K",
-			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility", "SubjectColumns"); f != "" {
+			"Scope", "TripIDColumn", "Endpoints", "TraceK", "UnicityPoints", "Utility", "SubjectColumns", "MaxLinkage"); f != "" {
 			return fmt.Errorf("tarnkappe/beam: mobility field %s is not supported on Beam yet", f)
-		}
-	}
-	for _, c := range p.Columns {
-		// The Runner replaces the value by its (cell, hour) group's mean
-		// in pass 2; Beam would publish it unchanged.
-		if c.Action == anonymize.ActionMicroaggregate {
-			return fmt.Errorf("tarnkappe/beam: columns.%s: microaggregate is not supported on Beam yet", c.Name)
 		}
 	}
 	if r := p.Release; r != nil {

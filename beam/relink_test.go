@@ -15,27 +15,17 @@ import (
 	"github.com/tarnkappe/tarnkappe/examples/brakedisc"
 )
 
-// TestSupportedRefusesLinkagePolicy: the example policy microaggregates
-// readings and sets mobility.max_linkage; Beam implements neither, so it
-// refuses the policy rather than publish raw readings or a run whose
-// linkage nobody checked.
-func TestSupportedRefusesLinkagePolicy(t *testing.T) {
-	for _, tc := range []struct {
-		name, from, to, want string
-	}{
-		{"microaggregate", "  max_linkage: 0.05\n", "", "columns.speed_kmh: microaggregate is not supported on Beam yet"},
-		{"max_linkage", "microaggregate", "keep", "mobility field MaxLinkage is not supported on Beam yet"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pol := strings.ReplaceAll(string(brakedisc.DemoPolicy()), tc.from, tc.to)
-			p, err := anonymize.ParsePolicy("policy.yaml", []byte(pol))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := supported(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
-		})
+// TestSupportedExamplePolicy: Beam runs every field of the example policy
+// (microaggregate, mobility.max_linkage) and of the one before issue #12.
+func TestSupportedExamplePolicy(t *testing.T) {
+	for name, pol := range map[string][]byte{"policy.yaml": brakedisc.DemoPolicy(), "policy-attributes.yaml": brakedisc.AttributesPolicy()} {
+		p, err := anonymize.ParsePolicy(name, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := supported(p); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
@@ -47,6 +37,8 @@ func TestPrismRelinkLint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Beam pipeline on prism")
 	}
+	// The policy before issue #12: no mobility.max_linkage, which a
+	// plate kept beside trips (linkage 100%) would trip first.
 	f := newDemoFixture(t, 60, 6_000, 1024)
 	withPlate(t, f.input)
 	f.withPolicyEdits(t, [2]string{"  pad_wear_mm: drop\n", "  pad_wear_mm: drop\n  plate: keep\n"})
@@ -121,5 +113,33 @@ func withPlate(t *testing.T, path string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrismMaxLinkageFailsClosed: the policy before issue #12 with
+// mobility.max_linkage links nearly every published trip; Beam measures
+// it as the single machine does and fails with the same message (the
+// measured share, its interval and the columns that drive it), and writes
+// nothing: no output, release or report.
+func TestPrismMaxLinkageFailsClosed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Beam pipeline on prism")
+	}
+	f := newDemoFixture(t, 100, 8_000, 2048)
+	f.withPolicyEdits(t, [2]string{"  unicity_points: 4\n", "  unicity_points: 4\n  max_linkage: 0.05\n"})
+	_, werr := f.singleRun(t, f.input, f.dir+"/single.parquet")
+	_, err := runPrism(t, f.cfg)
+	if werr == nil || err == nil {
+		t.Fatalf("single machine %v, beam %v: both must fail", werr, err)
+	}
+	_, wmsg, _ := strings.Cut(werr.Error(), "linkage: ")
+	_, msg, _ := strings.Cut(err.Error(), "linkage: ")
+	if wmsg == "" || msg != wmsg || !strings.Contains(msg, "mobility.max_linkage") || !strings.Contains(msg, "speed_kmh") {
+		t.Errorf("beam: %v\nsingle machine: %v", err, werr)
+	}
+	for _, p := range []string{f.cfg.Output, f.cfg.ReleaseOutput, f.cfg.Report} {
+		if _, serr := os.Stat(p); !os.IsNotExist(serr) {
+			t.Errorf("beam wrote %s after failing: %v", p, serr)
+		}
 	}
 }

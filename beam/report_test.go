@@ -48,11 +48,37 @@ var engineFields = regexp.MustCompile(`^(tool|input|output|started|duration_seco
 // clamp bound).
 var drawnFields = regexp.MustCompile(`^dp\.verdict\.aggregates\[\d+\]\.at_bound$`)
 
-// Report fields of the linkage and unicity measures, which Beam does not
-// compute: the single machine has them (and lists them as measured beside
-// the anonymised data's guarantees), Beam says why not (risk.not_computed;
-// checkRiskNotComputed).
-var runnerOnlyFields = regexp.MustCompile(`^(risk\.(method\..*|unicity_note|(before|after)\.(unicity|linkage)[a-z_]*(\[\d\])?)|outputs\[0\]\.measured\[\d+\])$`)
+// Report fields that depend on the trip ids (random in both engines,
+// crypto/rand): under scope trip the linkage measure's keyed draws — which
+// published trips are sampled (when there are more than the sample), which
+// of them are diagnosed per column (the first 300 by priority) and which
+// points the unicity draws — are keyed by the trip's id, so each engine
+// draws another sample of the same design. They must be present in both;
+// equal when the sample is every published trip and all are diagnosed
+// (tripDrawnFields picks which apply).
+var (
+	tripUnicityFields = regexp.MustCompile(`^risk\.after\.unicity(_ci\[\d\])?$`)
+	tripDiagFields    = regexp.MustCompile(`^risk\.method\.linkage_(diagnosed|drivers|without).*$`)
+	tripSampleFields  = regexp.MustCompile(`^(risk\.(after\.linkage.*|method\.traces_(sampled|census|evicted)|unicity_note)|outputs\[\d\]\.measured\[\d+\])$`)
+)
+
+// tripDrawnFields reports whether field p of the single machine's report
+// want depends on which trips the engine's random ids drew.
+func tripDrawnFields(want *anonymize.Report, p string) bool {
+	if want.Mobility == nil || want.Mobility.Scope != "trip" || want.Risk == nil || want.Risk.Method == nil {
+		return false
+	}
+	m := want.Risk.Method
+	switch {
+	case tripUnicityFields.MatchString(p):
+		return true
+	case tripDiagFields.MatchString(p):
+		return m.TracesSampled > 300 || !m.TracesCensus
+	case tripSampleFields.MatchString(p):
+		return !m.TracesCensus
+	}
+	return false
+}
 
 // Report fields equal up to the order of floating-point additions.
 var sumFields = regexp.MustCompile(`^(mobility\.utility\.(max_rel_err|mean_rel_err|within_fraction)|kanon\.(information_loss|column_loss)\..*)$`)
@@ -65,16 +91,16 @@ func compareReports(t *testing.T, got, want *anonymize.Report) {
 	g, w := reportFields(t, got), reportFields(t, want)
 	var missing, extra []string
 	for p := range w {
-		if _, ok := g[p]; !ok && !runnerOnlyFields.MatchString(p) && !drawnFields.MatchString(p) {
+		if _, ok := g[p]; !ok && !drawnFields.MatchString(p) && !(tripDiagFields.MatchString(p) && tripDrawnFields(want, p)) {
 			missing = append(missing, p)
 		}
 	}
 	for p := range g {
-		if _, ok := w[p]; !ok && p != "risk.not_computed" && !drawnFields.MatchString(p) {
+		if _, ok := w[p]; !ok && !drawnFields.MatchString(p) && !(tripDiagFields.MatchString(p) && tripDrawnFields(want, p)) {
 			extra = append(extra, p)
 		}
 	}
-	checkRiskNotComputed(t, got, want)
+	checkRiskComputed(t, got, want)
 	slices.Sort(missing)
 	slices.Sort(extra)
 	if len(missing) > 0 || len(extra) > 0 {
@@ -82,7 +108,7 @@ func compareReports(t *testing.T, got, want *anonymize.Report) {
 	}
 	for p, wv := range w {
 		gv, ok := g[p]
-		if !ok || engineFields.MatchString(p) {
+		if !ok || engineFields.MatchString(p) || tripDrawnFields(want, p) {
 			continue
 		}
 		if sumFields.MatchString(p) {
@@ -134,17 +160,18 @@ func reportFields(t *testing.T, rep *anonymize.Report) map[string]any {
 	return out
 }
 
-// checkRiskNotComputed: Beam's report has no linkage or unicity figure and
-// says why; the single machine's has them (with a mobility block).
-func checkRiskNotComputed(t *testing.T, got, want *anonymize.Report) {
+// checkRiskComputed: with a mobility block both reports hold the linkage
+// and unicity figures (compareReports compares them field by field: the
+// same keyed samples, merged exactly on Beam, give the same figures).
+func checkRiskComputed(t *testing.T, got, want *anonymize.Report) {
 	t.Helper()
 	if want.Mobility == nil {
 		return
 	}
-	if want.Risk == nil || want.Risk.After.Linkage == nil || want.Risk.Before.Unicity == nil || want.Risk.NotComputed != "" {
-		t.Errorf("single machine: linkage and unicity missing: %+v", want.Risk)
-	}
-	if got.Risk == nil || got.Risk.NotComputed == "" || got.Risk.After.Linkage != nil || got.Risk.Before.Unicity != nil || got.Risk.Method != nil {
-		t.Errorf("beam: want risk.not_computed and no linkage or unicity figure, got %+v", got.Risk)
+	for name, r := range map[string]*anonymize.Report{"single machine": want, "beam": got} {
+		if r.Risk == nil || r.Risk.After.Linkage == nil || r.Risk.Before.Unicity == nil || r.Risk.Before.UnicityRawGPS == nil ||
+			r.Risk.After.Unicity == nil || r.Risk.NotComputed != "" || r.Risk.Method == nil {
+			t.Errorf("%s: linkage and unicity missing: %+v", name, r.Risk)
+		}
 	}
 }

@@ -158,7 +158,7 @@ func TestWorkerNoLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 		suppressed += s
-		if out.NumRows()+s != trans.NumRows() || !out.Schema().Equal(w.st.Output()) {
+		if out.NumRows()+s != trans.NumRows() || !out.Schema().Equal(w.st.Gen()) {
 			t.Fatalf("apply: %d rows out + %d suppressed of %d", out.NumRows(), s, trans.NumRows())
 		}
 		sub, err := takeRows(ctx, mem, trans, []int32{0, 2, 4})

@@ -85,6 +85,7 @@ const (
 	magicCands   = 0x746b6c6331 // "tklc1"
 	magicRaw     = 0x746b6c7231 // "tklr1"
 	magicSubject = 0x746b6c7331 // "tkls1"
+	magicPub     = 0x746b6c7031 // "tklp1"
 )
 
 // Candidates returns the state of phase 1 (the candidates offered so far)
@@ -215,6 +216,106 @@ func (t *Traces) MergeRaw(b []byte) error {
 			t.pairs += len(diag) / 2
 		}
 		t.pairs -= compactPairs(&bl.raw, &bl.rawSorted)
+	}
+	if d.err != nil {
+		return fmt.Errorf("%s: %w", fn, d.err)
+	}
+	t.bound()
+	return nil
+}
+
+// PublishedState returns what Published indexed (phase 2): the sampled
+// traces' published points (and diagnosis rows) and the published rows of
+// their blocks, for MergePublished on another Traces sealed with the same
+// candidates.
+func (t *Traces) PublishedState() ([]byte, error) {
+	if t.phase != 2 {
+		return nil, errors.New("linkage.Traces.PublishedState: call Seal first (and not after Result)")
+	}
+	e := &enc{}
+	e.u(magicPub)
+	var trs []*trace
+	for _, tr := range t.traces {
+		if len(tr.points) > 0 {
+			trs = append(trs, tr)
+		}
+	}
+	e.n(len(trs))
+	for _, tr := range trs {
+		e.u(tr.unit)
+		e.n(len(tr.points))
+		for _, p := range tr.points {
+			e.u(p.block)
+			e.u(p.point)
+		}
+		e.us(tr.cols)
+	}
+	keys := make([]uint64, 0, len(t.blocks))
+	for b, bl := range t.blocks {
+		if len(bl.pub) > 0 {
+			keys = append(keys, b)
+		}
+	}
+	slices.Sort(keys)
+	e.n(len(keys))
+	for _, b := range keys {
+		bl := t.blocks[b]
+		compactPairs(&bl.pub, &bl.pubSorted)
+		e.u(b)
+		e.pairs(bl.pub)
+	}
+	return e.b, nil
+}
+
+// MergePublished adds another Traces' published index (phase 2; same
+// options, Key and candidates), keeping the traces and blocks this one
+// still holds.
+func (t *Traces) MergePublished(b []byte) error {
+	const fn = "linkage.Traces.MergePublished"
+	if t.phase != 2 {
+		return fmt.Errorf("%s: call Seal first (and not after Result)", fn)
+	}
+	d := &dec{b: b}
+	if d.u() != magicPub {
+		return fmt.Errorf("%s: not a published state", fn)
+	}
+	ncol := len(t.opts.Columns)
+	n := d.n(24)
+	for range n {
+		unit := d.u()
+		np := d.n(16)
+		pts := make([]bpoint, 0, np)
+		for range np {
+			pts = append(pts, bpoint{d.u(), d.u()})
+		}
+		cols := d.us()
+		if d.err != nil {
+			break
+		}
+		tr := t.byUnit[unit]
+		if tr == nil {
+			continue // not sampled here, or evicted
+		}
+		tr.points = append(tr.points, pts...)
+		t.pairs += len(pts)
+		if tr.diag && len(cols)%max(ncol, 1) == 0 {
+			tr.cols = append(tr.cols, cols...)
+			t.pairs += len(cols) / 2
+		}
+	}
+	nb := d.n(16)
+	for range nb {
+		key, pub := d.u(), d.pairs()
+		if d.err != nil {
+			break
+		}
+		bl := t.blocks[key]
+		if bl == nil {
+			continue
+		}
+		bl.pub = append(bl.pub, pub...)
+		t.pairs += len(pub)
+		t.pairs -= compactPairs(&bl.pub, &bl.pubSorted)
 	}
 	if d.err != nil {
 		return fmt.Errorf("%s: %w", fn, d.err)

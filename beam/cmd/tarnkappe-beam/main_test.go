@@ -15,9 +15,10 @@ import (
 	"github.com/tarnkappe/tarnkappe/pseudonym"
 )
 
-// TestRunPrism runs the command on prism over a small fleet with the demo
-// policy (mobility block included, as examples/beam/README.md does) and
-// checks the files and report fields.
+// TestRunPrism runs the command on prism over a small fleet with the
+// example policy (as the demo and examples/beam/README.md run it:
+// microaggregation, the linkage measure and its limit) and checks the
+// files and report fields.
 func TestRunPrism(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := realMain(nil, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage") {
@@ -28,7 +29,7 @@ func TestRunPrism(t *testing.T) {
 	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "fleet.parquet")
-	if err := brakedisc.WriteFile(context.Background(), in, brakedisc.Config{Vehicles: 200, Rows: 10_000, Seed: 3}, memory.NewGoAllocator()); err != nil {
+	if err := brakedisc.WriteFile(context.Background(), in, brakedisc.Config{Vehicles: 300, Rows: 30_000, Seed: 3}, memory.NewGoAllocator()); err != nil {
 		t.Fatal(err)
 	}
 	kr, err := pseudonym.NewKeyring()
@@ -40,7 +41,9 @@ func TestRunPrism(t *testing.T) {
 	}
 	kr.Destroy()
 	os.WriteFile(filepath.Join(dir, "optout.txt"), nil, 0o600)
-	os.WriteFile(filepath.Join(dir, "policy.yaml"), brakedisc.AttributesPolicy(), 0o600)
+	// The example policy, as the demo runs it (mobility.max_linkage
+	// included: the fleet is large enough for its sample's interval).
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), brakedisc.DemoPolicy(), 0o600)
 	out := filepath.Join(dir, "out.parquet")
 	report := filepath.Join(dir, "report.json")
 	stderr.Reset()
@@ -54,13 +57,9 @@ func TestRunPrism(t *testing.T) {
 		}
 	}
 	var rep struct {
-		Rows  struct{ In, Out, Suppressed, Filtered int64 }
-		Keys  map[string]string
-		Kanon struct {
-			K              int
-			Transformation map[string]int
-		}
-		DP struct {
+		Rows struct{ In, Out, Suppressed, Filtered int64 }
+		Keys map[string]string
+		DP   struct {
 			EpsilonSpent float64 `json:"epsilon_spent"`
 			Selection    string
 		}
@@ -68,19 +67,22 @@ func TestRunPrism(t *testing.T) {
 			Trips          int64
 			TripsPublished int64 `json:"trips_published"`
 		}
+		Risk struct {
+			After struct{ Linkage *float64 }
+		}
 	}
 	raw, _ := os.ReadFile(report)
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Rows.In != 10_000 || rep.Rows.In != rep.Rows.Out+rep.Rows.Suppressed+rep.Rows.Filtered {
+	if rep.Rows.In != 30_000 || rep.Rows.In != rep.Rows.Out+rep.Rows.Suppressed+rep.Rows.Filtered {
 		t.Errorf("rows: %+v", rep.Rows)
 	}
-	if rep.Kanon.K != 10 || len(rep.Kanon.Transformation) != 4 || rep.Keys["optout"] == "" || rep.DP.EpsilonSpent <= 0 ||
-		rep.DP.Selection != "public" || rep.Mobility.Trips == 0 {
+	if rep.Risk.After.Linkage == nil || *rep.Risk.After.Linkage > 0.05 || rep.Keys["optout"] == "" || rep.DP.EpsilonSpent <= 0 ||
+		rep.DP.Selection != "public" || rep.Mobility.Trips == 0 || rep.Mobility.TripsPublished == 0 {
 		t.Errorf("report: %s", raw)
 	}
-	if !strings.Contains(stderr.String(), "rows in 10000") {
+	if !strings.Contains(stderr.String(), "rows in 30000") {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 }
