@@ -22,6 +22,14 @@ type AttackOptions struct {
 	Levels map[string]int
 	// Measure sizes and keys the samples, as for Run.
 	Measure MeasureOptions
+	// Reopen, when set, opens the raw readings again from their first
+	// row. Raw rows not in time order (a vehicle-by-vehicle export, a
+	// shuffled file) are then sorted by subject and time, in bounded
+	// memory with encrypted temporary files in TempDir, and the attack
+	// runs again on the sorted rows. Without it such rows are an error.
+	Reopen func() (array.RecordReader, error)
+	// TempDir holds the sort's files; "" means os.TempDir().
+	TempDir string
 }
 
 // AttackReport is what Attack measured: the same figures a run reports
@@ -51,10 +59,46 @@ type AttackReport struct {
 // microaggregated columns at the values the output publishes for their
 // cell-hour — so a keyed column needs the Runner's keyring. The policy's
 // opt-out is not applied: the adversary's raw readings include everyone.
-// Rows must come in an order the trip segmenter can stream (time order),
-// as for Run.
+// Rows in time order stream; rows in any other order need opts.Reopen
+// (they are sorted by subject and time, as Run sorts its input).
 func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published func() (array.RecordReader, error), opts AttackOptions) (*AttackReport, error) {
 	const fn = "anonymize.Runner.Attack"
+	rep, err := r.attack(ctx, raw, nil, published, opts)
+	if err == nil || opts.Reopen == nil || !errors.Is(err, mobility.ErrOrder) {
+		return rep, err
+	}
+	again, err := opts.Reopen()
+	if err != nil {
+		return nil, fmt.Errorf("%s: opening the raw readings again to sort them: %w", fn, err)
+	}
+	defer again.Release()
+	if !again.Schema().Equal(raw.Schema()) {
+		return nil, fmt.Errorf("%s: AttackOptions.Reopen returned a reader with another schema", fn)
+	}
+	nb := newNumbered(again, r.mem)
+	sorted, err := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
+		Subject: r.p.Subject, Time: r.p.Mobility.Time, TempDir: opts.TempDir, Mem: r.mem,
+		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
+	nb.Release() // the sort has read it all
+	if err != nil {
+		return nil, fmt.Errorf("%s: raw: sorting by subject and time: %w", fn, err)
+	}
+	defer sorted.Close()
+	return r.attack(ctx, sorted, raw.Schema(), published, opts)
+}
+
+// attack is Attack over raw as it comes (schema nil: in time order) or
+// sorted by subject and time, each batch with its data rows as a last
+// column (numbered) and schema the raw file's.
+func (r *Runner) attack(ctx context.Context, raw array.RecordReader, schema *arrow.Schema, published func() (array.RecordReader, error), opts AttackOptions) (*AttackReport, error) {
+	const fn = "anonymize.Runner.Attack"
+	sorted := schema != nil
+	order := mobility.OrderTime // the raw file in time order, as Run first tries
+	if sorted {
+		order = mobility.OrderSubject
+	} else {
+		schema = raw.Schema()
+	}
 	p := r.p
 	m := p.Mobility
 	if m == nil {
@@ -63,7 +107,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	if err := opts.Measure.check(fn); err != nil {
 		return nil, err
 	}
-	pl, err := r.makePlan(raw.Schema(), mobility.OrderTime) // the raw file in time order, as Run first tries
+	pl, err := r.makePlan(schema, order)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
@@ -118,7 +162,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	}
 	// Phase 2: the raw readings at published precision, then the
 	// published rows again.
-	if err := r.attackRaw(ctx, raw, pl, lm); err != nil {
+	if err := r.attackRaw(ctx, raw, sorted, pl, lm); err != nil {
 		return nil, fmt.Errorf("%s: raw: %w", fn, err)
 	}
 	if err := pub.scan(ctx, func(rec arrow.RecordBatch) error { return pub.index(rec) }); err != nil {
@@ -141,7 +185,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 
 // attackRaw projects the raw rows to the published precision with the
 // policy's steps and indexes them.
-func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, pl *plan, lm *linkageMeasure) error {
+func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, sorted bool, pl *plan, lm *linkageMeasure) error {
 	var base int64
 	project := func(rec arrow.RecordBatch) error {
 		defer rec.Release()
@@ -172,11 +216,7 @@ func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, pl *plan
 		}
 		return lm.indexRaw(trans)
 	}
-	for raw.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec := raw.RecordBatch()
+	read := func(rec arrow.RecordBatch, span RowSpan) error {
 		if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {
 			return fmt.Errorf("the batch from row %d on has a different schema from the first", base+1)
 		}
@@ -185,10 +225,33 @@ func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, pl *plan
 		}
 		trips, err := pl.seg.Push(ctx, rec)
 		if err != nil {
-			return fmt.Errorf("trips: %w", RowSpan{Base: base}.Locate(err, base, rec.NumRows()))
+			return fmt.Errorf("trips: %w", span.Locate(err, base, rec.NumRows()))
 		}
 		base += rec.NumRows()
-		if err := project(trips); err != nil {
+		return project(trips)
+	}
+	for raw.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec := raw.RecordBatch()
+		if !sorted {
+			if err := read(rec, RowSpan{Base: base}); err != nil {
+				return err
+			}
+			continue
+		}
+		// Take the data rows off (numbered) before any stage sees the
+		// batch.
+		n := int(rec.NumCols()) - 1
+		rows, ok := rec.Column(n).(*array.Int64)
+		if n < 0 || !ok {
+			return errors.New("internal error: the sorted raw rows carry no data rows")
+		}
+		split := array.NewRecordBatch(pl.in, rec.Columns()[:n], rec.NumRows())
+		err := read(split, RowSpan{Base: base, Input: slices.Clone(rows.Int64Values())})
+		split.Release()
+		if err != nil {
 			return err
 		}
 	}

@@ -56,7 +56,10 @@ the columns that drive it, and the unicity at published precision before
 (raw subjects) and after (published traces). It is the run's own measure
 (risk.after.linkage in the report), from files. The truth of a trip is not
 in the files, so no linkage_correct under scope trip. --seed fixes the
-sample; by default it is drawn under a fresh random key.`,
+sample; by default it is drawn under a fresh random key. RAW may come in
+any order: rows not in time order are sorted by subject and time (bounded
+memory, encrypted temporary files) from a second reading of the file; on
+stdin they must be in time order.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRisk(cmd, f) },
 	}

@@ -98,9 +98,17 @@ func linkageRisk(cmd *cobra.Command, f *riskFlags) (*anonymize.AttackReport, err
 	open := func() (array.RecordReader, error) {
 		return arrowio.Open(ctx, l.published, arrowio.OpenOptions{Mem: mem})
 	}
+	hint := "the published file must be the output of the policy"
+	if l.raw != "-" {
+		// Raw rows in another order than time are sorted (encrypted
+		// temporary files), from a second reading of the file.
+		opts.Reopen = func() (array.RecordReader, error) { return arrowio.Open(ctx, l.raw, rawOpts) }
+	} else {
+		hint += ", and raw rows on stdin in time order (give a file to have them sorted)"
+	}
 	rep, err := r.Attack(ctx, raw, open, opts)
 	if err != nil {
-		return nil, usageError(err, "the published file must be the output of the policy, and the raw file in time order")
+		return nil, usageError(err, hint)
 	}
 	return rep, nil
 }

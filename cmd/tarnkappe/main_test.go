@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/tarnkappe/tarnkappe/arrowio"
 )
 
 // TestMain lets testscript run the CLI in-process as the "tarnkappe" command,
@@ -77,9 +84,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"paused": cmdPaused,
-			"signal": cmdSignal,
-			"only":   cmdOnly,
+			"paused":  cmdPaused,
+			"signal":  cmdSignal,
+			"only":    cmdOnly,
+			"shuffle": cmdShuffle,
 		},
 	})
 }
@@ -152,4 +160,73 @@ func cmdOnly(ts *testscript.TestScript, neg bool, args []string) {
 	if !slices.Equal(got, want) {
 		ts.Fatalf("%s holds [%s], want [%s]", filepath.Clean(args[0]), strings.Join(got, " "), strings.Join(want, " "))
 	}
+}
+
+// cmdShuffle is "shuffle IN OUT": OUT holds IN's rows in a fixed random
+// order (input any order must handle); OUT ending in .arrows is an Arrow
+// IPC stream (stdin's format), else any format arrowio writes.
+func cmdShuffle(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: shuffle IN OUT")
+	}
+	ctx := context.Background()
+	src, err := arrowio.Open(ctx, ts.MkAbs(args[0]), arrowio.OpenOptions{})
+	ts.Check(err)
+	defer src.Close()
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	for src.Next() {
+		rec := src.RecordBatch()
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	ts.Check(src.Err())
+	tab := array.NewTableFromRecords(src.Schema(), recs)
+	defer tab.Release()
+	perm := shufflePerm(tab.NumRows())
+	defer perm.Release()
+	all, err := compute.Take(ctx, *compute.DefaultTakeOptions(), compute.NewDatumWithoutOwning(tab), compute.NewDatumWithoutOwning(perm))
+	ts.Check(err)
+	defer all.Release()
+	out := all.(*compute.TableDatum).Value
+	rd := array.NewTableReader(out, 4096)
+	defer rd.Release()
+	if strings.HasSuffix(args[1], ".arrows") {
+		// An Arrow IPC stream, what the CLI reads on stdin.
+		f, err := os.Create(ts.MkAbs(args[1]))
+		ts.Check(err)
+		defer f.Close()
+		w := ipc.NewWriter(f, ipc.WithSchema(out.Schema()))
+		for rd.Next() {
+			ts.Check(w.Write(rd.RecordBatch()))
+		}
+		ts.Check(w.Close())
+		return
+	}
+	sink, err := arrowio.Create(ts.MkAbs(args[1]), out.Schema(), arrowio.CreateOptions{})
+	ts.Check(err)
+	for rd.Next() {
+		if err := sink.Write(rd.RecordBatch()); err != nil {
+			sink.Abort()
+			ts.Fatalf("shuffle: %v", err)
+		}
+	}
+	ts.Check(sink.Commit())
+}
+
+func shufflePerm(n int64) arrow.Array {
+	perm := make([]int64, n)
+	for i := range perm {
+		perm[i] = int64(i)
+	}
+	rng := rand.New(rand.NewPCG(12, 7))
+	rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	defer b.Release()
+	b.AppendValues(perm, nil)
+	return b.NewArray()
 }
