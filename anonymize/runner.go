@@ -81,8 +81,11 @@ type Options struct {
 	// OnStep, when not nil, is called on Run's goroutine as each step
 	// begins: "pass 1", "decide", "pass 2", "write", "finish", and "commit"
 	// (every output complete and synced, none in place yet), for progress
-	// and logs. Run checks ctx after it returns: a hook that waits delays the
-	// run, and a cancellation meanwhile ends it with nothing written.
+	// and logs. "pass 1" comes again each time the input step starts pass 1
+	// over in another order (input_details.order in the report says which
+	// order the run read). Run checks ctx after it returns: a hook that
+	// waits delays the run, and a cancellation meanwhile ends it with
+	// nothing written.
 	OnStep func(ctx context.Context, step string)
 	// Input, Output and ReleaseOutput name the data in the report only.
 	Input, Output, ReleaseOutput string
