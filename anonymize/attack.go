@@ -75,11 +75,7 @@ func (r *Runner) Attack(ctx context.Context, raw array.RecordReader, published f
 	if !again.Schema().Equal(raw.Schema()) {
 		return nil, fmt.Errorf("%s: AttackOptions.Reopen returned a reader with another schema", fn)
 	}
-	nb := newNumbered(again, r.mem)
-	sorted, err := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
-		Subject: r.p.Subject, Time: r.p.Mobility.Time, TempDir: opts.TempDir, Mem: r.mem,
-		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
-	nb.Release() // the sort has read it all
+	sorted, err := r.sortBySubjectTime(ctx, again, opts.TempDir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: raw: sorting by subject and time: %w", fn, err)
 	}
@@ -241,15 +237,12 @@ func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, sorted b
 			}
 			continue
 		}
-		// Take the data rows off (numbered) before any stage sees the
-		// batch.
-		n := int(rec.NumCols()) - 1
-		rows, ok := rec.Column(n).(*array.Int64)
-		if n < 0 || !ok {
-			return errors.New("internal error: the sorted raw rows carry no data rows")
+		// Take the data rows off before any stage sees the batch.
+		split, rows, err := splitDataRows(pl.in, rec)
+		if err != nil {
+			return err
 		}
-		split := array.NewRecordBatch(pl.in, rec.Columns()[:n], rec.NumRows())
-		err := read(split, RowSpan{Base: base, Input: slices.Clone(rows.Int64Values())})
+		err = read(split, RowSpan{Base: base, Input: rows})
 		split.Release()
 		if err != nil {
 			return err

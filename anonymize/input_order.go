@@ -164,20 +164,28 @@ func (in *inputOrder) retry(ctx context.Context, err error, grouped bool) (bool,
 	if ferr != nil {
 		return false, fmt.Errorf("reading the input again after %w: %w", err, ferr)
 	}
-	m := in.r.p.Mobility
-	nb := newNumbered(again, in.r.mem)
-	nb.bar = in.r.progress("sorting by subject and time", in.r.opts.ProgressTotal)
-	s, serr := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
-		Subject: in.r.p.Subject, Time: m.Time, TempDir: in.tmp.Path(), Mem: in.r.mem,
-		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
-	nb.bar.done()
-	nb.Release() // the sort has read it all
+	s, serr := in.r.sortBySubjectTime(ctx, again, in.tmp.Path(), in.r.progress("sorting by subject and time", in.r.opts.ProgressTotal))
 	if serr != nil {
 		return false, fmt.Errorf("sorting the input by subject and time: %w", serr)
 	}
 	in.owned = append(in.owned, s)
 	in.cur, in.runs = s, s.Runs()
 	return true, nil
+}
+
+// sortBySubjectTime sorts src by the policy's subject and time, each row
+// carrying its data row (from 1) as a last column (numbered; splitDataRows
+// takes it off), with encrypted runs in dir. bar, if not nil, counts the
+// rows read.
+func (r *Runner) sortBySubjectTime(ctx context.Context, src array.RecordReader, dir string, bar *progress) (*mobility.SortedReader, error) {
+	nb := newNumbered(src, r.mem)
+	nb.bar = bar
+	s, err := mobility.SortBySubjectTime(ctx, nb, mobility.SortOptions{
+		Subject: r.p.Subject, Time: r.p.Mobility.Time, TempDir: dir, Mem: r.mem,
+		MaxRowsInMemory: sortRunRows, BatchSize: sortBatchRows})
+	nb.bar.done()
+	nb.Release() // the sort has read it all
+	return s, err
 }
 
 // The sort's memory: runs of sortRunRows rows (peak about three times a
@@ -270,12 +278,19 @@ func (in *inputOrder) close() {
 // releases) and returns the batch without it and each row's data row.
 func (in *inputOrder) split(rec arrow.RecordBatch) (arrow.RecordBatch, []int64, error) {
 	defer rec.Release()
+	return splitDataRows(in.schema, rec)
+}
+
+// splitDataRows takes the data-row column (numbered) off a sorted batch:
+// the batch in schema, and the data row of each of its rows. rec stays the
+// caller's.
+func splitDataRows(schema *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, []int64, error) {
 	n := int(rec.NumCols()) - 1
 	rows, ok := rec.Column(n).(*array.Int64)
 	if n < 0 || !ok {
 		return nil, nil, errors.New("internal error: the sorted input carries no data rows")
 	}
-	out := array.NewRecordBatch(in.schema, rec.Columns()[:n], rec.NumRows())
+	out := array.NewRecordBatch(schema, rec.Columns()[:n], rec.NumRows())
 	return out, slices.Clone(rows.Int64Values()), nil
 }
 
