@@ -202,15 +202,7 @@ func (r *Runner) attackRaw(ctx context.Context, raw array.RecordReader, sorted b
 			return err
 		}
 		defer trans.Release()
-		if lm.micro != nil {
-			m, err := lm.micro.apply(r.mem, trans, lm.micro.schema)
-			if err != nil {
-				return err
-			}
-			defer m.Release()
-			trans = m
-		}
-		return lm.indexRaw(trans)
+		return lm.indexRaw(r.mem, trans, lm.micro)
 	}
 	read := func(rec arrow.RecordBatch, span RowSpan) error {
 		if !slices.EqualFunc(rec.Schema().Fields(), pl.in.Fields(), func(a, b arrow.Field) bool { return a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type) }) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/tarnkappe/tarnkappe/linkage"
 )
@@ -190,8 +191,17 @@ func (lm *linkageMeasure) spilled(ctx context.Context, rec arrow.RecordBatch) er
 }
 
 // indexRaw indexes raw rows at published precision on the caller's
-// goroutine (Runner.Attack).
-func (lm *linkageMeasure) indexRaw(rec arrow.RecordBatch) error {
+// goroutine (Runner.Attack, Steps): their microaggregated columns first
+// become the means of micro (nil: the policy microaggregates nothing).
+func (lm *linkageMeasure) indexRaw(mem memory.Allocator, rec arrow.RecordBatch, micro *microAgg) error {
+	if micro != nil {
+		m, err := micro.apply(mem, rec)
+		if err != nil {
+			return err
+		}
+		defer m.Release()
+		rec = m
+	}
 	subj, cols, err := lm.rawKeys(rec)
 	if err != nil {
 		return err

@@ -89,16 +89,7 @@ func (a *microAgg) pass1(_ context.Context, rec arrow.RecordBatch, _ int64) erro
 	last, g := uint64(0), int32(-1)
 	for _, b := range blocks {
 		if b != last || g < 0 {
-			var ok bool
-			if g, ok = a.groups[b]; !ok {
-				g = int32(len(a.groups))
-				a.groups[b] = g
-				for c := range a.cols {
-					a.sums[c] = append(a.sums[c], fsum.Sum{})
-					a.counts[c] = append(a.counts[c], 0)
-				}
-			}
-			last = b
+			g, last = a.group(b), b
 		}
 		gs = append(gs, g)
 	}
@@ -129,9 +120,8 @@ func (a *microAgg) pass1(_ context.Context, rec arrow.RecordBatch, _ int64) erro
 
 // apply returns rec (in the trans layout: the cell and time columns as
 // pass 1 had them) with every microaggregated column replaced by its
-// group's mean, in the schema out (a.schema, or the generalised schema
-// when the quasi-identifiers are generalised already).
-func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch, out *arrow.Schema) (arrow.RecordBatch, error) {
+// group's mean, in a.schema.
+func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	blocks, err := a.blocks(rec)
 	if err != nil {
 		return nil, fmt.Errorf("microaggregate: %w", err)
@@ -175,7 +165,7 @@ func (a *microAgg) apply(mem memory.Allocator, rec arrow.RecordBatch, out *arrow
 		owned = append(owned, arr)
 		cols[col] = arr
 	}
-	return array.NewRecordBatch(out, cols, rec.NumRows()), nil
+	return array.NewRecordBatch(a.schema, cols, rec.NumRows()), nil
 }
 
 // observePublished takes the group values from a published file
@@ -188,17 +178,9 @@ func (a *microAgg) observePublished(rec arrow.RecordBatch, cell, ts int, cols []
 	if err != nil {
 		return fmt.Errorf("microaggregate: %w", err)
 	}
+	a.means = nil
 	for i, b := range blocks {
-		g, ok := a.groups[b]
-		if !ok {
-			g = int32(len(a.groups))
-			a.groups[b] = g
-			for c := range a.cols {
-				a.sums[c] = append(a.sums[c], fsum.Sum{})
-				a.counts[c] = append(a.counts[c], 0)
-			}
-		}
-		a.means = nil
+		g := a.group(b)
 		for c, col := range cols {
 			arr := rec.Column(col)
 			if arr.IsNull(i) {
@@ -213,6 +195,21 @@ func (a *microAgg) observePublished(rec arrow.RecordBatch, cell, ts int, cols []
 		}
 	}
 	return nil
+}
+
+// group returns the index of the (cell, bucket) group whose key is key,
+// adding an empty group when there is none yet.
+func (a *microAgg) group(key uint64) int32 {
+	if g, ok := a.groups[key]; ok {
+		return g
+	}
+	g := int32(len(a.groups))
+	a.groups[key] = g
+	for c := range a.cols {
+		a.sums[c] = append(a.sums[c], fsum.Sum{})
+		a.counts[c] = append(a.counts[c], 0)
+	}
+	return g
 }
 
 func growU64(b []uint64, n int) []uint64 {

@@ -87,7 +87,7 @@ func (ru *run) pass2Batches(ctx context.Context, rd *ipc.Reader, kr *kanonResult
 		if ru.micro != nil {
 			// Microaggregated columns become their group's mean (float64),
 			// once for the measures and the rows written.
-			m, err := ru.micro.apply(mem, rec, ru.micro.schema)
+			m, err := ru.micro.apply(mem, rec)
 			rec.Release()
 			if err != nil {
 				return c, err

@@ -107,15 +107,11 @@ func (l *Linkage) Seal(gated bool, published []int64, d *KAnonDecision) error {
 // its microaggregated columns replaced by m's means (m nil: the policy
 // microaggregates nothing).
 func (l *Linkage) Spilled(_ context.Context, rec arrow.RecordBatch, m *MicroAgg) error {
+	var a *microAgg
 	if m != nil {
-		g, err := m.a.apply(l.s.r.mem, rec, m.a.schema)
-		if err != nil {
-			return err
-		}
-		defer g.Release()
-		rec = g
+		a = m.a
 	}
-	return l.lm.indexRaw(rec)
+	return l.lm.indexRaw(l.s.r.mem, rec, a)
 }
 
 // RawState is the state of Spilled's index of the raw readings, for

@@ -8,8 +8,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/tarnkappe/tarnkappe/internal/fsum"
 )
 
 // MicroAgg is microaggregation (the microaggregate column action, micro.go)
@@ -51,7 +49,7 @@ func (m *MicroAgg) Schema() *arrow.Schema { return m.a.schema }
 // its group's mean (null where the group has no value), in Schema. The
 // caller releases the result.
 func (m *MicroAgg) Apply(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-	return m.a.apply(m.mem, rec, m.a.schema)
+	return m.a.apply(m.mem, rec)
 }
 
 const magicMicro = 0x746b6d6131 // "tkma1"
@@ -102,15 +100,7 @@ func (m *MicroAgg) Merge(b []byte) error {
 		}
 		key := binary.LittleEndian.Uint64(b)
 		b = b[8:]
-		g, ok := a.groups[key]
-		if !ok {
-			g = int32(len(a.groups))
-			a.groups[key] = g
-			for c := range a.cols {
-				a.sums[c] = append(a.sums[c], fsum.Sum{})
-				a.counts[c] = append(a.counts[c], 0)
-			}
-		}
+		g := a.group(key)
 		for c := range a.cols {
 			cnt, k := binary.Uvarint(b)
 			if k <= 0 || cnt > 1<<62 {
