@@ -113,14 +113,11 @@ func (f *riskOfferFn) ProcessElement(ctx context.Context, b Batch, emit func(Ris
 	if b.Rows == 0 {
 		return nil
 	}
-	rec, err := b.decode(memory.DefaultAllocator)
+	rec, err := f.w.decodeTrans(b, memory.DefaultAllocator)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return err
-	}
 	if f.l == nil {
 		if f.l, err = linkageFor(f.w); err != nil {
 			return err
@@ -220,14 +217,11 @@ func (f *riskSpillFn) ProcessElement(ctx context.Context, b Batch, cands func(*R
 		}
 		f.l = l
 	}
-	rec, err := b.decode(memory.DefaultAllocator)
+	rec, err := f.w.decodeTrans(b, memory.DefaultAllocator)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return err
-	}
 	if err := f.l.Spilled(ctx, rec, f.micro); err != nil {
 		return b.fail(f.Cfg, err)
 	}

@@ -518,14 +518,11 @@ func (f *relinkFn) ProcessElement(ctx context.Context, b Batch, emit func([]byte
 	if b.Rows == 0 || f.none {
 		return nil
 	}
-	rec, err := b.decode(memory.DefaultAllocator)
+	rec, err := f.w.decodeTrans(b, memory.DefaultAllocator)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return err
-	}
 	if f.l == nil {
 		if f.l, err = f.w.st.NewRelinkLint(); err != nil || f.l == nil {
 			return err

@@ -46,14 +46,11 @@ func (f *microFn) ProcessElement(ctx context.Context, b Batch, emit func([]byte)
 	if b.Rows == 0 {
 		return nil
 	}
-	rec, err := b.decode(memory.DefaultAllocator)
+	rec, err := f.w.decodeTrans(b, memory.DefaultAllocator)
 	if err != nil {
 		return err
 	}
 	defer rec.Release()
-	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return err
-	}
 	if f.m == nil {
 		if f.m = f.w.st.NewMicroAgg(); f.m == nil {
 			return fmt.Errorf("tarnkappe/beam: microaggregate: the plan has no microaggregated column")

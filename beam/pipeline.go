@@ -631,7 +631,7 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 		}
 	}
 	mem := memory.DefaultAllocator
-	rec, err := b.decode(mem)
+	rec, err := f.w.decodeTrans(b, mem)
 	if err != nil {
 		return err
 	}
@@ -640,9 +640,6 @@ func (f *classFn) ProcessElement(ctx context.Context, b Batch, decision func(*[]
 			rec.Release()
 		}
 	}()
-	if err := f.w.checkTrans(rec.Schema()); err != nil {
-		return err
-	}
 	var g []string
 	if m := f.w.p.Mobility; m != nil {
 		if rec, err = f.cells(ctx, mem, rec, b.Base, count); err != nil {

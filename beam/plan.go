@@ -201,15 +201,21 @@ func (w *worker) planInput(ctx context.Context, path string) error {
 	return w.plan(src.Schema())
 }
 
-// checkTrans checks that a batch has the schema of transformed rows.
-func (w *worker) checkTrans(trans *arrow.Schema) error {
+// decodeTrans decodes a batch of transformed rows and checks it has the
+// plan's Trans schema; the caller releases it.
+func (w *worker) decodeTrans(b Batch, mem memory.Allocator) (arrow.RecordBatch, error) {
 	if w.st == nil {
-		return errors.New("internal: the worker has no plan (planInput not called)")
+		return nil, errors.New("internal: the worker has no plan (planInput not called)")
 	}
-	if !w.st.Trans().Equal(trans) {
-		return errors.New("a transformed batch has a different schema from the plan's")
+	rec, err := b.decode(mem)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if !w.st.Trans().Equal(rec.Schema()) {
+		rec.Release()
+		return nil, errors.New("a transformed batch has a different schema from the plan's")
+	}
+	return rec, nil
 }
 
 // transform filters opted-out subjects and applies the column actions to an
